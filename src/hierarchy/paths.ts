@@ -1,0 +1,38 @@
+/**
+ * Key layout of the live hierarchy in the coordination store (the guide's /telemetry/ tree):
+ *   /telemetry/clusters/{c}                       cluster record
+ *   /telemetry/clusters/{c}/hosts/{h}             host record
+ *   /telemetry/clusters/{c}/hosts/{h}/gpus/{g}    GPU record (g = index within the host)
+ * Path segments are URI-encoded so a name containing '/' cannot break the tree.
+ */
+
+export const TELEMETRY_ROOT = '/telemetry/';
+export const CLUSTERS_PREFIX = '/telemetry/clusters/';
+
+const seg = (s: string): string => encodeURIComponent(s);
+
+export const clusterKey = (clusterId: string): string => `${CLUSTERS_PREFIX}${seg(clusterId)}`;
+export const hostsPrefix = (clusterId: string): string => `${clusterKey(clusterId)}/hosts/`;
+export const hostKey = (clusterId: string, hostname: string): string =>
+  `${hostsPrefix(clusterId)}${seg(hostname)}`;
+export const gpusPrefix = (clusterId: string, hostname: string): string =>
+  `${hostKey(clusterId, hostname)}/gpus/`;
+export const gpuKey = (clusterId: string, hostname: string, gpuId: string): string =>
+  `${gpusPrefix(clusterId, hostname)}${seg(gpuId)}`;
+
+/** What a key under /telemetry/clusters/ denotes. */
+export type ParsedKey =
+  | { kind: 'cluster'; clusterId: string }
+  | { kind: 'host'; clusterId: string; hostname: string }
+  | { kind: 'gpu'; clusterId: string; hostname: string; gpuId: string };
+
+/** Parse a hierarchy key; undefined for keys that are not cluster, host or GPU records. */
+export function parseKey(key: string): ParsedKey | undefined {
+  if (!key.startsWith(CLUSTERS_PREFIX)) return undefined;
+  const parts = key.slice(CLUSTERS_PREFIX.length).split('/').map(decodeURIComponent);
+  if (parts.length === 1 && parts[0]) return { kind: 'cluster', clusterId: parts[0] };
+  if (parts.length === 3 && parts[1] === 'hosts') return { kind: 'host', clusterId: parts[0]!, hostname: parts[2]! };
+  if (parts.length === 5 && parts[1] === 'hosts' && parts[3] === 'gpus')
+    return { kind: 'gpu', clusterId: parts[0]!, hostname: parts[2]!, gpuId: parts[4]! };
+  return undefined;
+}

@@ -1,0 +1,60 @@
+/**
+ * Queue port: an at-least-once work queue of opaque payloads (encoded batches) for one topic.
+ *
+ * Delivery contract, for every adapter:
+ * - `enqueue` resolves once the item is durably in the queue (as durable as the backend is).
+ *   While the queue already holds `maxDepth` items or more, `enqueue` waits (backpressure)
+ *   until depth falls below it, or rejects with `QUEUE_CLOSED` when the queue is closed.
+ * - `claim` hands each available item to exactly one consumer at a time, oldest first.
+ *   A claim lasts until `ack`, `release`, or the claim's expiry (`claimTtlMs`, or the
+ *   consumer's lease on backends with leases); an expired claim makes the item claimable again,
+ *   and its next delivery has `deliveries` one higher.
+ * - `ack` removes the item for good, only if this claim still holds it, and returns whether it did.
+ *   Call it only after the work is durable.
+ * - `release` gives the item back for immediate redelivery (also guarded by the claim).
+ * - After `close()`, every method rejects with `QUEUE_CLOSED`; waiting `claim` calls resolve to `[]`.
+ */
+
+/** An item handed to one consumer. */
+export interface ClaimedItem {
+  /** Queue-assigned id, unique within the topic. */
+  id: string;
+  payload: Uint8Array;
+  /** 1 on first delivery, +1 on each redelivery after a lost claim. */
+  deliveries: number;
+  /** Opaque token that proves the claim; adapters put what they need in it. */
+  claimToken: string;
+}
+
+export interface ClaimOptions {
+  /** Most items to return (default 1). */
+  max?: number;
+  /** How long to wait for an item when none is available (default 0: return at once). */
+  waitMs?: number;
+}
+
+export interface Queue {
+  /** Topic this queue serves. */
+  readonly topic: string;
+  /** Add one item; waits while the queue is at its depth bound. Resolves to the item id. */
+  enqueue(payload: Uint8Array): Promise<string>;
+  /** Claim up to `max` items for `consumerId`, waiting up to `waitMs` for the first one. */
+  claim(consumerId: string, options?: ClaimOptions): Promise<ClaimedItem[]>;
+  /** Remove a claimed item for good; false when the claim no longer holds (expired, re-claimed). */
+  ack(item: ClaimedItem): Promise<boolean>;
+  /** Give a claimed item back for redelivery; false when the claim no longer holds. */
+  release(item: ClaimedItem): Promise<boolean>;
+  /** Items enqueued and not yet acked (claimed ones included). */
+  depth(): Promise<number>;
+  /** Stop: pending waits end, later calls reject with QUEUE_CLOSED. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Settings every queue adapter accepts. */
+export interface QueueOptions {
+  topic: string;
+  /** Backpressure bound on items held (default 1000). */
+  maxDepth?: number;
+  /** How long a claim lasts without ack on backends without consumer leases (default 30 s). */
+  claimTtlMs?: number;
+}
