@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+/**
+ * The `nexus-telemetry` command line: `start` (all-in-one), `streamer`, `collector`, `api`, `generate`.
+ * Flags override environment variables, which override defaults (see docs/configuration.md).
+ */
+import { Command, Option } from 'commander';
+import { loadConfig, type Config } from '../config/config.js';
+import { NexusError } from '../errors.js';
+import { writeDcgmCsv } from '../generate/generator.js';
+import { bundledSamplePath } from '../runtime/bundled-sample.js';
+import { startEmbedded } from '../runtime/embedded.js';
+import { createLogger } from '../util/logger.js';
+
+const program = new Command();
+program
+  .name('nexus-telemetry')
+  .description('GPU telemetry pipeline: DCGM CSV -> queue -> collector -> live hierarchy + time series -> API')
+  .version('0.1.0');
+
+/** Flags shared by the commands that run pipeline parts; each maps to an environment variable. */
+function withCommonFlags(command: Command): Command {
+  return command
+    .option('--cluster-id <id>', 'cluster id (CLUSTER_ID)')
+    .option('--host <address>', 'API bind address (HOST)')
+    .option('--port <port>', 'API port (PORT)')
+    .option('--data-dir <dir>', 'where embedded data lives (DATA_DIR)')
+    .option('--memory', 'keep nothing on disk (MEMORY=true)')
+    .option('--batch-size <rows>', 'rows per queued batch (BATCH_SIZE)')
+    .option('--workers <n>', 'concurrent batch handlers (WORKERS)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LOG_LEVEL)');
+}
+
+interface CommonFlags {
+  clusterId?: string;
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  memory?: boolean;
+  batchSize?: string;
+  workers?: string;
+  logLevel?: string;
+}
+
+function configFrom(flags: CommonFlags): Config {
+  return loadConfig(process.env, {
+    CLUSTER_ID: flags.clusterId,
+    HOST: flags.host,
+    PORT: flags.port,
+    DATA_DIR: flags.dataDir,
+    MEMORY: flags.memory,
+    BATCH_SIZE: flags.batchSize,
+    WORKERS: flags.workers,
+    LOG_LEVEL: flags.logLevel,
+  });
+}
+
+withCommonFlags(program.command('start'))
+  .description('run the whole pipeline in one process (embedded mode) and ingest a source (default: the bundled sample)')
+  .argument('[source]', 'CSV file, directory of *.csv files, or - for stdin', bundledSamplePath())
+  .option('--follow', 'keep reading a growing file')
+  .option('--loop', 'replay the source forever')
+  .addOption(new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows').choices(['original', 'now']).default('original'))
+  .option('--no-ingest', 'serve the API on stored data without ingesting')
+  .action(async (source: string, flags: CommonFlags & { follow?: boolean; loop?: boolean; timestamps: 'original' | 'now'; ingest: boolean }) => {
+    const config = configFrom(flags);
+    const logger = createLogger(config.LOG_LEVEL);
+    const runtime = await startEmbedded({ config, logger });
+    const abort = new AbortController();
+    let stopping = false;
+    const shutdown = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      abort.abort();
+      await runtime.close();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+    print(`nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`);
+    if (flags.ingest) {
+      print(`ingesting ${source}${flags.follow ? ' (following)' : ''}${flags.loop ? ' (looping)' : ''} ...`);
+      const summary = await runtime.ingest({
+        spec: source,
+        follow: flags.follow,
+        loop: flags.loop,
+        timestamps: flags.timestamps,
+        signal: abort.signal,
+        progress: true,
+      });
+      const stored = await runtime.store.countSamples();
+      const clusters = await runtime.app.inject({ method: 'GET', url: `/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}` });
+      const meta = (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata;
+      print(
+        `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad, see /api/v1/dead-letters) in ${summary.seconds.toFixed(1)} s; ` +
+          `${stored.toLocaleString('en-US')} samples stored; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`,
+      );
+    }
+    print(`try: curl ${runtime.address}/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}   (Ctrl-C to stop)`);
+  });
+
+program
+  .command('generate')
+  .description('write realistic DCGM CSV at any scale (deterministic for a seed)')
+  .requiredOption('-o, --out <file>', 'output CSV path')
+  .option('--hosts <n>', 'number of hosts', '4')
+  .option('--gpus-per-host <n>', 'GPUs per host', '8')
+  .option('--interval <duration>', 'time between samples of one GPU, e.g. 1s, 10s', '10s')
+  .option('--duration <duration>', 'time span covered, e.g. 1h')
+  .option('--rows <n>', 'stop after this many rows (instead of --duration)')
+  .option('--start <time>', 'RFC 3339 time of the first sample', '2025-07-18T20:00:00Z')
+  .option('--seed <n>', 'random seed', '1')
+  .action(async (flags: Record<string, string>) => {
+    const { generateOptionsFromFlags } = await import('../generate/cli-options.js');
+    const options = generateOptionsFromFlags(flags);
+    const result = await writeDcgmCsv(flags.out!, options);
+    print(`wrote ${result.rows.toLocaleString('en-US')} rows to ${flags.out}`);
+  });
+
+for (const role of ['streamer', 'collector', 'api'] as const) {
+  withCommonFlags(program.command(role))
+    .description(`run the ${role} as its own process (needs shared services: ETCD_ENDPOINTS or REDIS_URL, and PostgreSQL)`)
+    .allowUnknownOption(true)
+    .action(() => {
+      throw new NexusError(
+        'CONFIG_INVALID',
+        `'${role}' as a separate process needs a shared queue and store (etcd, Redis, PostgreSQL); ` +
+          `those adapters are not wired into the CLI yet. Use 'nexus-telemetry start' for the embedded pipeline.`,
+      );
+    });
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  const message = error instanceof NexusError ? `${error.code}: ${error.message}` : String(error instanceof Error ? (error.stack ?? error) : error);
+  process.stderr.write(`nexus-telemetry: ${message}\n`);
+  process.exit(error instanceof NexusError && error.code === 'CONFIG_INVALID' ? 2 : 1);
+});

@@ -1,0 +1,292 @@
+/**
+ * Read side of the live hierarchy (Cluster -> Host -> GPU) kept in the coordination store by the
+ * collector. Each call does one prefix range read and groups the records it returns; activity is
+ * derived from `lastSeenMs` against an injected clock, so a host or GPU that stops reporting shows
+ * as inactive within `staleAfterMs`. Records that do not parse are skipped, never fatal.
+ */
+import type { Coordination, KeyValue } from '../ports/coordination.js';
+import type { ClusterRecord, GpuRecord, HostRecord } from '../domain/types.js';
+import { CLUSTERS_PREFIX, clusterKey, hostKey, parseKey } from './paths.js';
+
+/** Host and GPU counts of one cluster; "active" means seen within `staleAfterMs`. */
+export interface ClusterTotals {
+  total_hosts: number;
+  total_gpus: number;
+  active_hosts: number;
+  active_gpus: number;
+}
+
+/** A cluster record with its totals. */
+export interface ClusterSummary extends ClusterRecord {
+  totals: ClusterTotals;
+}
+
+/** A host record with its activity and GPU counts. */
+export interface HostSummary extends HostRecord {
+  active: boolean;
+  gpuCount: number;
+  activeGpuCount: number;
+}
+
+/** A GPU record with its activity. */
+export interface GpuStatus extends GpuRecord {
+  active: boolean;
+}
+
+/** Called for a hierarchy key whose value is not a valid record (it is then skipped). */
+export type InvalidRecordHandler = (key: string, reason: string) => void;
+
+/** Records of one range read, grouped by cluster and host. */
+interface ClusterGroup {
+  clusterId: string;
+  record?: ClusterRecord;
+  hosts: Map<string, HostGroup>;
+}
+interface HostGroup {
+  hostname: string;
+  record?: HostRecord;
+  gpus: GpuRecord[];
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/** Natural order: "hgpu-2" before "hgpu-10", "2" before "10". */
+const naturalCompare = (a: string, b: string): number =>
+  a.localeCompare(b, 'en', { numeric: true }) || (a < b ? -1 : a > b ? 1 : 0);
+
+/** Reads cluster, host and GPU records from a {@link Coordination} store. */
+export class HierarchyReader {
+  /**
+   * @param coordination store the collector writes the hierarchy to
+   * @param staleAfterMs a host or GPU is active while `now() - lastSeenMs <= staleAfterMs`
+   * @param now clock in ms since the epoch (injectable for tests)
+   * @param onInvalidRecord told about records that fail to parse (they are skipped)
+   */
+  constructor(
+    private readonly coordination: Coordination,
+    private readonly staleAfterMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly onInvalidRecord?: InvalidRecordHandler,
+  ) {}
+
+  /** Every cluster with its totals, ordered by cluster id. */
+  async listClusters(): Promise<ClusterSummary[]> {
+    const groups = await this.read(CLUSTERS_PREFIX);
+    const now = this.now();
+    return [...groups.values()]
+      .sort((a, b) => naturalCompare(a.clusterId, b.clusterId))
+      .map((g) => this.summarizeCluster(g, now));
+  }
+
+  /** One cluster with its totals, or undefined when it has no records. */
+  async getCluster(clusterId: string): Promise<ClusterSummary | undefined> {
+    const group = (await this.read(clusterKey(clusterId))).get(clusterId);
+    return group && this.summarizeCluster(group, this.now());
+  }
+
+  /** Hosts of a cluster ordered by hostname, or undefined when the cluster is unknown. */
+  async listHosts(clusterId: string): Promise<HostSummary[] | undefined> {
+    const group = (await this.read(clusterKey(clusterId))).get(clusterId);
+    if (!group) return undefined;
+    const now = this.now();
+    return [...group.hosts.values()]
+      .sort((a, b) => naturalCompare(a.hostname, b.hostname))
+      .map((h) => this.summarizeHost(clusterId, h, now));
+  }
+
+  /** One host, or undefined when the cluster or host is unknown. */
+  async getHost(clusterId: string, hostname: string): Promise<HostSummary | undefined> {
+    const host = await this.readHost(clusterId, hostname);
+    return host && this.summarizeHost(clusterId, host, this.now());
+  }
+
+  /** GPUs of a host ordered by index, or undefined when the cluster or host is unknown. */
+  async listGpus(clusterId: string, hostname: string): Promise<GpuStatus[] | undefined> {
+    const host = await this.readHost(clusterId, hostname);
+    if (!host) return undefined;
+    const now = this.now();
+    return host.gpus.map((g) => this.gpuStatus(g, now));
+  }
+
+  /**
+   * One GPU of a host, by its index within the host (`"0"`) or its UUID (case-insensitive);
+   * undefined when the cluster, host or GPU is unknown.
+   */
+  async getGpu(clusterId: string, hostname: string, gpuIdOrUuid: string): Promise<GpuStatus | undefined> {
+    const host = await this.readHost(clusterId, hostname);
+    if (!host) return undefined;
+    const wanted = gpuIdOrUuid.toLowerCase();
+    const gpu =
+      host.gpus.find((g) => g.gpuId === gpuIdOrUuid) ?? host.gpus.find((g) => g.uuid.toLowerCase() === wanted);
+    return gpu && this.gpuStatus(gpu, this.now());
+  }
+
+  /** The GPU with this UUID (case-insensitive) in any cluster, or undefined. */
+  async findGpuByUuid(uuid: string): Promise<GpuStatus | undefined> {
+    const wanted = uuid.toLowerCase();
+    return (await this.listAllGpus()).find((g) => g.uuid.toLowerCase() === wanted);
+  }
+
+  /** Every GPU of every cluster, ordered by cluster, host and index. */
+  async listAllGpus(): Promise<GpuStatus[]> {
+    const groups = await this.read(CLUSTERS_PREFIX);
+    const now = this.now();
+    const out: GpuStatus[] = [];
+    for (const cluster of [...groups.values()].sort((a, b) => naturalCompare(a.clusterId, b.clusterId))) {
+      for (const host of [...cluster.hosts.values()].sort((a, b) => naturalCompare(a.hostname, b.hostname))) {
+        for (const gpu of host.gpus) out.push(this.gpuStatus(gpu, now));
+      }
+    }
+    return out;
+  }
+
+  private isActive(lastSeenMs: number, now: number): boolean {
+    return now - lastSeenMs <= this.staleAfterMs;
+  }
+
+  private gpuStatus(gpu: GpuRecord, now: number): GpuStatus {
+    return { ...gpu, active: this.isActive(gpu.lastSeenMs, now) };
+  }
+
+  private summarizeHost(clusterId: string, host: HostGroup, now: number): HostSummary {
+    // A host with GPU records but no host record of its own is still shown, seen when its GPUs were.
+    const record: HostRecord = host.record ?? {
+      clusterId,
+      hostname: host.hostname,
+      lastSeenMs: Math.max(0, ...host.gpus.map((g) => g.lastSeenMs)),
+    };
+    return {
+      ...record,
+      active: this.isActive(record.lastSeenMs, now),
+      gpuCount: host.gpus.length,
+      activeGpuCount: host.gpus.filter((g) => this.isActive(g.lastSeenMs, now)).length,
+    };
+  }
+
+  private summarizeCluster(group: ClusterGroup, now: number): ClusterSummary {
+    const hosts = [...group.hosts.values()].map((h) => this.summarizeHost(group.clusterId, h, now));
+    const record: ClusterRecord = group.record ?? {
+      clusterId: group.clusterId,
+      name: group.clusterId,
+      region: '',
+      lastSeenMs: Math.max(0, ...hosts.map((h) => h.lastSeenMs)),
+    };
+    return {
+      ...record,
+      totals: {
+        total_hosts: hosts.length,
+        total_gpus: hosts.reduce((n, h) => n + h.gpuCount, 0),
+        active_hosts: hosts.filter((h) => h.active).length,
+        active_gpus: hosts.reduce((n, h) => n + h.activeGpuCount, 0),
+      },
+    };
+  }
+
+  /** Range the host's prefix once and return its group (undefined when it has no records). */
+  private async readHost(clusterId: string, hostname: string): Promise<HostGroup | undefined> {
+    return (await this.read(hostKey(clusterId, hostname))).get(clusterId)?.hosts.get(hostname);
+  }
+
+  /**
+   * One range read over `prefix`, grouped by cluster and host. Keys that share the prefix but
+   * belong to another cluster or host (`/c/a` is a prefix of `/c/ab`) are grouped under their own
+   * ids, so callers pick the one they asked for.
+   */
+  private async read(prefix: string): Promise<Map<string, ClusterGroup>> {
+    const { kvs } = await this.coordination.range(prefix);
+    const clusters = new Map<string, ClusterGroup>();
+    const clusterOf = (clusterId: string): ClusterGroup => {
+      let group = clusters.get(clusterId);
+      if (!group) clusters.set(clusterId, (group = { clusterId, hosts: new Map() }));
+      return group;
+    };
+    const hostOf = (clusterId: string, hostname: string): HostGroup => {
+      const hosts = clusterOf(clusterId).hosts;
+      let host = hosts.get(hostname);
+      if (!host) hosts.set(hostname, (host = { hostname, gpus: [] }));
+      return host;
+    };
+
+    for (const kv of kvs) {
+      const parsed = parseKey(kv.key);
+      if (!parsed) continue;
+      const value = this.parseValue(kv);
+      if (value === undefined) continue;
+      if (parsed.kind === 'cluster') {
+        const record = toClusterRecord(value, parsed.clusterId);
+        if (record) clusterOf(parsed.clusterId).record = record;
+        else this.onInvalidRecord?.(kv.key, 'not a cluster record');
+      } else if (parsed.kind === 'host') {
+        const record = toHostRecord(value, parsed.clusterId, parsed.hostname);
+        if (record) hostOf(parsed.clusterId, parsed.hostname).record = record;
+        else this.onInvalidRecord?.(kv.key, 'not a host record');
+      } else {
+        const record = toGpuRecord(value, parsed.clusterId, parsed.hostname, parsed.gpuId);
+        if (record) hostOf(parsed.clusterId, parsed.hostname).gpus.push(record);
+        else this.onInvalidRecord?.(kv.key, 'not a GPU record');
+      }
+    }
+    for (const cluster of clusters.values()) {
+      for (const host of cluster.hosts.values()) host.gpus.sort((a, b) => naturalCompare(a.gpuId, b.gpuId));
+    }
+    return clusters;
+  }
+
+  private parseValue(kv: KeyValue): Record<string, unknown> | undefined {
+    try {
+      const value: unknown = JSON.parse(kv.value);
+      if (isObject(value)) return value;
+      this.onInvalidRecord?.(kv.key, 'value is not a JSON object');
+    } catch {
+      this.onInvalidRecord?.(kv.key, 'value is not JSON');
+    }
+    return undefined;
+  }
+}
+
+// The key is the truth for identity fields; the value supplies the rest.
+
+function toClusterRecord(v: Record<string, unknown>, clusterId: string): ClusterRecord | undefined {
+  if (!isFiniteNumber(v.lastSeenMs)) return undefined;
+  return {
+    clusterId,
+    name: isString(v.name) && v.name !== '' ? v.name : clusterId,
+    region: isString(v.region) ? v.region : '',
+    lastSeenMs: v.lastSeenMs,
+  };
+}
+
+function toHostRecord(v: Record<string, unknown>, clusterId: string, hostname: string): HostRecord | undefined {
+  if (!isFiniteNumber(v.lastSeenMs)) return undefined;
+  return { clusterId, hostname, lastSeenMs: v.lastSeenMs };
+}
+
+function toGpuRecord(
+  v: Record<string, unknown>,
+  clusterId: string,
+  hostname: string,
+  gpuId: string,
+): GpuRecord | undefined {
+  if (!isString(v.uuid) || !isFiniteNumber(v.lastSeenMs)) return undefined;
+  const metrics: GpuRecord['metrics'] = {};
+  if (isObject(v.metrics)) {
+    for (const [field, latest] of Object.entries(v.metrics)) {
+      if (isObject(latest) && isFiniteNumber(latest.value) && isFiniteNumber(latest.timestampMs)) {
+        metrics[field] = { value: latest.value, timestampMs: latest.timestampMs };
+      }
+    }
+  }
+  return {
+    clusterId,
+    hostname,
+    gpuId,
+    uuid: v.uuid,
+    device: isString(v.device) ? v.device : '',
+    modelName: isString(v.modelName) ? v.modelName : '',
+    metrics,
+    lastSampleMs: isFiniteNumber(v.lastSampleMs) ? v.lastSampleMs : 0,
+    lastSeenMs: v.lastSeenMs,
+  };
+}

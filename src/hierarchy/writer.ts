@@ -1,0 +1,129 @@
+/**
+ * Keeps the live hierarchy current from written batches: registers clusters, hosts and GPUs the
+ * first time they are seen (hosts' last-seen refreshed every few seconds) and merges each GPU's latest metric values. GPU records are updated with
+ * compare-and-swap on their mod revision, so several collectors (or workers) never lose each other's
+ * values; a metric's latest value only moves forward in time, so a redelivered batch changes nothing old.
+ */
+import type { Batch, ClusterRecord, GpuRecord, HostRecord, Sample } from '../domain/types.js';
+import type { Coordination, KeyValue } from '../ports/coordination.js';
+import { clusterKey, gpuKey, hostKey } from './paths.js';
+
+/** How many GPU records are updated concurrently per batch. */
+const GPU_WRITE_CONCURRENCY = 16;
+/** Attempts of the compare-and-swap loop before giving up on one GPU update. */
+const MAX_CAS_ATTEMPTS = 20;
+/** A host's last-seen time is rewritten at most this often by one writer. */
+const HOST_REFRESH_MS = 10_000;
+
+export interface HierarchyWriterOptions {
+  coordination: Coordination;
+  now?: () => number;
+}
+
+export class HierarchyWriter {
+  private readonly coordination: Coordination;
+  private readonly now: () => number;
+  /** Cluster and host keys this writer wrote, with when: avoids a write per batch per host. */
+  private readonly written = new Map<string, number>();
+  /** Last record and mod revision this writer saw per GPU key: the CAS fast path. */
+  private readonly gpuCache = new Map<string, { record: GpuRecord; modRevision: number }>();
+
+  constructor(options: HierarchyWriterOptions) {
+    this.coordination = options.coordination;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Create or refresh the cluster record (name and region come from configuration). */
+  async registerCluster(record: Omit<ClusterRecord, 'lastSeenMs'>): Promise<void> {
+    const full: ClusterRecord = { ...record, lastSeenMs: this.now() };
+    await this.coordination.put(clusterKey(record.clusterId), JSON.stringify(full));
+  }
+
+  /** Apply the samples of one durable batch to the hierarchy. Idempotent. */
+  async apply(batch: Batch): Promise<void> {
+    const byGpu = new Map<string, Sample[]>();
+    for (const sample of batch.samples) {
+      const key = gpuKey(sample.clusterId, sample.hostname, sample.gpuId);
+      let list = byGpu.get(key);
+      if (!list) byGpu.set(key, (list = []));
+      list.push(sample);
+    }
+    const entries = [...byGpu.entries()];
+    await this.registerHosts(entries.map(([, samples]) => samples[0]!));
+    for (let i = 0; i < entries.length; i += GPU_WRITE_CONCURRENCY) {
+      await Promise.all(entries.slice(i, i + GPU_WRITE_CONCURRENCY).map(([key, s]) => this.mergeGpu(key, s)));
+    }
+  }
+
+  private async registerHosts(samples: Sample[]): Promise<void> {
+    for (const sample of samples) {
+      const now = this.now();
+      const cKey = clusterKey(sample.clusterId);
+      if (!this.written.has(cKey)) {
+        // A cluster seen in data but never configured still appears, with its id as name.
+        const cluster: ClusterRecord = {
+          clusterId: sample.clusterId,
+          name: sample.clusterId,
+          region: 'unknown',
+          lastSeenMs: this.now(),
+        };
+        await this.coordination.txn(
+          [{ key: cKey, target: 'createRevision', op: '=', value: 0 }],
+          [{ type: 'put', key: cKey, value: JSON.stringify(cluster) }],
+        );
+        this.written.set(cKey, now);
+      }
+      const key = hostKey(sample.clusterId, sample.hostname);
+      const lastWrite = this.written.get(key);
+      if (lastWrite !== undefined && now - lastWrite < HOST_REFRESH_MS) continue;
+      const host: HostRecord = { clusterId: sample.clusterId, hostname: sample.hostname, lastSeenMs: now };
+      await this.coordination.put(key, JSON.stringify(host));
+      this.written.set(key, now);
+    }
+  }
+
+  private async mergeGpu(key: string, samples: Sample[]): Promise<void> {
+    let current = this.gpuCache.get(key);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const next = mergeSamples(current?.record, samples, this.now());
+      const result = await this.coordination.txn(
+        [{ key, target: 'modRevision', op: '=', value: current?.modRevision ?? 0 }],
+        [{ type: 'put', key, value: JSON.stringify(next) }],
+        [{ type: 'get', key }],
+      );
+      if (result.succeeded) {
+        this.gpuCache.set(key, { record: next, modRevision: result.revision });
+        return;
+      }
+      current = fromKv(result.gets[0]);
+    }
+    throw new Error(`GPU record ${key} kept changing under ${MAX_CAS_ATTEMPTS} update attempts`);
+  }
+}
+
+function fromKv(kv: KeyValue | undefined): { record: GpuRecord; modRevision: number } | undefined {
+  return kv ? { record: JSON.parse(kv.value) as GpuRecord, modRevision: kv.modRevision } : undefined;
+}
+
+/** Merge samples of one GPU into its record: each metric keeps its newest value. */
+export function mergeSamples(previous: GpuRecord | undefined, samples: Sample[], nowMs: number): GpuRecord {
+  const first = samples[0]!;
+  const metrics = { ...(previous?.metrics ?? {}) };
+  let lastSampleMs = previous?.lastSampleMs ?? 0;
+  for (const s of samples) {
+    const old = metrics[s.metric];
+    if (!old || s.timestampMs >= old.timestampMs) metrics[s.metric] = { value: s.value, timestampMs: s.timestampMs };
+    if (s.timestampMs > lastSampleMs) lastSampleMs = s.timestampMs;
+  }
+  return {
+    clusterId: first.clusterId,
+    hostname: first.hostname,
+    gpuId: first.gpuId,
+    uuid: first.uuid,
+    device: first.device,
+    modelName: first.modelName,
+    metrics,
+    lastSampleMs,
+    lastSeenMs: nowMs,
+  };
+}

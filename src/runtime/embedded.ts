@@ -1,0 +1,152 @@
+/**
+ * Composition root of embedded mode: everything in one process with no external services.
+ * In-process queue and coordination, PGlite samples under DATA_DIR (or in memory), the collector,
+ * the REST API, and a streamer run per ingest call. Only this module picks adapters.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createEmbeddedCoordination } from '../adapters/embedded/coordination.js';
+import { createEmbeddedQueue } from '../adapters/embedded/queue.js';
+import { createPgliteSampleStore } from '../adapters/pglite/sample-store.js';
+import { buildApp } from '../api/app.js';
+import { Collector } from '../collector/collector.js';
+import { clusterName, type Config } from '../config/config.js';
+import { HierarchyWriter } from '../hierarchy/writer.js';
+import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
+import type { Coordination } from '../ports/coordination.js';
+import type { Queue } from '../ports/queue.js';
+import type { SampleStore } from '../ports/sample-store.js';
+import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
+import { sleep } from '../util/backoff.js';
+import type { Logger } from '../util/logger.js';
+
+export interface EmbeddedRuntimeOptions {
+  config: Config;
+  logger: Logger;
+  /** Listen on HOST:PORT (default true); false builds the app for inject() only. */
+  listen?: boolean;
+}
+
+export interface IngestOptions extends StreamInput {
+  timestamps?: 'original' | 'now';
+  progress?: boolean;
+}
+
+/** A running embedded pipeline. */
+export interface EmbeddedRuntime {
+  readonly config: Config;
+  readonly coordination: Coordination;
+  readonly queue: Queue;
+  readonly store: SampleStore;
+  readonly metrics: PipelineMetrics;
+  readonly collector: Collector;
+  readonly app: FastifyInstance;
+  /** `http://host:port` when listening. */
+  readonly address: string | undefined;
+  /** Stream a source through the queue and wait until the collector has stored all of it. */
+  ingest(input: IngestOptions): Promise<StreamSummary>;
+  /** Resolve once every queued batch has been acked. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Start the embedded pipeline (collector running, API listening unless `listen: false`). */
+export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<EmbeddedRuntime> {
+  const { config, logger } = options;
+  const metrics = createPipelineMetrics();
+  const coordination = createEmbeddedCoordination();
+  const queue = createEmbeddedQueue({ topic: 'telemetry', maxDepth: config.QUEUE_MAX_DEPTH });
+  const store = config.MEMORY
+    ? await createPgliteSampleStore({ memory: true })
+    : await createPgliteSampleStore({ dataDir: join(config.DATA_DIR, 'pglite') });
+  await store.migrate();
+
+  const hierarchy = new HierarchyWriter({ coordination });
+  await hierarchy.registerCluster({
+    clusterId: config.CLUSTER_ID,
+    name: clusterName(config),
+    region: config.CLUSTER_REGION,
+  });
+
+  const collector = new Collector({
+    queues: [queue],
+    store,
+    hierarchy,
+    consumerId: config.COLLECTOR_ID,
+    workers: config.WORKERS,
+    pollIntervalMs: config.POLL_INTERVAL,
+    logger,
+    metrics,
+  });
+  collector.start();
+
+  const app = await buildApp({
+    coordination,
+    store,
+    logger,
+    metrics,
+    staleAfterMs: config.STALE_AFTER,
+    readiness: {
+      sampleStore: () => store.ping(),
+      coordination: async () => {
+        await coordination.revision();
+      },
+    },
+  });
+  let address: string | undefined;
+  if (options.listen !== false) {
+    await app.listen({ host: config.HOST, port: config.PORT });
+    const bound = app.server.address();
+    const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
+    address = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+  }
+
+  const depthTimer = setInterval(() => {
+    queue.depth().then(
+      (depth) => metrics.queueDepth.set(depth),
+      () => undefined,
+    );
+  }, 1000);
+  depthTimer.unref();
+
+  const drain = async (): Promise<void> => {
+    while ((await queue.depth()) > 0) await sleep(20);
+  };
+
+  let closed = false;
+  return {
+    config,
+    coordination,
+    queue,
+    store,
+    metrics,
+    collector,
+    app,
+    address,
+    async ingest(input) {
+      const summary = await runStreamer(input, {
+        queue,
+        clusterId: config.CLUSTER_ID,
+        batchSize: config.BATCH_SIZE,
+        flushIntervalMs: config.FLUSH_INTERVAL,
+        timestamps: input.timestamps ?? 'original',
+        logger,
+        metrics,
+        progress: input.progress,
+      });
+      await drain();
+      return summary;
+    },
+    drain,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(depthTimer);
+      await app.close();
+      await collector.stop();
+      await queue.close();
+      await store.close();
+      await coordination.close();
+    },
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * Groups parsed rows into batches of at most `batchSize` samples (dead letters ride along with the
+ * samples of the same span of input) and hands each full batch to `publish`, one at a time, in order.
+ * `flush()` publishes a partial batch; the streamer calls it on its flush interval and at end of input.
+ */
+import { batchIdFor } from '../domain/batch-codec.js';
+import type { Batch, DeadLetter, Sample } from '../domain/types.js';
+import type { RowResult } from '../ingest/dcgm-reader.js';
+
+export class BatchAssembler {
+  private samples: Sample[] = [];
+  private deadLetters: DeadLetter[] = [];
+  private publishing: Promise<void> = Promise.resolve();
+  /** When the oldest pending row arrived (ms), or undefined when nothing is pending. */
+  private oldestPendingAt: number | undefined;
+
+  constructor(
+    private readonly source: string,
+    private readonly batchSize: number,
+    private readonly publish: (batch: Batch) => Promise<void>,
+  ) {}
+
+  /** Rows waiting for the next batch. */
+  get pending(): number {
+    return this.samples.length + this.deadLetters.length;
+  }
+
+  /** Add parsed rows; resolves once every batch they completed has been published. */
+  async add(rows: RowResult[]): Promise<void> {
+    if (rows.length > 0) this.oldestPendingAt ??= Date.now();
+    for (const row of rows) {
+      if (row.ok) this.samples.push(row.sample);
+      else this.deadLetters.push(row.deadLetter);
+      if (this.samples.length + this.deadLetters.length >= this.batchSize) await this.flush();
+    }
+  }
+
+  /**
+   * Flush when the oldest pending row has waited `maxAgeMs`: a slow source (follow, stdin) still
+   * publishes promptly, while a fast one keeps full, reproducible batch boundaries.
+   */
+  flushIfOlderThan(maxAgeMs: number): Promise<void> {
+    if (this.oldestPendingAt !== undefined && Date.now() - this.oldestPendingAt >= maxAgeMs) return this.flush();
+    return this.publishing;
+  }
+
+  /** Publish what is pending as one batch (nothing when empty); publishes stay in order. */
+  flush(): Promise<void> {
+    if (this.pending > 0) {
+      const samples = this.samples;
+      const deadLetters = this.deadLetters;
+      this.samples = [];
+      this.deadLetters = [];
+      this.oldestPendingAt = undefined;
+      const batch: Batch = {
+        id: batchIdFor(this.source, samples, deadLetters),
+        source: this.source,
+        samples,
+        deadLetters,
+      };
+      this.publishing = this.publishing.then(() => this.publish(batch));
+    }
+    return this.publishing;
+  }
+}
