@@ -29,7 +29,11 @@ export class NexusError extends Error {
   /** Extra structured detail (e.g. the offending parameter, the compact revision). */
   readonly details: Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'NexusError';
     this.code = code;

@@ -14,7 +14,9 @@ import { createLogger } from '../util/logger.js';
 const program = new Command();
 program
   .name('nexus-telemetry')
-  .description('GPU telemetry pipeline: DCGM CSV -> queue -> collector -> live hierarchy + time series -> API')
+  .description(
+    'GPU telemetry pipeline: DCGM CSV -> queue -> collector -> live hierarchy + time series -> API',
+  )
   .version('0.1.0');
 
 /** Flags shared by the commands that run pipeline parts; each maps to an environment variable. */
@@ -55,50 +57,75 @@ function configFrom(flags: CommonFlags): Config {
 }
 
 withCommonFlags(program.command('start'))
-  .description('run the whole pipeline in one process (embedded mode) and ingest a source (default: the bundled sample)')
+  .description(
+    'run the whole pipeline in one process (embedded mode) and ingest a source (default: the bundled sample)',
+  )
   .argument('[source]', 'CSV file, directory of *.csv files, or - for stdin', bundledSamplePath())
   .option('--follow', 'keep reading a growing file')
   .option('--loop', 'replay the source forever')
-  .addOption(new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows').choices(['original', 'now']).default('original'))
+  .addOption(
+    new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows')
+      .choices(['original', 'now'])
+      .default('original'),
+  )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
-  .action(async (source: string, flags: CommonFlags & { follow?: boolean; loop?: boolean; timestamps: 'original' | 'now'; ingest: boolean }) => {
-    const config = configFrom(flags);
-    const logger = createLogger(config.LOG_LEVEL);
-    const runtime = await startEmbedded({ config, logger });
-    const abort = new AbortController();
-    let stopping = false;
-    const shutdown = async (signal: string): Promise<void> => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      abort.abort();
-      await runtime.close();
-      process.exit(0);
-    };
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  .action(
+    async (
+      source: string,
+      flags: CommonFlags & {
+        follow?: boolean;
+        loop?: boolean;
+        timestamps: 'original' | 'now';
+        ingest: boolean;
+      },
+    ) => {
+      const config = configFrom(flags);
+      const logger = createLogger(config.LOG_LEVEL);
+      const runtime = await startEmbedded({ config, logger });
+      const abort = new AbortController();
+      let stopping = false;
+      const shutdown = async (signal: string): Promise<void> => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        abort.abort();
+        await runtime.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void shutdown('SIGINT'));
+      process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-    print(`nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`);
-    if (flags.ingest) {
-      print(`ingesting ${source}${flags.follow ? ' (following)' : ''}${flags.loop ? ' (looping)' : ''} ...`);
-      const summary = await runtime.ingest({
-        spec: source,
-        follow: flags.follow,
-        loop: flags.loop,
-        timestamps: flags.timestamps,
-        signal: abort.signal,
-        progress: true,
-      });
-      const stored = await runtime.store.countSamples();
-      const clusters = await runtime.app.inject({ method: 'GET', url: `/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}` });
-      const meta = (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata;
       print(
-        `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad, see /api/v1/dead-letters) in ${summary.seconds.toFixed(1)} s; ` +
-          `${stored.toLocaleString('en-US')} samples stored; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`,
+        `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`,
       );
-    }
-    print(`try: curl ${runtime.address}/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}   (Ctrl-C to stop)`);
-  });
+      if (flags.ingest) {
+        print(
+          `ingesting ${source}${flags.follow ? ' (following)' : ''}${flags.loop ? ' (looping)' : ''} ...`,
+        );
+        const summary = await runtime.ingest({
+          spec: source,
+          follow: flags.follow,
+          loop: flags.loop,
+          timestamps: flags.timestamps,
+          signal: abort.signal,
+          progress: true,
+        });
+        const stored = await runtime.store.countSamples();
+        const clusters = await runtime.app.inject({
+          method: 'GET',
+          url: `/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}`,
+        });
+        const meta = (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata;
+        print(
+          `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad, see /api/v1/dead-letters) in ${summary.seconds.toFixed(1)} s; ` +
+            `${stored.toLocaleString('en-US')} samples stored; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`,
+        );
+      }
+      print(
+        `try: curl ${runtime.address}/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}   (Ctrl-C to stop)`,
+      );
+    },
+  );
 
 program
   .command('generate')
@@ -120,7 +147,9 @@ program
 
 for (const role of ['streamer', 'collector', 'api'] as const) {
   withCommonFlags(program.command(role))
-    .description(`run the ${role} as its own process (needs shared services: ETCD_ENDPOINTS or REDIS_URL, and PostgreSQL)`)
+    .description(
+      `run the ${role} as its own process (needs shared services: ETCD_ENDPOINTS or REDIS_URL, and PostgreSQL)`,
+    )
     .allowUnknownOption(true)
     .action(() => {
       throw new NexusError(
@@ -136,7 +165,10 @@ function print(line: string): void {
 }
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  const message = error instanceof NexusError ? `${error.code}: ${error.message}` : String(error instanceof Error ? (error.stack ?? error) : error);
+  const message =
+    error instanceof NexusError
+      ? `${error.code}: ${error.message}`
+      : String(error instanceof Error ? (error.stack ?? error) : error);
   process.stderr.write(`nexus-telemetry: ${message}\n`);
   process.exit(error instanceof NexusError && error.code === 'CONFIG_INVALID' ? 2 : 1);
 });

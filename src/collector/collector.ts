@@ -43,7 +43,13 @@ export interface CollectorStats {
 }
 
 export class Collector {
-  readonly stats: CollectorStats = { batches: 0, duplicates: 0, samplesWritten: 0, failures: 0, redeliveries: 0 };
+  readonly stats: CollectorStats = {
+    batches: 0,
+    duplicates: 0,
+    samplesWritten: 0,
+    failures: 0,
+    redeliveries: 0,
+  };
   private running = false;
   private loops: Promise<void>[] = [];
   private readonly log: Logger;
@@ -59,7 +65,10 @@ export class Collector {
     for (const queue of this.options.queues) {
       for (let w = 0; w < this.options.workers; w++) this.loops.push(this.workerLoop(queue, w));
     }
-    this.log.info({ workers: this.options.workers, topics: this.options.queues.map((q) => q.topic) }, 'collector started');
+    this.log.info(
+      { workers: this.options.workers, topics: this.options.queues.map((q) => q.topic) },
+      'collector started',
+    );
   }
 
   /** Stop claiming, let in-flight batches finish, and resolve when every loop has ended. */
@@ -110,7 +119,8 @@ export class Collector {
       metrics?.writeLatency.observe((performance.now() - started) / 1000);
       await hierarchy.apply(batch);
       const acked = await queue.ack(item);
-      if (!acked) this.log.warn({ batch: batch.id }, 'claim expired before ack; the batch will be redelivered');
+      if (!acked)
+        this.log.warn({ batch: batch.id }, 'claim expired before ack; the batch will be redelivered');
       this.stats.batches += 1;
       this.stats.samplesWritten += result.inserted;
       if (result.duplicate) {
@@ -127,7 +137,10 @@ export class Collector {
         await this.deadLetterWholeItem(queue, item, 'batch_failed', String(error), batch);
         return true;
       }
-      this.log.warn({ err: error, batch: batch.id, deliveries: item.deliveries }, 'batch failed; releasing it');
+      this.log.warn(
+        { err: error, batch: batch.id, deliveries: item.deliveries },
+        'batch failed; releasing it',
+      );
       await queue.release(item).catch(() => undefined);
       return false;
     }

@@ -14,7 +14,10 @@ const bool = z
 const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : parseDuration(v);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not a duration (examples: 500ms, 1s, 5m, 1h)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${String(v)}" is not a duration (examples: 500ms, 1s, 5m, 1h)`,
+    });
     return z.NEVER;
   }
   return ms;
@@ -24,7 +27,11 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 
 /** Every setting, keyed by its environment variable name. Documented in docs/configuration.md. */
 const schema = z.object({
-  CLUSTER_ID: z.string().min(1).regex(/^[^/]+$/, 'must not contain "/"').default('local'),
+  CLUSTER_ID: z
+    .string()
+    .min(1)
+    .regex(/^[^/]+$/, 'must not contain "/"')
+    .default('local'),
   CLUSTER_NAME: z.string().min(1).optional(),
   CLUSTER_REGION: z.string().default('local'),
   COLLECTOR_ID: z.string().min(1).default(`collector-${hostname()}-${process.pid}`),

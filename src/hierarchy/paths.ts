@@ -31,7 +31,8 @@ export function parseKey(key: string): ParsedKey | undefined {
   if (!key.startsWith(CLUSTERS_PREFIX)) return undefined;
   const parts = key.slice(CLUSTERS_PREFIX.length).split('/').map(decodeURIComponent);
   if (parts.length === 1 && parts[0]) return { kind: 'cluster', clusterId: parts[0] };
-  if (parts.length === 3 && parts[1] === 'hosts') return { kind: 'host', clusterId: parts[0]!, hostname: parts[2]! };
+  if (parts.length === 3 && parts[1] === 'hosts')
+    return { kind: 'host', clusterId: parts[0]!, hostname: parts[2]! };
   if (parts.length === 5 && parts[1] === 'hosts' && parts[3] === 'gpus')
     return { kind: 'gpu', clusterId: parts[0]!, hostname: parts[2]!, gpuId: parts[4]! };
   return undefined;

@@ -112,7 +112,8 @@ export function mergeSamples(previous: GpuRecord | undefined, samples: Sample[],
   let lastSampleMs = previous?.lastSampleMs ?? 0;
   for (const s of samples) {
     const old = metrics[s.metric];
-    if (!old || s.timestampMs >= old.timestampMs) metrics[s.metric] = { value: s.value, timestampMs: s.timestampMs };
+    if (!old || s.timestampMs >= old.timestampMs)
+      metrics[s.metric] = { value: s.value, timestampMs: s.timestampMs };
     if (s.timestampMs > lastSampleMs) lastSampleMs = s.timestampMs;
   }
   return {

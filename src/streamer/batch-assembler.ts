@@ -40,7 +40,8 @@ export class BatchAssembler {
    * publishes promptly, while a fast one keeps full, reproducible batch boundaries.
    */
   flushIfOlderThan(maxAgeMs: number): Promise<void> {
-    if (this.oldestPendingAt !== undefined && Date.now() - this.oldestPendingAt >= maxAgeMs) return this.flush();
+    if (this.oldestPendingAt !== undefined && Date.now() - this.oldestPendingAt >= maxAgeMs)
+      return this.flush();
     return this.publishing;
   }
 

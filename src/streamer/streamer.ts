@@ -61,10 +61,14 @@ export async function runStreamer(input: StreamInput, options: StreamerOptions):
       signal: input.signal,
     })) {
       const assembler = new BatchAssembler(source, options.batchSize, publish);
-      const flushTimer = setInterval(() => {
-        assembler
-          .flushIfOlderThan(options.flushIntervalMs).catch((error: unknown) => log.error({ err: error }, 'publishing a batch failed'));
-      }, Math.max(50, Math.floor(options.flushIntervalMs / 4)));
+      const flushTimer = setInterval(
+        () => {
+          assembler
+            .flushIfOlderThan(options.flushIntervalMs)
+            .catch((error: unknown) => log.error({ err: error }, 'publishing a batch failed'));
+        },
+        Math.max(50, Math.floor(options.flushIntervalMs / 4)),
+      );
       try {
         for await (const rows of readDcgm(chunks, {
           source,

@@ -10,7 +10,14 @@ export function createLogger(level: string, name = 'nexus-telemetry'): Logger {
       name,
       level,
       redact: {
-        paths: ['password', '*.password', 'DB_PASSWORD', '*.DB_PASSWORD', 'connectionString', '*.connectionString'],
+        paths: [
+          'password',
+          '*.password',
+          'DB_PASSWORD',
+          '*.DB_PASSWORD',
+          'connectionString',
+          '*.connectionString',
+        ],
         censor: '[redacted]',
       },
     },
