@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { batchIdFor, decodeBatch, encodeBatch } from '../../src/domain/batch-codec.js';
+import { batch, sample } from '../support/samples.js';
+
+describe('batch codec', () => {
+  it('round-trips every field and writes each series once', () => {
+    const samples = [
+      sample({ value: 1.5, labels: { a: 'x,"y"' }, pod: 'p1', namespace: 'ns', container: 'c' }),
+      sample({
+        value: 2,
+        timestampMs: Date.parse('2025-07-18T20:42:35Z'),
+        labels: { a: 'x,"y"' },
+        pod: 'p1',
+        namespace: 'ns',
+        container: 'c',
+      }),
+      sample({ metric: 'DCGM_FI_DEV_GPU_TEMP', value: 48 }),
+    ];
+    const original = batch(samples, [
+      { source: 's', line: 3, raw: 'x', reason: 'column_count', detail: 'd' },
+    ]);
+    const encoded = encodeBatch(original);
+    expect(decodeBatch(encoded)).toEqual(original);
+    const wire = JSON.parse(Buffer.from(encoded).toString('utf8')) as { series: unknown[] };
+    expect(wire.series).toHaveLength(2);
+  });
+
+  it('gives the same id to the same rows and another id to other rows', () => {
+    const a = [sample({ value: 1 })];
+    expect(batchIdFor('f', a, [])).toBe(batchIdFor('f', [sample({ value: 1 })], []));
+    expect(batchIdFor('f', a, [])).not.toBe(batchIdFor('f', [sample({ value: 2 })], []));
+    expect(batchIdFor('f', a, [])).not.toBe(batchIdFor('g', a, []));
+  });
+
+  it('rejects payloads that are not batches', () => {
+    expect(() => decodeBatch(Buffer.from('{"v":99}'))).toThrow(/format/);
+    expect(() => decodeBatch(Buffer.from('not json'))).toThrow();
+  });
+});
