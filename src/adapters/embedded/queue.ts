@@ -67,10 +67,16 @@ export function normalizeQueueOptions(options: QueueOptions): Required<QueueOpti
     throw new NexusError('CONFIG_INVALID', 'queue topic must be a non-empty string');
   }
   if (!Number.isInteger(maxDepth) || maxDepth < 1) {
-    throw new NexusError('CONFIG_INVALID', `queue maxDepth must be a positive integer, got ${String(maxDepth)}`);
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `queue maxDepth must be a positive integer, got ${String(maxDepth)}`,
+    );
   }
   if (!Number.isFinite(claimTtlMs) || claimTtlMs <= 0) {
-    throw new NexusError('CONFIG_INVALID', `queue claimTtlMs must be a positive number, got ${String(claimTtlMs)}`);
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `queue claimTtlMs must be a positive number, got ${String(claimTtlMs)}`,
+    );
   }
   return { topic: options.topic, maxDepth, claimTtlMs };
 }

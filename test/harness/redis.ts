@@ -1,0 +1,137 @@
+/**
+ * Test harness: a throwaway redis-server on a free loopback port with its own data directory,
+ * with stop / kill (SIGKILL) / restart for fault-injection tests. Never skips: a missing server
+ * binary is an error that says how to install it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+/** A running test Redis. */
+export interface RedisHandle {
+  /** redis://127.0.0.1:<port> */
+  readonly url: string;
+  readonly port: number;
+  /** Data directory (removed by stop()). */
+  readonly dir: string;
+  /** Graceful shutdown (SIGTERM), then remove the data directory. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL the server, as a crash; the data directory stays for restart(). */
+  kill(): Promise<void>;
+  /** Stop the server if running (SIGTERM) and start it again on the same port and directory. */
+  restart(): Promise<void>;
+}
+
+/** Options for {@link startRedis}. */
+export interface StartRedisOptions {
+  /** Enable the append-only file with `appendfsync always` (durable across kill()). */
+  appendonly?: boolean;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One PING over a raw socket; true on +PONG. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/**
+ * Start redis-server on a free 127.0.0.1 port with a temporary `--dir` and no RDB snapshots,
+ * and wait until it answers PING.
+ */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisHandle> {
+  if (!existsSync(REDIS_SERVER)) {
+    throw new Error('redis-server not found: install the Debian package redis-server');
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-redis-'));
+  const port = await freePort();
+  const args = ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', ''];
+  args.push('--appendonly', options.appendonly === true ? 'yes' : 'no');
+  if (options.appendonly === true) args.push('--appendfsync', 'always');
+  let child: ChildProcess | undefined;
+  let output = '';
+  let removed = false;
+
+  async function launch(): Promise<void> {
+    output = '';
+    const proc = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    const collect = (chunk: Buffer): void => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    proc.stdout?.on('data', collect);
+    proc.stderr?.on('data', collect);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null || proc.signalCode !== null) break;
+      if (await ping(port)) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    proc.kill('SIGKILL');
+    await exited(proc);
+    throw new Error(`redis-server on port ${port} did not answer PING:\n${output}`);
+  }
+
+  async function signal(name: NodeJS.Signals): Promise<void> {
+    const proc = child;
+    child = undefined;
+    if (proc === undefined) return;
+    proc.kill(name);
+    await exited(proc);
+  }
+
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    async stop() {
+      await signal('SIGTERM');
+      if (!removed) {
+        removed = true;
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    async kill() {
+      await signal('SIGKILL');
+    },
+    async restart() {
+      await signal('SIGTERM');
+      await launch();
+    },
+  };
+}
