@@ -26,6 +26,10 @@ export interface EmbeddedCoordinationOptions {
    * time), so a watch from before them fails with COMPACTED. Default 100 000.
    */
   historyLimit?: number;
+  /** Most ops in one txn branch, as etcd's `--max-txn-ops` (default 128). */
+  maxTxnOps?: number;
+  /** Largest request (keys plus values) in bytes, as etcd's `--max-request-bytes` (default 1.5 MiB). */
+  maxRequestBytes?: number;
   /** Called when a watch `onEvent` callback throws; delivery goes on. Default: `process.emitWarning`. */
   onListenerError?: (error: unknown) => void;
 }
@@ -41,6 +45,8 @@ export interface ReleasableLease extends Lease {
 }
 
 const DEFAULT_HISTORY_LIMIT = 100_000;
+const DEFAULT_MAX_TXN_OPS = 128;
+const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 
 /**
  * Compare two strings in UTF-8 byte order (= code point order), which is etcd's key order.
@@ -67,7 +73,9 @@ function closedError(): NexusError {
 }
 
 function leaseLost(id: string): NexusError {
-  return new NexusError('LEASE_LOST', `lease ${id} not found (expired or revoked)`, { details: { lease: id } });
+  return new NexusError('LEASE_LOST', `lease ${id} not found (expired or revoked)`, {
+    details: { lease: id },
+  });
 }
 
 function copyKv(kv: KeyValue, keysOnly = false): KeyValue {
@@ -83,7 +91,9 @@ function copyKv(kv: KeyValue, keysOnly = false): KeyValue {
 }
 
 function copyEvent(event: WatchEvent): WatchEvent {
-  return event.type === 'put' ? { type: 'put', kv: copyKv(event.kv), revision: event.revision } : { ...event };
+  return event.type === 'put'
+    ? { type: 'put', kv: copyKv(event.kv), revision: event.revision }
+    : { ...event };
 }
 
 interface LeaseState {
@@ -93,6 +103,8 @@ interface LeaseState {
   timer: NodeJS.Timeout | undefined;
   lostCallbacks: (() => void)[];
   alive: boolean;
+  /** Ended by expiry (not by a local revoke). */
+  lost: boolean;
 }
 
 interface WatchState {
@@ -130,6 +142,8 @@ function holds(compare: Compare, kv: KeyValue | undefined): boolean {
 /** In-process Coordination adapter; see the module comment. Create it with {@link createEmbeddedCoordination}. */
 export class EmbeddedCoordination implements Coordination {
   private readonly historyLimit: number;
+  private readonly maxTxnOps: number;
+  private readonly maxRequestBytes: number;
   private readonly onListenerError: (error: unknown) => void;
   private readonly kvs = new Map<string, KeyValue>();
   /** All current keys in byte order, for prefix ranges. */
@@ -151,6 +165,8 @@ export class EmbeddedCoordination implements Coordination {
       throw new NexusError('BAD_REQUEST', `historyLimit must be a positive integer, got ${limit}`);
     }
     this.historyLimit = limit;
+    this.maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+    this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.onListenerError =
       options.onListenerError ??
       ((error) => process.emitWarning(error instanceof Error ? error : new Error(String(error))));
@@ -176,6 +192,7 @@ export class EmbeddedCoordination implements Coordination {
 
   async put(key: string, value: string, options: { lease?: string } = {}): Promise<number> {
     this.assertOpen();
+    this.assertSize(Buffer.byteLength(key) + Buffer.byteLength(value));
     this.assertLease(options.lease);
     const events: WatchEvent[] = [];
     this.applyPut(key, value, options.lease, this.currentRevision + 1, events);
@@ -202,9 +219,16 @@ export class EmbeddedCoordination implements Coordination {
 
   async txn(compares: Compare[], success: TxnOp[], failure: TxnOp[] = []): Promise<TxnResult> {
     this.assertOpen();
+    checkTxnOps(success);
+    checkTxnOps(failure);
+    if (Math.max(success.length, failure.length) > this.maxTxnOps) {
+      throw new NexusError('BAD_REQUEST', `too many operations in txn (limit ${this.maxTxnOps})`, {
+        details: { limit: this.maxTxnOps },
+      });
+    }
+    this.assertSize(requestBytes(compares, success, failure));
     const succeeded = compares.every((c) => holds(c, this.kvs.get(c.key)));
     const ops = succeeded ? success : failure;
-    checkTxnOps(ops);
     for (const op of ops) if (op.type === 'put') this.assertLease(op.lease);
     const revision = this.currentRevision + 1;
     const events: WatchEvent[] = [];
@@ -246,15 +270,20 @@ export class EmbeddedCoordination implements Coordination {
       state.pending = [];
       this.watchers.delete(state);
     };
-    const from = options.fromRevision && options.fromRevision > 0 ? options.fromRevision : this.currentRevision + 1;
+    const from =
+      options.fromRevision && options.fromRevision > 0 ? options.fromRevision : this.currentRevision + 1;
     if (from < this.compactRevision) {
       const compactRevision = this.compactRevision;
       state.active = false;
       queueMicrotask(() =>
         state.onError?.(
-          new NexusError('COMPACTED', `revision ${from} has been compacted (compact revision ${compactRevision})`, {
-            details: { compactRevision, fromRevision: from },
-          }),
+          new NexusError(
+            'COMPACTED',
+            `revision ${from} has been compacted (compact revision ${compactRevision})`,
+            {
+              details: { compactRevision, fromRevision: from },
+            },
+          ),
         ),
       );
       return { cancel };
@@ -270,7 +299,8 @@ export class EmbeddedCoordination implements Coordination {
 
   async grantLease(ttlSeconds: number): Promise<ReleasableLease> {
     this.assertOpen();
-    if (!(ttlSeconds > 0)) throw new NexusError('BAD_REQUEST', `lease TTL must be positive, got ${ttlSeconds}`);
+    if (!(ttlSeconds > 0))
+      throw new NexusError('BAD_REQUEST', `lease TTL must be positive, got ${ttlSeconds}`);
     const ttl = Math.ceil(ttlSeconds);
     const state: LeaseState = {
       id: String(this.nextLeaseId++),
@@ -279,6 +309,7 @@ export class EmbeddedCoordination implements Coordination {
       timer: undefined,
       lostCallbacks: [],
       alive: true,
+      lost: false,
     };
     this.leases.set(state.id, state);
     return {
@@ -290,6 +321,7 @@ export class EmbeddedCoordination implements Coordination {
       },
       onLost: (callback) => {
         if (state.alive) state.lostCallbacks.push(callback);
+        else if (state.lost) queueMicrotask(callback);
       },
       // Keep-alive in-process never fails, so a lease only expires once its keep-alive stops.
       release: () => {
@@ -351,6 +383,18 @@ export class EmbeddedCoordination implements Coordination {
 
   private assertOpen(): void {
     if (this.closed) throw closedError();
+  }
+
+  private assertSize(bytes: number): void {
+    if (bytes > this.maxRequestBytes) {
+      throw new NexusError(
+        'BAD_REQUEST',
+        `request of ${bytes} bytes is too large (limit ${this.maxRequestBytes})`,
+        {
+          details: { bytes, limit: this.maxRequestBytes },
+        },
+      );
+    }
   }
 
   private assertLease(id: string | undefined): void {
@@ -483,6 +527,7 @@ export class EmbeddedCoordination implements Coordination {
   /** Revoke or expire a lease: its keys go in one revision; `lost` runs the onLost callbacks. */
   private endLease(state: LeaseState, lost: boolean): void {
     state.alive = false;
+    state.lost = lost;
     if (state.timer) clearTimeout(state.timer);
     state.timer = undefined;
     this.leases.delete(state.id);
@@ -503,6 +548,17 @@ export class EmbeddedCoordination implements Coordination {
       }
     }
   }
+}
+
+/** Approximate wire size of a txn: every key, value and compare operand. */
+function requestBytes(compares: Compare[], success: TxnOp[], failure: TxnOp[]): number {
+  let bytes = 0;
+  for (const c of compares) bytes += Buffer.byteLength(c.key) + Buffer.byteLength(String(c.value));
+  for (const op of [...success, ...failure]) {
+    bytes += Buffer.byteLength(op.type === 'deletePrefix' ? op.prefix : op.key);
+    if (op.type === 'put') bytes += Buffer.byteLength(op.value);
+  }
+  return bytes;
 }
 
 function eventKey(event: WatchEvent): string {

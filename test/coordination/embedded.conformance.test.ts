@@ -1,0 +1,8 @@
+// Runs the Coordination conformance suite on the embedded (in-process) adapter.
+import { createEmbeddedCoordination } from '../../src/adapters/embedded/coordination.js';
+import { coordinationConformance } from '../conformance/coordination.js';
+
+coordinationConformance('embedded', async () => {
+  const coordination = createEmbeddedCoordination();
+  return { coordination, teardown: () => coordination.close() };
+});
