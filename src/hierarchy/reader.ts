@@ -52,8 +52,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isString = (v: unknown): v is string => typeof v === 'string';
 
-/** Natural order: "hgpu-2" before "hgpu-10", "2" before "10". */
-const naturalCompare = (a: string, b: string): number =>
+/** Natural order: "hgpu-2" before "hgpu-10", "2" before "10"; ties broken by code units. */
+export const naturalCompare = (a: string, b: string): number =>
   a.localeCompare(b, 'en', { numeric: true }) || (a < b ? -1 : a > b ? 1 : 0);
 
 /** Reads cluster, host and GPU records from a {@link Coordination} store. */
@@ -119,7 +119,8 @@ export class HierarchyReader {
     if (!host) return undefined;
     const wanted = gpuIdOrUuid.toLowerCase();
     const gpu =
-      host.gpus.find((g) => g.gpuId === gpuIdOrUuid) ?? host.gpus.find((g) => g.uuid.toLowerCase() === wanted);
+      host.gpus.find((g) => g.gpuId === gpuIdOrUuid) ??
+      host.gpus.find((g) => g.uuid.toLowerCase() === wanted);
     return gpu && this.gpuStatus(gpu, this.now());
   }
 
@@ -258,7 +259,11 @@ function toClusterRecord(v: Record<string, unknown>, clusterId: string): Cluster
   };
 }
 
-function toHostRecord(v: Record<string, unknown>, clusterId: string, hostname: string): HostRecord | undefined {
+function toHostRecord(
+  v: Record<string, unknown>,
+  clusterId: string,
+  hostname: string,
+): HostRecord | undefined {
   if (!isFiniteNumber(v.lastSeenMs)) return undefined;
   return { clusterId, hostname, lastSeenMs: v.lastSeenMs };
 }

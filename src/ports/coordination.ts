@@ -15,7 +15,13 @@
  * - A key put with a lease is deleted (with a delete event) when the lease expires or is revoked.
  *   A lease expires `ttlSeconds` after its last keep-alive; `grantLease` keeps it alive
  *   automatically until `revoke()` or `close()`, and calls `onLost` if it expires anyway.
- * - After `close()`, every method rejects with `COORDINATION_CLOSED` and watchers stop.
+ * - Deleting a missing key and a read-only txn do not raise the revision. A value compare on a
+ *   missing key fails. One txn may write a key once, hold at most 128 ops and 1.5 MiB (etcd's
+ *   defaults); beyond that it is rejected with BAD_REQUEST, as is compacting to a future revision.
+ * - A write that fails with BACKEND_UNAVAILABLE may still have been applied unless the error's
+ *   `details.neverSent` is true: callers that must know re-read the key.
+ * - After `close()` (idempotent), every method rejects with `COORDINATION_CLOSED`, leases granted
+ *   through this instance are revoked, and watchers get `onError(COORDINATION_CLOSED)`.
  */
 
 export interface KeyValue {

@@ -13,6 +13,9 @@
  *   Call it only after the work is durable.
  * - `release` gives the item back for immediate redelivery (also guarded by the claim).
  * - After `close()`, every method rejects with `QUEUE_CLOSED`; waiting `claim` calls resolve to `[]`.
+ *   Claims still held are not acked: on durable backends they come back like a crashed consumer's.
+ * - A consumer id belongs to one live process at a time: a consumer restarting under its id takes
+ *   back the items that id still holds.
  */
 
 /** An item handed to one consumer. */
