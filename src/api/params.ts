@@ -1,0 +1,111 @@
+/**
+ * Parsing of query parameters the JSON schemas cannot fully check: RFC 3339 timestamps (strictly,
+ * unlike Date.parse), inclusive time ranges, and DCGM metric lists. Failures are BAD_REQUEST
+ * errors naming the parameter.
+ */
+import { badParameter } from './errors.js';
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** A parsed instant: whole milliseconds, plus the nanoseconds below the millisecond (0-999999). */
+export interface ParsedInstant {
+  ms: number;
+  subMsNanos: number;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const isLeapYear = (y: number): boolean => y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+const daysInMonth = (year: number, month: number): number =>
+  month === 2 && isLeapYear(year) ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
+
+/** Parse an RFC 3339 date-time (offset required); undefined when the text is not one. */
+export function parseRfc3339(text: string): ParsedInstant | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const fraction = m[7] ?? '';
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour > 23 || minute > 59 || second > 60) return undefined;
+  let offsetMinutes = 0;
+  if (!m[8]) {
+    const offHour = Number(m[10]);
+    const offMinute = Number(m[11]);
+    if (offHour > 23 || offMinute > 59) return undefined;
+    offsetMinutes = (m[9] === '-' ? -1 : 1) * (offHour * 60 + offMinute);
+  }
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, Number(fraction.slice(0, 3).padEnd(3, '0')));
+  return {
+    ms: date.getTime() - offsetMinutes * 60_000,
+    subMsNanos: Number(fraction.slice(3).padEnd(6, '0')),
+  };
+}
+
+/** Inclusive bounds in ms since the epoch; either may be absent. */
+export interface TimeRange {
+  startMs?: number;
+  endMs?: number;
+}
+
+/**
+ * Parse `start_time` / `end_time` into inclusive millisecond bounds. Sub-millisecond digits round
+ * inward (start up, end down) so the range never includes an instant outside what was asked.
+ */
+export function parseTimeRange(startText: string | undefined, endText: string | undefined): TimeRange {
+  const start = startText === undefined ? undefined : parseRfc3339(startText);
+  if (startText !== undefined && !start) throw invalidTime('start_time', startText);
+  const end = endText === undefined ? undefined : parseRfc3339(endText);
+  if (endText !== undefined && !end) throw invalidTime('end_time', endText);
+  if (start && end && (start.ms > end.ms || (start.ms === end.ms && start.subMsNanos > end.subMsNanos))) {
+    throw badParameter('start_time', `start_time (${startText}) is after end_time (${endText})`);
+  }
+  const range: TimeRange = {};
+  if (start) range.startMs = start.subMsNanos > 0 ? start.ms + 1 : start.ms;
+  if (end) range.endMs = end.ms;
+  return range;
+}
+
+function invalidTime(parameter: string, text: string) {
+  const shown = text.length > 64 ? `${text.slice(0, 64)}...` : text;
+  return badParameter(
+    parameter,
+    `Invalid query parameter '${parameter}': '${shown}' is not an RFC 3339 timestamp such as 2025-07-18T20:42:34Z`,
+  );
+}
+
+const METRIC_NAME = /^[A-Za-z0-9_:.-]{1,200}$/;
+
+/**
+ * Metric names from `metric` values, each possibly comma-separated; duplicates dropped.
+ * Undefined when the parameter is absent (no filter).
+ */
+export function parseMetricList(values: string[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  const names = new Set<string>();
+  for (const value of values) {
+    for (const piece of value.split(',')) {
+      const name = piece.trim();
+      if (name === '') continue;
+      if (!METRIC_NAME.test(name)) {
+        throw badParameter(
+          'metric',
+          `Invalid query parameter 'metric': '${name.slice(0, 64)}' is not a metric name`,
+        );
+      }
+      names.add(name);
+    }
+  }
+  if (names.size === 0) {
+    throw badParameter('metric', "Invalid query parameter 'metric': give at least one DCGM field name");
+  }
+  return [...names];
+}

@@ -1,0 +1,99 @@
+/**
+ * The take-home's flat GPU API, kept for existing clients:
+ *   GET /api/v1/gpus                   every GPU across clusters (hierarchy and store, by UUID)
+ *   GET /api/v1/gpus/{id}/telemetry    samples of one GPU named by UUID
+ * A bare index such as "0" names a different GPU on every host, so it is refused with
+ * AMBIGUOUS_GPU_ID and a pointer to the hierarchical route.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { NexusError } from '../../errors.js';
+import { naturalCompare } from '../../hierarchy/reader.js';
+import type { StoredGpu } from '../../ports/sample-store.js';
+import type { ApiContext } from '../context.js';
+import { notFound } from '../errors.js';
+import {
+  errorResponses,
+  gpuSummarySchema,
+  gpuUuidParams,
+  noQuerySchema,
+  telemetryQuerySchema,
+  telemetryResponseSchema,
+} from '../schemas.js';
+import { HAS_MORE_HEADER, prepareTelemetryQuery, type TelemetryQuerystring } from '../telemetry.js';
+import { gpuSummaryView } from '../views.js';
+
+/** Every GPU the hierarchy or the store knows, one per UUID (hierarchy first), in cluster/host/index order. */
+async function allGpus(ctx: ApiContext): Promise<StoredGpu[]> {
+  const [live, stored] = await Promise.all([ctx.reader.listAllGpus(), ctx.deps.store.listGpus()]);
+  const byUuid = new Map<string, StoredGpu>();
+  for (const g of [...live, ...stored]) {
+    const key = g.uuid.toLowerCase();
+    if (!byUuid.has(key)) {
+      byUuid.set(key, {
+        clusterId: g.clusterId,
+        hostname: g.hostname,
+        gpuId: g.gpuId,
+        uuid: g.uuid,
+        device: g.device,
+        modelName: g.modelName,
+      });
+    }
+  }
+  return [...byUuid.values()].sort(
+    (a, b) =>
+      naturalCompare(a.clusterId, b.clusterId) ||
+      naturalCompare(a.hostname, b.hostname) ||
+      naturalCompare(a.gpuId, b.gpuId),
+  );
+}
+
+/** Routes of the flat GPU API. */
+export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
+  app.get(
+    '/api/v1/gpus',
+    {
+      schema: {
+        tags: ['gpus'],
+        summary: 'Every GPU with telemetry, across clusters',
+        querystring: noQuerySchema,
+        response: {
+          200: { type: 'array', items: gpuSummarySchema },
+          ...errorResponses(400),
+        },
+      },
+    },
+    async () => (await allGpus(ctx)).map(gpuSummaryView),
+  );
+
+  app.get<{ Params: { id: string }; Querystring: TelemetryQuerystring }>(
+    '/api/v1/gpus/:id/telemetry',
+    {
+      schema: {
+        tags: ['telemetry'],
+        summary: 'Samples of one GPU by UUID, newest first by default',
+        params: gpuUuidParams,
+        querystring: telemetryQuerySchema,
+        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (/^\d+$/.test(id)) {
+        throw new NexusError(
+          'AMBIGUOUS_GPU_ID',
+          `GPU id '${id}' is an index within a host and names a different GPU on every host. ` +
+            `Use the GPU's UUID here, or GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/${id}/telemetry.`,
+          { details: { parameter: 'id' } },
+        );
+      }
+      const query = prepareTelemetryQuery(request.query);
+      const wanted = id.toLowerCase();
+      const gpu =
+        (await ctx.reader.findGpuByUuid(id)) ??
+        (await ctx.deps.store.listGpus()).find((g) => g.uuid.toLowerCase() === wanted);
+      if (!gpu) throw notFound(`GPU '${id}' not found`);
+      const page = await query.run(ctx.deps.store, { uuid: gpu.uuid });
+      return reply.header(HAS_MORE_HEADER, String(page.hasMore)).send(page.items);
+    },
+  );
+};

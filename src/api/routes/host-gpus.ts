@@ -1,0 +1,111 @@
+/**
+ * GPU routes under a host, where a GPU is named by its index within the host or its UUID:
+ *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus
+ *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}
+ *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/telemetry
+ * GPU state comes from the live hierarchy; telemetry from the sample store (which also resolves
+ * GPUs it holds samples for that the hierarchy does not list).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { StoredGpu } from '../../ports/sample-store.js';
+import type { ApiContext } from '../context.js';
+import { notFound } from '../errors.js';
+import {
+  errorResponses,
+  gpuParams,
+  gpuSchema,
+  hostParams,
+  noQuerySchema,
+  telemetryQuerySchema,
+  telemetryResponseSchema,
+} from '../schemas.js';
+import { HAS_MORE_HEADER, prepareTelemetryQuery, type TelemetryQuerystring } from '../telemetry.js';
+import { gpuView } from '../views.js';
+import { throwHostNotFound } from './clusters.js';
+
+type HostParams = { clusterId: string; hostId: string };
+type GpuParams = HostParams & { gpuId: string };
+
+/** Routes for the GPUs of one host and their telemetry. */
+export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
+  app.get<{ Params: HostParams }>(
+    '/api/v1/clusters/:clusterId/hosts/:hostId/gpus',
+    {
+      schema: {
+        tags: ['gpus'],
+        summary: 'GPUs of a host with their latest metrics',
+        params: hostParams,
+        querystring: noQuerySchema,
+        response: {
+          200: { type: 'array', items: gpuSchema },
+          ...errorResponses(400, 404),
+        },
+      },
+    },
+    async (request) => {
+      const { clusterId, hostId } = request.params;
+      const gpus = await ctx.reader.listGpus(clusterId, hostId);
+      if (!gpus) return throwHostNotFound(ctx, clusterId, hostId);
+      return gpus.map(gpuView);
+    },
+  );
+
+  app.get<{ Params: GpuParams }>(
+    '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId',
+    {
+      schema: {
+        tags: ['gpus'],
+        summary: 'One GPU (by index within the host, or UUID) with its latest metrics',
+        params: gpuParams,
+        querystring: noQuerySchema,
+        response: { 200: gpuSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const { clusterId, hostId, gpuId } = request.params;
+      const gpu = await ctx.reader.getGpu(clusterId, hostId, gpuId);
+      if (gpu) return gpuView(gpu);
+      if (!(await ctx.reader.getHost(clusterId, hostId))) return throwHostNotFound(ctx, clusterId, hostId);
+      throw notFound(`GPU '${gpuId}' not found on host '${hostId}' in cluster '${clusterId}'`);
+    },
+  );
+
+  app.get<{ Params: GpuParams; Querystring: TelemetryQuerystring }>(
+    '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId/telemetry',
+    {
+      schema: {
+        tags: ['telemetry'],
+        summary: 'Samples of one GPU, newest first by default',
+        params: gpuParams,
+        querystring: telemetryQuerySchema,
+        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { clusterId, hostId, gpuId } = request.params;
+      const query = prepareTelemetryQuery(request.query);
+      const gpu = await resolveHostGpu(ctx, clusterId, hostId, gpuId);
+      if (!gpu) {
+        if (!(await ctx.reader.getHost(clusterId, hostId))) return throwHostNotFound(ctx, clusterId, hostId);
+        throw notFound(`GPU '${gpuId}' not found on host '${hostId}' in cluster '${clusterId}'`);
+      }
+      const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
+      const page = await query.run(ctx.deps.store, selector);
+      return reply.header(HAS_MORE_HEADER, String(page.hasMore)).send(page.items);
+    },
+  );
+};
+
+/** A GPU of a host by index or UUID: from the hierarchy, else from the series the store holds. */
+async function resolveHostGpu(
+  ctx: ApiContext,
+  clusterId: string,
+  hostname: string,
+  gpuIdOrUuid: string,
+): Promise<StoredGpu | undefined> {
+  const live = await ctx.reader.getGpu(clusterId, hostname, gpuIdOrUuid);
+  if (live) return live;
+  const wanted = gpuIdOrUuid.toLowerCase();
+  const stored = (await ctx.deps.store.listGpus(clusterId)).filter((g) => g.hostname === hostname);
+  return stored.find((g) => g.gpuId === gpuIdOrUuid) ?? stored.find((g) => g.uuid.toLowerCase() === wanted);
+}

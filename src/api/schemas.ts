@@ -1,0 +1,289 @@
+/**
+ * JSON schemas of the REST API, shared by the route modules: they validate params and query
+ * strings, drive response serialization (only declared properties reach clients), and are what
+ * @fastify/swagger turns into the OpenAPI document.
+ */
+
+/** The one error body every failing route returns. */
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', description: 'Stable error code, e.g. BAD_REQUEST, NOT_FOUND' },
+        message: { type: 'string' },
+        parameter: { type: 'string', description: 'The offending request parameter, when there is one' },
+      },
+    },
+  },
+} as const;
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'Bad request: a parameter is invalid (named in error.parameter)',
+  404: 'Not found',
+  500: 'Internal error',
+  503: 'A backend is unavailable',
+};
+
+/** Error response entries for a route schema, e.g. `errorResponses(400, 404)`. 500 and 503 are always added. */
+export function errorResponses(
+  ...statuses: number[]
+): Record<number, typeof errorSchema & { description: string }> {
+  const out: Record<number, typeof errorSchema & { description: string }> = {};
+  for (const status of [...statuses, 500, 503]) {
+    out[status] = { ...errorSchema, description: ERROR_DESCRIPTIONS[status] ?? 'Error' };
+  }
+  return out;
+}
+
+const rfc3339 = { type: 'string', format: 'date-time' } as const;
+
+/** Path parameters of cluster routes. */
+export const clusterParams = {
+  type: 'object',
+  required: ['clusterId'],
+  properties: { clusterId: { type: 'string', minLength: 1, maxLength: 256, description: 'Cluster id' } },
+} as const;
+
+/** Path parameters of host routes. */
+export const hostParams = {
+  type: 'object',
+  required: ['clusterId', 'hostId'],
+  properties: {
+    ...clusterParams.properties,
+    hostId: { type: 'string', minLength: 1, maxLength: 256, description: 'Host name' },
+  },
+} as const;
+
+/** Path parameters of GPU routes under a host: the GPU is an index within the host or a UUID. */
+export const gpuParams = {
+  type: 'object',
+  required: ['clusterId', 'hostId', 'gpuId'],
+  properties: {
+    ...hostParams.properties,
+    gpuId: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 256,
+      description: 'GPU index within the host (e.g. "0") or the GPU UUID',
+    },
+  },
+} as const;
+
+/** Path parameter of the flat GPU telemetry route: a GPU UUID. */
+export const gpuUuidParams = {
+  type: 'object',
+  required: ['id'],
+  properties: {
+    id: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 256,
+      description:
+        'GPU UUID. A bare index such as "0" is ambiguous across hosts and is refused; ' +
+        'use /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/telemetry for indexes.',
+    },
+  },
+} as const;
+
+/** Largest `limit` accepted by list queries. */
+export const MAX_LIMIT = 10_000;
+/** `limit` when the client gives none. */
+export const DEFAULT_LIMIT = 100;
+
+const limitParam = {
+  type: 'integer',
+  minimum: 1,
+  maximum: MAX_LIMIT,
+  default: DEFAULT_LIMIT,
+  description: `Most items to return (1-${MAX_LIMIT})`,
+} as const;
+
+/** Query string of the telemetry routes. Unknown parameters are refused. */
+export const telemetryQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: limitParam,
+    start_time: { ...rfc3339, description: 'Inclusive lower bound (RFC 3339)' },
+    end_time: { ...rfc3339, description: 'Inclusive upper bound (RFC 3339)' },
+    metric: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', maxLength: 2000 },
+      description: 'DCGM field name(s), e.g. DCGM_FI_DEV_GPU_UTIL; comma-separated or repeated',
+    },
+    order: {
+      type: 'string',
+      enum: ['asc', 'desc'],
+      default: 'desc',
+      description: 'Time order (newest first by default)',
+    },
+  },
+} as const;
+
+/** Query string of GET /api/v1/dead-letters. */
+export const deadLetterQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: limitParam,
+    source: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description: 'Only dead letters from this source',
+    },
+  },
+} as const;
+
+/** Routes without query parameters still refuse unknown ones, in the same error shape. */
+export const noQuerySchema = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+const clusterMetadata = {
+  type: 'object',
+  required: ['total_hosts', 'total_gpus', 'active_hosts', 'active_gpus'],
+  properties: {
+    total_hosts: { type: 'integer' },
+    total_gpus: { type: 'integer' },
+    active_hosts: { type: 'integer' },
+    active_gpus: { type: 'integer' },
+  },
+} as const;
+
+/** The guide's cluster shape. */
+export const clusterSchema = {
+  type: 'object',
+  required: ['cluster_id', 'cluster_name', 'region', 'metadata'],
+  properties: {
+    cluster_id: { type: 'string' },
+    cluster_name: { type: 'string' },
+    region: { type: 'string' },
+    metadata: clusterMetadata,
+  },
+} as const;
+
+/** A host of the live hierarchy. */
+export const hostSchema = {
+  type: 'object',
+  required: ['host_id', 'hostname', 'cluster_id', 'gpu_count', 'active_gpu_count', 'active', 'last_seen'],
+  properties: {
+    host_id: { type: 'string' },
+    hostname: { type: 'string' },
+    cluster_id: { type: 'string' },
+    gpu_count: { type: 'integer' },
+    active_gpu_count: { type: 'integer' },
+    active: { type: 'boolean', description: 'Seen within the staleness window' },
+    last_seen: { ...rfc3339, description: 'When the collector last heard from the host' },
+  },
+} as const;
+
+/** A GPU of the live hierarchy with its latest metrics. */
+export const gpuSchema = {
+  type: 'object',
+  required: [
+    'gpu_id',
+    'uuid',
+    'device',
+    'model_name',
+    'hostname',
+    'cluster_id',
+    'active',
+    'last_seen',
+    'last_sample',
+    'metrics',
+  ],
+  properties: {
+    gpu_id: { type: 'string', description: 'Index within the host' },
+    uuid: { type: 'string' },
+    device: { type: 'string' },
+    model_name: { type: 'string' },
+    hostname: { type: 'string' },
+    cluster_id: { type: 'string' },
+    active: { type: 'boolean', description: 'Seen within the staleness window' },
+    last_seen: { ...rfc3339, description: 'When the collector last wrote this GPU' },
+    last_sample: { ...rfc3339, description: 'Newest sample time' },
+    metrics: {
+      type: 'object',
+      description: 'Latest value of each metric, keyed by DCGM field name',
+      additionalProperties: {
+        type: 'object',
+        required: ['value', 'timestamp'],
+        properties: { value: { type: 'number' }, timestamp: rfc3339 },
+      },
+    },
+  },
+} as const;
+
+/** GPU identity as listed by GET /api/v1/gpus. */
+export const gpuSummarySchema = {
+  type: 'object',
+  required: ['uuid', 'gpu_id', 'hostname', 'cluster_id', 'model', 'device'],
+  properties: {
+    uuid: { type: 'string' },
+    gpu_id: { type: 'string' },
+    hostname: { type: 'string' },
+    cluster_id: { type: 'string' },
+    model: { type: 'string' },
+    device: { type: 'string' },
+  },
+} as const;
+
+const telemetryItemSchema = {
+  type: 'object',
+  required: [
+    'timestamp',
+    'metric_name',
+    'value',
+    'gpu_id',
+    'uuid',
+    'hostname',
+    'cluster_id',
+    'device',
+    'model_name',
+    'container',
+    'pod',
+    'namespace',
+    'labels',
+  ],
+  properties: {
+    timestamp: rfc3339,
+    metric_name: { type: 'string', description: 'DCGM field name' },
+    value: { type: 'number' },
+    gpu_id: { type: 'string' },
+    uuid: { type: 'string' },
+    hostname: { type: 'string' },
+    cluster_id: { type: 'string' },
+    device: { type: 'string' },
+    model_name: { type: 'string' },
+    container: { type: 'string' },
+    pod: { type: 'string' },
+    namespace: { type: 'string' },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+} as const;
+
+/** Body of both telemetry routes: samples, newest first unless `order=asc`. */
+export const telemetryResponseSchema = {
+  type: 'array',
+  description: 'Samples; the x-has-more response header says whether more matched than `limit` returned',
+  items: telemetryItemSchema,
+} as const;
+
+/** One refused input row. */
+export const deadLetterSchema = {
+  type: 'object',
+  required: ['id', 'source', 'line', 'raw', 'reason', 'detail', 'received_at'],
+  properties: {
+    id: { type: 'integer' },
+    source: { type: 'string' },
+    line: { type: 'integer', description: '1-based line where the record starts' },
+    raw: { type: 'string', description: 'The raw record, truncated' },
+    reason: { type: 'string', description: 'Reason code, e.g. non_finite_value' },
+    detail: { type: 'string' },
+    received_at: rfc3339,
+  },
+} as const;

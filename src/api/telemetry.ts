@@ -1,0 +1,55 @@
+/**
+ * The telemetry query both telemetry routes share: validate the query string (time range, metric
+ * list, limit, order), ask the sample store for one more sample than `limit` to learn whether more
+ * match (told to clients in the `x-has-more` header), and shape the items.
+ */
+import type { GpuSelector, SampleStore } from '../ports/sample-store.js';
+import { parseMetricList, parseTimeRange } from './params.js';
+import { DEFAULT_LIMIT } from './schemas.js';
+import { telemetryItemView, type TelemetryItemView } from './views.js';
+
+/** Query string of the telemetry routes, after schema validation and defaults. */
+export interface TelemetryQuerystring {
+  limit?: number;
+  start_time?: string;
+  end_time?: string;
+  metric?: string[];
+  order?: 'asc' | 'desc';
+}
+
+/** Response header telling clients whether more samples matched than `limit` returned. */
+export const HAS_MORE_HEADER = 'x-has-more';
+
+/** Result of a telemetry query: one page of samples, and whether more matched. */
+export interface TelemetryPage {
+  items: TelemetryItemView[];
+  hasMore: boolean;
+}
+
+/** A checked telemetry query, ready to run for one GPU. */
+export interface PreparedTelemetryQuery {
+  run(store: SampleStore, selector: GpuSelector): Promise<TelemetryPage>;
+}
+
+/**
+ * Check the query (throws BAD_REQUEST naming the parameter) and return it ready to run.
+ * Call before any lookup that could 404 so bad parameters are reported first.
+ */
+export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTelemetryQuery {
+  const range = parseTimeRange(query.start_time, query.end_time);
+  const metrics = parseMetricList(query.metric);
+  const limit = query.limit ?? DEFAULT_LIMIT;
+  const order = query.order ?? 'desc';
+  return {
+    run: async (store, selector) => {
+      const samples = await store.querySamples({
+        gpu: selector,
+        ...range,
+        ...(metrics ? { metrics } : {}),
+        limit: limit + 1,
+        order,
+      });
+      return { items: samples.slice(0, limit).map(telemetryItemView), hasMore: samples.length > limit };
+    },
+  };
+}
