@@ -6,7 +6,8 @@
 import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../config/config.js';
 import { NexusError } from '../errors.js';
-import { writeDcgmCsv } from '../generate/generator.js';
+import { writeDcgmCsv, type GeneratorOptions } from '../generate/generator.js';
+import { parseDuration } from '../config/duration.js';
 import { bundledSamplePath } from '../runtime/bundled-sample.js';
 import { startEmbedded } from '../runtime/embedded.js';
 import { createLogger } from '../util/logger.js';
@@ -133,17 +134,49 @@ program
   .requiredOption('-o, --out <file>', 'output CSV path')
   .option('--hosts <n>', 'number of hosts', '4')
   .option('--gpus-per-host <n>', 'GPUs per host', '8')
-  .option('--interval <duration>', 'time between samples of one GPU, e.g. 1s, 10s', '10s')
-  .option('--duration <duration>', 'time span covered, e.g. 1h')
-  .option('--rows <n>', 'stop after this many rows (instead of --duration)')
-  .option('--start <time>', 'RFC 3339 time of the first sample', '2025-07-18T20:00:00Z')
+  .option('--metrics <n>', 'metrics per GPU (the sample has 10)', '10')
+  .option('--interval <duration>', 'time between scrapes of one GPU, e.g. 1s, 10s', '10s')
+  .option('--duration <duration>', 'time span covered, e.g. 1h (default: one scrape)')
+  .option('--rows <n>', 'stop after exactly this many rows')
+  .option('--start <time>', 'RFC 3339 time of the first scrape', '2025-07-18T20:42:34Z')
   .option('--seed <n>', 'random seed', '1')
-  .action(async (flags: Record<string, string>) => {
-    const { generateOptionsFromFlags } = await import('../generate/cli-options.js');
-    const options = generateOptionsFromFlags(flags);
+  .option('--host-prefix <prefix>', 'host names are <prefix>001, <prefix>002, ...')
+  .option('--workload-fraction <f>', 'fraction of jobs with container/pod/namespace attribution', '0')
+  .action(async (flags: Record<string, string | undefined>) => {
+    const options: GeneratorOptions = {
+      hosts: positiveInt('--hosts', flags.hosts),
+      gpusPerHost: positiveInt('--gpus-per-host', flags.gpusPerHost),
+      metrics: positiveInt('--metrics', flags.metrics),
+      intervalMs: durationFlag('--interval', flags.interval),
+      durationMs: flags.duration === undefined ? undefined : durationFlag('--duration', flags.duration),
+      rows: flags.rows === undefined ? undefined : positiveInt('--rows', flags.rows),
+      start: flags.start,
+      seed: positiveInt('--seed', flags.seed),
+      hostPrefix: flags.hostPrefix,
+      workloadFraction: Number(flags.workloadFraction),
+    };
+    const started = Date.now();
     const result = await writeDcgmCsv(flags.out!, options);
-    print(`wrote ${result.rows.toLocaleString('en-US')} rows to ${flags.out}`);
+    print(
+      `wrote ${result.rows.toLocaleString('en-US')} rows (${(result.bytes / 1048576).toFixed(1)} MiB) to ${flags.out} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
   });
+
+function positiveInt(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0)
+    throw new NexusError('CONFIG_INVALID', `${flag} must be a whole number, got "${text}"`);
+  return n;
+}
+
+function durationFlag(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0)
+    throw new NexusError('CONFIG_INVALID', `${flag} must be a duration like 10s or 1h, got "${text}"`);
+  return ms;
+}
 
 for (const role of ['streamer', 'collector', 'api'] as const) {
   withCommonFlags(program.command(role))
