@@ -41,6 +41,8 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
     loggerInstance: logger,
     trustProxy: options.trustProxy ?? false,
     requestIdHeader: 'x-request-id',
+    // Per-request log lines would drown the pipeline's own logs; /metrics counts every request.
+    disableRequestLogging: true,
     // Path parameters (host names, UUIDs) are checked by the route schemas, in the API's error shape.
     routerOptions: { maxParamLength: 1024 },
     // Bad URL encoding and similar router-level failures use the API's error shape too.

@@ -1,0 +1,128 @@
+/**
+ * Embedded sample store on PGlite (PostgreSQL compiled to WebAssembly, in-process). Keeps its data
+ * in a directory (default `./data/pglite`) or, with `memory: true`, nowhere. PGlite has a single
+ * connection, so every statement and transaction runs through one FIFO lock here. Bulk loads use
+ * binary COPY from PGlite's `/dev/blob` device.
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { NexusError } from '../../errors.js';
+import type { SqlExecutor, SqlResult, TransactionExecutor } from '../../storage/sql-executor.js';
+import { sqlState } from '../../storage/sql-executor.js';
+import {
+  type SqlBackend,
+  SqlSampleStore,
+  type SqlSampleStoreOptions,
+} from '../../storage/sql-sample-store.js';
+
+/** Default data directory of the embedded store. */
+export const DEFAULT_PGLITE_DATA_DIR = './data/pglite';
+
+/** Options of {@link createPgliteSampleStore}. */
+export interface PgliteSampleStoreOptions extends SqlSampleStoreOptions {
+  /** Directory holding the database (created if missing). Default `./data/pglite`. */
+  dataDir?: string;
+  /** Keep everything in memory and nothing on disk (tests). Slows down as tables grow. */
+  memory?: boolean;
+}
+
+/** The embedded store (a {@link SqlSampleStore} over PGlite). */
+export type PgliteSampleStore = SqlSampleStore;
+
+/** FIFO lock: PGlite runs one statement at a time, and a transaction must not interleave. */
+class SerialLock {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#tail.then(fn, fn);
+    this.#tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+type Queryable = Pick<Transaction, 'query' | 'exec'>;
+
+function executorOf(db: Queryable): SqlExecutor {
+  return {
+    async query<R extends object>(text: string, params: readonly unknown[] = []): Promise<SqlResult<R>> {
+      const r = await db.query<R>(text, [...params]);
+      return { rows: r.rows, rowCount: r.rowCount ?? r.affectedRows ?? 0 };
+    },
+    async exec(sql: string): Promise<void> {
+      await db.exec(sql);
+    },
+  };
+}
+
+function transactionExecutorOf(tx: Transaction): TransactionExecutor {
+  return {
+    ...executorOf(tx),
+    async copyBinary(table: string, columns: readonly string[], data: Uint8Array): Promise<number> {
+      const r = await tx.query(
+        `COPY ${table} (${columns.join(', ')}) FROM '/dev/blob' WITH (FORMAT binary)`,
+        [],
+        {
+          blob: new Blob([data]),
+        },
+      );
+      return r.rowCount ?? r.affectedRows ?? 0;
+    },
+  };
+}
+
+class PgliteBackend implements SqlBackend {
+  readonly name = 'PGlite';
+  readonly executor: SqlExecutor;
+  readonly #db: PGlite;
+  readonly #lock = new SerialLock();
+
+  constructor(db: PGlite) {
+    this.#db = db;
+    const direct = executorOf(db);
+    this.executor = {
+      query: (text, params) => this.#lock.run(() => direct.query(text, params)),
+      exec: (sql) => this.#lock.run(() => direct.exec(sql)),
+    };
+  }
+
+  transaction<T>(fn: (tx: TransactionExecutor) => Promise<T>): Promise<T> {
+    return this.#lock.run(() => this.#db.transaction((tx) => fn(transactionExecutorOf(tx))));
+  }
+
+  mapError(error: unknown, operation: string): NexusError {
+    const message = error instanceof Error ? error.message : String(error);
+    const state = sqlState(error);
+    return new NexusError('INTERNAL', `PGlite ${operation} failed: ${message}`, {
+      cause: error,
+      details: { operation, ...(state === undefined ? {} : { sqlState: state }) },
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#lock.run(() => this.#db.close());
+  }
+}
+
+/**
+ * Open (creating if needed) an embedded PGlite sample store. Call `migrate()` before writing.
+ * Only one process may open a given `dataDir` at a time.
+ */
+export async function createPgliteSampleStore(
+  options: PgliteSampleStoreOptions = {},
+): Promise<PgliteSampleStore> {
+  let location = 'memory://';
+  if (!options.memory) {
+    location = resolve(options.dataDir ?? DEFAULT_PGLITE_DATA_DIR);
+    mkdirSync(location, { recursive: true });
+  }
+  let db: PGlite;
+  try {
+    db = await PGlite.create(location);
+  } catch (error) {
+    throw new NexusError('BACKEND_UNAVAILABLE', `cannot open PGlite at ${location}: ${String(error)}`, {
+      cause: error,
+    });
+  }
+  return new SqlSampleStore(new PgliteBackend(db), options);
+}

@@ -1,0 +1,91 @@
+/**
+ * Mapping of node-postgres errors to coded errors: a lost or refused connection, a server shutting
+ * down, too many connections or a transient conflict become BACKEND_UNAVAILABLE (retryable);
+ * authentication failure or a missing database become CONFIG_INVALID; the rest INTERNAL. Messages
+ * name the target (host:port/database), never the password.
+ */
+import { NexusError } from '../../errors.js';
+import { sqlState } from '../../storage/sql-executor.js';
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+// node-postgres raises these as plain Errors without a code.
+const CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'is not queryable',
+  'Cannot use a pool after calling end',
+  'Query read timeout',
+  'connection timeout',
+];
+
+// SQLSTATEs where retrying later may succeed.
+const RETRYABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400', '40001', '40P01', '55006']);
+
+/** True when `error` means the server could not be reached or dropped the connection. */
+export function isConnectionError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  const state = sqlState(error);
+  if (state !== undefined) return state.startsWith('08') || RETRYABLE_STATES.has(state);
+  if (error instanceof AggregateError) return error.errors.some(isConnectionError);
+  const message = error instanceof Error ? error.message : '';
+  return CONNECTION_MESSAGES.some((m) => message.includes(m));
+}
+
+/** Replace every occurrence of the secret (raw and URL-encoded) in `text`. */
+export function redact(text: string, secret: string | undefined): string {
+  if (!secret) return text;
+  return text.split(secret).join('***').split(encodeURIComponent(secret)).join('***');
+}
+
+/** Map any error from the pg driver to a NexusError. */
+export function mapPostgresError(
+  error: unknown,
+  operation: string,
+  target: string,
+  password: string | undefined,
+): NexusError {
+  if (error instanceof NexusError) return error;
+  const raw = error instanceof Error ? error.message || error.name : String(error);
+  const detailMessage = redact(raw, password);
+  const state = sqlState(error);
+  const details: Record<string, unknown> = { operation, target };
+  if (state !== undefined) details.sqlState = state;
+  if (isConnectionError(error)) {
+    return new NexusError(
+      'BACKEND_UNAVAILABLE',
+      `PostgreSQL ${target} unavailable during ${operation}: ${detailMessage}`,
+      {
+        cause: error,
+        details,
+      },
+    );
+  }
+  if (state !== undefined && (state.startsWith('28') || state === '3D000')) {
+    return new NexusError(
+      'CONFIG_INVALID',
+      `PostgreSQL ${target} refused the configured login: ${detailMessage}`,
+      {
+        cause: error,
+        details,
+      },
+    );
+  }
+  return new NexusError('INTERNAL', `PostgreSQL ${operation} failed: ${detailMessage}`, {
+    cause: error,
+    details,
+  });
+}

@@ -1,0 +1,188 @@
+/**
+ * Read-side SQL of the sample store, shared by the PGlite and PostgreSQL adapters: statement
+ * builders that return text + parameters, and mappers from rows to port types. Every column that
+ * the two drivers would decode differently (int8, timestamptz) is cast to float8 in SQL.
+ */
+import type { SampleQuery, StoredDeadLetter, StoredGpu, StoredSample } from '../ports/sample-store.js';
+
+/** Default `limit` of {@link SampleQuery}. */
+export const DEFAULT_SAMPLE_LIMIT = 1000;
+/** Default `limit` of dead-letter listings. */
+export const DEFAULT_DEAD_LETTER_LIMIT = 1000;
+
+/** A statement ready for `SqlExecutor.query`. */
+export interface Statement {
+  text: string;
+  params: unknown[];
+}
+
+/** Row shape of {@link buildSampleQuery}. */
+export interface SampleRow {
+  cluster_id: string;
+  hostname: string;
+  gpu_id: string;
+  uuid: string;
+  device: string;
+  model_name: string;
+  metric: string;
+  container: string;
+  pod: string;
+  namespace: string;
+  labels: Record<string, string>;
+  ts_ms: number;
+  value: number;
+}
+
+/** Row shape of {@link buildListGpus}. */
+export interface GpuRow {
+  cluster_id: string;
+  hostname: string;
+  gpu_id: string;
+  uuid: string;
+  device: string;
+  model_name: string;
+}
+
+/** Row shape of {@link buildListDeadLetters}. */
+export interface DeadLetterRow {
+  id: number;
+  source: string;
+  line: number;
+  raw: string;
+  reason: string;
+  detail: string;
+  received_ms: number;
+}
+
+function normaliseLimit(limit: number | undefined, fallback: number): number {
+  if (limit === undefined || !Number.isFinite(limit)) return fallback;
+  return Math.max(0, Math.floor(limit));
+}
+
+/**
+ * Samples of one GPU. Ties on time are broken by metric then series id, so pages are stable.
+ * An empty `metrics` array means no metric filter.
+ */
+export function buildSampleQuery(q: SampleQuery): Statement {
+  const params: unknown[] = [];
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where: string[] = [];
+  if ('uuid' in q.gpu) {
+    where.push(`se.uuid = ${p(q.gpu.uuid)}`);
+  } else {
+    where.push(
+      `se.cluster_id = ${p(q.gpu.clusterId)}`,
+      `se.hostname = ${p(q.gpu.hostname)}`,
+      `se.gpu_id = ${p(q.gpu.gpuId)}`,
+    );
+  }
+  if (q.metrics && q.metrics.length > 0) where.push(`se.metric = ANY(${p(q.metrics)}::text[])`);
+  if (q.startMs !== undefined) where.push(`sa.ts >= to_timestamp(${p(q.startMs)}::float8 / 1000)`);
+  if (q.endMs !== undefined) where.push(`sa.ts <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
+  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+  const limit = p(normaliseLimit(q.limit, DEFAULT_SAMPLE_LIMIT));
+  return {
+    text: `SELECT se.cluster_id, se.hostname, se.gpu_id, se.uuid, se.device, se.model_name, se.metric,
+       se.container, se.pod, se.namespace, se.labels,
+       (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
+FROM series se JOIN samples sa ON sa.series_id = se.id
+WHERE ${where.join(' AND ')}
+ORDER BY sa.ts ${dir}, se.metric ${dir}, se.id ${dir}
+LIMIT ${limit}`,
+    params,
+  };
+}
+
+/** Map a {@link SampleRow} to a port sample. */
+export function toStoredSample(r: SampleRow): StoredSample {
+  return {
+    clusterId: r.cluster_id,
+    hostname: r.hostname,
+    gpuId: r.gpu_id,
+    uuid: r.uuid,
+    device: r.device,
+    modelName: r.model_name,
+    metric: r.metric,
+    container: r.container,
+    pod: r.pod,
+    namespace: r.namespace,
+    labels: r.labels,
+    timestampMs: r.ts_ms,
+    value: r.value,
+  };
+}
+
+/** One row per GPU (cluster, host, index, uuid), with the device/model of its newest series. */
+export function buildListGpus(clusterId?: string): Statement {
+  const filter = clusterId === undefined ? '' : 'WHERE cluster_id = $1';
+  return {
+    text: `SELECT DISTINCT ON (cluster_id, hostname, gpu_id, uuid)
+       cluster_id, hostname, gpu_id, uuid, device, model_name
+FROM series ${filter}
+ORDER BY cluster_id, hostname, gpu_id, uuid, id DESC`,
+    params: clusterId === undefined ? [] : [clusterId],
+  };
+}
+
+const numeric = /^\d+$/;
+
+/** Order GPUs by cluster, host, then index numerically ("2" before "10"), then uuid. */
+export function compareGpus(a: StoredGpu, b: StoredGpu): number {
+  if (a.clusterId !== b.clusterId) return a.clusterId < b.clusterId ? -1 : 1;
+  if (a.hostname !== b.hostname) return a.hostname < b.hostname ? -1 : 1;
+  if (a.gpuId !== b.gpuId) {
+    if (numeric.test(a.gpuId) && numeric.test(b.gpuId)) return Number(a.gpuId) - Number(b.gpuId);
+    return a.gpuId < b.gpuId ? -1 : 1;
+  }
+  return a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0;
+}
+
+/** Map a {@link GpuRow} to a port GPU. */
+export function toStoredGpu(r: GpuRow): StoredGpu {
+  return {
+    clusterId: r.cluster_id,
+    hostname: r.hostname,
+    gpuId: r.gpu_id,
+    uuid: r.uuid,
+    device: r.device,
+    modelName: r.model_name,
+  };
+}
+
+/** Dead letters newest first (by storage id, which follows insertion order). */
+export function buildListDeadLetters(options: { limit?: number; source?: string } = {}): Statement {
+  const params: unknown[] = [];
+  let filter = '';
+  if (options.source !== undefined) {
+    params.push(options.source);
+    filter = 'WHERE source = $1';
+  }
+  params.push(normaliseLimit(options.limit, DEFAULT_DEAD_LETTER_LIMIT));
+  return {
+    text: `SELECT id::float8 AS id, source, line::float8 AS line, raw, reason, detail,
+       (extract(epoch FROM received_at) * 1000)::float8 AS received_ms
+FROM dead_letters ${filter}
+ORDER BY id DESC
+LIMIT $${params.length}`,
+    params,
+  };
+}
+
+/** Map a {@link DeadLetterRow} to a port dead letter. */
+export function toStoredDeadLetter(r: DeadLetterRow): StoredDeadLetter {
+  return {
+    id: r.id,
+    source: r.source,
+    line: r.line,
+    raw: r.raw,
+    reason: r.reason,
+    detail: r.detail,
+    receivedAtMs: r.received_ms,
+  };
+}
+
+/** Total samples, as float8 so both drivers return a number. */
+export const COUNT_SAMPLES_SQL = 'SELECT count(*)::float8 AS n FROM samples';

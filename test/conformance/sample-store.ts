@@ -1,0 +1,487 @@
+/**
+ * Conformance suite of the SampleStore port: one vitest `describe` block that every adapter
+ * (PGlite in memory and on disk, PostgreSQL) must pass. Tests share one store per suite run and
+ * stay independent by writing under their own cluster id and comparing sample counts before/after.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Batch, DeadLetter, Sample, SeriesKey } from '../../src/domain/types.js';
+import { NexusError } from '../../src/errors.js';
+import type { SampleStore } from '../../src/ports/sample-store.js';
+
+/** What a suite run needs from an adapter: a fresh store and how to dispose of it. */
+export type SampleStoreSetup = () => Promise<{ store: SampleStore; teardown: () => Promise<void> }>;
+
+let uniq = 0;
+/** A name no other test (or suite run on the same database) uses. */
+function unique(prefix: string): string {
+  uniq += 1;
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${uniq}`;
+}
+
+const T0 = Date.parse('2025-07-18T20:42:34.000Z');
+
+function seriesKey(clusterId: string, overrides: Partial<SeriesKey> = {}): SeriesKey {
+  return {
+    clusterId,
+    hostname: 'host-a',
+    gpuId: '0',
+    uuid: `GPU-${clusterId}-a-0`,
+    device: 'nvidia0',
+    modelName: 'NVIDIA H100 80GB HBM3',
+    metric: 'DCGM_FI_DEV_GPU_UTIL',
+    container: '',
+    pod: '',
+    namespace: '',
+    labels: {},
+    ...overrides,
+  };
+}
+
+function sample(key: SeriesKey, timestampMs: number, value: number): Sample {
+  return { ...key, timestampMs, value };
+}
+
+function batch(samples: Sample[], deadLetters: DeadLetter[] = [], id = unique('batch')): Batch {
+  return { id, source: 'conformance', samples, deadLetters };
+}
+
+/** `n` samples of one series, one per second from T0. */
+function series(key: SeriesKey, n: number, start = T0, step = 1000): Sample[] {
+  return Array.from({ length: n }, (_, i) => sample(key, start + i * step, i));
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  const error = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, `expected rejection with ${code}`).toBeInstanceOf(NexusError);
+  expect((error as NexusError).code).toBe(code);
+}
+
+/**
+ * Register the SampleStore conformance tests for one adapter. `setup` is called once for the
+ * shared store (and again by tests that need their own, e.g. close()); the suite calls
+ * `migrate()` itself.
+ */
+export function sampleStoreConformance(name: string, setup: SampleStoreSetup): void {
+  describe(`SampleStore conformance: ${name}`, () => {
+    let store: SampleStore;
+    let teardown: (() => Promise<void>) | undefined;
+
+    beforeAll(async () => {
+      ({ store, teardown } = await setup());
+      await store.migrate();
+    });
+    afterAll(async () => {
+      await teardown?.();
+    });
+
+    it('migrate() again is harmless and keeps the data', async () => {
+      const c = unique('mig');
+      await store.writeBatch(batch(series(seriesKey(c), 3)));
+      await store.migrate();
+      await store.migrate();
+      expect(await store.querySamples({ gpu: { uuid: `GPU-${c}-a-0` } })).toHaveLength(3);
+    });
+
+    it('ping() resolves on a live store', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+
+    it('round-trips every field, labels and workload attribution included', async () => {
+      const c = unique('rt');
+      const key = seriesKey(c, {
+        hostname: 'mtv5-dgx1-hgpu-031',
+        gpuId: '7',
+        uuid: `GPU-5fd4f087-${c}`,
+        device: 'nvidia7',
+        modelName: 'NVIDIA H100 80GB HBM3',
+        metric: 'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE',
+        container: 'trainer',
+        pod: 'llm-train-0',
+        namespace: 'research',
+        labels: {
+          DCGM_FI_DRIVER_VERSION: '535.129.03',
+          quoted: 'say "hi", then {leave}',
+          backslash: 'C:\\path\\',
+          unicode: 'température ✓ 温度',
+          empty: '',
+          'key with spaces=and,commas': 'v',
+        },
+      });
+      const written = [
+        sample(key, -1, 5e-324), // before 1970 and 2000: negative offsets in the binary encoding
+        sample(key, Date.parse('1999-12-31T23:59:59.999Z'), 0),
+        sample(key, T0 + 123, 0.875),
+        sample(key, T0 + 1_456, -12.5),
+        sample(key, T0 + 2_000, 1e300),
+        sample(key, Date.parse('2199-01-01T00:00:00.001Z'), 123456789.12345679),
+      ];
+      const r = await store.writeBatch(batch(written));
+      expect(r).toEqual({ duplicate: false, inserted: 6, deadLetters: 0 });
+      const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
+      expect(got).toEqual(written);
+
+      // The same kind of values through the conflict path (a batch overlapping stored samples).
+      const shifted = written.map((s) => ({ ...s, timestampMs: s.timestampMs + 1 }));
+      expect((await store.writeBatch(batch([written[0]!, ...shifted]))).inserted).toBe(6);
+      const all = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
+      expect(all).toEqual([...written, ...shifted].sort((a, b) => a.timestampMs - b.timestampMs));
+    });
+
+    it('stores unknown metric names as they come', async () => {
+      const c = unique('unk');
+      const key = seriesKey(c, { metric: 'DCGM_FI_SOMETHING_NEW_42' });
+      await store.writeBatch(batch([sample(key, T0, 42)]));
+      const got = await store.querySamples({ gpu: { uuid: key.uuid } });
+      expect(got.map((s) => [s.metric, s.value])).toEqual([['DCGM_FI_SOMETHING_NEW_42', 42]]);
+    });
+
+    it('a duplicate batch id writes nothing and reports duplicate', async () => {
+      const c = unique('dup');
+      const b = batch(series(seriesKey(c), 5), [deadLetter(`${c}.csv`, 9)]);
+      const before = await store.countSamples();
+      expect(await store.writeBatch(b)).toEqual({ duplicate: false, inserted: 5, deadLetters: 1 });
+      expect(await store.countSamples()).toBe(before + 5);
+
+      const replay = { ...b, samples: [...b.samples, sample(seriesKey(c), T0 + 99_000, 1)] };
+      expect(await store.writeBatch(replay)).toEqual({ duplicate: true, inserted: 0, deadLetters: 0 });
+      expect(await store.countSamples()).toBe(before + 5);
+      expect(await store.listDeadLetters({ source: `${c}.csv` })).toHaveLength(1);
+    });
+
+    it('the same samples under another batch id insert nothing', async () => {
+      const c = unique('nat');
+      const samples = series(seriesKey(c), 4);
+      await store.writeBatch(batch(samples));
+      const before = await store.countSamples();
+      expect(await store.writeBatch(batch(samples))).toEqual({
+        duplicate: false,
+        inserted: 0,
+        deadLetters: 0,
+      });
+      expect(await store.countSamples()).toBe(before);
+    });
+
+    it('a partly overlapping batch inserts only the new samples, keeping the stored values', async () => {
+      const c = unique('ovl');
+      const key = seriesKey(c);
+      await store.writeBatch(batch([sample(key, T0, 1), sample(key, T0 + 1000, 2)]));
+      const r = await store.writeBatch(
+        batch([sample(key, T0 + 1000, 999), sample(key, T0 + 2_345, 3.25), sample(key, T0 + 3_001, 4)]),
+      );
+      expect(r.inserted).toBe(2);
+      const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
+      expect(got.map((s) => [s.timestampMs, s.value])).toEqual([
+        [T0, 1],
+        [T0 + 1000, 2],
+        [T0 + 2_345, 3.25],
+        [T0 + 3_001, 4],
+      ]);
+    });
+
+    it('repeats of a natural key inside one batch are stored once', async () => {
+      const c = unique('intra');
+      const key = seriesKey(c);
+      const r = await store.writeBatch(
+        batch([sample(key, T0, 1), sample(key, T0, 1), sample(key, T0 + 1, 2)]),
+      );
+      expect(r.inserted).toBe(2);
+      expect(await store.querySamples({ gpu: { uuid: key.uuid } })).toHaveLength(2);
+    });
+
+    it('the same label set in another key order is the same series', async () => {
+      const c = unique('lbl');
+      const a = seriesKey(c, { labels: { x: '1', y: '2' } });
+      const b = seriesKey(c, { labels: { y: '2', x: '1' } });
+      await store.writeBatch(batch([sample(a, T0, 1)]));
+      expect((await store.writeBatch(batch([sample(b, T0, 1)]))).inserted).toBe(0);
+    });
+
+    it('different label sets on one GPU and metric are different series', async () => {
+      const c = unique('lbl2');
+      const a = seriesKey(c, { pod: 'job-1', labels: { pod: 'job-1' } });
+      const b = seriesKey(c, { pod: 'job-2', labels: { pod: 'job-2' } });
+      const r = await store.writeBatch(batch([sample(a, T0, 1), sample(b, T0, 2)]));
+      expect(r.inserted).toBe(2);
+      const got = await store.querySamples({ gpu: { uuid: a.uuid }, order: 'asc' });
+      expect(got.map((s) => s.pod).sort()).toEqual(['job-1', 'job-2']);
+    });
+
+    it.each([
+      ['NaN', NaN],
+      ['Infinity', Infinity],
+      ['-Infinity', -Infinity],
+    ])('a batch failing midway (%s value) leaves nothing behind', async (_label, bad) => {
+      const c = unique('atom');
+      const key = seriesKey(c, { hostname: 'host-new' });
+      const other = seriesKey(c, { metric: 'DCGM_FI_DEV_POWER_USAGE', hostname: 'host-new' });
+      const good = [...series(key, 200), ...series(other, 200)];
+      const id = unique('atomic-batch');
+      const before = await store.countSamples();
+      const failing = batch([...good, sample(other, T0 + 999_000, bad)], [deadLetter(`${c}.csv`, 3)], id);
+
+      await expectCode(store.writeBatch(failing), 'BAD_REQUEST');
+      expect(await store.countSamples()).toBe(before);
+      expect(await store.listGpus(c)).toEqual([]);
+      expect(await store.listDeadLetters({ source: `${c}.csv` })).toEqual([]);
+
+      // The ledger entry rolled back too, and the series cache holds no id from the failed write.
+      const fixed = batch(good, [deadLetter(`${c}.csv`, 3)], id);
+      expect(await store.writeBatch(fixed)).toEqual({ duplicate: false, inserted: 400, deadLetters: 1 });
+      expect(await store.querySamples({ gpu: { uuid: key.uuid }, limit: 10_000 })).toHaveLength(400);
+      expect(await store.listGpus(c)).toHaveLength(1);
+    });
+
+    it('rejects a sample without a valid timestamp as BAD_REQUEST and writes nothing', async () => {
+      const c = unique('badts');
+      const id = unique('badts-batch');
+      const before = await store.countSamples();
+      const bad = batch([...series(seriesKey(c), 3), sample(seriesKey(c), NaN, 1)], [], id);
+      await expectCode(store.writeBatch(bad), 'BAD_REQUEST');
+      expect(await store.countSamples()).toBe(before);
+      expect((await store.writeBatch(batch(series(seriesKey(c), 3), [], id))).duplicate).toBe(false);
+    });
+
+    it('time bounds are inclusive at both ends', async () => {
+      const c = unique('range');
+      const key = seriesKey(c);
+      await store.writeBatch(batch(series(key, 10)));
+      const got = await store.querySamples({
+        gpu: { uuid: key.uuid },
+        startMs: T0 + 2000,
+        endMs: T0 + 5000,
+        order: 'asc',
+      });
+      expect(got.map((s) => s.timestampMs)).toEqual([T0 + 2000, T0 + 3000, T0 + 4000, T0 + 5000]);
+      const open = await store.querySamples({ gpu: { uuid: key.uuid }, startMs: T0 + 8000 });
+      expect(open.map((s) => s.timestampMs)).toEqual([T0 + 9000, T0 + 8000]);
+      const upTo = await store.querySamples({ gpu: { uuid: key.uuid }, endMs: T0 + 1000 });
+      expect(upTo.map((s) => s.timestampMs)).toEqual([T0 + 1000, T0]);
+      const empty = await store.querySamples({
+        gpu: { uuid: key.uuid },
+        startMs: T0 + 1001,
+        endMs: T0 + 1999,
+      });
+      expect(empty).toEqual([]);
+    });
+
+    it('filters by metric', async () => {
+      const c = unique('metric');
+      const metrics = ['DCGM_FI_DEV_GPU_UTIL', 'DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE'];
+      const samples = metrics.flatMap((metric, m) =>
+        series(seriesKey(c, { metric }), 3).map((s) => ({ ...s, value: m * 10 + s.value })),
+      );
+      await store.writeBatch(batch(samples));
+      const gpu = { uuid: `GPU-${c}-a-0` };
+      const one = await store.querySamples({ gpu, metrics: ['DCGM_FI_DEV_GPU_TEMP'] });
+      expect(one.map((s) => s.metric)).toEqual(Array(3).fill('DCGM_FI_DEV_GPU_TEMP'));
+      expect(one.map((s) => s.value)).toEqual([12, 11, 10]);
+      const two = await store.querySamples({
+        gpu,
+        metrics: ['DCGM_FI_DEV_GPU_UTIL', 'DCGM_FI_DEV_POWER_USAGE'],
+      });
+      expect(new Set(two.map((s) => s.metric))).toEqual(
+        new Set(['DCGM_FI_DEV_GPU_UTIL', 'DCGM_FI_DEV_POWER_USAGE']),
+      );
+      expect(two).toHaveLength(6);
+      expect(await store.querySamples({ gpu, metrics: ['DCGM_FI_NOT_THERE'] })).toEqual([]);
+      expect(await store.querySamples({ gpu, metrics: [] })).toHaveLength(9);
+    });
+
+    it('orders newest first by default, oldest first with order asc, and applies limit after ordering', async () => {
+      const c = unique('order');
+      const key = seriesKey(c);
+      // Written out of order on purpose.
+      const shuffled = [5, 1, 9, 3, 7, 0, 2, 8, 4, 6].map((i) => sample(key, T0 + i * 1000, i));
+      await store.writeBatch(batch(shuffled));
+      const gpu = { uuid: key.uuid };
+      const desc = await store.querySamples({ gpu });
+      expect(desc.map((s) => s.value)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+      const asc = await store.querySamples({ gpu, order: 'asc' });
+      expect(asc.map((s) => s.value)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect((await store.querySamples({ gpu, limit: 3 })).map((s) => s.value)).toEqual([9, 8, 7]);
+      expect((await store.querySamples({ gpu, limit: 3, order: 'asc' })).map((s) => s.value)).toEqual([
+        0, 1, 2,
+      ]);
+      expect(await store.querySamples({ gpu, limit: 0 })).toEqual([]);
+    });
+
+    it('orders samples that share a timestamp deterministically', async () => {
+      const c = unique('ties');
+      const metrics = ['M_C', 'M_A', 'M_B'];
+      await store.writeBatch(batch(metrics.map((metric) => sample(seriesKey(c, { metric }), T0, 1))));
+      const gpu = { uuid: `GPU-${c}-a-0` };
+      expect((await store.querySamples({ gpu, order: 'asc' })).map((s) => s.metric)).toEqual([
+        'M_A',
+        'M_B',
+        'M_C',
+      ]);
+      expect((await store.querySamples({ gpu })).map((s) => s.metric)).toEqual(['M_C', 'M_B', 'M_A']);
+    });
+
+    it('returns at most 1000 samples when no limit is given', async () => {
+      const c = unique('deflimit');
+      const key = seriesKey(c);
+      await store.writeBatch(batch(series(key, 1_200)));
+      const got = await store.querySamples({ gpu: { uuid: key.uuid } });
+      expect(got).toHaveLength(1000);
+      expect(got[0]?.timestampMs).toBe(T0 + 1_199_000);
+    });
+
+    it('selects by uuid or by cluster + host + index, never mixing hosts or clusters', async () => {
+      const c = unique('sel');
+      const c2 = unique('sel-other');
+      const a0 = seriesKey(c, { hostname: 'host-a', gpuId: '0', uuid: `GPU-${c}-A0` });
+      const b0 = seriesKey(c, { hostname: 'host-b', gpuId: '0', uuid: `GPU-${c}-B0` });
+      const a1 = seriesKey(c, { hostname: 'host-a', gpuId: '1', uuid: `GPU-${c}-A1`, device: 'nvidia1' });
+      const otherCluster = seriesKey(c2, { hostname: 'host-a', gpuId: '0', uuid: `GPU-${c2}-A0` });
+      await store.writeBatch(
+        batch([
+          ...series(a0, 3).map((s) => ({ ...s, value: 100 + s.value })),
+          ...series(b0, 3).map((s) => ({ ...s, value: 200 + s.value })),
+          ...series(a1, 3).map((s) => ({ ...s, value: 300 + s.value })),
+          ...series(otherCluster, 3).map((s) => ({ ...s, value: 400 + s.value })),
+        ]),
+      );
+      const byHost = await store.querySamples({
+        gpu: { clusterId: c, hostname: 'host-b', gpuId: '0' },
+        order: 'asc',
+      });
+      expect(byHost.map((s) => s.value)).toEqual([200, 201, 202]);
+      expect(new Set(byHost.map((s) => s.uuid))).toEqual(new Set([b0.uuid]));
+      const byHostA = await store.querySamples({ gpu: { clusterId: c, hostname: 'host-a', gpuId: '0' } });
+      expect(byHostA.map((s) => s.value)).toEqual([102, 101, 100]);
+      const byUuid = await store.querySamples({ gpu: { uuid: a1.uuid }, order: 'asc' });
+      expect(byUuid.map((s) => s.value)).toEqual([300, 301, 302]);
+      expect(await store.querySamples({ gpu: { clusterId: c, hostname: 'host-c', gpuId: '0' } })).toEqual([]);
+      expect(await store.querySamples({ gpu: { uuid: 'GPU-does-not-exist' } })).toEqual([]);
+    });
+
+    it('lists GPUs per cluster, ordered by host then numeric index', async () => {
+      const c = unique('gpus');
+      const keys = ['10', '2', '0'].flatMap((gpuId) =>
+        ['host-b', 'host-a'].map((hostname) =>
+          seriesKey(c, { hostname, gpuId, uuid: `GPU-${hostname}-${gpuId}-${c}`, device: `nvidia${gpuId}` }),
+        ),
+      );
+      const withSecondMetric = keys.map((k) => ({ ...k, metric: 'DCGM_FI_DEV_GPU_TEMP' }));
+      await store.writeBatch(batch([...keys, ...withSecondMetric].map((k) => sample(k, T0, 1))));
+      const gpus = await store.listGpus(c);
+      expect(gpus.map((g) => `${g.hostname}/${g.gpuId}`)).toEqual([
+        'host-a/0',
+        'host-a/2',
+        'host-a/10',
+        'host-b/0',
+        'host-b/2',
+        'host-b/10',
+      ]);
+      expect(gpus[0]).toEqual({
+        clusterId: c,
+        hostname: 'host-a',
+        gpuId: '0',
+        uuid: `GPU-host-a-0-${c}`,
+        device: 'nvidia0',
+        modelName: 'NVIDIA H100 80GB HBM3',
+      });
+      expect(await store.listGpus(unique('no-such-cluster'))).toEqual([]);
+      const all = await store.listGpus();
+      expect(all.filter((g) => g.clusterId === c)).toEqual(gpus);
+    });
+
+    it('stores dead letters and lists them newest first, by source, with a limit', async () => {
+      const src = `${unique('dl')}.csv`;
+      const first = [deadLetter(src, 2, 'column_count'), deadLetter(src, 5, 'non_finite_value')];
+      const r1 = await store.writeBatch(batch([], first));
+      expect(r1).toEqual({ duplicate: false, inserted: 0, deadLetters: 2 });
+      await store.writeBatch(batch([], [deadLetter(src, 11, 'bad_utf8')]));
+      await store.writeBatch(batch([], [deadLetter(`${src}.other`, 1, 'x')]));
+
+      const listed = await store.listDeadLetters({ source: src });
+      expect(listed.map((d) => d.line)).toEqual([11, 5, 2]);
+      expect(listed[2]).toMatchObject({
+        source: src,
+        line: 2,
+        raw: `"raw",line,2`,
+        reason: 'column_count',
+        detail: 'detail of line 2',
+      });
+      for (const d of listed) {
+        expect(Number.isInteger(d.id)).toBe(true);
+        expect(Math.abs(d.receivedAtMs - Date.now())).toBeLessThan(10 * 60_000);
+      }
+      expect(listed[0]!.id).toBeGreaterThan(listed[1]!.id);
+      expect((await store.listDeadLetters({ source: src, limit: 2 })).map((d) => d.line)).toEqual([11, 5]);
+      const newest = await store.listDeadLetters({ limit: 1 });
+      expect(newest.map((d) => d.source)).toEqual([`${src}.other`]);
+    });
+
+    it('keeps dead letters whose raw text carries a NUL byte', async () => {
+      const src = `${unique('nul')}.csv`;
+      await store.writeBatch(batch([], [{ ...deadLetter(src, 1), raw: 'a\0b' }]));
+      const [d] = await store.listDeadLetters({ source: src });
+      expect(d?.raw).toBe('a\uFFFDb');
+    });
+
+    it('writes a batch larger than one COPY chunk', async () => {
+      const c = unique('big');
+      const metrics = Array.from({ length: 12 }, (_, i) => `DCGM_FI_BIG_${i}`);
+      const samples = metrics.flatMap((metric) => series(seriesKey(c, { metric }), 5_000));
+      const before = await store.countSamples();
+      expect((await store.writeBatch(batch(samples))).inserted).toBe(60_000);
+      expect(await store.countSamples()).toBe(before + 60_000);
+      // A replay under another id goes through the conflict path and adds nothing.
+      expect((await store.writeBatch(batch(samples))).inserted).toBe(0);
+    });
+
+    it('handles concurrent writes, including the same batch twice at once', async () => {
+      const c = unique('conc');
+      const batches = Array.from({ length: 6 }, (_, i) =>
+        batch(series(seriesKey(c, { metric: `M_${i % 3}` }), 50, T0 + i * 100_000)),
+      );
+      const twice = batches[0]!;
+      const before = await store.countSamples();
+      const results = await Promise.all([...batches, twice].map((b) => store.writeBatch(b)));
+      expect(results.filter((r) => r.duplicate)).toHaveLength(1);
+      expect(results.reduce((n, r) => n + r.inserted, 0)).toBe(300);
+      expect(await store.countSamples()).toBe(before + 300);
+    });
+
+    it('after close(), every method rejects with STORE_CLOSED', async () => {
+      const own = await setup();
+      try {
+        await own.store.migrate();
+        await own.store.close();
+        await own.store.close(); // idempotent
+        const c = unique('closed');
+        await expectCode(own.store.migrate(), 'STORE_CLOSED');
+        await expectCode(own.store.writeBatch(batch(series(seriesKey(c), 1))), 'STORE_CLOSED');
+        await expectCode(own.store.querySamples({ gpu: { uuid: 'x' } }), 'STORE_CLOSED');
+        await expectCode(own.store.listGpus(), 'STORE_CLOSED');
+        await expectCode(own.store.listDeadLetters(), 'STORE_CLOSED');
+        await expectCode(own.store.countSamples(), 'STORE_CLOSED');
+        await expectCode(own.store.ping(), 'STORE_CLOSED');
+      } finally {
+        await own.teardown();
+      }
+    });
+
+    it('close() waits for a write in flight', async () => {
+      const own = await setup();
+      try {
+        await own.store.migrate();
+        const c = unique('inflight');
+        const write = own.store.writeBatch(batch(series(seriesKey(c), 500)));
+        await own.store.close();
+        await expect(write).resolves.toMatchObject({ inserted: 500 });
+      } finally {
+        await own.teardown();
+      }
+    });
+  });
+}
+
+function deadLetter(source: string, line: number, reason = 'column_count'): DeadLetter {
+  return { source, line, raw: `"raw",line,${line}`, reason, detail: `detail of line ${line}` };
+}

@@ -1,0 +1,94 @@
+/**
+ * PGlite sample store: the shared conformance suite in memory and on disk, plus what only an
+ * embedded on-disk store has to show (data survives close and reopen of the same directory).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
+import type { Sample } from '../../src/domain/types.js';
+import { sampleStoreConformance } from '../conformance/sample-store.js';
+
+sampleStoreConformance('PGlite in memory', async () => {
+  const store = await createPgliteSampleStore({ memory: true });
+  return { store, teardown: () => store.close() };
+});
+
+sampleStoreConformance('PGlite on disk', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+  const store = await createPgliteSampleStore({ dataDir: dir });
+  return {
+    store,
+    teardown: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('PGlite sample store on disk', () => {
+  it('keeps samples, series, ledger and dead letters across close and reopen', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    try {
+      const key = {
+        clusterId: 'c1',
+        hostname: 'h1',
+        gpuId: '3',
+        uuid: 'GPU-reopen',
+        device: 'nvidia3',
+        modelName: 'NVIDIA H100 80GB HBM3',
+        metric: 'DCGM_FI_DEV_GPU_TEMP',
+        container: 'c',
+        pod: 'p',
+        namespace: 'n',
+        labels: { a: 'b' },
+      };
+      const samples: Sample[] = [0, 1, 2].map((i) => ({
+        ...key,
+        timestampMs: 1_752_871_354_000 + i,
+        value: 40 + i,
+      }));
+      const dl = { source: 'f.csv', line: 7, raw: 'x', reason: 'column_count', detail: 'd' };
+      const batch = { id: 'reopen-1', source: 'f.csv', samples, deadLetters: [dl] };
+
+      const first = await createPgliteSampleStore({ dataDir: dir });
+      await first.migrate();
+      expect(await first.writeBatch(batch)).toMatchObject({ inserted: 3, deadLetters: 1 });
+      await first.close();
+
+      const second = await createPgliteSampleStore({ dataDir: dir });
+      try {
+        await second.migrate();
+        expect(await second.countSamples()).toBe(3);
+        expect(await second.querySamples({ gpu: { uuid: 'GPU-reopen' }, order: 'asc' })).toEqual(samples);
+        expect(await second.writeBatch(batch)).toEqual({ duplicate: true, inserted: 0, deadLetters: 0 });
+        expect(await second.listDeadLetters()).toMatchObject([dl]);
+        // A fresh series cache resolves the stored series instead of creating another one.
+        const more = {
+          ...batch,
+          id: 'reopen-2',
+          samples: [{ ...key, timestampMs: 1_752_871_355_000, value: 1 }],
+        };
+        expect(await second.writeBatch(more)).toMatchObject({ inserted: 1 });
+        expect(await second.listGpus()).toHaveLength(1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('creates a missing data directory', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    try {
+      const store = await createPgliteSampleStore({ dataDir: join(parent, 'a', 'b') });
+      await store.migrate();
+      await store.ping();
+      await store.close();
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+});
