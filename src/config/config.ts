@@ -45,6 +45,8 @@ const schema = z.object({
   DB_USER: z.string().optional(),
   DB_PASSWORD: z.string().optional(),
   DB_NAME: z.string().optional(),
+  DB_SSLMODE: z.enum(['disable', 'prefer', 'require', 'verify-full']).default('prefer'),
+  DB_SSLROOTCERT: z.string().optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   MEMORY: bool.default(false),
   ENABLE_NEXUS: bool.default(true),
