@@ -22,7 +22,7 @@ export interface DcgmReadOptions {
   source: string;
   /** Cluster the samples belong to (CLUSTER_ID). */
   clusterId: string;
-  /** `original` (default) keeps row timestamps; `now` restamps with the processing time of each chunk. */
+  /** `original` (default) keeps row timestamps; `now` shifts them so the first row lands on the processing time. */
   timestamps?: 'original' | 'now';
   /** Largest field in bytes before the row is `oversized_field`. Default 4 KiB. */
   maxFieldBytes?: number;

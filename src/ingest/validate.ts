@@ -239,8 +239,9 @@ export interface RowValidatorOptions {
   /** Cluster the samples belong to (CLUSTER_ID). */
   clusterId: string;
   /**
-   * `original` (default) keeps the row's timestamp; `now` restamps each sample with the processing
-   * time given to {@link RowValidator.validate} (the row's own timestamp must still be valid RFC 3339,
+   * `original` (default) keeps the row's timestamp; `now` shifts every row of this source pass by one
+   * offset, fixed at the first row so that it lands on the processing time: rows keep their spacing,
+   * so samples of one series stay distinct (the row's own timestamp must still be valid RFC 3339,
    * but is not checked against the future tolerance).
    */
   timestamps?: 'original' | 'now';
@@ -286,6 +287,8 @@ export class RowValidator {
   private readonly source: string;
   private readonly clusterId: string;
   private readonly restamp: boolean;
+  /** `now` mode: shift applied to every row, fixed at the first row so rows keep their spacing. */
+  private restampOffset: number | undefined;
   private readonly futureToleranceMs: number;
   private readonly headerNames: readonly string[];
   private readonly series = new Map<string, Map<string, SeriesEntry>>();
@@ -458,7 +461,7 @@ export class RowValidator {
       pod: e.pod,
       namespace: e.namespace,
       labels: e.labels,
-      timestampMs: this.restamp ? nowMs : ts,
+      timestampMs: this.restamp ? ts + (this.restampOffset ??= nowMs - ts) : ts,
       value,
     };
     return { ok: true, sample, line: record.line };
