@@ -41,8 +41,7 @@ export interface RangeResult {
 }
 
 export type WatchEvent =
-  | { type: 'put'; kv: KeyValue; revision: number }
-  | { type: 'delete'; key: string; revision: number };
+  { type: 'put'; kv: KeyValue; revision: number } | { type: 'delete'; key: string; revision: number };
 
 export interface Watcher {
   /** Stop delivering events. Idempotent. */

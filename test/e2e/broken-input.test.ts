@@ -10,7 +10,8 @@ import { loadConfig } from '../../src/config/config.js';
 import { startEmbedded, type EmbeddedRuntime } from '../../src/runtime/embedded.js';
 import { createLogger } from '../../src/util/logger.js';
 
-const HEADER = 'timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw';
+const HEADER =
+  'timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw';
 const row = (gpu: number, value: string, timestamp = '2025-07-18T20:42:34Z'): string =>
   `"${timestamp}","DCGM_FI_DEV_GPU_UTIL","${gpu}","nvidia${gpu}","GPU-${gpu}","NVIDIA H100 80GB HBM3","host-x","","","","${value}","gpu=""${gpu}"""`;
 
@@ -28,7 +29,11 @@ const lines: (string | Buffer)[] = [
   row(4, 'abc'), // 6 non_numeric_value
   row(5, '20', 'yesterday'), // 7 bad_timestamp
   row(6, '30').replace('"host-x"', `"${'h'.repeat(10_000)}"`), // 8 oversized_field
-  Buffer.concat([Buffer.from(row(7, '40').slice(0, 60)), Buffer.from([0xff, 0xfe]), Buffer.from(row(7, '40').slice(60))]), // 9 bad_utf8
+  Buffer.concat([
+    Buffer.from(row(7, '40').slice(0, 60)),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from(row(7, '40').slice(60)),
+  ]), // 9 bad_utf8
   row(8, '50'), // 10 good
   '"2025-07-18T20:42:34Z","DCGM_FI_DEV_GPU_UTIL","9","nvidia9","GPU-9","NVIDIA H100 80GB HBM3","host-x","","","","60","gpu=9', // 11 unterminated_quote
   row(10, '70'), // 12 good

@@ -57,7 +57,9 @@ describe('embedded pipeline on the bundled sample', () => {
   });
 
   it('lists 7 GPUs on mtv5-dgx1-hgpu-012 (no gpu 6)', async () => {
-    const { body } = await get<{ gpu_id: string }[]>('/api/v1/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-012/gpus');
+    const { body } = await get<{ gpu_id: string }[]>(
+      '/api/v1/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-012/gpus',
+    );
     expect(body.map((g) => g.gpu_id).sort()).toEqual(['0', '1', '2', '3', '4', '5', '7']);
   });
 
@@ -74,7 +76,9 @@ describe('embedded pipeline on the bundled sample', () => {
       );
       expect(status).toBe(200);
       expect(new Set(body.map((i) => i.metric_name)).size).toBe(10);
-      const actual = body.map((i) => `${i.timestamp.replace('.000Z', 'Z')} ${i.metric_name} ${i.value}`).sort();
+      const actual = body
+        .map((i) => `${i.timestamp.replace('.000Z', 'Z')} ${i.metric_name} ${i.value}`)
+        .sort();
       const wanted = expected.map((r) => `${r.timestamp} ${r.metric} ${r.value}`).sort();
       expect(actual, uuid).toEqual(wanted);
       expect(body.every((i) => i.uuid === uuid && i.hostname === hostname)).toBe(true);
