@@ -15,6 +15,7 @@ import { gpuRoutes } from './routes/gpus.js';
 import { healthRoutes } from './routes/health.js';
 import { hostGpuRoutes } from './routes/host-gpus.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { serviceRoutes } from './routes/services.js';
 
 export type { ApiDeps } from './context.js';
 
@@ -66,5 +67,6 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(hostGpuRoutes, ctx);
   await app.register(gpuRoutes, ctx);
   await app.register(deadLetterRoutes, ctx);
+  await app.register(serviceRoutes, ctx);
   return app;
 }

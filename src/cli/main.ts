@@ -10,7 +10,9 @@ import { writeDcgmCsv, type GeneratorOptions } from '../generate/generator.js';
 import { parseDuration } from '../config/duration.js';
 import { bundledSamplePath } from '../runtime/bundled-sample.js';
 import { startEmbedded } from '../runtime/embedded.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import type { QueueKind } from '../runtime/backends.js';
+import { runStreamerProcess, startApiProcess, startCollectorProcess } from '../runtime/roles.js';
 
 const program = new Command();
 program
@@ -42,6 +44,8 @@ interface CommonFlags {
   batchSize?: string;
   workers?: string;
   logLevel?: string;
+  /** Set by --traditional. */
+  enableNexus?: boolean;
 }
 
 function configFrom(flags: CommonFlags): Config {
@@ -54,6 +58,7 @@ function configFrom(flags: CommonFlags): Config {
     BATCH_SIZE: flags.batchSize,
     WORKERS: flags.workers,
     LOG_LEVEL: flags.logLevel,
+    ENABLE_NEXUS: flags.enableNexus,
   });
 }
 
@@ -178,20 +183,92 @@ function durationFlag(flag: string, text: string | undefined): number | undefine
   return ms;
 }
 
-for (const role of ['streamer', 'collector', 'api'] as const) {
-  withCommonFlags(program.command(role))
-    .description(
-      `run the ${role} as its own process (needs shared services: ETCD_ENDPOINTS or REDIS_URL, and PostgreSQL)`,
-    )
-    .allowUnknownOption(true)
-    .action(() => {
-      throw new NexusError(
-        'CONFIG_INVALID',
-        `'${role}' as a separate process needs a shared queue and store (etcd, Redis, PostgreSQL); ` +
-          `those adapters are not wired into the CLI yet. Use 'nexus-telemetry start' for the embedded pipeline.`,
-      );
-    });
+const queueOption = (): Option =>
+  new Option(
+    '--queue <kind>',
+    'queue backend (default: etcd when ETCD_ENDPOINTS is set, else Redis when REDIS_URL is set)',
+  ).choices(['embedded', 'etcd', 'redis']);
+
+/** Stop `close` on SIGINT/SIGTERM, then exit. */
+function onSignals(close: () => Promise<void>, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
+
+withCommonFlags(program.command('streamer'))
+  .description('read DCGM CSV and publish batches to the shared queue (etcd or Redis)')
+  .argument('[source]', 'CSV file, directory of *.csv files, or - for stdin', bundledSamplePath())
+  .option('--follow', 'keep reading a growing file')
+  .option('--loop', 'replay the source forever')
+  .addOption(
+    new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows')
+      .choices(['original', 'now'])
+      .default('original'),
+  )
+  .addOption(queueOption())
+  .action(
+    async (
+      source: string,
+      flags: CommonFlags & {
+        follow?: boolean;
+        loop?: boolean;
+        timestamps: 'original' | 'now';
+        queue?: QueueKind;
+      },
+    ) => {
+      const config = configFrom(flags);
+      const logger = createLogger(config.LOG_LEVEL);
+      const abort = new AbortController();
+      onSignals(async () => abort.abort(), logger);
+      const summary = await runStreamerProcess(config, logger, {
+        spec: source,
+        follow: flags.follow,
+        loop: flags.loop,
+        timestamps: flags.timestamps,
+        queue: flags.queue,
+        signal: abort.signal,
+        progress: true,
+      });
+      print(
+        `published ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad) in ${summary.batches} batches, ${summary.rowsPerSecond.toLocaleString('en-US')} rows/s`,
+      );
+    },
+  );
+
+withCommonFlags(program.command('collector'))
+  .description('consume the shared queue(s), write samples to PostgreSQL and the live hierarchy to etcd')
+  .addOption(queueOption())
+  .action(async (flags: CommonFlags & { queue?: QueueKind }) => {
+    const config = configFrom(flags);
+    const logger = createLogger(config.LOG_LEVEL);
+    const running = await startCollectorProcess(config, logger, { queue: flags.queue });
+    onSignals(() => running.close(), logger);
+    print(`collector ${config.COLLECTOR_ID} consuming ${running.queues.map((q) => q.topic).join(', ')}`);
+  });
+
+withCommonFlags(program.command('api'))
+  .description('serve the REST API from etcd (nexus) or from PostgreSQL alone (--traditional)')
+  .option('--traditional', 'REST-only API on PostgreSQL, no etcd (same as ENABLE_NEXUS=false)')
+  .action(async (flags: CommonFlags & { traditional?: boolean }) => {
+    const config = configFrom({ ...flags, ...(flags.traditional ? { enableNexus: false } : {}) });
+    const logger = createLogger(config.LOG_LEVEL);
+    const running = await startApiProcess(config, logger);
+    onSignals(() => running.close(), logger);
+    print(`nexus-telemetry API listening on ${running.address}`);
+  });
 
 function print(line: string): void {
   process.stdout.write(`${line}\n`);

@@ -20,7 +20,8 @@ import { backoffDelay, sleep } from '../util/backoff.js';
 export interface CollectorOptions {
   queues: Queue[];
   store: SampleStore;
-  hierarchy: HierarchyWriter;
+  /** Live hierarchy to keep current; absent in traditional mode (no coordination store). */
+  hierarchy?: HierarchyWriter;
   consumerId: string;
   workers: number;
   /** How long one claim call waits for work before looping (ms). */
@@ -117,7 +118,7 @@ export class Collector {
       const started = performance.now();
       const result = await store.writeBatch(batch);
       metrics?.writeLatency.observe((performance.now() - started) / 1000);
-      await hierarchy.apply(batch);
+      await hierarchy?.apply(batch);
       const acked = await queue.ack(item);
       if (!acked)
         this.log.warn({ batch: batch.id }, 'claim expired before ack; the batch will be redelivered');

@@ -65,6 +65,8 @@ export interface SampleStore {
   querySamples(query: SampleQuery): Promise<StoredSample[]>;
   /** Every GPU with at least one stored series, optionally in one cluster. */
   listGpus(clusterId?: string): Promise<StoredGpu[]>;
+  /** The newest sample of every series, optionally in one cluster (traditional mode's hierarchy). */
+  latestSamples(clusterId?: string): Promise<StoredSample[]>;
   /** Dead letters, newest first. */
   listDeadLetters(options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]>;
   /** Total number of stored samples (tests and stats). */

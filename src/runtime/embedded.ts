@@ -3,7 +3,10 @@
  * In-process queue and coordination, PGlite samples under DATA_DIR (or in memory), the collector,
  * the REST API, and a streamer run per ingest call. Only this module picks adapters.
  */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { registerService } from '../discovery/registry.js';
+import { VERSION } from './version.js';
 import type { FastifyInstance } from 'fastify';
 import { createEmbeddedCoordination } from '../adapters/embedded/coordination.js';
 import { createEmbeddedQueue } from '../adapters/embedded/queue.js';
@@ -101,6 +104,21 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     address = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   }
 
+  const registrations = await Promise.all(
+    (['collector', 'api'] as const).map((type) =>
+      registerService(coordination, {
+        type,
+        id: type === 'api' ? config.SERVICE_ID : config.COLLECTOR_ID,
+        address: type === 'api' ? (address ?? '') : '',
+        version: VERSION,
+        startedAt: new Date().toISOString(),
+        health: 'ok',
+        pid: process.pid,
+        hostname: hostname(),
+      }),
+    ),
+  );
+
   const depthTimer = setInterval(() => {
     queue.depth().then(
       (depth) => metrics.queueDepth.set(depth),
@@ -143,6 +161,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
       closed = true;
       clearInterval(depthTimer);
       await app.close();
+      await Promise.all(registrations.map((r) => r.close()));
       await collector.stop();
       await queue.close();
       await store.close();

@@ -1,10 +1,11 @@
 /**
  * Runs the queue conformance suite on the etcd adapter against real etcd: a single member and a
- * three-member cluster, each started once for the file. Every handle is its own EtcdQueue with its
+ * three-member cluster, each started once for the file, plus the single member with watch off
+ * (ENABLE_WATCH_API=false: waits poll at POLL_INTERVAL). Every handle is its own EtcdQueue with its
  * own client and lease, like separate processes; tests are isolated by topic and cluster id.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { createEtcdQueue } from '../../src/adapters/etcd/queue.js';
+import { createEtcdQueue, type EtcdQueueOptions } from '../../src/adapters/etcd/queue.js';
 import { queueConformance } from '../conformance/queue.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 
@@ -12,7 +13,6 @@ for (const members of [1, 3] as const) {
   const label = `etcd (${members} member${members > 1 ? 's' : ''})`;
   describe(label, () => {
     let etcd: EtcdHandle | undefined;
-    const clusterId = `conformance-${members}-${process.pid}`;
 
     beforeAll(async () => {
       etcd = await startEtcd({ members });
@@ -21,10 +21,17 @@ for (const members of [1, 3] as const) {
       await etcd?.stop();
     });
 
-    queueConformance(label, async (options) => {
-      if (!etcd) throw new Error('etcd did not start');
-      const queue = await createEtcdQueue({ ...options, endpoints: etcd.endpoints, clusterId });
-      return { queue, teardown: () => queue.close() };
-    });
+    const variants: { name: string; extra: Partial<EtcdQueueOptions> }[] = [{ name: label, extra: {} }];
+    if (members === 1) {
+      variants.push({ name: `${label}, watch off`, extra: { watch: false, pollIntervalMs: 200 } });
+    }
+    for (const { name, extra } of variants) {
+      const clusterId = `conformance-${members}-${extra.watch === false ? 'poll' : 'watch'}-${process.pid}`;
+      queueConformance(name, async (options) => {
+        if (!etcd) throw new Error('etcd did not start');
+        const queue = await createEtcdQueue({ ...options, ...extra, endpoints: etcd.endpoints, clusterId });
+        return { queue, teardown: () => queue.close() };
+      });
+    }
   });
 }

@@ -146,24 +146,21 @@ describe('PostgreSQL error mapping', () => {
     expect(isConnectionError(Object.assign(new Error('terminating'), { code: '57P01' }))).toBe(true);
     expect(isConnectionError(Object.assign(new Error('x'), { code: '08006' }))).toBe(true);
     expect(isConnectionError(Object.assign(new Error('dup'), { code: '23505' }))).toBe(false);
-    const e = mapPostgresError(
-      Object.assign(new Error('boom'), { code: 'ECONNRESET' }),
-      'ping',
-      'h:1/db',
+    const e = mapPostgresError(Object.assign(new Error('boom'), { code: 'ECONNRESET' }), 'ping', 'h:1/db', [
       'pw',
-    );
+    ]);
     expect(e).toMatchObject({ code: 'BACKEND_UNAVAILABLE', retryable: true, status: 503 });
   });
 
   it('never puts the password in a message', () => {
-    expect(redact('password s3cr/t and s3cr%2Ft', 's3cr/t')).toBe('password *** and ***');
-    const e = mapPostgresError(new Error('auth for s3cret failed'), 'ping', 'h:1/db', 's3cret');
+    expect(redact('password s3cr/t and s3cr%2Ft', ['s3cr/t'])).toBe('password *** and ***');
+    const e = mapPostgresError(new Error('auth for s3cret failed'), 'ping', 'h:1/db', ['s3cret']);
     expect(e.message).not.toContain('s3cret');
     const auth = mapPostgresError(
       Object.assign(new Error('password authentication failed'), { code: '28P01' }),
       'x',
       't',
-      'p',
+      ['wrong-pw'],
     );
     expect(auth.code).toBe('CONFIG_INVALID');
   });

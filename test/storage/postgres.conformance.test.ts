@@ -102,6 +102,22 @@ describe('PostgreSQL sample store', () => {
     }
   });
 
+  it('lets the connection string win over the separate fields, as node-postgres does', async () => {
+    const connectionString = await server.createDatabase(dbName());
+    const store = await createPostgresSampleStore({
+      connectionString,
+      host: '127.0.0.1',
+      port: 1,
+      database: 'does_not_exist',
+      password: 'stale-default',
+    });
+    try {
+      await expect(store.ping()).resolves.toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reports an unreachable server as retryable BACKEND_UNAVAILABLE without the password', async () => {
     const store = await createPostgresSampleStore({
       connectionString: `postgres://postgres:${TEST_PG_PASSWORD}@127.0.0.1:1/nowhere`,

@@ -13,6 +13,10 @@
  *
  * A claim ends at ack, release, `claimTtlMs`, or when the claimer's lease ends (process crashed or
  * paused longer than `leaseTtlSeconds`, or close()), whichever comes first.
+ *
+ * etcd keeps every revision until compacted, and every batch is a revision: call
+ * {@link EtcdQueue.compactHistory} from one process (the leader), or run etcd with
+ * `--auto-compaction-mode=revision --auto-compaction-retention=N`, or the database fills its quota.
  */
 import { randomBytes } from 'node:crypto';
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Lease } from 'etcd3';
@@ -284,9 +288,12 @@ export class EtcdQueue implements Queue {
 
   /**
    * Compact etcd's revision history up to `keepRevisions` revisions before the current one, so
-   * deleted batches stop taking space (history is per cluster, so this compacts every key).
-   * Call it from one process (the leader). Returns the revision compacted to, or undefined when
-   * there was nothing to do. The freed pages are reused; only `etcdctl defrag` shrinks the file.
+   * deleted batches stop taking space. History is per cluster, so this compacts every key, not just
+   * the queue's: call it from one process (the leader), with `keepRevisions` large enough for any
+   * watcher that resumes from a past revision. Returns the revision compacted to, or undefined when
+   * there was nothing to do. The alternative is etcd's own
+   * `--auto-compaction-mode=revision --auto-compaction-retention=N`. Freed pages are reused, so the
+   * file stops growing; only `etcdctl defrag` shrinks it.
    */
   async compactHistory(keepRevisions: number): Promise<number | undefined> {
     this.assertOpen();

@@ -45,10 +45,14 @@ export function isConnectionError(error: unknown): boolean {
   return CONNECTION_MESSAGES.some((m) => message.includes(m));
 }
 
-/** Replace every occurrence of the secret (raw and URL-encoded) in `text`. */
-export function redact(text: string, secret: string | undefined): string {
-  if (!secret) return text;
-  return text.split(secret).join('***').split(encodeURIComponent(secret)).join('***');
+/** Replace every occurrence of the secrets (raw and URL-encoded) in `text`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (!secret) continue;
+    out = out.split(secret).join('***').split(encodeURIComponent(secret)).join('***');
+  }
+  return out;
 }
 
 /** Map any error from the pg driver to a NexusError. */
@@ -56,11 +60,11 @@ export function mapPostgresError(
   error: unknown,
   operation: string,
   target: string,
-  password: string | undefined,
+  passwords: readonly string[],
 ): NexusError {
   if (error instanceof NexusError) return error;
   const raw = error instanceof Error ? error.message || error.name : String(error);
-  const detailMessage = redact(raw, password);
+  const detailMessage = redact(raw, passwords);
   const state = sqlState(error);
   const details: Record<string, unknown> = { operation, target };
   if (state !== undefined) details.sqlState = state;

@@ -25,7 +25,10 @@ export interface PostgresStoreLogger {
 
 /** Connection and pool settings of {@link createPostgresSampleStore}. */
 export interface PostgresSampleStoreConfig extends SqlSampleStoreOptions {
-  /** `postgres://user:password@host:port/database`; the separate fields below override its parts. */
+  /**
+   * `postgres://user:password@host:port/database`. As in node-postgres, the parts it contains win
+   * over the separate fields below, which fill in what it leaves out.
+   */
   connectionString?: string;
   host?: string;
   port?: number;
@@ -76,7 +79,7 @@ function transactionExecutorOf(client: pg.PoolClient): TransactionExecutor {
   };
 }
 
-/** Target for messages: host:port/database, without credentials. */
+/** Target for messages: host:port/database, without credentials. Mirrors pg: URL parts win. */
 function describeTarget(config: PostgresSampleStoreConfig): string {
   let host = config.host;
   let port = config.port;
@@ -84,9 +87,9 @@ function describeTarget(config: PostgresSampleStoreConfig): string {
   if (config.connectionString) {
     try {
       const url = new URL(config.connectionString);
-      host ??= url.hostname;
-      port ??= url.port ? Number(url.port) : undefined;
-      database ??= decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
+      host = url.hostname || host;
+      port = url.port ? Number(url.port) : port;
+      database = decodeURIComponent(url.pathname.replace(/^\//, '')) || database;
     } catch {
       // keyword/value connection strings: describe what the explicit fields say
     }
@@ -94,16 +97,20 @@ function describeTarget(config: PostgresSampleStoreConfig): string {
   return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? '(default)'}`;
 }
 
-/** Password of the config, from the field or the connection string, for redaction. */
-function configuredPassword(config: PostgresSampleStoreConfig): string | undefined {
-  if (config.password) return config.password;
-  if (!config.connectionString) return undefined;
-  try {
-    const p = new URL(config.connectionString).password;
-    return p ? decodeURIComponent(p) : undefined;
-  } catch {
-    return /password=(\S+)/.exec(config.connectionString)?.[1];
+/** Every password the config carries (field and connection string), for redaction. */
+function configuredPasswords(config: PostgresSampleStoreConfig): string[] {
+  const found: string[] = [];
+  if (config.password) found.push(config.password);
+  if (config.connectionString) {
+    try {
+      const p = new URL(config.connectionString).password;
+      if (p) found.push(decodeURIComponent(p));
+    } catch {
+      const p = /password=(\S+)/.exec(config.connectionString)?.[1];
+      if (p) found.push(p);
+    }
   }
+  return found;
 }
 
 class PostgresBackend implements SqlBackend {
@@ -111,12 +118,12 @@ class PostgresBackend implements SqlBackend {
   readonly executor: SqlExecutor;
   readonly #pool: pg.Pool;
   readonly #target: string;
-  readonly #password: string | undefined;
+  readonly #passwords: string[];
   readonly #logger: PostgresStoreLogger | undefined;
 
   constructor(config: PostgresSampleStoreConfig) {
     this.#target = describeTarget(config);
-    this.#password = configuredPassword(config);
+    this.#passwords = configuredPasswords(config);
     this.#logger = config.logger;
     this.#pool = new pg.Pool({
       connectionString: config.connectionString,
@@ -167,7 +174,7 @@ class PostgresBackend implements SqlBackend {
   }
 
   mapError(error: unknown, operation: string): NexusError {
-    return mapPostgresError(error, operation, this.#target, this.#password);
+    return mapPostgresError(error, operation, this.#target, this.#passwords);
   }
 
   async close(): Promise<void> {
@@ -178,7 +185,7 @@ class PostgresBackend implements SqlBackend {
     this.#logger?.warn(
       {
         target: this.#target,
-        err: { message: redact(error.message, this.#password), code: (error as { code?: unknown }).code },
+        err: { message: redact(error.message, this.#passwords), code: (error as { code?: unknown }).code },
       },
       msg,
     );

@@ -1,0 +1,200 @@
+/**
+ * Composition roots of the separate processes: streamer, collector and API, each on the shared
+ * backends (etcd and/or Redis queues, etcd live state, PostgreSQL samples) chosen by configuration.
+ */
+import { hostname } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../api/app.js';
+import { Collector } from '../collector/collector.js';
+import { Maintenance } from '../collector/maintenance.js';
+import { clusterName, type Config } from '../config/config.js';
+import { registerService, type Registration, type ServiceType } from '../discovery/registry.js';
+import { HierarchyWriter } from '../hierarchy/writer.js';
+import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
+import type { Coordination } from '../ports/coordination.js';
+import type { Queue } from '../ports/queue.js';
+import type { SampleStore } from '../ports/sample-store.js';
+import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
+import type { Logger } from '../util/logger.js';
+import {
+  nexusEnabled,
+  openConsumerQueues,
+  openProducerQueue,
+  openSharedCoordination,
+  openSharedStore,
+  type QueueKind,
+} from './backends.js';
+import { startStoreHierarchyMirror } from './store-hierarchy.js';
+import { VERSION } from './version.js';
+
+function serviceRecord(type: ServiceType, id: string, address = '') {
+  return {
+    type,
+    id,
+    address,
+    version: VERSION,
+    startedAt: new Date().toISOString(),
+    health: 'ok' as const,
+    pid: process.pid,
+    hostname: hostname(),
+  };
+}
+
+async function maybeRegister(
+  coordination: Coordination | undefined,
+  type: ServiceType,
+  id: string,
+  address?: string,
+): Promise<Registration | undefined> {
+  return coordination ? registerService(coordination, serviceRecord(type, id, address)) : undefined;
+}
+
+/** Run the streamer on the shared queue until its input ends (or forever with follow/loop). */
+export async function runStreamerProcess(
+  config: Config,
+  logger: Logger,
+  input: StreamInput & { timestamps?: 'original' | 'now'; queue?: QueueKind; progress?: boolean },
+): Promise<StreamSummary> {
+  const queue = await openProducerQueue(config, input.queue);
+  const coordination = nexusEnabled(config) ? await openSharedCoordination(config) : undefined;
+  const registration = await maybeRegister(coordination, 'streamer', config.SERVICE_ID);
+  try {
+    return await runStreamer(input, {
+      queue,
+      clusterId: config.CLUSTER_ID,
+      batchSize: config.BATCH_SIZE,
+      flushIntervalMs: config.FLUSH_INTERVAL,
+      timestamps: input.timestamps ?? 'original',
+      logger,
+      progress: input.progress,
+    });
+  } finally {
+    await registration?.close();
+    await queue.close();
+    await coordination?.close();
+  }
+}
+
+/** A running collector process. */
+export interface CollectorProcess {
+  readonly collector: Collector;
+  readonly queues: Queue[];
+  readonly store: SampleStore;
+  readonly maintenance: Maintenance | undefined;
+  close(): Promise<void>;
+}
+
+/** Start a collector on every configured queue, writing to PostgreSQL and (nexus) the etcd hierarchy. */
+export async function startCollectorProcess(
+  config: Config,
+  logger: Logger,
+  options: { queue?: QueueKind; metrics?: PipelineMetrics } = {},
+): Promise<CollectorProcess> {
+  const metrics = options.metrics ?? createPipelineMetrics();
+  const store = await openSharedStore(config, logger);
+  const queues = await openConsumerQueues(config, options.queue);
+  const coordination = nexusEnabled(config) ? await openSharedCoordination(config) : undefined;
+  let hierarchy: HierarchyWriter | undefined;
+  let maintenance: Maintenance | undefined;
+  if (coordination) {
+    hierarchy = new HierarchyWriter({ coordination });
+    await hierarchy.registerCluster({
+      clusterId: config.CLUSTER_ID,
+      name: clusterName(config),
+      region: config.CLUSTER_REGION,
+    });
+    maintenance = new Maintenance({
+      coordination,
+      clusterId: config.CLUSTER_ID,
+      candidateId: config.COLLECTOR_ID,
+      logger,
+    });
+    maintenance.start();
+  }
+  const registration = await maybeRegister(coordination, 'collector', config.COLLECTOR_ID);
+  const collector = new Collector({
+    queues,
+    store,
+    hierarchy,
+    consumerId: config.COLLECTOR_ID,
+    workers: config.WORKERS,
+    pollIntervalMs: config.POLL_INTERVAL,
+    logger,
+    metrics,
+  });
+  collector.start();
+  return {
+    collector,
+    queues,
+    store,
+    maintenance,
+    async close() {
+      await collector.stop();
+      await maintenance?.stop();
+      await registration?.close();
+      await Promise.all(queues.map((q) => q.close()));
+      await store.close();
+      await coordination?.close();
+    },
+  };
+}
+
+/** A running API process. */
+export interface ApiProcess {
+  readonly app: FastifyInstance;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Start the API: the live hierarchy from etcd in nexus mode; in traditional mode (no etcd, or
+ * ENABLE_NEXUS=false) a hierarchy derived from PostgreSQL.
+ */
+export async function startApiProcess(config: Config, logger: Logger): Promise<ApiProcess> {
+  const metrics = createPipelineMetrics();
+  const store = await openSharedStore(config, logger);
+  const nexus = nexusEnabled(config);
+  const mirror = nexus ? undefined : await startStoreHierarchyMirror({ store, config, logger });
+  const coordination = nexus ? await openSharedCoordination(config) : mirror!.coordination;
+  const app = await buildApp(
+    {
+      coordination,
+      store,
+      logger,
+      metrics,
+      staleAfterMs: config.STALE_AFTER,
+      readiness: {
+        postgres: () => store.ping(),
+        ...(nexus
+          ? {
+              etcd: async () => {
+                await coordination.revision();
+              },
+            }
+          : {}),
+      },
+    },
+    { version: VERSION },
+  );
+  await app.listen({ host: config.HOST, port: config.PORT });
+  const bound = app.server.address();
+  const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
+  const address = `http://${config.HOST === '0.0.0.0' ? hostname() : config.HOST}:${port}`;
+  const registration = await maybeRegister(
+    nexus ? coordination : undefined,
+    'api',
+    config.SERVICE_ID,
+    address,
+  );
+  return {
+    app,
+    address,
+    async close() {
+      await app.close();
+      await registration?.close();
+      await mirror?.close();
+      if (nexus) await coordination.close();
+      await store.close();
+    },
+  };
+}
