@@ -96,6 +96,24 @@ LIMIT ${limit}`,
   };
 }
 
+/**
+ * The newest sample of every series (optionally in one cluster): one index probe per series on the
+ * (series_id, ts) primary key, so the cost grows with the number of series, not of samples.
+ */
+export function buildLatestSamples(clusterId?: string): Statement {
+  const filter = clusterId === undefined ? '' : 'WHERE se.cluster_id = $1';
+  return {
+    text: `SELECT se.cluster_id, se.hostname, se.gpu_id, se.uuid, se.device, se.model_name, se.metric,
+       se.container, se.pod, se.namespace, se.labels,
+       (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
+FROM series se
+CROSS JOIN LATERAL (SELECT ts, value FROM samples WHERE series_id = se.id ORDER BY ts DESC LIMIT 1) sa
+${filter}
+ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
+    params: clusterId === undefined ? [] : [clusterId],
+  };
+}
+
 /** Map a {@link SampleRow} to a port sample. */
 export function toStoredSample(r: SampleRow): StoredSample {
   return {

@@ -20,6 +20,7 @@ import {
   type GpuRow,
   type SampleRow,
   buildListDeadLetters,
+  buildLatestSamples,
   buildListGpus,
   buildSampleQuery,
   compareGpus,
@@ -97,6 +98,14 @@ export class SqlSampleStore implements SampleStore {
       const { text, params } = buildListGpus(clusterId);
       const { rows } = await this.#backend.executor.query<GpuRow>(text, params);
       return rows.map(toStoredGpu).sort(compareGpus);
+    });
+  }
+
+  latestSamples(clusterId?: string): Promise<StoredSample[]> {
+    return this.#run('latestSamples', async () => {
+      const { text, params } = buildLatestSamples(clusterId);
+      const { rows } = await this.#backend.executor.query<SampleRow>(text, params);
+      return rows.map(toStoredSample);
     });
   }
 

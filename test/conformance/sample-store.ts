@@ -390,6 +390,22 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       expect(all.filter((g) => g.clusterId === c)).toEqual(gpus);
     });
 
+    it('returns the newest sample of every series, per cluster', async () => {
+      const c = unique('latest');
+      const util = seriesKey(c);
+      const temp = seriesKey(c, { metric: 'DCGM_FI_DEV_GPU_TEMP' });
+      const other = seriesKey(c, { hostname: 'host-b', uuid: `GPU-${c}-b-0` });
+      await store.writeBatch(batch([...series(util, 5), ...series(temp, 3, T0 + 60_000), ...series(other, 1)]));
+      const latest = await store.latestSamples(c);
+      expect(latest.map((s) => [s.hostname, s.metric, s.timestampMs, s.value])).toEqual([
+        ['host-a', 'DCGM_FI_DEV_GPU_TEMP', T0 + 62_000, 2],
+        ['host-a', 'DCGM_FI_DEV_GPU_UTIL', T0 + 4000, 4],
+        ['host-b', 'DCGM_FI_DEV_GPU_UTIL', T0, 0],
+      ]);
+      expect(await store.latestSamples(unique('empty'))).toEqual([]);
+      expect((await store.latestSamples()).filter((s) => s.clusterId === c)).toHaveLength(3);
+    });
+
     it('stores dead letters and lists them newest first, by source, with a limit', async () => {
       const src = `${unique('dl')}.csv`;
       const first = [deadLetter(src, 2, 'column_count'), deadLetter(src, 5, 'non_finite_value')];
