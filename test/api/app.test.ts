@@ -626,6 +626,7 @@ describe('OpenAPI and docs', () => {
     '/api/v1/gpus',
     '/api/v1/gpus/{id}/telemetry',
     '/api/v1/dead-letters',
+    '/api/v1/services',
   ];
 
   it('GET /openapi.json is an OpenAPI 3 document listing every route', async () => {
