@@ -395,7 +395,9 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       const util = seriesKey(c);
       const temp = seriesKey(c, { metric: 'DCGM_FI_DEV_GPU_TEMP' });
       const other = seriesKey(c, { hostname: 'host-b', uuid: `GPU-${c}-b-0` });
-      await store.writeBatch(batch([...series(util, 5), ...series(temp, 3, T0 + 60_000), ...series(other, 1)]));
+      await store.writeBatch(
+        batch([...series(util, 5), ...series(temp, 3, T0 + 60_000), ...series(other, 1)]),
+      );
       const latest = await store.latestSamples(c);
       expect(latest.map((s) => [s.hostname, s.metric, s.timestampMs, s.value])).toEqual([
         ['host-a', 'DCGM_FI_DEV_GPU_TEMP', T0 + 62_000, 2],
