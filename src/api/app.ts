@@ -3,7 +3,7 @@
  * every REST route, without listening (the caller listens, or tests use `inject()`). GraphQL and
  * WebSocket are separate plugins the caller may register on the returned instance.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { HierarchyReader } from '../hierarchy/reader.js';
 import type { ApiContext, ApiDeps } from './context.js';
 import { registerDocs } from './docs.js';
@@ -43,7 +43,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
     trustProxy: options.trustProxy ?? false,
     requestIdHeader: 'x-request-id',
     // Per-request log lines would drown the pipeline's own logs; /metrics counts every request.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Path parameters (host names, UUIDs) are checked by the route schemas, in the API's error shape.
     routerOptions: { maxParamLength: 1024 },
     // Bad URL encoding and similar router-level failures use the API's error shape too.

@@ -1,0 +1,137 @@
+/**
+ * Nexus mode as separate processes: a streamer, two collectors and the API, each its own OS process,
+ * on a three-member etcd and PostgreSQL. They ingest the bundled sample; the API answers exactly as
+ * embedded mode does, the hierarchy is visible under /telemetry/ in etcd, and every process is
+ * registered in service discovery.
+ */
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { bundledSamplePath } from '../../src/runtime/bundled-sample.js';
+import { startEmbedded } from '../../src/runtime/embedded.js';
+import { createLogger } from '../../src/util/logger.js';
+import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { startPostgres, type PostgresHarness } from '../harness/postgres.js';
+import { apiSnapshot } from '../support/api-snapshot.js';
+import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
+
+let etcd: EtcdHandle;
+let postgres: PostgresHarness;
+let env: Record<string, string>;
+let api: CliProcess;
+let baseUrl: string;
+const collectors: CliProcess[] = [];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function getJson<T>(path: string): Promise<T> {
+  const response = await fetch(`${baseUrl}${path}`);
+  return (await response.json()) as T;
+}
+
+beforeAll(async () => {
+  [etcd, postgres] = await Promise.all([startEtcd({ members: 3 }), startPostgres()]);
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  env = {
+    ETCD_ENDPOINTS: etcd.endpointList,
+    DATABASE_URL: await postgres.createDatabase('nexus'),
+    CLUSTER_ID: 'dgx-lab',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+    POLL_INTERVAL: '200ms',
+  };
+  for (const id of ['collector-1', 'collector-2']) {
+    const c = spawnCli(['collector'], { ...env, COLLECTOR_ID: id });
+    collectors.push(c);
+  }
+  api = spawnCli(['api'], { ...env, SERVICE_ID: 'api-1' });
+  await Promise.all([...collectors.map((c) => c.waitFor(/consuming/)), api.waitFor(/listening on/)]);
+}, 180_000);
+
+afterAll(async () => {
+  for (const p of [...collectors, api]) p?.kill('SIGTERM');
+  await Promise.race([
+    Promise.all([...collectors, api].filter(Boolean).map((p) => p.exited)),
+    new Promise((r) => setTimeout(r, 10_000)),
+  ]);
+  killAll();
+  await Promise.all([etcd?.stop(), postgres?.stop()]);
+});
+
+describe('nexus mode: separate processes on three etcd members and PostgreSQL', () => {
+  it('ingests the bundled sample through the etcd queue', async () => {
+    const streamer = spawnCli(['streamer', bundledSamplePath()], { ...env, SERVICE_ID: 'streamer-1' });
+    await streamer.waitFor(/published 2,470 rows \(0 bad\)/, 120_000);
+    expect(await streamer.exited).toBe(0);
+
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const cluster = await getJson<{ metadata?: { total_gpus: number } }>('/api/v1/clusters/dgx-lab');
+      const telemetry = await getJson<unknown[]>(
+        '/api/v1/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-001/gpus/0/telemetry?limit=1000',
+      ).catch(() => []);
+      if (cluster.metadata?.total_gpus === 247 && Array.isArray(telemetry) && telemetry.length === 40) break;
+      if (Date.now() > deadline) throw new Error(`not ingested in time: ${JSON.stringify(cluster)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+
+  it('answers the REST API exactly as embedded mode does', async () => {
+    const embedded = await startEmbedded({
+      config: loadConfig({}, { CLUSTER_ID: 'dgx-lab', MEMORY: true, LOG_LEVEL: 'silent' }),
+      logger: createLogger('silent'),
+      listen: false,
+    });
+    try {
+      await embedded.ingest({ spec: bundledSamplePath() });
+      const expected = await apiSnapshot(
+        async (url) => (await embedded.app.inject(url)).json(),
+        'dgx-lab',
+        1,
+      );
+      const actual = await apiSnapshot(getJson, 'dgx-lab', 1);
+      expect(actual).toEqual(expected);
+    } finally {
+      await embedded.close();
+    }
+  });
+
+  it('keeps the hierarchy in etcd, visible with etcdctl', () => {
+    const keys = execFileSync(
+      'etcdctl',
+      ['--endpoints', etcd.endpointList, 'get', '--prefix', '/telemetry/', '--keys-only'],
+      {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        encoding: 'utf8',
+      },
+    )
+      .split('\n')
+      .filter(Boolean);
+    expect(keys).toContain('/telemetry/clusters/dgx-lab');
+    expect(keys).toContain('/telemetry/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-012');
+    expect(keys).toContain('/telemetry/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-012/gpus/7');
+    expect(keys.filter((k) => /\/gpus\/[^/]+$/.test(k))).toHaveLength(247);
+    // Every batch was acked: no item is left in the queue.
+    expect(keys.filter((k) => k.startsWith('/telemetry/queue/') && k.includes('/items/'))).toEqual([]);
+  });
+
+  it('lists every running process in service discovery', async () => {
+    const services = await getJson<{ type: string; id: string; address: string }[]>('/api/v1/services');
+    expect(services.map((s) => `${s.type}/${s.id}`).sort()).toEqual([
+      'api/api-1',
+      'collector/collector-1',
+      'collector/collector-2',
+    ]);
+    expect(services.find((s) => s.type === 'api')?.address).toBe(baseUrl);
+  });
+});
