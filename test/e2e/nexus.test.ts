@@ -74,17 +74,20 @@ describe('nexus mode: separate processes on three etcd members and PostgreSQL', 
     await streamer.waitFor(/published 2,470 rows \(0 bad\)/, 120_000);
     expect(await streamer.exited).toBe(0);
 
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     for (;;) {
       const cluster = await getJson<{ metadata?: { total_gpus: number } }>('/api/v1/clusters/dgx-lab');
       const telemetry = await getJson<unknown[]>(
         '/api/v1/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-001/gpus/0/telemetry?limit=1000',
       ).catch(() => []);
-      if (cluster.metadata?.total_gpus === 247 && Array.isArray(telemetry) && telemetry.length === 40) break;
-      if (Date.now() > deadline) throw new Error(`not ingested in time: ${JSON.stringify(cluster)}`);
+      if (cluster.metadata?.total_gpus === 247 && Array.isArray(telemetry) && telemetry.length === 10) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `not ingested in time: ${JSON.stringify(cluster)} ${JSON.stringify(telemetry).slice(0, 300)}`,
+        );
       await new Promise((r) => setTimeout(r, 250));
     }
-  });
+  }, 240_000);
 
   it('answers the REST API exactly as embedded mode does', async () => {
     const embedded = await startEmbedded({
