@@ -23,6 +23,20 @@ const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, c
   return ms;
 });
 
+/** Parse a comma-separated origin allowlist; throws naming a value that is not `*` or `scheme://host[:port]`. */
+export function parseOrigins(text: string): string[] {
+  const origins = text
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s?#]+$/i.test(origin.replace(/\/+$/, ''))) {
+      throw new Error(`"${origin}" is not an origin such as http://localhost:3000 (or *)`);
+    }
+  }
+  return origins;
+}
+
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 /** Every setting, keyed by its environment variable name. Documented in docs/configuration.md. */
@@ -54,12 +68,44 @@ const schema = z.object({
   ENABLE_GRAPHQL: bool.default(true),
   ENABLE_WEBSOCKET: bool.default(true),
   ENABLE_CORS: bool.default(true),
-  BATCH_SIZE: int(1, 100_000).default(500),
+  CORS_ORIGINS: z
+    .string()
+    .default('http://localhost:3000,http://localhost:8080')
+    .transform((v, ctx) => {
+      try {
+        return parseOrigins(v);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  CORS_CREDENTIALS: bool.default(false),
+  GRAPHQL_INTROSPECTION: bool.optional(),
+  GRAPHQL_MAX_DEPTH: int(2, 100).default(15),
+  GRAPHQL_MAX_ALIASES: int(0, 10_000).default(30),
+  GRAPHQL_MAX_COST: int(1, 100_000_000).default(20_000),
+  GRAPHQL_MAX_TOKENS: int(100, 1_000_000).default(2000),
+  GRAPHQL_MAX_BATCH: int(0, 100).default(10),
+  WS_MAX_PAYLOAD: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  WS_MAX_BUFFERED: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  WS_HEARTBEAT: duration.default(30_000),
+  WS_INIT_TIMEOUT: duration.default(3000),
+  WS_MAX_CONNECTIONS: int(1, 1_000_000).default(1000),
+  WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(20),
+  EVENT_HISTORY: int(0, 10_000_000).default(10_000),
+  BATCH_SIZE: int(1, 100_000).optional(),
   FLUSH_INTERVAL: duration.default(1000),
   WORKERS: int(1, 64).default(4),
   POLL_INTERVAL: duration.default(1000),
   QUEUE_MAX_DEPTH: int(1, 1_000_000).default(1000),
   STALE_AFTER: duration.default(300_000),
+  ELECTION_TTL: duration
+    .default(10_000)
+    .refine((ms) => ms >= 1000, 'must be at least 1s (etcd lease TTLs are whole seconds)'),
+  MAINTENANCE_INTERVAL: duration.default(30_000),
+  COMPACTION_KEEP_REVISIONS: int(0, 100_000_000).default(10_000),
+  RETENTION_RAW: duration.default(7 * 86_400_000),
+  RETENTION_ROLLUP: duration.default(90 * 86_400_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(0, 65535).default(8080),
@@ -91,7 +137,24 @@ export function loadConfig(
       details: { problems },
     });
   }
-  return Object.freeze(parsed.data);
+  const config = parsed.data;
+  if (config.CORS_CREDENTIALS && config.CORS_ORIGINS.includes('*')) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: CORS_CREDENTIALS: cannot be true while CORS_ORIGINS allows * (list the origins)',
+      { details: { problems: ['CORS_CREDENTIALS'] } },
+    );
+  }
+  return Object.freeze(config);
+}
+
+/**
+ * Rows per batch: BATCH_SIZE when set; otherwise 5,000 in embedded mode (no queue backend to
+ * protect, and fewer, larger batches cost less per row) and 500 on etcd or Redis (one batch is one
+ * etcd key: tens of KiB, far below etcd's request limit).
+ */
+export function batchSizeFor(config: Config, mode: 'embedded' | 'shared'): number {
+  return config.BATCH_SIZE ?? (mode === 'embedded' ? 5000 : 500);
 }
 
 /** Display name of the configured cluster. */

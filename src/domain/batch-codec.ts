@@ -2,99 +2,121 @@
  * Wire format of a batch on the queue: compact JSON with each series written once per batch
  * (dictionary encoding), then the samples as [seriesIndex, timestampMs, value] triples.
  * Hundreds of DCGM rows encode to a few tens of KiB, far below etcd's request limit.
+ * The batch id is a hash of the source and the encoded rows, so the same rows from the same source
+ * always get the same id, which is what lets the ledger recognise a replayed batch.
  */
 import { createHash } from 'node:crypto';
 import type { Batch, DeadLetter, Sample, SeriesKey } from './types.js';
 
 const FORMAT_VERSION = 1;
 
-interface WireBatch {
-  v: number;
-  id: string;
-  source: string;
+interface WireBody {
   series: SeriesKey[];
   samples: [number, number, number][];
   deadLetters: DeadLetter[];
 }
 
-/** Stable identity of a series inside one batch. */
-function seriesIdentity(s: SeriesKey): string {
-  return JSON.stringify([
-    s.clusterId,
-    s.hostname,
-    s.gpuId,
-    s.uuid,
-    s.device,
-    s.modelName,
-    s.metric,
-    s.container,
-    s.pod,
-    s.namespace,
-    s.labels,
-  ]);
+interface WireBatch extends WireBody {
+  v: number;
+  id: string;
+  source: string;
 }
 
-function toSeriesKey(s: Sample): SeriesKey {
-  return {
-    clusterId: s.clusterId,
-    hostname: s.hostname,
-    gpuId: s.gpuId,
-    uuid: s.uuid,
-    device: s.device,
-    modelName: s.modelName,
-    metric: s.metric,
-    container: s.container,
-    pod: s.pod,
-    namespace: s.namespace,
-    labels: s.labels,
-  };
-}
+/** Everything but the labels, as one string: with the labels object, it identifies a series in a batch. */
+const scalarIdentity = (s: SeriesKey): string =>
+  `${s.clusterId}\u0000${s.hostname}\u0000${s.gpuId}\u0000${s.uuid}\u0000${s.device}\u0000${s.modelName}\u0000${s.metric}\u0000${s.container}\u0000${s.pod}\u0000${s.namespace}`;
 
-/** Content hash of a batch's rows: the same rows from the same source give the same id. */
-export function batchIdFor(source: string, samples: Sample[], deadLetters: DeadLetter[]): string {
-  const hash = createHash('sha256');
-  hash.update(source);
-  for (const s of samples) hash.update(`\n${seriesIdentity(s)}|${s.timestampMs}|${s.value}`);
-  for (const d of deadLetters) hash.update(`\n!${d.line}|${d.reason}`);
-  return hash.digest('hex').slice(0, 32);
-}
-
-/** Encode a batch for the queue. */
-export function encodeBatch(batch: Batch): Uint8Array {
-  const index = new Map<string, number>();
+function encodeBody(samples: Sample[], deadLetters: DeadLetter[]): string {
+  // The parser shares one labels object per series, so keying on the object first avoids serialising
+  // labels per sample. Equal labels in distinct objects only cost a repeated dictionary entry.
+  const index = new Map<Record<string, string>, Map<string, number>>();
   const series: SeriesKey[] = [];
-  const samples: [number, number, number][] = [];
-  for (const s of batch.samples) {
-    const identity = seriesIdentity(s);
-    let i = index.get(identity);
+  const rows: [number, number, number][] = new Array(samples.length);
+  for (let n = 0; n < samples.length; n++) {
+    const s = samples[n]!;
+    let byScalars = index.get(s.labels);
+    if (!byScalars) index.set(s.labels, (byScalars = new Map()));
+    const scalars = scalarIdentity(s);
+    let i = byScalars.get(scalars);
     if (i === undefined) {
       i = series.length;
-      index.set(identity, i);
-      series.push(toSeriesKey(s));
+      byScalars.set(scalars, i);
+      series.push({
+        clusterId: s.clusterId,
+        hostname: s.hostname,
+        gpuId: s.gpuId,
+        uuid: s.uuid,
+        device: s.device,
+        modelName: s.modelName,
+        metric: s.metric,
+        container: s.container,
+        pod: s.pod,
+        namespace: s.namespace,
+        labels: s.labels,
+      });
     }
-    samples.push([i, s.timestampMs, s.value]);
+    rows[n] = [i, s.timestampMs, s.value];
   }
-  const wire: WireBatch = {
-    v: FORMAT_VERSION,
-    id: batch.id,
-    source: batch.source,
-    series,
-    samples,
-    deadLetters: batch.deadLetters,
-  };
-  return Buffer.from(JSON.stringify(wire), 'utf8');
+  const body: WireBody = { series, samples: rows, deadLetters };
+  return JSON.stringify(body);
+}
+
+/**
+ * Encode rows into a batch: its content-derived id and the queue payload, computed in one pass.
+ * The same rows from the same source give the same id.
+ */
+export function encodeNewBatch(
+  source: string,
+  samples: Sample[],
+  deadLetters: DeadLetter[],
+): { id: string; payload: Uint8Array } {
+  const body = encodeBody(samples, deadLetters);
+  const id = createHash('sha256').update(source).update('\u0000').update(body).digest('hex').slice(0, 32);
+  const head = JSON.stringify({ v: FORMAT_VERSION, id, source });
+  // head is `{...}` and body is `{...}`: splice them into one object.
+  return { id, payload: Buffer.from(`${head.slice(0, -1)},${body.slice(1)}`, 'utf8') };
+}
+
+/** The id {@link encodeNewBatch} gives these rows. */
+export function batchIdFor(source: string, samples: Sample[], deadLetters: DeadLetter[]): string {
+  return encodeNewBatch(source, samples, deadLetters).id;
+}
+
+/** Encode a batch that already has an id (tests, dead-letter batches). */
+export function encodeBatch(batch: Batch): Uint8Array {
+  const head = JSON.stringify({ v: FORMAT_VERSION, id: batch.id, source: batch.source });
+  const body = encodeBody(batch.samples, batch.deadLetters);
+  return Buffer.from(`${head.slice(0, -1)},${body.slice(1)}`, 'utf8');
 }
 
 /** Decode a queue payload; throws on a payload that is not a batch of this format. */
 export function decodeBatch(payload: Uint8Array): Batch {
-  const wire = JSON.parse(Buffer.from(payload).toString('utf8')) as WireBatch;
+  const wire = JSON.parse(
+    Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'),
+  ) as WireBatch;
   if (wire.v !== FORMAT_VERSION || typeof wire.id !== 'string' || !Array.isArray(wire.samples)) {
     throw new Error(`not a batch of format v${FORMAT_VERSION}`);
   }
-  const samples: Sample[] = wire.samples.map(([i, timestampMs, value]) => {
-    const key = wire.series[i];
-    if (!key) throw new Error(`batch ${wire.id}: sample refers to unknown series ${i}`);
-    return { ...key, timestampMs, value };
-  });
+  const samples: Sample[] = new Array(wire.samples.length);
+  for (let n = 0; n < wire.samples.length; n++) {
+    const [i, timestampMs, value] = wire.samples[n]!;
+    const k = wire.series[i];
+    if (!k) throw new Error(`batch ${wire.id}: sample refers to unknown series ${i}`);
+    samples[n] = {
+      clusterId: k.clusterId,
+      hostname: k.hostname,
+      gpuId: k.gpuId,
+      uuid: k.uuid,
+      device: k.device,
+      modelName: k.modelName,
+      metric: k.metric,
+      container: k.container,
+      pod: k.pod,
+      namespace: k.namespace,
+      labels: k.labels,
+      timestampMs,
+      value,
+    };
+  }
   return { id: wire.id, source: wire.source, samples, deadLetters: wire.deadLetters ?? [] };
 }

@@ -27,6 +27,11 @@ export class HierarchyWriter {
   private readonly written = new Map<string, number>();
   /** Last record and mod revision this writer saw per GPU key: the CAS fast path. */
   private readonly gpuCache = new Map<string, { record: GpuRecord; modRevision: number }>();
+  /** Samples waiting for the next write round, by GPU. */
+  private pending = new Map<string, Sample[]>();
+  /** The round being written, and the one that will start after it (shared by every caller meanwhile). */
+  private inFlight: Promise<void> = Promise.resolve();
+  private nextRound: Promise<void> | undefined;
 
   constructor(options: HierarchyWriterOptions) {
     this.coordination = options.coordination;
@@ -39,19 +44,45 @@ export class HierarchyWriter {
     await this.coordination.put(clusterKey(record.clusterId), JSON.stringify(full));
   }
 
-  /** Apply the samples of one durable batch to the hierarchy. Idempotent. */
-  async apply(batch: Batch): Promise<void> {
-    const byGpu = new Map<string, Sample[]>();
+  /**
+   * Apply the samples of one durable batch to the hierarchy; resolves once they are written.
+   * Idempotent. Batches applied while a write is in flight are coalesced into the next write, so
+   * concurrent collector workers update each GPU record once per round instead of once per batch
+   * (DCGM exports are metric-major: one batch touches hundreds of GPUs with one metric each).
+   */
+  apply(batch: Batch): Promise<void> {
     for (const sample of batch.samples) {
-      const key = gpuKey(sample.clusterId, sample.hostname, sample.gpuId);
-      let list = byGpu.get(key);
-      if (!list) byGpu.set(key, (list = []));
+      // Group by a cheap key; the encoded record key is built once per GPU, not per sample.
+      const group = `${sample.clusterId}\u0000${sample.hostname}\u0000${sample.gpuId}`;
+      let list = this.pending.get(group);
+      if (!list) this.pending.set(group, (list = []));
       list.push(sample);
     }
-    const entries = [...byGpu.entries()];
-    await this.registerHosts(entries.map(([, samples]) => samples[0]!));
-    for (let i = 0; i < entries.length; i += GPU_WRITE_CONCURRENCY) {
-      await Promise.all(entries.slice(i, i + GPU_WRITE_CONCURRENCY).map(([key, s]) => this.mergeGpu(key, s)));
+    this.nextRound ??= this.inFlight.then(
+      () => this.runRound(),
+      () => this.runRound(),
+    );
+    return this.nextRound;
+  }
+
+  private runRound(): Promise<void> {
+    const groups = [...this.pending.values()];
+    this.pending = new Map();
+    this.nextRound = undefined;
+    this.inFlight = this.writeGroups(groups);
+    return this.inFlight;
+  }
+
+  private async writeGroups(groups: Sample[][]): Promise<void> {
+    if (groups.length === 0) return;
+    await this.registerHosts(groups.map((samples) => samples[0]!));
+    for (let i = 0; i < groups.length; i += GPU_WRITE_CONCURRENCY) {
+      await Promise.all(
+        groups.slice(i, i + GPU_WRITE_CONCURRENCY).map((samples) => {
+          const first = samples[0]!;
+          return this.mergeGpu(gpuKey(first.clusterId, first.hostname, first.gpuId), samples);
+        }),
+      );
     }
   }
 

@@ -11,9 +11,9 @@ import type { FastifyInstance } from 'fastify';
 import { createEmbeddedCoordination } from '../adapters/embedded/coordination.js';
 import { createEmbeddedQueue } from '../adapters/embedded/queue.js';
 import { createPgliteSampleStore } from '../adapters/pglite/sample-store.js';
-import { buildApp } from '../api/app.js';
+import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { Collector } from '../collector/collector.js';
-import { clusterName, type Config } from '../config/config.js';
+import { batchSizeFor, clusterName, type Config } from '../config/config.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import type { Coordination } from '../ports/coordination.js';
@@ -83,19 +83,22 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   });
   collector.start();
 
-  const app = await buildApp({
-    coordination,
-    store,
-    logger,
-    metrics,
-    staleAfterMs: config.STALE_AFTER,
-    readiness: {
-      sampleStore: () => store.ping(),
-      coordination: async () => {
-        await coordination.revision();
+  const app = await buildApp(
+    {
+      coordination,
+      store,
+      logger,
+      metrics,
+      staleAfterMs: config.STALE_AFTER,
+      readiness: {
+        sampleStore: () => store.ping(),
+        coordination: async () => {
+          await coordination.revision();
+        },
       },
     },
-  });
+    apiOptionsFromConfig(config, 'embedded'),
+  );
   let address: string | undefined;
   if (options.listen !== false) {
     await app.listen({ host: config.HOST, port: config.PORT });
@@ -145,7 +148,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
       const summary = await runStreamer(input, {
         queue,
         clusterId: config.CLUSTER_ID,
-        batchSize: config.BATCH_SIZE,
+        batchSize: batchSizeFor(config, 'embedded'),
         flushIntervalMs: config.FLUSH_INTERVAL,
         timestamps: input.timestamps ?? 'original',
         logger,

@@ -4,16 +4,17 @@
  */
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../api/app.js';
+import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { Collector } from '../collector/collector.js';
 import { Maintenance } from '../collector/maintenance.js';
-import { clusterName, type Config } from '../config/config.js';
+import { batchSizeFor, clusterName, type Config } from '../config/config.js';
 import { registerService, type Registration, type ServiceType } from '../discovery/registry.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
+import { retentionDuty, startRetentionLoop, type RetentionLoop } from '../storage/retention.js';
 import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
 import type { Logger } from '../util/logger.js';
 import {
@@ -62,7 +63,7 @@ export async function runStreamerProcess(
     return await runStreamer(input, {
       queue,
       clusterId: config.CLUSTER_ID,
-      batchSize: config.BATCH_SIZE,
+      batchSize: batchSizeFor(config, 'shared'),
       flushIntervalMs: config.FLUSH_INTERVAL,
       timestamps: input.timestamps ?? 'original',
       logger,
@@ -108,9 +109,18 @@ export async function startCollectorProcess(
       clusterId: config.CLUSTER_ID,
       candidateId: config.COLLECTOR_ID,
       logger,
+      ttlSeconds: Math.round(config.ELECTION_TTL / 1000),
+      intervalMs: config.MAINTENANCE_INTERVAL,
+      keepRevisions: config.COMPACTION_KEEP_REVISIONS,
+      retention: retentionDuty(store, { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP }),
     });
     maintenance.start();
   }
+  // Without etcd there is no leader: every collector runs the (idempotent) retention pass.
+  const duty = coordination
+    ? undefined
+    : retentionDuty(store, { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP });
+  const retention: RetentionLoop | undefined = duty ? startRetentionLoop(duty, { logger }) : undefined;
   const registration = await maybeRegister(coordination, 'collector', config.COLLECTOR_ID);
   const collector = new Collector({
     queues,
@@ -131,6 +141,7 @@ export async function startCollectorProcess(
     async close() {
       await collector.stop();
       await maintenance?.stop();
+      await retention?.stop();
       await registration?.close();
       await Promise.all(queues.map((q) => q.close()));
       await store.close();
@@ -174,7 +185,7 @@ export async function startApiProcess(config: Config, logger: Logger): Promise<A
           : {}),
       },
     },
-    { version: VERSION },
+    { version: VERSION, ...apiOptionsFromConfig(config, 'api') },
   );
   await app.listen({ host: config.HOST, port: config.PORT });
   const bound = app.server.address();

@@ -3,7 +3,7 @@
  * samples of the same span of input) and hands each full batch to `publish`, one at a time, in order.
  * `flush()` publishes a partial batch; the streamer calls it on its flush interval and at end of input.
  */
-import { batchIdFor } from '../domain/batch-codec.js';
+import { encodeNewBatch } from '../domain/batch-codec.js';
 import type { Batch, DeadLetter, Sample } from '../domain/types.js';
 import type { RowResult } from '../ingest/dcgm-reader.js';
 
@@ -17,7 +17,8 @@ export class BatchAssembler {
   constructor(
     private readonly source: string,
     private readonly batchSize: number,
-    private readonly publish: (batch: Batch) => Promise<void>,
+    /** Receives each batch with its encoded queue payload. */
+    private readonly publish: (batch: Batch, payload: Uint8Array) => Promise<void>,
   ) {}
 
   /** Rows waiting for the next batch. */
@@ -53,13 +54,9 @@ export class BatchAssembler {
       this.samples = [];
       this.deadLetters = [];
       this.oldestPendingAt = undefined;
-      const batch: Batch = {
-        id: batchIdFor(this.source, samples, deadLetters),
-        source: this.source,
-        samples,
-        deadLetters,
-      };
-      this.publishing = this.publishing.then(() => this.publish(batch));
+      const { id, payload } = encodeNewBatch(this.source, samples, deadLetters);
+      const batch: Batch = { id, source: this.source, samples, deadLetters };
+      this.publishing = this.publishing.then(() => this.publish(batch, payload));
     }
     return this.publishing;
   }

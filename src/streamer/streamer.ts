@@ -3,7 +3,6 @@
  * same batch), and publishes them to the queue. Publishing waits when the queue is full, so a fast
  * source never grows the queue without bound.
  */
-import { encodeBatch } from '../domain/batch-codec.js';
 import type { Batch } from '../domain/types.js';
 import { readDcgm } from '../ingest/dcgm-reader.js';
 import { openSources } from '../ingest/sources.js';
@@ -47,8 +46,8 @@ export async function runStreamer(input: StreamInput, options: StreamerOptions):
   const progress = new ProgressReporter(() => counts, log);
   if (options.progress) progress.start();
 
-  const publish = async (batch: Batch): Promise<void> => {
-    await options.queue.enqueue(encodeBatch(batch));
+  const publish = async (_batch: Batch, payload: Uint8Array): Promise<void> => {
+    await options.queue.enqueue(payload);
     counts.batches += 1;
     options.metrics?.batchesQueued.inc();
   };

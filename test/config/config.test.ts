@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARIABLES, loadConfig } from '../../src/config/config.js';
+import { batchSizeFor, CONFIG_VARIABLES, loadConfig } from '../../src/config/config.js';
 import { parseDuration } from '../../src/config/duration.js';
 import { NexusError } from '../../src/errors.js';
 
 describe('configuration', () => {
   it('applies defaults, then env, then flags', () => {
-    expect(loadConfig({}).BATCH_SIZE).toBe(500);
+    expect(loadConfig({}).BATCH_SIZE).toBeUndefined();
+    expect(batchSizeFor(loadConfig({}), 'embedded')).toBe(5000);
+    expect(batchSizeFor(loadConfig({}), 'shared')).toBe(500);
+    expect(batchSizeFor(loadConfig({ BATCH_SIZE: '250' }), 'embedded')).toBe(250);
     expect(loadConfig({ BATCH_SIZE: '250' }).BATCH_SIZE).toBe(250);
     expect(loadConfig({ BATCH_SIZE: '250' }, { BATCH_SIZE: '300' }).BATCH_SIZE).toBe(300);
     expect(loadConfig({ POLL_INTERVAL: '2s', ENABLE_CORS: 'false' })).toMatchObject({

@@ -4,12 +4,14 @@ import { batch, sample } from '../support/samples.js';
 
 describe('batch codec', () => {
   it('round-trips every field and writes each series once', () => {
+    // The parser shares one labels object per series; the codec keys its dictionary on it.
+    const labels = { a: 'x,"y"' };
     const samples = [
-      sample({ value: 1.5, labels: { a: 'x,"y"' }, pod: 'p1', namespace: 'ns', container: 'c' }),
+      sample({ value: 1.5, labels, pod: 'p1', namespace: 'ns', container: 'c' }),
       sample({
         value: 2,
         timestampMs: Date.parse('2025-07-18T20:42:35Z'),
-        labels: { a: 'x,"y"' },
+        labels,
         pod: 'p1',
         namespace: 'ns',
         container: 'c',
