@@ -71,6 +71,12 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     region: config.CLUSTER_REGION,
   });
 
+  // The in-process hierarchy starts empty: rebuild it from the newest stored sample of each series,
+  // so a restart on the same data directory serves the hierarchy before any new ingest.
+  const latest = await store.latestSamples();
+  if (latest.length > 0)
+    await hierarchy.apply({ id: 'restore', source: 'store', samples: latest, deadLetters: [] });
+
   const collector = new Collector({
     queues: [queue],
     store,

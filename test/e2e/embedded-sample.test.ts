@@ -107,6 +107,11 @@ describe('embedded pipeline on the bundled sample', () => {
     await runtime.close();
     runtime = await startEmbedded({ config, logger, listen: false });
     expect(await runtime.store.countSamples()).toBe(2470);
+    // The hierarchy is rebuilt from the store before any new ingest.
+    const restored = await get<{ metadata: { total_hosts: number; total_gpus: number } }>(
+      '/api/v1/clusters/dgx-lab',
+    );
+    expect(restored.body.metadata).toMatchObject({ total_hosts: 31, total_gpus: 247 });
     const summary = await runtime.ingest({ spec: bundledSamplePath() });
     expect(summary.rows).toBe(2470);
     expect(await runtime.store.countSamples()).toBe(2470);
