@@ -1,11 +1,19 @@
 /**
- * REST API app factory: builds a fastify instance with docs, error mapping, request metrics and
- * every REST route, without listening (the caller listens, or tests use `inject()`). GraphQL and
- * WebSocket are separate plugins the caller may register on the returned instance.
+ * API app factory: builds a fastify instance with docs, error mapping, request metrics, CORS and
+ * every REST route, plus, when asked for, GraphQL (/graphql, with subscriptions over graphql-ws) and
+ * the /ws event stream as separate plugins sharing one event hub and one WebSocket upgrade router.
+ * It does not listen (the caller listens, or tests use `inject()`). Without `graphql` and
+ * `websocket` options the app is the REST-only API.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.js';
+import { EventHub } from '../events/hub.js';
 import { HierarchyReader } from '../hierarchy/reader.js';
 import type { ApiContext, ApiDeps } from './context.js';
+import { originAllowed, registerCors, type CorsSettings } from './cors.js';
+import { graphqlPlugin, type GraphqlSettings } from './graphql/plugin.js';
+import { streamPlugin, type WebSocketSettings } from './ws/plugin.js';
+import { installUpgradeRouter, type UpgradeTarget } from './ws/upgrade.js';
 import { registerDocs } from './docs.js';
 import { installErrorHandling, sendError } from './errors.js';
 import { installHttpMetrics } from './http-metrics.js';
@@ -29,6 +37,74 @@ export interface ApiOptions {
   version?: string;
   /** Trust X-Forwarded-* headers (behind a proxy); default false. */
   trustProxy?: boolean;
+  /** CORS headers on every route; absent: none. */
+  cors?: CorsSettings;
+  /** Origins allowed to open WebSockets (besides same-origin and non-browser clients); default none. */
+  allowedOrigins?: readonly string[];
+  /** Serve GraphQL at /graphql; absent: off. */
+  graphql?: GraphqlSettings;
+  /** Serve the JSON event stream at /ws; absent: off. */
+  websocket?: WebSocketSettings;
+  /** Event stream shared by subscriptions and /ws. */
+  events?: { historyLimit?: number; maxReplayWatches?: number };
+}
+
+/** The realtime side of an app, for metrics and tests: the event hub and the WebSocket endpoints. */
+export interface Realtime {
+  readonly hub: EventHub;
+  /** WebSocket servers by path (/graphql, /ws). */
+  readonly endpoints: ReadonlyMap<string, UpgradeTarget>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Present when GraphQL or /ws is enabled. */
+    realtime?: Realtime;
+  }
+}
+
+/** Which process builds the app: the embedded one (introspection on by default) or the API role. */
+export type ApiMode = 'embedded' | 'api';
+
+/** The protocol options of {@link buildApp} from the configuration (ENABLE_*, CORS_*, GRAPHQL_*, WS_*). */
+export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions {
+  const options: ApiOptions = {
+    allowedOrigins: config.CORS_ORIGINS,
+    events: { historyLimit: config.EVENT_HISTORY },
+  };
+  if (config.ENABLE_CORS) options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
+  if (config.ENABLE_GRAPHQL) {
+    options.graphql = {
+      introspection: config.GRAPHQL_INTROSPECTION ?? mode === 'embedded',
+      limits: {
+        maxDepth: config.GRAPHQL_MAX_DEPTH,
+        maxAliases: config.GRAPHQL_MAX_ALIASES,
+        maxCost: config.GRAPHQL_MAX_COST,
+        maxTokens: config.GRAPHQL_MAX_TOKENS,
+      },
+      maxBatch: config.GRAPHQL_MAX_BATCH,
+      defaultClusterId: config.CLUSTER_ID,
+      subscriptions: {
+        initTimeoutMs: config.WS_INIT_TIMEOUT,
+        keepAliveMs: config.WS_HEARTBEAT,
+        maxPayload: config.WS_MAX_PAYLOAD,
+        maxConnections: config.WS_MAX_CONNECTIONS,
+        maxOperations: config.WS_MAX_SUBSCRIPTIONS,
+      },
+      // About one event per KiB of the send-buffer bound.
+      maxQueuedEvents: Math.max(16, Math.floor(config.WS_MAX_BUFFERED / 1024)),
+    };
+  }
+  if (config.ENABLE_WEBSOCKET) {
+    options.websocket = {
+      heartbeatMs: config.WS_HEARTBEAT,
+      maxPayload: config.WS_MAX_PAYLOAD,
+      maxBuffered: config.WS_MAX_BUFFERED,
+      maxConnections: config.WS_MAX_CONNECTIONS,
+      maxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
+    };
+  }
+  return options;
 }
 
 /**
@@ -54,6 +130,8 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
 
   installErrorHandling(app);
   installHttpMetrics(app, deps.metrics);
+  // Before any route, so every route (and the preflight of any path) gets CORS handling.
+  if (options.cors) await registerCors(app, options.cors);
   await registerDocs(app, { version: options.version ?? '0.1.0', ui: options.docs ?? true });
 
   const reader = new HierarchyReader(deps.coordination, deps.staleAfterMs, now, (key, reason) =>
@@ -68,5 +146,52 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(gpuRoutes, ctx);
   await app.register(deadLetterRoutes, ctx);
   await app.register(serviceRoutes, ctx);
+  await registerRealtime(app, ctx, options, logger);
   return app;
+}
+
+/** GraphQL and /ws: one event hub, one upgrade router, closed before the HTTP server. */
+async function registerRealtime(
+  app: FastifyInstance,
+  ctx: ApiContext,
+  options: ApiOptions,
+  logger: FastifyBaseLogger,
+): Promise<void> {
+  if (!options.graphql && !options.websocket) return;
+  const log = logger as ApiDeps['logger'];
+  const hub = new EventHub({
+    coordination: ctx.deps.coordination,
+    historyLimit: options.events?.historyLimit,
+    maxReplayWatches: options.events?.maxReplayWatches,
+    logger: log.child({ component: 'events' }),
+    now: ctx.deps.now,
+  });
+  const upgrades = new Map<string, UpgradeTarget>();
+  if (options.graphql) {
+    await app.register(graphqlPlugin, {
+      settings: options.graphql,
+      services: { reader: ctx.reader, coordination: ctx.deps.coordination, store: ctx.deps.store, hub },
+      upgrades,
+      logger: log.child({ component: 'graphql' }),
+    });
+  }
+  if (options.websocket) {
+    await app.register(streamPlugin, { ...options.websocket, hub, upgrades, logger: log });
+  }
+  const realtime: Realtime = { hub, endpoints: upgrades };
+  app.decorate('realtime', realtime);
+  const allowed = options.allowedOrigins ?? [];
+  const uninstall = installUpgradeRouter(app.server, {
+    routes: upgrades,
+    allowOrigin: (origin, host) => originAllowed(origin, allowed, host),
+    logger: log.child({ component: 'ws' }),
+  });
+  // Start watching once the app is ready, so resuming clients find history from the start.
+  app.addHook('onReady', async () => {
+    await hub.start();
+  });
+  app.addHook('preClose', async () => {
+    uninstall();
+    await hub.close();
+  });
 }

@@ -3,6 +3,7 @@
  * unlike Date.parse), inclusive time ranges, and DCGM metric lists. Failures are BAD_REQUEST
  * errors naming the parameter.
  */
+import { RESOLUTION_REQUESTS, type ResolutionRequest } from '../ports/sample-store.js';
 import { badParameter } from './errors.js';
 
 const RFC3339 =
@@ -108,4 +109,20 @@ export function parseMetricList(values: string[] | undefined): string[] | undefi
     throw badParameter('metric', "Invalid query parameter 'metric': give at least one DCGM field name");
   }
   return [...names];
+}
+
+/**
+ * The `resolution` parameter (`raw`, `1m`, `1h`, `auto`); absent means `raw`.
+ * @throws BAD_REQUEST naming `resolution` for any other value
+ */
+export function parseResolution(value: string | undefined): ResolutionRequest {
+  if (value === undefined) return 'raw';
+  const found = RESOLUTION_REQUESTS.find((r) => r === value);
+  if (found === undefined) {
+    throw badParameter(
+      'resolution',
+      `Invalid query parameter 'resolution': '${value.slice(0, 64)}' is not one of raw, 1m, 1h, auto`,
+    );
+  }
+  return found;
 }

@@ -122,6 +122,32 @@ export const telemetryQuerySchema = {
       default: 'desc',
       description: 'Time order (newest first by default)',
     },
+    resolution: {
+      type: 'string',
+      enum: ['raw', '1m', '1h', 'auto'],
+      default: 'raw',
+      description:
+        'raw samples (default), 1-minute or 1-hour rollups (value = average, plus `aggregate`), or auto by ' +
+        'the range: raw up to 6 h, 1m up to 7 days, 1h beyond (raw without start_time). The x-resolution ' +
+        'response header says which one served the response.',
+    },
+  },
+} as const;
+
+/** Response header naming the resolution (`raw`, `1m`, `1h`) that served a telemetry response. */
+export const RESOLUTION_HEADER = 'x-resolution';
+
+/** Min/max/avg/count/last of a rollup bucket, on telemetry items at a rollup resolution. */
+export const aggregateSchema = {
+  type: 'object',
+  required: ['min', 'max', 'avg', 'count', 'last'],
+  description: 'Only at resolution 1m or 1h: the samples of the bucket starting at `timestamp`',
+  properties: {
+    min: { type: 'number' },
+    max: { type: 'number' },
+    avg: { type: 'number', description: 'Same as `value`' },
+    count: { type: 'integer', description: 'Samples in the bucket' },
+    last: { type: 'number', description: 'Value of the newest sample in the bucket' },
   },
 } as const;
 
@@ -263,6 +289,7 @@ const telemetryItemSchema = {
     pod: { type: 'string' },
     namespace: { type: 'string' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    aggregate: aggregateSchema,
   },
 } as const;
 

@@ -1,10 +1,17 @@
 /**
  * The telemetry query both telemetry routes share: validate the query string (time range, metric
- * list, limit, order), ask the sample store for one more sample than `limit` to learn whether more
- * match (told to clients in the `x-has-more` header), and shape the items.
+ * list, limit, order, resolution), ask the sample store for one more sample than `limit` to learn
+ * whether more match (told to clients in the `x-has-more` header), and shape the items. The
+ * resolution (`auto` decided here, once) is reported back for the `x-resolution` header.
  */
-import type { GpuSelector, SampleStore } from '../ports/sample-store.js';
-import { parseMetricList, parseTimeRange } from './params.js';
+import {
+  chooseResolution,
+  type GpuSelector,
+  type Resolution,
+  type SampleAggregate,
+  type SampleStore,
+} from '../ports/sample-store.js';
+import { parseMetricList, parseResolution, parseTimeRange } from './params.js';
 import { DEFAULT_LIMIT } from './schemas.js';
 import { telemetryItemView, type TelemetryItemView } from './views.js';
 
@@ -15,15 +22,20 @@ export interface TelemetryQuerystring {
   end_time?: string;
   metric?: string[];
   order?: 'asc' | 'desc';
+  resolution?: string;
 }
 
 /** Response header telling clients whether more samples matched than `limit` returned. */
 export const HAS_MORE_HEADER = 'x-has-more';
 
-/** Result of a telemetry query: one page of samples, and whether more matched. */
+/** A telemetry item; rollup buckets carry their aggregate. */
+export type TelemetryItem = TelemetryItemView & { aggregate?: SampleAggregate };
+
+/** Result of a telemetry query: one page of samples, whether more matched, and the resolution read. */
 export interface TelemetryPage {
-  items: TelemetryItemView[];
+  items: TelemetryItem[];
   hasMore: boolean;
+  resolution: Resolution;
 }
 
 /** A checked telemetry query, ready to run for one GPU. */
@@ -40,6 +52,7 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
   const metrics = parseMetricList(query.metric);
   const limit = query.limit ?? DEFAULT_LIMIT;
   const order = query.order ?? 'desc';
+  const resolution = chooseResolution({ ...range, resolution: parseResolution(query.resolution) });
   return {
     run: async (store, selector) => {
       const samples = await store.querySamples({
@@ -48,8 +61,14 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
         ...(metrics ? { metrics } : {}),
         limit: limit + 1,
         order,
+        resolution,
       });
-      return { items: samples.slice(0, limit).map(telemetryItemView), hasMore: samples.length > limit };
+      const items = samples.slice(0, limit).map((s): TelemetryItem => {
+        const item: TelemetryItem = telemetryItemView(s);
+        if (s.aggregate) item.aggregate = s.aggregate;
+        return item;
+      });
+      return { items, hasMore: samples.length > limit, resolution };
     },
   };
 }

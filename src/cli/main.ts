@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `nexus-telemetry` command line: `start` (all-in-one), `streamer`, `collector`, `api`, `generate`.
+ * The `nexus-telemetry` command line: `start` (all-in-one), `streamer`, `collector`, `api`, `generate`,
+ * `sync` (cross-cluster state sync).
  * Flags override environment variables, which override defaults (see docs/configuration.md).
  */
 import { Command, Option } from 'commander';
@@ -268,6 +269,29 @@ withCommonFlags(program.command('api'))
     const running = await startApiProcess(config, logger);
     onSignals(() => running.close(), logger);
     print(`nexus-telemetry API listening on ${running.address}`);
+  });
+
+program
+  .command('sync')
+  .description(
+    "mirror one cluster's live hierarchy from one etcd to another, one way (puts and deletes), resuming from its last revision",
+  )
+  .requiredOption('--from <endpoints>', 'source etcd endpoints, host:port[,host:port...]')
+  .requiredOption('--to <endpoints>', 'target (shared) etcd endpoints')
+  .option('--cluster <id>', 'cluster to mirror (default CLUSTER_ID)')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LOG_LEVEL)')
+  .action(async (flags: { from: string; to: string; cluster?: string; logLevel?: string }) => {
+    const config = loadConfig(process.env, { CLUSTER_ID: flags.cluster, LOG_LEVEL: flags.logLevel });
+    const logger = createLogger(config.LOG_LEVEL);
+    const { startSyncProcess } = await import('../sync/process.js');
+    const running = await startSyncProcess({
+      from: flags.from,
+      to: flags.to,
+      clusterId: config.CLUSTER_ID,
+      logger,
+    });
+    onSignals(() => running.close(), logger);
+    print(`syncing cluster ${config.CLUSTER_ID} from ${flags.from} to ${flags.to}`);
   });
 
 function print(line: string): void {

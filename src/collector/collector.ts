@@ -104,7 +104,11 @@ export class Collector {
   private async handle(queue: Queue, item: ClaimedItem): Promise<boolean> {
     const { store, hierarchy, metrics } = this.options;
     const maxDeliveries = this.options.maxDeliveries ?? 5;
-    if (item.deliveries > 1) this.stats.redeliveries += 1;
+    if (item.deliveries > 1) {
+      this.stats.redeliveries += 1;
+      // A previous claimer crashed, stalled or failed: the batch comes again (its write is idempotent).
+      this.log.info({ item: item.id, deliveries: item.deliveries, topic: queue.topic }, 'redelivered batch');
+    }
 
     let batch: Batch;
     try {

@@ -83,7 +83,7 @@ const schema = z.object({
   GRAPHQL_INTROSPECTION: bool.optional(),
   GRAPHQL_MAX_DEPTH: int(2, 100).default(15),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(30),
-  GRAPHQL_MAX_COST: int(1, 100_000_000).default(20_000),
+  GRAPHQL_MAX_COST: int(1, 100_000_000).default(50_000),
   GRAPHQL_MAX_TOKENS: int(100, 1_000_000).default(2000),
   GRAPHQL_MAX_BATCH: int(0, 100).default(10),
   WS_MAX_PAYLOAD: int(1024, 16 * 1024 * 1024).default(64 * 1024),

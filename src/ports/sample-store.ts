@@ -8,7 +8,10 @@
  *   `{ duplicate: true }`. A sample whose natural key (series, time) is already stored is skipped,
  *   so replaying the same input under other batch ids adds nothing either.
  * - When `writeBatch` resolves, the data is durable (as durable as the backend is).
- * - Queries return samples ordered by time (newest first unless `order: 'asc'`).
+ * - Queries return samples ordered by time (newest first unless `order: 'asc'`). At a rollup
+ *   resolution ('1m', '1h') each returned sample is one bucket of one series: its time is the
+ *   bucket start, its value the average, and `aggregate` carries min/max/avg/count/last. Rollups
+ *   are written in the same transaction as the samples, so they are never behind the raw data.
  * - After `close()`, every method rejects with `STORE_CLOSED`.
  */
 import type { Batch, DeadLetter, Sample } from '../domain/types.js';
@@ -25,6 +28,39 @@ export interface WriteResult {
 /** Which GPU: by cluster + host + index, or by UUID. */
 export type GpuSelector = { clusterId: string; hostname: string; gpuId: string } | { uuid: string };
 
+/** Resolution a query is served at: raw samples, or 1-minute / 1-hour rollups. */
+export type Resolution = 'raw' | '1m' | '1h';
+
+/** Resolution a caller may ask for; `auto` picks one from the time range (see {@link chooseResolution}). */
+export type ResolutionRequest = Resolution | 'auto';
+
+/** Every value of {@link ResolutionRequest}, for validation. */
+export const RESOLUTION_REQUESTS: readonly ResolutionRequest[] = ['raw', '1m', '1h', 'auto'];
+
+/** `auto` serves ranges up to this span (ms) from raw samples: 6 hours. */
+export const AUTO_RAW_MAX_SPAN_MS = 6 * 60 * 60 * 1000;
+/** `auto` serves ranges up to this span (ms) from 1-minute rollups, longer ones from 1-hour: 7 days. */
+export const AUTO_1M_MAX_SPAN_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * The resolution that serves `query`. Absent or `raw` -> raw; `1m`/`1h` as asked; `auto` by the
+ * span of the range, `(endMs ?? nowMs) - startMs`: up to 6 h raw, up to 7 days 1m, beyond 1h.
+ * Without `startMs` the range has no span to judge and `auto` serves raw samples (the newest
+ * `limit` samples is what such a query asks for).
+ */
+export function chooseResolution(
+  query: Pick<SampleQuery, 'resolution' | 'startMs' | 'endMs'>,
+  nowMs: number = Date.now(),
+): Resolution {
+  const asked = query.resolution ?? 'raw';
+  if (asked !== 'auto') return asked;
+  if (query.startMs === undefined) return 'raw';
+  const span = (query.endMs ?? nowMs) - query.startMs;
+  if (span <= AUTO_RAW_MAX_SPAN_MS) return 'raw';
+  if (span <= AUTO_1M_MAX_SPAN_MS) return '1m';
+  return '1h';
+}
+
 export interface SampleQuery {
   gpu: GpuSelector;
   /** Inclusive bounds in ms since epoch. */
@@ -35,10 +71,44 @@ export interface SampleQuery {
   /** Most samples to return (default 1000). */
   limit?: number;
   order?: 'asc' | 'desc';
+  /**
+   * Raw samples or rollups (default `raw`). At `1m`/`1h`, `startMs` is rounded down to its
+   * bucket, so the bucket holding `startMs` is included; `endMs` bounds bucket starts.
+   */
+  resolution?: ResolutionRequest;
 }
 
-/** A stored sample as returned by queries. */
-export type StoredSample = Sample;
+/** Summary of the samples of one rollup bucket. */
+export interface SampleAggregate {
+  min: number;
+  max: number;
+  /** sum / count; also the sample's `value`. */
+  avg: number;
+  count: number;
+  /** Value of the newest sample in the bucket. */
+  last: number;
+}
+
+/** A stored sample as returned by queries; rollup buckets carry `aggregate`. */
+export type StoredSample = Sample & { aggregate?: SampleAggregate };
+
+/** Retention bounds of {@link SampleStore.applyRetention}. */
+export interface RetentionPolicy {
+  /** Keep raw samples this long (ms); 0 keeps them forever. */
+  rawMs: number;
+  /** Keep 1m and 1h rollups this long (ms); 0 keeps them forever. */
+  rollupMs: number;
+  /** The current time (default `Date.now()`). */
+  nowMs?: number;
+}
+
+/** What one retention pass did. */
+export interface RetentionResult {
+  /** Whole partitions (or TimescaleDB chunks) dropped, by name. */
+  dropped: string[];
+  /** Rows deleted from the default partitions (rows that missed their day partition). */
+  deletedRows: number;
+}
 
 /** A stored dead letter with its storage id and receive time. */
 export interface StoredDeadLetter extends DeadLetter {
@@ -71,6 +141,13 @@ export interface SampleStore {
   listDeadLetters(options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]>;
   /** Total number of stored samples (tests and stats). */
   countSamples(): Promise<number>;
+  /**
+   * Enforce retention by dropping whole day partitions whose every instant is older than the
+   * bound (see docs/storage.md for how the bound is measured), and create the partitions of the
+   * next days ahead of time. Safe to run from several processes at once; the maintenance leader
+   * runs it. Optional: stores without time partitions do not implement it.
+   */
+  applyRetention?(policy: RetentionPolicy): Promise<RetentionResult>;
   /** Cheap liveness check of the backend; throws when it cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -2,14 +2,21 @@
  * Versioned schema migrations of the sample store, in one SQL dialect that PGlite and PostgreSQL
  * both run. Applied versions are recorded in `schema_migrations`; all pending migrations apply in
  * one transaction under a transaction-scoped advisory lock, so several collectors starting at
- * once apply each migration exactly once (the others wait, then find nothing to do).
+ * once apply each migration exactly once (the others wait, then find nothing to do). When nothing
+ * is pending no DDL runs at all, so a role without CREATE rights (the API's) can call migrate().
  *
- * Layout decisions that later migrations rely on:
- * - `samples` has no foreign key and no column but (series_id, ts, value), and its primary key
- *   includes `ts`, so it can be swapped for a table range-partitioned by day on `ts` (with a BRIN
- *   index on ts) by a later migration without touching the write path.
- * - `series.series_key` is a fixed-size hash of the full identity (see `series.ts`), so the unique
- *   index stays small whatever the label set is.
+ * Layout:
+ * - v1: `series` (identity hashed into `series_key`), `samples (series_id, ts, value)`, the batch
+ *   ledger and dead letters.
+ * - v2: time partitioning and rollups. With TimescaleDB installed and loadable, `samples`,
+ *   `samples_1m` and `samples_1h` become hypertables (1-day chunks) with compression and retention
+ *   policies. Otherwise (the path tested here) they are native tables range-partitioned by UTC day,
+ *   each with a DEFAULT partition as a safety net and a BRIN index on time; existing rows move
+ *   into the new tables and the rollups are backfilled. Partitions are created and dropped by
+ *   SECURITY DEFINER functions, so the collector needs no ownership of the tables:
+ *   `nexus_ensure_partitions(days_ms float8[])`, `nexus_drop_partition(parent, name)` and
+ *   `nexus_trim_defaults(raw_cutoff, rollup_cutoff)`. `storage_settings.partitioning` records
+ *   which path was taken (`native` or `timescaledb`).
  */
 import type { SqlExecutor } from './sql-executor.js';
 
@@ -80,6 +87,228 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_source_idx ON dead_letters (source, id);
 `,
   },
+  {
+    version: 2,
+    name: 'day partitions (or TimescaleDB hypertables), 1m and 1h rollups',
+    sql: `
+CREATE TABLE storage_settings (
+  key text PRIMARY KEY,
+  value text NOT NULL
+);
+
+CREATE FUNCTION nexus_partition_column(p_parent text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE p_parent WHEN 'samples' THEN 'ts' WHEN 'samples_1m' THEN 'bucket' WHEN 'samples_1h' THEN 'bucket' END
+$$;
+
+-- Create the day partitions (UTC) of samples, samples_1m and samples_1h holding the given
+-- instants (ms since epoch), if missing. Serialised per parent by an advisory lock, so concurrent
+-- callers create each partition once; rows that fell into the DEFAULT partition for that day move
+-- into the new partition. ATTACH takes only SHARE UPDATE EXCLUSIVE on the parent, so writers to
+-- other partitions are not blocked. Returns the number of partitions created.
+CREATE FUNCTION nexus_ensure_partitions(p_days_ms float8[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_parent text;
+  v_column text;
+  v_day float8;
+  v_lo timestamptz;
+  v_hi timestamptz;
+  v_name text;
+  v_default text;
+  v_created integer := 0;
+BEGIN
+  IF EXISTS (SELECT 1 FROM storage_settings WHERE key = 'partitioning' AND value <> 'native') THEN
+    RETURN 0;
+  END IF;
+  FOREACH v_parent IN ARRAY ARRAY['samples', 'samples_1m', 'samples_1h'] LOOP
+    v_column := nexus_partition_column(v_parent);
+    v_default := v_parent || '_default';
+    FOR v_day IN SELECT DISTINCT floor(d / 86400000) * 86400000 FROM unnest(p_days_ms) AS u(d) ORDER BY 1 LOOP
+      v_lo := to_timestamp(v_day / 1000);
+      v_hi := v_lo + interval '1 day';
+      v_name := v_parent || '_p' || to_char(v_lo AT TIME ZONE 'UTC', 'YYYYMMDD');
+      CONTINUE WHEN to_regclass(v_name) IS NOT NULL;
+      PERFORM pg_advisory_xact_lock(7391404, hashtext(v_parent));
+      -- Taking a relation lock also reads pending catalog invalidations, so the re-check below
+      -- sees a partition another session created while this one waited for the advisory lock.
+      EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', v_default);
+      CONTINUE WHEN to_regclass(v_name) IS NOT NULL;
+      BEGIN
+        -- Rollup rows are updated by every batch of their bucket: leave room on each page so
+        -- those updates stay HOT (no index entries); raw samples are insert-only.
+        EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS) WITH (fillfactor = %s)',
+          v_name, v_parent, CASE WHEN v_parent = 'samples' THEN 100 ELSE 70 END);
+        EXECUTE format(
+          'WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO %I SELECT * FROM moved',
+          v_default, v_column, v_column, v_name) USING v_lo, v_hi;
+        EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', v_parent, v_name,
+          to_char(v_lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00',
+          to_char(v_hi AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00');
+        v_created := v_created + 1;
+      EXCEPTION WHEN duplicate_table THEN
+        NULL; -- created concurrently after all: nothing to do
+      END;
+    END LOOP;
+  END LOOP;
+  RETURN v_created;
+END
+$fn$;
+
+-- Drop one day partition of a sample table (retention). False when it is not (or no longer) one.
+CREATE FUNCTION nexus_drop_partition(p_parent text, p_name text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+BEGIN
+  IF p_parent NOT IN ('samples', 'samples_1m', 'samples_1h') THEN
+    RAISE EXCEPTION 'not a partitioned sample table: %', p_parent;
+  END IF;
+  IF p_name = p_parent || '_default' THEN
+    RAISE EXCEPTION 'the default partition % is never dropped', p_name;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391404, hashtext(p_parent));
+  -- The drop locks the parent anyway; locking first also refreshes the catalog view (see above).
+  EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', p_parent);
+  IF NOT EXISTS (
+    SELECT 1 FROM pg_inherits
+    WHERE inhparent = to_regclass(p_parent) AND inhrelid = to_regclass(quote_ident(p_name))
+  ) THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('DROP TABLE IF EXISTS %I', p_name);
+  RETURN true;
+END
+$fn$;
+
+-- Delete rows older than the cutoffs from the DEFAULT partitions (a NULL cutoff keeps all).
+CREATE FUNCTION nexus_trim_defaults(p_raw_cutoff timestamptz, p_rollup_cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_total bigint := 0;
+  v_n bigint;
+BEGIN
+  IF to_regclass('samples_default') IS NULL THEN
+    RETURN 0;
+  END IF;
+  IF p_raw_cutoff IS NOT NULL THEN
+    DELETE FROM samples_default WHERE ts < p_raw_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+  END IF;
+  IF p_rollup_cutoff IS NOT NULL THEN
+    DELETE FROM samples_1m_default WHERE bucket < p_rollup_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+    DELETE FROM samples_1h_default WHERE bucket < p_rollup_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+  END IF;
+  RETURN v_total;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION nexus_ensure_partitions(float8[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_drop_partition(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_trim_defaults(timestamptz, timestamptz) FROM PUBLIC;
+
+ALTER TABLE samples RENAME TO samples_v1;
+ALTER TABLE samples_v1 RENAME CONSTRAINT samples_pkey TO samples_v1_pkey;
+
+DO $do$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    BEGIN
+      -- Fails (and falls back to native partitions) when the library is not preloaded.
+      EXECUTE 'CREATE EXTENSION IF NOT EXISTS timescaledb';
+      EXECUTE $ts$
+CREATE TABLE samples (
+  series_id integer NOT NULL,
+  ts timestamptz NOT NULL,
+  value double precision NOT NULL,
+  CONSTRAINT samples_value_finite CHECK (value > '-Infinity'::float8 AND value < 'Infinity'::float8),
+  CONSTRAINT samples_pkey PRIMARY KEY (series_id, ts)
+);
+SELECT create_hypertable('samples', 'ts', chunk_time_interval => interval '1 day');
+CREATE TABLE samples_1m (
+  series_id integer NOT NULL, bucket timestamptz NOT NULL,
+  min double precision NOT NULL, max double precision NOT NULL, sum double precision NOT NULL,
+  count bigint NOT NULL, last double precision NOT NULL, last_ts timestamptz NOT NULL,
+  CONSTRAINT samples_1m_pkey PRIMARY KEY (series_id, bucket)
+);
+SELECT create_hypertable('samples_1m', 'bucket', chunk_time_interval => interval '1 day');
+CREATE TABLE samples_1h (LIKE samples_1m INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE samples_1h ADD CONSTRAINT samples_1h_pkey PRIMARY KEY (series_id, bucket);
+SELECT create_hypertable('samples_1h', 'bucket', chunk_time_interval => interval '7 days');
+ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'series_id',
+                         timescaledb.compress_orderby = 'ts DESC');
+SELECT add_compression_policy('samples', interval '1 day');
+SELECT add_retention_policy('samples', interval '7 days');
+SELECT add_retention_policy('samples_1m', interval '90 days');
+SELECT add_retention_policy('samples_1h', interval '90 days');
+INSERT INTO storage_settings (key, value) VALUES ('partitioning', 'timescaledb');
+$ts$;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE NOTICE 'timescaledb is available but unusable (%); using native partitions', SQLERRM;
+    END;
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM storage_settings WHERE key = 'partitioning') THEN
+    INSERT INTO storage_settings (key, value) VALUES ('partitioning', 'native');
+    CREATE TABLE samples (
+      series_id integer NOT NULL,
+      ts timestamptz NOT NULL,
+      value double precision NOT NULL,
+      CONSTRAINT samples_value_finite CHECK (value > '-Infinity'::float8 AND value < 'Infinity'::float8),
+      CONSTRAINT samples_pkey PRIMARY KEY (series_id, ts)
+    ) PARTITION BY RANGE (ts);
+    CREATE TABLE samples_default PARTITION OF samples DEFAULT;
+    CREATE INDEX samples_ts_brin ON samples USING brin (ts);
+    CREATE TABLE samples_1m (
+      series_id integer NOT NULL,
+      bucket timestamptz NOT NULL,
+      min double precision NOT NULL,
+      max double precision NOT NULL,
+      sum double precision NOT NULL,
+      count bigint NOT NULL,
+      last double precision NOT NULL,
+      last_ts timestamptz NOT NULL,
+      CONSTRAINT samples_1m_pkey PRIMARY KEY (series_id, bucket)
+    ) PARTITION BY RANGE (bucket);
+    CREATE TABLE samples_1m_default PARTITION OF samples_1m DEFAULT WITH (fillfactor = 70);
+    CREATE TABLE samples_1h (
+      series_id integer NOT NULL,
+      bucket timestamptz NOT NULL,
+      min double precision NOT NULL,
+      max double precision NOT NULL,
+      sum double precision NOT NULL,
+      count bigint NOT NULL,
+      last double precision NOT NULL,
+      last_ts timestamptz NOT NULL,
+      CONSTRAINT samples_1h_pkey PRIMARY KEY (series_id, bucket)
+    ) PARTITION BY RANGE (bucket);
+    CREATE TABLE samples_1h_default PARTITION OF samples_1h DEFAULT WITH (fillfactor = 70);
+    -- Partitions for every day already holding data, and for today and the next three days.
+    PERFORM nexus_ensure_partitions(
+      ARRAY(SELECT DISTINCT floor(extract(epoch FROM ts) / 86400) * 86400000 FROM samples_v1)::float8[]
+      || ARRAY(SELECT (extract(epoch FROM now()) * 1000 + d * 86400000)::float8 FROM generate_series(0, 3) AS g(d)));
+  END IF;
+END
+$do$;
+
+INSERT INTO samples (series_id, ts, value) SELECT series_id, ts, value FROM samples_v1;
+INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+SELECT series_id, to_timestamp(floor(extract(epoch FROM ts) / 60) * 60), min(value), max(value),
+       sum(value), count(*), (array_agg(value ORDER BY ts DESC))[1], max(ts)
+FROM samples_v1 GROUP BY 1, 2;
+INSERT INTO samples_1h (series_id, bucket, min, max, sum, count, last, last_ts)
+SELECT series_id, to_timestamp(floor(extract(epoch FROM ts) / 3600) * 3600), min(value), max(value),
+       sum(value), count(*), (array_agg(value ORDER BY ts DESC))[1], max(ts)
+FROM samples_v1 GROUP BY 1, 2;
+DROP TABLE samples_v1;
+`,
+  },
 ];
 
 /** Highest version in {@link MIGRATIONS}. */
@@ -94,16 +323,21 @@ export async function applyMigrations(
   migrations: readonly Migration[] = MIGRATIONS,
 ): Promise<number[]> {
   await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+  const table = await tx.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  const done = new Set<number>();
+  if (table.rows[0]?.t) {
+    const { rows } = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+    for (const r of rows) done.add(r.version);
+  }
+  const pending = [...migrations].sort((a, b) => a.version - b.version).filter((m) => !done.has(m.version));
+  if (pending.length === 0) return [];
   await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
   version integer PRIMARY KEY,
   name text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
 )`);
-  const { rows } = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
-  const done = new Set(rows.map((r) => r.version));
   const applied: number[] = [];
-  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-    if (done.has(m.version)) continue;
+  for (const m of pending) {
     await tx.exec(m.sql);
     await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
     applied.push(m.version);

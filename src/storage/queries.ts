@@ -3,7 +3,15 @@
  * builders that return text + parameters, and mappers from rows to port types. Every column that
  * the two drivers would decode differently (int8, timestamptz) is cast to float8 in SQL.
  */
-import type { SampleQuery, StoredDeadLetter, StoredGpu, StoredSample } from '../ports/sample-store.js';
+import {
+  type Resolution,
+  type SampleQuery,
+  type StoredDeadLetter,
+  type StoredGpu,
+  type StoredSample,
+  chooseResolution,
+} from '../ports/sample-store.js';
+import { bucketStart, rollupLevel } from './rollups.js';
 
 /** Default `limit` of {@link SampleQuery}. */
 export const DEFAULT_SAMPLE_LIMIT = 1000;
@@ -31,6 +39,16 @@ export interface SampleRow {
   labels: Record<string, string>;
   ts_ms: number;
   value: number;
+  /** Rollup resolutions only. */
+  agg_min?: number;
+  agg_max?: number;
+  agg_count?: number;
+  agg_last?: number;
+}
+
+/** A sample query statement and the resolution it reads. */
+export interface SampleStatement extends Statement {
+  resolution: Resolution;
 }
 
 /** Row shape of {@link buildListGpus}. */
@@ -60,10 +78,14 @@ function normaliseLimit(limit: number | undefined, fallback: number): number {
 }
 
 /**
- * Samples of one GPU. Ties on time are broken by metric then series id, so pages are stable.
- * An empty `metrics` array means no metric filter.
+ * Samples of one GPU, from raw samples or a rollup table as {@link chooseResolution} decides
+ * (`nowMs` is the "now" of `auto` with an open end). Ties on time are broken by metric then
+ * series id, so pages are stable. An empty `metrics` array means no metric filter. At a rollup
+ * resolution the start bound is rounded down to its bucket and only the rollup table is read
+ * (time bounds are plain parameters, so the planner prunes its partitions).
  */
-export function buildSampleQuery(q: SampleQuery): Statement {
+export function buildSampleQuery(q: SampleQuery, nowMs: number = Date.now()): SampleStatement {
+  const resolution = chooseResolution(q, nowMs);
   const params: unknown[] = [];
   const p = (v: unknown): string => {
     params.push(v);
@@ -80,17 +102,41 @@ export function buildSampleQuery(q: SampleQuery): Statement {
     );
   }
   if (q.metrics && q.metrics.length > 0) where.push(`se.metric = ANY(${p(q.metrics)}::text[])`);
-  if (q.startMs !== undefined) where.push(`sa.ts >= to_timestamp(${p(q.startMs)}::float8 / 1000)`);
-  if (q.endMs !== undefined) where.push(`sa.ts <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
-  const limit = p(normaliseLimit(q.limit, DEFAULT_SAMPLE_LIMIT));
-  return {
-    text: `SELECT se.cluster_id, se.hostname, se.gpu_id, se.uuid, se.device, se.model_name, se.metric,
-       se.container, se.pod, se.namespace, se.labels,
+  const columns = `se.cluster_id, se.hostname, se.gpu_id, se.uuid, se.device, se.model_name, se.metric,
+       se.container, se.pod, se.namespace, se.labels`;
+
+  if (resolution === 'raw') {
+    if (q.startMs !== undefined) where.push(`sa.ts >= to_timestamp(${p(q.startMs)}::float8 / 1000)`);
+    if (q.endMs !== undefined) where.push(`sa.ts <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
+    const limit = p(normaliseLimit(q.limit, DEFAULT_SAMPLE_LIMIT));
+    return {
+      resolution,
+      text: `SELECT ${columns},
        (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
 FROM series se JOIN samples sa ON sa.series_id = se.id
 WHERE ${where.join(' AND ')}
 ORDER BY sa.ts ${dir}, se.metric ${dir}, se.id ${dir}
+LIMIT ${limit}`,
+      params,
+    };
+  }
+
+  const level = rollupLevel(resolution);
+  if (q.startMs !== undefined) {
+    const start = bucketStart(q.startMs, level.bucketMs);
+    where.push(`r.bucket >= to_timestamp(${p(start)}::float8 / 1000)`);
+  }
+  if (q.endMs !== undefined) where.push(`r.bucket <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
+  const limit = p(normaliseLimit(q.limit, DEFAULT_SAMPLE_LIMIT));
+  return {
+    resolution,
+    text: `SELECT ${columns},
+       (extract(epoch FROM r.bucket) * 1000)::float8 AS ts_ms, r.sum / r.count AS value,
+       r.min AS agg_min, r.max AS agg_max, r.count::float8 AS agg_count, r.last AS agg_last
+FROM series se JOIN ${level.table} r ON r.series_id = se.id
+WHERE ${where.join(' AND ')}
+ORDER BY r.bucket ${dir}, se.metric ${dir}, se.id ${dir}
 LIMIT ${limit}`,
     params,
   };
@@ -114,9 +160,9 @@ ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
   };
 }
 
-/** Map a {@link SampleRow} to a port sample. */
+/** Map a {@link SampleRow} to a port sample (with `aggregate` for rollup rows). */
 export function toStoredSample(r: SampleRow): StoredSample {
-  return {
+  const sample: StoredSample = {
     clusterId: r.cluster_id,
     hostname: r.hostname,
     gpuId: r.gpu_id,
@@ -131,6 +177,16 @@ export function toStoredSample(r: SampleRow): StoredSample {
     timestampMs: r.ts_ms,
     value: r.value,
   };
+  if (r.agg_count !== undefined && r.agg_count !== null) {
+    sample.aggregate = {
+      min: r.agg_min as number,
+      max: r.agg_max as number,
+      avg: r.value,
+      count: r.agg_count,
+      last: r.agg_last as number,
+    };
+  }
+  return sample;
 }
 
 /** One row per GPU (cluster, host, index, uuid), with the device/model of its newest series. */

@@ -1,11 +1,15 @@
 /**
- * The SampleStore behaviour common to every SQL backend: migrations, the idempotent write path,
- * queries, the series id cache, close semantics and error mapping. An adapter supplies a
- * {@link SqlBackend} (how to run a statement, a transaction, and what its errors mean).
+ * The SampleStore behaviour common to every SQL backend: migrations, the idempotent write path
+ * (day partitions ensured first, in their own short transaction; then the batch transaction with
+ * samples, rollups and dead letters), queries at raw or rollup resolution, retention, the series id
+ * cache, close semantics and error mapping. An adapter supplies a {@link SqlBackend} (how to run a
+ * statement, a transaction, and what its errors mean).
  */
 import type { Batch } from '../domain/types.js';
 import { NexusError } from '../errors.js';
 import type {
+  RetentionPolicy,
+  RetentionResult,
   SampleQuery,
   SampleStore,
   StoredDeadLetter,
@@ -14,6 +18,19 @@ import type {
   WriteResult,
 } from '../ports/sample-store.js';
 import { applyMigrations } from './migrations.js';
+import {
+  DAY_MS,
+  DAYS_AHEAD,
+  MAX_NEW_DAYS_PER_BATCH,
+  PARTITIONED_TABLES,
+  PartitionCache,
+  dayStart,
+  distinctDays,
+  ensurePartitions,
+  expiredPartitions,
+  listPartitions,
+  retentionAnchor,
+} from './partitions.js';
 import {
   COUNT_SAMPLES_SQL,
   type DeadLetterRow,
@@ -30,7 +47,10 @@ import {
 } from './queries.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
-import { InvalidBatchError, writeBatchInTransaction } from './write-batch.js';
+import { InvalidBatchError, validateBatchTimestamps, writeBatchInTransaction } from './write-batch.js';
+
+/** How the sample tables are partitioned: native day partitions, or TimescaleDB hypertables. */
+export type PartitioningMode = 'native' | 'timescaledb';
 
 /** What an adapter provides to {@link SqlSampleStore}. */
 export interface SqlBackend {
@@ -50,18 +70,27 @@ export interface SqlBackend {
 export interface SqlSampleStoreOptions {
   /** Most series ids kept in memory (default 200,000). */
   seriesCacheSize?: number;
+  /**
+   * Keep the 1m/1h rollups current on write (default true). Turn off only to measure what the
+   * rollups cost: rollup-resolution queries then miss what this store writes.
+   */
+  rollups?: boolean;
 }
 
 /** A SampleStore over any {@link SqlBackend}. */
 export class SqlSampleStore implements SampleStore {
   readonly #backend: SqlBackend;
   readonly #cache: SeriesIdCache;
+  readonly #partitions = new PartitionCache();
+  readonly #rollups: boolean;
   readonly #inFlight = new Set<Promise<unknown>>();
+  #mode: PartitioningMode | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(backend: SqlBackend, options: SqlSampleStoreOptions = {}) {
     this.#backend = backend;
     this.#cache = new SeriesIdCache(options.seriesCacheSize);
+    this.#rollups = options.rollups !== false;
   }
 
   /** True once `close()` was called. */
@@ -72,13 +101,22 @@ export class SqlSampleStore implements SampleStore {
   migrate(): Promise<void> {
     return this.#run('migrate', async () => {
       await this.#backend.transaction((tx) => applyMigrations(tx));
+      this.#mode = undefined;
+      await this.#partitioning();
     });
+  }
+
+  /** How the tables are partitioned (read once from `storage_settings`, after migrate()). */
+  partitioning(): Promise<PartitioningMode> {
+    return this.#run('partitioning', () => this.#partitioning());
   }
 
   writeBatch(batch: Batch): Promise<WriteResult> {
     return this.#run('writeBatch', async () => {
+      validateBatchTimestamps(batch);
+      await this.#ensureDays(batch.samples.map((s) => s.timestampMs));
       const outcome = await this.#backend.transaction((tx) =>
-        writeBatchInTransaction(tx, batch, this.#cache),
+        writeBatchInTransaction(tx, batch, this.#cache, { rollups: this.#rollups }),
       );
       this.#cache.addAll(outcome.resolvedSeries);
       return outcome.result;
@@ -124,6 +162,49 @@ export class SqlSampleStore implements SampleStore {
     });
   }
 
+  applyRetention(policy: RetentionPolicy): Promise<RetentionResult> {
+    return this.#run('applyRetention', async () => {
+      const nowMs = policy.nowMs ?? Date.now();
+      const ahead = Array.from({ length: DAYS_AHEAD + 1 }, (_, i) => dayStart(nowMs) + i * DAY_MS);
+      const db = this.#backend.executor;
+      if ((await this.#partitioning()) === 'timescaledb') return this.#timescaleRetention(policy, nowMs);
+
+      await ensurePartitions(db, ahead);
+      this.#partitions.add(ahead);
+      const partitions = await listPartitions(db);
+      const raw = partitions.filter((p) => p.parent === 'samples');
+      const anchor = await retentionAnchor(db, PARTITIONED_TABLES[0], raw, nowMs);
+      const rawCutoff = policy.rawMs > 0 ? anchor - policy.rawMs : undefined;
+      const rollupCutoff = policy.rollupMs > 0 ? anchor - policy.rollupMs : undefined;
+      const expired = [
+        ...(rawCutoff === undefined ? [] : expiredPartitions(raw, rawCutoff)),
+        ...(rollupCutoff === undefined
+          ? []
+          : expiredPartitions(
+              partitions.filter((p) => p.parent !== 'samples'),
+              rollupCutoff,
+            )),
+      ];
+      const dropped: string[] = [];
+      // One short transaction per partition: a drop locks its parent.
+      for (const p of expired) {
+        const { rows } = await db.query<{ dropped: boolean }>(
+          'SELECT nexus_drop_partition($1, $2) AS dropped',
+          [p.parent, p.name],
+        );
+        if (rows[0]?.dropped) dropped.push(p.name);
+      }
+      if (expired.length > 0) this.#partitions.forget();
+      const toTs = (ms: number | undefined): string | null =>
+        ms === undefined ? null : new Date(ms).toISOString();
+      const { rows } = await db.query<{ n: number }>(
+        'SELECT nexus_trim_defaults($1::timestamptz, $2::timestamptz)::float8 AS n',
+        [toTs(rawCutoff), toTs(rollupCutoff)],
+      );
+      return { dropped, deletedRows: rows[0]?.n ?? 0 };
+    });
+  }
+
   ping(): Promise<void> {
     return this.#run('ping', async () => {
       await this.#backend.executor.query('SELECT 1');
@@ -138,6 +219,49 @@ export class SqlSampleStore implements SampleStore {
       await this.#backend.close();
     })();
     return this.#closing;
+  }
+
+  async #partitioning(): Promise<PartitioningMode> {
+    if (this.#mode !== undefined) return this.#mode;
+    const { rows } = await this.#backend.executor.query<{ value: string }>(
+      "SELECT value FROM storage_settings WHERE key = 'partitioning'",
+    );
+    this.#mode = rows[0]?.value === 'timescaledb' ? 'timescaledb' : 'native';
+    return this.#mode;
+  }
+
+  /** Create the missing day partitions of these sample times, before the batch transaction. */
+  async #ensureDays(timestampsMs: number[]): Promise<void> {
+    if (timestampsMs.length === 0 || (await this.#partitioning()) !== 'native') return;
+    const missing = this.#partitions.missing(distinctDays(timestampsMs));
+    if (missing.length === 0) return;
+    // Newest first: a batch spanning absurdly many days keeps the recent ones in day partitions
+    // and leaves the rest to the default partition (still stored, moved on a later ensure).
+    const days = missing.slice(0, MAX_NEW_DAYS_PER_BATCH);
+    await ensurePartitions(this.#backend.executor, days);
+    this.#partitions.add(days);
+  }
+
+  /** TimescaleDB path (not exercised by the tests here): drop whole chunks older than the bounds. */
+  async #timescaleRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
+    const db = this.#backend.executor;
+    const { rows } = await db.query<{ newest: number | null }>(
+      'SELECT (extract(epoch FROM max(ts)) * 1000)::float8 AS newest FROM samples',
+    );
+    const newest = rows[0]?.newest;
+    const anchor =
+      newest === null || newest === undefined ? nowMs : Math.min(nowMs, dayStart(newest) + DAY_MS);
+    const dropped: string[] = [];
+    for (const { parent, kind } of PARTITIONED_TABLES) {
+      const bound = kind === 'raw' ? policy.rawMs : policy.rollupMs;
+      if (!(bound > 0)) continue;
+      const r = await db.query<{ chunk: string }>(
+        'SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)::text AS chunk',
+        [parent, new Date(anchor - bound).toISOString()],
+      );
+      dropped.push(...r.rows.map((c) => c.chunk));
+    }
+    return { dropped, deletedRows: 0 };
   }
 
   #run<T>(operation: string, fn: () => Promise<T>): Promise<T> {

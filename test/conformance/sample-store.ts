@@ -2,11 +2,13 @@
  * Conformance suite of the SampleStore port: one vitest `describe` block that every adapter
  * (PGlite in memory and on disk, PostgreSQL) must pass. Tests share one store per suite run and
  * stay independent by writing under their own cluster id and comparing sample counts before/after.
+ * Rollup, resolution and retention cases use their own eras (1900s dates) where a partition drop
+ * cannot touch another test's data.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Batch, DeadLetter, Sample, SeriesKey } from '../../src/domain/types.js';
 import { NexusError } from '../../src/errors.js';
-import type { SampleStore } from '../../src/ports/sample-store.js';
+import type { SampleStore, StoredSample } from '../../src/ports/sample-store.js';
 
 /** What a suite run needs from an adapter: a fresh store and how to dispose of it. */
 export type SampleStoreSetup = () => Promise<{ store: SampleStore; teardown: () => Promise<void> }>;
@@ -48,6 +50,47 @@ function batch(samples: Sample[], deadLetters: DeadLetter[] = [], id = unique('b
 /** `n` samples of one series, one per second from T0. */
 function series(key: SeriesKey, n: number, start = T0, step = 1000): Sample[] {
   return Array.from({ length: n }, (_, i) => sample(key, start + i * step, i));
+}
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+
+/** Expected rollup buckets of samples (one series), oldest first. */
+function expectedBuckets(samples: Sample[], bucketMs: number) {
+  const buckets = new Map<number, Sample[]>();
+  for (const s of samples) {
+    const b = Math.floor(s.timestampMs / bucketMs) * bucketMs;
+    buckets.set(b, [...(buckets.get(b) ?? []), s]);
+  }
+  return [...buckets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([bucket, ss]) => {
+      const values = ss.map((s) => s.value);
+      const newest = ss.reduce((a, b) => (b.timestampMs >= a.timestampMs ? b : a));
+      return {
+        timestampMs: bucket,
+        min: Math.min(...values),
+        max: Math.max(...values),
+        avg: values.reduce((a, b) => a + b, 0) / values.length,
+        count: values.length,
+        last: newest.value,
+      };
+    });
+}
+
+/** The bucket fields of rollup samples, for comparison with {@link expectedBuckets}. */
+function bucketsOf(got: StoredSample[]) {
+  return got.map((s) => {
+    expect(s.aggregate, 'rollup samples carry an aggregate').toBeDefined();
+    expect(s.value).toBeCloseTo(s.aggregate!.avg, 9);
+    return { timestampMs: s.timestampMs, ...s.aggregate! };
+  });
+}
+
+function closeTo(actual: ReturnType<typeof bucketsOf>, expected: ReturnType<typeof expectedBuckets>): void {
+  expect(actual.map(({ avg: _a, ...rest }) => rest)).toEqual(expected.map(({ avg: _a, ...rest }) => rest));
+  actual.forEach((a, i) => expect(a.avg).toBeCloseTo(expected[i]!.avg, 9));
 }
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
@@ -466,6 +509,188 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       expect(await store.countSamples()).toBe(before + 300);
     });
 
+    it('keeps 1m and 1h rollups (min, max, avg, count, last) of what it stores', async () => {
+      const c = unique('roll');
+      const key = seriesKey(c);
+      const start = Date.parse('1901-03-04T10:58:30.000Z');
+      // Every 7 s for 2.5 hours: buckets cut across minutes and hours, values go up and down.
+      const samples = Array.from({ length: 1300 }, (_, i) =>
+        sample(key, start + i * 7_000, Math.round(50 + 40 * Math.sin(i / 9)) + i / 1000),
+      );
+      // Written in two batches out of time order, so buckets are merged across batches.
+      await store.writeBatch(batch(samples.slice(700)));
+      await store.writeBatch(batch(samples.slice(0, 700)));
+      const gpu = { uuid: key.uuid };
+
+      const minutes = await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 10_000 });
+      closeTo(bucketsOf(minutes), expectedBuckets(samples, MINUTE));
+      expect(minutes.every((s) => s.metric === key.metric && s.hostname === key.hostname)).toBe(true);
+      const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc' });
+      closeTo(bucketsOf(hours), expectedBuckets(samples, HOUR));
+      expect(hours.map((h) => new Date(h.timestampMs).toISOString())).toEqual([
+        '1901-03-04T10:00:00.000Z',
+        '1901-03-04T11:00:00.000Z',
+        '1901-03-04T12:00:00.000Z',
+        '1901-03-04T13:00:00.000Z',
+      ]);
+      expect(hours.reduce((n, h) => n + h.aggregate!.count, 0)).toBe(1300);
+
+      // Raw queries are unchanged and carry no aggregate.
+      const raw = await store.querySamples({ gpu, limit: 3 });
+      expect(raw.map((s) => s.aggregate)).toEqual([undefined, undefined, undefined]);
+      expect(raw.map((s) => s.value)).toEqual(
+        samples
+          .slice(-3)
+          .reverse()
+          .map((s) => s.value),
+      );
+    });
+
+    it('rollup queries honour bounds (start rounded down to its bucket), order, limit and metrics', async () => {
+      const c = unique('rollq');
+      const util = seriesKey(c);
+      const temp = seriesKey(c, { metric: 'DCGM_FI_DEV_GPU_TEMP' });
+      const start = Date.parse('1902-01-01T00:00:00.000Z');
+      const samples = [util, temp].flatMap((k, m) =>
+        Array.from({ length: 120 }, (_, i) => sample(k, start + i * 30_000, m * 100 + i)),
+      );
+      await store.writeBatch(batch(samples));
+      const gpu = { uuid: util.uuid };
+      const all = await store.querySamples({ gpu, resolution: '1m', limit: 1000 });
+      expect(all).toHaveLength(120); // 60 minutes x 2 metrics
+      // Newest first, ties on bucket ordered by metric descending (as raw samples are).
+      expect(all.slice(0, 2).map((s) => [s.timestampMs, s.metric])).toEqual([
+        [start + 59 * MINUTE, 'DCGM_FI_DEV_GPU_UTIL'],
+        [start + 59 * MINUTE, 'DCGM_FI_DEV_GPU_TEMP'],
+      ]);
+      const window = await store.querySamples({
+        gpu,
+        resolution: '1m',
+        metrics: ['DCGM_FI_DEV_GPU_TEMP'],
+        startMs: start + 10 * MINUTE + 45_000, // inside the 10th minute: that bucket is included
+        endMs: start + 12 * MINUTE,
+        order: 'asc',
+      });
+      expect(
+        window.map((s) => [s.timestampMs, s.aggregate!.min, s.aggregate!.max, s.aggregate!.count]),
+      ).toEqual([
+        [start + 10 * MINUTE, 120, 121, 2],
+        [start + 11 * MINUTE, 122, 123, 2],
+        [start + 12 * MINUTE, 124, 125, 2],
+      ]);
+      const two = await store.querySamples({ gpu, resolution: '1h', limit: 1, order: 'desc' });
+      expect(two.map((s) => [s.metric, s.aggregate!.count, s.aggregate!.last])).toEqual([
+        ['DCGM_FI_DEV_GPU_UTIL', 120, 119],
+      ]);
+      expect(await store.querySamples({ gpu, resolution: '1m', limit: 0 })).toEqual([]);
+    });
+
+    it('replays add nothing to the rollups, and last follows the newest sample time', async () => {
+      const c = unique('rollrep');
+      const key = seriesKey(c);
+      const start = Date.parse('1903-05-06T07:08:00.000Z');
+      const first = [sample(key, start + 10_000, 5), sample(key, start + 40_000, 7)];
+      const b = batch(first);
+      await store.writeBatch(b);
+      await store.writeBatch(b); // same batch id: ledger
+      await store.writeBatch(batch(first)); // same samples, new id: natural key
+      // Overlapping batch: one old sample (different value, ignored), one earlier new, one later new.
+      const r = await store.writeBatch(
+        batch([
+          sample(key, start + 40_000, 1000),
+          sample(key, start + 5_000, -3),
+          sample(key, start + 50_000, 9),
+        ]),
+      );
+      expect(r.inserted).toBe(2);
+      // An earlier sample arriving last must not replace `last`.
+      await store.writeBatch(batch([sample(key, start + 1_000, 100)]));
+      const [m] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1m' });
+      expect(m!.timestampMs).toBe(start);
+      expect(m!.aggregate).toEqual({ min: -3, max: 100, avg: (5 + 7 - 3 + 9 + 100) / 5, count: 5, last: 9 });
+      const [h] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1h' });
+      expect(h!.aggregate).toMatchObject({ count: 5, last: 9, min: -3, max: 100 });
+    });
+
+    it('resolution auto: raw up to 6 h, 1m up to 7 days, 1h beyond, raw without a start', async () => {
+      const c = unique('auto');
+      const key = seriesKey(c);
+      const start = Date.parse('1904-02-01T00:00:00.000Z');
+      // One sample every 10 minutes for 10 days.
+      const samples = Array.from({ length: 1440 }, (_, i) => sample(key, start + i * 600_000, i % 50));
+      await store.writeBatch(batch(samples));
+      const gpu = { uuid: key.uuid };
+      const q = (span: number, extra: object = {}) =>
+        store.querySamples({
+          gpu,
+          resolution: 'auto',
+          startMs: start,
+          endMs: start + span,
+          limit: 10_000,
+          ...extra,
+        });
+      const sixHours = await q(6 * HOUR);
+      expect(sixHours).toHaveLength(37);
+      expect(sixHours.every((s) => s.aggregate === undefined)).toBe(true);
+      const oneDay = await q(DAY);
+      expect(oneDay).toHaveLength(145);
+      expect(oneDay.every((s) => s.aggregate?.count === 1)).toBe(true); // 1m buckets
+      const week = await q(7 * DAY);
+      expect(week.every((s) => s.aggregate !== undefined && s.timestampMs % MINUTE === 0)).toBe(true);
+      const tenDays = await q(10 * DAY);
+      expect(tenDays).toHaveLength(240); // 1h buckets of 6 samples
+      expect(tenDays.every((s) => s.aggregate?.count === 6)).toBe(true);
+      const noStart = await store.querySamples({ gpu, resolution: 'auto', limit: 5 });
+      expect(noStart.every((s) => s.aggregate === undefined)).toBe(true);
+      expect(noStart[0]!.timestampMs).toBe(samples.at(-1)!.timestampMs);
+    });
+
+    it('applyRetention drops whole day partitions older than the bounds, rollups kept longer', async () => {
+      expect(store.applyRetention, 'SQL stores implement retention').toBeDefined();
+      const c = unique('ret');
+      const key = seriesKey(c);
+      const day0 = Date.parse('1900-01-01T00:00:00.000Z');
+      // Two samples a day (09:00 and 21:30) for 20 days.
+      const samples = Array.from({ length: 20 }, (_, d) => [
+        sample(key, day0 + d * DAY + 9 * HOUR, d),
+        sample(key, day0 + d * DAY + 21.5 * HOUR, d + 0.5),
+      ]).flat();
+      await store.writeBatch(batch(samples));
+      const gpu = { uuid: key.uuid };
+      const before = await store.countSamples();
+      const nowMs = day0 + 19 * DAY + 12 * HOUR; // 1900-01-20T12:00Z
+      const result = await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs });
+      // Raw: days wholly before 1900-01-13T12:00 go (01-01..01-12); rollups: before 01-06T12:00.
+      const rawDropped = result.dropped.filter((n) => /^samples_p1900/.test(n)).sort();
+      expect(rawDropped).toEqual(
+        Array.from({ length: 12 }, (_, d) => `samples_p190001${String(d + 1).padStart(2, '0')}`),
+      );
+      expect(result.dropped.filter((n) => /^samples_1m_p1900/.test(n))).toHaveLength(5);
+      expect(result.dropped.filter((n) => /^samples_1h_p1900/.test(n))).toHaveLength(5);
+      expect(await store.countSamples()).toBe(before - 24);
+      const raw = await store.querySamples({ gpu, order: 'asc', limit: 100 });
+      expect(raw[0]!.timestampMs).toBe(day0 + 12 * DAY + 9 * HOUR);
+      expect(raw).toHaveLength(16);
+      const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100 });
+      expect(hours[0]!.timestampMs).toBe(day0 + 5 * DAY + 9 * HOUR);
+      expect(hours).toHaveLength(30);
+
+      // Idempotent, and 0 keeps everything.
+      expect((await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs })).dropped).toEqual(
+        [],
+      );
+      expect(
+        (await store.applyRetention!({ rawMs: 0, rollupMs: 0, nowMs: nowMs + 100 * DAY })).dropped,
+      ).toEqual([]);
+      expect(await store.countSamples()).toBe(before - 24);
+
+      // A late replay of a dropped day is stored again (its partition comes back).
+      const late = sample(key, day0 + 2 * DAY + HOUR, 42);
+      expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
+      const back = await store.querySamples({ gpu, startMs: day0 + 2 * DAY, endMs: day0 + 3 * DAY });
+      expect(back.map((s) => s.value)).toEqual([42]);
+    });
+
     it('after close(), every method rejects with STORE_CLOSED', async () => {
       const own = await setup();
       try {
@@ -480,6 +705,9 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
         await expectCode(own.store.listDeadLetters(), 'STORE_CLOSED');
         await expectCode(own.store.countSamples(), 'STORE_CLOSED');
         await expectCode(own.store.ping(), 'STORE_CLOSED');
+        if (own.store.applyRetention) {
+          await expectCode(own.store.applyRetention({ rawMs: 1, rollupMs: 1 }), 'STORE_CLOSED');
+        }
       } finally {
         await own.teardown();
       }

@@ -1,6 +1,7 @@
 /**
  * Unit tests of the storage helpers that need no database: series identity and id cache, the
- * binary COPY encoder, statement builders, migration list invariants and PostgreSQL error mapping.
+ * binary COPY encoder, statement builders, the resolution rule, rollup folding, partition names and
+ * retention planning, migration list invariants and PostgreSQL error mapping.
  */
 import { describe, expect, it } from 'vitest';
 import { isConnectionError, mapPostgresError, redact } from '../../src/adapters/postgres/errors.js';
@@ -9,6 +10,18 @@ import { encodeSamplesCopy } from '../../src/storage/binary-copy.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../src/storage/migrations.js';
 import { buildListDeadLetters, buildSampleQuery, compareGpus } from '../../src/storage/queries.js';
 import { SeriesIdCache, pgLabelsJson, seriesIdentity, seriesKeyHash } from '../../src/storage/series.js';
+import { chooseResolution } from '../../src/ports/sample-store.js';
+import {
+  DAY_MS,
+  PartitionCache,
+  dayLabel,
+  distinctDays,
+  expiredPartitions,
+  partitionDay,
+  partitionName,
+} from '../../src/storage/partitions.js';
+import { foldRollup } from '../../src/storage/rollups.js';
+import { numericArrayLiteral } from '../../src/storage/sql-executor.js';
 
 const key: SeriesKey = {
   clusterId: 'c',
@@ -163,5 +176,93 @@ describe('PostgreSQL error mapping', () => {
       ['wrong-pw'],
     );
     expect(auth.code).toBe('CONFIG_INVALID');
+  });
+});
+
+describe('resolution rule', () => {
+  const h = 3_600_000;
+  it('serves raw unless asked, and picks by span for auto', () => {
+    expect(chooseResolution({})).toBe('raw');
+    expect(chooseResolution({ resolution: '1h', startMs: 0, endMs: 1 })).toBe('1h');
+    expect(chooseResolution({ resolution: 'auto' })).toBe('raw');
+    expect(chooseResolution({ resolution: 'auto', startMs: 0, endMs: 6 * h })).toBe('raw');
+    expect(chooseResolution({ resolution: 'auto', startMs: 0, endMs: 6 * h + 1 })).toBe('1m');
+    expect(chooseResolution({ resolution: 'auto', startMs: 0, endMs: 7 * 24 * h })).toBe('1m');
+    expect(chooseResolution({ resolution: 'auto', startMs: 0, endMs: 7 * 24 * h + 1 })).toBe('1h');
+    expect(chooseResolution({ resolution: 'auto', startMs: 1000 }, 1000 + 8 * 24 * h)).toBe('1h');
+  });
+
+  it('builds rollup statements on the rollup table only, start rounded down to its bucket', () => {
+    const s = buildSampleQuery({ gpu: { uuid: 'u' }, startMs: 90_000, endMs: 200_000, resolution: '1m' });
+    expect(s.resolution).toBe('1m');
+    expect(s.text).toContain('JOIN samples_1m r');
+    expect(s.text).not.toMatch(/JOIN samples\b/);
+    expect(s.params).toEqual(['u', 60_000, 200_000, 1000]);
+  });
+});
+
+describe('rollup folding', () => {
+  it('folds samples into sorted buckets with min, max, sum, count and last by time', () => {
+    const rows = foldRollup(
+      [2, 1, 1, 1, 2],
+      [61_000, 5_000, 1_000, 70_000, 60_000],
+      [4, 3, 9, -1, 5],
+      60_000,
+    );
+    expect(rows).toEqual({
+      seriesIds: [1, 1, 2],
+      buckets: [0, 60_000, 60_000],
+      min: [3, -1, 4],
+      max: [9, -1, 5],
+      sum: [12, -1, 9],
+      count: [2, 1, 2],
+      last: [3, -1, 4],
+      lastTs: [5_000, 70_000, 61_000],
+    });
+    // Before 1970: buckets still align on whole minutes.
+    expect(foldRollup([1], [-1], [0], 60_000).buckets).toEqual([-60_000]);
+  });
+
+  it('writes numeric arrays as PostgreSQL array text', () => {
+    expect(numericArrayLiteral([1, -2.5, 1e300, Infinity])).toBe('{1,-2.5,1e+300,Infinity}');
+    expect(numericArrayLiteral(Int32Array.of(3, 4))).toBe('{3,4}');
+    expect(numericArrayLiteral([])).toBe('{}');
+  });
+});
+
+describe('day partitions', () => {
+  const day = Date.parse('2025-07-18T00:00:00.000Z');
+  it('names partitions by UTC day and parses the names back', () => {
+    expect(partitionName('samples_1m', day + 5)).toBe('samples_1m_p20250718');
+    expect(dayLabel(Date.parse('0001-01-01T00:00:00.000Z'))).toBe('00010101');
+    expect(partitionDay('samples', 'samples_p20250718')).toBe(day);
+    expect(partitionDay('samples', 'samples_1m_p20250718')).toBeUndefined();
+    expect(partitionDay('samples_1m', 'samples_1m_p20250718')).toBe(day);
+    expect(partitionDay('samples', 'samples_default')).toBeUndefined();
+    expect(distinctDays([day + 1, day + DAY_MS - 1, day - 1, day + DAY_MS])).toEqual([
+      day + DAY_MS,
+      day,
+      day - DAY_MS,
+    ]);
+  });
+
+  it('expires only partitions whose whole day is older than the cutoff', () => {
+    const parts = [0, 1, 2].map((d) => ({
+      parent: 'samples' as const,
+      name: `p${d}`,
+      dayMs: day + d * DAY_MS,
+    }));
+    expect(expiredPartitions(parts, day + DAY_MS).map((p) => p.name)).toEqual(['p0']);
+    expect(expiredPartitions(parts, day + DAY_MS - 1)).toEqual([]);
+  });
+
+  it('caches known days for a while', () => {
+    const cache = new PartitionCache(1000);
+    cache.add([day], 0);
+    expect(cache.missing([day, day + DAY_MS], 500)).toEqual([day + DAY_MS]);
+    expect(cache.missing([day], 1000)).toEqual([day]);
+    cache.add([day], 0);
+    cache.forget([day]);
+    expect(cache.missing([day], 1)).toEqual([day]);
   });
 });

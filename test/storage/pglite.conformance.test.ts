@@ -1,13 +1,16 @@
 /**
  * PGlite sample store: the shared conformance suite in memory and on disk, plus what only an
- * embedded on-disk store has to show (data survives close and reopen of the same directory).
+ * embedded on-disk store has to show (data survives close and reopen of the same directory, and a
+ * data directory of schema v1 upgrades to day partitions and rollups in place).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
 import { describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
+import { MIGRATIONS } from '../../src/storage/migrations.js';
 import { sampleStoreConformance } from '../conformance/sample-store.js';
 
 sampleStoreConformance('PGlite in memory', async () => {
@@ -74,6 +77,38 @@ describe('PGlite sample store on disk', () => {
         expect(await second.listGpus()).toHaveLength(1);
       } finally {
         await second.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('upgrades a v1 data directory: samples move into day partitions, rollups are backfilled', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    try {
+      const v1 = await PGlite.create(dir);
+      await v1.exec(MIGRATIONS[0]!.sql);
+      await v1.exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now());
+        INSERT INTO schema_migrations (version, name) VALUES (1, 'v1');
+        INSERT INTO series (series_key, cluster_id, hostname, gpu_id, uuid, device, model_name, metric)
+          VALUES ('k', 'c', 'h', '0', 'GPU-v1', 'nvidia0', 'H100', 'DCGM_FI_DEV_GPU_TEMP');
+        INSERT INTO samples (series_id, ts, value)
+          SELECT 1, timestamptz '2025-07-18 23:58:00+00' + i * interval '1 minute', i FROM generate_series(0, 3) AS i;`);
+      await v1.close();
+
+      const store = await createPgliteSampleStore({ dataDir: dir });
+      try {
+        await store.migrate();
+        expect(await store.partitioning()).toBe('native');
+        expect(await store.countSamples()).toBe(4);
+        const hours = await store.querySamples({ gpu: { uuid: 'GPU-v1' }, resolution: '1h', order: 'asc' });
+        expect(hours.map((h) => [new Date(h.timestampMs).toISOString(), h.aggregate])).toEqual([
+          ['2025-07-18T23:00:00.000Z', { min: 0, max: 1, avg: 0.5, count: 2, last: 1 }],
+          ['2025-07-19T00:00:00.000Z', { min: 2, max: 3, avg: 2.5, count: 2, last: 3 }],
+        ]);
+      } finally {
+        await store.close();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

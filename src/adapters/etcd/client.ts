@@ -65,6 +65,9 @@ const noRetry: GlobalPolicy = {
   execute: async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }),
 };
 
+/** Largest response accepted from etcd (a range over a big prefix): 256 MiB. */
+export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
 /** Create an etcd3 client for `options.endpoints`. Connecting is lazy; the first call dials. */
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   const hosts = parseEndpoints(options.endpoints);
@@ -79,6 +82,9 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // A prefix listing (hierarchy snapshot, resync) can exceed gRPC's 4 MiB default; etcd itself
+      // sends responses of any size.
+      'grpc.max_receive_message_length': MAX_RESPONSE_BYTES,
     },
   });
 }

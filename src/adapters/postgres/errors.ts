@@ -1,8 +1,8 @@
 /**
  * Mapping of node-postgres errors to coded errors: a lost or refused connection, a server shutting
- * down, too many connections or a transient conflict become BACKEND_UNAVAILABLE (retryable);
- * authentication failure or a missing database become CONFIG_INVALID; the rest INTERNAL. Messages
- * name the target (host:port/database), never the password.
+ * down, too many connections, a transient conflict or a lock timeout become BACKEND_UNAVAILABLE
+ * (retryable); authentication failure or a missing database become CONFIG_INVALID; the rest
+ * INTERNAL. Messages name the target (host:port/database), never the password.
  */
 import { NexusError } from '../../errors.js';
 import { sqlState } from '../../storage/sql-executor.js';
@@ -30,8 +30,18 @@ const CONNECTION_MESSAGES = [
   'connection timeout',
 ];
 
-// SQLSTATEs where retrying later may succeed.
-const RETRYABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400', '40001', '40P01', '55006']);
+// SQLSTATEs where retrying later may succeed (55P03: lock_timeout, e.g. while a partition is created).
+const RETRYABLE_STATES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '53400',
+  '40001',
+  '40P01',
+  '55006',
+  '55P03',
+]);
 
 /** True when `error` means the server could not be reached or dropped the connection. */
 export function isConnectionError(error: unknown): boolean {

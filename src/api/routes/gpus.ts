@@ -16,6 +16,7 @@ import {
   gpuSummarySchema,
   gpuUuidParams,
   noQuerySchema,
+  RESOLUTION_HEADER,
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
@@ -70,7 +71,7 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
     {
       schema: {
         tags: ['telemetry'],
-        summary: 'Samples of one GPU by UUID, newest first by default',
+        summary: 'Samples of one GPU by UUID (raw or rollups, see resolution), newest first by default',
         params: gpuUuidParams,
         querystring: telemetryQuerySchema,
         response: { 200: telemetryResponseSchema, ...errorResponses(400, 404) },
@@ -93,7 +94,10 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         (await ctx.deps.store.listGpus()).find((g) => g.uuid.toLowerCase() === wanted);
       if (!gpu) throw notFound(`GPU '${id}' not found`);
       const page = await query.run(ctx.deps.store, { uuid: gpu.uuid });
-      return reply.header(HAS_MORE_HEADER, String(page.hasMore)).send(page.items);
+      return reply
+        .header(HAS_MORE_HEADER, String(page.hasMore))
+        .header(RESOLUTION_HEADER, page.resolution)
+        .send(page.items);
     },
   );
 };

@@ -16,6 +16,7 @@ import {
   gpuSchema,
   hostParams,
   noQuerySchema,
+  RESOLUTION_HEADER,
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
@@ -75,7 +76,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     {
       schema: {
         tags: ['telemetry'],
-        summary: 'Samples of one GPU, newest first by default',
+        summary: 'Samples of one GPU (raw or rollups, see resolution), newest first by default',
         params: gpuParams,
         querystring: telemetryQuerySchema,
         response: { 200: telemetryResponseSchema, ...errorResponses(400, 404) },
@@ -91,7 +92,10 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
       }
       const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
       const page = await query.run(ctx.deps.store, selector);
-      return reply.header(HAS_MORE_HEADER, String(page.hasMore)).send(page.items);
+      return reply
+        .header(HAS_MORE_HEADER, String(page.hasMore))
+        .header(RESOLUTION_HEADER, page.resolution)
+        .send(page.items);
     },
   );
 };

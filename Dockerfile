@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# One image for every role of nexus-telemetry: the CLI subcommand picks it.
+#   docker run IMAGE start                  embedded pipeline on the bundled sample (default)
+#   docker run IMAGE collector              queue(s) -> PostgreSQL (+ etcd hierarchy)
+#   docker run IMAGE api [--traditional]    REST (+ GraphQL, WebSocket) on PORT (8080)
+#   docker run IMAGE streamer [source]      CSV -> queue (etcd or Redis)
+# Configuration is environment variables only (docs/configuration.md).
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# 1. Compile TypeScript with the full (dev) dependency set.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# 2. Production dependencies only.
+FROM ${NODE_IMAGE} AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# 3. Runtime: compiled code, production node_modules, the bundled sample; runs as the
+#    unprivileged `node` user (uid 1000) that the official Node.js images provide.
+FROM ${NODE_IMAGE} AS runtime
+WORKDIR /app
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY sample ./sample
+COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
+RUN mkdir -p /data && chown node:node /data
+# Embedded mode (`start`) keeps its PGlite database here; mount a volume to keep it.
+ENV DATA_DIR=/data
+VOLUME ["/data"]
+USER node
+EXPOSE 8080
+# api/start: GET /health on PORT must answer 200; collector/streamer: healthy while running.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "/app/scripts/healthcheck.mjs"]
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["start"]

@@ -1,0 +1,136 @@
+/**
+ * GraphQL over HTTP: POST /graphql (a JSON request, or an array of them when batching is on, up to
+ * the batch limit), GET /graphql?query=... for queries, and the IDE page at GET /graphql without a
+ * query. Requests refused before execution (bad JSON, parse, limits, validation) answer 400 with
+ * `{ errors }`; executed ones answer 200 with `{ data, errors? }`. Never a 500 for a bad document.
+ */
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { GraphQLSchema } from 'graphql';
+import { execute } from './graphql.js';
+import type { Logger } from '../../util/logger.js';
+import { toErrorResponse } from '../errors.js';
+import { operationContext, type GraphqlServices } from './context.js';
+import { formatResult, prepareOperation, type PipelineSettings } from './execute.js';
+import { IDE_CSP, IDE_SCRIPT, ideHtml } from './ide.js';
+
+/** Options of {@link graphqlHttpRoutes}. */
+export interface GraphqlHttpOptions {
+  schema: GraphQLSchema;
+  services: GraphqlServices;
+  settings: PipelineSettings;
+  /** Most operations in one array-batched POST; 0 turns array batching off. */
+  maxBatch: number;
+  /** Serve the IDE page at GET /graphql (default true). */
+  ide: boolean;
+  /** Cluster id the IDE's starting query asks for. */
+  defaultClusterId: string;
+  /** Largest POST body in bytes. */
+  bodyLimit: number;
+  logger: Logger;
+}
+
+interface HttpAnswer {
+  status: number;
+  body: unknown;
+}
+
+const errorBody = (code: string, message: string) => ({ errors: [{ message, extensions: { code } }] });
+
+/** Routes of GraphQL over HTTP. */
+export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
+  const { schema, services, settings, logger } = options;
+
+  const run = async (request: unknown, method: 'GET' | 'POST'): Promise<HttpAnswer> => {
+    const prepared = prepareOperation(schema, request, settings);
+    if (!prepared.ok) return { status: 400, body: formatResult({ errors: prepared.errors }) };
+    const { document, operation, operationName, variableValues } = prepared.prepared;
+    if (operation.operation === 'subscription') {
+      return {
+        status: 400,
+        body: errorBody(
+          'BAD_REQUEST',
+          'subscriptions are served over WebSocket at /graphql (graphql-transport-ws protocol)',
+        ),
+      };
+    }
+    if (method === 'GET' && operation.operation !== 'query') {
+      return { status: 405, body: errorBody('BAD_REQUEST', 'only queries can be sent with GET; use POST') };
+    }
+    const result = await execute({
+      schema,
+      document,
+      operationName,
+      variableValues,
+      contextValue: operationContext(services),
+    });
+    // No data at all: the request failed before execution (variables that do not coerce).
+    return { status: result.data === undefined ? 400 : 200, body: formatResult(result, logger) };
+  };
+
+  // Errors raised before the handler (bad JSON, wrong content type, body too large) in GraphQL's shape.
+  const errorHandler = (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const { status, body } = toErrorResponse(error);
+    if (status >= 500) logger.error({ err: error }, 'GraphQL request failed');
+    return reply.status(status).send(errorBody(body.error.code, body.error.message));
+  };
+
+  app.post(
+    '/graphql',
+    { schema: { hide: true }, bodyLimit: options.bodyLimit, errorHandler },
+    async (request, reply) => {
+      const body = request.body;
+      if (!Array.isArray(body)) {
+        const answer = await run(body, 'POST');
+        return reply.status(answer.status).send(answer.body);
+      }
+      if (options.maxBatch === 0)
+        return reply.status(400).send(errorBody('BATCH_DISABLED', 'array batching is turned off on this server'));
+      if (body.length === 0 || body.length > options.maxBatch) {
+        return reply
+          .status(400)
+          .send(
+            errorBody('BATCH_TOO_LARGE', `a batch holds 1 to ${options.maxBatch} operations; got ${body.length}`),
+          );
+      }
+      const answers: unknown[] = [];
+      for (const item of body) answers.push((await run(item, 'POST')).body);
+      return reply.send(answers);
+    },
+  );
+
+  app.get<{ Querystring: Record<string, unknown> }>(
+    '/graphql',
+    { schema: { hide: true }, errorHandler },
+    async (request, reply) => {
+      const { query, variables, operationName } = request.query;
+      if (query === undefined) {
+        if (!options.ide) return reply.status(400).send(errorBody('BAD_REQUEST', 'missing "query" parameter'));
+        return reply
+          .header('content-security-policy', IDE_CSP)
+          .header('x-content-type-options', 'nosniff')
+          .type('text/html; charset=utf-8')
+          .send(ideHtml(options.defaultClusterId));
+      }
+      let parsedVariables: unknown = undefined;
+      if (typeof variables === 'string' && variables !== '') {
+        try {
+          parsedVariables = JSON.parse(variables);
+        } catch {
+          return reply.status(400).send(errorBody('BAD_REQUEST', '"variables" is not JSON'));
+        }
+      }
+      const answer = await run({ query, variables: parsedVariables, operationName }, 'GET');
+      return reply.status(answer.status).send(answer.body);
+    },
+  );
+
+  if (options.ide) {
+    app.get('/graphql/ide.js', { schema: { hide: true } }, async (_request, reply) =>
+      reply
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff')
+        .type('text/javascript; charset=utf-8')
+        .send(IDE_SCRIPT),
+    );
+  }
+};

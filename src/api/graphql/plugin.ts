@@ -1,0 +1,84 @@
+/**
+ * Fastify plugin of GraphQL: the HTTP routes at /graphql (queries, the IDE page) and, when
+ * subscriptions are on, the graphql-ws server registered with the upgrade router under /graphql.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from '../../util/logger.js';
+import type { UpgradeTarget } from '../ws/upgrade.js';
+import type { GraphqlServices } from './context.js';
+import type { PipelineSettings } from './execute.js';
+import { graphqlHttpRoutes } from './http.js';
+import { telemetrySchema } from './schema.js';
+import { createGraphqlWsServer } from './ws.js';
+
+/** Settings of the GraphQL endpoint. */
+export interface GraphqlSettings extends PipelineSettings {
+  /** Most operations in one array-batched POST; 0 turns array batching off. */
+  maxBatch: number;
+  /** Serve the IDE at GET /graphql (default true). */
+  ide?: boolean;
+  /** Cluster id in the IDE's starting query. */
+  defaultClusterId?: string;
+  /** Largest POST body, bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** graphql-ws settings; absent: no subscriptions (no WebSocket on /graphql). */
+  subscriptions?: {
+    initTimeoutMs: number;
+    keepAliveMs: number;
+    maxPayload: number;
+    maxConnections: number;
+    /** Most operations at once on one connection. */
+    maxOperations: number;
+  };
+  /** Events queued for a subscription before its client is dropped (default 1000). */
+  maxQueuedEvents?: number;
+}
+
+/** Options of {@link graphqlPlugin}. */
+export interface GraphqlPluginOptions {
+  settings: GraphqlSettings;
+  services: Omit<GraphqlServices, 'maxQueuedEvents'>;
+  upgrades: Map<string, UpgradeTarget>;
+  logger: Logger;
+}
+
+/** Path of the GraphQL endpoint. */
+export const GRAPHQL_PATH = '/graphql';
+
+/** Register GraphQL. */
+export const graphqlPlugin: FastifyPluginAsync<GraphqlPluginOptions> = async (app, options) => {
+  const { settings, logger } = options;
+  const schema = telemetrySchema();
+  const services: GraphqlServices = { ...options.services, maxQueuedEvents: settings.maxQueuedEvents ?? 1000 };
+  const pipeline: PipelineSettings = { limits: settings.limits, introspection: settings.introspection };
+
+  await app.register(graphqlHttpRoutes, {
+    schema,
+    services,
+    settings: pipeline,
+    maxBatch: settings.maxBatch,
+    ide: settings.ide ?? true,
+    defaultClusterId: settings.defaultClusterId ?? 'my-cluster',
+    bodyLimit: settings.bodyLimit ?? 1024 * 1024,
+    logger,
+  });
+
+  const subs = settings.subscriptions;
+  if (subs && services.hub) {
+    const server = createGraphqlWsServer({
+      schema,
+      services,
+      settings: pipeline,
+      initTimeoutMs: subs.initTimeoutMs,
+      keepAliveMs: subs.keepAliveMs,
+      maxPayload: subs.maxPayload,
+      maxOperations: subs.maxOperations,
+      logger,
+    });
+    options.upgrades.set(GRAPHQL_PATH, { wss: server.wss, maxConnections: subs.maxConnections });
+    app.addHook('preClose', async () => {
+      options.upgrades.delete(GRAPHQL_PATH);
+      await server.close();
+    });
+  }
+};

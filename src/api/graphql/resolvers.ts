@@ -1,0 +1,226 @@
+/**
+ * Resolvers of the schema in sdl.ts. Hierarchy reads go through the operation's DataLoaders;
+ * telemetry, dead letters and services go to the sample store and the coordination store. Bad
+ * arguments throw NexusError BAD_REQUEST (shown to the client with its code); unknown clusters,
+ * hosts and GPUs resolve to null.
+ */
+import type { GraphQLFieldResolver } from 'graphql';
+import { listServices } from '../../discovery/registry.js';
+import { NexusError } from '../../errors.js';
+import { compileFilter, resolveMetricName } from '../../events/filter.js';
+import { subscribeIterator } from '../../events/iterator.js';
+import type { EventFilter, TelemetryEvent, TelemetryEventType } from '../../events/types.js';
+import type { GpuStatus } from '../../hierarchy/reader.js';
+import type { GpuSelector, SampleStore } from '../../ports/sample-store.js';
+import { MAX_LIMIT } from '../schemas.js';
+import type { GraphqlContext } from './context.js';
+import { hostKey } from './loaders.js';
+import {
+  clusterNode,
+  deadLetterNode,
+  eventNode,
+  gpuNode,
+  hostNode,
+  metricInfoNodes,
+  sampleNode,
+  serviceNode,
+  type ClusterNode,
+  type GpuNode,
+  type HostNode,
+  type SampleNode,
+} from './nodes.js';
+
+/** A resolver as graphql-js stores it. */
+export type Resolver = GraphQLFieldResolver<unknown, GraphqlContext, Record<string, unknown>>;
+
+/** Resolvers by type name and field name; subscription fields have `subscribe` and `resolve`. */
+export type ResolverMap = Record<string, Record<string, Resolver | { subscribe: Resolver; resolve: Resolver }>>;
+
+/** Type a resolver by its source and arguments (graphql-js checks them against the schema). */
+const r = <S, A = Record<string, never>>(fn: (source: S, args: A, ctx: GraphqlContext) => unknown): Resolver =>
+  fn as unknown as Resolver;
+
+type Maybe<T> = T | null | undefined;
+
+interface TelemetryArgs {
+  from?: Maybe<number>;
+  to?: Maybe<number>;
+  metrics?: Maybe<string[]>;
+  limit?: Maybe<number>;
+  order?: Maybe<'ASC' | 'DESC'>;
+  resolution?: Maybe<string>;
+}
+
+interface TelemetryPageNode {
+  samples: SampleNode[];
+  hasMore: boolean;
+  resolution: string;
+}
+
+const bad = (parameter: string, message: string): NexusError =>
+  new NexusError('BAD_REQUEST', message, { details: { parameter } });
+
+const isIndex = (id: string): boolean => /^\d+$/.test(id);
+
+function ambiguous(id: string): NexusError {
+  return new NexusError(
+    'AMBIGUOUS_GPU_ID',
+    `GPU id '${id}' is an index within a host and names a different GPU on every host: give clusterId and hostId too, or use the GPU UUID`,
+    { details: { parameter: 'id' } },
+  );
+}
+
+/** Run a telemetry query for one GPU with checked arguments. */
+async function telemetry(store: SampleStore, gpu: GpuSelector, args: TelemetryArgs): Promise<TelemetryPageNode> {
+  const limit = args.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+    throw bad('limit', `limit must be between 1 and ${MAX_LIMIT}`);
+  const startMs = args.from ?? undefined;
+  const endMs = args.to ?? undefined;
+  if (startMs !== undefined && endMs !== undefined && startMs > endMs) throw bad('from', 'from is after to');
+  let metrics: string[] | undefined;
+  if (args.metrics) {
+    if (args.metrics.length === 0 || args.metrics.length > 64) throw bad('metrics', 'metrics must list 1 to 64 names');
+    metrics = [...new Set(args.metrics.map(resolveMetricName))];
+  }
+  const resolution = args.resolution ?? 'raw';
+  if (!/^(raw|\d{1,6}(s|m|h|d))$/.test(resolution))
+    throw bad('resolution', "resolution must be 'raw' or a bucket such as 1m, 5m, 1h");
+  const samples = await store.querySamples({
+    gpu,
+    ...(startMs !== undefined ? { startMs } : {}),
+    ...(endMs !== undefined ? { endMs } : {}),
+    ...(metrics ? { metrics } : {}),
+    limit: limit + 1,
+    order: args.order === 'ASC' ? 'asc' : 'desc',
+  });
+  return { samples: samples.slice(0, limit).map(sampleNode), hasMore: samples.length > limit, resolution: 'raw' };
+}
+
+/** Find a GPU in a list by index or UUID. */
+function pick(gpus: GpuStatus[], id: string): GpuStatus | undefined {
+  const wanted = id.toLowerCase();
+  return gpus.find((g) => g.gpuId === id) ?? gpus.find((g) => g.uuid.toLowerCase() === wanted);
+}
+
+interface SubscriptionArgs {
+  clusterId?: Maybe<string>;
+  hostId?: Maybe<string>;
+  gpuId?: Maybe<string>;
+  metrics?: Maybe<string[]>;
+  eventTypes?: Maybe<TelemetryEventType[]>;
+  after?: Maybe<string>;
+  snapshot?: Maybe<boolean>;
+}
+
+function eventFilter(args: SubscriptionArgs): EventFilter {
+  const filter: EventFilter = {};
+  if (args.clusterId != null) filter.clusterId = args.clusterId;
+  if (args.hostId != null) filter.hostId = args.hostId;
+  if (args.gpuId != null) filter.gpuId = args.gpuId;
+  if (args.metrics != null) filter.metrics = args.metrics;
+  if (args.eventTypes != null) filter.eventTypes = args.eventTypes;
+  return filter;
+}
+
+/** Parse a cursor argument: a decimal revision. */
+export function parseCursor(text: string): number {
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw bad('after', `cursor '${text.slice(0, 32)}' is not a cursor from this API`);
+  return n;
+}
+
+/** Every resolver of the schema. */
+export const resolvers: ResolverMap = {
+  Query: {
+    clusters: r(async (_: unknown, __, ctx) => (await ctx.loaders.clusters.load('all')).map(clusterNode)),
+    cluster: r(async (_: unknown, { id }: { id: string }, ctx) => {
+      const c = await ctx.loaders.cluster.load(id);
+      return c ? clusterNode(c) : null;
+    }),
+    host: r(async (_: unknown, args: { clusterId: string; hostId: string }, ctx) => {
+      const h = (await ctx.loaders.hosts.load(args.clusterId))?.find((x) => x.hostname === args.hostId);
+      return h ? hostNode(h) : null;
+    }),
+    gpu: r(async (_: unknown, args: { id: string; clusterId?: Maybe<string>; hostId?: Maybe<string> }, ctx) => {
+      let gpu: GpuStatus | undefined;
+      if (args.clusterId != null && args.hostId != null) {
+        gpu = pick(await ctx.loaders.gpus.load(hostKey(args.clusterId, args.hostId)), args.id);
+      } else if (isIndex(args.id)) {
+        throw ambiguous(args.id);
+      } else {
+        gpu = await ctx.loaders.gpuByUuid.load(args.id);
+        if (gpu && args.clusterId != null && gpu.clusterId !== args.clusterId) gpu = undefined;
+        if (gpu && args.hostId != null && gpu.hostname !== args.hostId) gpu = undefined;
+      }
+      return gpu ? gpuNode(gpu) : null;
+    }),
+    telemetry: r(
+      (_: unknown, args: TelemetryArgs & { gpuId: string; clusterId?: Maybe<string>; hostId?: Maybe<string> }, ctx) => {
+        let selector: GpuSelector;
+        if (!isIndex(args.gpuId)) selector = { uuid: args.gpuId };
+        else if (args.clusterId != null && args.hostId != null)
+          selector = { clusterId: args.clusterId, hostname: args.hostId, gpuId: args.gpuId };
+        else throw ambiguous(args.gpuId);
+        return telemetry(ctx.store, selector, args);
+      },
+    ),
+    deadLetters: r(async (_: unknown, args: { limit?: Maybe<number>; source?: Maybe<string> }, ctx) => {
+      const limit = args.limit ?? 100;
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+        throw bad('limit', `limit must be between 1 and ${MAX_LIMIT}`);
+      const rows = await ctx.store.listDeadLetters(args.source != null ? { limit, source: args.source } : { limit });
+      return rows.map(deadLetterNode);
+    }),
+    services: r(async (_: unknown, args: { type?: Maybe<string> }, ctx) => {
+      const nodes = (await listServices(ctx.coordination)).map(serviceNode);
+      return args.type != null ? nodes.filter((s) => s.type === args.type) : nodes;
+    }),
+    metricCatalog: r(() => metricInfoNodes()),
+    cursor: r(async (_: unknown, __, ctx) => String(await ctx.coordination.revision())),
+  },
+  Cluster: {
+    hosts: r(async (c: ClusterNode, __, ctx) => ((await ctx.loaders.hosts.load(c.id)) ?? []).map(hostNode)),
+    host: r(async (c: ClusterNode, { id }: { id: string }, ctx) => {
+      const h = (await ctx.loaders.hosts.load(c.id))?.find((x) => x.hostname === id);
+      return h ? hostNode(h) : null;
+    }),
+  },
+  Host: {
+    cluster: r(async (h: HostNode, __, ctx) => {
+      const c = await ctx.loaders.cluster.load(h.clusterId);
+      return c ? clusterNode(c) : null;
+    }),
+    gpus: r(async (h: HostNode, __, ctx) => (await ctx.loaders.gpus.load(hostKey(h.clusterId, h.hostname))).map(gpuNode)),
+    gpu: r(async (h: HostNode, { id }: { id: string }, ctx) => {
+      const g = pick(await ctx.loaders.gpus.load(hostKey(h.clusterId, h.hostname)), id);
+      return g ? gpuNode(g) : null;
+    }),
+  },
+  GPU: {
+    host: r(async (g: GpuNode, __, ctx) => {
+      const h = (await ctx.loaders.hosts.load(g.clusterId))?.find((x) => x.hostname === g.hostId);
+      return h ? hostNode(h) : null;
+    }),
+    telemetry: r((g: GpuNode, args: TelemetryArgs, ctx) => telemetry(ctx.store, { uuid: g.uuid }, args)),
+  },
+  Subscription: {
+    telemetryUpdates: {
+      subscribe: r((_: unknown, args: SubscriptionArgs, ctx) => {
+        if (!ctx.hub) throw new NexusError('BAD_REQUEST', 'subscriptions are not enabled on this server');
+        const filter = compileFilter(eventFilter(args));
+        return subscribeIterator(ctx.hub, {
+          filter,
+          ...(args.after != null ? { after: parseCursor(args.after) } : {}),
+          snapshot: args.snapshot === true,
+          maxQueued: ctx.maxQueuedEvents,
+          ...(ctx.dropClient ? { onOverflow: ctx.dropClient } : {}),
+        });
+      }),
+      resolve: r((event: TelemetryEvent, args: SubscriptionArgs) => {
+        const metrics = args.metrics ? compileFilter({ metrics: args.metrics }).project(event.metrics) : event.metrics;
+        return eventNode(event, metrics);
+      }),
+    },
+  },
+};

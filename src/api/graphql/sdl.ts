@@ -1,0 +1,480 @@
+/**
+ * The GraphQL schema in SDL, with a description on every type, field, argument and enum value
+ * (docs/graphql.md is generated from the same text). TelemetryData has one field per catalog
+ * metric (friendly name), so the guide's `data { gpuUtilization temperature powerDraw }` works
+ * and every other DCGM metric is there too.
+ */
+import { DCGM_FIELDS } from '../../domain/catalog.js';
+import { HEALTH_TEMPERATURE_LIMIT_C } from './health.js';
+
+const metricFields = DCGM_FIELDS.map(
+  (f) => `  """${f.description} (${f.unit}; DCGM field \`${f.field}\`, ${f.kind}). Null when not reported."""
+  ${f.friendlyName}: Float`,
+).join('\n');
+
+const telemetryArgs = `
+    """Earliest sample time, inclusive."""
+    from: DateTime
+    """Latest sample time, inclusive."""
+    to: DateTime
+    """Only these metrics: friendly names (gpuUtilization) or DCGM field names (DCGM_FI_DEV_GPU_UTIL)."""
+    metrics: [String!]
+    """Most samples to return, 1 to 10000."""
+    limit: Int = 100
+    """Time order of the samples."""
+    order: SortOrder = DESC
+    """
+    Wanted resolution: \`raw\`, or a bucket such as \`1m\`, \`5m\`, \`1h\`. Accepted and checked; the
+    store serves raw samples today, and TelemetryPage.resolution says what was served.
+    """
+    resolution: String`;
+
+/** The schema definition language text of the API. */
+export const SDL = `
+"""
+An instant as an RFC 3339 string in UTC with millisecond precision, e.g. \`2025-07-18T20:42:34.000Z\`.
+Inputs accept any RFC 3339 date-time with an offset.
+"""
+scalar DateTime
+
+"""Reads of the live hierarchy (Cluster -> Host -> GPU), stored telemetry, dead letters and services."""
+type Query {
+  """Every cluster in the live hierarchy, ordered by id."""
+  clusters: [Cluster!]!
+  """One cluster, or null when no collector has reported it."""
+  cluster(
+    """Cluster id (the CLUSTER_ID its collectors run with)."""
+    id: ID!
+  ): Cluster
+  """One host of a cluster, or null when unknown."""
+  host(
+    """Cluster id."""
+    clusterId: ID!
+    """Host name."""
+    hostId: ID!
+  ): Host
+  """
+  One GPU, or null when unknown: by UUID alone, or by its index within a host (then clusterId and
+  hostId are required: an index alone names a different GPU on every host).
+  """
+  gpu(
+    """GPU UUID, or index within the host."""
+    id: ID!
+    """Cluster id (required with an index)."""
+    clusterId: ID
+    """Host name (required with an index)."""
+    hostId: ID
+  ): GPU
+  """Stored samples of one GPU, by UUID or by index within a host."""
+  telemetry(
+    """GPU UUID, or index within the host (then clusterId and hostId are required)."""
+    gpuId: ID!
+    """Cluster id (required with an index)."""
+    clusterId: ID
+    """Host name (required with an index)."""
+    hostId: ID${telemetryArgs}
+  ): TelemetryPage!
+  """Input rows the pipeline refused, newest first."""
+  deadLetters(
+    """Most rows to return, 1 to 10000."""
+    limit: Int = 100
+    """Only rows from this source (file path, \`stdin\`, ...)."""
+    source: String
+  ): [DeadLetter!]!
+  """Pipeline processes registered in service discovery (each on a lease)."""
+  services(
+    """Only services of this type."""
+    type: ServiceType
+  ): [Service!]!
+  """Every DCGM metric the API knows by name, with unit and kind."""
+  metricCatalog: [MetricInfo!]!
+  """
+  The coordination store's current revision, as a cursor: pass it as telemetryUpdates(after:) to get
+  every change after this point (ask for it before the data it should cover).
+  """
+  cursor: String!
+}
+
+"""Live updates pushed from the collector's writes to the hierarchy."""
+type Subscription {
+  """
+  Changes to the live hierarchy, in order, each with a cursor. Filters narrow what is sent; with
+  \`after\` the stream resumes after that cursor (missed events first), or starts with a RESYNC marker
+  and a snapshot when that history is gone.
+  """
+  telemetryUpdates(
+    """Only this cluster."""
+    clusterId: ID
+    """Only this host (and its GPUs)."""
+    hostId: ID
+    """Only this GPU: UUID, or index within hostId."""
+    gpuId: ID
+    """Only GPU updates carrying one of these metrics (friendly or DCGM names); data is narrowed to them."""
+    metrics: [String!]
+    """Only these kinds of events (RESYNC markers are always sent)."""
+    eventTypes: [TelemetryEventType!]
+    """Resume after this cursor (the \`cursor\` of the last event processed)."""
+    after: String
+    """Start with one SNAPSHOT event per GPU (current values), then live updates."""
+    snapshot: Boolean = false
+  ): TelemetryEvent!
+}
+
+"""A cluster of hosts reporting through one collector group."""
+type Cluster {
+  """Cluster id."""
+  id: ID!
+  """Display name (CLUSTER_NAME)."""
+  name: String!
+  """Region (CLUSTER_REGION)."""
+  region: String!
+  """Hosts known in the cluster."""
+  totalHosts: Int!
+  """GPUs known in the cluster."""
+  totalGPUs: Int!
+  """Hosts seen within STALE_AFTER."""
+  activeHosts: Int!
+  """GPUs seen within STALE_AFTER."""
+  activeGPUs: Int!
+  """When a collector last wrote the cluster record."""
+  lastSeen: DateTime!
+  """Hosts ordered by host name (natural order)."""
+  hosts: [Host!]!
+  """One host by name, or null."""
+  host(
+    """Host name."""
+    id: ID!
+  ): Host
+}
+
+"""A machine with GPUs."""
+type Host {
+  """Host name (the DCGM Hostname label)."""
+  id: ID!
+  """Host name."""
+  hostname: String!
+  """Cluster the host belongs to."""
+  clusterId: ID!
+  """The cluster."""
+  cluster: Cluster
+  """Seen within STALE_AFTER."""
+  active: Boolean!
+  """When a collector last saw the host."""
+  lastSeen: DateTime!
+  """GPUs known on the host."""
+  gpuCount: Int!
+  """GPUs seen within STALE_AFTER."""
+  activeGpuCount: Int!
+  """GPUs ordered by index."""
+  gpus: [GPU!]!
+  """One GPU by index within the host or by UUID, or null."""
+  gpu(
+    """Index within the host, or UUID."""
+    id: ID!
+  ): GPU
+}
+
+"""One GPU with its latest values."""
+type GPU {
+  """GPU UUID: the global identity of the GPU."""
+  id: ID!
+  """GPU UUID (same as id)."""
+  uuid: String!
+  """Index of the GPU within its host (DCGM gpu_id), e.g. "0"."""
+  index: String!
+  """Product name (DCGM modelName), e.g. NVIDIA H100 80GB HBM3."""
+  deviceName: String!
+  """Device node (DCGM device), e.g. nvidia0."""
+  device: String!
+  """Product name (DCGM modelName)."""
+  modelName: String!
+  """Host name."""
+  hostId: ID!
+  """The host."""
+  host: Host
+  """Cluster id."""
+  clusterId: ID!
+  """Seen within STALE_AFTER."""
+  active: Boolean!
+  """When a collector last wrote the GPU record."""
+  lastSeen: DateTime!
+  """Time of the newest sample seen, or null before the first."""
+  lastSample: DateTime
+  """Latest status values and health."""
+  status: GPUStatus!
+  """Latest value of every metric reported, by DCGM field name."""
+  metrics: [MetricValue!]!
+  """Stored samples of this GPU."""
+  telemetry(${telemetryArgs}
+  ): TelemetryPage!
+}
+
+"""
+Latest values of the main metrics, and health. A GPU is healthy when it is active (seen within
+STALE_AFTER), its temperature is below ${HEALTH_TEMPERATURE_LIMIT_C} C (when reported), its last XID error is 0
+(when reported) and row remapping has not failed (when reported). healthIssues lists what failed.
+"""
+type GPUStatus {
+  """GPU utilization, % (DCGM_FI_DEV_GPU_UTIL)."""
+  utilizationPercent: Float
+  """GPU temperature, C (DCGM_FI_DEV_GPU_TEMP)."""
+  temperatureCelsius: Float
+  """Memory temperature, C (DCGM_FI_DEV_MEMORY_TEMP)."""
+  memoryTemperatureCelsius: Float
+  """Power draw, W (DCGM_FI_DEV_POWER_USAGE)."""
+  powerWatts: Float
+  """Framebuffer memory used, MiB (DCGM_FI_DEV_FB_USED)."""
+  memoryUsedMiB: Float
+  """Framebuffer memory free, MiB (DCGM_FI_DEV_FB_FREE)."""
+  memoryFreeMiB: Float
+  """Memory copy utilization, % (DCGM_FI_DEV_MEM_COPY_UTIL)."""
+  memoryCopyUtilizationPercent: Float
+  """SM clock, MHz (DCGM_FI_DEV_SM_CLOCK)."""
+  smClockMHz: Float
+  """Memory clock, MHz (DCGM_FI_DEV_MEM_CLOCK)."""
+  memClockMHz: Float
+  """Code of the last XID error (DCGM_FI_DEV_XID_ERRORS); 0 means none."""
+  lastXidError: Float
+  """Seen within STALE_AFTER."""
+  active: Boolean!
+  """True when healthIssues is empty (see the type description for the rule)."""
+  healthy: Boolean!
+  """Every health rule the GPU fails, empty when healthy."""
+  healthIssues: [HealthIssue!]!
+}
+
+"""A failed health rule."""
+enum HealthIssue {
+  """Not seen within STALE_AFTER."""
+  INACTIVE
+  """GPU temperature at or above ${HEALTH_TEMPERATURE_LIMIT_C} C."""
+  OVERHEATING
+  """The last XID error code is not 0."""
+  XID_ERROR
+  """Row remapping failed (DCGM_FI_DEV_ROW_REMAP_FAILURE)."""
+  ROW_REMAP_FAILURE
+}
+
+"""Latest value of one metric."""
+type MetricValue {
+  """DCGM field name, e.g. DCGM_FI_DEV_GPU_UTIL."""
+  field: String!
+  """Friendly name, e.g. gpuUtilization; null for fields the catalog does not know."""
+  name: String
+  """Unit, e.g. %, C, W, MiB; null for unknown fields."""
+  unit: String
+  """Gauge or counter; null for unknown fields."""
+  kind: MetricKind
+  """The value (never NaN or infinite: such values are null)."""
+  value: Float
+  """Sample time."""
+  timestamp: DateTime!
+}
+
+"""How a metric behaves."""
+enum MetricKind {
+  """A value that goes up and down."""
+  GAUGE
+  """A running total."""
+  COUNTER
+}
+
+"""A metric the catalog knows."""
+type MetricInfo {
+  """DCGM field name."""
+  field: String!
+  """Friendly name used in TelemetryData and filters."""
+  name: String!
+  """Unit."""
+  unit: String!
+  """Gauge or counter."""
+  kind: MetricKind!
+  """What the metric measures."""
+  description: String!
+}
+
+"""One page of stored samples."""
+type TelemetryPage {
+  """Samples in the requested order."""
+  samples: [TelemetrySample!]!
+  """True when more samples matched than limit returned."""
+  hasMore: Boolean!
+  """Resolution served: \`raw\` (one row per stored sample)."""
+  resolution: String!
+}
+
+"""One stored sample of one metric of one GPU."""
+type TelemetrySample {
+  """Sample time."""
+  timestamp: DateTime!
+  """DCGM field name."""
+  metric: String!
+  """Friendly name, or null for fields the catalog does not know."""
+  name: String
+  """Unit, or null."""
+  unit: String
+  """The value (never NaN or infinite)."""
+  value: Float
+  """GPU UUID."""
+  gpuId: ID!
+  """Index of the GPU within its host."""
+  gpuIndex: String!
+  """Host name."""
+  hostId: ID!
+  """Cluster id."""
+  clusterId: ID!
+  """Workload attribution: container, empty when none."""
+  container: String!
+  """Workload attribution: pod, empty when none."""
+  pod: String!
+  """Workload attribution: namespace, empty when none."""
+  namespace: String!
+  """Every label of the series, as exported."""
+  labels: [Label!]!
+}
+
+"""A label of a series."""
+type Label {
+  """Label name."""
+  name: String!
+  """Label value."""
+  value: String!
+}
+
+"""Time order."""
+enum SortOrder {
+  """Oldest first."""
+  ASC
+  """Newest first."""
+  DESC
+}
+
+"""An input row the pipeline refused."""
+type DeadLetter {
+  """Storage id."""
+  id: ID!
+  """Source name (file path, stdin, ...)."""
+  source: String!
+  """1-based line in the source where the row starts."""
+  line: Int!
+  """The raw row, truncated."""
+  raw: String!
+  """Machine-readable reason, e.g. non_finite_value."""
+  reason: String!
+  """Human detail of the reason."""
+  detail: String!
+  """When the row was stored."""
+  receivedAt: DateTime!
+}
+
+"""Kind of pipeline process."""
+enum ServiceType {
+  """Reads sources and publishes batches."""
+  STREAMER
+  """Consumes batches into storage and the hierarchy."""
+  COLLECTOR
+  """Serves the API."""
+  API
+}
+
+"""Health a process reports about itself."""
+enum ServiceHealth {
+  """Working."""
+  OK
+  """Working with problems."""
+  DEGRADED
+}
+
+"""A registered pipeline process."""
+type Service {
+  """Kind of process."""
+  type: ServiceType!
+  """Its id (COLLECTOR_ID, SERVICE_ID)."""
+  id: ID!
+  """Where to reach it, empty for processes without a listener."""
+  address: String!
+  """Software version."""
+  version: String!
+  """Start time."""
+  startedAt: DateTime
+  """Self-reported health."""
+  health: ServiceHealth!
+  """Process id."""
+  pid: Int
+  """Machine name."""
+  hostname: String
+}
+
+"""Kinds of stream events."""
+enum TelemetryEventType {
+  """A GPU record was written: new latest values."""
+  GPU_UPDATE
+  """A GPU record was deleted."""
+  GPU_REMOVED
+  """A host record was written (registration or last-seen refresh)."""
+  HOST_UPDATE
+  """A host record was deleted."""
+  HOST_REMOVED
+  """A cluster record was written."""
+  CLUSTER_UPDATE
+  """A cluster record was deleted."""
+  CLUSTER_REMOVED
+  """Current state of one GPU, sent on request or after a RESYNC."""
+  SNAPSHOT
+  """
+  The stream could not replay the history after the client's cursor: discard local state; the
+  next snapshotSize events are SNAPSHOT events, then live updates follow.
+  """
+  RESYNC
+}
+
+"""Why a stream restarted from a snapshot."""
+enum ResyncReason {
+  """The history after the cursor was compacted away."""
+  COMPACTED
+  """The cursor is ahead of the store (a different store, or a bad cursor)."""
+  UNKNOWN_CURSOR
+  """The server's watch broke and was restarted."""
+  RESTARTED
+  """Too many clients were replaying old history at once."""
+  REPLAY_LIMIT
+}
+
+"""One change to the live hierarchy."""
+type TelemetryEvent {
+  """
+  Resume point: the coordination revision of the change (etcd revision in nexus mode). Pass the
+  cursor of the last event processed as telemetryUpdates(after:) after a reconnect.
+  """
+  cursor: String!
+  """Kind of change."""
+  eventType: TelemetryEventType!
+  """Newest sample time for GPU events; the time of the change otherwise."""
+  timestamp: DateTime!
+  """When the collector wrote the record (its clock); null when unknown."""
+  observedAt: DateTime
+  """Cluster id (empty for RESYNC)."""
+  clusterId: ID!
+  """Host name, for host and GPU events."""
+  hostId: ID
+  """GPU UUID, for GPU events."""
+  gpuId: ID
+  """Index of the GPU within its host, for GPU events."""
+  gpuIndex: String
+  """Product name, for GPU updates and snapshots."""
+  deviceName: String
+  """Latest values, for GPU updates and snapshots (narrowed by the metrics filter)."""
+  data: TelemetryData
+  """RESYNC only: why."""
+  resyncReason: ResyncReason
+  """RESYNC only: how many SNAPSHOT events follow."""
+  snapshotSize: Int
+}
+
+"""Latest values of a GPU's metrics by friendly name; null when not reported (or filtered out)."""
+type TelemetryData {
+${metricFields}
+  """Every value, including DCGM fields the catalog does not name."""
+  values: [MetricValue!]!
+}
+`;

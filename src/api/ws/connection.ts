@@ -1,0 +1,250 @@
+/**
+ * One /ws client: its subscriptions on the event hub, the protocol's replies, liveness for the
+ * heartbeat, and the send-buffer bound. Before each send the socket's bufferedAmount (bytes the
+ * kernel has not taken yet) is checked: a client over the bound is dropped (close 4503), so a reader
+ * that stalls costs at most the bound, never the whole stream.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { NexusError } from '../../errors.js';
+import { compileFilter } from '../../events/filter.js';
+import type { EventHub, EventSubscription } from '../../events/hub.js';
+import type { EventFilter, TelemetryEvent } from '../../events/types.js';
+import type { Logger } from '../../util/logger.js';
+import { CloseCode, closeThenTerminate, dropSlowSocket } from './close.js';
+import { parseClientMessage, WS_PROTOCOL } from './protocol.js';
+import { eventText } from './views.js';
+
+/** Limits and wiring of a connection. */
+export interface ConnectionOptions {
+  hub: EventHub;
+  /** Drop the client when its unsent bytes would exceed this. */
+  maxBuffered: number;
+  /** Most subscriptions on one connection. */
+  maxSubscriptions: number;
+  /** Heartbeat interval, announced in `welcome`. */
+  heartbeatMs: number;
+  /** Largest message accepted, announced in `welcome`. */
+  maxPayload: number;
+  log: Logger;
+}
+
+/** A subscription to open right away (from the URL's query parameters). */
+export interface InitialSubscription {
+  filter: EventFilter;
+  after?: number;
+  snapshot: boolean;
+}
+
+interface Entry {
+  subscription?: EventSubscription;
+  closed: boolean;
+}
+
+/** Id of the subscription a connection gets from its URL. */
+export const DEFAULT_SUBSCRIPTION_ID = 'default';
+
+/** State and handlers of one /ws connection. */
+export class StreamConnection {
+  /** Set by any frame from the client; cleared by each heartbeat. */
+  alive = true;
+  private readonly subs = new Map<string, Entry>();
+  private disposed = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly options: ConnectionOptions,
+  ) {
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    socket.on('pong', () => (this.alive = true));
+    socket.on('close', () => this.dispose());
+    socket.on('error', (error) => options.log.debug({ err: error }, 'WebSocket client error'));
+    this.sendJson({
+      type: 'welcome',
+      protocol: WS_PROTOCOL,
+      cursor: String(options.hub.head),
+      heartbeatMs: options.heartbeatMs,
+      maxPayload: options.maxPayload,
+      maxBufferedBytes: options.maxBuffered,
+      maxSubscriptions: options.maxSubscriptions,
+    });
+  }
+
+  /** Number of open subscriptions. */
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+
+  /** One heartbeat: terminate if nothing came since the last one, else ping (frame and message). */
+  heartbeat(now: number): void {
+    if (this.disposed) return;
+    if (!this.alive) {
+      this.options.log.debug('WebSocket client missed a heartbeat; terminating');
+      this.dispose();
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    try {
+      this.socket.ping();
+    } catch {
+      // A socket that cannot ping is closing; the close handler cleans up.
+    }
+    this.sendJson({ type: 'heartbeat', time: new Date(now).toISOString() });
+  }
+
+  /** Open a subscription (also used for the one from the URL). */
+  subscribe(id: string, request: InitialSubscription): void {
+    if (this.subs.has(id)) return this.error(id, 'DUPLICATE_ID', `subscription '${id}' already exists`);
+    if (this.subs.size >= this.options.maxSubscriptions)
+      return this.error(id, 'TOO_MANY_SUBSCRIPTIONS', `at most ${this.options.maxSubscriptions} subscriptions per connection`);
+    let filter;
+    try {
+      filter = compileFilter(request.filter);
+    } catch (error) {
+      return this.fail(id, error);
+    }
+    const entry: Entry = { closed: false };
+    this.subs.set(id, entry);
+    const idJson = JSON.stringify(id);
+    const onEvent = (e: TelemetryEvent): void => {
+      if (entry.closed) return;
+      if (e.eventType === 'RESYNC') {
+        this.sendJson({
+          type: 'resync',
+          id,
+          cursor: String(e.revision),
+          reason: e.resync?.reason ?? 'restarted',
+          snapshotSize: e.resync?.snapshotSize ?? 0,
+        });
+      } else {
+        this.sendText(`{"type":"event","id":${idJson},"cursor":"${e.revision}","event":${eventText(e, filter)}}`);
+      }
+    };
+    this.options.hub
+      .subscribe({
+        filter,
+        ...(request.after !== undefined ? { after: request.after } : {}),
+        snapshot: request.snapshot,
+        onReady: (cursor) => {
+          if (!entry.closed) this.sendJson({ type: 'subscribed', id, cursor: String(cursor), filter: request.filter });
+        },
+        onEvent,
+        onEnd: (error) => {
+          if (this.subs.get(id) !== entry) return;
+          this.subs.delete(id);
+          if (error) this.error(id, 'SUBSCRIPTION_ENDED', `subscription ended: ${error.message}`);
+          else this.sendJson({ type: 'complete', id });
+        },
+      })
+      .then(
+        (subscription) => {
+          if (entry.closed || this.disposed) subscription.close();
+          else entry.subscription = subscription;
+        },
+        (error: unknown) => {
+          if (this.subs.get(id) === entry) this.subs.delete(id);
+          this.fail(id, error);
+        },
+      );
+  }
+
+  private unsubscribe(id: string): void {
+    const entry = this.subs.get(id);
+    if (!entry) return this.error(id, 'NOT_FOUND', `no subscription '${id}'`);
+    this.subs.delete(id);
+    entry.closed = true;
+    entry.subscription?.close();
+    this.sendJson({ type: 'unsubscribed', id });
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (isBinary) return this.reject('binary messages are not part of the protocol');
+    let value: unknown;
+    try {
+      value = JSON.parse(rawText(data));
+    } catch {
+      return this.reject('message is not JSON');
+    }
+    let message;
+    try {
+      message = parseClientMessage(value);
+    } catch (error) {
+      const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : undefined;
+      return this.fail(typeof id === 'string' ? id : undefined, error);
+    }
+    switch (message.type) {
+      case 'ping':
+        return this.sendJson({
+          type: 'pong',
+          ...(message.id !== undefined ? { id: message.id } : {}),
+          ...(message.payload !== undefined ? { payload: message.payload } : {}),
+          cursor: String(this.options.hub.head),
+          time: new Date().toISOString(),
+        });
+      case 'pong':
+        return;
+      case 'subscribe':
+        return this.subscribe(message.id, {
+          filter: message.filter,
+          ...(message.after !== undefined ? { after: message.after } : {}),
+          snapshot: message.snapshot,
+        });
+      case 'unsubscribe':
+        return this.unsubscribe(message.id);
+    }
+  }
+
+  /** Close the connection for a message outside the protocol. */
+  private reject(reason: string): void {
+    this.dispose();
+    closeThenTerminate(this.socket, CloseCode.BadMessage, reason);
+  }
+
+  private fail(id: string | undefined, error: unknown): void {
+    if (error instanceof NexusError) return this.error(id, error.code, error.message);
+    this.options.log.error({ err: error }, 'WebSocket subscription failed');
+    this.error(id, 'INTERNAL', 'Internal server error');
+  }
+
+  private error(id: string | undefined, code: string, message: string): void {
+    this.sendJson({ type: 'error', ...(id !== undefined ? { id } : {}), code, message });
+  }
+
+  private sendJson(value: unknown): void {
+    this.sendText(JSON.stringify(value));
+  }
+
+  /** Send unless the client's buffer would go over its bound (then drop the client). */
+  private sendText(text: string): boolean {
+    if (this.disposed || this.socket.readyState !== this.socket.OPEN) return false;
+    if (this.socket.bufferedAmount + text.length > this.options.maxBuffered) {
+      this.options.log.warn(
+        { buffered: this.socket.bufferedAmount, limit: this.options.maxBuffered },
+        'dropping a slow WebSocket client',
+      );
+      this.dispose();
+      dropSlowSocket(this.socket, `send buffer over ${this.options.maxBuffered} bytes`);
+      return false;
+    }
+    this.socket.send(text);
+    return true;
+  }
+
+  /** Close every subscription; the connection sends nothing more. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const entry of this.subs.values()) {
+      entry.closed = true;
+      entry.subscription?.close();
+    }
+    this.subs.clear();
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}

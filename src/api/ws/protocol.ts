@@ -1,0 +1,104 @@
+/**
+ * The /ws JSON protocol (docs/ws-protocol.md): the messages a client may send, checked strictly,
+ * and the shapes of what the server sends. Every message is one JSON object with a `type`.
+ */
+import { NexusError } from '../../errors.js';
+import type { EventFilter, TelemetryEventType } from '../../events/types.js';
+
+/** Protocol name and version, announced in `welcome`. */
+export const WS_PROTOCOL = 'nexus-telemetry.ws.v1';
+
+/** Longest subscription id. */
+const MAX_ID = 64;
+
+/** Client -> server messages. */
+export type ClientMessage =
+  | { type: 'ping'; id?: string | number; payload?: unknown }
+  | { type: 'pong' }
+  | { type: 'subscribe'; id: string; filter: EventFilter; after?: number; snapshot: boolean }
+  | { type: 'unsubscribe'; id: string };
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function bad(message: string, parameter?: string): NexusError {
+  return new NexusError('BAD_REQUEST', message, parameter ? { details: { parameter } } : {});
+}
+
+function optionalString(o: Record<string, unknown>, key: string): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw bad(`filter.${key} must be a string`, key);
+  return v;
+}
+
+function stringList(v: unknown, key: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v;
+  if (!Array.isArray(list) || !list.every((s): s is string => typeof s === 'string'))
+    throw bad(`filter.${key} must be a list of strings`, key);
+  return list;
+}
+
+/** A filter from a JSON object (message) or query parameters (comma-separated lists allowed). */
+export function parseFilter(raw: unknown): EventFilter {
+  if (raw === undefined || raw === null) return {};
+  if (!isObject(raw)) throw bad('filter must be an object', 'filter');
+  const known = new Set(['clusterId', 'hostId', 'gpuId', 'metrics', 'eventTypes']);
+  for (const key of Object.keys(raw)) if (!known.has(key)) throw bad(`unknown filter field '${key.slice(0, 32)}'`, key);
+  const filter: EventFilter = {};
+  const clusterId = optionalString(raw, 'clusterId');
+  const hostId = optionalString(raw, 'hostId');
+  const gpuId = optionalString(raw, 'gpuId');
+  const metrics = stringList(raw.metrics, 'metrics');
+  const eventTypes = stringList(raw.eventTypes, 'eventTypes');
+  if (clusterId !== undefined) filter.clusterId = clusterId;
+  if (hostId !== undefined) filter.hostId = hostId;
+  if (gpuId !== undefined) filter.gpuId = gpuId;
+  if (metrics) filter.metrics = metrics;
+  if (eventTypes) filter.eventTypes = eventTypes as TelemetryEventType[];
+  return filter;
+}
+
+/** A cursor: a decimal string or a non-negative integer. */
+export function parseCursorValue(v: unknown): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 0) throw bad('after must be a cursor (a revision) from this server', 'after');
+  return n;
+}
+
+function parseId(v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID)
+    throw bad(`id must be a string of 1 to ${MAX_ID} characters`, 'id');
+  return v;
+}
+
+/** Check a decoded client message. Throws NexusError BAD_REQUEST naming what is wrong. */
+export function parseClientMessage(value: unknown): ClientMessage {
+  if (!isObject(value) || typeof value.type !== 'string') throw bad('a message is a JSON object with a "type"');
+  switch (value.type) {
+    case 'ping': {
+      const id = value.id;
+      if (id !== undefined && typeof id !== 'string' && typeof id !== 'number') throw bad('ping id must be a string or number', 'id');
+      return { type: 'ping', ...(id !== undefined ? { id } : {}), ...(value.payload !== undefined ? { payload: value.payload } : {}) };
+    }
+    case 'pong':
+      return { type: 'pong' };
+    case 'subscribe': {
+      const after = parseCursorValue(value.after);
+      if (value.snapshot !== undefined && typeof value.snapshot !== 'boolean') throw bad('snapshot must be a boolean', 'snapshot');
+      return {
+        type: 'subscribe',
+        id: parseId(value.id),
+        filter: parseFilter(value.filter),
+        ...(after !== undefined ? { after } : {}),
+        snapshot: value.snapshot === true,
+      };
+    }
+    case 'unsubscribe':
+      return { type: 'unsubscribe', id: parseId(value.id) };
+    default:
+      throw bad(`unknown message type '${value.type.slice(0, 32)}' (known: ping, subscribe, unsubscribe)`, 'type');
+  }
+}

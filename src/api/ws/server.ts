@@ -1,0 +1,108 @@
+/**
+ * The /ws event stream server: a `ws` server in noServer mode (the upgrade router hands it the
+ * connections), one StreamConnection per client, and one heartbeat timer for all of them. A
+ * connection's URL may carry a first subscription: `/ws?clusterId=..&hostId=..&gpuId=..&metrics=a,b
+ * &eventTypes=..&after=..&snapshot=true`; plain `/ws` subscribes to every event, `?subscribe=none`
+ * to nothing.
+ */
+import type { IncomingMessage } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { NexusError } from '../../errors.js';
+import type { EventHub } from '../../events/hub.js';
+import type { Logger } from '../../util/logger.js';
+import { CloseCode, closeThenTerminate } from './close.js';
+import { DEFAULT_SUBSCRIPTION_ID, StreamConnection, type InitialSubscription } from './connection.js';
+import { parseCursorValue, parseFilter } from './protocol.js';
+
+/** Options of {@link createStreamServer}. */
+export interface StreamServerOptions {
+  hub: EventHub;
+  /** Ping every this many ms; a client silent for a whole interval is terminated. */
+  heartbeatMs: number;
+  /** Largest client message, bytes (bigger: close 1009). */
+  maxPayload: number;
+  /** Unsent bytes a client may have before it is dropped (close 4503). */
+  maxBuffered: number;
+  /** Most subscriptions per connection. */
+  maxSubscriptions: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** The running /ws server. */
+export interface StreamServer {
+  readonly wss: WebSocketServer;
+  /** Open connections. */
+  readonly connections: ReadonlySet<StreamConnection>;
+  /** Close every connection (1001) and stop the heartbeat. */
+  close(): Promise<void>;
+}
+
+const FILTER_PARAMS = ['clusterId', 'hostId', 'gpuId', 'metrics', 'eventTypes'] as const;
+
+/** The first subscription a URL asks for, or undefined for `subscribe=none`. */
+export function initialSubscription(url: string | undefined): InitialSubscription | undefined {
+  const params = new URL(url ?? '/ws', 'http://localhost').searchParams;
+  const mode = params.get('subscribe');
+  if (mode === 'none' || mode === 'false') return undefined;
+  const raw: Record<string, string> = {};
+  for (const name of FILTER_PARAMS) {
+    const value = params.get(name);
+    if (value !== null) raw[name] = value;
+  }
+  const after = parseCursorValue(params.get('after') ?? undefined);
+  const snapshot = params.get('snapshot');
+  return {
+    filter: parseFilter(raw),
+    ...(after !== undefined ? { after } : {}),
+    snapshot: snapshot === 'true' || snapshot === '1',
+  };
+}
+
+/** Create the /ws server (connections arrive through `wss.handleUpgrade`). */
+export function createStreamServer(options: StreamServerOptions): StreamServer {
+  const now = options.now ?? Date.now;
+  const log = options.logger.child({ component: 'ws' });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, perMessageDeflate: false });
+  const connections = new Set<StreamConnection>();
+
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    const connection = new StreamConnection(socket, {
+      hub: options.hub,
+      maxBuffered: options.maxBuffered,
+      maxSubscriptions: options.maxSubscriptions,
+      heartbeatMs: options.heartbeatMs,
+      maxPayload: options.maxPayload,
+      log,
+    });
+    connections.add(connection);
+    socket.on('close', () => connections.delete(connection));
+    let initial: InitialSubscription | undefined;
+    try {
+      initial = initialSubscription(request.url);
+    } catch (error) {
+      const message = error instanceof NexusError ? error.message : 'bad query parameters';
+      socket.send(JSON.stringify({ type: 'error', code: 'BAD_REQUEST', message }));
+      closeThenTerminate(socket, CloseCode.BadMessage, message);
+      return;
+    }
+    if (initial) connection.subscribe(DEFAULT_SUBSCRIPTION_ID, initial);
+  });
+
+  const timer = setInterval(() => {
+    const t = now();
+    for (const connection of connections) connection.heartbeat(t);
+  }, options.heartbeatMs);
+  timer.unref();
+
+  return {
+    wss,
+    connections,
+    async close() {
+      clearInterval(timer);
+      for (const connection of connections) connection.dispose();
+      for (const client of wss.clients) closeThenTerminate(client, CloseCode.GoingAway, 'server shutting down');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

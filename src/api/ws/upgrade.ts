@@ -1,0 +1,59 @@
+/**
+ * The one `upgrade` listener of the HTTP server: routes WebSocket handshakes by path to the server
+ * that owns it (/graphql: graphql-ws, /ws: the event stream), after checking the Origin against the
+ * allowlist (403) and the path's connection limit (503). Any other path gets 404. Refusals are plain
+ * HTTP responses with a JSON error body, before any WebSocket exists.
+ */
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocketServer } from 'ws';
+import type { Logger } from '../../util/logger.js';
+
+/** Where handshakes for one path go. */
+export interface UpgradeTarget {
+  wss: WebSocketServer;
+  /** Most open connections on this path; more get 503. */
+  maxConnections: number;
+}
+
+/** Options of {@link installUpgradeRouter}. */
+export interface UpgradeRouterOptions {
+  /** Targets by exact path. */
+  routes: ReadonlyMap<string, UpgradeTarget>;
+  /** Whether a browser at `origin` may connect (`host` is the request's Host header). */
+  allowOrigin: (origin: string | undefined, host: string | undefined) => boolean;
+  logger: Logger;
+}
+
+/** Answer a handshake with a plain HTTP error and close the socket. */
+export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+      'Connection: close\r\n' +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/** Install the router on `server`; returns a function that removes it. */
+export function installUpgradeRouter(server: Server, options: UpgradeRouterOptions): () => void {
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // A client resetting mid-handshake must not become an unhandled 'error' event.
+    socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket handshake socket error'));
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    const target = options.routes.get(path);
+    if (!target) return refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint at ${path.slice(0, 100)}`);
+    const origin = request.headers.origin;
+    if (!options.allowOrigin(origin, request.headers.host)) {
+      options.logger.info({ origin: origin?.slice(0, 200), path }, 'WebSocket origin refused');
+      return refuseUpgrade(socket, 403, 'FORBIDDEN_ORIGIN', 'this Origin may not open WebSockets here (CORS_ORIGINS)');
+    }
+    if (target.wss.clients.size >= target.maxConnections) {
+      return refuseUpgrade(socket, 503, 'TOO_MANY_CONNECTIONS', `at most ${target.maxConnections} connections on ${path}`);
+    }
+    target.wss.handleUpgrade(request, socket, head, (ws) => target.wss.emit('connection', ws, request));
+  };
+  server.on('upgrade', onUpgrade);
+  return () => server.off('upgrade', onUpgrade);
+}

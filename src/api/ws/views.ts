@@ -1,0 +1,80 @@
+/**
+ * Stream events as /ws JSON. The JSON of an event without a metrics filter is built once and shared
+ * by every connection (a WeakMap keyed by the event), so fan-out to many clients serialises each
+ * event once; a metrics filter narrows `data` and is serialised per subscription.
+ */
+import { fieldInfo } from '../../domain/catalog.js';
+import type { LatestValue } from '../../domain/types.js';
+import type { CompiledFilter } from '../../events/filter.js';
+import type { TelemetryEvent } from '../../events/types.js';
+
+/** The `event` object of an `event` message. */
+export interface EventJson {
+  eventType: TelemetryEvent['eventType'];
+  cursor: string;
+  timestamp: string;
+  observedAt: string | null;
+  clusterId: string;
+  hostId?: string;
+  gpuId?: string;
+  gpuIndex?: string;
+  deviceName?: string;
+  device?: string;
+  /** Latest values by friendly name (DCGM name for fields the catalog does not know). */
+  data?: Record<string, number>;
+  /** Sample time of each value in `data`, same keys. */
+  dataTimestamps?: Record<string, string>;
+}
+
+const iso = (ms: number): string => {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
+};
+
+function dataOf(metrics: Record<string, LatestValue>): { data: Record<string, number>; times: Record<string, string> } {
+  const data: Record<string, number> = {};
+  const times: Record<string, string> = {};
+  for (const field of Object.keys(metrics).sort()) {
+    const latest = metrics[field]!;
+    if (!Number.isFinite(latest.value)) continue;
+    const name = fieldInfo(field)?.friendlyName ?? field;
+    data[name] = latest.value;
+    times[name] = iso(latest.timestampMs);
+  }
+  return { data, times };
+}
+
+/** An event as /ws JSON, with `metrics` as its values. */
+export function eventJson(e: TelemetryEvent, metrics: Record<string, LatestValue>): EventJson {
+  const out: EventJson = {
+    eventType: e.eventType,
+    cursor: String(e.revision),
+    timestamp: iso(e.timestampMs),
+    observedAt: e.observedAtMs > 0 ? iso(e.observedAtMs) : null,
+    clusterId: e.clusterId,
+  };
+  if (e.hostId !== undefined) out.hostId = e.hostId;
+  if (e.uuid) out.gpuId = e.uuid;
+  if (e.gpuIndex !== undefined) out.gpuIndex = e.gpuIndex;
+  if (e.modelName) out.deviceName = e.modelName;
+  if (e.device) out.device = e.device;
+  if (e.eventType === 'GPU_UPDATE' || e.eventType === 'SNAPSHOT') {
+    const { data, times } = dataOf(metrics);
+    out.data = data;
+    out.dataTimestamps = times;
+  }
+  return out;
+}
+
+const shared = new WeakMap<TelemetryEvent, string>();
+
+/** JSON text of `e` as a subscription with `filter` sees it. */
+export function eventText(e: TelemetryEvent, filter: CompiledFilter): string {
+  if (filter.fields) return JSON.stringify(eventJson(e, filter.project(e.metrics)));
+  let text = shared.get(e);
+  if (text === undefined) {
+    text = JSON.stringify(eventJson(e, e.metrics));
+    shared.set(e, text);
+  }
+  return text;
+}

@@ -1,0 +1,72 @@
+/**
+ * Telemetry events: what the live hierarchy's writes look like to subscribers of GraphQL
+ * subscriptions and the /ws stream. Every event carries the coordination revision of the write
+ * (its cursor), so a client that reconnects with the last cursor it saw resumes without a gap.
+ */
+import type { LatestValue } from '../domain/types.js';
+
+/** Kinds of events. SNAPSHOT and RESYNC are produced by the stream itself, not by a write. */
+export const EVENT_TYPES = [
+  'GPU_UPDATE',
+  'GPU_REMOVED',
+  'HOST_UPDATE',
+  'HOST_REMOVED',
+  'CLUSTER_UPDATE',
+  'CLUSTER_REMOVED',
+  'SNAPSHOT',
+  'RESYNC',
+] as const;
+
+/** One of {@link EVENT_TYPES}. */
+export type TelemetryEventType = (typeof EVENT_TYPES)[number];
+
+/** Why a stream restarted from a snapshot instead of replaying history. */
+export type ResyncReason =
+  /** The history after the client's cursor was compacted away. */
+  | 'compacted'
+  /** The cursor is ahead of the store (another store incarnation, or a bogus cursor). */
+  | 'unknown_cursor'
+  /** The server's own watch broke and restarted; events in between may be missing. */
+  | 'restarted'
+  /** Too many resuming subscribers already replay old history; this one got a snapshot. */
+  | 'replay_limit';
+
+/** One event of the stream. */
+export interface TelemetryEvent {
+  eventType: TelemetryEventType;
+  /**
+   * Coordination revision of the write; for SNAPSHOT and RESYNC the revision the snapshot was read
+   * at. A client resumes with the revision of the last event it processed.
+   */
+  revision: number;
+  /** Cluster of the record; empty for RESYNC. */
+  clusterId: string;
+  /** Host name, for host and GPU events. */
+  hostId?: string;
+  /** GPU index within its host, for GPU events. */
+  gpuIndex?: string;
+  /** GPU UUID, for GPU events (except removals, whose record is gone). */
+  uuid?: string;
+  /** Device name (`nvidia0`) and model (`NVIDIA H100 80GB HBM3`), for GPU events. */
+  device?: string;
+  modelName?: string;
+  /** Newest sample time of a GPU record (ms); for other events the write time. */
+  timestampMs: number;
+  /** When the collector wrote the record (ms, its wall clock); 0 when unknown (removals). */
+  observedAtMs: number;
+  /** Latest value of each metric by DCGM field name (GPU_UPDATE and SNAPSHOT). */
+  metrics: Record<string, LatestValue>;
+  /** RESYNC only: why, and how many SNAPSHOT events follow. */
+  resync?: { reason: ResyncReason; snapshotSize: number };
+}
+
+/** What a subscriber asks for. Absent fields match everything. */
+export interface EventFilter {
+  clusterId?: string;
+  hostId?: string;
+  /** A GPU UUID, or an index within `hostId` (an index alone is ambiguous and refused). */
+  gpuId?: string;
+  /** Metric names (friendly such as `gpuUtilization`, or DCGM field names). */
+  metrics?: string[];
+  eventTypes?: TelemetryEventType[];
+}
