@@ -19,6 +19,12 @@ DOCKER_ENGINE = $(shell docker info >/dev/null 2>&1 && echo yes)
 MODE ?= $(if $(DOCKER_ENGINE),docker,local)
 
 RUN_DIR ?= $(CURDIR)/.run
+# Host ports (the guide's); the local processes and every check script use them.
+ETCD_PORT ?= 2379
+ETCD_PEER_PORT ?= 2380
+PG_PORT ?= 5433
+REDIS_PORT ?= 6379
+API_PORT ?= 8080
 CLUSTER_ID ?= my-cluster
 LOG_LEVEL ?= info
 SOURCE ?= sample/dcgm_metrics_20250718_134233.csv
@@ -29,7 +35,8 @@ BENCH_ARGS ?=
 # What the local processes get; the local script adds the guide's endpoints and credentials
 # (etcd 127.0.0.1:2379, Redis redis://127.0.0.1:6379, PostgreSQL postgres:postgres@127.0.0.1:5433/telemetry).
 # Introspection lets the guide's `{ __schema { types { name } } }` work in local development.
-export RUN_DIR CLUSTER_ID LOG_LEVEL
+export RUN_DIR CLUSTER_ID LOG_LEVEL ETCD_PORT ETCD_PEER_PORT PG_PORT REDIS_PORT API_PORT
+export PORT := $(API_PORT)
 export POLL_INTERVAL ?= 1s
 export GRAPHQL_INTROSPECTION ?= true
 
@@ -47,10 +54,8 @@ help: ## List the targets
 	@echo "nexus-telemetry make targets (MODE=$(MODE); see docs/operations.md)"
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/  \1|\2/' | column -t -s '|'
 
-node_modules/.package-lock.json: package-lock.json
-	npm ci --no-audit --no-fund
-
-build-nexus: node_modules/.package-lock.json ## Compile the TypeScript (dist/) for every role
+build-nexus: ## Compile the TypeScript (dist/) for every role (npm ci first when node_modules is missing)
+	@[ -d node_modules ] || npm ci --no-audit --no-fund
 	npm run build
 
 build-nexus-image: ## Build the Docker image nexus-telemetry:latest (needs a Docker engine)
@@ -62,7 +67,7 @@ $(CLI):
 quick-start-nexus: ## Bring up etcd, PostgreSQL, Redis, 2 collectors, the API and the streamer on the sample
 ifeq ($(MODE),docker)
 	$(MAKE) run-nexus-docker
-	@scripts/wait-http.sh http://127.0.0.1:8080/ready 180
+	@scripts/wait-http.sh http://127.0.0.1:$(API_PORT)/ready 180
 	@echo "Nexus pipeline up: curl http://localhost:8080/api/v1/clusters/$(CLUSTER_ID); database UI http://localhost:8082"
 else
 	$(MAKE) build-nexus
@@ -70,13 +75,13 @@ else
 	@COLLECTOR_ID=collector-1 $(LOCAL) spawn collector-1 'consuming' collector
 	@COLLECTOR_ID=collector-2 $(LOCAL) spawn collector-2 'consuming' collector
 	@SERVICE_ID=api-1 $(LOCAL) spawn api 'listening on' api
-	@scripts/wait-http.sh http://127.0.0.1:8080/ready 60
+	@scripts/wait-http.sh http://127.0.0.1:$(API_PORT)/ready 60
 	@echo "streaming $(SOURCE) through the etcd queue ..."
 	@SERVICE_ID=streamer-1 $(LOCAL) spawn streamer 'published [0-9,]+ rows' streamer $(SOURCE) --queue etcd
 	@scripts/wait-ingest.sh $(CLUSTER_ID) 120
 	@echo "Nexus pipeline up (local processes under $(RUN_DIR)):"
-	@echo "  curl http://localhost:8080/health"
-	@echo "  curl http://localhost:8080/api/v1/clusters/$(CLUSTER_ID)"
+	@echo "  curl http://localhost:$(API_PORT)/health"
+	@echo "  curl http://localhost:$(API_PORT)/api/v1/clusters/$(CLUSTER_ID)"
 	@echo "  make health-nexus validate-nexus test-graphql test-websocket; make stop-nexus when done"
 endif
 
@@ -155,8 +160,8 @@ etcd-shell: ## A shell with etcdctl pointed at the etcd (compose: inside telemet
 ifeq ($(MODE),docker)
 	docker exec -it telemetry-etcd sh
 else
-	@echo "etcdctl talks to 127.0.0.1:2379; try: etcdctl get --prefix /telemetry/ --keys-only (exit to leave)"
-	@ETCDCTL_API=3 ETCDCTL_ENDPOINTS=127.0.0.1:2379 PS1='etcd-shell$$ ' bash --norc -i
+	@echo "etcdctl talks to 127.0.0.1:$(ETCD_PORT); try: etcdctl get --prefix /telemetry/ --keys-only (exit to leave)"
+	@ETCDCTL_API=3 ETCDCTL_ENDPOINTS=127.0.0.1:$(ETCD_PORT) PS1='etcd-shell$$ ' bash --norc -i
 endif
 
 status-nexus: ## What runs from the local run directory

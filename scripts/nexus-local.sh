@@ -152,6 +152,8 @@ start_postgres() {
   if [ "$(id -u)" = 0 ]; then
     id -u postgres >/dev/null 2>&1 || die "running as root but there is no postgres user (apt-get install postgresql)"
     chown postgres:postgres "$dir"
+    runuser -u postgres -- test -x "$dir" ||
+      die "user postgres cannot reach $dir: make its parent directories searchable (chmod o+x)"
   fi
   if [ ! -f "$data/PG_VERSION" ]; then
     log "initdb in $data (superuser $DB_USER)"
@@ -282,14 +284,22 @@ stop_pidfile() {
 
 stop_all() {
   local file left=()
-  # Application processes first (they flush and release), then the services they use.
+  # Application processes first (they flush and release), all at once, then the services they use.
+  local apps=()
   for file in "$PIDS"/*.pid; do
     [ -e "$file" ] || continue
     case "$(basename "$file")" in
     etcd.pid | redis.pid) ;;
-    *) stop_pidfile "$file" "$CLI_JS" 30 ;;
+    *)
+      apps+=("$file")
+      if alive "$file" "$CLI_JS"; then
+        log "stopping $(basename "$file" .pid) (pid $(cat "$file"))"
+        kill -TERM "$(cat "$file")" 2>/dev/null || true
+      fi
+      ;;
     esac
   done
+  for file in "${apps[@]}"; do stop_pidfile "$file" "$CLI_JS" 30; done
   stop_pidfile "$PIDS/redis.pid" redis-server 20
   if [ -f "$RUN_DIR/postgres/data/postmaster.pid" ]; then
     if as_pg pg_ctl stop -D "$RUN_DIR/postgres/data" -m fast -w -t 60 >/dev/null 2>&1; then

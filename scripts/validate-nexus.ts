@@ -8,8 +8,9 @@
  *   Redis: the durability the queue needs (appendonly yes, appendfsync always), the backlog;
  *   PostgreSQL: schema migrated, samples stored, dead letters counted.
  * Exit 0 when every check passes (skips allowed), 1 otherwise.
- *   API_URL (http://127.0.0.1:$PORT), CLUSTER_ID, ETCD_URL (http://127.0.0.1:2379), REDIS_URL,
- *   REDIS_TOPICS, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME (the application's variables), SKIP_REDIS=1
+ *   API_URL (http://127.0.0.1:$PORT), CLUSTER_ID, ETCD_URL (http://127.0.0.1:$ETCD_PORT), REDIS_URL
+ *   (redis://127.0.0.1:$REDIS_PORT), REDIS_TOPICS, DB_HOST, DB_PORT ($PG_PORT), DB_USER, DB_PASSWORD,
+ *   DB_NAME (the application's variables), SKIP_REDIS=1
  */
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -18,11 +19,9 @@ import WebSocket from 'ws';
 const env = process.env;
 const apiUrl = (env.API_URL ?? `http://127.0.0.1:${env.PORT ?? '8080'}`).replace(/\/$/, '');
 const clusterId = env.CLUSTER_ID ?? 'my-cluster';
-const etcdUrl = (env.ETCD_URL ?? `http://${(env.ETCD_ENDPOINTS ?? '127.0.0.1:2379').split(',')[0]}`).replace(
-  /\/$/,
-  '',
-);
-const redisUrl = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const etcdEndpoint = (env.ETCD_ENDPOINTS ?? `127.0.0.1:${env.ETCD_PORT ?? '2379'}`).split(',')[0]!;
+const etcdUrl = (env.ETCD_URL ?? `http://${etcdEndpoint.replace(/^https?:\/\//, '')}`).replace(/\/$/, '');
+const redisUrl = env.REDIS_URL ?? `redis://127.0.0.1:${env.REDIS_PORT ?? '6379'}`;
 const topics = (env.REDIS_TOPICS ?? 'telemetry').split(',').filter(Boolean);
 
 type Outcome = { state: 'ok' | 'skip'; detail: string };
@@ -226,7 +225,7 @@ async function main(): Promise<void> {
     const client = new pg.Client({
       connectionString: env.DATABASE_URL,
       host: env.DB_HOST ?? '127.0.0.1',
-      port: Number(env.DB_PORT ?? 5433),
+      port: Number(env.DB_PORT ?? env.PG_PORT ?? 5433),
       user: env.DB_USER ?? 'postgres',
       password: env.DB_PASSWORD ?? 'postgres',
       database: env.DB_NAME ?? 'telemetry',

@@ -1,7 +1,8 @@
 /**
  * Subscription filters: checked once when a client subscribes (bad filters are BAD_REQUEST errors
- * naming the field), then applied to every event. A metrics filter keeps GPU events that carry at
- * least one of the metrics and narrows their data to those metrics.
+ * naming the field), then applied to every event. A host or GPU filter keeps only events about that
+ * host or GPU; a metrics filter keeps only GPU updates and snapshots that carry at least one of the
+ * metrics, and narrows their data to those metrics. RESYNC markers always pass.
  */
 import { fieldByFriendlyName, fieldInfo } from '../domain/catalog.js';
 import type { LatestValue } from '../domain/types.js';
@@ -97,7 +98,9 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
       if (gpuIsIndex && e.gpuIndex !== gpuId) return false;
       if (uuid !== undefined && e.uuid?.toLowerCase() !== uuid) return false;
     }
-    if (fields && (e.eventType === 'GPU_UPDATE' || e.eventType === 'SNAPSHOT')) {
+    if (fields) {
+      // A metrics filter keeps only GPU values that carry one of the metrics.
+      if (e.eventType !== 'GPU_UPDATE' && e.eventType !== 'SNAPSHOT') return false;
       for (const field of Object.keys(e.metrics)) if (fields.has(field)) return true;
       return false;
     }

@@ -60,6 +60,8 @@ export interface EventSubscription {
 export interface EventHubStats {
   subscribers: number;
   replaying: number;
+  /** Replays started since the hub opened. */
+  replays: number;
   events: number;
   resyncs: number;
   restarts: number;
@@ -102,8 +104,10 @@ export class EventHub {
   private healthy = false;
   private closed = false;
   private failures = 0;
+  /** Incremented per shared watch opened or broken; events of older watches are ignored. */
+  private generation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
-  private readonly counters = { events: 0, resyncs: 0, restarts: 0, replaying: 0 };
+  private readonly counters = { events: 0, resyncs: 0, restarts: 0, replaying: 0, replays: 0 };
 
   constructor(options: EventHubOptions) {
     this.coordination = options.coordination;
@@ -124,6 +128,7 @@ export class EventHub {
     return {
       subscribers: this.all.size,
       replaying: this.counters.replaying,
+      replays: this.counters.replays,
       events: this.counters.events,
       resyncs: this.counters.resyncs,
       restarts: this.counters.restarts,
@@ -227,6 +232,7 @@ export class EventHub {
   private async startReplay(sub: Subscriber, after: number): Promise<void> {
     sub.state = 'replay';
     this.counters.replaying += 1;
+    this.counters.replays += 1;
     this.ready(sub, after);
     let handedOver = false;
     const stopReplay = (): void => {
@@ -349,13 +355,24 @@ export class EventHub {
   // --- the shared watch ---
 
   private async open(): Promise<void> {
+    const generation = ++this.generation;
     const current = await this.coordination.revision();
     this.ring.reset(current + 1);
-    this.watcher = await this.coordination.watch(CLUSTERS_PREFIX, {
+    const watcher = await this.coordination.watch(CLUSTERS_PREFIX, {
       fromRevision: current + 1,
-      onEvent: (we) => this.onWatchEvent(we),
-      onError: (error) => this.onWatchError(error),
+      // Events and errors of an earlier (broken) watch are ignored.
+      onEvent: (we) => {
+        if (generation === this.generation) this.onWatchEvent(we);
+      },
+      onError: (error) => {
+        if (generation === this.generation) this.onWatchError(error);
+      },
     });
+    if (this.closed) {
+      await watcher.cancel().catch(() => undefined);
+      return;
+    }
+    this.watcher = watcher;
     this.healthy = true;
     this.failures = 0;
   }
@@ -378,7 +395,10 @@ export class EventHub {
 
   private onWatchError(error: Error): void {
     this.healthy = false;
+    this.generation += 1;
+    const broken = this.watcher;
     this.watcher = undefined;
+    void broken?.cancel().catch(() => undefined);
     if (this.closed) return;
     if (hasCode(error, 'COORDINATION_CLOSED')) {
       for (const sub of [...this.all]) this.end(sub, error);

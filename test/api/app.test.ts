@@ -669,7 +669,7 @@ describe('OpenAPI and docs', () => {
         .parameters!.filter((p) => p.in === 'query')
         .map((p) => p.name)
         .sort(),
-    ).toEqual(['end_time', 'limit', 'metric', 'order', 'start_time']);
+    ).toEqual(['end_time', 'limit', 'metric', 'order', 'resolution', 'start_time']);
     const notFound = telemetry.responses['404']?.content?.['application/json']?.schema;
     expect(notFound).toMatchObject({ properties: { error: { required: ['code', 'message'] } } });
     expect(doc.paths['/metrics']!.get!.responses['200']?.content).toHaveProperty('text/plain');

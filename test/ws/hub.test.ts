@@ -140,7 +140,7 @@ describe('EventHub', () => {
     for (let i = 0; i < 60; i++) await putGpu('h1', i % 4, i); // 60 events, the ring keeps 20
     const r = recorder();
     await hub.subscribe({ filter: compileFilter({}), after: start, ...r });
-    expect(hub.stats.replaying).toBe(1);
+    expect(hub.stats.replays).toBe(1);
     await waitUntil(() => r.events.length === 60, 'the replayed events');
     for (let i = 60; i < 70; i++) await putGpu('h1', 0, i);
     await waitUntil(() => r.events.length === 70, 'live events after the hand-over');

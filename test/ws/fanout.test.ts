@@ -1,0 +1,181 @@
+/**
+ * Fan-out under load: 100 /ws clients with different filters (host, GPU, metrics, everything) stay
+ * subscribed while the bundled sample is replayed several times; each receives exactly the events of
+ * its filter (checked against the store's own watch history), in order. One more client (20
+ * subscriptions to everything) stops reading: it is dropped once its send buffer passes
+ * WS_MAX_BUFFERED, and no server socket ever holds more than that bound plus one message.
+ * Bounded: at most 10 replays, every wait has a timeout.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { readSampleRows } from '../support/sample-csv.js';
+import {
+  CLUSTER,
+  percentile,
+  recordHierarchy,
+  startSampleServer,
+  waitUntil,
+  type Recorded,
+  type SampleServer,
+} from './harness.js';
+
+const CLIENTS = 100;
+const MAX_BUFFERED = 256 * 1024;
+const MAX_REPLAYS = 10;
+const SLOW_SUBSCRIPTIONS = 20;
+
+interface Filter {
+  clusterId?: string;
+  hostId?: string;
+  gpuId?: string;
+  metrics?: string[];
+}
+
+/** A lean client: keeps cursors and latencies only, so 100 of them stay small. */
+class Client {
+  readonly ws: WebSocket;
+  readonly cursors: number[] = [];
+  readonly latencies: { at: number; ms: number }[] = [];
+  subscribedAfter: number | undefined;
+
+  constructor(
+    url: string,
+    readonly filter: Filter,
+  ) {
+    this.ws = new WebSocket(url);
+    this.ws.on('error', () => undefined);
+    this.ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { type: string; cursor?: string; event?: { observedAt: string | null } };
+      if (m.type === 'welcome') this.ws.send(JSON.stringify({ type: 'subscribe', id: 's', filter }));
+      else if (m.type === 'subscribed') this.subscribedAfter = Number(m.cursor);
+      else if (m.type === 'event') {
+        const now = Date.now();
+        this.cursors.push(Number(m.cursor));
+        if (m.event?.observedAt) this.latencies.push({ at: now, ms: now - Date.parse(m.event.observedAt) });
+      }
+    });
+  }
+
+  /** Whether a recorded write is one this client asked for. */
+  wants(r: Recorded): boolean {
+    const f = this.filter;
+    if (f.clusterId !== undefined && r.clusterId !== f.clusterId) return false;
+    if (f.hostId !== undefined && r.hostname !== f.hostId) return false;
+    if (f.gpuId !== undefined && (r.kind !== 'gpu' || r.uuid !== f.gpuId)) return false;
+    if (f.metrics) return r.kind === 'gpu' && r.type === 'put' && (r.metrics ?? []).includes('DCGM_FI_DEV_GPU_TEMP');
+    return true;
+  }
+}
+
+let server: SampleServer;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  server = await startSampleServer({ WS_MAX_BUFFERED: MAX_BUFFERED });
+});
+
+afterAll(async () => {
+  for (const c of clients) c.ws.terminate();
+  await server?.close();
+});
+
+describe('100 subscribers while the sample is replayed', () => {
+  it('each receives every event of its filter in order; a client that stops reading is dropped', async () => {
+    const rows = readSampleRows();
+    const hosts = [...new Set(rows.map((r) => r.hostname))];
+    const uuids = [...new Set(rows.map((r) => r.uuid))];
+    const filters: Filter[] = Array.from({ length: CLIENTS }, (_, i) => {
+      switch (i % 4) {
+        case 0:
+          return { hostId: hosts[i % hosts.length]! };
+        case 1:
+          return { gpuId: uuids[(i * 7) % uuids.length]! };
+        case 2:
+          return { clusterId: CLUSTER, metrics: ['temperature'] };
+        default:
+          return {};
+      }
+    });
+    for (const f of filters) clients.push(new Client(`${server.wsBase}/ws?subscribe=none`, f));
+
+    // The slow client subscribes to everything SLOW_SUBSCRIPTIONS times (so each write costs it
+    // that many messages and the kernel's socket buffers fill within a replay or two), then stops reading.
+    const slow = new WebSocket(`${server.wsBase}/ws?subscribe=none`);
+    slow.on('error', () => undefined);
+    let acks = 0;
+    slow.on('message', (data) => {
+      if ((JSON.parse(String(data)) as { type: string }).type === 'subscribed') acks += 1;
+    });
+    await new Promise<void>((resolve) => slow.once('open', () => resolve()));
+    for (let i = 0; i < SLOW_SUBSCRIPTIONS; i++) slow.send(JSON.stringify({ type: 'subscribe', id: `all-${i}` }));
+    await waitUntil(() => acks === SLOW_SUBSCRIPTIONS, 'the slow client subscribed');
+    slow.pause();
+
+    const hub = server.realtime.hub;
+    await waitUntil(() => clients.every((c) => c.subscribedAfter !== undefined), 'every client subscribed');
+    expect(hub.stats.subscribers).toBe(CLIENTS + SLOW_SUBSCRIPTIONS);
+
+    const wss = server.realtime.endpoints.get('/ws')!.wss;
+    let maxBuffered = 0;
+    let maxTotal = 0;
+    const sampler = setInterval(() => {
+      let total = 0;
+      for (const socket of wss.clients) {
+        total += socket.bufferedAmount;
+        maxBuffered = Math.max(maxBuffered, socket.bufferedAmount);
+      }
+      maxTotal = Math.max(maxTotal, total);
+    }, 5);
+
+    const recorder = await recordHierarchy(server.runtime);
+    const heapBefore = process.memoryUsage().heapUsed;
+    let replays = 0;
+    let droppedAt: number | undefined;
+    const started = Date.now();
+    while (replays < MAX_REPLAYS) {
+      await server.replay();
+      replays += 1;
+      if (droppedAt === undefined && wss.clients.size === CLIENTS) droppedAt = Date.now();
+      if (droppedAt !== undefined && replays >= 2) break;
+    }
+    const lastRevision = recorder.events.at(-1)!.revision;
+    await recorder.stop();
+    await waitUntil(() => wss.clients.size === CLIENTS, 'the slow client to be dropped', 10_000);
+    droppedAt ??= Date.now();
+
+    const expected = clients.map((c) => recorder.events.filter((r) => c.wants(r)).map((r) => r.revision));
+    await waitUntil(
+      () => clients.every((c, i) => c.cursors.length >= expected[i]!.length),
+      'every client to receive its events',
+      30_000,
+    );
+    clearInterval(sampler);
+    const heapAfter = process.memoryUsage().heapUsed;
+
+    for (const [i, c] of clients.entries()) {
+      expect(c.cursors.filter((r) => r <= lastRevision), `client ${i} ${JSON.stringify(c.filter)}`).toEqual(expected[i]);
+    }
+    // Every filter kind saw events; the everything-clients saw every write.
+    expect(Math.min(...expected.map((e) => e.length))).toBeGreaterThan(0);
+    expect(expected[3]!.length).toBe(recorder.events.length);
+
+    // The slow client never held more than the bound plus one message (the event that tipped it over).
+    expect(maxBuffered).toBeLessThanOrEqual(MAX_BUFFERED + 4096);
+    expect(maxTotal).toBeLessThanOrEqual((CLIENTS + 1) * (MAX_BUFFERED + 4096));
+    // Reading again, the slow client finds its connection gone (4503 if the close frame got through).
+    const slowClosed = new Promise<number>((resolve) => slow.once('close', (code) => resolve(code)));
+    slow.resume();
+    expect([4503, 1006]).toContain(await slowClosed);
+
+    const before = clients.flatMap((c) => c.latencies.filter((l) => l.at < droppedAt!).map((l) => l.ms)).sort((a, b) => a - b);
+    const after = clients.flatMap((c) => c.latencies.filter((l) => l.at >= droppedAt!).map((l) => l.ms)).sort((a, b) => a - b);
+    const deliveries = clients.reduce((n, c) => n + c.cursors.length, 0);
+    console.info(
+      `fan-out: ${replays} replays, ${recorder.events.length} writes, ${deliveries} deliveries in ${Date.now() - started} ms; ` +
+        `slow client dropped at max buffered ${maxBuffered} B (bound ${MAX_BUFFERED}), peak total buffered ${maxTotal} B; ` +
+        `heap ${Math.round(heapBefore / 2 ** 20)} -> ${Math.round(heapAfter / 2 ** 20)} MiB; ` +
+        `latency p50/p99 while the slow client was attached ${percentile(before, 50)}/${percentile(before, 99)} ms (${before.length}), ` +
+        `after ${percentile(after, 50)}/${percentile(after, 99)} ms (${after.length})`,
+    );
+  });
+});
