@@ -72,7 +72,8 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
     allowedOrigins: config.CORS_ORIGINS,
     events: { historyLimit: config.EVENT_HISTORY },
   };
-  if (config.ENABLE_CORS) options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
+  if (config.ENABLE_CORS)
+    options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
   if (config.ENABLE_GRAPHQL) {
     options.graphql = {
       introspection: config.GRAPHQL_INTROSPECTION ?? mode === 'embedded',
@@ -146,19 +147,14 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(gpuRoutes, ctx);
   await app.register(deadLetterRoutes, ctx);
   await app.register(serviceRoutes, ctx);
-  await registerRealtime(app, ctx, options, logger);
+  await registerRealtime(app, ctx, options);
   return app;
 }
 
 /** GraphQL and /ws: one event hub, one upgrade router, closed before the HTTP server. */
-async function registerRealtime(
-  app: FastifyInstance,
-  ctx: ApiContext,
-  options: ApiOptions,
-  logger: FastifyBaseLogger,
-): Promise<void> {
+async function registerRealtime(app: FastifyInstance, ctx: ApiContext, options: ApiOptions): Promise<void> {
   if (!options.graphql && !options.websocket) return;
-  const log = logger as ApiDeps['logger'];
+  const log = ctx.deps.logger.child({ component: 'api' });
   const hub = new EventHub({
     coordination: ctx.deps.coordination,
     historyLimit: options.events?.historyLimit,

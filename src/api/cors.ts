@@ -38,7 +38,10 @@ export function originAllowed(
 ): boolean {
   if (origin === undefined || origin === '') return true;
   const wanted = normalize(origin);
-  if (host !== undefined && (wanted === `http://${host.toLowerCase()}` || wanted === `https://${host.toLowerCase()}`))
+  if (
+    host !== undefined &&
+    (wanted === `http://${host.toLowerCase()}` || wanted === `https://${host.toLowerCase()}`)
+  )
     return true;
   return allowlist.some((o) => o === '*' || normalize(o) === wanted);
 }

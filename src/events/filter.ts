@@ -46,7 +46,10 @@ export function resolveMetricName(name: string): string {
   const byFriendly = fieldByFriendlyName(name);
   if (byFriendly) return byFriendly.field;
   if (fieldInfo(name) || (/^DCGM_/.test(name) && DCGM_NAME.test(name))) return name;
-  throw bad('metrics', `unknown metric '${name.slice(0, 64)}': use a friendly name such as gpuUtilization or a DCGM field name`);
+  throw bad(
+    'metrics',
+    `unknown metric '${name.slice(0, 64)}': use a friendly name such as gpuUtilization or a DCGM field name`,
+  );
 }
 
 /**
@@ -82,7 +85,10 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
       throw bad('eventTypes', 'eventTypes must list at least one event type');
     for (const t of filter.eventTypes) {
       if (!(EVENT_TYPES as readonly string[]).includes(t))
-        throw bad('eventTypes', `unknown event type '${String(t).slice(0, 64)}' (known: ${EVENT_TYPES.join(', ')})`);
+        throw bad(
+          'eventTypes',
+          `unknown event type '${String(t).slice(0, 64)}' (known: ${EVENT_TYPES.join(', ')})`,
+        );
     }
     types = new Set(filter.eventTypes);
   }

@@ -266,7 +266,11 @@ export class EventHub {
       }
     };
     try {
-      sub.replay = await this.coordination.watch(CLUSTERS_PREFIX, { fromRevision: after + 1, onEvent, onError });
+      sub.replay = await this.coordination.watch(CLUSTERS_PREFIX, {
+        fromRevision: after + 1,
+        onEvent,
+        onError,
+      });
       if (handedOver || isClosed(sub)) stopReplay();
     } catch (error) {
       stopReplay();

@@ -20,7 +20,9 @@ export function subscribeIterator(
   options: EventIteratorOptions,
 ): AsyncGenerator<TelemetryEvent, undefined, unknown> {
   const queue: TelemetryEvent[] = [];
-  let waiting: { resolve: (r: IteratorResult<TelemetryEvent, undefined>) => void; reject: (e: unknown) => void } | undefined;
+  let waiting:
+    | { resolve: (r: IteratorResult<TelemetryEvent, undefined>) => void; reject: (e: unknown) => void }
+    | undefined;
   let failure: unknown;
   let done = false;
   let subscription: EventSubscription | undefined;

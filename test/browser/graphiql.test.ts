@@ -49,11 +49,15 @@ describe('GraphQL IDE at GET /graphql', () => {
 
     await page.fill('#query', GUIDE_QUERY);
     await page.click('#run');
-    await page.waitForFunction(() => document.querySelector('#result')?.textContent?.includes('"totalGPUs"'), null, {
-      timeout: 30_000,
-    });
+    await page.locator('#result', { hasText: '"totalGPUs"' }).waitFor({ timeout: 30_000 });
     const shown = JSON.parse((await page.textContent('#result')) ?? '{}') as {
-      data: { cluster: { totalHosts: number; totalGPUs: number; hosts: { gpus: { status: { healthy: boolean } }[] }[] } };
+      data: {
+        cluster: {
+          totalHosts: number;
+          totalGPUs: number;
+          hosts: { gpus: { status: { healthy: boolean } }[] }[];
+        };
+      };
     };
     expect(shown.data.cluster.totalHosts).toBe(31);
     expect(shown.data.cluster.totalGPUs).toBe(247);
@@ -67,22 +71,16 @@ describe('GraphQL IDE at GET /graphql', () => {
   it("runs the guide's subscription from the page and shows pushed events", async () => {
     await page.fill('#query', GUIDE_SUBSCRIPTION);
     await page.click('#run');
-    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'subscribed', null, {
-      timeout: 15_000,
-    });
+    await page.locator('#status', { hasText: /^subscribed$/ }).waitFor({ timeout: 15_000 });
     await server.replay();
-    await page.waitForFunction(() => document.querySelector('#result')?.textContent?.includes('GPU_UPDATE'), null, {
-      timeout: 30_000,
-    });
+    await page.locator('#result', { hasText: 'GPU_UPDATE' }).waitFor({ timeout: 30_000 });
     expect(await page.textContent('#result')).toContain('"gpuUtilization"');
     await page.click('#stop');
   });
 
   it('lists the schema with descriptions', async () => {
     await page.click('#schema');
-    await page.waitForFunction(() => document.querySelector('#docs')?.textContent?.includes('TelemetryEvent'), null, {
-      timeout: 15_000,
-    });
+    await page.locator('#docs', { hasText: 'TelemetryEvent' }).waitFor({ timeout: 15_000 });
     expect(await page.textContent('#docs')).toContain('healthy');
   });
 });

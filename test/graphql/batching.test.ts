@@ -92,7 +92,9 @@ describe('batched loading', () => {
   });
 
   it('one host is two range reads whatever its GPU count', async () => {
-    await query(`{ host(clusterId: "${CLUSTER}", hostId: "mtv5-dgx1-hgpu-031") { gpus { id status { temperatureCelsius } } } }`);
+    await query(
+      `{ host(clusterId: "${CLUSTER}", hostId: "mtv5-dgx1-hgpu-031") { gpus { id status { temperatureCelsius } } } }`,
+    );
     expect(total(coordinationCalls)).toBeLessThanOrEqual(2);
   });
 
@@ -100,11 +102,27 @@ describe('batched loading', () => {
     const data = await query(`{ host(clusterId: "${CLUSTER}", hostId: "mtv5-dgx1-hgpu-031") {
       gpus { telemetry(metrics: ["gpuUtilization", "DCGM_FI_DEV_GPU_TEMP"], limit: 1, order: ASC) {
         hasMore resolution samples { metric name unit value timestamp gpuId gpuIndex hostId labels { name value } } } } } }`);
-    const gpus = (data.host as { gpus: { telemetry: { hasMore: boolean; samples: { metric: string }[] } }[] }).gpus;
+    const gpus = (data.host as { gpus: { telemetry: { hasMore: boolean; samples: { metric: string }[] } }[] })
+      .gpus;
     expect(storeCalls.get('querySamples')).toBe(gpus.length);
     for (const g of gpus) {
       expect(g.telemetry.samples).toHaveLength(1);
       expect(g.telemetry.hasMore).toBe(true);
+    }
+  });
+
+  it('serves rollups at resolution 1m with their aggregates', async () => {
+    const data = await query(`{ telemetry(gpuId: "0", clusterId: "${CLUSTER}", hostId: "mtv5-dgx1-hgpu-031",
+      metrics: ["temperature"], resolution: "1m") { resolution samples { value aggregate { min max avg count last } } } }`);
+    const page = data.telemetry as {
+      resolution: string;
+      samples: { value: number; aggregate: { count: number; avg: number } }[];
+    };
+    expect(page.resolution).toBe('1m');
+    expect(page.samples.length).toBeGreaterThan(0);
+    for (const s of page.samples) {
+      expect(s.aggregate.count).toBeGreaterThan(0);
+      expect(s.value).toBe(s.aggregate.avg);
     }
   });
 });
@@ -114,29 +132,43 @@ describe('schema documentation and Float safety', () => {
     const missing: string[] = [];
     const schema = telemetrySchema();
     for (const type of Object.values(schema.getTypeMap()) as GraphQLNamedType[]) {
-      if (type.name.startsWith('__') || ['String', 'Int', 'Float', 'Boolean', 'ID'].includes(type.name)) continue;
+      if (type.name.startsWith('__') || ['String', 'Int', 'Float', 'Boolean', 'ID'].includes(type.name))
+        continue;
       if (!type.description) missing.push(type.name);
       if (isObjectType(type) || isInterfaceType(type) || isInputObjectType(type)) {
         for (const field of Object.values(type.getFields())) {
           if (!field.description) missing.push(`${type.name}.${field.name}`);
-          for (const arg of 'args' in field ? field.args : []) if (!arg.description) missing.push(`${type.name}.${field.name}(${arg.name})`);
+          for (const arg of 'args' in field ? field.args : [])
+            if (!arg.description) missing.push(`${type.name}.${field.name}(${arg.name})`);
         }
       } else if (isEnumType(type)) {
-        for (const value of type.getValues()) if (!value.description) missing.push(`${type.name}.${value.name}`);
+        for (const value of type.getValues())
+          if (!value.description) missing.push(`${type.name}.${value.name}`);
       } else if (!isScalarType(type)) missing.push(`${type.name}?`);
     }
     expect(missing).toEqual([]);
   });
 
   it('turns NaN and Infinity into null on every Float path', () => {
-    expect([NaN, Infinity, -Infinity, undefined, 1.5].map(finiteOrNull)).toEqual([null, null, null, null, 1.5]);
+    expect([NaN, Infinity, -Infinity, undefined, 1.5].map(finiteOrNull)).toEqual([
+      null,
+      null,
+      null,
+      null,
+      1.5,
+    ]);
     const metrics = {
       DCGM_FI_DEV_GPU_UTIL: { value: NaN, timestampMs: 0 },
       DCGM_FI_DEV_GPU_TEMP: { value: Infinity, timestampMs: 0 },
       DCGM_FI_DEV_POWER_USAGE: { value: 300.5, timestampMs: 0 },
     };
     const status = gpuStatusView({ active: true, metrics });
-    expect(status).toMatchObject({ utilizationPercent: null, temperatureCelsius: null, powerWatts: 300.5, healthy: true });
+    expect(status).toMatchObject({
+      utilizationPercent: null,
+      temperatureCelsius: null,
+      powerWatts: 300.5,
+      healthy: true,
+    });
     expect(metricValueNode('X', { value: -Infinity, timestampMs: 0 }).value).toBeNull();
     const data = dataNode(metrics);
     expect([data.gpuUtilization, data.temperature, data.powerDraw]).toEqual([null, null, 300.5]);
@@ -150,11 +182,26 @@ describe('schema documentation and Float safety', () => {
   it('applies the health rule: inactive, overheating, XID error, row remap failure', () => {
     const m = (field: string, value: number) => ({ [field]: { value, timestampMs: 0 } });
     expect(gpuStatusView({ active: false, metrics: {} }).healthIssues).toEqual(['INACTIVE']);
-    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_GPU_TEMP', 85) }).healthIssues).toEqual(['OVERHEATING']);
-    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_GPU_TEMP', 84.9) }).healthy).toBe(true);
-    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_XID_ERRORS', 79) }).healthIssues).toEqual(['XID_ERROR']);
-    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_ROW_REMAP_FAILURE', 1) }).healthIssues).toEqual([
-      'ROW_REMAP_FAILURE',
+    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_GPU_TEMP', 85) }).healthIssues).toEqual([
+      'OVERHEATING',
     ]);
+    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_GPU_TEMP', 84.9) }).healthy).toBe(true);
+    expect(gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_XID_ERRORS', 79) }).healthIssues).toEqual([
+      'XID_ERROR',
+    ]);
+    expect(
+      gpuStatusView({ active: true, metrics: m('DCGM_FI_DEV_ROW_REMAP_FAILURE', 1) }).healthIssues,
+    ).toEqual(['ROW_REMAP_FAILURE']);
+  });
+});
+
+describe('docs/graphql.md', () => {
+  it('names every type of the schema', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/graphql.md', import.meta.url), 'utf8');
+    const names = Object.keys(telemetrySchema().getTypeMap()).filter(
+      (n) => !n.startsWith('__') && !['String', 'Int', 'Float', 'Boolean', 'ID'].includes(n),
+    );
+    for (const name of names) expect(doc, name).toContain(`\`${name}\``);
   });
 });

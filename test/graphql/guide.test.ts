@@ -52,7 +52,11 @@ const post = async (body: unknown, headers: Record<string, string> = {}) => {
     headers: { 'Content-Type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
-  return { status: res.status, headers: res.headers, json: (await res.json()) as ExecutionResult<Record<string, unknown>> };
+  return {
+    status: res.status,
+    headers: res.headers,
+    json: (await res.json()) as ExecutionResult<Record<string, unknown>>,
+  };
 };
 
 /** Run a query over graphql-ws and return its single result. */
@@ -61,7 +65,11 @@ function overWebSocket(query: string): Promise<ExecutionResult<Record<string, un
     let result: ExecutionResult<Record<string, unknown>> | undefined;
     client.subscribe<Record<string, unknown>>(
       { query },
-      { next: (r) => (result = r), error: reject, complete: () => (result ? resolve(result) : reject(new Error('no result'))) },
+      {
+        next: (r) => (result = r),
+        error: reject,
+        complete: () => (result ? resolve(result) : reject(new Error('no result'))),
+      },
     );
   });
 }
@@ -118,7 +126,11 @@ describe("the guide's GraphQL documents, verbatim", () => {
     const before = hub.stats.subscribers;
     const stop = client.subscribe<Record<string, unknown>>(
       { query: GUIDE_SUBSCRIPTION },
-      { next: (r) => received.push(r.data!.telemetryUpdates as Record<string, unknown>), error: () => undefined, complete: () => undefined },
+      {
+        next: (r) => received.push(r.data!.telemetryUpdates as Record<string, unknown>),
+        error: () => undefined,
+        complete: () => undefined,
+      },
     );
     await waitUntil(() => hub.stats.subscribers > before, 'the subscription to be registered');
     const recorder = await recordHierarchy(server.runtime);
@@ -160,7 +172,16 @@ describe("the guide's GraphQL documents, verbatim", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { data: { __schema: { types: { name: string }[] } } };
     const names = body.data.__schema.types.map((t) => t.name);
-    for (const name of ['Query', 'Subscription', 'Cluster', 'Host', 'GPU', 'GPUStatus', 'TelemetryEvent', 'TelemetryData'])
+    for (const name of [
+      'Query',
+      'Subscription',
+      'Cluster',
+      'Host',
+      'GPU',
+      'GPUStatus',
+      'TelemetryEvent',
+      'TelemetryData',
+    ])
       expect(names).toContain(name);
   });
 
@@ -184,7 +205,9 @@ describe("the guide's GraphQL documents, verbatim", () => {
   });
 
   it('sends CORS headers on REST and GraphQL responses to allowed origins only', async () => {
-    const rest = await fetch(`${server.base}/api/v1/clusters/my-cluster`, { headers: { Origin: 'http://localhost:8080' } });
+    const rest = await fetch(`${server.base}/api/v1/clusters/my-cluster`, {
+      headers: { Origin: 'http://localhost:8080' },
+    });
     expect(rest.headers.get('access-control-allow-origin')).toBe('http://localhost:8080');
     const gql = await post({ query: '{ clusters { id } }' }, { Origin: 'http://localhost:3000' });
     expect(gql.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');

@@ -5,7 +5,14 @@
  * off; a bad request is never a 500 and never stops the server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLUSTER, JsonSocket, startExtraApp, startSampleServer, waitUntil, type SampleServer } from '../ws/harness.js';
+import {
+  CLUSTER,
+  JsonSocket,
+  startExtraApp,
+  startSampleServer,
+  waitUntil,
+  type SampleServer,
+} from '../ws/harness.js';
 
 interface GqlBody {
   data?: Record<string, unknown> | null;
@@ -20,7 +27,13 @@ beforeAll(async () => {
   server = await startSampleServer();
   strict = await startExtraApp(
     server.runtime,
-    { GRAPHQL_INTROSPECTION: false, WS_INIT_TIMEOUT: 300, WS_MAX_PAYLOAD: 4096, GRAPHQL_MAX_BATCH: 0, WS_MAX_SUBSCRIPTIONS: 2 },
+    {
+      GRAPHQL_INTROSPECTION: false,
+      WS_INIT_TIMEOUT: 300,
+      WS_MAX_PAYLOAD: 4096,
+      GRAPHQL_MAX_BATCH: 0,
+      WS_MAX_SUBSCRIPTIONS: 2,
+    },
     'api',
   );
 });
@@ -155,7 +168,9 @@ describe('hostile documents over HTTP', () => {
     expect(codeOf(badLimit.body)).toBe('BAD_REQUEST');
     const badTime = await post({ query: '{ telemetry(gpuId: "GPU-x", from: "yesterday") { hasMore } }' });
     expect(badTime.status).toBe(400);
-    const badResolution = await post({ query: '{ telemetry(gpuId: "GPU-x", resolution: "fast") { hasMore } }' });
+    const badResolution = await post({
+      query: '{ telemetry(gpuId: "GPU-x", resolution: "fast") { hasMore } }',
+    });
     expect(codeOf(badResolution.body)).toBe('BAD_REQUEST');
   });
 
@@ -173,14 +188,20 @@ describe('hostile documents over HTTP', () => {
     const sub = await post({ query: 'subscription { telemetryUpdates { cursor } }' });
     expect(sub.status).toBe(400);
     expect(sub.body.errors?.[0]?.message).toMatch(/WebSocket/);
-    const get = await fetch(`${server.base}/graphql?query=${encodeURIComponent('{ clusters { id totalGPUs } }')}`);
+    const get = await fetch(
+      `${server.base}/graphql?query=${encodeURIComponent('{ clusters { id totalGPUs } }')}`,
+    );
     expect(get.status).toBe(200);
     expect(await get.json()).toEqual({ data: { clusters: [{ id: CLUSTER, totalGPUs: 247 }] } });
   });
 });
 
 /** A raw graphql-transport-ws client. */
-function gqlSocket(base: string, protocol = 'graphql-transport-ws', headers: Record<string, string> = {}): JsonSocket {
+function gqlSocket(
+  base: string,
+  protocol = 'graphql-transport-ws',
+  headers: Record<string, string> = {},
+): JsonSocket {
   return new JsonSocket(`${base}/graphql`, protocol, { headers });
 }
 

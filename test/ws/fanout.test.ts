@@ -3,8 +3,9 @@
  * subscribed while the bundled sample is replayed several times; each receives exactly the events of
  * its filter (checked against the store's own watch history), in order. One more client (20
  * subscriptions to everything) stops reading: it is dropped once its send buffer passes
- * WS_MAX_BUFFERED, and no server socket ever holds more than that bound plus one message.
- * Bounded: at most 10 replays, every wait has a timeout.
+ * WS_MAX_BUFFERED, and no server socket ever holds more than that bound plus one message; a GraphQL
+ * client that stops reading is dropped once its subscriptions fall WS_MAX_BUFFERED / 1024 events
+ * behind. Bounded: at most 10 replays, every wait has a timeout.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -45,7 +46,11 @@ class Client {
     this.ws = new WebSocket(url);
     this.ws.on('error', () => undefined);
     this.ws.on('message', (data) => {
-      const m = JSON.parse(String(data)) as { type: string; cursor?: string; event?: { observedAt: string | null } };
+      const m = JSON.parse(String(data)) as {
+        type: string;
+        cursor?: string;
+        event?: { observedAt: string | null };
+      };
       if (m.type === 'welcome') this.ws.send(JSON.stringify({ type: 'subscribe', id: 's', filter }));
       else if (m.type === 'subscribed') this.subscribedAfter = Number(m.cursor);
       else if (m.type === 'event') {
@@ -62,7 +67,8 @@ class Client {
     if (f.clusterId !== undefined && r.clusterId !== f.clusterId) return false;
     if (f.hostId !== undefined && r.hostname !== f.hostId) return false;
     if (f.gpuId !== undefined && (r.kind !== 'gpu' || r.uuid !== f.gpuId)) return false;
-    if (f.metrics) return r.kind === 'gpu' && r.type === 'put' && (r.metrics ?? []).includes('DCGM_FI_DEV_GPU_TEMP');
+    if (f.metrics)
+      return r.kind === 'gpu' && r.type === 'put' && (r.metrics ?? []).includes('DCGM_FI_DEV_GPU_TEMP');
     return true;
   }
 }
@@ -107,13 +113,33 @@ describe('100 subscribers while the sample is replayed', () => {
       if ((JSON.parse(String(data)) as { type: string }).type === 'subscribed') acks += 1;
     });
     await new Promise<void>((resolve) => slow.once('open', () => resolve()));
-    for (let i = 0; i < SLOW_SUBSCRIPTIONS; i++) slow.send(JSON.stringify({ type: 'subscribe', id: `all-${i}` }));
+    for (let i = 0; i < SLOW_SUBSCRIPTIONS; i++)
+      slow.send(JSON.stringify({ type: 'subscribe', id: `all-${i}` }));
     await waitUntil(() => acks === SLOW_SUBSCRIPTIONS, 'the slow client subscribed');
     slow.pause();
 
+    // A GraphQL client does the same over graphql-ws with a wide selection, then stops reading.
     const hub = server.realtime.hub;
+    const slowGql = new WebSocket(`${server.wsBase}/graphql`, 'graphql-transport-ws');
+    slowGql.on('error', () => undefined);
+    slowGql.on('message', (data) => {
+      if ((JSON.parse(String(data)) as { type: string }).type !== 'connection_ack') return;
+      for (let i = 0; i < SLOW_SUBSCRIPTIONS; i++) {
+        const query =
+          'subscription { telemetryUpdates { cursor eventType hostId gpuId data { values { field name unit kind value timestamp } } } }';
+        slowGql.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query } }));
+      }
+    });
+    await new Promise<void>((resolve) => slowGql.once('open', () => resolve()));
+    slowGql.send(JSON.stringify({ type: 'connection_init' }));
+
     await waitUntil(() => clients.every((c) => c.subscribedAfter !== undefined), 'every client subscribed');
-    expect(hub.stats.subscribers).toBe(CLIENTS + SLOW_SUBSCRIPTIONS);
+    await waitUntil(
+      () => hub.stats.subscribers === CLIENTS + 2 * SLOW_SUBSCRIPTIONS,
+      'the slow GraphQL client',
+    );
+    slowGql.pause();
+    const gqlWss = server.realtime.endpoints.get('/graphql')!.wss;
 
     const wss = server.realtime.endpoints.get('/ws')!.wss;
     let maxBuffered = 0;
@@ -136,12 +162,15 @@ describe('100 subscribers while the sample is replayed', () => {
       await server.replay();
       replays += 1;
       if (droppedAt === undefined && wss.clients.size === CLIENTS) droppedAt = Date.now();
-      if (droppedAt !== undefined && replays >= 2) break;
+      if (droppedAt !== undefined && gqlWss.clients.size === 0 && replays >= 2) break;
     }
     const lastRevision = recorder.events.at(-1)!.revision;
     await recorder.stop();
     await waitUntil(() => wss.clients.size === CLIENTS, 'the slow client to be dropped', 10_000);
     droppedAt ??= Date.now();
+    // The GraphQL subscriptions fell WS_MAX_BUFFERED / 1024 events behind: the connection was dropped.
+    await waitUntil(() => gqlWss.clients.size === 0, 'the slow GraphQL client to be dropped', 10_000);
+    expect(hub.stats.subscribers).toBe(CLIENTS);
 
     const expected = clients.map((c) => recorder.events.filter((r) => c.wants(r)).map((r) => r.revision));
     await waitUntil(
@@ -153,7 +182,10 @@ describe('100 subscribers while the sample is replayed', () => {
     const heapAfter = process.memoryUsage().heapUsed;
 
     for (const [i, c] of clients.entries()) {
-      expect(c.cursors.filter((r) => r <= lastRevision), `client ${i} ${JSON.stringify(c.filter)}`).toEqual(expected[i]);
+      expect(
+        c.cursors.filter((r) => r <= lastRevision),
+        `client ${i} ${JSON.stringify(c.filter)}`,
+      ).toEqual(expected[i]);
     }
     // Every filter kind saw events; the everything-clients saw every write.
     expect(Math.min(...expected.map((e) => e.length))).toBeGreaterThan(0);
@@ -167,8 +199,12 @@ describe('100 subscribers while the sample is replayed', () => {
     slow.resume();
     expect([4503, 1006]).toContain(await slowClosed);
 
-    const before = clients.flatMap((c) => c.latencies.filter((l) => l.at < droppedAt!).map((l) => l.ms)).sort((a, b) => a - b);
-    const after = clients.flatMap((c) => c.latencies.filter((l) => l.at >= droppedAt!).map((l) => l.ms)).sort((a, b) => a - b);
+    const before = clients
+      .flatMap((c) => c.latencies.filter((l) => l.at < droppedAt!).map((l) => l.ms))
+      .sort((a, b) => a - b);
+    const after = clients
+      .flatMap((c) => c.latencies.filter((l) => l.at >= droppedAt!).map((l) => l.ms))
+      .sort((a, b) => a - b);
     const deliveries = clients.reduce((n, c) => n + c.cursors.length, 0);
     console.info(
       `fan-out: ${replays} replays, ${recorder.events.length} writes, ${deliveries} deliveries in ${Date.now() - started} ms; ` +

@@ -86,7 +86,14 @@ export async function startSampleServer(
   if (options.ingest !== false) await replay();
   const realtime = runtime.app.realtime;
   if (!realtime) throw new Error('the runtime has neither GraphQL nor /ws enabled');
-  return { runtime, base, wsBase: base.replace(/^http/, 'ws'), realtime, replay, close: () => runtime.close() };
+  return {
+    runtime,
+    base,
+    wsBase: base.replace(/^http/, 'ws'),
+    realtime,
+    replay,
+    close: () => runtime.close(),
+  };
 }
 
 /** Wait until `check()` is true, polling every 10 ms; throws `what` after `timeoutMs`. */
@@ -111,7 +118,9 @@ export interface Recorded {
 }
 
 /** Records every hierarchy watch event from the store's current revision on. */
-export async function recordHierarchy(runtime: EmbeddedRuntime): Promise<{ events: Recorded[]; stop(): Promise<void> }> {
+export async function recordHierarchy(
+  runtime: EmbeddedRuntime,
+): Promise<{ events: Recorded[]; stop(): Promise<void> }> {
   const events: Recorded[] = [];
   const from = (await runtime.coordination.revision()) + 1;
   const watcher = await runtime.coordination.watch(CLUSTERS_PREFIX, {
@@ -120,7 +129,12 @@ export async function recordHierarchy(runtime: EmbeddedRuntime): Promise<{ event
       const key = e.type === 'put' ? e.kv.key : e.key;
       const parsed = parseKey(key);
       if (!parsed) return;
-      const r: Recorded = { revision: e.revision, type: e.type, kind: parsed.kind, clusterId: parsed.clusterId };
+      const r: Recorded = {
+        revision: e.revision,
+        type: e.type,
+        kind: parsed.kind,
+        clusterId: parsed.clusterId,
+      };
       if (parsed.kind !== 'cluster') r.hostname = parsed.hostname;
       if (parsed.kind === 'gpu') {
         r.gpuIndex = parsed.gpuId;

@@ -5,7 +5,10 @@
  * without gaps or duplicates, a broken shared watch, the bounded iterator and the ring itself.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createEmbeddedCoordination, type EmbeddedCoordination } from '../../src/adapters/embedded/coordination.js';
+import {
+  createEmbeddedCoordination,
+  type EmbeddedCoordination,
+} from '../../src/adapters/embedded/coordination.js';
 import { NexusError } from '../../src/errors.js';
 import { compileFilter } from '../../src/events/filter.js';
 import { EventHub } from '../../src/events/hub.js';
@@ -132,7 +135,14 @@ describe('EventHub', () => {
     expect(second.ready).toBe(cursor);
     await putGpu('h1', 0, 8);
     await waitUntil(() => second.events.length === 6, '6 events');
-    expect(revisions(second.events)).toEqual([cursor + 1, cursor + 2, cursor + 3, cursor + 4, cursor + 5, cursor + 6]);
+    expect(revisions(second.events)).toEqual([
+      cursor + 1,
+      cursor + 2,
+      cursor + 3,
+      cursor + 4,
+      cursor + 5,
+      cursor + 6,
+    ]);
   });
 
   it("replays an older cursor from the store's history and hands over to the shared watch", async () => {
@@ -175,8 +185,13 @@ describe('EventHub', () => {
     await putGpu('h1', 0, 1);
     const r = recorder();
     await hub.subscribe({ filter: compileFilter({}), after: 1_000_000, ...r });
-    expect(r.events[0]).toMatchObject({ eventType: 'RESYNC', resync: { reason: 'unknown_cursor', snapshotSize: 1 } });
-    await expect(hub.subscribe({ filter: compileFilter({}), after: -1, ...recorder() })).rejects.toThrow(/cursor/);
+    expect(r.events[0]).toMatchObject({
+      eventType: 'RESYNC',
+      resync: { reason: 'unknown_cursor', snapshotSize: 1 },
+    });
+    await expect(hub.subscribe({ filter: compileFilter({}), after: -1, ...recorder() })).rejects.toThrow(
+      /cursor/,
+    );
   });
 
   it('starts with a snapshot when asked', async () => {
@@ -228,7 +243,11 @@ describe('EventHub', () => {
 describe('subscribeIterator', () => {
   it('yields events in order and cuts off a consumer that falls behind', async () => {
     let overflowed = 0;
-    const it1 = subscribeIterator(hub, { filter: compileFilter({}), maxQueued: 3, onOverflow: () => overflowed++ });
+    const it1 = subscribeIterator(hub, {
+      filter: compileFilter({}),
+      maxQueued: 3,
+      onOverflow: () => overflowed++,
+    });
     await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
     const a = await putGpu('h1', 0, 1);
     expect((await it1.next()).value?.revision).toBe(a);

@@ -31,7 +31,11 @@ afterAll(async () => {
 
 const HOST = 'mtv5-dgx1-hgpu-031';
 
-async function connect(path = '/ws?subscribe=none', base = server.wsBase, headers: Record<string, string> = {}) {
+async function connect(
+  path = '/ws?subscribe=none',
+  base = server.wsBase,
+  headers: Record<string, string> = {},
+) {
   const s = new JsonSocket(`${base}${path}`, undefined, { headers });
   await s.opened;
   await s.next((m) => m.type === 'welcome', 'welcome');
@@ -42,7 +46,11 @@ describe('/ws protocol', () => {
   it('greets, answers ping with pong (echoing id and payload), and GET without upgrade is 426', async () => {
     const s = await connect();
     const welcome = s.ofType('welcome')[0]!;
-    expect(welcome).toMatchObject({ protocol: 'nexus-telemetry.ws.v1', maxPayload: 65536, maxSubscriptions: 20 });
+    expect(welcome).toMatchObject({
+      protocol: 'nexus-telemetry.ws.v1',
+      maxPayload: 65536,
+      maxSubscriptions: 20,
+    });
     expect(welcome.cursor).toMatch(/^\d+$/);
     s.send({ type: 'ping', id: 7, payload: { hello: 'world' } });
     const pong = await s.next((m) => m.type === 'pong', 'pong');
@@ -57,13 +65,24 @@ describe('/ws protocol', () => {
   it('subscribes with filters, pushes the matching events with cursors, and unsubscribes', async () => {
     const s = await connect();
     const uuid = readSampleRows().find((r) => r.hostname === HOST && r.gpuId === '3')!.uuid;
-    s.send({ type: 'subscribe', id: 'host', filter: { hostId: HOST, metrics: ['gpuUtilization', 'powerDraw'] } });
+    s.send({
+      type: 'subscribe',
+      id: 'host',
+      filter: { hostId: HOST, metrics: ['gpuUtilization', 'powerDraw'] },
+    });
     s.send({ type: 'subscribe', id: 'gpu', filter: { gpuId: uuid } });
-    s.send({ type: 'subscribe', id: 'idx', filter: { hostId: HOST, gpuId: '3', eventTypes: ['GPU_UPDATE'] } });
+    s.send({
+      type: 'subscribe',
+      id: 'idx',
+      filter: { hostId: HOST, gpuId: '3', eventTypes: ['GPU_UPDATE'] },
+    });
     await waitUntil(() => s.ofType('subscribed').length === 3, 'three acks');
     expect(s.ofType('subscribed', 'host')[0]!.cursor).toMatch(/^\d+$/);
     await server.replay();
-    await waitUntil(() => s.ofType('event', 'idx').length > 0 && s.ofType('event', 'host').length >= 8, 'events');
+    await waitUntil(
+      () => s.ofType('event', 'idx').length > 0 && s.ofType('event', 'host').length >= 8,
+      'events',
+    );
     await new Promise((r) => setTimeout(r, 100));
 
     const host = s.ofType('event', 'host');
@@ -79,7 +98,9 @@ describe('/ws protocol', () => {
 
     const gpu = s.ofType('event', 'gpu').map((m) => m.event as Record<string, unknown>);
     expect(gpu.length).toBeGreaterThan(0);
-    expect(gpu.every((e) => e.gpuId === uuid && e.gpuIndex === '3' && e.deviceName === 'NVIDIA H100 80GB HBM3')).toBe(true);
+    expect(
+      gpu.every((e) => e.gpuId === uuid && e.gpuIndex === '3' && e.deviceName === 'NVIDIA H100 80GB HBM3'),
+    ).toBe(true);
     const idx = s.ofType('event', 'idx').map((m) => Number(m.cursor));
     expect(idx).toEqual(s.ofType('event', 'gpu').map((m) => Number(m.cursor)));
 
@@ -150,7 +171,10 @@ describe('/ws protocol', () => {
     for (const id of ['1', '2', '3']) s.send({ type: 'subscribe', id });
     const refused = await s.next((m) => m.type === 'error', 'a refusal');
     expect(refused).toMatchObject({ id: '3', code: 'TOO_MANY_SUBSCRIPTIONS' });
-    const more = [await connect('/ws?subscribe=none', strict.wsBase), await connect('/ws?subscribe=none', strict.wsBase)];
+    const more = [
+      await connect('/ws?subscribe=none', strict.wsBase),
+      await connect('/ws?subscribe=none', strict.wsBase),
+    ];
     const over = new JsonSocket(`${strict.wsBase}/ws`);
     await over.closed;
     expect(over.refusedWith).toBe(503);
@@ -158,7 +182,9 @@ describe('/ws protocol', () => {
   });
 
   it('checks the Origin against CORS_ORIGINS: foreign 403, listed and same-origin allowed', async () => {
-    const foreign = new JsonSocket(`${strict.wsBase}/ws`, undefined, { headers: { Origin: 'http://localhost:3000' } });
+    const foreign = new JsonSocket(`${strict.wsBase}/ws`, undefined, {
+      headers: { Origin: 'http://localhost:3000' },
+    });
     await foreign.closed;
     expect(foreign.refusedWith).toBe(403);
     const listed = await connect('/ws?subscribe=none', strict.wsBase, { Origin: 'https://dash.example.com' });

@@ -140,7 +140,9 @@ describe('after compaction', () => {
     await waitUntil(() => gqlEvents(s).length >= 248, 'resync and snapshot');
     const [marker, ...rest] = gqlEvents(s);
     expect(marker).toMatchObject({ eventType: 'RESYNC', resyncReason: 'COMPACTED', snapshotSize: 247 });
-    expect(rest.slice(0, 247).every((e) => e.eventType === 'SNAPSHOT' && e.cursor === marker!.cursor)).toBe(true);
+    expect(rest.slice(0, 247).every((e) => e.eventType === 'SNAPSHOT' && e.cursor === marker!.cursor)).toBe(
+      true,
+    );
     s.close();
   });
 });

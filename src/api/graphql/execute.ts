@@ -48,14 +48,24 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Check and prepare one `{ query, variables, operationName }` request. Never throws. */
-export function prepareOperation(schema: GraphQLSchema, request: unknown, settings: PipelineSettings): Prepared {
-  const fail = (code: string, message: string): Prepared => ({ ok: false, errors: [limitError(code, message)] });
-  if (!isPlainObject(request)) return fail('BAD_REQUEST', 'request body must be a JSON object with a "query" string');
+export function prepareOperation(
+  schema: GraphQLSchema,
+  request: unknown,
+  settings: PipelineSettings,
+): Prepared {
+  const fail = (code: string, message: string): Prepared => ({
+    ok: false,
+    errors: [limitError(code, message)],
+  });
+  if (!isPlainObject(request))
+    return fail('BAD_REQUEST', 'request body must be a JSON object with a "query" string');
   const { query, variables, operationName } = request;
-  if (typeof query !== 'string' || query.trim() === '') return fail('BAD_REQUEST', '"query" must be a non-empty string');
+  if (typeof query !== 'string' || query.trim() === '')
+    return fail('BAD_REQUEST', '"query" must be a non-empty string');
   if (query.length > MAX_QUERY_LENGTH)
     return fail('QUERY_TOO_LARGE', `query is longer than ${MAX_QUERY_LENGTH} characters`);
-  if (variables != null && !isPlainObject(variables)) return fail('BAD_REQUEST', '"variables" must be an object');
+  if (variables != null && !isPlainObject(variables))
+    return fail('BAD_REQUEST', '"variables" must be an object');
   if (operationName != null && typeof operationName !== 'string')
     return fail('BAD_REQUEST', '"operationName" must be a string');
   const variableValues = variables ?? undefined;
@@ -85,7 +95,9 @@ export function prepareOperation(schema: GraphQLSchema, request: unknown, settin
   const limitErrors = checkLimits(document, settings.limits, variableValues);
   if (limitErrors.length > 0) return { ok: false, errors: limitErrors };
 
-  const rules = settings.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
+  const rules = settings.introspection
+    ? specifiedRules
+    : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   const validationErrors = validate(schema, document, rules, { maxErrors: MAX_VALIDATION_ERRORS });
   if (validationErrors.length > 0) {
     return {
@@ -108,7 +120,9 @@ export function prepareOperation(schema: GraphQLSchema, request: unknown, settin
   if (!operation) {
     return fail(
       'BAD_REQUEST',
-      operationName ? `unknown operation "${operationName}"` : 'the document has several operations: give operationName',
+      operationName
+        ? `unknown operation "${operationName}"`
+        : 'the document has several operations: give operationName',
     );
   }
   return {

@@ -84,12 +84,17 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
         return reply.status(answer.status).send(answer.body);
       }
       if (options.maxBatch === 0)
-        return reply.status(400).send(errorBody('BATCH_DISABLED', 'array batching is turned off on this server'));
+        return reply
+          .status(400)
+          .send(errorBody('BATCH_DISABLED', 'array batching is turned off on this server'));
       if (body.length === 0 || body.length > options.maxBatch) {
         return reply
           .status(400)
           .send(
-            errorBody('BATCH_TOO_LARGE', `a batch holds 1 to ${options.maxBatch} operations; got ${body.length}`),
+            errorBody(
+              'BATCH_TOO_LARGE',
+              `a batch holds 1 to ${options.maxBatch} operations; got ${body.length}`,
+            ),
           );
       }
       const answers: unknown[] = [];
@@ -104,7 +109,8 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
     async (request, reply) => {
       const { query, variables, operationName } = request.query;
       if (query === undefined) {
-        if (!options.ide) return reply.status(400).send(errorBody('BAD_REQUEST', 'missing "query" parameter'));
+        if (!options.ide)
+          return reply.status(400).send(errorBody('BAD_REQUEST', 'missing "query" parameter'));
         return reply
           .header('content-security-policy', IDE_CSP)
           .header('x-content-type-options', 'nosniff')

@@ -171,7 +171,9 @@ export function checkLimits(
       aliases += countAliases(def.selectionSet);
   }
   if (aliases > limits.maxAliases)
-    return [limitError('TOO_MANY_ALIASES', `document has ${aliases} aliases; the limit is ${limits.maxAliases}`)];
+    return [
+      limitError('TOO_MANY_ALIASES', `document has ${aliases} aliases; the limit is ${limits.maxAliases}`),
+    ];
 
   const measure = new Measure(document, variables);
   const errors: GraphQLError[] = [];
@@ -180,14 +182,19 @@ export function checkLimits(
     const label = def.name ? `operation ${def.name.value}` : 'the operation';
     const depth = measure.depth(def.selectionSet);
     if (depth > limits.maxDepth) {
-      errors.push(limitError('QUERY_TOO_DEEP', `${label} is ${depth} levels deep; the limit is ${limits.maxDepth}`));
+      errors.push(
+        limitError('QUERY_TOO_DEEP', `${label} is ${depth} levels deep; the limit is ${limits.maxDepth}`),
+      );
       continue;
     }
     const cost = measure.cost(def.selectionSet);
     if (cost > limits.maxCost) {
       const shown = cost >= CAP ? 'unbounded' : String(Math.round(cost));
       errors.push(
-        limitError('QUERY_TOO_COSTLY', `${label} has an estimated cost of ${shown}; the limit is ${limits.maxCost}`),
+        limitError(
+          'QUERY_TOO_COSTLY',
+          `${label} has an estimated cost of ${shown}; the limit is ${limits.maxCost}`,
+        ),
       );
     }
   }

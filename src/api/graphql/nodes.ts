@@ -75,6 +75,13 @@ export interface SampleNode {
   pod: string;
   namespace: string;
   labels: { name: string; value: string }[];
+  aggregate: {
+    min: number | null;
+    max: number | null;
+    avg: number | null;
+    count: number;
+    last: number | null;
+  } | null;
 }
 
 /** Values of a GPU by friendly name, plus every value. */
@@ -177,6 +184,15 @@ export function sampleNode(s: StoredSample): SampleNode {
     labels: Object.keys(s.labels)
       .sort()
       .map((name) => ({ name, value: s.labels[name]! })),
+    aggregate: s.aggregate
+      ? {
+          min: finiteOrNull(s.aggregate.min),
+          max: finiteOrNull(s.aggregate.max),
+          avg: finiteOrNull(s.aggregate.avg),
+          count: s.aggregate.count,
+          last: finiteOrNull(s.aggregate.last),
+        }
+      : null,
   };
 }
 

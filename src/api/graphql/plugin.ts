@@ -49,7 +49,10 @@ export const GRAPHQL_PATH = '/graphql';
 export const graphqlPlugin: FastifyPluginAsync<GraphqlPluginOptions> = async (app, options) => {
   const { settings, logger } = options;
   const schema = telemetrySchema();
-  const services: GraphqlServices = { ...options.services, maxQueuedEvents: settings.maxQueuedEvents ?? 1000 };
+  const services: GraphqlServices = {
+    ...options.services,
+    maxQueuedEvents: settings.maxQueuedEvents ?? 1000,
+  };
   const pipeline: PipelineSettings = { limits: settings.limits, introspection: settings.introspection };
 
   await app.register(graphqlHttpRoutes, {

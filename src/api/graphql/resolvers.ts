@@ -11,7 +11,13 @@ import { compileFilter, resolveMetricName } from '../../events/filter.js';
 import { subscribeIterator } from '../../events/iterator.js';
 import type { EventFilter, TelemetryEvent, TelemetryEventType } from '../../events/types.js';
 import type { GpuStatus } from '../../hierarchy/reader.js';
-import type { GpuSelector, SampleStore } from '../../ports/sample-store.js';
+import {
+  chooseResolution,
+  type GpuSelector,
+  type Resolution,
+  type SampleStore,
+} from '../../ports/sample-store.js';
+import { parseResolution } from '../params.js';
 import { MAX_LIMIT } from '../schemas.js';
 import type { GraphqlContext } from './context.js';
 import { hostKey } from './loaders.js';
@@ -34,11 +40,15 @@ import {
 export type Resolver = GraphQLFieldResolver<unknown, GraphqlContext, Record<string, unknown>>;
 
 /** Resolvers by type name and field name; subscription fields have `subscribe` and `resolve`. */
-export type ResolverMap = Record<string, Record<string, Resolver | { subscribe: Resolver; resolve: Resolver }>>;
+export type ResolverMap = Record<
+  string,
+  Record<string, Resolver | { subscribe: Resolver; resolve: Resolver }>
+>;
 
 /** Type a resolver by its source and arguments (graphql-js checks them against the schema). */
-const r = <S, A = Record<string, never>>(fn: (source: S, args: A, ctx: GraphqlContext) => unknown): Resolver =>
-  fn as unknown as Resolver;
+const r = <S, A = Record<string, never>>(
+  fn: (source: S, args: A, ctx: GraphqlContext) => unknown,
+): Resolver => fn as unknown as Resolver;
 
 type Maybe<T> = T | null | undefined;
 
@@ -71,7 +81,11 @@ function ambiguous(id: string): NexusError {
 }
 
 /** Run a telemetry query for one GPU with checked arguments. */
-async function telemetry(store: SampleStore, gpu: GpuSelector, args: TelemetryArgs): Promise<TelemetryPageNode> {
+async function telemetry(
+  store: SampleStore,
+  gpu: GpuSelector,
+  args: TelemetryArgs,
+): Promise<TelemetryPageNode> {
   const limit = args.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
     throw bad('limit', `limit must be between 1 and ${MAX_LIMIT}`);
@@ -80,12 +94,20 @@ async function telemetry(store: SampleStore, gpu: GpuSelector, args: TelemetryAr
   if (startMs !== undefined && endMs !== undefined && startMs > endMs) throw bad('from', 'from is after to');
   let metrics: string[] | undefined;
   if (args.metrics) {
-    if (args.metrics.length === 0 || args.metrics.length > 64) throw bad('metrics', 'metrics must list 1 to 64 names');
+    if (args.metrics.length === 0 || args.metrics.length > 64)
+      throw bad('metrics', 'metrics must list 1 to 64 names');
     metrics = [...new Set(args.metrics.map(resolveMetricName))];
   }
-  const resolution = args.resolution ?? 'raw';
-  if (!/^(raw|\d{1,6}(s|m|h|d))$/.test(resolution))
-    throw bad('resolution', "resolution must be 'raw' or a bucket such as 1m, 5m, 1h");
+  let resolution: Resolution;
+  try {
+    resolution = chooseResolution({
+      startMs,
+      endMs,
+      resolution: parseResolution(args.resolution ?? undefined),
+    });
+  } catch {
+    throw bad('resolution', 'resolution must be one of raw, 1m, 1h, auto');
+  }
   const samples = await store.querySamples({
     gpu,
     ...(startMs !== undefined ? { startMs } : {}),
@@ -93,8 +115,9 @@ async function telemetry(store: SampleStore, gpu: GpuSelector, args: TelemetryAr
     ...(metrics ? { metrics } : {}),
     limit: limit + 1,
     order: args.order === 'ASC' ? 'asc' : 'desc',
+    resolution,
   });
-  return { samples: samples.slice(0, limit).map(sampleNode), hasMore: samples.length > limit, resolution: 'raw' };
+  return { samples: samples.slice(0, limit).map(sampleNode), hasMore: samples.length > limit, resolution };
 }
 
 /** Find a GPU in a list by index or UUID. */
@@ -126,7 +149,8 @@ function eventFilter(args: SubscriptionArgs): EventFilter {
 /** Parse a cursor argument: a decimal revision. */
 export function parseCursor(text: string): number {
   const n = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n)) throw bad('after', `cursor '${text.slice(0, 32)}' is not a cursor from this API`);
+  if (!Number.isSafeInteger(n))
+    throw bad('after', `cursor '${text.slice(0, 32)}' is not a cursor from this API`);
   return n;
 }
 
@@ -142,21 +166,27 @@ export const resolvers: ResolverMap = {
       const h = (await ctx.loaders.hosts.load(args.clusterId))?.find((x) => x.hostname === args.hostId);
       return h ? hostNode(h) : null;
     }),
-    gpu: r(async (_: unknown, args: { id: string; clusterId?: Maybe<string>; hostId?: Maybe<string> }, ctx) => {
-      let gpu: GpuStatus | undefined;
-      if (args.clusterId != null && args.hostId != null) {
-        gpu = pick(await ctx.loaders.gpus.load(hostKey(args.clusterId, args.hostId)), args.id);
-      } else if (isIndex(args.id)) {
-        throw ambiguous(args.id);
-      } else {
-        gpu = await ctx.loaders.gpuByUuid.load(args.id);
-        if (gpu && args.clusterId != null && gpu.clusterId !== args.clusterId) gpu = undefined;
-        if (gpu && args.hostId != null && gpu.hostname !== args.hostId) gpu = undefined;
-      }
-      return gpu ? gpuNode(gpu) : null;
-    }),
+    gpu: r(
+      async (_: unknown, args: { id: string; clusterId?: Maybe<string>; hostId?: Maybe<string> }, ctx) => {
+        let gpu: GpuStatus | undefined;
+        if (args.clusterId != null && args.hostId != null) {
+          gpu = pick(await ctx.loaders.gpus.load(hostKey(args.clusterId, args.hostId)), args.id);
+        } else if (isIndex(args.id)) {
+          throw ambiguous(args.id);
+        } else {
+          gpu = await ctx.loaders.gpuByUuid.load(args.id);
+          if (gpu && args.clusterId != null && gpu.clusterId !== args.clusterId) gpu = undefined;
+          if (gpu && args.hostId != null && gpu.hostname !== args.hostId) gpu = undefined;
+        }
+        return gpu ? gpuNode(gpu) : null;
+      },
+    ),
     telemetry: r(
-      (_: unknown, args: TelemetryArgs & { gpuId: string; clusterId?: Maybe<string>; hostId?: Maybe<string> }, ctx) => {
+      (
+        _: unknown,
+        args: TelemetryArgs & { gpuId: string; clusterId?: Maybe<string>; hostId?: Maybe<string> },
+        ctx,
+      ) => {
         let selector: GpuSelector;
         if (!isIndex(args.gpuId)) selector = { uuid: args.gpuId };
         else if (args.clusterId != null && args.hostId != null)
@@ -169,7 +199,9 @@ export const resolvers: ResolverMap = {
       const limit = args.limit ?? 100;
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
         throw bad('limit', `limit must be between 1 and ${MAX_LIMIT}`);
-      const rows = await ctx.store.listDeadLetters(args.source != null ? { limit, source: args.source } : { limit });
+      const rows = await ctx.store.listDeadLetters(
+        args.source != null ? { limit, source: args.source } : { limit },
+      );
       return rows.map(deadLetterNode);
     }),
     services: r(async (_: unknown, args: { type?: Maybe<string> }, ctx) => {
@@ -191,7 +223,9 @@ export const resolvers: ResolverMap = {
       const c = await ctx.loaders.cluster.load(h.clusterId);
       return c ? clusterNode(c) : null;
     }),
-    gpus: r(async (h: HostNode, __, ctx) => (await ctx.loaders.gpus.load(hostKey(h.clusterId, h.hostname))).map(gpuNode)),
+    gpus: r(async (h: HostNode, __, ctx) =>
+      (await ctx.loaders.gpus.load(hostKey(h.clusterId, h.hostname))).map(gpuNode),
+    ),
     gpu: r(async (h: HostNode, { id }: { id: string }, ctx) => {
       const g = pick(await ctx.loaders.gpus.load(hostKey(h.clusterId, h.hostname)), id);
       return g ? gpuNode(g) : null;
@@ -218,7 +252,9 @@ export const resolvers: ResolverMap = {
         });
       }),
       resolve: r((event: TelemetryEvent, args: SubscriptionArgs) => {
-        const metrics = args.metrics ? compileFilter({ metrics: args.metrics }).project(event.metrics) : event.metrics;
+        const metrics = args.metrics
+          ? compileFilter({ metrics: args.metrics }).project(event.metrics)
+          : event.metrics;
         return eventNode(event, metrics);
       }),
     },

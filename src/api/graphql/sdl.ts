@@ -24,8 +24,9 @@ const telemetryArgs = `
     """Time order of the samples."""
     order: SortOrder = DESC
     """
-    Wanted resolution: \`raw\`, or a bucket such as \`1m\`, \`5m\`, \`1h\`. Accepted and checked; the
-    store serves raw samples today, and TelemetryPage.resolution says what was served.
+    \`raw\` (default) for stored samples, \`1m\` or \`1h\` for rollup buckets (value = average, see
+    TelemetrySample.aggregate), \`auto\` to choose from the time range (raw up to 6 h, 1m up to 7 days,
+    1h beyond; raw without \`from\`). TelemetryPage.resolution says what was served.
     """
     resolution: String`;
 
@@ -299,7 +300,7 @@ type TelemetryPage {
   samples: [TelemetrySample!]!
   """True when more samples matched than limit returned."""
   hasMore: Boolean!
-  """Resolution served: \`raw\` (one row per stored sample)."""
+  """Resolution served: \`raw\` (one row per stored sample), \`1m\` or \`1h\` (one row per bucket)."""
   resolution: String!
 }
 
@@ -331,6 +332,22 @@ type TelemetrySample {
   namespace: String!
   """Every label of the series, as exported."""
   labels: [Label!]!
+  """At resolution 1m or 1h: the samples of the bucket starting at timestamp (value is their average); null for raw samples."""
+  aggregate: SampleAggregate
+}
+
+"""Summary of the samples of one rollup bucket."""
+type SampleAggregate {
+  """Smallest value."""
+  min: Float
+  """Largest value."""
+  max: Float
+  """Average."""
+  avg: Float
+  """Number of samples."""
+  count: Int!
+  """Value of the newest sample in the bucket."""
+  last: Float
 }
 
 """A label of a series."""

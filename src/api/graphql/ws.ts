@@ -42,7 +42,11 @@ export interface GraphqlWsServer {
 /** Create the graphql-ws server (connections arrive through `wss.handleUpgrade`). */
 export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServer {
   const { schema, services, settings, logger } = options;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayload,
+    perMessageDeflate: false,
+  });
   const disposable = useServer<Record<string, unknown> | undefined, { socket: WebSocket }>(
     {
       schema,
@@ -70,11 +74,14 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
           document,
           operationName,
           variableValues,
-          contextValue: operationContext(services, () => dropSlowSocket(socket, 'subscription fell too far behind')),
+          contextValue: operationContext(services, () =>
+            dropSlowSocket(socket, 'subscription fell too far behind'),
+          ),
         };
         return args;
       },
-      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? formatResult(result, logger) : undefined),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? formatResult(result, logger) : undefined,
       onError: (_ctx, _id, _payload, errors) => formatErrors(errors, logger),
     },
     wss,

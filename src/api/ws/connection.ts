@@ -96,7 +96,11 @@ export class StreamConnection {
   subscribe(id: string, request: InitialSubscription): void {
     if (this.subs.has(id)) return this.error(id, 'DUPLICATE_ID', `subscription '${id}' already exists`);
     if (this.subs.size >= this.options.maxSubscriptions)
-      return this.error(id, 'TOO_MANY_SUBSCRIPTIONS', `at most ${this.options.maxSubscriptions} subscriptions per connection`);
+      return this.error(
+        id,
+        'TOO_MANY_SUBSCRIPTIONS',
+        `at most ${this.options.maxSubscriptions} subscriptions per connection`,
+      );
     let filter;
     try {
       filter = compileFilter(request.filter);
@@ -117,7 +121,9 @@ export class StreamConnection {
           snapshotSize: e.resync?.snapshotSize ?? 0,
         });
       } else {
-        this.sendText(`{"type":"event","id":${idJson},"cursor":"${e.revision}","event":${eventText(e, filter)}}`);
+        this.sendText(
+          `{"type":"event","id":${idJson},"cursor":"${e.revision}","event":${eventText(e, filter)}}`,
+        );
       }
     };
     this.options.hub
@@ -126,7 +132,8 @@ export class StreamConnection {
         ...(request.after !== undefined ? { after: request.after } : {}),
         snapshot: request.snapshot,
         onReady: (cursor) => {
-          if (!entry.closed) this.sendJson({ type: 'subscribed', id, cursor: String(cursor), filter: request.filter });
+          if (!entry.closed)
+            this.sendJson({ type: 'subscribed', id, cursor: String(cursor), filter: request.filter });
         },
         onEvent,
         onEnd: (error) => {

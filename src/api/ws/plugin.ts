@@ -58,7 +58,8 @@ export const streamPlugin: FastifyPluginAsync<StreamPluginOptions> = async (app,
       .send({
         error: {
           code: 'UPGRADE_REQUIRED',
-          message: 'GET /ws is a WebSocket endpoint: connect with a WebSocket client (see docs/ws-protocol.md)',
+          message:
+            'GET /ws is a WebSocket endpoint: connect with a WebSocket client (see docs/ws-protocol.md)',
         },
       }),
   );

@@ -34,7 +34,13 @@ function optionalString(o: Record<string, unknown>, key: string): string | undef
 
 function stringList(v: unknown, key: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
-  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v;
+  const list =
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : v;
   if (!Array.isArray(list) || !list.every((s): s is string => typeof s === 'string'))
     throw bad(`filter.${key} must be a list of strings`, key);
   return list;
@@ -45,7 +51,8 @@ export function parseFilter(raw: unknown): EventFilter {
   if (raw === undefined || raw === null) return {};
   if (!isObject(raw)) throw bad('filter must be an object', 'filter');
   const known = new Set(['clusterId', 'hostId', 'gpuId', 'metrics', 'eventTypes']);
-  for (const key of Object.keys(raw)) if (!known.has(key)) throw bad(`unknown filter field '${key.slice(0, 32)}'`, key);
+  for (const key of Object.keys(raw))
+    if (!known.has(key)) throw bad(`unknown filter field '${key.slice(0, 32)}'`, key);
   const filter: EventFilter = {};
   const clusterId = optionalString(raw, 'clusterId');
   const hostId = optionalString(raw, 'hostId');
@@ -63,8 +70,10 @@ export function parseFilter(raw: unknown): EventFilter {
 /** A cursor: a decimal string or a non-negative integer. */
 export function parseCursorValue(v: unknown): number | undefined {
   if (v === undefined || v === null || v === '') return undefined;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 0) throw bad('after must be a cursor (a revision) from this server', 'after');
+  const n =
+    typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw bad('after must be a cursor (a revision) from this server', 'after');
   return n;
 }
 
@@ -76,18 +85,25 @@ function parseId(v: unknown): string {
 
 /** Check a decoded client message. Throws NexusError BAD_REQUEST naming what is wrong. */
 export function parseClientMessage(value: unknown): ClientMessage {
-  if (!isObject(value) || typeof value.type !== 'string') throw bad('a message is a JSON object with a "type"');
+  if (!isObject(value) || typeof value.type !== 'string')
+    throw bad('a message is a JSON object with a "type"');
   switch (value.type) {
     case 'ping': {
       const id = value.id;
-      if (id !== undefined && typeof id !== 'string' && typeof id !== 'number') throw bad('ping id must be a string or number', 'id');
-      return { type: 'ping', ...(id !== undefined ? { id } : {}), ...(value.payload !== undefined ? { payload: value.payload } : {}) };
+      if (id !== undefined && typeof id !== 'string' && typeof id !== 'number')
+        throw bad('ping id must be a string or number', 'id');
+      return {
+        type: 'ping',
+        ...(id !== undefined ? { id } : {}),
+        ...(value.payload !== undefined ? { payload: value.payload } : {}),
+      };
     }
     case 'pong':
       return { type: 'pong' };
     case 'subscribe': {
       const after = parseCursorValue(value.after);
-      if (value.snapshot !== undefined && typeof value.snapshot !== 'boolean') throw bad('snapshot must be a boolean', 'snapshot');
+      if (value.snapshot !== undefined && typeof value.snapshot !== 'boolean')
+        throw bad('snapshot must be a boolean', 'snapshot');
       return {
         type: 'subscribe',
         id: parseId(value.id),
@@ -99,6 +115,9 @@ export function parseClientMessage(value: unknown): ClientMessage {
     case 'unsubscribe':
       return { type: 'unsubscribe', id: parseId(value.id) };
     default:
-      throw bad(`unknown message type '${value.type.slice(0, 32)}' (known: ping, subscribe, unsubscribe)`, 'type');
+      throw bad(
+        `unknown message type '${value.type.slice(0, 32)}' (known: ping, subscribe, unsubscribe)`,
+        'type',
+      );
   }
 }

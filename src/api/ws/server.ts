@@ -63,7 +63,11 @@ export function initialSubscription(url: string | undefined): InitialSubscriptio
 export function createStreamServer(options: StreamServerOptions): StreamServer {
   const now = options.now ?? Date.now;
   const log = options.logger.child({ component: 'ws' });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayload,
+    perMessageDeflate: false,
+  });
   const connections = new Set<StreamConnection>();
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
@@ -101,7 +105,8 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     async close() {
       clearInterval(timer);
       for (const connection of connections) connection.dispose();
-      for (const client of wss.clients) closeThenTerminate(client, CloseCode.GoingAway, 'server shutting down');
+      for (const client of wss.clients)
+        closeThenTerminate(client, CloseCode.GoingAway, 'server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

@@ -43,14 +43,25 @@ export function installUpgradeRouter(server: Server, options: UpgradeRouterOptio
     socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket handshake socket error'));
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     const target = options.routes.get(path);
-    if (!target) return refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint at ${path.slice(0, 100)}`);
+    if (!target)
+      return refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint at ${path.slice(0, 100)}`);
     const origin = request.headers.origin;
     if (!options.allowOrigin(origin, request.headers.host)) {
       options.logger.info({ origin: origin?.slice(0, 200), path }, 'WebSocket origin refused');
-      return refuseUpgrade(socket, 403, 'FORBIDDEN_ORIGIN', 'this Origin may not open WebSockets here (CORS_ORIGINS)');
+      return refuseUpgrade(
+        socket,
+        403,
+        'FORBIDDEN_ORIGIN',
+        'this Origin may not open WebSockets here (CORS_ORIGINS)',
+      );
     }
     if (target.wss.clients.size >= target.maxConnections) {
-      return refuseUpgrade(socket, 503, 'TOO_MANY_CONNECTIONS', `at most ${target.maxConnections} connections on ${path}`);
+      return refuseUpgrade(
+        socket,
+        503,
+        'TOO_MANY_CONNECTIONS',
+        `at most ${target.maxConnections} connections on ${path}`,
+      );
     }
     target.wss.handleUpgrade(request, socket, head, (ws) => target.wss.emit('connection', ws, request));
   };

@@ -31,7 +31,10 @@ const iso = (ms: number): string => {
   return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
 };
 
-function dataOf(metrics: Record<string, LatestValue>): { data: Record<string, number>; times: Record<string, string> } {
+function dataOf(metrics: Record<string, LatestValue>): {
+  data: Record<string, number>;
+  times: Record<string, string>;
+} {
   const data: Record<string, number> = {};
   const times: Record<string, string> = {};
   for (const field of Object.keys(metrics).sort()) {

@@ -1,0 +1,105 @@
+/**
+ * Scheduling of retention: the traditional-mode timer (runs at once, then on an interval; a failing
+ * pass is logged, never thrown) and the maintenance leader's fenced duty (runs only while leader,
+ * on the embedded coordination store), with a PGlite store dropping real partitions.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEmbeddedCoordination } from '../../src/adapters/embedded/coordination.js';
+import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
+import { Maintenance } from '../../src/collector/maintenance.js';
+import type { RetentionResult, SampleStore } from '../../src/ports/sample-store.js';
+import { retentionDuty, startRetentionLoop } from '../../src/storage/retention.js';
+
+const DAY = 86_400_000;
+const silent = pino({ level: 'silent' });
+const cleanup: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('retention loop (no leader)', () => {
+  it('runs at once and on its interval, survives failing passes, and stop() waits', async () => {
+    let calls = 0;
+    const duty = async (): Promise<RetentionResult> => {
+      calls += 1;
+      if (calls === 2) throw new Error('database down');
+      await sleep(20);
+      return { dropped: [], deletedRows: 0 };
+    };
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const loop = startRetentionLoop(duty, { logger, intervalMs: 30 });
+    await sleep(150);
+    await loop.stop();
+    const after = calls;
+    expect(after).toBeGreaterThanOrEqual(3);
+    expect(warnings.some((w) => w.includes('retention pass failed'))).toBe(true);
+    await sleep(80);
+    expect(calls).toBe(after);
+  });
+
+  it('has no duty for a store without retention', () => {
+    const store = { applyRetention: undefined } as unknown as SampleStore;
+    expect(retentionDuty(store, { rawMs: 1, rollupMs: 1 })).toBeUndefined();
+  });
+});
+
+describe('maintenance leader retention duty', () => {
+  it('applies retention after its fenced marker write, only while leader', async () => {
+    const coordination = createEmbeddedCoordination();
+    const store = await createPgliteSampleStore({ memory: true });
+    cleanup.push(
+      () => coordination.close(),
+      () => store.close(),
+    );
+    await store.migrate();
+    const key = {
+      clusterId: 'c',
+      hostname: 'h',
+      gpuId: '0',
+      uuid: 'GPU-m',
+      device: 'nvidia0',
+      modelName: 'H100',
+      metric: 'DCGM_FI_DEV_GPU_UTIL',
+      container: '',
+      pod: '',
+      namespace: '',
+      labels: {},
+    };
+    // 1990-01-01..10: the newest data day is the anchor (now is long after), 3 days kept.
+    const day0 = Date.parse('1990-01-01T12:00:00.000Z');
+    await store.writeBatch({
+      id: 'm-1',
+      source: 'm',
+      deadLetters: [],
+      samples: Array.from({ length: 10 }, (_, d) => ({ ...key, timestampMs: day0 + d * DAY, value: d })),
+    });
+    const maintenance = new Maintenance({
+      coordination,
+      clusterId: 'c',
+      candidateId: 'collector-1',
+      logger: silent,
+      intervalMs: 60_000,
+      retentionIntervalMs: 0,
+      ttlSeconds: 2,
+      retention: retentionDuty(store, { rawMs: 3 * DAY, rollupMs: 5 * DAY }),
+    });
+    cleanup.push(() => maintenance.stop());
+
+    // Not leader yet: the fenced write fails and nothing is dropped.
+    expect((await maintenance.runOnce()).kind).toBe('rejected');
+    expect(await store.countSamples()).toBe(10);
+
+    maintenance.start();
+    for (let i = 0; i < 100 && !maintenance.election.isLeader; i++) await sleep(20);
+    expect(maintenance.election.isLeader).toBe(true);
+    expect(await maintenance.runOnce()).toEqual({ kind: 'retention' }); // nothing to compact yet
+    expect(await store.countSamples()).toBe(3);
+    // The partitions are gone, not just emptied: a second pass finds nothing to drop.
+    expect((await store.applyRetention!({ rawMs: 3 * DAY, rollupMs: 5 * DAY })).dropped).toEqual([]);
+  });
+});
