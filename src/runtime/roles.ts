@@ -185,7 +185,14 @@ export async function startApiProcess(config: Config, logger: Logger): Promise<A
           : {}),
       },
     },
-    { version: VERSION, ...apiOptionsFromConfig(config, 'api') },
+    {
+      version: VERSION,
+      // The traditional API is REST-only, as in the guide's comparison.
+      ...apiOptionsFromConfig(
+        nexus ? config : { ...config, ENABLE_GRAPHQL: false, ENABLE_WEBSOCKET: false },
+        'api',
+      ),
+    },
   );
   await app.listen({ host: config.HOST, port: config.PORT });
   const bound = app.server.address();
