@@ -143,9 +143,11 @@ local function hand_out(id)
   out[#out + 1] = token
   count = count + 1
 end
-local adopt = ARGV[7]
-if adopt ~= '' and redis.call('HEXISTS', KEYS[4], adopt) == 0 and redis.call('LPOS', plist, adopt) then
-  hand_out(adopt)
+-- Unclaimed ids in this consumer's processing list go out first: the one BLMOVE just moved (ARGV[7])
+-- and any a BLMOVE moved while its reply was lost, which no sweep returns while the consumer lives.
+for _, id in ipairs(redis.call('LRANGE', plist, 0, -1)) do
+  if count >= max then break end
+  if redis.call('HEXISTS', KEYS[4], id) == 0 then hand_out(id) end
 end
 while count < max do
   local id = redis.call('LMOVE', KEYS[1], plist, 'LEFT', 'RIGHT')
