@@ -4,23 +4,20 @@
  * values.yaml parse, every `.Values.x` a template uses is defined, every `include` names a defined
  * template, template actions are balanced, the application containers set only variables the code
  * reads, probes and ports are the code's, and the chart agrees with the plain manifests in
- * deployments/k8s (etcd flags, roles, defaults, env var names). When `helm` is on PATH it also runs
- * `helm lint` and `helm template` and validates every rendered object against the Kubernetes schemas.
+ * deployments/k8s (etcd flags, roles, defaults, env var names). Rendering with `helm lint` /
+ * `helm template` is left to machines that have helm (docs/operations.md); it is not packaged here.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/config.js';
 import {
   READ_VARIABLES,
-  ROOT,
   containersOf,
   envNames,
   filesUnder,
   isNexusImage,
   parseYamlDocs,
   read,
-  validateK8s,
   type K8sObject,
 } from './support.js';
 
@@ -221,39 +218,5 @@ describe('Helm chart deployments/helm/nexus-telemetry', () => {
         expect(chartEnv(file), name).toEqual(expect.arrayContaining(fromManifest));
       }
     });
-  });
-
-  const helm = spawnSync('sh', ['-c', 'command -v helm'], { encoding: 'utf8' }).status === 0;
-  it.skipIf(!helm)('renders with `helm template` into objects that validate (needs helm on PATH)', () => {
-    execFileSync('helm', ['lint', CHART, '--set', 'postgres.password=x'], { cwd: ROOT, stdio: 'pipe' });
-    for (const extra of [
-      [],
-      ['--set', 'streamer.enabled=true,api.ingress.enabled=true,redis.url=redis://r:6379'],
-    ]) {
-      const rendered = execFileSync(
-        'helm',
-        [
-          'template',
-          'telemetry-nexus',
-          CHART,
-          '--namespace',
-          'telemetry-system',
-          '--set',
-          'postgres.password=x',
-          ...extra,
-        ],
-        { cwd: ROOT, encoding: 'utf8' },
-      );
-      const objects = rendered
-        .split(/^---$/m)
-        .map((doc) => parse(doc) as K8sObject | null)
-        .filter((o): o is K8sObject => o !== null);
-      for (const o of objects) {
-        expect(() => validateK8s(o), `${o.kind} ${o.metadata.name}`).not.toThrow();
-        for (const c of containersOf(o).filter((x) => isNexusImage(x.image))) {
-          for (const n of envNames(c, objects)) expect(READ_VARIABLES, n).toContain(n);
-        }
-      }
-    }
   });
 });
