@@ -5,7 +5,6 @@
  * registered in service discovery.
  */
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { bundledSamplePath } from '../../src/runtime/bundled-sample.js';
@@ -15,6 +14,7 @@ import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { startPostgres, type PostgresHarness } from '../harness/postgres.js';
 import { apiSnapshot } from '../support/api-snapshot.js';
 import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
+import { freePort } from '../harness/free-port.js';
 
 let etcd: EtcdHandle;
 let postgres: PostgresHarness;
@@ -22,15 +22,6 @@ let env: Record<string, string>;
 let api: CliProcess;
 let baseUrl: string;
 const collectors: CliProcess[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function getJson<T>(path: string): Promise<T> {
   const response = await fetch(`${baseUrl}${path}`);

@@ -9,9 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 const ETCD_BIN = '/usr/bin/etcd';
 
@@ -59,18 +59,6 @@ interface Member {
   logFile: string;
   process: ChildProcess | undefined;
   exited: Promise<void> | undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** GET /health on a client port; true when the member has a leader and answers. */
