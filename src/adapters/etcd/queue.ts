@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Lease } from 'etcd3';
 import { Range } from 'etcd3';
+import { ProducerLine } from '../producer-line.js';
 import { NexusError } from '../../errors.js';
 import type { ClaimedItem, ClaimOptions, Queue, QueueOptions } from '../../ports/queue.js';
 import { normalizeClaimOptions, normalizeQueueOptions } from '../embedded/queue.js';
@@ -114,9 +115,8 @@ export class EtcdQueue implements Queue {
   private readonly tracker = new DepthTracker();
   /** Ids some claim call of this instance is trying to claim right now. */
   private readonly attempting = new Set<string>();
-  private heldProducers = 0;
-  /** Serializes held producers so they are admitted in arrival order. */
-  private producerLine: Promise<void> = Promise.resolve();
+  /** Producers held by backpressure, admitted in arrival order. */
+  private readonly producers = new ProducerLine();
   private closed = false;
 
   /** Use {@link createEtcdQueue}, which also opens the watch. */
@@ -178,18 +178,11 @@ export class EtcdQueue implements Queue {
       );
     }
     const bytes = Buffer.from(payload); // a copy: the caller may reuse its buffer
-    if (this.heldProducers === 0 && (await this.admit())) return this.put(bytes);
-    this.heldProducers += 1;
-    const turn = this.producerLine.then(() => this.waitForSpace()).then(() => this.put(bytes));
-    this.producerLine = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    try {
-      return await turn;
-    } finally {
-      this.heldProducers -= 1;
-    }
+    if (this.producers.waiting === 0 && (await this.admit())) return this.put(bytes);
+    return this.producers.join(async () => {
+      await this.waitForSpace();
+      return this.put(bytes);
+    });
   }
 
   /**
@@ -445,7 +438,7 @@ export class EtcdQueue implements Queue {
     } finally {
       this.admitting -= 1;
       // Held producers in this instance counted this put as pending; let them re-check.
-      if (this.heldProducers > 0) this.space.fire();
+      if (this.producers.waiting > 0) this.space.fire();
     }
   }
 

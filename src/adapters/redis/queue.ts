@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { ProducerLine } from '../producer-line.js';
 import { NexusError } from '../../errors.js';
 import type { ClaimedItem, ClaimOptions, Queue, QueueOptions } from '../../ports/queue.js';
 import { normalizeClaimOptions, normalizeQueueOptions } from '../embedded/queue.js';
@@ -80,9 +81,8 @@ export class RedisQueue implements Queue {
   private subscribed: Promise<void> | undefined;
   /** Producers held by backpressure, woken by ack announcements. */
   private spaceWaiters = new Set<() => void>();
-  /** Serializes held producers so they are admitted in arrival order. */
-  private producerLine: Promise<void> = Promise.resolve();
-  private heldProducers = 0;
+  /** Producers held by backpressure, admitted in arrival order. */
+  private readonly producers = new ProducerLine();
   private closed = false;
 
   /** Use {@link createRedisQueue}, which connects and checks the server first. */
@@ -110,21 +110,11 @@ export class RedisQueue implements Queue {
   async enqueue(payload: Uint8Array): Promise<string> {
     this.assertOpen();
     const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    if (this.heldProducers === 0) {
+    if (this.producers.waiting === 0) {
       const id = await this.tryEnqueue(bytes);
       if (id !== undefined) return id;
     }
-    this.heldProducers += 1;
-    const turn = this.producerLine.then(() => this.enqueueWhenFree(bytes));
-    this.producerLine = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    try {
-      return await turn;
-    } finally {
-      this.heldProducers -= 1;
-    }
+    return this.producers.join(() => this.enqueueWhenFree(bytes));
   }
 
   /**
