@@ -18,7 +18,7 @@ export interface CorsSettings {
 export const DEFAULT_CORS_ORIGINS = ['http://localhost:3000', 'http://localhost:8080'] as const;
 
 /** Response headers browsers may read. */
-const EXPOSED_HEADERS = ['x-has-more', 'x-request-id', 'retry-after'];
+const EXPOSED_HEADERS = ['x-has-more', 'x-resolution', 'x-request-id', 'retry-after'];
 /** Request headers browsers may send. */
 const ALLOWED_HEADERS = ['content-type', 'accept', 'authorization', 'x-request-id'];
 
