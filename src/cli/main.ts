@@ -36,6 +36,19 @@ function withCommonFlags(command: Command): Command {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LOG_LEVEL)');
 }
 
+/** The source argument and the flags of commands that read DCGM CSV (`start`, `streamer`). */
+function withSourceFlags(command: Command): Command {
+  return command
+    .argument('[source]', 'CSV file, directory of *.csv files, or - for stdin', bundledSamplePath())
+    .option('--follow', 'keep reading a growing file')
+    .option('--loop', 'replay the source forever')
+    .addOption(
+      new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows')
+        .choices(['original', 'now'])
+        .default('original'),
+    );
+}
+
 interface CommonFlags {
   clusterId?: string;
   host?: string;
@@ -63,17 +76,9 @@ function configFrom(flags: CommonFlags): Config {
   });
 }
 
-withCommonFlags(program.command('start'))
+withSourceFlags(withCommonFlags(program.command('start')))
   .description(
     'run the whole pipeline in one process (embedded mode) and ingest a source (default: the bundled sample)',
-  )
-  .argument('[source]', 'CSV file, directory of *.csv files, or - for stdin', bundledSamplePath())
-  .option('--follow', 'keep reading a growing file')
-  .option('--loop', 'replay the source forever')
-  .addOption(
-    new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows')
-      .choices(['original', 'now'])
-      .default('original'),
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
   .action(
@@ -90,17 +95,10 @@ withCommonFlags(program.command('start'))
       const logger = createLogger(config.LOG_LEVEL);
       const runtime = await startEmbedded({ config, logger });
       const abort = new AbortController();
-      let stopping = false;
-      const shutdown = async (signal: string): Promise<void> => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'shutting down');
+      onSignals(async () => {
         abort.abort();
         await runtime.close();
-        process.exit(0);
-      };
-      process.on('SIGINT', () => void shutdown('SIGINT'));
-      process.on('SIGTERM', () => void shutdown('SIGTERM'));
+      }, logger);
 
       print(
         `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`,
@@ -210,16 +208,8 @@ function onSignals(close: () => Promise<void>, logger: Logger): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-withCommonFlags(program.command('streamer'))
+withSourceFlags(withCommonFlags(program.command('streamer')))
   .description('read DCGM CSV and publish batches to the shared queue (etcd or Redis)')
-  .argument('[source]', 'CSV file, directory of *.csv files, or - for stdin', bundledSamplePath())
-  .option('--follow', 'keep reading a growing file')
-  .option('--loop', 'replay the source forever')
-  .addOption(
-    new Option('--timestamps <mode>', 'keep the CSV timestamps or restamp rows')
-      .choices(['original', 'now'])
-      .default('original'),
-  )
   .addOption(queueOption())
   .action(
     async (
