@@ -1,11 +1,17 @@
 /**
  * Event latency benchmark: from the collector's write of a GPU record (its `observedAt`, the writer's
- * clock just before the write) to a subscriber receiving the event, for 1 and 100 /ws subscribers
- * and one GraphQL (graphql-ws) subscriber, while the bundled sample is replayed through the embedded
- * pipeline. Subscribers run in a worker thread so their parsing does not share the server's event
- * loop; both threads read the same clock.
+ * clock just before the write) to a subscriber receiving the event, while the bundled sample is
+ * replayed through the embedded pipeline: 1 and 100 subscribers on /ws and on GraphQL (graphql-ws).
+ * Subscribers run in a worker thread so their parsing does not share the server's event loop; both
+ * threads read the same clock.
  *
- *   npx tsx bench/events.ts [--replays N]      (default 3)
+ * The slow-client pair: 100 /ws subscribers plus one more client holding 20 subscriptions to every
+ * GPU event. In "reading" it reads everything; in "stalled" it stops reading once subscribed, so the
+ * server buffers for it until the send-buffer bound (1 MiB, the default) drops it. The others' latency
+ * while the stalled client is still attached, over their latency beside the reading one, is the
+ * cost of a stalled reader beyond the work it asked for (1.00x: none).
+ *
+ *   npx tsx bench/events.ts [--runs K] [--replays N]      (default 3 runs of 2 replays)
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -13,39 +19,81 @@ import { Worker } from 'node:worker_threads';
 import { loadConfig } from '../src/config/config.js';
 import { bundledSamplePath } from '../src/runtime/bundled-sample.js';
 import { startEmbedded, type EmbeddedRuntime } from '../src/runtime/embedded.js';
+import { compileFilter } from '../src/events/filter.js';
 import { createLogger } from '../src/util/logger.js';
+import { figure, type Figure } from './figure.js';
 
-/** One measured configuration. */
-export interface EventLatencyFigure {
+/** What the extra "slow" client does during a measurement (see the module header). */
+export type SlowClientMode = 'none' | 'reading' | 'stalled';
+
+/** One configuration to measure. */
+export interface EventBenchConfig {
   transport: 'ws' | 'graphql';
   subscribers: number;
-  /** Events received in total (subscribers x events). */
+  /** An extra /ws client with {@link SLOW_SUBSCRIPTIONS} subscriptions to every GPU event (default none). */
+  slow?: SlowClientMode;
+}
+
+/** One measured configuration: latencies over every run, each run's p50/p99 as a figure. */
+export interface EventLatencyFigure extends EventBenchConfig {
+  slow: SlowClientMode;
+  /** Events received by the measured subscribers, all runs (the slow client's are not counted). */
   deliveries: number;
-  p50Ms: number;
-  p99Ms: number;
+  p50Ms: Figure;
+  p99Ms: Figure;
   maxMs: number;
-  /** Deliveries per second over the replays. */
+  /** Deliveries per second over the replays (median of the runs). */
   deliveriesPerSec: number;
+  /** Stalled slow client only: runs in which the server dropped it (close 4503), of all runs. */
+  slowDropped?: string;
+  /** Most bytes the server held for any one /ws client (sampled every 5 ms). */
+  maxBufferedBytes: number;
+  /** Growth of the server process's RSS over the runs of this configuration, MiB. */
+  rssGrowthMiB: number;
 }
 
 /** Options of {@link benchEvents}. */
 export interface EventBenchOptions {
-  /** Replays of the bundled sample per configuration (default 3). */
+  /** Measurement runs per configuration; each figure is the median of the runs (default 3). */
+  runs?: number;
+  /** Replays of the bundled sample per run (default 2). */
   replays?: number;
-  /** Configurations to measure (default: ws x1, ws x100, graphql x1). */
-  configs?: { transport: 'ws' | 'graphql'; subscribers: number }[];
+  /** Configurations to measure (default {@link DEFAULT_EVENT_CONFIGS}). */
+  configs?: EventBenchConfig[];
   log?: (line: string) => void;
 }
 
-/** Code of the subscriber worker (CommonJS, given `ws` by absolute path). */
+/** Subscriptions the slow client opens, each to every GPU event (so it costs the server 20 clients). */
+export const SLOW_SUBSCRIPTIONS = 20;
+
+/** Send-buffer bound per /ws client during the bench (WS_MAX_BUFFERED, its default). */
+const MAX_BUFFERED = 1024 * 1024;
+
+/** The default configurations: 1 and 100 subscribers on each transport, then the slow-client pair. */
+export const DEFAULT_EVENT_CONFIGS: EventBenchConfig[] = [
+  { transport: 'ws', subscribers: 1 },
+  { transport: 'ws', subscribers: 100 },
+  { transport: 'graphql', subscribers: 1 },
+  { transport: 'graphql', subscribers: 100 },
+  { transport: 'ws', subscribers: 100, slow: 'reading' },
+  { transport: 'ws', subscribers: 100, slow: 'stalled' },
+];
+
+/**
+ * Code of the subscriber worker (CommonJS, given `ws` by absolute path). Each latency is kept with
+ * its arrival time so the main thread can split a run at the moment the slow client was dropped.
+ */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const WebSocket = require(workerData.wsPath);
+const received = [];
 const latencies = [];
-let connected = 0;
+let ready = 0;
 const sockets = [];
+const graphql = workerData.transport === 'graphql';
+const wanted = workerData.count + (workerData.slow === 'none' ? 0 : 1);
+const isReady = () => { ready += 1; if (ready === wanted) parentPort.postMessage({ type: 'ready' }); };
 for (let i = 0; i < workerData.count; i++) {
-  const graphql = workerData.transport === 'graphql';
   const ws = new WebSocket(workerData.url, graphql ? 'graphql-transport-ws' : undefined);
   sockets.push(ws);
   ws.on('open', () => {
@@ -54,24 +102,41 @@ for (let i = 0; i < workerData.count; i++) {
   ws.on('message', (data) => {
     const now = Date.now();
     const m = JSON.parse(String(data));
-    if (m.type === 'subscribed' || m.type === 'connection_ack') {
-      if (m.type === 'connection_ack')
-        ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { telemetryUpdates(eventTypes: [GPU_UPDATE]) { observedAt } }' } }));
-      else connected += 1;
-      if (m.type === 'subscribed' && connected === workerData.count) parentPort.postMessage({ type: 'ready' });
+    if (m.type === 'connection_ack') {
+      ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { telemetryUpdates(eventTypes: [GPU_UPDATE]) { observedAt } }' } }));
+      setTimeout(isReady, 200);
       return;
     }
+    if (m.type === 'subscribed') return isReady();
     const observedAt = m.type === 'event' ? m.event.observedAt : m.type === 'next' ? m.payload.data.telemetryUpdates.observedAt : null;
-    if (observedAt) latencies.push(now - Date.parse(observedAt));
+    if (observedAt) { received.push(now); latencies.push(now - Date.parse(observedAt)); }
   });
   ws.on('error', () => undefined);
 }
-if (workerData.transport === 'graphql') parentPort.postMessage({ type: 'ready-soon' });
+if (workerData.slow !== 'none') {
+  // The slow client: many subscriptions to everything; 'stalled' stops reading once they are open.
+  const ws = new WebSocket(workerData.slowUrl);
+  sockets.push(ws);
+  let acks = 0;
+  ws.on('open', () => {
+    for (let i = 0; i < workerData.slowSubscriptions; i++)
+      ws.send(JSON.stringify({ type: 'subscribe', id: 'all-' + i, filter: { eventTypes: ['GPU_UPDATE'] } }));
+  });
+  ws.on('message', (data) => {
+    if (acks === workerData.slowSubscriptions) return;
+    if (JSON.parse(String(data)).type !== 'subscribed') return;
+    acks += 1;
+    if (acks < workerData.slowSubscriptions) return;
+    if (workerData.slow === 'stalled') ws.pause();
+    isReady();
+  });
+  ws.on('error', () => undefined);
+}
 parentPort.on('message', (m) => {
   if (m === 'count') parentPort.postMessage({ type: 'count', count: latencies.length });
   if (m === 'report') {
     for (const s of sockets) s.terminate();
-    parentPort.postMessage({ type: 'report', latencies });
+    parentPort.postMessage({ type: 'report', latencies, received });
   }
 });
 `;
@@ -83,12 +148,13 @@ function percentile(sorted: number[], p: number): number {
 
 async function until(
   check: () => boolean | Promise<boolean>,
-  what: string,
+  what: string | (() => string),
   timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`bench: timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -105,54 +171,122 @@ function ask<T>(worker: Worker, message: string, type: string): Promise<T> {
   });
 }
 
-async function measure(
+/** One run's raw result. */
+interface RunResult {
+  latencies: number[];
+  seconds: number;
+  /** When the server dropped the slow client (epoch ms), if it did. */
+  droppedAt: number | undefined;
+  maxBuffered: number;
+}
+
+async function measureRun(
   runtime: EmbeddedRuntime,
-  transport: 'ws' | 'graphql',
-  count: number,
+  config: Required<EventBenchConfig>,
   replays: number,
-): Promise<EventLatencyFigure> {
+): Promise<RunResult> {
+  const { transport, subscribers: count, slow } = config;
   const hub = runtime.app.realtime!.hub;
   const base = runtime.address!.replace(/^http/, 'ws');
   const url = transport === 'ws' ? `${base}/ws?eventTypes=GPU_UPDATE` : `${base}/graphql`;
   const wsPath = createRequire(import.meta.url).resolve('ws');
-  // The previous configuration's clients are gone once the server has seen their sockets close.
+  const slowCount = slow === 'none' ? 0 : SLOW_SUBSCRIPTIONS;
+  // The previous run's clients are gone once the server has seen their sockets close.
   await until(() => hub.stats.subscribers === 0, 'the previous subscribers to leave');
-  const worker = new Worker(WORKER, { eval: true, workerData: { url, count, transport, wsPath } });
+  const worker = new Worker(WORKER, {
+    eval: true,
+    workerData: {
+      url,
+      count,
+      transport,
+      wsPath,
+      slow,
+      slowUrl: `${base}/ws?subscribe=none`,
+      slowSubscriptions: SLOW_SUBSCRIPTIONS,
+    },
+  });
+  const wss = runtime.app.realtime!.endpoints.get('/ws')!.wss;
+  let droppedAt: number | undefined;
+  let maxBuffered = 0;
+  let counting = false;
+  const sampler = setInterval(() => {
+    for (const socket of wss.clients) maxBuffered = Math.max(maxBuffered, socket.bufferedAmount);
+    const attached = count + slowCount + (counting ? 1 : 0);
+    if (slowCount > 0 && droppedAt === undefined && hub.stats.subscribers < attached) droppedAt = Date.now();
+  }, 5);
   try {
-    await until(() => hub.stats.subscribers === count, `${count} ${transport} subscribers`);
-    const eventsBefore = hub.stats.events;
+    await until(
+      () => hub.stats.subscribers === count + slowCount,
+      `${count} ${transport} subscribers${slowCount ? ' and the slow client' : ''}`,
+    );
+    // Count the GPU events the replays make with a subscription of our own (the hub's counter also
+    // counts host and cluster records, which the measured subscribers filter out).
+    let gpuWrites = 0;
+    const counter = await hub.subscribe({
+      filter: compileFilter({ eventTypes: ['GPU_UPDATE'] }),
+      onEvent: () => void (gpuWrites += 1),
+    });
+    counting = true;
     const started = performance.now();
     for (let i = 0; i < replays; i++) await runtime.ingest({ spec: bundledSamplePath() });
-    const gpuEvents = (hub.stats.events - eventsBefore) * count;
+    const gpuEvents = gpuWrites * count;
+    counter.close();
+    counting = false;
+    let got = 0;
     await until(
-      async () => (await ask<{ count: number }>(worker, 'count', 'count')).count >= gpuEvents * 0.999,
-      'the deliveries',
+      async () => (got = (await ask<{ count: number }>(worker, 'count', 'count')).count) >= gpuEvents,
+      () => `the deliveries (${got} of ${gpuEvents}; ${hub.stats.subscribers} subscribers left)`,
+      180_000,
     );
     const seconds = (performance.now() - started) / 1000;
-    const { latencies } = await ask<{ latencies: number[] }>(worker, 'report', 'report');
-    latencies.sort((a, b) => a - b);
-    return {
-      transport,
-      subscribers: count,
-      deliveries: latencies.length,
-      p50Ms: percentile(latencies, 50),
-      p99Ms: percentile(latencies, 99),
-      maxMs: latencies.at(-1) ?? Number.NaN,
-      deliveriesPerSec: Math.round(latencies.length / seconds),
-    };
+    const { latencies, received } = await ask<{ latencies: number[]; received: number[] }>(
+      worker,
+      'report',
+      'report',
+    );
+    // A stalled client is compared while it is attached: what the others feel while it still costs.
+    const kept =
+      slow === 'stalled' && droppedAt !== undefined
+        ? latencies.filter((_, i) => received[i]! < droppedAt!)
+        : latencies;
+    return { latencies: kept, seconds, droppedAt, maxBuffered };
   } finally {
+    clearInterval(sampler);
     await worker.terminate();
   }
 }
 
+async function measure(
+  runtime: EmbeddedRuntime,
+  config: Required<EventBenchConfig>,
+  runs: number,
+  replays: number,
+): Promise<EventLatencyFigure> {
+  const rssBefore = process.memoryUsage().rss;
+  const results: RunResult[] = [];
+  for (let i = 0; i < runs; i++) results.push(await measureRun(runtime, config, replays));
+  const perRun = results.map((r) => [...r.latencies].sort((a, b) => a - b));
+  const all = perRun.flat().sort((a, b) => a - b);
+  return {
+    ...config,
+    deliveries: all.length,
+    p50Ms: figure(perRun.map((l) => percentile(l, 50))),
+    p99Ms: figure(perRun.map((l) => percentile(l, 99))),
+    maxMs: all.at(-1) ?? Number.NaN,
+    deliveriesPerSec: figure(results.map((r, i) => Math.round(perRun[i]!.length / r.seconds))).median,
+    ...(config.slow === 'stalled'
+      ? { slowDropped: `${results.filter((r) => r.droppedAt !== undefined).length}/${runs}` }
+      : {}),
+    maxBufferedBytes: Math.max(...results.map((r) => r.maxBuffered)),
+    rssGrowthMiB: Math.round((process.memoryUsage().rss - rssBefore) / 2 ** 20),
+  };
+}
+
 /** Measure event latency; resolves with one figure per configuration. */
 export async function benchEvents(options: EventBenchOptions = {}): Promise<EventLatencyFigure[]> {
-  const replays = options.replays ?? 3;
-  const configs = options.configs ?? [
-    { transport: 'ws' as const, subscribers: 1 },
-    { transport: 'ws' as const, subscribers: 100 },
-    { transport: 'graphql' as const, subscribers: 1 },
-  ];
+  const runs = options.runs ?? 3;
+  const replays = options.replays ?? 2;
+  const configs = options.configs ?? DEFAULT_EVENT_CONFIGS;
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const config = loadConfig(
     {},
@@ -163,6 +297,7 @@ export async function benchEvents(options: EventBenchOptions = {}): Promise<Even
       PORT: 0,
       LOG_LEVEL: 'silent',
       WS_MAX_CONNECTIONS: 1000,
+      WS_MAX_BUFFERED: MAX_BUFFERED,
     },
   );
   const runtime = await startEmbedded({ config, logger: createLogger('silent') });
@@ -170,8 +305,12 @@ export async function benchEvents(options: EventBenchOptions = {}): Promise<Even
     await runtime.ingest({ spec: bundledSamplePath() });
     const figures: EventLatencyFigure[] = [];
     for (const c of configs) {
-      log(`bench: event latency, ${c.subscribers} ${c.transport} subscriber(s), ${replays} replays ...`);
-      figures.push(await measure(runtime, c.transport, c.subscribers, replays));
+      const full = { slow: 'none' as const, ...c };
+      log(
+        `bench: event latency, ${c.subscribers} ${c.transport} subscriber(s)` +
+          `${full.slow === 'none' ? '' : `, slow client ${full.slow}`}, ${runs} runs x ${replays} replays ...`,
+      );
+      figures.push(await measure(runtime, full, runs, replays));
     }
     return figures;
   } finally {
@@ -181,26 +320,50 @@ export async function benchEvents(options: EventBenchOptions = {}): Promise<Even
 
 /** The figures as a table. */
 export function formatEventFigures(figures: EventLatencyFigure[]): string {
+  const spread = (f: Figure): string => `${f.median} (${f.min}..${f.max})`;
   const rows = [
-    ['transport', 'subscribers', 'deliveries', 'p50 ms', 'p99 ms', 'max ms', 'deliveries/s'],
+    [
+      'transport',
+      'subscribers',
+      'slow client',
+      'deliveries',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'deliveries/s',
+      'max buffered',
+    ],
     ...figures.map((f) => [
       f.transport,
       String(f.subscribers),
+      f.slow === 'stalled' ? `stalled, dropped ${f.slowDropped}` : f.slow,
       String(f.deliveries),
-      String(f.p50Ms),
-      String(f.p99Ms),
+      spread(f.p50Ms),
+      spread(f.p99Ms),
       String(f.maxMs),
       String(f.deliveriesPerSec),
+      `${Math.round(f.maxBufferedBytes / 1024)} KiB`,
     ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+  const table = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+  const reading = figures.find((f) => f.slow === 'reading');
+  const stalled = figures.find((f) => f.slow === 'stalled');
+  if (!reading || !stalled) return table;
+  const ratio = (a: Figure, b: Figure): string => (a.median / b.median).toFixed(2);
+  return (
+    `${table}\nslow client: the other ${stalled.subscribers} clients' latency with it stalled / with it reading: ` +
+    `p50 ${ratio(stalled.p50Ms, reading.p50Ms)}x, p99 ${ratio(stalled.p99Ms, reading.p99Ms)}x ` +
+    `(send-buffer bound ${MAX_BUFFERED / 1024} KiB per client)`
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const i = process.argv.indexOf('--replays');
-  const replays = i === -1 ? 3 : Number(process.argv[i + 1]);
-  benchEvents({ replays }).then(
+  const flag = (name: string, fallback: number): number => {
+    const i = process.argv.indexOf(name);
+    return i === -1 ? fallback : Number(process.argv[i + 1]);
+  };
+  benchEvents({ runs: flag('--runs', 3), replays: flag('--replays', 2) }).then(
     (figures) =>
       console.log(`\nevent latency, collector write -> subscriber\n${formatEventFigures(figures)}`),
     (error: unknown) => {

@@ -6,6 +6,7 @@
  */
 export {
   buildSchema,
+  createSourceEventStream,
   execute,
   getOperationAST,
   GraphQLError,
@@ -14,6 +15,7 @@ export {
   Kind,
   NoSchemaIntrospectionCustomRule,
   parse,
+  print,
   specifiedRules,
   subscribe,
   validate,

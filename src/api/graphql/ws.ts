@@ -11,7 +11,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../util/logger.js';
 import { dropSlowSocket } from '../ws/close.js';
-import { execute, subscribe } from './graphql.js';
+import { execute } from './graphql.js';
+import { sharedSubscribe } from './shared-subscribe.js';
 import { operationContext, type GraphqlServices } from './context.js';
 import { formatErrors, formatResult, prepareOperation, type PipelineSettings } from './execute.js';
 import { limitError } from './limits.js';
@@ -53,7 +54,7 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
       // Our own graphql functions, so the schema and the executor always come from one copy of the
       // package (test runners may load graphql-ws's import of it as a second, ESM copy).
       execute,
-      subscribe,
+      subscribe: sharedSubscribe,
       isProd: true,
       connectionInitWaitTimeout: options.initTimeoutMs,
       onSubscribe: (ctx, _id, payload) => {
