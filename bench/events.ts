@@ -48,8 +48,6 @@ export interface EventLatencyFigure extends EventBenchConfig {
   slowDropped?: string;
   /** Most bytes the server held for any one /ws client (sampled every 5 ms). */
   maxBufferedBytes: number;
-  /** Growth of the server process's RSS over the runs of this configuration, MiB. */
-  rssGrowthMiB: number;
 }
 
 /** Options of {@link benchEvents}. */
@@ -193,26 +191,29 @@ async function measureRun(
   const slowCount = slow === 'none' ? 0 : SLOW_SUBSCRIPTIONS;
   // The previous run's clients are gone once the server has seen their sockets close.
   await until(() => hub.stats.subscribers === 0, 'the previous subscribers to leave');
-  const worker = new Worker(WORKER, {
-    eval: true,
-    workerData: {
-      url,
-      count,
-      transport,
-      wsPath,
-      slow,
-      slowUrl: `${base}/ws?subscribe=none`,
-      slowSubscriptions: SLOW_SUBSCRIPTIONS,
-    },
-  });
+  const common = {
+    url,
+    transport,
+    wsPath,
+    slowUrl: `${base}/ws?subscribe=none`,
+    slowSubscriptions: SLOW_SUBSCRIPTIONS,
+  };
+  const worker = new Worker(WORKER, { eval: true, workerData: { ...common, count, slow: 'none' } });
+  // The slow client has a thread of its own, so reading or not changes no work in the measured one.
+  const slowWorker =
+    slow === 'none'
+      ? undefined
+      : new Worker(WORKER, { eval: true, workerData: { ...common, count: 0, slow } });
   const wss = runtime.app.realtime!.endpoints.get('/ws')!.wss;
   let droppedAt: number | undefined;
   let maxBuffered = 0;
   let counting = false;
+  let replaying = false;
   const sampler = setInterval(() => {
     for (const socket of wss.clients) maxBuffered = Math.max(maxBuffered, socket.bufferedAmount);
     const attached = count + slowCount + (counting ? 1 : 0);
-    if (slowCount > 0 && droppedAt === undefined && hub.stats.subscribers < attached) droppedAt = Date.now();
+    if (replaying && slowCount > 0 && droppedAt === undefined && hub.stats.subscribers < attached)
+      droppedAt = Date.now();
   }, 5);
   try {
     await until(
@@ -227,9 +228,11 @@ async function measureRun(
       onEvent: () => void (gpuWrites += 1),
     });
     counting = true;
+    replaying = true;
     const started = performance.now();
     for (let i = 0; i < replays; i++) await runtime.ingest({ spec: bundledSamplePath() });
     const gpuEvents = gpuWrites * count;
+    replaying = false;
     counter.close();
     counting = false;
     let got = 0;
@@ -253,18 +256,11 @@ async function measureRun(
   } finally {
     clearInterval(sampler);
     await worker.terminate();
+    await slowWorker?.terminate();
   }
 }
 
-async function measure(
-  runtime: EmbeddedRuntime,
-  config: Required<EventBenchConfig>,
-  runs: number,
-  replays: number,
-): Promise<EventLatencyFigure> {
-  const rssBefore = process.memoryUsage().rss;
-  const results: RunResult[] = [];
-  for (let i = 0; i < runs; i++) results.push(await measureRun(runtime, config, replays));
+function summarize(config: Required<EventBenchConfig>, results: RunResult[]): EventLatencyFigure {
   const perRun = results.map((r) => [...r.latencies].sort((a, b) => a - b));
   const all = perRun.flat().sort((a, b) => a - b);
   return {
@@ -275,10 +271,9 @@ async function measure(
     maxMs: all.at(-1) ?? Number.NaN,
     deliveriesPerSec: figure(results.map((r, i) => Math.round(perRun[i]!.length / r.seconds))).median,
     ...(config.slow === 'stalled'
-      ? { slowDropped: `${results.filter((r) => r.droppedAt !== undefined).length}/${runs}` }
+      ? { slowDropped: `${results.filter((r) => r.droppedAt !== undefined).length}/${results.length}` }
       : {}),
     maxBufferedBytes: Math.max(...results.map((r) => r.maxBuffered)),
-    rssGrowthMiB: Math.round((process.memoryUsage().rss - rssBefore) / 2 ** 20),
   };
 }
 
@@ -303,15 +298,20 @@ export async function benchEvents(options: EventBenchOptions = {}): Promise<Even
   const runtime = await startEmbedded({ config, logger: createLogger('silent') });
   try {
     await runtime.ingest({ spec: bundledSamplePath() });
-    const figures: EventLatencyFigure[] = [];
-    for (const c of configs) {
-      const full = { slow: 'none' as const, ...c };
-      log(
-        `bench: event latency, ${c.subscribers} ${c.transport} subscriber(s)` +
-          `${full.slow === 'none' ? '' : `, slow client ${full.slow}`}, ${runs} runs x ${replays} replays ...`,
-      );
-      figures.push(await measure(runtime, full, runs, replays));
+    // Runs go round the configurations (run 1 of each, then run 2 of each, ...), so a noisy minute
+    // on this shared machine lands on every configuration rather than on one.
+    const full = configs.map((c) => ({ slow: 'none' as const, ...c }));
+    const results: RunResult[][] = full.map(() => []);
+    for (let run = 0; run < runs; run++) {
+      for (const [i, c] of full.entries()) {
+        log(
+          `bench: event latency, run ${run + 1}/${runs}: ${c.subscribers} ${c.transport} subscriber(s)` +
+            `${c.slow === 'none' ? '' : `, slow client ${c.slow}`}, ${replays} replays ...`,
+        );
+        results[i]!.push(await measureRun(runtime, c, replays));
+      }
     }
+    const figures = full.map((c, i) => summarize(c, results[i]!));
     return figures;
   } finally {
     await runtime.close();
