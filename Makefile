@@ -8,7 +8,7 @@
 #
 # Settings (override on the command line, e.g. `make run-streamer QUEUE=etcd SOURCE=big.csv`):
 #   CLUSTER_ID, LOG_LEVEL, SOURCE (streamer input), QUEUE (streamer queue), COLLECTOR_ID, RUN_DIR,
-#   LOAD_DURATION / LOAD_CONNECTIONS / LOAD_REQUESTS (load test), BENCH_ARGS (benchmark)
+#   LOAD_DURATION / LOAD_CONNECTIONS / LOAD_REQUESTS / LOAD_WS_CLIENTS (load test), BENCH_ARGS (benchmark)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -144,7 +144,7 @@ else
 	@$(LOCAL) logs api $(FOLLOW)
 endif
 
-load-test-nexus: ## autocannon on REST and GraphQL, LOAD_DURATION s (10) per endpoint; prints req/s, latency, errors
+load-test-nexus: ## autocannon on REST and GraphQL, LOAD_DURATION s (10) per endpoint, then LOAD_WS_CLIENTS (100) /ws clients; prints req/s, latency, errors
 	@$(TSX) scripts/load-test.ts
 
 benchmark-nexus: ## npm run bench (parser and embedded end-to-end); BENCH_ARGS="--rows 200000 --runs 1"

@@ -2,7 +2,8 @@
  * The Makefile without Docker (MODE=local), as the guide's quick start: `make quick-start-nexus`
  * brings up etcd, PostgreSQL, Redis, two collectors, the API and the streamer on the bundled sample
  * from the installed binaries; `make health-nexus`, `validate-nexus`, `test-graphql` and
- * `test-websocket` pass against it; `make stop-nexus` leaves no process. Free ports and a temporary
+ * `test-websocket` pass against it, `make load-test-nexus` (bounded) reports no errors; `make stop-nexus`
+ * leaves no process. Free ports and a temporary
  * run directory, so it never collides with a pipeline on the guide's ports.
  */
 import { spawn } from 'node:child_process';
@@ -17,11 +18,15 @@ let runDir: string;
 let env: NodeJS.ProcessEnv;
 const pidsSeen = new Set<number>();
 
-function make(target: string, timeoutMs = 120_000): Promise<{ code: number | null; output: string }> {
+function make(
+  target: string,
+  timeoutMs = 120_000,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('make', ['--no-print-directory', target], {
       cwd: ROOT,
-      env,
+      env: { ...env, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -101,6 +106,21 @@ describe('make targets without Docker', () => {
     },
     130_000,
   );
+
+  it('make load-test-nexus prints REST, GraphQL and WebSocket figures without errors', async () => {
+    // Bounded: 40 requests per endpoint, 10 /ws clients for 2 s.
+    const { code, output } = await make('load-test-nexus', 120_000, {
+      LOAD_REQUESTS: '40',
+      LOAD_CONNECTIONS: '4',
+      LOAD_DURATION: '2',
+      LOAD_WS_CLIENTS: '10',
+    });
+    expect(code, output).toBe(0);
+    for (const endpoint of ['GET /health', 'GET /api/v1/clusters/{id}', 'POST /graphql (cluster)'])
+      expect(output).toContain(endpoint);
+    expect(output).toMatch(/WebSocket fan-out, 10 \/ws clients/);
+    expect(output).toContain('load-test: no errors');
+  }, 130_000);
 
   it('make stop-nexus leaves no process', async () => {
     expect(pidsSeen.size).toBeGreaterThanOrEqual(6);
