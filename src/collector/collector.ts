@@ -3,6 +3,12 @@
  * sample store (idempotent: batch ledger + natural key), updating the live hierarchy, and only then
  * acking. A crash anywhere before the ack means redelivery, and the redelivered batch adds nothing.
  *
+ * With a live hierarchy, a worker claims its next batch as soon as the current one is durable in the
+ * store; the batch is acked when its hierarchy round has been written. Rounds coalesce every batch
+ * that arrived meanwhile (up to WORKERS x MAX_UNACKED_PER_WORKER), so a GPU record is written once
+ * per round instead of once per batch: DCGM exports are metric-major, and a 500-row batch touches
+ * 500 GPUs, so acking batch by batch made etcd write about one GPU record per row.
+ *
  * Failures: a retryable store error releases the batch and backs off with jitter; a payload that cannot
  * be decoded, or a batch that failed `maxDeliveries` times, is recorded as a dead letter and acked so a
  * poison batch cannot stall the queue.
@@ -13,10 +19,14 @@ import { isRetryable } from '../errors.js';
 import type { HierarchyWriter } from '../hierarchy/writer.js';
 import type { PipelineMetrics } from '../metrics/registry.js';
 import type { ClaimedItem, Queue } from '../ports/queue.js';
-import type { SampleStore } from '../ports/sample-store.js';
+import type { SampleStore, WriteResult } from '../ports/sample-store.js';
 import type { Logger } from '../util/logger.js';
 import { backoffDelay, sleep } from '../util/backoff.js';
 
+/** Batches one worker may have written but not yet acked (waiting for their hierarchy round). */
+export const MAX_UNACKED_PER_WORKER = 16;
+
+/** Options of {@link Collector}. */
 export interface CollectorOptions {
   queues: Queue[];
   store: SampleStore;
@@ -81,29 +91,52 @@ export class Collector {
 
   private async workerLoop(queue: Queue, worker: number): Promise<void> {
     let failuresInARow = 0;
-    while (this.running) {
-      let items: ClaimedItem[];
-      try {
-        items = await queue.claim(this.options.consumerId, { max: 1, waitMs: this.options.pollIntervalMs });
-      } catch (error) {
-        if (!this.running) return;
-        failuresInARow += 1;
-        this.log.warn({ err: error, worker, topic: queue.topic }, 'claim failed; backing off');
-        await sleep(backoffDelay(failuresInARow));
-        continue;
+    // Written batches waiting for their hierarchy round and ack; each resolves to false on failure.
+    const unacked = new Set<Promise<boolean>>();
+    const settle = (ok: boolean): void => {
+      failuresInARow = ok ? 0 : failuresInARow + 1;
+    };
+    try {
+      while (this.running) {
+        if (unacked.size >= MAX_UNACKED_PER_WORKER) await Promise.race(unacked);
+        if (failuresInARow > 0) await sleep(backoffDelay(failuresInARow));
+        if (!this.running) break;
+        let items: ClaimedItem[];
+        try {
+          items = await queue.claim(this.options.consumerId, { max: 1, waitMs: this.options.pollIntervalMs });
+        } catch (error) {
+          if (!this.running) break;
+          failuresInARow += 1;
+          this.log.warn({ err: error, worker, topic: queue.topic }, 'claim failed; backing off');
+          continue;
+        }
+        for (const item of items) {
+          const done = await this.handle(queue, item);
+          if (typeof done === 'boolean') {
+            settle(done);
+            continue;
+          }
+          const tracked = done.acked.then((ok) => {
+            unacked.delete(tracked);
+            settle(ok);
+            return ok;
+          });
+          unacked.add(tracked);
+        }
       }
-      for (const item of items) {
-        const ok = await this.handle(queue, item);
-        failuresInARow = ok ? 0 : failuresInARow + 1;
-        if (!ok) await sleep(backoffDelay(failuresInARow));
-      }
+    } finally {
+      // Stopping: the written batches still get their hierarchy round and ack (or a release).
+      await Promise.all(unacked);
     }
   }
 
-  /** Process one claimed item; false when it failed and was given back. */
-  private async handle(queue: Queue, item: ClaimedItem): Promise<boolean> {
+  /**
+   * Process one claimed item. Resolves to whether it succeeded (false: it failed and was given
+   * back) once it is acked; with a live hierarchy, as soon as the batch is durable in the store, to
+   * `acked`, the same answer once its hierarchy round and ack are done.
+   */
+  private async handle(queue: Queue, item: ClaimedItem): Promise<boolean | { acked: Promise<boolean> }> {
     const { store, hierarchy, metrics } = this.options;
-    const maxDeliveries = this.options.maxDeliveries ?? 5;
     if (item.deliveries > 1) {
       this.stats.redeliveries += 1;
       // A previous claimer crashed, stalled or failed: the batch comes again (its write is idempotent).
@@ -118,37 +151,62 @@ export class Collector {
       return true;
     }
 
+    let result: WriteResult;
     try {
       const started = performance.now();
-      const result = await store.writeBatch(batch);
+      result = await store.writeBatch(batch);
       metrics?.writeLatency.observe((performance.now() - started) / 1000);
-      await hierarchy?.apply(batch);
+    } catch (error) {
+      return this.failed(queue, item, batch, error);
+    }
+    if (!hierarchy) return this.acknowledge(queue, item, batch, result);
+    // Wrapped: an async function returning a bare promise would wait for it.
+    return {
+      acked: hierarchy.apply(batch).then(
+        () => this.acknowledge(queue, item, batch, result),
+        (error: unknown) => this.failed(queue, item, batch, error),
+      ),
+    };
+  }
+
+  /** Ack a batch that is durable (and in the hierarchy); counts it. */
+  private async acknowledge(
+    queue: Queue,
+    item: ClaimedItem,
+    batch: Batch,
+    result: WriteResult,
+  ): Promise<boolean> {
+    const { metrics } = this.options;
+    try {
       const acked = await queue.ack(item);
       if (!acked)
         this.log.warn({ batch: batch.id }, 'claim expired before ack; the batch will be redelivered');
-      this.stats.batches += 1;
-      this.stats.samplesWritten += result.inserted;
-      if (result.duplicate) {
-        this.stats.duplicates += 1;
-        metrics?.batchesDuplicate.inc();
-      }
-      metrics?.batchesAcked.inc();
-      metrics?.samplesWritten.inc(result.inserted);
-      this.options.onBatch?.(batch, result.inserted);
-      return true;
     } catch (error) {
-      this.stats.failures += 1;
-      if (!isRetryable(error) && item.deliveries >= maxDeliveries) {
-        await this.deadLetterWholeItem(queue, item, 'batch_failed', String(error), batch);
-        return true;
-      }
-      this.log.warn(
-        { err: error, batch: batch.id, deliveries: item.deliveries },
-        'batch failed; releasing it',
-      );
-      await queue.release(item).catch(() => undefined);
-      return false;
+      return this.failed(queue, item, batch, error);
     }
+    this.stats.batches += 1;
+    this.stats.samplesWritten += result.inserted;
+    if (result.duplicate) {
+      this.stats.duplicates += 1;
+      metrics?.batchesDuplicate.inc();
+    }
+    metrics?.batchesAcked.inc();
+    metrics?.samplesWritten.inc(result.inserted);
+    this.options.onBatch?.(batch, result.inserted);
+    return true;
+  }
+
+  /** A batch whose write, hierarchy round or ack failed: dead-letter a poison batch, else give it back. */
+  private async failed(queue: Queue, item: ClaimedItem, batch: Batch, error: unknown): Promise<boolean> {
+    this.stats.failures += 1;
+    const maxDeliveries = this.options.maxDeliveries ?? 5;
+    if (!isRetryable(error) && item.deliveries >= maxDeliveries) {
+      await this.deadLetterWholeItem(queue, item, 'batch_failed', String(error), batch);
+      return true;
+    }
+    this.log.warn({ err: error, batch: batch.id, deliveries: item.deliveries }, 'batch failed; releasing it');
+    await queue.release(item).catch(() => undefined);
+    return false;
   }
 
   private async deadLetterWholeItem(

@@ -9,7 +9,7 @@ import type { Coordination, KeyValue } from '../ports/coordination.js';
 import { clusterKey, gpuKey, hostKey } from './paths.js';
 
 /** How many GPU records are updated concurrently per batch. */
-const GPU_WRITE_CONCURRENCY = 16;
+const GPU_WRITE_CONCURRENCY = 64;
 /** Attempts of the compare-and-swap loop before giving up on one GPU update. */
 const MAX_CAS_ATTEMPTS = 20;
 /** A host's last-seen time is rewritten at most this often by one writer. */
