@@ -107,14 +107,21 @@ export function buildSampleQuery(q: SampleQuery, nowMs: number = Date.now()): Sa
        se.container, se.pod, se.namespace, se.labels`;
 
   if (resolution === 'raw') {
-    if (q.startMs !== undefined) where.push(`sa.ts >= to_timestamp(${p(q.startMs)}::float8 / 1000)`);
-    if (q.endMs !== undefined) where.push(`sa.ts <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
+    // Each series' first `limit` samples in the window (one index range scan each on the
+    // (series_id, ts) key), then the GPU's first `limit` overall. A plain join must read every
+    // sample of the GPU and sort them: 1.3 s against 2 ms for the latest 10 of 870k samples.
+    const bounds: string[] = [];
+    if (q.startMs !== undefined) bounds.push(`ts >= to_timestamp(${p(q.startMs)}::float8 / 1000)`);
+    if (q.endMs !== undefined) bounds.push(`ts <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
     const limit = p(normaliseLimit(q.limit, DEFAULT_SAMPLE_LIMIT));
+    const window = bounds.length > 0 ? ` AND ${bounds.join(' AND ')}` : '';
     return {
       resolution,
       text: `SELECT ${columns},
        (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
-FROM series se JOIN samples sa ON sa.series_id = se.id
+FROM series se
+CROSS JOIN LATERAL (SELECT ts, value FROM samples WHERE series_id = se.id${window}
+                    ORDER BY ts ${dir} LIMIT ${limit}) sa
 WHERE ${where.join(' AND ')}
 ORDER BY sa.ts ${dir}, se.metric ${dir}, se.id ${dir}
 LIMIT ${limit}`,
