@@ -1,10 +1,18 @@
 /**
- * `npm run bench [-- --rows N --runs K]`: generates DCGM CSV with the project's generator, then
- * measures in one run, so every figure has a floor taken on the same machine at the same hour:
- *   - the CSV parser vs a raw read of the file (bench/parser.ts)
- *   - embedded end-to-end (file -> streamer -> queue -> collector -> PGlite on disk), rows/s and
- *     the ratio to the parser alone
- * Prints a table and writes JSON to bench/results/. Each figure: median of K runs (default 3) and spread.
+ * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S]`:
+ * generates DCGM CSV with the project's generator, then measures in one run, so every figure has a
+ * floor taken on the same machine at the same hour:
+ *   1. the CSV parser vs a raw read of the file (bench/parser.ts)
+ *   2. `psql \copy` of the same rows into a narrow indexed table (the storage floor), nexus
+ *      (etcd queue -> 2 collectors -> PostgreSQL) and traditional (Redis -> 2 collectors ->
+ *      PostgreSQL) end-to-end with their ratio to that floor, peak RSS and CPU of every process,
+ *      and etcd's database size (bench/pipelines.ts)
+ *   3. embedded end-to-end (file -> streamer -> queue -> collector -> PGlite on disk)
+ *   4. REST query latency at 1M and 10M stored samples (bench/queries.ts)
+ *   5. event latency from the collector's write to /ws and GraphQL subscribers, 1 and 100, and
+ *      what a stalled subscriber costs the others (bench/events.ts)
+ * Prints every table and writes one JSON file to bench/results/. Each figure: median of K runs
+ * (default 3) and the spread.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -13,24 +21,11 @@ import { loadConfig } from '../src/config/config.js';
 import { writeDcgmCsv } from '../src/generate/generator.js';
 import { startEmbedded } from '../src/runtime/embedded.js';
 import { createLogger } from '../src/util/logger.js';
+import { benchEvents, formatEventFigures } from './events.js';
+import { figure } from './figure.js';
 import { benchParser } from './parser.js';
-
-interface Figure {
-  median: number;
-  min: number;
-  max: number;
-  runs: number[];
-}
-
-function figure(values: number[]): Figure {
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    median: sorted[Math.floor(sorted.length / 2)]!,
-    min: sorted[0]!,
-    max: sorted.at(-1)!,
-    runs: values,
-  };
-}
+import { benchPipelines, DEFAULT_BUDGET_SECONDS, formatPipelineFigures } from './pipelines.js';
+import { benchQueries, formatQueryFigures } from './queries.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -41,7 +36,16 @@ function arg(name: string, fallback: number): number {
   return n;
 }
 
-async function embeddedEndToEnd(file: string, rows: number): Promise<number> {
+function list(name: string, fallback: number[]): number[] {
+  const i = process.argv.indexOf(name);
+  if (i === -1) return fallback;
+  const values = (process.argv[i + 1] ?? '').split(',').map(Number);
+  if (values.length === 0 || values.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`${name} needs comma-separated positive integers, got ${process.argv[i + 1]}`);
+  return values;
+}
+
+async function embeddedEndToEnd(file: string, rows: number): Promise<{ rowsPerSec: number; rssMiB: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nexus-bench-'));
   const runtime = await startEmbedded({
     config: loadConfig({}, { DATA_DIR: dataDir, LOG_LEVEL: 'silent', CLUSTER_ID: 'bench' }),
@@ -54,7 +58,7 @@ async function embeddedEndToEnd(file: string, rows: number): Promise<number> {
     const seconds = (performance.now() - started) / 1000;
     const stored = await runtime.store.countSamples();
     if (stored !== rows) throw new Error(`embedded run stored ${stored} samples, expected ${rows}`);
-    return rows / seconds;
+    return { rowsPerSec: rows / seconds, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) };
   } finally {
     await runtime.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -67,6 +71,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-data-'));
   const file = join(dir, 'bench.csv');
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const benchStarted = performance.now();
   try {
     log(`bench: generating ${rows.toLocaleString('en-US')} rows ...`);
     // 8 GPUs x 10 metrics per host; enough hosts and scrapes to reach the row count.
@@ -75,12 +80,28 @@ async function main(): Promise<void> {
     log('bench: parser vs raw read ...');
     const parser = await benchParser(rows, runs);
 
-    const embedded: number[] = [];
+    const embeddedRuns: { rowsPerSec: number; rssMiB: number }[] = [];
     for (let i = 0; i < runs; i++) {
       log(`bench: embedded end-to-end, run ${i + 1}/${runs} ...`);
-      embedded.push(await embeddedEndToEnd(file, rows));
+      embeddedRuns.push(await embeddedEndToEnd(file, rows));
     }
-    const e2e = figure(embedded);
+    const e2e = figure(embeddedRuns.map((r) => r.rowsPerSec));
+    // The embedded pipeline runs in this process; its peak so far is parser + embedded runs.
+    const embeddedPeakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+
+    const pipelines = await benchPipelines({
+      file,
+      rows,
+      runs,
+      log,
+      budgetSeconds: {
+        nexus: arg('--nexus-budget-s', 45),
+        traditional: arg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
+      },
+    });
+    const querySizes = list('--query-sizes', [1_000_000, 10_000_000]);
+    const queries = await benchQueries({ runs, sizes: querySizes, log });
+    const events = await benchEvents({ runs, replays: 1, log });
 
     const results = {
       date: new Date().toISOString(),
@@ -98,8 +119,15 @@ async function main(): Promise<void> {
         recordsRowsPerSec: parser.records.rowsPerSec,
         target: 400_000,
       },
-      embedded: { rowsPerSec: e2e, ratioToParser: e2e.median / parser.pipeline.rowsPerSec, target: 50_000 },
-      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      embedded: {
+        rowsPerSec: e2e,
+        ratioToParser: e2e.median / parser.pipeline.rowsPerSec,
+        target: 50_000,
+        peakRssMiB: embeddedPeakRssMiB,
+      },
+      pipelines,
+      queries,
+      events,
     };
 
     const k = (n: number): string => `${Math.round(n).toLocaleString('en-US')}`;
@@ -133,7 +161,11 @@ async function main(): Promise<void> {
       `\nnexus-telemetry bench: ${rows.toLocaleString('en-US')} rows, median of ${runs}, ${results.machine.cpus} cores, node ${process.version}`,
     );
     for (const r of rowsOut) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
-    console.log(`peak RSS of the bench process: ${results.peakRssMiB} MiB`);
+    console.log(`embedded: peak RSS of the one process ${embeddedPeakRssMiB} MiB`);
+    console.log(`\n${formatPipelineFigures(pipelines)}`);
+    console.log(`\n${formatQueryFigures(queries)}`);
+    console.log(`\nevent latency, collector write -> subscriber (embedded)\n${formatEventFigures(events)}`);
+    console.log(`\nwall time of the whole bench: ${Math.round((performance.now() - benchStarted) / 1000)} s`);
 
     const outDir = new URL('./results/', import.meta.url);
     mkdirSync(outDir, { recursive: true });
