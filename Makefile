@@ -147,7 +147,7 @@ endif
 load-test-nexus: ## autocannon on REST and GraphQL, LOAD_DURATION s (10) per endpoint, then LOAD_WS_CLIENTS (100) /ws clients; prints req/s, latency, errors
 	@$(TSX) scripts/load-test.ts
 
-benchmark-nexus: ## npm run bench (parser and embedded end-to-end); BENCH_ARGS="--rows 200000 --runs 1"
+benchmark-nexus: ## npm run bench (floors, embedded/nexus/traditional end-to-end, queries, events); BENCH_ARGS="--rows 200000 --runs 1"
 	npm run bench -- $(BENCH_ARGS)
 
 test-graphql: ## The guide's GraphQL curl (schema introspection) and a cluster query

@@ -93,8 +93,17 @@ export class Collector {
     let failuresInARow = 0;
     // Written batches waiting for their hierarchy round and ack; each resolves to false on failure.
     const unacked = new Set<Promise<boolean>>();
+    // Batches of one failed hierarchy round fail together: count them as one failure, so one
+    // transient error does not push the backoff to its cap.
+    let lastFailureAt = -Infinity;
     const settle = (ok: boolean): void => {
-      failuresInARow = ok ? 0 : failuresInARow + 1;
+      if (ok) {
+        failuresInARow = 0;
+        return;
+      }
+      const now = performance.now();
+      if (now - lastFailureAt > 50) failuresInARow += 1;
+      lastFailureAt = now;
     };
     try {
       while (this.running) {
@@ -192,7 +201,12 @@ export class Collector {
     }
     metrics?.batchesAcked.inc();
     metrics?.samplesWritten.inc(result.inserted);
-    this.options.onBatch?.(batch, result.inserted);
+    try {
+      this.options.onBatch?.(batch, result.inserted);
+    } catch (error) {
+      // The batch is acked; a failing observer must not turn into a redelivery or a dead worker.
+      this.log.error({ err: error, batch: batch.id }, 'onBatch callback failed');
+    }
     return true;
   }
 

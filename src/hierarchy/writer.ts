@@ -8,7 +8,7 @@ import type { Batch, ClusterRecord, GpuRecord, HostRecord, Sample } from '../dom
 import type { Coordination, KeyValue } from '../ports/coordination.js';
 import { clusterKey, gpuKey, hostKey } from './paths.js';
 
-/** How many GPU records are updated concurrently per batch. */
+/** How many GPU records are updated concurrently per round. */
 const GPU_WRITE_CONCURRENCY = 64;
 /** Attempts of the compare-and-swap loop before giving up on one GPU update. */
 const MAX_CAS_ATTEMPTS = 20;
