@@ -74,7 +74,7 @@ import pg from 'pg';
 import { createEtcdClient } from '../src/adapters/etcd/client.js';
 import { queueKeys } from '../src/adapters/etcd/queue-keys.js';
 import { maintenanceMarkerKey } from '../src/collector/maintenance.js';
-import { batchSizeFor, loadConfig } from '../src/config/config.js';
+import { batchSizeFor, loadConfig, queueDepthFor } from '../src/config/config.js';
 import { writeDcgmCsv } from '../src/generate/generator.js';
 import { readDcgm } from '../src/ingest/dcgm-reader.js';
 import { openSources } from '../src/ingest/sources.js';
@@ -98,9 +98,9 @@ const MiB = 1024 * 1024;
 /**
  * Default budget of one end-to-end run's timed window, seconds (see
  * {@link PipelineBenchOptions.budgetSeconds}). On this project's 2-core machines nexus moves about
- * 900-1,800 rows/s (about one etcd txn per row for the live hierarchy), so a full 1M-row run would
- * take 10-18 minutes: it is cut at 20 s and reported as a partial rate. traditional stores 1M rows in
- * about 50-70 s when other jobs load the machine; it is cut at 50 s.
+ * 5-8k rows/s (one etcd txn per GPU record per hierarchy round), so a full 1M-row run would take
+ * 2-3 minutes: it is cut (20 s standalone, 45 s in `npm run bench`) and reported as a partial rate.
+ * traditional stores 1M rows in about 40-70 s depending on load; it is cut at 50 s.
  */
 export const DEFAULT_BUDGET_SECONDS: Readonly<Record<'nexus' | 'traditional', number>> = {
   nexus: 20,
@@ -896,7 +896,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
       settings: {
         batchSize: batchSizeFor(defaults, 'shared'),
         workersPerCollector: defaults.WORKERS,
-        queueMaxDepth: defaults.QUEUE_MAX_DEPTH,
+        queueMaxDepth: queueDepthFor(defaults, 'shared'),
         collectors: COLLECTORS,
         etcdMembers: ETCD_MEMBERS,
         etcdQuotaMiB: ETCD_QUOTA_BYTES / MiB,

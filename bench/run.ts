@@ -101,7 +101,8 @@ async function main(): Promise<void> {
     });
     const querySizes = list('--query-sizes', [1_000_000, 10_000_000]);
     const queries = await benchQueries({ runs, sizes: querySizes, log });
-    const events = await benchEvents({ runs, replays: 1, log });
+    // Two replays per run: enough for the stalled client to pass its send-buffer bound and be dropped.
+    const events = await benchEvents({ runs, replays: 2, log });
 
     const results = {
       date: new Date().toISOString(),

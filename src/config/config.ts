@@ -97,7 +97,7 @@ const schema = z.object({
   FLUSH_INTERVAL: duration.default(1000),
   WORKERS: int(1, 64).default(4),
   POLL_INTERVAL: duration.default(1000),
-  QUEUE_MAX_DEPTH: int(1, 1_000_000).default(1000),
+  QUEUE_MAX_DEPTH: int(1, 1_000_000).optional(),
   STALE_AFTER: duration.default(300_000),
   ELECTION_TTL: duration
     .default(10_000)
@@ -155,6 +155,15 @@ export function loadConfig(
  */
 export function batchSizeFor(config: Config, mode: 'embedded' | 'shared'): number {
   return config.BATCH_SIZE ?? (mode === 'embedded' ? 5000 : 500);
+}
+
+/**
+ * Batches the queue holds before producers wait: QUEUE_MAX_DEPTH, else 20 in embedded mode (100k
+ * rows of 5,000-row batches, held in this process's memory) and 200 on etcd and Redis (100k rows,
+ * about 54 MiB of 500-row batches in the backend).
+ */
+export function queueDepthFor(config: Config, mode: 'embedded' | 'shared'): number {
+  return config.QUEUE_MAX_DEPTH ?? (mode === 'embedded' ? 20 : 200);
 }
 
 /** Display name of the configured cluster. */

@@ -4,7 +4,7 @@
  * client libraries (etcd3, pg, ioredis) of the backends it is configured for.
  */
 import { readFileSync } from 'node:fs';
-import type { Config } from '../config/config.js';
+import { queueDepthFor, type Config } from '../config/config.js';
 import { NexusError } from '../errors.js';
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
@@ -67,7 +67,7 @@ async function openEtcdQueue(config: Config): Promise<Queue> {
     topic: 'batches',
     endpoints: config.ETCD_ENDPOINTS,
     clusterId: config.CLUSTER_ID,
-    maxDepth: config.QUEUE_MAX_DEPTH,
+    maxDepth: queueDepthFor(config, 'shared'),
     watch: config.ENABLE_WATCH_API,
     pollIntervalMs: config.POLL_INTERVAL,
   });
@@ -80,7 +80,7 @@ async function openRedisQueue(config: Config, topic: string): Promise<Queue> {
     });
   }
   const { createRedisQueue } = await import('../adapters/redis/queue.js');
-  return createRedisQueue({ topic, url: config.REDIS_URL, maxDepth: config.QUEUE_MAX_DEPTH });
+  return createRedisQueue({ topic, url: config.REDIS_URL, maxDepth: queueDepthFor(config, 'shared') });
 }
 
 /** Whether PostgreSQL is configured (DATABASE_URL or DB_HOST). */

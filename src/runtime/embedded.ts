@@ -13,7 +13,7 @@ import { createEmbeddedQueue } from '../adapters/embedded/queue.js';
 import { createPgliteSampleStore } from '../adapters/pglite/sample-store.js';
 import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { Collector } from '../collector/collector.js';
-import { batchSizeFor, clusterName, type Config } from '../config/config.js';
+import { batchSizeFor, clusterName, queueDepthFor, type Config } from '../config/config.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import type { Coordination } from '../ports/coordination.js';
@@ -58,7 +58,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   const { config, logger } = options;
   const metrics = createPipelineMetrics();
   const coordination = createEmbeddedCoordination();
-  const queue = createEmbeddedQueue({ topic: 'telemetry', maxDepth: config.QUEUE_MAX_DEPTH });
+  const queue = createEmbeddedQueue({ topic: 'telemetry', maxDepth: queueDepthFor(config, 'embedded') });
   const store = config.MEMORY
     ? await createPgliteSampleStore({ memory: true })
     : await createPgliteSampleStore({ dataDir: join(config.DATA_DIR, 'pglite') });
