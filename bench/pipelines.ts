@@ -75,6 +75,7 @@ import { createEtcdClient } from '../src/adapters/etcd/client.js';
 import { queueKeys } from '../src/adapters/etcd/queue-keys.js';
 import { maintenanceMarkerKey } from '../src/collector/maintenance.js';
 import { batchSizeFor, loadConfig, queueDepthFor } from '../src/config/config.js';
+import { intArg } from './args.js';
 import { writeDcgmCsv } from '../src/generate/generator.js';
 import { readDcgm } from '../src/ingest/dcgm-reader.js';
 import { openSources } from '../src/ingest/sources.js';
@@ -1083,15 +1084,6 @@ export function formatPipelineFigures(f: PipelineFigures): string {
 // ---------------------------------------------------------------------------------------------
 // standalone
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i === -1) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} needs a positive integer, got ${process.argv[i + 1]}`);
-  return n;
-}
-
 function modesArg(): PipelineMode[] | undefined {
   const i = process.argv.indexOf('--modes');
   if (i === -1) return undefined;
@@ -1105,12 +1097,12 @@ function modesArg(): PipelineMode[] | undefined {
 }
 
 async function main(): Promise<void> {
-  const rows = arg('--rows', 1_000_000);
-  const runs = arg('--runs', 3);
+  const rows = intArg('--rows', 1_000_000);
+  const runs = intArg('--runs', 3);
   const modes = modesArg();
   const budgetSeconds = {
-    nexus: arg('--nexus-budget-s', DEFAULT_BUDGET_SECONDS.nexus),
-    traditional: arg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
+    nexus: intArg('--nexus-budget-s', DEFAULT_BUDGET_SECONDS.nexus),
+    traditional: intArg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
   };
   // Exit through process.exit so the harnesses' 'exit' hooks stop their servers.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

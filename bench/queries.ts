@@ -50,6 +50,7 @@
  * through the API: 10 samples from (1), 1,210 raw samples from (2), 7,210 `1h` items from (3), 125
  * hosts / 1,000 GPUs in (4).
  */
+import { intListArg } from './args.js';
 import { finished } from 'node:stream/promises';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -1078,20 +1079,13 @@ export function formatQueryFigures(f: QueryFigures): string {
   return out.join('\n');
 }
 
-function argList(name: string): number[] | undefined {
-  const i = process.argv.indexOf(name);
-  if (i === -1) return undefined;
-  const values = (process.argv[i + 1] ?? '').split(',').map(Number);
-  if (values.length === 0 || values.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw new Error(`${name} needs positive integers, got ${process.argv[i + 1]}`);
-  }
-  return values;
-}
-
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const out = process.argv.indexOf('--out');
   const main = async (): Promise<void> => {
-    const figures = await benchQueries({ runs: argList('--runs')?.[0] ?? 3, sizes: argList('--sizes') });
+    const figures = await benchQueries({
+      runs: intListArg('--runs')?.[0] ?? 3,
+      sizes: intListArg('--sizes'),
+    });
     console.log(`\n${formatQueryFigures(figures)}`);
     if (out !== -1 && process.argv[out + 1])
       writeFileSync(process.argv[out + 1]!, `${JSON.stringify(figures, null, 2)}\n`);

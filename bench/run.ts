@@ -21,29 +21,12 @@ import { loadConfig } from '../src/config/config.js';
 import { writeDcgmCsv } from '../src/generate/generator.js';
 import { startEmbedded } from '../src/runtime/embedded.js';
 import { createLogger } from '../src/util/logger.js';
+import { intArg, intListArg } from './args.js';
 import { benchEvents, formatEventFigures } from './events.js';
 import { figure } from './figure.js';
 import { benchParser } from './parser.js';
 import { benchPipelines, DEFAULT_BUDGET_SECONDS, formatPipelineFigures } from './pipelines.js';
 import { benchQueries, formatQueryFigures } from './queries.js';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i === -1) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} needs a positive integer, got ${process.argv[i + 1]}`);
-  return n;
-}
-
-function list(name: string, fallback: number[]): number[] {
-  const i = process.argv.indexOf(name);
-  if (i === -1) return fallback;
-  const values = (process.argv[i + 1] ?? '').split(',').map(Number);
-  if (values.length === 0 || values.some((n) => !Number.isInteger(n) || n < 1))
-    throw new Error(`${name} needs comma-separated positive integers, got ${process.argv[i + 1]}`);
-  return values;
-}
 
 async function embeddedEndToEnd(file: string, rows: number): Promise<{ rowsPerSec: number; rssMiB: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nexus-bench-'));
@@ -66,8 +49,8 @@ async function embeddedEndToEnd(file: string, rows: number): Promise<{ rowsPerSe
 }
 
 async function main(): Promise<void> {
-  const rows = arg('--rows', 1_000_000);
-  const runs = arg('--runs', 3);
+  const rows = intArg('--rows', 1_000_000);
+  const runs = intArg('--runs', 3);
   const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-data-'));
   const file = join(dir, 'bench.csv');
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -95,11 +78,11 @@ async function main(): Promise<void> {
       runs,
       log,
       budgetSeconds: {
-        nexus: arg('--nexus-budget-s', 45),
-        traditional: arg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
+        nexus: intArg('--nexus-budget-s', 45),
+        traditional: intArg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
       },
     });
-    const querySizes = list('--query-sizes', [1_000_000, 10_000_000]);
+    const querySizes = intListArg('--query-sizes') ?? [1_000_000, 10_000_000];
     const queries = await benchQueries({ runs, sizes: querySizes, log });
     // Two replays per run: enough for the stalled client to pass its send-buffer bound and be dropped.
     const events = await benchEvents({ runs, replays: 2, log });
