@@ -35,7 +35,11 @@ import {
   COUNT_SAMPLES_SQL,
   type DeadLetterRow,
   type GpuRow,
+  type NarrowSampleRow,
   type SampleRow,
+  type SeriesRow,
+  buildSeriesByIds,
+  toStoredSampleOf,
   buildListDeadLetters,
   buildLatestSamples,
   buildListGpus,
@@ -48,6 +52,9 @@ import {
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
 import { InvalidBatchError, validateBatchTimestamps, writeBatchInTransaction } from './write-batch.js';
+
+/** Most series rows kept for joining query results in memory. */
+const SERIES_CACHE_LIMIT = 100_000;
 
 /** How the sample tables are partitioned: native day partitions, or TimescaleDB hypertables. */
 export type PartitioningMode = 'native' | 'timescaledb';
@@ -81,6 +88,8 @@ export interface SqlSampleStoreOptions {
 export class SqlSampleStore implements SampleStore {
   readonly #backend: SqlBackend;
   readonly #cache: SeriesIdCache;
+  /** Series rows by id for query results (rows are immutable; cleared past SERIES_CACHE_LIMIT). */
+  readonly #seriesById = new Map<number, SeriesRow>();
   readonly #partitions = new PartitionCache();
   readonly #rollups: boolean;
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -126,9 +135,23 @@ export class SqlSampleStore implements SampleStore {
   querySamples(query: SampleQuery): Promise<StoredSample[]> {
     return this.#run('querySamples', async () => {
       const { text, params } = buildSampleQuery(query);
-      const { rows } = await this.#backend.executor.query<SampleRow>(text, params);
-      return rows.map(toStoredSample);
+      const { rows } = await this.#backend.executor.query<NarrowSampleRow>(text, params);
+      const series = await this.#seriesRows(rows.map((r) => r.series_id));
+      return rows.map((r) => toStoredSampleOf(series.get(r.series_id)!, r));
     });
+  }
+
+  /** Series rows by id, from the cache or one query for the missing ones (series never change). */
+  async #seriesRows(ids: number[]): Promise<Map<number, SeriesRow>> {
+    const wanted = [...new Set(ids)];
+    if (this.#seriesById.size + wanted.length > SERIES_CACHE_LIMIT) this.#seriesById.clear();
+    const missing = wanted.filter((id) => !this.#seriesById.has(id));
+    if (missing.length > 0) {
+      const { text, params } = buildSeriesByIds(missing);
+      const { rows } = await this.#backend.executor.query<SeriesRow>(text, params);
+      for (const row of rows) this.#seriesById.set(row.id, row);
+    }
+    return this.#seriesById;
   }
 
   listGpus(clusterId?: string): Promise<StoredGpu[]> {
