@@ -200,24 +200,22 @@ ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
 }
 
 /** A port sample from a {@link NarrowSampleRow} and its series. */
-export function toStoredSampleOf(series: SeriesRow, r: NarrowSampleRow): StoredSample {
-  return toStoredSample({ ...series, ...r });
-}
-
-/** Map a {@link SampleRow} to a port sample (with `aggregate` for rollup rows). */
-export function toStoredSample(r: SampleRow): StoredSample {
+export function toStoredSampleOf(
+  series: Omit<SeriesRow, 'id'>,
+  r: Omit<NarrowSampleRow, 'series_id'>,
+): StoredSample {
   const sample: StoredSample = {
-    clusterId: r.cluster_id,
-    hostname: r.hostname,
-    gpuId: r.gpu_id,
-    uuid: r.uuid,
-    device: r.device,
-    modelName: r.model_name,
-    metric: r.metric,
-    container: r.container,
-    pod: r.pod,
-    namespace: r.namespace,
-    labels: r.labels,
+    clusterId: series.cluster_id,
+    hostname: series.hostname,
+    gpuId: series.gpu_id,
+    uuid: series.uuid,
+    device: series.device,
+    modelName: series.model_name,
+    metric: series.metric,
+    container: series.container,
+    pod: series.pod,
+    namespace: series.namespace,
+    labels: series.labels,
     timestampMs: r.ts_ms,
     value: r.value,
   };
@@ -231,6 +229,11 @@ export function toStoredSample(r: SampleRow): StoredSample {
     };
   }
   return sample;
+}
+
+/** Map a {@link SampleRow} to a port sample (with `aggregate` for rollup rows). */
+export function toStoredSample(r: SampleRow): StoredSample {
+  return toStoredSampleOf(r, r);
 }
 
 /** One row per GPU (cluster, host, index, uuid), with the device/model of its newest series. */
