@@ -24,8 +24,9 @@ export interface Statement {
   params: unknown[];
 }
 
-/** Row shape of {@link buildSampleQuery}. */
-export interface SampleRow {
+/** Row shape of {@link buildSeriesByIds}: a series, its columns as named in SQL. */
+export interface SeriesRow {
+  id: number;
   cluster_id: string;
   hostname: string;
   gpu_id: string;
@@ -37,13 +38,6 @@ export interface SampleRow {
   pod: string;
   namespace: string;
   labels: Record<string, string>;
-  ts_ms: number;
-  value: number;
-  /** Rollup resolutions only. */
-  agg_min?: number;
-  agg_max?: number;
-  agg_count?: number;
-  agg_last?: number;
 }
 
 /**
@@ -61,14 +55,6 @@ export interface NarrowSampleRow {
   agg_count?: number;
   agg_last?: number;
 }
-
-/** Row shape of {@link buildSeriesByIds}. */
-export type SeriesRow = Omit<
-  SampleRow,
-  'ts_ms' | 'value' | 'agg_min' | 'agg_max' | 'agg_count' | 'agg_last'
-> & {
-  id: number;
-};
 
 /** The series rows with these ids. */
 export function buildSeriesByIds(ids: number[]): Statement {
@@ -183,14 +169,13 @@ LIMIT ${limit}`,
 
 /**
  * The newest sample of every series (optionally in one cluster): one index probe per series on the
- * (series_id, ts) primary key, so the cost grows with the number of series, not of samples.
+ * (series_id, ts) primary key, so the cost grows with the number of series, not of samples. Rows
+ * are {@link NarrowSampleRow}s, joined with their series in memory like sample queries.
  */
 export function buildLatestSamples(clusterId?: string): Statement {
   const filter = clusterId === undefined ? '' : 'WHERE se.cluster_id = $1';
   return {
-    text: `SELECT se.cluster_id, se.hostname, se.gpu_id, se.uuid, se.device, se.model_name, se.metric,
-       se.container, se.pod, se.namespace, se.labels,
-       (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
+    text: `SELECT se.id AS series_id, (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
 FROM series se
 CROSS JOIN LATERAL (SELECT ts, value FROM samples WHERE series_id = se.id ORDER BY ts DESC LIMIT 1) sa
 ${filter}
@@ -200,10 +185,7 @@ ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
 }
 
 /** A port sample from a {@link NarrowSampleRow} and its series. */
-export function toStoredSampleOf(
-  series: Omit<SeriesRow, 'id'>,
-  r: Omit<NarrowSampleRow, 'series_id'>,
-): StoredSample {
+export function toStoredSampleOf(series: SeriesRow, r: Omit<NarrowSampleRow, 'series_id'>): StoredSample {
   const sample: StoredSample = {
     clusterId: series.cluster_id,
     hostname: series.hostname,
@@ -229,11 +211,6 @@ export function toStoredSampleOf(
     };
   }
   return sample;
-}
-
-/** Map a {@link SampleRow} to a port sample (with `aggregate` for rollup rows). */
-export function toStoredSample(r: SampleRow): StoredSample {
-  return toStoredSampleOf(r, r);
 }
 
 /** One row per GPU (cluster, host, index, uuid), with the device/model of its newest series. */

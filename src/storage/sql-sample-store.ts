@@ -36,7 +36,6 @@ import {
   type DeadLetterRow,
   type GpuRow,
   type NarrowSampleRow,
-  type SampleRow,
   type SeriesRow,
   buildSeriesByIds,
   toStoredSampleOf,
@@ -47,7 +46,6 @@ import {
   compareGpus,
   toStoredDeadLetter,
   toStoredGpu,
-  toStoredSample,
 } from './queries.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
@@ -165,8 +163,9 @@ export class SqlSampleStore implements SampleStore {
   latestSamples(clusterId?: string): Promise<StoredSample[]> {
     return this.#run('latestSamples', async () => {
       const { text, params } = buildLatestSamples(clusterId);
-      const { rows } = await this.#backend.executor.query<SampleRow>(text, params);
-      return rows.map(toStoredSample);
+      const { rows } = await this.#backend.executor.query<NarrowSampleRow>(text, params);
+      const series = await this.#seriesRows(rows.map((r) => r.series_id));
+      return rows.map((r) => toStoredSampleOf(series.get(r.series_id)!, r));
     });
   }
 
