@@ -96,6 +96,8 @@ export class Collector {
     // Batches of one failed hierarchy round fail together: count them as one failure, so one
     // transient error does not push the backoff to its cap.
     let lastFailureAt = -Infinity;
+    // Set by a failure: the next loop waits backoffDelay(failuresInARow) once before claiming.
+    let backoffPending = false;
     const settle = (ok: boolean): void => {
       if (ok) {
         failuresInARow = 0;
@@ -104,11 +106,15 @@ export class Collector {
       const now = performance.now();
       if (now - lastFailureAt > 50) failuresInARow += 1;
       lastFailureAt = now;
+      backoffPending = true;
     };
     try {
       while (this.running) {
         if (unacked.size >= MAX_UNACKED_PER_WORKER) await Promise.race(unacked);
-        if (failuresInARow > 0) await sleep(backoffDelay(failuresInARow));
+        if (backoffPending) {
+          backoffPending = false;
+          await sleep(backoffDelay(failuresInARow));
+        }
         if (!this.running) break;
         let items: ClaimedItem[];
         try {
@@ -116,6 +122,7 @@ export class Collector {
         } catch (error) {
           if (!this.running) break;
           failuresInARow += 1;
+          backoffPending = true;
           this.log.warn({ err: error, worker, topic: queue.topic }, 'claim failed; backing off');
           continue;
         }
