@@ -63,9 +63,16 @@ function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEve
 
 /**
  * The telemetry event for one watch event under the hierarchy prefix, or undefined for keys that
- * are not cluster, host or GPU records. `now` stamps removals, whose record is gone.
+ * are not cluster, host or GPU records. `now` stamps removals, whose record is gone; `index` is the
+ * change's position within its revision (see cursor.ts).
  */
-export function decodeWatchEvent(event: WatchEvent, now: number): TelemetryEvent | undefined {
+export function decodeWatchEvent(event: WatchEvent, now: number, index: number): TelemetryEvent | undefined {
+  const decoded = decodeChange(event, now);
+  if (decoded) decoded.index = index;
+  return decoded;
+}
+
+function decodeChange(event: WatchEvent, now: number): TelemetryEvent | undefined {
   if (event.type === 'put') return fromKv(event.kv, event.revision, false);
   const parsed = parseKey(event.key);
   if (!parsed) return undefined;

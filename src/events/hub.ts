@@ -7,16 +7,25 @@
  * - fresh: live events from now on;
  * - `snapshot`: one SNAPSHOT event per GPU record (read at revision R), then live events after R;
  * - `after` a cursor the ring still covers: the missed events from the ring, then live;
- * - `after` an older cursor: a watch of its own from `after + 1` replays the store's history and hands
- *   over to the shared stream once it reaches what the ring holds. If that history was compacted (or
- *   the cursor is ahead of the store), a RESYNC marker, a snapshot, then live events.
- * Events reach each subscriber in revision order, each once. Delivery is synchronous; a subscriber
+ * - `after` an older cursor: a watch of its own from the cursor's revision replays the store's history
+ *   and hands over to the shared stream once it reaches what the ring holds. If that history was
+ *   compacted (or the cursor is ahead of the store), a RESYNC marker, a snapshot, then live events.
+ * Events reach each subscriber in cursor order (revision, then index within it), each once. Delivery is synchronous; a subscriber
  * that cannot keep up must buffer within its own bound (the transports drop slow clients).
  */
 import { hasCode, NexusError } from '../errors.js';
 import { CLUSTERS_PREFIX } from '../hierarchy/paths.js';
 import type { Coordination, WatchEvent, Watcher } from '../ports/coordination.js';
 import type { Logger } from '../util/logger.js';
+import {
+  beforeRevision,
+  type Cursor,
+  formatCursor,
+  isAfter,
+  RevisionIndexer,
+  WHOLE_REVISION as WHOLE,
+  wholeRevision,
+} from './cursor.js';
 import { decodeWatchEvent, snapshotEvents } from './decode.js';
 import type { CompiledFilter } from './filter.js';
 import { EventRing } from './ring.js';
@@ -38,12 +47,12 @@ export interface EventHubOptions {
 /** What a subscriber gets. */
 export interface SubscribeOptions {
   filter: CompiledFilter;
-  /** Resume after this cursor (a revision): events with greater revisions follow. */
-  after?: number;
+  /** Resume after this cursor (see cursor.ts): later events follow. */
+  after?: Cursor;
   /** Start with a snapshot of the current GPU records (ignored with `after`). */
   snapshot?: boolean;
   /** Called once the start position is fixed, before any event: the cursor the stream starts after. */
-  onReady?: (cursor: number) => void;
+  onReady?: (cursor: Cursor) => void;
   /** Each matching event, in revision order. Throwing ends the subscription. */
   onEvent: (event: TelemetryEvent) => void;
   /** Called once when the stream ends on its own (error) or the hub closes; not after `close()`. */
@@ -73,10 +82,10 @@ interface Subscriber {
   filter: CompiledFilter;
   onEvent: (event: TelemetryEvent) => void;
   onEnd: ((error?: Error) => void) | undefined;
-  onReady: ((cursor: number) => void) | undefined;
+  onReady: ((cursor: Cursor) => void) | undefined;
   ready: boolean;
-  /** Events with revision <= after are not delivered (the resume boundary). */
-  after: number;
+  /** Events at or before this cursor are not delivered (the resume boundary). */
+  after: Cursor;
   state: State;
   replay?: Watcher;
 }
@@ -107,6 +116,8 @@ export class EventHub {
   /** Incremented per shared watch opened or broken; events of older watches are ignored. */
   private generation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Numbers the shared watch's changes within each revision. */
+  private indexer = new RevisionIndexer();
   private readonly counters = { events: 0, resyncs: 0, restarts: 0, replaying: 0, replays: 0 };
 
   constructor(options: EventHubOptions) {
@@ -156,7 +167,7 @@ export class EventHub {
       onEnd: options.onEnd,
       onReady: options.onReady,
       ready: false,
-      after: 0,
+      after: wholeRevision(0),
       state: 'setup',
     };
     this.all.add(sub);
@@ -188,14 +199,14 @@ export class EventHub {
     const after = options.after;
     if (after === undefined) {
       if (options.snapshot) await this.resync(sub, undefined);
-      else if (!this.attachLive(sub, this.ring.head)) await this.resync(sub, 'restarted');
+      else if (!this.attachLive(sub, wholeRevision(this.ring.head))) await this.resync(sub, 'restarted');
       return;
     }
-    if (!Number.isSafeInteger(after) || after < 0)
-      throw new NexusError('BAD_REQUEST', 'cursor must be a non-negative integer revision', {
+    if (!Number.isSafeInteger(after.revision) || after.revision < 0)
+      throw new NexusError('BAD_REQUEST', `cursor ${formatCursor(after)} is not a revision`, {
         details: { parameter: 'after' },
       });
-    if (after > this.ring.head && after > (await this.coordination.revision())) {
+    if (after.revision > this.ring.head && after.revision > (await this.coordination.revision())) {
       await this.resync(sub, 'unknown_cursor');
     } else if (this.attachLive(sub, after)) {
       return;
@@ -207,7 +218,7 @@ export class EventHub {
   }
 
   /** Mark the start position (once) and tell the subscriber. */
-  private ready(sub: Subscriber, cursor: number): void {
+  private ready(sub: Subscriber, cursor: Cursor): void {
     sub.after = cursor;
     if (sub.ready) return;
     sub.ready = true;
@@ -215,7 +226,7 @@ export class EventHub {
   }
 
   /** Serve `sub` from the ring and the shared watch after `after`; false if the ring cannot. */
-  private attachLive(sub: Subscriber, after: number): boolean {
+  private attachLive(sub: Subscriber, after: Cursor): boolean {
     if (isClosed(sub)) return true;
     if (!this.healthy || !this.ring.covers(after)) return false;
     this.ready(sub, after);
@@ -228,8 +239,8 @@ export class EventHub {
     return true;
   }
 
-  /** Replay the store's history from `after + 1` on a watch of the subscriber's own. */
-  private async startReplay(sub: Subscriber, after: number): Promise<void> {
+  /** Replay the store's history after `after` on a watch of the subscriber's own. */
+  private async startReplay(sub: Subscriber, after: Cursor): Promise<void> {
     sub.state = 'replay';
     this.counters.replaying += 1;
     this.counters.replays += 1;
@@ -243,16 +254,18 @@ export class EventHub {
       sub.replay = undefined;
       void watcher?.cancel().catch(() => undefined);
     };
+    const indexer = new RevisionIndexer();
     const onEvent = (we: WatchEvent): void => {
       if (handedOver || sub.state !== 'replay') return;
-      // Everything before this revision has been delivered: hand over when the ring has the rest.
-      if (this.healthy && this.ring.covers(we.revision - 1)) {
+      const index = indexer.next(we.revision);
+      // At a revision boundary everything before has been delivered: hand over when the ring has the rest.
+      if (index === 0 && this.healthy && this.ring.covers(beforeRevision(we.revision))) {
         stopReplay();
         sub.state = 'setup';
-        this.attachLive(sub, we.revision - 1);
+        this.attachLive(sub, beforeRevision(we.revision));
         return;
       }
-      const event = decodeWatchEvent(we, this.now());
+      const event = decodeWatchEvent(we, this.now(), index);
       if (event) this.deliver(sub, event);
     };
     const onError = (error: Error): void => {
@@ -267,7 +280,8 @@ export class EventHub {
     };
     try {
       sub.replay = await this.coordination.watch(CLUSTERS_PREFIX, {
-        fromRevision: after + 1,
+        // A cursor inside a revision replays that revision; deliver() skips what was seen.
+        fromRevision: after.index === WHOLE ? after.revision + 1 : after.revision,
         onEvent,
         onError,
       });
@@ -288,10 +302,10 @@ export class EventHub {
       if (isClosed(sub)) return;
       const { kvs, revision } = await this.coordination.range(CLUSTERS_PREFIX);
       if (isClosed(sub)) return;
-      if (!this.healthy || !this.ring.covers(revision)) continue;
+      if (!this.healthy || !this.ring.covers(wholeRevision(revision))) continue;
       const snapshot = snapshotEvents(kvs, revision).filter((e) => sub.filter.matches(e));
       sub.state = 'setup';
-      this.ready(sub, revision);
+      this.ready(sub, wholeRevision(revision));
       if (reason) {
         this.counters.resyncs += 1;
         this.emit(sub, {
@@ -308,7 +322,7 @@ export class EventHub {
         if (isClosed(sub)) return;
         this.emit(sub, event);
       }
-      if (this.attachLive(sub, revision)) return;
+      if (this.attachLive(sub, wholeRevision(revision))) return;
     }
     throw new NexusError('BACKEND_UNAVAILABLE', 'could not take a consistent snapshot of the hierarchy');
   }
@@ -316,7 +330,7 @@ export class EventHub {
   // --- delivery ---
 
   private deliver(sub: Subscriber, event: TelemetryEvent): void {
-    if (event.revision <= sub.after || !sub.filter.matches(event)) return;
+    if (!isAfter(event, sub.after) || !sub.filter.matches(event)) return;
     this.emit(sub, event);
   }
 
@@ -362,6 +376,7 @@ export class EventHub {
     const generation = ++this.generation;
     const current = await this.coordination.revision();
     this.ring.reset(current + 1);
+    this.indexer = new RevisionIndexer();
     const watcher = await this.coordination.watch(CLUSTERS_PREFIX, {
       fromRevision: current + 1,
       // Events and errors of an earlier (broken) watch are ignored.
@@ -383,7 +398,7 @@ export class EventHub {
 
   private onWatchEvent(we: WatchEvent): void {
     if (!this.healthy) return;
-    const event = decodeWatchEvent(we, this.now());
+    const event = decodeWatchEvent(we, this.now(), this.indexer.next(we.revision));
     if (!event) return;
     const key = we.type === 'put' ? we.kv.key : we.key;
     if (event.eventType === 'GPU_UPDATE' && event.uuid) this.uuidByKey.set(key, event.uuid);

@@ -3,6 +3,7 @@
  * served from. It drops the oldest whole revisions when full and keeps a `floor`: every event with
  * revision >= floor that the source delivered is still here, so a resume after `floor - 1` is exact.
  */
+import { type Cursor, isAfter, WHOLE_REVISION } from './cursor.js';
 import type { TelemetryEvent } from './types.js';
 
 /** Recent events in revision order, at most `capacity` of them. */
@@ -55,17 +56,19 @@ export class EventRing {
   }
 
   /** Whether every event after `after` can be served from here. */
-  covers(after: number): boolean {
-    return after + 1 >= this.floorRevision;
+  covers(after: Cursor): boolean {
+    // Inside a revision, the rest of it is needed too; whole revisions are held or dropped.
+    const firstNeeded = after.index === WHOLE_REVISION ? after.revision + 1 : after.revision;
+    return firstNeeded >= this.floorRevision;
   }
 
-  /** Events with revision > `after`, oldest first (call only when `covers(after)`). */
-  since(after: number): TelemetryEvent[] {
+  /** Events after `after`, oldest first (call only when `covers(after)`). */
+  since(after: Cursor): TelemetryEvent[] {
     let lo = this.start;
     let hi = this.events.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.events[mid]!.revision <= after) lo = mid + 1;
+      if (!isAfter(this.events[mid]!, after)) lo = mid + 1;
       else hi = mid;
     }
     return this.events.slice(lo);

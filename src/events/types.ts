@@ -1,7 +1,8 @@
 /**
  * Telemetry events: what the live hierarchy's writes look like to subscribers of GraphQL
- * subscriptions and the /ws stream. Every event carries the coordination revision of the write
- * (its cursor), so a client that reconnects with the last cursor it saw resumes without a gap.
+ * subscriptions and the /ws stream. Every event carries the coordination revision of the write and
+ * its index among that revision's changes (its cursor, see cursor.ts), so a client that reconnects
+ * with the last cursor it saw resumes without a gap.
  */
 import type { LatestValue } from '../domain/types.js';
 
@@ -39,6 +40,11 @@ export interface TelemetryEvent {
    * at. A client resumes with the revision of the last event it processed.
    */
   revision: number;
+  /**
+   * Index of this change among the changes of its revision (0-based; one txn writes many records).
+   * Absent for SNAPSHOT and RESYNC, which stand for the whole revision.
+   */
+  index?: number;
   /** Cluster of the record; empty for RESYNC. */
   clusterId: string;
   /** Host name, for host and GPU events. */

@@ -1,16 +1,21 @@
 /**
  * Keeps the live hierarchy current from written batches: registers clusters, hosts and GPUs the
- * first time they are seen (hosts' last-seen refreshed every few seconds) and merges each GPU's latest metric values. GPU records are updated with
- * compare-and-swap on their mod revision, so several collectors (or workers) never lose each other's
- * values; a metric's latest value only moves forward in time, so a redelivered batch changes nothing old.
+ * first time they are seen (hosts' last-seen refreshed every few seconds) and merges each GPU's
+ * latest metric values. GPU records are updated with compare-and-swap on their mod revision, so
+ * several collectors (or workers) never lose each other's values; a metric's latest value only moves
+ * forward in time, so a redelivered batch changes nothing old. One txn updates up to
+ * GPUS_PER_TXN records (one etcd revision, many events: see events/cursor.ts), because a txn per GPU
+ * made etcd round trips the bottleneck of the whole pipeline.
  */
 import type { Batch, ClusterRecord, GpuRecord, HostRecord, Sample } from '../domain/types.js';
 import type { Coordination, KeyValue } from '../ports/coordination.js';
 import { clusterKey, gpuKey, hostKey } from './paths.js';
 
-/** How many GPU records are updated concurrently per round. */
-const GPU_WRITE_CONCURRENCY = 64;
-/** Attempts of the compare-and-swap loop before giving up on one GPU update. */
+/** GPU records updated by one txn (etcd's --max-txn-ops defaults to 128; a record is about 1 KiB). */
+export const GPUS_PER_TXN = 32;
+/** Txns of one round in flight at once. */
+const TXN_CONCURRENCY = 4;
+/** Attempts of the compare-and-swap loop before giving up on one group of GPU updates. */
 const MAX_CAS_ATTEMPTS = 20;
 /** A host's last-seen time is rewritten at most this often by one writer. */
 const HOST_REFRESH_MS = 10_000;
@@ -76,14 +81,17 @@ export class HierarchyWriter {
   private async writeGroups(groups: Sample[][]): Promise<void> {
     if (groups.length === 0) return;
     await this.registerHosts(groups.map((samples) => samples[0]!));
-    for (let i = 0; i < groups.length; i += GPU_WRITE_CONCURRENCY) {
-      await Promise.all(
-        groups.slice(i, i + GPU_WRITE_CONCURRENCY).map((samples) => {
-          const first = samples[0]!;
-          return this.mergeGpu(gpuKey(first.clusterId, first.hostname, first.gpuId), samples);
-        }),
-      );
-    }
+    const updates = groups.map((samples) => {
+      const first = samples[0]!;
+      return { key: gpuKey(first.clusterId, first.hostname, first.gpuId), samples };
+    });
+    const chunks: GpuUpdate[][] = [];
+    for (let i = 0; i < updates.length; i += GPUS_PER_TXN) chunks.push(updates.slice(i, i + GPUS_PER_TXN));
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < chunks.length) await this.mergeGpus(chunks[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(TXN_CONCURRENCY, chunks.length) }, lane));
   }
 
   private async registerHosts(samples: Sample[]): Promise<void> {
@@ -113,23 +121,47 @@ export class HierarchyWriter {
     }
   }
 
-  private async mergeGpu(key: string, samples: Sample[]): Promise<void> {
-    let current = this.gpuCache.get(key);
+  /**
+   * Merge a group of GPUs in one txn guarded on every record's mod revision. When another writer
+   * changed any of them, the failure branch reads them all and the group is merged again.
+   */
+  private async mergeGpus(updates: GpuUpdate[]): Promise<void> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const next = mergeSamples(current?.record, samples, this.now());
+      const now = this.now();
+      const nexts = updates.map(({ key, samples }) =>
+        mergeSamples(this.gpuCache.get(key)?.record, samples, now),
+      );
       const result = await this.coordination.txn(
-        [{ key, target: 'modRevision', op: '=', value: current?.modRevision ?? 0 }],
-        [{ type: 'put', key, value: JSON.stringify(next) }],
-        [{ type: 'get', key }],
+        updates.map(({ key }) => ({
+          key,
+          target: 'modRevision' as const,
+          op: '=' as const,
+          value: this.gpuCache.get(key)?.modRevision ?? 0,
+        })),
+        updates.map(({ key }, i) => ({ type: 'put' as const, key, value: JSON.stringify(nexts[i]) })),
+        updates.map(({ key }) => ({ type: 'get' as const, key })),
       );
       if (result.succeeded) {
-        this.gpuCache.set(key, { record: next, modRevision: result.revision });
+        for (let i = 0; i < updates.length; i++)
+          this.gpuCache.set(updates[i]!.key, { record: nexts[i]!, modRevision: result.revision });
         return;
       }
-      current = fromKv(result.gets[0]);
+      updates.forEach(({ key }, i) => {
+        const current = fromKv(result.gets[i]);
+        if (current) this.gpuCache.set(key, current);
+        else this.gpuCache.delete(key);
+      });
     }
-    throw new Error(`GPU record ${key} kept changing under ${MAX_CAS_ATTEMPTS} update attempts`);
+    throw new Error(
+      `GPU records ${updates[0]!.key}.. kept changing under ${MAX_CAS_ATTEMPTS} update attempts`,
+    );
   }
+}
+
+/** The samples of one GPU record waiting to be merged into it. */
+interface GpuUpdate {
+  key: string;
+  samples: Sample[];
 }
 
 function fromKv(kv: KeyValue | undefined): { record: GpuRecord; modRevision: number } | undefined {

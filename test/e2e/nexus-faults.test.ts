@@ -6,8 +6,11 @@
  * - one of three etcd members (the raft leader) killed with SIGKILL during ingest: ingest goes on,
  *   nothing is lost;
  * - the maintenance leader SIGSTOPped past its election TTL, then SIGCONTed: the other collector
- *   leads, and the old leader's action is rejected (its log says so, and the fenced marker key is
- *   written by the new leader only).
+ *   leads, and the old leader never acts again: the fenced marker key is written by the new leader
+ *   only. Whether the old leader's next pass reaches the store (and is rejected there) or its term
+ *   watch reports the loss first is a race of two timers after SIGCONT; both are correct, so the
+ *   test asserts the outcome and reports the path. The store-side rejection itself is asserted
+ *   deterministically in test/coordination/election.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -229,7 +232,7 @@ describe('nexus mode under faults (real processes, three etcd members, PostgreSQ
     }
   }, 240_000);
 
-  it('SIGSTOP of the leader collector past its lease TTL: another collector leads, the old leader is rejected', async () => {
+  it('SIGSTOP of the leader collector past its lease TTL: another collector leads, the old leader never acts again', async () => {
     const s = await scenario('fenced', {
       ELECTION_TTL: '2s',
       MAINTENANCE_INTERVAL: '250ms',
@@ -278,18 +281,20 @@ describe('nexus mode under faults (real processes, three etcd members, PostgreSQ
       } finally {
         old.kill('SIGCONT');
       }
-      const rejection = await old.waitFor(/"msg":"maintenance action rejected: no longer leader"/, 30_000);
       await old.waitFor(/lost maintenance leadership/, 30_000);
       await sleep(1_500); // more passes of both processes
       const after = markers.filter((m) => m.revision > takeover);
-      const line = old
+      const rejections = old
         .output()
         .split('\n')
-        .find((l) => l.includes(rejection));
+        .filter((l) => l.includes('"msg":"maintenance action rejected: no longer leader"'));
       console.log(
         `fencing: ${oldId} stopped ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s; ${newId} took over at revision ${takeover}; ` +
           `${after.length} marker writes since, by ${[...new Set(after.map((m) => m.by))].join(', ')}; ` +
-          `old leader: ${(JSON.parse(line ?? '{}') as { detail?: string }).detail ?? '?'}`,
+          `old leader: ${rejections.length} pass(es) rejected` +
+          (rejections.length > 0
+            ? ` (${(JSON.parse(rejections[0]!) as { detail?: string }).detail ?? '?'})`
+            : ', its term watch reported the loss before its next pass'),
       );
       expect(after.length).toBeGreaterThan(0);
       expect(after.every((m) => m.by === newId)).toBe(true);

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocket, type ClientOptions } from 'ws';
 import { apiOptionsFromConfig, buildApp, type ApiMode, type Realtime } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/config.js';
+import { parseCursor, RevisionIndexer } from '../../src/events/cursor.js';
 import { createPipelineMetrics } from '../../src/metrics/registry.js';
 import { CLUSTERS_PREFIX, parseKey } from '../../src/hierarchy/paths.js';
 import type { WatchEvent } from '../../src/ports/coordination.js';
@@ -108,6 +109,8 @@ export async function waitUntil(check: () => boolean, what: string, timeoutMs = 
 /** One recorded hierarchy write. */
 export interface Recorded {
   revision: number;
+  /** The cursor the stream gives this change (`R.i`, see src/events/cursor.ts). */
+  cursor: string;
   type: 'put' | 'delete';
   kind: 'cluster' | 'host' | 'gpu';
   clusterId: string;
@@ -117,20 +120,30 @@ export interface Recorded {
   metrics?: string[];
 }
 
+/** Orders two cursors (`R` or `R.i`) as the stream does: negative when `a` comes first. */
+export function compareCursors(a: string, b: string): number {
+  const x = parseCursor(a);
+  const y = parseCursor(b);
+  return x.revision - y.revision || (x.index === y.index ? 0 : x.index < y.index ? -1 : 1);
+}
+
 /** Records every hierarchy watch event from the store's current revision on. */
 export async function recordHierarchy(
   runtime: EmbeddedRuntime,
 ): Promise<{ events: Recorded[]; stop(): Promise<void> }> {
   const events: Recorded[] = [];
   const from = (await runtime.coordination.revision()) + 1;
+  const indexer = new RevisionIndexer();
   const watcher = await runtime.coordination.watch(CLUSTERS_PREFIX, {
     fromRevision: from,
     onEvent: (e: WatchEvent) => {
       const key = e.type === 'put' ? e.kv.key : e.key;
+      const index = indexer.next(e.revision);
       const parsed = parseKey(key);
       if (!parsed) return;
       const r: Recorded = {
         revision: e.revision,
+        cursor: `${e.revision}.${index}`,
         type: e.type,
         kind: parsed.kind,
         clusterId: parsed.clusterId,

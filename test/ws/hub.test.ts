@@ -10,6 +10,7 @@ import {
   type EmbeddedCoordination,
 } from '../../src/adapters/embedded/coordination.js';
 import { NexusError } from '../../src/errors.js';
+import { type Cursor, parseCursor, wholeRevision } from '../../src/events/cursor.js';
 import { compileFilter } from '../../src/events/filter.js';
 import { EventHub } from '../../src/events/hub.js';
 import { subscribeIterator } from '../../src/events/iterator.js';
@@ -45,7 +46,7 @@ async function putGpu(host: string, gpu: number, util: number, cluster = 'c1'): 
 /** A subscriber that records what it gets. */
 function recorder() {
   const events: TelemetryEvent[] = [];
-  let ready: number | undefined;
+  let ready: Cursor | undefined;
   let ended: Error | undefined | 'none' = 'none';
   return {
     events,
@@ -55,7 +56,7 @@ function recorder() {
     get ended() {
       return ended;
     },
-    onReady: (c: number) => (ready = c),
+    onReady: (c: Cursor) => (ready = c),
     onEvent: (e: TelemetryEvent) => events.push(e),
     onEnd: (e?: Error) => (ended = e),
   };
@@ -131,8 +132,8 @@ describe('EventHub', () => {
     const cursor = first.events[2]!.revision;
     for (let i = 5; i < 8; i++) await putGpu('h1', 0, i);
     const second = recorder();
-    await hub.subscribe({ filter: compileFilter({}), after: cursor, ...second });
-    expect(second.ready).toBe(cursor);
+    await hub.subscribe({ filter: compileFilter({}), after: wholeRevision(cursor), ...second });
+    expect(second.ready).toEqual(wholeRevision(cursor));
     await putGpu('h1', 0, 8);
     await waitUntil(() => second.events.length === 6, '6 events');
     expect(revisions(second.events)).toEqual([
@@ -149,7 +150,7 @@ describe('EventHub', () => {
     const start = await coordination.revision();
     for (let i = 0; i < 60; i++) await putGpu('h1', i % 4, i); // 60 events, the ring keeps 20
     const r = recorder();
-    await hub.subscribe({ filter: compileFilter({}), after: start, ...r });
+    await hub.subscribe({ filter: compileFilter({}), after: wholeRevision(start), ...r });
     expect(hub.stats.replays).toBe(1);
     await waitUntil(() => r.events.length === 60, 'the replayed events');
     for (let i = 60; i < 70; i++) await putGpu('h1', 0, i);
@@ -158,13 +159,62 @@ describe('EventHub', () => {
     expect(hub.stats.replaying).toBe(0);
   });
 
+  it('numbers the changes of one txn and resumes inside it, from the ring and from history', async () => {
+    // One txn writing three GPU records: three events at one revision, indexes 0..2.
+    const putThree = async (round: number): Promise<number> => {
+      const ops = [0, 1, 2].map((gpu) => ({
+        type: 'put' as const,
+        key: gpuKey('c1', 'h1', String(gpu)),
+        value: JSON.stringify({ uuid: uuid('h1', gpu), metrics: {}, lastSampleMs: round, lastSeenMs: round }),
+      }));
+      return (await coordination.txn([], ops)).revision;
+    };
+    const live = recorder();
+    await hub.subscribe({ filter: compileFilter({}), ...live });
+    const first = await putThree(1);
+    await waitUntil(() => live.events.length === 3, 'three events');
+    const positions = (events: TelemetryEvent[]) => events.map((e) => `${e.revision}.${e.index}`);
+    expect(positions(live.events)).toEqual([`${first}.0`, `${first}.1`, `${first}.2`]);
+    expect(live.events.map((e) => e.gpuIndex)).toEqual(['0', '1', '2']);
+
+    // A client that saw only the first change of the revision gets the other two, then what follows.
+    const second = await putThree(2);
+    const fromRing = recorder();
+    await hub.subscribe({ filter: compileFilter({}), after: parseCursor(`${first}.0`), ...fromRing });
+    expect(hub.stats.replays).toBe(0);
+    expect(positions(fromRing.events)).toEqual([
+      `${first}.1`,
+      `${first}.2`,
+      `${second}.0`,
+      `${second}.1`,
+      `${second}.2`,
+    ]);
+
+    // Push the first revision out of the ring (20 events): the rest of it comes from the store.
+    for (let round = 3; round < 12; round++) await putThree(round);
+    const fromHistory = recorder();
+    await hub.subscribe({ filter: compileFilter({}), after: parseCursor(`${first}.1`), ...fromHistory });
+    expect(hub.stats.replays).toBe(1);
+    await waitUntil(() => fromHistory.events.length === 1 + 11 * 3 - 3, 'the replayed events');
+    expect(positions(fromHistory.events).slice(0, 4)).toEqual([
+      `${first}.2`,
+      `${second}.0`,
+      `${second}.1`,
+      `${second}.2`,
+    ]);
+    const last = await putThree(12);
+    await waitUntil(() => fromHistory.events.length === 34, 'live events after the hand-over');
+    expect(positions(fromHistory.events).slice(-3)).toEqual([`${last}.0`, `${last}.1`, `${last}.2`]);
+    expect(new Set(positions(fromHistory.events)).size).toBe(34);
+  });
+
   it('answers a compacted cursor with RESYNC, a snapshot of every GPU, then live events', async () => {
     const start = await coordination.revision();
     for (let i = 0; i < 40; i++) await putGpu('h1', i % 4, i);
     await putGpu('h2', 0, 1);
     await coordination.compact(await coordination.revision());
     const r = recorder();
-    await hub.subscribe({ filter: compileFilter({ clusterId: 'c1' }), after: start, ...r });
+    await hub.subscribe({ filter: compileFilter({ clusterId: 'c1' }), after: wholeRevision(start), ...r });
     await waitUntil(() => r.events.length >= 6, 'resync and snapshot');
     const [marker, ...snapshot] = r.events;
     expect(marker).toMatchObject({ eventType: 'RESYNC', resync: { reason: 'compacted', snapshotSize: 5 } });
@@ -184,14 +234,14 @@ describe('EventHub', () => {
   it('answers a cursor ahead of the store with RESYNC unknown_cursor', async () => {
     await putGpu('h1', 0, 1);
     const r = recorder();
-    await hub.subscribe({ filter: compileFilter({}), after: 1_000_000, ...r });
+    await hub.subscribe({ filter: compileFilter({}), after: wholeRevision(1_000_000), ...r });
     expect(r.events[0]).toMatchObject({
       eventType: 'RESYNC',
       resync: { reason: 'unknown_cursor', snapshotSize: 1 },
     });
-    await expect(hub.subscribe({ filter: compileFilter({}), after: -1, ...recorder() })).rejects.toThrow(
-      /cursor/,
-    );
+    await expect(
+      hub.subscribe({ filter: compileFilter({}), after: wholeRevision(-1), ...recorder() }),
+    ).rejects.toThrow(/cursor/);
   });
 
   it('starts with a snapshot when asked', async () => {
@@ -277,18 +327,49 @@ describe('EventRing', () => {
 
   it('keeps at most its capacity, dropping whole revisions, and knows what it covers', () => {
     const ring = new EventRing(3, 10);
-    expect(ring.covers(9)).toBe(true);
-    expect(ring.covers(8)).toBe(false);
+    const at = wholeRevision;
+    expect(ring.covers(at(9))).toBe(true);
+    expect(ring.covers(at(8))).toBe(false);
     for (const r of [10, 11, 11, 12]) ring.push(ev(r));
     expect(ring.size).toBe(3);
     expect(ring.floor).toBe(11);
     ring.push(ev(13));
     // Revision 11 had two events: both go, never half a revision.
-    expect(revisions(ring.since(0))).toEqual([12, 13]);
+    expect(revisions(ring.since(at(0)))).toEqual([12, 13]);
     expect(ring.floor).toBe(12);
-    expect(ring.covers(11)).toBe(true);
-    expect(ring.covers(10)).toBe(false);
-    expect(revisions(ring.since(12))).toEqual([13]);
+    expect(ring.covers(at(11))).toBe(true);
+    expect(ring.covers(at(10))).toBe(false);
+    expect(revisions(ring.since(at(12)))).toEqual([13]);
     expect(ring.head).toBe(13);
+  });
+
+  it('serves a cursor inside a revision with the rest of that revision, and only while it holds it', () => {
+    const ring = new EventRing(10, 10);
+    for (const [r, i] of [
+      [10, 0],
+      [11, 0],
+      [11, 1],
+      [11, 2],
+      [12, 0],
+    ] as const)
+      ring.push({ ...ev(r), index: i });
+    const positions = (events: TelemetryEvent[]) => events.map((e) => `${e.revision}.${e.index}`);
+    expect(positions(ring.since(parseCursor('11.0')))).toEqual(['11.1', '11.2', '12.0']);
+    expect(positions(ring.since(parseCursor('11.2')))).toEqual(['12.0']);
+    expect(positions(ring.since(parseCursor('11')))).toEqual(['12.0']);
+    expect(ring.covers(parseCursor('10.0'))).toBe(true);
+    expect(ring.covers(parseCursor('9.0'))).toBe(false); // revision 9's rest is not held
+    expect(ring.covers(parseCursor('9'))).toBe(true);
+  });
+});
+
+describe('cursors', () => {
+  it('parse R and R.i, and refuse anything else with a message naming the parameter', () => {
+    expect(parseCursor('1271')).toEqual(wholeRevision(1271));
+    expect(parseCursor(1271)).toEqual(wholeRevision(1271));
+    expect(parseCursor('1271.3')).toEqual({ revision: 1271, index: 3 });
+    for (const bad of ['', '-1', '1.2.3', 'abc', '1e3', '12345678901234567', '1.', {}, null]) {
+      expect(() => parseCursor(bad), String(bad)).toThrow(/after must be a cursor from this server/);
+    }
   });
 });

@@ -6,7 +6,14 @@
  * compacted, the stream says `resync`, sends a snapshot of every GPU, then live events.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JsonSocket, recordHierarchy, startSampleServer, waitUntil, type SampleServer } from './harness.js';
+import {
+  compareCursors,
+  JsonSocket,
+  recordHierarchy,
+  startSampleServer,
+  waitUntil,
+  type SampleServer,
+} from './harness.js';
 
 let server: SampleServer;
 
@@ -24,20 +31,20 @@ function cutAll(path: string): void {
   for (const socket of server.realtime.endpoints.get(path)!.wss.clients) socket.terminate();
 }
 
-const ascending = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+const ascending = (xs: string[]) => xs.every((x, i) => i === 0 || compareCursors(x, xs[i - 1]!) > 0);
 
 /** /ws: connect with a cursor and collect event cursors. */
-async function wsSubscriber(after?: number) {
+async function wsSubscriber(after?: string) {
   const s = new JsonSocket(`${server.wsBase}/ws?subscribe=none`);
   await s.opened;
-  s.send({ type: 'subscribe', id: 'all', ...(after !== undefined ? { after: String(after) } : {}) });
+  s.send({ type: 'subscribe', id: 'all', ...(after !== undefined ? { after } : {}) });
   await s.next((m) => m.type === 'subscribed', 'subscribed');
   return s;
 }
-const wsCursors = (s: JsonSocket) => s.ofType('event', 'all').map((m) => Number(m.cursor));
+const wsCursors = (s: JsonSocket) => s.ofType('event', 'all').map((m) => String(m.cursor));
 
 /** graphql-ws: subscribe to telemetryUpdates with a cursor and collect events. */
-async function gqlSubscriber(after?: number) {
+async function gqlSubscriber(after?: string) {
   const s = new JsonSocket(`${server.wsBase}/graphql`, 'graphql-transport-ws');
   await s.opened;
   s.send({ type: 'connection_init' });
@@ -50,7 +57,7 @@ async function gqlSubscriber(after?: number) {
       query: `subscription ($after: String) {
         telemetryUpdates(after: $after) { cursor eventType hostId gpuId resyncReason snapshotSize }
       }`,
-      variables: after !== undefined ? { after: String(after) } : {},
+      variables: after !== undefined ? { after } : {},
     },
   });
   await waitUntil(() => server.realtime.hub.stats.subscribers > before, 'the subscription');
@@ -60,7 +67,7 @@ const gqlEvents = (s: JsonSocket) =>
   s
     .ofType('next', 'u')
     .map((m) => (m.payload as { data: { telemetryUpdates: Record<string, unknown> } }).data.telemetryUpdates);
-const gqlCursors = (s: JsonSocket) => gqlEvents(s).map((e) => Number(e.cursor));
+const gqlCursors = (s: JsonSocket) => gqlEvents(s).map((e) => String(e.cursor));
 
 describe.each([
   { transport: '/ws', path: '/ws', connect: wsSubscriber, cursors: wsCursors },
@@ -76,7 +83,7 @@ describe.each([
     const seen = cursors(first);
     const second = await connect(seen.at(-1));
     await replay;
-    const all = recorder.events.map((e) => e.revision);
+    const all = recorder.events.map((e) => e.cursor);
     await waitUntil(() => [...seen, ...cursors(second)].length >= all.length, 'the rest of the events');
     await recorder.stop();
     const union = [...seen, ...cursors(second)];
@@ -98,7 +105,7 @@ describe.each([
     const second = await connect(cursor);
     await waitUntil(() => server.realtime.hub.stats.replays > replaysBefore, 'a replay from the store');
     await server.replay();
-    const expected = recorder.events.map((e) => e.revision).filter((r) => r > cursor);
+    const expected = recorder.events.map((e) => e.cursor).filter((c) => compareCursors(c, cursor) > 0);
     await waitUntil(() => cursors(second).length >= expected.length, 'every missed and live event');
     await recorder.stop();
     expect(cursors(second)).toEqual(expected);
@@ -114,7 +121,7 @@ describe('after compaction', () => {
     await server.replay();
     await server.replay();
     await server.runtime.coordination.compact(await server.runtime.coordination.revision());
-    const s = await wsSubscriber(old);
+    const s = await wsSubscriber(String(old));
     const resync = await s.next((m) => m.type === 'resync', 'resync');
     expect(resync).toMatchObject({ id: 'all', reason: 'compacted', snapshotSize: 247 });
     await waitUntil(() => s.ofType('event', 'all').length >= 247, 'the snapshot');
@@ -125,7 +132,7 @@ describe('after compaction', () => {
     await server.replay();
     await waitUntil(() => s.ofType('event', 'all').length >= 247 * 2, 'live events');
     const live = s.ofType('event', 'all').slice(247);
-    expect(live.every((m) => Number(m.cursor) > Number(resync.cursor))).toBe(true);
+    expect(live.every((m) => compareCursors(String(m.cursor), String(resync.cursor)) > 0)).toBe(true);
     s.close();
   });
 
@@ -136,7 +143,7 @@ describe('after compaction', () => {
     await server.replay();
     await server.replay();
     await server.runtime.coordination.compact(await server.runtime.coordination.revision());
-    const s = await gqlSubscriber(old);
+    const s = await gqlSubscriber(String(old));
     await waitUntil(() => gqlEvents(s).length >= 248, 'resync and snapshot');
     const [marker, ...rest] = gqlEvents(s);
     expect(marker).toMatchObject({ eventType: 'RESYNC', resyncReason: 'COMPACTED', snapshotSize: 247 });

@@ -194,6 +194,11 @@ export class EtcdCoordination implements Coordination {
 
   async watch(prefix: string, options: WatchOptions): Promise<Watcher> {
     this.assertOpen();
+    if (!(options.fromRevision && options.fromRevision > 0)) {
+      // "From now" must mean after every write this client has seen. etcd would start at the serving
+      // member's revision, and a member that lags the quorum would replay writes already acknowledged.
+      options = { ...options, fromRevision: (await this.revision()) + 1 };
+    }
     const watcher = new EtcdWatch(this, prefixRange(prefix), options, (w) => this.watchers.delete(w));
     this.watchers.add(watcher);
     try {

@@ -5,6 +5,7 @@
 import { DCGM_FIELDS, fieldInfo } from '../../domain/catalog.js';
 import type { LatestValue } from '../../domain/types.js';
 import type { ServiceRecord } from '../../discovery/registry.js';
+import { eventCursor } from '../../events/cursor.js';
 import type { TelemetryEvent } from '../../events/types.js';
 import type { ClusterSummary, GpuStatus, HostSummary } from '../../hierarchy/reader.js';
 import type { StoredDeadLetter, StoredSample } from '../../ports/sample-store.js';
@@ -244,7 +245,7 @@ export function dataNode(metrics: Record<string, LatestValue>): DataNode {
 export function eventNode(e: TelemetryEvent, metrics: Record<string, LatestValue>): EventNode {
   const withData = e.eventType === 'GPU_UPDATE' || e.eventType === 'SNAPSHOT';
   return {
-    cursor: String(e.revision),
+    cursor: eventCursor(e),
     eventType: e.eventType,
     timestamp: e.timestampMs,
     observedAt: e.observedAtMs > 0 ? e.observedAtMs : null,

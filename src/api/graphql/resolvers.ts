@@ -7,6 +7,7 @@
 import type { GraphQLFieldResolver } from 'graphql';
 import { listServices } from '../../discovery/registry.js';
 import { NexusError } from '../../errors.js';
+import { parseCursor } from '../../events/cursor.js';
 import { compileFilter, resolveMetricName } from '../../events/filter.js';
 import { subscribeIterator } from '../../events/iterator.js';
 import type { EventFilter, TelemetryEvent, TelemetryEventType } from '../../events/types.js';
@@ -144,14 +145,6 @@ function eventFilter(args: SubscriptionArgs): EventFilter {
   if (args.metrics != null) filter.metrics = args.metrics;
   if (args.eventTypes != null) filter.eventTypes = args.eventTypes;
   return filter;
-}
-
-/** Parse a cursor argument: a decimal revision. */
-export function parseCursor(text: string): number {
-  const n = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n))
-    throw bad('after', `cursor '${text.slice(0, 32)}' is not a cursor from this API`);
-  return n;
 }
 
 /** Every resolver of the schema. */

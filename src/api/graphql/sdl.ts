@@ -460,8 +460,9 @@ enum ResyncReason {
 """One change to the live hierarchy."""
 type TelemetryEvent {
   """
-  Resume point: the coordination revision of the change (etcd revision in nexus mode). Pass the
-  cursor of the last event processed as telemetryUpdates(after:) after a reconnect.
+  Resume point: "R.i", change number i (from 0) of coordination revision R (the etcd revision in
+  nexus mode; one revision updates many GPUs); "R" for SNAPSHOT and RESYNC. Pass the cursor of the
+  last event processed as telemetryUpdates(after:) after a reconnect.
   """
   cursor: String!
   """Kind of change."""

@@ -6,6 +6,7 @@
  */
 import type { RawData, WebSocket } from 'ws';
 import { NexusError } from '../../errors.js';
+import { type Cursor, eventCursor, formatCursor } from '../../events/cursor.js';
 import { compileFilter } from '../../events/filter.js';
 import type { EventHub, EventSubscription } from '../../events/hub.js';
 import type { EventFilter, TelemetryEvent } from '../../events/types.js';
@@ -31,7 +32,7 @@ export interface ConnectionOptions {
 /** A subscription to open right away (from the URL's query parameters). */
 export interface InitialSubscription {
   filter: EventFilter;
-  after?: number;
+  after?: Cursor;
   snapshot: boolean;
 }
 
@@ -116,13 +117,13 @@ export class StreamConnection {
         this.sendJson({
           type: 'resync',
           id,
-          cursor: String(e.revision),
+          cursor: eventCursor(e),
           reason: e.resync?.reason ?? 'restarted',
           snapshotSize: e.resync?.snapshotSize ?? 0,
         });
       } else {
         this.sendText(
-          `{"type":"event","id":${idJson},"cursor":"${e.revision}","event":${eventText(e, filter)}}`,
+          `{"type":"event","id":${idJson},"cursor":"${eventCursor(e)}","event":${eventText(e, filter)}}`,
         );
       }
     };
@@ -133,7 +134,7 @@ export class StreamConnection {
         snapshot: request.snapshot,
         onReady: (cursor) => {
           if (!entry.closed)
-            this.sendJson({ type: 'subscribed', id, cursor: String(cursor), filter: request.filter });
+            this.sendJson({ type: 'subscribed', id, cursor: formatCursor(cursor), filter: request.filter });
         },
         onEvent,
         onEnd: (error) => {

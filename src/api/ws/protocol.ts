@@ -3,6 +3,7 @@
  * and the shapes of what the server sends. Every message is one JSON object with a `type`.
  */
 import { NexusError } from '../../errors.js';
+import { type Cursor, parseCursor } from '../../events/cursor.js';
 import type { EventFilter, TelemetryEventType } from '../../events/types.js';
 
 /** Protocol name and version, announced in `welcome`. */
@@ -15,7 +16,7 @@ const MAX_ID = 64;
 export type ClientMessage =
   | { type: 'ping'; id?: string | number; payload?: unknown }
   | { type: 'pong' }
-  | { type: 'subscribe'; id: string; filter: EventFilter; after?: number; snapshot: boolean }
+  | { type: 'subscribe'; id: string; filter: EventFilter; after?: Cursor; snapshot: boolean }
   | { type: 'unsubscribe'; id: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -67,14 +68,10 @@ export function parseFilter(raw: unknown): EventFilter {
   return filter;
 }
 
-/** A cursor: a decimal string or a non-negative integer. */
-export function parseCursorValue(v: unknown): number | undefined {
+/** An optional cursor: absent/empty, or what {@link parseCursor} accepts. */
+export function parseCursorValue(v: unknown): Cursor | undefined {
   if (v === undefined || v === null || v === '') return undefined;
-  const n =
-    typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw bad('after must be a cursor (a revision) from this server', 'after');
-  return n;
+  return parseCursor(v);
 }
 
 function parseId(v: unknown): string {

@@ -5,6 +5,7 @@
  */
 import { fieldInfo } from '../../domain/catalog.js';
 import type { LatestValue } from '../../domain/types.js';
+import { eventCursor } from '../../events/cursor.js';
 import type { CompiledFilter } from '../../events/filter.js';
 import type { TelemetryEvent } from '../../events/types.js';
 
@@ -51,7 +52,7 @@ function dataOf(metrics: Record<string, LatestValue>): {
 export function eventJson(e: TelemetryEvent, metrics: Record<string, LatestValue>): EventJson {
   const out: EventJson = {
     eventType: e.eventType,
-    cursor: String(e.revision),
+    cursor: eventCursor(e),
     timestamp: iso(e.timestampMs),
     observedAt: e.observedAtMs > 0 ? iso(e.observedAtMs) : null,
     clusterId: e.clusterId,
