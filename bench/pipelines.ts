@@ -29,8 +29,8 @@
  *    and no etcd (ENABLE_NEXUS=false).
  *
  *    Both end-to-end modes spawn the real CLI as test/e2e/nexus.test.ts does (spawnCli in
- *    test/support/cli-process.ts: `node --import tsx src/cli/main.ts`, so NO build is needed; it runs
- *    src/, never dist/). Settings are the defaults (BATCH_SIZE unset -> 500 rows per batch in shared
+ *    test/support/cli-process.ts), compiled: the bench builds dist/ first (bench/build.ts) and runs
+ *    `node dist/cli/main.js`, as a deployment does (tsx would compile src/ inside the timed window). Settings are the defaults (BATCH_SIZE unset -> 500 rows per batch in shared
  *    mode, `batchSizeFor`; WORKERS 4 per collector; QUEUE_MAX_DEPTH 1000), LOG_LEVEL=warn. The
  *    collectors are started and have printed "consuming" (migrations applied) before the clock
  *    starts. Timed: from spawning the streamer (its start-up included) until the batch ledger says
@@ -83,6 +83,7 @@ import { startEtcd, type EtcdHandle } from '../test/harness/etcd.js';
 import { POSTGRES_BIN_DIR, startPostgres, type PostgresHarness } from '../test/harness/postgres.js';
 import { startRedis, type RedisHandle } from '../test/harness/redis.js';
 import { spawnCli, type CliProcess } from '../test/support/cli-process.js';
+import { ensureBuilt } from './build.js';
 import { figure, type Figure } from './figure.js';
 
 const execFileAsync = promisify(execFile);
@@ -390,7 +391,7 @@ function installExitHook(): void {
 
 function spawnTracked(args: string[], env: Record<string, string>): CliProcess {
   installExitHook();
-  const p = spawnCli(args, env);
+  const p = spawnCli(args, env, { built: true });
   liveChildren.add(p);
   void p.exited.then(() => liveChildren.delete(p));
   return p;
@@ -861,6 +862,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
   let postgres: PostgresHarness | undefined;
   let floor: (Floor & { conversionSeconds: number }) | undefined;
   try {
+    if (modes.includes('nexus') || modes.includes('traditional')) await ensureBuilt(log);
     log('bench: pipelines: starting PostgreSQL ...');
     postgres = await startPostgres();
     if (modes.includes('floor')) {
@@ -903,7 +905,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
         etcdQuotaMiB: ETCD_QUOTA_BYTES / MiB,
         redis: 'appendonly yes, appendfsync always, data under the OS temp dir',
         postgres: 'PostgreSQL 15, fsync=off, full_page_writes=off (test/harness/postgres.ts)',
-        cli: 'node --import tsx src/cli/main.ts (test/support/cli-process.ts), no build',
+        cli: 'node dist/cli/main.js, built by the bench (bench/build.ts)',
       },
       wallSeconds: 0,
       loadAverage: { start: loadAtStart, end: 0 },

@@ -5,7 +5,7 @@
  *
  * Per size: a fresh PostgreSQL 15 (test/harness/postgres.ts, 127.0.0.1, temp dir), the store's
  * migrations, the data below, then `nexus-telemetry api --traditional` as a separate process (the
- * real CLI through tsx, hierarchy mirrored from PostgreSQL) and a client in this process (`fetch`,
+ * real CLI, compiled: bench/build.ts; hierarchy mirrored from PostgreSQL) and a client in this process (`fetch`,
  * one request at a time: latency, not throughput). T_END is 00:00:00Z of the day the bench runs,
  * the GPU is `sim-dgx1-hgpu-001` GPU 0, the cluster `bench`; the exact URLs:
  *
@@ -67,6 +67,7 @@ import { buildLatestSamples, buildSampleQuery } from '../src/storage/queries.js'
 import { ROLLUP_LEVELS } from '../src/storage/rollups.js';
 import { startPostgres, type PostgresHarness } from '../test/harness/postgres.js';
 import { spawnCli, type CliProcess } from '../test/support/cli-process.js';
+import { ensureBuilt } from './build.js';
 
 /** Median and spread of one statistic over the rounds. */
 export interface Spread {
@@ -131,7 +132,7 @@ export interface SizeFigures {
   };
   dbSizeBytes: number;
   tableSizesBytes: Record<string, number>;
-  /** Spawn of `api --traditional` until it printed its address (tsx start, migrate, first mirror pass). */
+  /** Spawn of `api --traditional` until it printed its address (start, migrate, first mirror pass). */
   apiStartupMs: number;
   /** The mirror's `latestSamples` statement (run at startup and every 5 s): median of 3, and EXPLAIN. */
   latestSamples: { ms: number; rows: number; sql: SqlTiming };
@@ -867,6 +868,7 @@ async function benchSize(samples: number, runs: number, log: Log): Promise<SizeF
       tableSizes[parent] = rows[0]?.bytes ?? 0;
     }
 
+    await ensureBuilt(log);
     log('bench: starting `nexus-telemetry api --traditional` ...');
     const spawned = performance.now();
     api = spawnCli(
@@ -883,6 +885,7 @@ async function benchSize(samples: number, runs: number, log: Log): Promise<SizeF
         'warn',
       ],
       { DATABASE_URL: loaded.url, ENABLE_NEXUS: 'false' },
+      { built: true },
     );
     const line = await api.waitFor(/API listening on http:\/\/\S+/, 120_000);
     const apiStartupMs = Math.round(performance.now() - spawned);

@@ -1,12 +1,23 @@
 /**
- * Runs `nexus-telemetry` subcommands as real child processes (through tsx, no build needed), with
- * output captured for assertions and failure messages, and a kill-all for teardown.
+ * Runs `nexus-telemetry` subcommands as real child processes (through tsx, no build needed; or the
+ * compiled dist/ when asked, as benchmarks do), with output captured for assertions and failure
+ * messages, and a kill-all for teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const BUILT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** Options of {@link spawnCli}. */
+export interface SpawnCliOptions {
+  /**
+   * Run the compiled `dist/cli/main.js` (build it first, `npm run build`) instead of `src/` through
+   * tsx: what a deployment runs, without tsx compiling every module at start (about 2 CPU-seconds).
+   */
+  built?: boolean;
+}
 
 export interface CliProcess {
   readonly child: ChildProcess;
@@ -22,8 +33,17 @@ export interface CliProcess {
 const running = new Set<ChildProcess>();
 
 /** Start `nexus-telemetry <args>` with `env` added to the environment. */
-export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+  options: SpawnCliOptions = {},
+): CliProcess {
+  // BENCH_CPU_PROF=<dir>: every CLI process writes a V8 CPU profile there when it exits (benchmarks).
+  const profile = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const entry = options.built ? [BUILT_CLI] : ['--import', 'tsx', CLI];
+  const child = spawn(process.execPath, [...profile, ...entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

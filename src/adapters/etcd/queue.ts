@@ -57,6 +57,14 @@ const TOMBSTONE_ROTATE_MS = 5_000;
 const RECHECK_MS = 5_000;
 /** Most claim txns one claim call runs at once. */
 const CLAIM_CONCURRENCY = 32;
+/**
+ * How long claim scans may start after this instance's newest claim instead of at the queue's head.
+ * Collectors keep many claims open (acked after their hierarchy round), so a scan from the head
+ * read page after page of claimed items (about five round trips per claim at 128 open claims). An
+ * item before the hint that became claimable again (another consumer's claim expired, or an item of
+ * a producer whose clock lags) waits at most this long for a scan from the head.
+ */
+const FULL_SCAN_INTERVAL_MS = 1000;
 
 /** Options of {@link createEtcdQueue}. */
 export interface EtcdQueueOptions extends QueueOptions {
@@ -115,6 +123,10 @@ export class EtcdQueue implements Queue {
   private readonly tracker = new DepthTracker();
   /** Ids some claim call of this instance is trying to claim right now. */
   private readonly attempting = new Set<string>();
+  /** Newest id this instance claimed: scans start after it between scans from the head. */
+  private scanHint = '';
+  /** When the last scan from the head ran (performance.now()); 0 forces one. */
+  private lastFullScan = 0;
   /** Producers held by backpressure, admitted in arrival order. */
   private readonly producers = new ProducerLine();
   private closed = false;
@@ -186,7 +198,8 @@ export class EtcdQueue implements Queue {
   }
 
   /**
-   * Claim up to `max` of the oldest claimable items for `consumerId`, waiting up to `waitMs` for
+   * Claim up to `max` of the oldest claimable items for `consumerId` (oldest after this instance's
+   * newest claim, between scans from the head: see FULL_SCAN_INTERVAL_MS), waiting up to `waitMs` for
    * the first. Waits wake on an enqueue, a release or a lost lease (watch), or when a claim seen
    * while scanning reaches its `claimTtlMs` expiry.
    */
@@ -200,7 +213,12 @@ export class EtcdQueue implements Queue {
     try {
       for (;;) {
         const generation = this.claimable.generation;
-        const { items, nextExpiry } = await this.scan(consumerId, max);
+        const fromHint =
+          this.scanHint !== '' && performance.now() - this.lastFullScan < FULL_SCAN_INTERVAL_MS;
+        let { items, nextExpiry } = await this.scan(consumerId, max, fromHint ? this.scanHint : undefined);
+        if (items.length === 0 && fromHint && !this.closed) {
+          ({ items, nextExpiry } = await this.scan(consumerId, max, undefined));
+        }
         if (this.closed) return [];
         if (items.length > 0) return items;
         const remaining = deadline - performance.now();
@@ -262,6 +280,7 @@ export class EtcdQueue implements Queue {
     const token = parseToken(item.claimToken);
     if (token === undefined || !isItemId(item.id) || Date.now() >= token.expiresAt) return false;
     const claimKey = this.keys.claims + item.id;
+    this.lastFullScan = 0; // the item is claimable again before the hint: scan from the head next
     // Retried after a lost response, a release that did land reports false: the claim is gone either way.
     const res = await this.call('release', true, () =>
       this.client.kv.txn({
@@ -443,13 +462,19 @@ export class EtcdQueue implements Queue {
   }
 
   /** Find claimable items oldest first and claim up to `max` of them. */
-  private async scan(consumerId: string, max: number): Promise<{ items: ClaimedItem[]; nextExpiry: number }> {
+  /** Claim up to `max` claimable items, in id order from the head, or from after `startAfter`. */
+  private async scan(
+    consumerId: string,
+    max: number,
+    startAfter: string | undefined,
+  ): Promise<{ items: ClaimedItem[]; nextExpiry: number }> {
+    if (startAfter === undefined) this.lastFullScan = performance.now();
     const items: ClaimedItem[] = [];
     let nextExpiry = Infinity;
     const itemsEnd = Range.prefix(this.keys.items).end;
     const claimsEnd = Range.prefix(this.keys.claims).end;
     const pageSize = Math.min(1000, Math.max(32, max * 2));
-    let after = ''; // id suffix the page starts at
+    let after = startAfter === undefined ? '' : `${startAfter}\0`; // id suffix the page starts at
     let failedPartly = false;
     while (items.length < max) {
       // One read-only txn, so items and claims are one snapshot. Every claim has its item, so the
@@ -519,6 +544,8 @@ export class EtcdQueue implements Queue {
       after = `${(itemRange.kvs[itemRange.kvs.length - 1] as IKeyValue).key.toString('utf8').slice(this.keys.items.length)}\0`;
     }
     items.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const newest = items[items.length - 1]?.id;
+    if (newest !== undefined && newest > this.scanHint) this.scanHint = newest;
     return { items, nextExpiry };
   }
 
