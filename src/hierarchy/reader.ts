@@ -3,6 +3,9 @@
  * collector. Each call does one prefix range read and groups the records it returns; activity is
  * derived from `lastSeenMs` against an injected clock, so a host or GPU that stops reporting shows
  * as inactive within `staleAfterMs`. Records that do not parse are skipped, never fatal.
+ * Parsed records are kept by key and mod revision, so a record is parsed once per change rather
+ * than once per request (a cluster view of 1,000 GPUs parsed 1,000 JSON values per call). Records
+ * returned are shared between calls: callers must not mutate them.
  */
 import type { Coordination, KeyValue } from '../ports/coordination.js';
 import type { ClusterRecord, GpuRecord, HostRecord } from '../domain/types.js';
@@ -35,6 +38,18 @@ export interface GpuStatus extends GpuRecord {
 
 /** Called for a hierarchy key whose value is not a valid record (it is then skipped). */
 export type InvalidRecordHandler = (key: string, reason: string) => void;
+
+/** A hierarchy record as parsed from its key and value. */
+type ParsedRecord =
+  | { kind: 'cluster'; record: ClusterRecord }
+  | { kind: 'host'; record: HostRecord }
+  | { kind: 'gpu'; record: GpuRecord };
+
+/** A parse result kept for a key, valid while the key's mod revision is unchanged. */
+interface CachedRecord {
+  modRevision: number;
+  record: ParsedRecord | undefined;
+}
 
 /** Records of one range read, grouped by cluster and host. */
 interface ClusterGroup {
@@ -74,6 +89,9 @@ export class HierarchyReader {
     private readonly now: () => number = Date.now,
     private readonly onInvalidRecord?: InvalidRecordHandler,
   ) {}
+
+  /** Parsed records by key, with the mod revision they were parsed at (undefined: invalid value). */
+  private parsed = new Map<string, CachedRecord>();
 
   /** Every cluster with its totals, ordered by cluster id. */
   async listClusters(): Promise<ClusterSummary[]> {
@@ -201,6 +219,8 @@ export class HierarchyReader {
    */
   private async read(prefix: string): Promise<Map<string, ClusterGroup>> {
     const { kvs } = await this.coordination.range(prefix);
+    // A read of the whole hierarchy sees every live key: drop what was deleted since.
+    const parsedNow = prefix === CLUSTERS_PREFIX ? new Map<string, CachedRecord>() : this.parsed;
     const clusters = new Map<string, ClusterGroup>();
     const clusterOf = (clusterId: string): ClusterGroup => {
       let group = clusters.get(clusterId);
@@ -215,28 +235,45 @@ export class HierarchyReader {
     };
 
     for (const kv of kvs) {
-      const parsed = parseKey(kv.key);
-      if (!parsed) continue;
-      const value = this.parseValue(kv);
-      if (value === undefined) continue;
-      if (parsed.kind === 'cluster') {
-        const record = toClusterRecord(value, parsed.clusterId);
-        if (record) clusterOf(parsed.clusterId).record = record;
-        else this.onInvalidRecord?.(kv.key, 'not a cluster record');
-      } else if (parsed.kind === 'host') {
-        const record = toHostRecord(value, parsed.clusterId, parsed.hostname);
-        if (record) hostOf(parsed.clusterId, parsed.hostname).record = record;
-        else this.onInvalidRecord?.(kv.key, 'not a host record');
-      } else {
-        const record = toGpuRecord(value, parsed.clusterId, parsed.hostname, parsed.gpuId);
-        if (record) hostOf(parsed.clusterId, parsed.hostname).gpus.push(record);
-        else this.onInvalidRecord?.(kv.key, 'not a GPU record');
+      let cached = this.parsed.get(kv.key);
+      if (cached?.modRevision !== kv.modRevision) {
+        cached = { modRevision: kv.modRevision, record: this.parseRecord(kv) };
       }
+      parsedNow.set(kv.key, cached);
+      const parsed = cached.record;
+      if (!parsed) continue;
+      if (parsed.kind === 'cluster') clusterOf(parsed.record.clusterId).record = parsed.record;
+      else if (parsed.kind === 'host')
+        hostOf(parsed.record.clusterId, parsed.record.hostname).record = parsed.record;
+      else hostOf(parsed.record.clusterId, parsed.record.hostname).gpus.push(parsed.record);
     }
+    this.parsed = parsedNow;
     for (const cluster of clusters.values()) {
       for (const host of cluster.hosts.values()) host.gpus.sort((a, b) => naturalCompare(a.gpuId, b.gpuId));
     }
     return clusters;
+  }
+
+  /** The record a key-value holds, or undefined (reported) when it is not one. */
+  private parseRecord(kv: KeyValue): ParsedRecord | undefined {
+    const parsed = parseKey(kv.key);
+    if (!parsed) return undefined;
+    const value = this.parseValue(kv);
+    if (value === undefined) return undefined;
+    if (parsed.kind === 'cluster') {
+      const record = toClusterRecord(value, parsed.clusterId);
+      if (record) return { kind: 'cluster', record };
+      this.onInvalidRecord?.(kv.key, 'not a cluster record');
+    } else if (parsed.kind === 'host') {
+      const record = toHostRecord(value, parsed.clusterId, parsed.hostname);
+      if (record) return { kind: 'host', record };
+      this.onInvalidRecord?.(kv.key, 'not a host record');
+    } else {
+      const record = toGpuRecord(value, parsed.clusterId, parsed.hostname, parsed.gpuId);
+      if (record) return { kind: 'gpu', record };
+      this.onInvalidRecord?.(kv.key, 'not a GPU record');
+    }
+    return undefined;
   }
 
   private parseValue(kv: KeyValue): Record<string, unknown> | undefined {

@@ -155,4 +155,28 @@ describe('HierarchyReader', () => {
     expect((await reader.listGpus('dgx-a', 'hgpu-031'))?.map((g) => g.gpuId)).toEqual(['0', '1', '10']);
     expect(invalid.sort()).toEqual([gpuKey('dgx-a', 'hgpu-031', '2'), gpuKey('dgx-a', 'hgpu-031', '3')]);
   });
+
+  it('parses a record once per change: later reads reuse it, see updates and forget deleted keys', async () => {
+    const first = await reader.getGpu('dgx-a', 'hgpu-031', '0');
+    const again = await reader.listAllGpus();
+    // Same parsed metrics object: the value was not parsed again.
+    expect(again.find((g) => g.gpuId === '0' && g.hostname === 'hgpu-031')!.metrics).toBe(first!.metrics);
+
+    await putGpu(coordination, 'dgx-a', 'hgpu-031', '0', NOW - 10);
+    const changed = await reader.getGpu('dgx-a', 'hgpu-031', '0');
+    expect(changed!.lastSeenMs).toBe(NOW - 10);
+    expect(changed!.metrics).not.toBe(first!.metrics);
+
+    await coordination.delete(gpuKey('dgx-a', 'hgpu-031', '0'));
+    expect(await reader.getGpu('dgx-a', 'hgpu-031', '0')).toBeUndefined();
+    expect((await reader.listAllGpus()).some((g) => g.gpuId === '0' && g.hostname === 'hgpu-031')).toBe(
+      false,
+    );
+
+    // A bad value is reported once per change, not on every read.
+    await coordination.put(gpuKey('dgx-a', 'hgpu-031', '7'), '{not json');
+    await reader.listAllGpus();
+    await reader.listAllGpus();
+    expect(invalid).toEqual([gpuKey('dgx-a', 'hgpu-031', '7')]);
+  });
 });
