@@ -13,7 +13,8 @@ import {
 } from '../ports/sample-store.js';
 import { parseMetricList, parseResolution, parseTimeRange } from './params.js';
 import { DEFAULT_LIMIT } from './schemas.js';
-import { telemetryItemView, type TelemetryItemView } from './views.js';
+import { telemetryItemsJson } from './telemetry-json.js';
+import type { TelemetryItemView } from './views.js';
 
 /** Query string of the telemetry routes, after schema validation and defaults. */
 export interface TelemetryQuerystring {
@@ -33,7 +34,10 @@ export type TelemetryItem = TelemetryItemView & { aggregate?: SampleAggregate };
 
 /** Result of a telemetry query: one page of samples, whether more matched, and the resolution read. */
 export interface TelemetryPage {
-  items: TelemetryItem[];
+  /** The page as the routes' JSON body: an array of {@link TelemetryItem} (telemetry-json.ts). */
+  json: string;
+  /** Items on the page. */
+  count: number;
   hasMore: boolean;
   resolution: Resolution;
 }
@@ -63,12 +67,13 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
         order,
         resolution,
       });
-      const items = samples.slice(0, limit).map((s): TelemetryItem => {
-        const item: TelemetryItem = telemetryItemView(s);
-        if (s.aggregate) item.aggregate = s.aggregate;
-        return item;
-      });
-      return { items, hasMore: samples.length > limit, resolution };
+      const page = samples.slice(0, limit);
+      return {
+        json: telemetryItemsJson(page),
+        count: page.length,
+        hasMore: samples.length > limit,
+        resolution,
+      };
     },
   };
 }

@@ -94,10 +94,14 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         (await ctx.deps.store.listGpus()).find((g) => g.uuid.toLowerCase() === wanted);
       if (!gpu) throw notFound(`GPU '${id}' not found`);
       const page = await query.run(ctx.deps.store, { uuid: gpu.uuid });
-      return reply
-        .header(HAS_MORE_HEADER, String(page.hasMore))
-        .header(RESOLUTION_HEADER, page.resolution)
-        .send(page.items);
+      return (
+        reply
+          .header(HAS_MORE_HEADER, String(page.hasMore))
+          .header(RESOLUTION_HEADER, page.resolution)
+          // Already JSON (written per series, not per item); the response schema still documents it.
+          .type('application/json; charset=utf-8')
+          .send(page.json)
+      );
     },
   );
 };

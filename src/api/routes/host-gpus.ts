@@ -92,10 +92,14 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
       }
       const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
       const page = await query.run(ctx.deps.store, selector);
-      return reply
-        .header(HAS_MORE_HEADER, String(page.hasMore))
-        .header(RESOLUTION_HEADER, page.resolution)
-        .send(page.items);
+      return (
+        reply
+          .header(HAS_MORE_HEADER, String(page.hasMore))
+          .header(RESOLUTION_HEADER, page.resolution)
+          // Already JSON (written per series, not per item); the response schema still documents it.
+          .type('application/json; charset=utf-8')
+          .send(page.json)
+      );
     },
   );
 };
