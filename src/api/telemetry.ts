@@ -13,6 +13,8 @@ import {
 } from '../ports/sample-store.js';
 import { parseMetricList, parseResolution, parseTimeRange } from './params.js';
 import { DEFAULT_LIMIT } from './schemas.js';
+import type { FastifyReply } from 'fastify';
+import { RESOLUTION_HEADER } from './schemas.js';
 import { telemetryItemsJson } from './telemetry-json.js';
 import type { TelemetryItemView } from './views.js';
 
@@ -76,4 +78,13 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
       };
     },
   };
+}
+
+/** Send a page: its headers, and its body, which is JSON already (the response schema documents it). */
+export function sendTelemetryPage(reply: FastifyReply, page: TelemetryPage): FastifyReply {
+  return reply
+    .header(HAS_MORE_HEADER, String(page.hasMore))
+    .header(RESOLUTION_HEADER, page.resolution)
+    .type('application/json; charset=utf-8')
+    .send(page.json);
 }

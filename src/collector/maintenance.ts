@@ -14,7 +14,13 @@ import type { Logger } from '../util/logger.js';
 /** Default time between two leader passes (ms). */
 export const DEFAULT_MAINTENANCE_INTERVAL_MS = 30_000;
 /** Default revisions of history kept behind the current one. */
-export const DEFAULT_KEEP_REVISIONS = 10_000;
+/**
+ * Default revisions of history kept behind the current one. A batch costs about five revisions
+ * (enqueue, claim, ack, its share of GPU record txns), so 2,000 revisions keep ~400 batches (~100 MiB
+ * of etcd database at 270 KiB per batch) and a few seconds to minutes of history for resuming
+ * watchers, depending on the ingest rate.
+ */
+export const DEFAULT_KEEP_REVISIONS = 2_000;
 /** Default election lease TTL (seconds). */
 export const DEFAULT_ELECTION_TTL_SECONDS = 10;
 /** Default time between two retention passes of the leader (ms). */
@@ -28,7 +34,7 @@ export interface MaintenanceOptions {
   logger: Logger;
   /** How often the leader runs its duties (default 30 s). */
   intervalMs?: number;
-  /** Revisions of history kept behind the current one (default 10,000). */
+  /** Revisions of history kept behind the current one (default 2,000). */
   keepRevisions?: number;
   /** Election lease TTL in seconds: how long a dead or paused leader blocks the others (default 10). */
   ttlSeconds?: number;

@@ -103,7 +103,7 @@ const schema = z.object({
     .default(10_000)
     .refine((ms) => ms >= 1000, 'must be at least 1s (etcd lease TTLs are whole seconds)'),
   MAINTENANCE_INTERVAL: duration.default(30_000),
-  COMPACTION_KEEP_REVISIONS: int(0, 100_000_000).default(10_000),
+  COMPACTION_KEEP_REVISIONS: int(0, 100_000_000).default(2_000),
   RETENTION_RAW: duration.default(7 * 86_400_000),
   RETENTION_ROLLUP: duration.default(90 * 86_400_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

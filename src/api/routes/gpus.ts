@@ -16,11 +16,10 @@ import {
   gpuSummarySchema,
   gpuUuidParams,
   noQuerySchema,
-  RESOLUTION_HEADER,
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
-import { HAS_MORE_HEADER, prepareTelemetryQuery, type TelemetryQuerystring } from '../telemetry.js';
+import { prepareTelemetryQuery, sendTelemetryPage, type TelemetryQuerystring } from '../telemetry.js';
 import { gpuSummaryView } from '../views.js';
 
 /** Every GPU the hierarchy or the store knows, one per UUID (hierarchy first), in cluster/host/index order. */
@@ -94,14 +93,7 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         (await ctx.deps.store.listGpus()).find((g) => g.uuid.toLowerCase() === wanted);
       if (!gpu) throw notFound(`GPU '${id}' not found`);
       const page = await query.run(ctx.deps.store, { uuid: gpu.uuid });
-      return (
-        reply
-          .header(HAS_MORE_HEADER, String(page.hasMore))
-          .header(RESOLUTION_HEADER, page.resolution)
-          // Already JSON (written per series, not per item); the response schema still documents it.
-          .type('application/json; charset=utf-8')
-          .send(page.json)
-      );
+      return sendTelemetryPage(reply, page);
     },
   );
 };

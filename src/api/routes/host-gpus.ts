@@ -16,11 +16,10 @@ import {
   gpuSchema,
   hostParams,
   noQuerySchema,
-  RESOLUTION_HEADER,
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
-import { HAS_MORE_HEADER, prepareTelemetryQuery, type TelemetryQuerystring } from '../telemetry.js';
+import { prepareTelemetryQuery, sendTelemetryPage, type TelemetryQuerystring } from '../telemetry.js';
 import { gpuView } from '../views.js';
 import { throwHostNotFound } from './clusters.js';
 
@@ -92,14 +91,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
       }
       const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
       const page = await query.run(ctx.deps.store, selector);
-      return (
-        reply
-          .header(HAS_MORE_HEADER, String(page.hasMore))
-          .header(RESOLUTION_HEADER, page.resolution)
-          // Already JSON (written per series, not per item); the response schema still documents it.
-          .type('application/json; charset=utf-8')
-          .send(page.json)
-      );
+      return sendTelemetryPage(reply, page);
     },
   );
 };
