@@ -25,7 +25,7 @@ export interface CliProcess {
   output(): string;
   /** Resolve when the output matches `pattern`; reject on exit or timeout. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** Resolve with the exit code (or signal name) once the process ends. */
+  /** Resolve with the exit code (or signal name) once the process ended and its output is drained. */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): void;
 }
@@ -58,8 +58,9 @@ export function spawnCli(
   };
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
+  // 'close', not 'exit': it comes once stdout and stderr are drained too, so output() is complete.
   const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => {
+    child.once('close', (code, signal) => {
       running.delete(child);
       resolve(code ?? signal ?? 'unknown');
       for (const l of listeners) l();
