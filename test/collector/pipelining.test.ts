@@ -257,13 +257,14 @@ describe('Collector with a live hierarchy: pipelined rounds', () => {
     const r = await startRig();
     // A coordination slower than the store: a round's GPU txns are held until the worker has filled
     // its window (MAX_UNACKED_PER_WORKER batches written and not acked), or every batch is written,
-    // or 500 ms have passed. The 500 ms fallback only matters for a collector that never fills its
-    // window (the old one, which waited for each round before claiming again: it would run 40
-    // rounds of one batch, 500 ms each, instead of waiting forever).
+    // or 2 s have passed. The fallback only matters for a collector that never fills its window (the
+    // old one, which waited for each round before claiming again: it would run 40 rounds of one
+    // batch, 2 s each, and time out, instead of waiting forever). 2 s, not less: a loaded machine
+    // may take that long to write a window's batches to PGlite.
     let maxUnacked = 0;
     const outstanding = (): number => r.counts.written - r.acked.length;
     r.coordination.beforeGpuTxn = async () => {
-      const deadline = Date.now() + 500;
+      const deadline = Date.now() + 2_000;
       while (outstanding() < MAX_UNACKED_PER_WORKER && r.counts.written < TOTAL && Date.now() < deadline) {
         maxUnacked = Math.max(maxUnacked, outstanding());
         await sleep(2);

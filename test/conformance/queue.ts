@@ -231,18 +231,22 @@ export function queueConformance(name: string, setup: QueueSetup): void {
       const a = await open({ topic, claimTtlMs: 400 });
       const b = await open({ topic, claimTtlMs: 400 });
       const id = await a.enqueue(bytes('abandoned'));
+      // The claim's 400 ms run from before a's claim call: timing from there keeps the lower bound
+      // true however long that call itself takes.
+      const claimedFrom = performance.now();
       const [first] = await a.claim('crashed');
       expect(first?.id).toBe(id);
 
       // Nothing is ready now, so b waits; it must wake when a's claim lapses, not at its timeout.
-      const { value, ms } = await timed(() => b.claim('survivor', { waitMs: 8000 }));
+      const { value } = await timed(() => b.claim('survivor', { waitMs: 8000 }));
+      const ms = performance.now() - claimedFrom;
       expect(value).toHaveLength(1);
       const [second] = value;
       expect(second?.id).toBe(id);
       expect(text((second as ClaimedItem).payload)).toBe('abandoned');
       expect(second?.deliveries).toBe(2);
-      expect(ms).toBeGreaterThan(250);
-      expect(ms).toBeLessThan(4000);
+      expect(ms).toBeGreaterThan(380);
+      expect(ms).toBeLessThan(6000);
 
       expect(await a.ack(first as ClaimedItem)).toBe(false);
       expect(await b.ack(second as ClaimedItem)).toBe(true);
@@ -287,7 +291,7 @@ export function queueConformance(name: string, setup: QueueSetup): void {
       const queue = await open({ topic: freshTopic('timeout') });
       const now = await timed(() => queue.claim('c1'));
       expect(now.value).toEqual([]);
-      expect(now.ms).toBeLessThan(500);
+      expect(now.ms).toBeLessThan(2_000);
       const later = await timed(() => queue.claim('c1', { waitMs: 250 }));
       expect(later.value).toEqual([]);
       expect(later.ms).toBeGreaterThanOrEqual(200);

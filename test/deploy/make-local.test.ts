@@ -33,10 +33,18 @@ function make(
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('exit', (code) => {
+    // 'close' comes once stdout and stderr are drained ('exit' may come before the last lines); a
+    // background process that kept the pipe open would hold 'close' back, hence the fallback.
+    let fallback: NodeJS.Timeout | undefined;
+    const done = (code: number | null): void => {
       clearTimeout(timer);
+      clearTimeout(fallback);
       resolve({ code, output });
+    };
+    child.on('exit', (code) => {
+      fallback = setTimeout(() => done(code), 3_000);
     });
+    child.on('close', (code) => done(code));
   });
 }
 

@@ -59,6 +59,17 @@ afterAll(async () => {
   await Promise.all([etcd?.stop(), postgres?.stop()]);
 });
 
+/** Keys of items still in the etcd queue (enqueued and not acked), read with etcdctl. */
+function queuedItems(): string[] {
+  return execFileSync(
+    'etcdctl',
+    ['--endpoints', etcd.endpointList, 'get', '--prefix', '/telemetry/queue/', '--keys-only'],
+    { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' },
+  )
+    .split('\n')
+    .filter((k) => k.includes('/items/'));
+}
+
 describe('nexus mode: separate processes on three etcd members and PostgreSQL', () => {
   it('ingests the bundled sample through the etcd queue', async () => {
     const streamer = spawnCli(['streamer', bundledSamplePath()], { ...env, SERVICE_ID: 'streamer-1' });
@@ -71,7 +82,14 @@ describe('nexus mode: separate processes on three etcd members and PostgreSQL', 
       const telemetry = await getJson<unknown[]>(
         '/api/v1/clusters/dgx-lab/hosts/mtv5-dgx1-hgpu-001/gpus/0/telemetry?limit=1000',
       ).catch(() => []);
-      if (cluster.metadata?.total_gpus === 247 && Array.isArray(telemetry) && telemetry.length === 10) break;
+      // Queue empty too: a batch is acked after its hierarchy round, so the GPU records are current.
+      if (
+        cluster.metadata?.total_gpus === 247 &&
+        Array.isArray(telemetry) &&
+        telemetry.length === 10 &&
+        queuedItems().length === 0
+      )
+        break;
       if (Date.now() > deadline)
         throw new Error(
           `not ingested in time: ${JSON.stringify(cluster)} ${JSON.stringify(telemetry).slice(0, 300)}`,
@@ -117,6 +135,7 @@ describe('nexus mode: separate processes on three etcd members and PostgreSQL', 
     expect(keys.filter((k) => /\/gpus\/[^/]+$/.test(k))).toHaveLength(247);
     // Every batch was acked: no item is left in the queue.
     expect(keys.filter((k) => k.startsWith('/telemetry/queue/') && k.includes('/items/'))).toEqual([]);
+    expect(queuedItems()).toEqual([]);
   });
 
   it('lists every running process in service discovery', async () => {

@@ -273,7 +273,8 @@ describe('etcd queue on one member', () => {
     const started = performance.now();
     await first.close();
     const back = await pending;
-    expect(performance.now() - started).toBeLessThan(1_000);
+    // Far below the 60 s claim TTL: the revoked lease freed the items (bound loose for a loaded machine).
+    expect(performance.now() - started).toBeLessThan(3_000);
     expect(back.map((i) => decoder.decode(i.payload))).toEqual(['c0', 'c1']);
     expect(back.map((i) => i.deliveries)).toEqual([2, 2]);
     for (const item of [...fresh, ...back]) expect(await other.ack(item)).toBe(true);
@@ -312,7 +313,8 @@ describe('etcd queue on one member', () => {
       }
       // Lease TTL 2 s: etcd expires it within about TTL + 0.5 s, and the watch wakes the survivor.
       expect(lastRedeliveryMs).toBeGreaterThan(1_000);
-      expect(lastRedeliveryMs).toBeLessThan(4_500);
+      // Upper bound: far below the 60 s claim TTL, loose for a loaded machine.
+      expect(lastRedeliveryMs).toBeLessThan(10_000);
       const abandoned = [...killed.claimed.slice(1), ...stalled.claimed].sort();
       expect(
         [...deliveries]
@@ -382,7 +384,8 @@ describe('etcd queue on one member', () => {
     const [item] = await pending;
     const ms = performance.now() - started;
     expect(item && decoder.decode(item.payload)).toBe('polled');
-    expect(ms).toBeLessThan(600);
+    // It polled (every 200 ms) rather than waiting out waitMs (5 s); loose for a loaded machine.
+    expect(ms).toBeLessThan(2_500);
 
     // Backpressure polls too (the producer's default interval is 1 s).
     const blocked = producer.enqueue(encoder.encode('second'));

@@ -148,14 +148,15 @@ describe('redis queue consumer recovery', () => {
 
   it('another consumer reclaims a dead consumer’s items once its liveness lapses, not before', async () => {
     const name = topic('liveness');
-    const options = { topic: name, claimTtlMs: 60_000, consumerLivenessMs: 300 };
+    // Liveness 1.5 s: the heartbeat (every liveness / 3) must survive event-loop stalls of a loaded machine.
+    const options = { topic: name, claimTtlMs: 60_000, consumerLivenessMs: 1_500 };
     const doomed = await open(options);
     const survivor = await open(options);
     await doomed.enqueue(encoder.encode('in-flight'));
     const [held] = await doomed.claim('doomed');
 
     // While its process runs, the heartbeat keeps the claim alive well past consumerLivenessMs.
-    expect(await survivor.claim('survivor', { waitMs: 900 })).toEqual([]);
+    expect(await survivor.claim('survivor', { waitMs: 3_000 })).toEqual([]);
 
     await doomed.close();
     const started = performance.now();
@@ -163,7 +164,7 @@ describe('redis queue consumer recovery', () => {
     const waited = performance.now() - started;
     expect(taken?.id).toBe(held?.id);
     expect(taken?.deliveries).toBe(2);
-    expect(waited).toBeLessThan(2000);
+    expect(waited).toBeLessThan(5_000);
     expect(await survivor.ack(taken as ClaimedItem)).toBe(true);
     expect(await survivor.depth()).toBe(0);
   });
@@ -243,8 +244,9 @@ describe('redis queue: consumers killed mid-batch', () => {
     for (let i = 0; i < total; i++) await producer.enqueue(encoder.encode(`batch-${i}`));
 
     // Two consumer processes claim 8 each; the first acks 3 of its batch; both are SIGKILLed.
-    const first = await startChildConsumer(name, 'collector-a', 8, 3, 400);
-    const second = await startChildConsumer(name, 'collector-b', 8, 0, 400);
+    // Liveness 2 s: one child must keep its heartbeat going while the other boots (tsx compiles).
+    const first = await startChildConsumer(name, 'collector-a', 8, 3, 2_000);
+    const second = await startChildConsumer(name, 'collector-b', 8, 0, 2_000);
     await first.kill();
     await second.kill();
     expect(first.report.claimed).toHaveLength(8);
@@ -258,8 +260,8 @@ describe('redis queue: consumers killed mid-batch', () => {
 
     // collector-a restarts (requeues its own leftovers at once); a survivor picks up collector-b's
     // after its liveness lapses.
-    const restarted = await open({ topic: name, claimTtlMs: 60_000, consumerLivenessMs: 400 });
-    const survivor = await open({ topic: name, claimTtlMs: 60_000, consumerLivenessMs: 400 });
+    const restarted = await open({ topic: name, claimTtlMs: 60_000, consumerLivenessMs: 2_000 });
+    const survivor = await open({ topic: name, claimTtlMs: 60_000, consumerLivenessMs: 2_000 });
     async function drain(queue: RedisQueue, consumerId: string): Promise<void> {
       while ([...ackCounts.values()].reduce((a, b) => a + b, 0) < total) {
         const items = await queue.claim(consumerId, { max: 5, waitMs: 200 });

@@ -4,7 +4,7 @@
  * on the embedded coordination store), with a PGlite store dropping real partitions.
  */
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEmbeddedCoordination } from '../../src/adapters/embedded/coordination.js';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import { Maintenance } from '../../src/collector/maintenance.js';
@@ -33,7 +33,8 @@ describe('retention loop (no leader)', () => {
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     const loop = startRetentionLoop(duty, { logger, intervalMs: 30 });
-    await sleep(150);
+    // Wait for the passes rather than a fixed time: a loaded machine may stretch a 30 ms interval.
+    await vi.waitFor(() => expect(calls).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 10 });
     await loop.stop();
     const after = calls;
     expect(after).toBeGreaterThanOrEqual(3);

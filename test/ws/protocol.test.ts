@@ -211,10 +211,17 @@ describe('/ws protocol', () => {
     expect(heartbeats.length).toBeGreaterThanOrEqual(1);
     expect(Date.now() - started).toBeLessThan(10_000);
 
-    const alive = await connect('/ws?subscribe=none', strict.wsBase);
-    await new Promise((r) => setTimeout(r, 700));
-    expect(alive.ws.readyState).toBe(WebSocket.OPEN);
-    alive.close();
+    // A client that answers pings stays. On a server of its own with a 1 s heartbeat: client and
+    // server share this event loop, and one stall of over 200 ms would look like a missed pong.
+    const patient = await startExtraApp(server.runtime, { WS_HEARTBEAT: 1_000 });
+    try {
+      const alive = await connect('/ws?subscribe=none', patient.wsBase);
+      await new Promise((r) => setTimeout(r, 3_500));
+      expect(alive.ws.readyState).toBe(WebSocket.OPEN);
+      alive.close();
+    } finally {
+      await patient.close();
+    }
   });
 });
 
