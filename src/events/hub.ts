@@ -10,8 +10,9 @@
  * - `after` an older cursor: a watch of its own from the cursor's revision replays the store's history
  *   and hands over to the shared stream once it reaches what the ring holds. If that history was
  *   compacted (or the cursor is ahead of the store), a RESYNC marker, a snapshot, then live events.
- * Events reach each subscriber in cursor order (revision, then index within it), each once. Delivery is synchronous; a subscriber
- * that cannot keep up must buffer within its own bound (the transports drop slow clients).
+ * Events reach each subscriber in cursor order (revision, then index within it), each once.
+ * Delivery is synchronous; a subscriber that cannot keep up must buffer within its own bound (the
+ * transports drop slow clients).
  */
 import { hasCode, NexusError } from '../errors.js';
 import { CLUSTERS_PREFIX } from '../hierarchy/paths.js';

@@ -4,8 +4,8 @@
  * latest metric values. GPU records are updated with compare-and-swap on their mod revision, so
  * several collectors (or workers) never lose each other's values; a metric's latest value only moves
  * forward in time, so a redelivered batch changes nothing old. One txn updates up to
- * GPUS_PER_TXN records (one etcd revision, many events: see events/cursor.ts), because a txn per GPU
- * made etcd round trips the bottleneck of the whole pipeline.
+ * GPUS_PER_TXN records (one etcd revision, many events: see events/cursor.ts); a txn per GPU cost a
+ * revision and a round trip per record (41k revisions for 350k rows).
  */
 import type { Batch, ClusterRecord, GpuRecord, HostRecord, Sample } from '../domain/types.js';
 import type { Coordination, KeyValue } from '../ports/coordination.js';
