@@ -65,6 +65,11 @@ export class Collector {
   private loops: Promise<void>[] = [];
   private readonly log: Logger;
 
+  /** True from start() until stop() is called. */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
   constructor(private readonly options: CollectorOptions) {
     this.log = options.logger.child({ component: 'collector', consumerId: options.consumerId });
   }

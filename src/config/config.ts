@@ -109,6 +109,8 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(0, 65535).default(8080),
+  /** Collector only: serve GET /health and GET /metrics on this port (unset: no HTTP server). */
+  METRICS_PORT: int(0, 65535).optional(),
 });
 
 /** The validated configuration. Durations are in milliseconds. */

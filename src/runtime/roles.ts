@@ -11,6 +11,7 @@ import { batchSizeFor, clusterName, type Config } from '../config/config.js';
 import { registerService, type Registration, type ServiceType } from '../discovery/registry.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
+import { startMetricsServer } from './metrics-server.js';
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
@@ -132,6 +133,20 @@ export async function startCollectorProcess(
     logger,
     metrics,
   });
+  // Listening before consuming: a port already in use stops the process before it claims anything.
+  const server =
+    config.METRICS_PORT === undefined
+      ? undefined
+      : await startMetricsServer({
+          host: config.HOST,
+          port: config.METRICS_PORT,
+          metrics,
+          health: () => ({
+            healthy: collector.isRunning,
+            details: { role: 'collector', id: config.COLLECTOR_ID, ...collector.stats },
+          }),
+        });
+  if (server) logger.info({ address: server.address }, 'collector health and metrics listening');
   collector.start();
   return {
     collector,
@@ -139,6 +154,7 @@ export async function startCollectorProcess(
     store,
     maintenance,
     async close() {
+      await server?.close();
       await collector.stop();
       await maintenance?.stop();
       await retention?.stop();

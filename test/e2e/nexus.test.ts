@@ -21,6 +21,8 @@ let postgres: PostgresHarness;
 let env: Record<string, string>;
 let api: CliProcess;
 let baseUrl: string;
+/** `http://127.0.0.1:port` of each collector's METRICS_PORT server. */
+const metricsBases: string[] = [];
 const collectors: CliProcess[] = [];
 
 async function getJson<T>(path: string): Promise<T> {
@@ -42,7 +44,10 @@ beforeAll(async () => {
     POLL_INTERVAL: '200ms',
   };
   for (const id of ['collector-1', 'collector-2']) {
-    const c = spawnCli(['collector'], { ...env, COLLECTOR_ID: id });
+    // Each collector serves /health and /metrics on a port of its own (METRICS_PORT).
+    const metricsPort = await freePort();
+    metricsBases.push(`http://127.0.0.1:${metricsPort}`);
+    const c = spawnCli(['collector'], { ...env, COLLECTOR_ID: id, METRICS_PORT: String(metricsPort) });
     collectors.push(c);
   }
   api = spawnCli(['api'], { ...env, SERVICE_ID: 'api-1' });
@@ -136,6 +141,24 @@ describe('nexus mode: separate processes on three etcd members and PostgreSQL', 
     // Every batch was acked: no item is left in the queue.
     expect(keys.filter((k) => k.startsWith('/telemetry/queue/') && k.includes('/items/'))).toEqual([]);
     expect(queuedItems()).toEqual([]);
+  });
+
+  it("serves each collector's health and Prometheus metrics on METRICS_PORT", async () => {
+    let written = 0;
+    for (const [i, base] of metricsBases.entries()) {
+      const health = await fetch(`${base}/health`);
+      expect(health.status).toBe(200);
+      const report = (await health.json()) as { status: string; id: string; batches: number };
+      expect(report).toMatchObject({ status: 'ok', role: 'collector', id: `collector-${i + 1}` });
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const counter = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+      expect(counter('nexus_batches_acked_total')).toBe(report.batches);
+      expect(text).toContain('nexus_write_latency_seconds_bucket');
+      written += counter('nexus_samples_written_total');
+      expect((await fetch(`${base}/nope`)).status).toBe(404);
+    }
+    // No fault, so no redelivery: the two collectors' counters account for every row of the sample.
+    expect(written).toBe(2_470);
   });
 
   it('lists every running process in service discovery', async () => {
