@@ -4,24 +4,24 @@ import { describe, expect, it } from 'vitest';
 import { telemetryItemsJson } from '../../src/api/telemetry-json.js';
 import { telemetryItemView } from '../../src/api/views.js';
 import type { StoredSample } from '../../src/ports/sample-store.js';
+import { sample as baseSample } from '../support/samples.js';
 
 const sharedLabels = { job: 'dcgm "exporter"', note: 'line\nbreak \u2028 ünïcode \\ slash', gpu: '0' };
 
+/** Sample `i` of two series sharing one labels object, with strings that need escaping. */
 function sample(i: number, over: Partial<StoredSample> = {}): StoredSample {
   return {
-    clusterId: 'c-1',
-    hostname: 'host "quoted"',
-    gpuId: '0',
-    uuid: 'GPU-5fd4f087',
-    device: 'nvidia0',
-    modelName: 'NVIDIA H100 80GB HBM3',
-    metric: i % 2 === 0 ? 'DCGM_FI_DEV_GPU_UTIL' : 'DCGM_FI_DEV_GPU_TEMP',
-    container: '',
-    pod: 'pod-\t1',
-    namespace: 'ns',
-    labels: sharedLabels,
-    timestampMs: Date.UTC(2025, 6, 18, 20, 42, 34) + i * 1000,
-    value: i * 1.1,
+    ...baseSample({
+      clusterId: 'c-1',
+      hostname: 'host "quoted"',
+      uuid: 'GPU-5fd4f087',
+      metric: i % 2 === 0 ? 'DCGM_FI_DEV_GPU_UTIL' : 'DCGM_FI_DEV_GPU_TEMP',
+      pod: 'pod-\t1',
+      namespace: 'ns',
+      labels: sharedLabels,
+      timestampMs: Date.UTC(2025, 6, 18, 20, 42, 34) + i * 1000,
+      value: i * 1.1,
+    }),
     ...over,
   };
 }

@@ -12,27 +12,25 @@ import { CLUSTERS_PREFIX, parseKey } from '../../src/hierarchy/paths.js';
 import { GPUS_PER_TXN, HierarchyWriter } from '../../src/hierarchy/writer.js';
 import type { Coordination, WatchEvent } from '../../src/ports/coordination.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { sample } from '../support/samples.js';
 
 const GPUS = 100;
 const ROUNDS = 12;
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function samples(metric: string, round: number): Sample[] {
-  return Array.from({ length: GPUS }, (_, g) => ({
-    clusterId: 'c1',
-    hostname: `host-${Math.floor(g / 8)}`,
-    gpuId: String(g % 8),
-    uuid: `GPU-${g}`,
-    device: `nvidia${g % 8}`,
-    modelName: 'NVIDIA H100 80GB HBM3',
-    metric,
-    container: '',
-    pod: '',
-    namespace: '',
-    labels: {},
-    timestampMs: T0 + round * 1000,
-    value: round * 1000 + g,
-  }));
+  return Array.from({ length: GPUS }, (_, g) =>
+    sample({
+      hostname: `host-${Math.floor(g / 8)}`,
+      gpuId: String(g % 8),
+      uuid: `GPU-${g}`,
+      device: `nvidia${g % 8}`,
+      metric,
+      labels: {},
+      timestampMs: T0 + round * 1000,
+      value: round * 1000 + g,
+    }),
+  );
 }
 
 const batch = (metric: string, round: number) => ({
