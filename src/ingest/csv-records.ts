@@ -1,12 +1,16 @@
 /**
  * Streaming RFC 4180 record splitter over Buffer (or string) chunks.
  *
- * Two layers: a byte layer that cuts the input at line feeds and decodes whole lines after a strict
- * UTF-8 check (`isUtf8`, falling back to line-by-line decoding to pin bad bytes to their lines), and a text
- * layer that splits records with `indexOf` (quotes, doubled quotes, commas and newlines inside
- * quotes, CRLF or LF). Faults never stop the stream: an unterminated quote, an oversized field or
+ * Two layers: a byte layer that cuts the input after line terminators and decodes whole lines after a
+ * strict UTF-8 check (`isUtf8`, falling back to line-by-line decoding to pin bad bytes to their lines),
+ * and a text layer that splits records with `indexOf` (quotes, doubled quotes, commas and line breaks
+ * inside quotes). Outside quotes LF, CRLF and a lone CR (old Mac line endings) each end a line, so
+ * rows are never merged. Faults never stop the stream: an unterminated quote, an oversized field or
  * record, or bad UTF-8 becomes an error record with a reason, and the splitter resynchronises at the
- * start of the line after the one where the broken record began.
+ * start of the line after the one where the broken record began. A last record that the input ends
+ * inside (no line terminator after it) is an `unterminated_record` error, not a record: it may have
+ * been cut short. {@link CsvRecordSplitter.abort} instead drops such a tail silently (the input was
+ * stopped, not ended).
  */
 import { isUtf8 } from 'node:buffer';
 
@@ -17,7 +21,12 @@ const CR = 13; // \r
 
 /** Why a record could not be split into fields. */
 export type CsvErrorReason =
-  'unterminated_quote' | 'malformed_quote' | 'oversized_field' | 'oversized_record' | 'bad_utf8';
+  | 'unterminated_quote'
+  | 'malformed_quote'
+  | 'oversized_field'
+  | 'oversized_record'
+  | 'bad_utf8'
+  | 'unterminated_record';
 
 /** A record split into fields. */
 export interface CsvRecordOk {
@@ -40,7 +49,10 @@ export interface CsvRecordError {
   ok: false;
   /** 1-based physical line number where the record starts. */
   line: number;
-  /** The record's first physical line (or as much of it as was read), bad bytes shown as U+FFFD. */
+  /**
+   * The record's first physical line (or as much of it as was read; for `unterminated_record` the
+   * whole record), bad bytes shown as U+FFFD, at most 1,000 characters.
+   */
   raw: string;
   reason: CsvErrorReason;
   /** Human detail for the reason. */
@@ -101,7 +113,7 @@ function utf8Length(s: string): number {
  * once; each call returns the records completed by that input, in order.
  *
  * Memory is bounded: at most one partial record (<= maxRecordBytes) is held between calls; a line
- * longer than that is reported and its remainder discarded up to the next line feed.
+ * longer than that is reported and its remainder discarded up to the next line terminator.
  */
 export class CsvRecordSplitter {
   private readonly maxRecordBytes: number;
@@ -109,7 +121,7 @@ export class CsvRecordSplitter {
   private readonly skipEmptyLines: boolean;
   private readonly unescape: boolean;
 
-  /** Undecoded bytes after the last line feed seen. */
+  /** Undecoded bytes after the last line terminator seen. */
   private pending: Buffer[] = [];
   private pendingLength = 0;
   /** Decoded text of a record that is not complete yet (starts at a record start). */
@@ -119,6 +131,11 @@ export class CsvRecordSplitter {
   private line = 1;
   /** True while discarding the rest of an over-long line. */
   private skipping = false;
+  /**
+   * The text so far ended with a CR that terminated a line: a LF at the start of the next text is
+   * the second half of that CRLF, not an empty line.
+   */
+  private afterCr = false;
   private started = false;
   private ended = false;
 
@@ -138,8 +155,8 @@ export class CsvRecordSplitter {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     const out: CsvRecord[] = [];
     if (bytes.length === 0) return out;
-    const lastLf = bytes.lastIndexOf(LF);
-    if (lastLf === -1) {
+    const lastTerm = lastTerminator(bytes);
+    if (lastTerm === -1) {
       // Copy: the caller may reuse its buffer.
       this.pending.push(Buffer.from(bytes));
       this.pendingLength += bytes.length;
@@ -149,17 +166,17 @@ export class CsvRecordSplitter {
     let from = 0;
     if (this.pendingLength > 0) {
       // Finish the pending partial line on its own, so the bulk of the chunk is never copied.
-      const firstLf = bytes.indexOf(LF);
-      this.pending.push(bytes.subarray(0, firstLf + 1));
+      const firstTerm = firstTerminator(bytes, 0);
+      this.pending.push(bytes.subarray(0, firstTerm + 1));
       const head = Buffer.concat(this.pending);
       this.pending = [];
       this.pendingLength = 0;
       this.decodeAndSplit(head, false, out);
-      from = firstLf + 1;
+      from = firstTerm + 1;
     }
-    const block = bytes.subarray(from, lastLf + 1);
-    if (lastLf + 1 < bytes.length) {
-      const rest = Buffer.from(bytes.subarray(lastLf + 1));
+    const block = bytes.subarray(from, lastTerm + 1);
+    if (lastTerm + 1 < bytes.length) {
+      const rest = Buffer.from(bytes.subarray(lastTerm + 1));
       this.pending.push(rest);
       this.pendingLength = rest.length;
     }
@@ -169,8 +186,9 @@ export class CsvRecordSplitter {
     while (start < block.length) {
       let stop = block.length;
       if (stop - start > DECODE_WINDOW) {
-        const lf = block.lastIndexOf(LF, start + DECODE_WINDOW - 1);
-        stop = lf >= start ? lf + 1 : block.indexOf(LF, start + DECODE_WINDOW) + 1;
+        const t = lastTerminator(block.subarray(start, start + DECODE_WINDOW));
+        // The block ends with a terminator, so a later one always exists.
+        stop = t !== -1 ? start + t + 1 : firstTerminator(block, start + DECODE_WINDOW) + 1;
       }
       this.decodeAndSplit(block.subarray(start, stop), false, out);
       start = stop;
@@ -179,7 +197,10 @@ export class CsvRecordSplitter {
     return out;
   }
 
-  /** Signal the end of input; returns the records completed by it (a last line without newline). */
+  /**
+   * Signal the end of input; returns the records completed by it. A last record without a line
+   * terminator comes back as an `unterminated_record` error: the input ended in the middle of it.
+   */
   end(): CsvRecord[] {
     if (this.ended) return [];
     this.ended = true;
@@ -189,6 +210,21 @@ export class CsvRecordSplitter {
     this.pendingLength = 0;
     this.decodeAndSplit(block, true, out);
     return out;
+  }
+
+  /**
+   * Signal that the input stopped early (aborted, not at its true end): the incomplete trailing
+   * record, if any, is dropped without a record or an error. Every record before it was already
+   * returned by {@link push}. Further pushes are refused, as after {@link end}.
+   */
+  abort(): void {
+    this.ended = true;
+    this.pending = [];
+    this.pendingLength = 0;
+    this.carry = '';
+    this.carryBad = [];
+    this.skipping = false;
+    this.afterCr = false;
   }
 
   /** Physical line number where the next record will start (after the records returned so far). */
@@ -234,20 +270,39 @@ export class CsvRecordSplitter {
     this.split(text, bad, final, out);
   }
 
+  /**
+   * Index just after the line terminator at `t` (LF, CR or CRLF). A CR that ends a non-final text
+   * sets {@link afterCr}, so a LF starting the next text completes the CRLF.
+   */
+  private terminatorEnd(text: string, t: number, final: boolean): number {
+    if (text.charCodeAt(t) === LF) return t + 1;
+    if (t + 1 < text.length) return text.charCodeAt(t + 1) === LF ? t + 2 : t + 1;
+    if (!final) this.afterCr = true;
+    return t + 1;
+  }
+
   /** The text layer: split `text` (which follows `carry`) into records. */
   private split(input: string, inputBad: BadRange[] | null, final: boolean, out: CsvRecord[]): void {
     let text = input;
     let bad = inputBad;
+    if (this.afterCr && text.length > 0) {
+      this.afterCr = false;
+      if (text.charCodeAt(0) === LF) {
+        text = text.slice(1);
+        if (bad !== null) bad = shift(bad, -1);
+      }
+    }
     if (this.skipping) {
-      const lf = text.indexOf('\n');
-      if (lf === -1) {
+      const t = nextTerminator(text, 0);
+      if (t === -1) {
         if (final) this.skipping = false;
         return;
       }
       this.skipping = false;
       this.line++;
-      text = text.slice(lf + 1);
-      if (bad !== null) bad = shift(bad, -(lf + 1));
+      const after = this.terminatorEnd(text, t, final);
+      text = text.slice(after);
+      if (bad !== null) bad = shift(bad, -after);
     }
     if (this.carry.length > 0) {
       const offset = this.carry.length;
@@ -265,26 +320,24 @@ export class CsvRecordSplitter {
     const maxRecord = this.maxRecordBytes;
     let pos = 0;
     let line = this.line;
+    // Next LF and next CR at or after the position last asked for; -1 when there is none left,
+    // -2 when unknown. Valid for any later position up to themselves.
+    let lf = -2;
+    let cr = -2;
 
     record: while (pos < n) {
-      const firstLf = text.indexOf('\n', pos);
-      if (this.skipEmptyLines) {
-        if (firstLf === pos) {
-          pos++;
-          line++;
-          continue;
-        }
-        if (firstLf === pos + 1 && text.charCodeAt(pos) === CR) {
-          pos += 2;
-          line++;
-          continue;
-        }
+      if (lf !== -1 && lf < pos) lf = text.indexOf('\n', pos);
+      if (cr !== -1 && cr < pos) cr = text.indexOf('\r', pos);
+      // The record's first line terminator (outside or inside quotes).
+      const firstTerm = lf === -1 ? cr : cr === -1 || lf < cr ? lf : cr;
+      if (firstTerm === pos && this.skipEmptyLines) {
+        pos = this.terminatorEnd(text, pos, final);
+        line++;
+        continue;
       }
       const fields: string[] = [];
       let i = pos;
-      let lf = firstLf; // next line feed at or after i
-      let termPos = -1; // index of the record terminator
-      let end = -1; // index after the terminator
+      let termPos = -1; // index of the record terminator (n when the input ended without one)
       // Failure of this record: reason, detail; or 'incomplete' when more input is needed.
       let failReason: CsvErrorReason | null = null;
       let failDetail = '';
@@ -292,6 +345,10 @@ export class CsvRecordSplitter {
       let escapedMask = 0;
 
       for (;;) {
+        if (lf !== -1 && lf < i) lf = text.indexOf('\n', i);
+        if (cr !== -1 && cr < i) cr = text.indexOf('\r', i);
+        // Next line terminator at or after i.
+        const t = lf === -1 ? cr : cr === -1 || lf < cr ? lf : cr;
         if (text.charCodeAt(i) === QUOTE) {
           let j = i + 1;
           let escaped = false;
@@ -311,7 +368,7 @@ export class CsvRecordSplitter {
           }
           if (q === -1) {
             // The quoted field runs past the text read so far.
-            const spansLine = lf !== -1 && lf > i;
+            const spansLine = t !== -1;
             if (final) {
               failReason = 'unterminated_quote';
               failDetail = `quoted field ${fields.length + 1} is not closed before the end of input`;
@@ -332,7 +389,7 @@ export class CsvRecordSplitter {
           if (len > maxField) {
             const value = text.slice(i + 1, q);
             if (utf8Length(value) > maxField) {
-              const spansLine = lf !== -1 && lf < q;
+              const spansLine = t !== -1 && t < q;
               failReason = spansLine ? 'unterminated_quote' : 'oversized_field';
               failDetail = spansLine
                 ? `quoted field ${fields.length + 1} spans lines and exceeds ${maxField} bytes`
@@ -349,30 +406,18 @@ export class CsvRecordSplitter {
           const c = text.charCodeAt(q + 1);
           if (c === COMMA) {
             i = q + 2;
-            if (lf !== -1 && lf < i) lf = text.indexOf('\n', i);
             continue;
           }
-          if (c === LF) {
+          if (c === LF || c === CR) {
             termPos = q + 1;
-            end = q + 2;
             break;
           }
-          if (c === CR && text.charCodeAt(q + 2) === LF) {
-            termPos = q + 1;
-            end = q + 3;
+          if (q + 1 === n) {
+            // Only reachable when final: the input ended right after the closing quote.
+            termPos = n;
             break;
           }
-          if (q + 1 === n || (c === CR && q + 2 === n && final)) {
-            // Only reachable when final: end of input ends the record.
-            termPos = q + 1;
-            end = n;
-            break;
-          }
-          if (c === CR && q + 2 === n) {
-            incomplete = true;
-            break;
-          }
-          const spansLine = lf !== -1 && lf < q;
+          const spansLine = t !== -1 && t < q;
           failReason = spansLine ? 'unterminated_quote' : 'malformed_quote';
           failDetail = spansLine
             ? `quoted field ${fields.length} swallowed a line break (missing closing quote)`
@@ -380,9 +425,8 @@ export class CsvRecordSplitter {
           break;
         }
         // Unquoted field: ends at the next comma on this line, or at the line end.
-        if (lf !== -1 && lf < i) lf = text.indexOf('\n', i);
         const comma = text.indexOf(',', i);
-        if (comma !== -1 && (lf === -1 || comma < lf)) {
+        if (comma !== -1 && (t === -1 || comma < t)) {
           if (comma - i > maxField && utf8Length(text.slice(i, comma)) > maxField) {
             failReason = 'oversized_field';
             failDetail = `field ${fields.length + 1} exceeds ${maxField} bytes`;
@@ -392,27 +436,19 @@ export class CsvRecordSplitter {
           i = comma + 1;
           continue;
         }
-        let stop: number;
-        if (lf === -1) {
-          if (!final) {
-            if (n - i > maxField && utf8Length(text.slice(i)) > maxField) {
-              failReason = 'oversized_field';
-              failDetail = `field ${fields.length + 1} exceeds ${maxField} bytes`;
-            } else if (n - pos > maxRecord) {
-              failReason = 'oversized_record';
-              failDetail = `record exceeds ${maxRecord} bytes`;
-            } else {
-              incomplete = true;
-            }
-            break;
+        if (t === -1 && !final) {
+          if (n - i > maxField && utf8Length(text.slice(i)) > maxField) {
+            failReason = 'oversized_field';
+            failDetail = `field ${fields.length + 1} exceeds ${maxField} bytes`;
+          } else if (n - pos > maxRecord) {
+            failReason = 'oversized_record';
+            failDetail = `record exceeds ${maxRecord} bytes`;
+          } else {
+            incomplete = true;
           }
-          stop = n;
-          end = n;
-        } else {
-          stop = lf;
-          end = lf + 1;
+          break;
         }
-        if (stop > i && text.charCodeAt(stop - 1) === CR) stop--;
+        const stop = t === -1 ? n : t;
         if (stop - i > maxField && utf8Length(text.slice(i, stop)) > maxField) {
           failReason = 'oversized_field';
           failDetail = `field ${fields.length + 1} exceeds ${maxField} bytes`;
@@ -431,14 +467,34 @@ export class CsvRecordSplitter {
         return;
       }
 
-      if (failReason === null && end - pos > maxRecord && utf8Length(text.slice(pos, end)) > maxRecord) {
+      if (
+        failReason === null &&
+        termPos - pos > maxRecord &&
+        utf8Length(text.slice(pos, termPos)) > maxRecord
+      ) {
         failReason = 'oversized_record';
         failDetail = `record exceeds ${maxRecord} bytes`;
       }
 
+      if (failReason === null && termPos === n) {
+        // The input ended inside this record: it may be cut short (head -c, a closed pipe).
+        const isBad = bad !== null && overlaps(bad, pos, n);
+        out.push({
+          ok: false,
+          line,
+          raw: rawOf(text, pos, n),
+          reason: isBad ? 'bad_utf8' : 'unterminated_record',
+          detail: isBad
+            ? 'record is not valid UTF-8'
+            : 'the input ended in the middle of this record (no line terminator after it); it may be cut short',
+        });
+        pos = n;
+        break;
+      }
+
       if (failReason !== null) {
         // Report the first physical line and resume at the next one.
-        const lineEnd = firstLf === -1 ? n : firstLf;
+        const lineEnd = firstTerm === -1 ? n : firstTerm;
         const isBad = bad !== null && overlaps(bad, pos, lineEnd + 1);
         out.push({
           ok: false,
@@ -447,27 +503,22 @@ export class CsvRecordSplitter {
           reason: isBad ? 'bad_utf8' : failReason,
           detail: isBad ? 'line is not valid UTF-8' : failDetail,
         });
-        if (firstLf === -1) {
-          // The line is not finished: discard until its line feed arrives.
+        if (firstTerm === -1) {
+          // The line is not finished: discard until its line terminator arrives.
           if (!final) this.skipping = true;
           pos = n;
           break record;
         }
-        pos = firstLf + 1;
+        pos = this.terminatorEnd(text, firstTerm, final);
         line++;
+        // The field scan may have looked past the resume point: forget the cached positions.
+        lf = -2;
+        cr = -2;
         continue;
       }
 
-      // A complete record [pos, end); count the lines it spans.
-      let lines = 1;
-      if (firstLf !== -1 && firstLf < termPos) {
-        let k = firstLf;
-        while (k !== -1 && k < termPos) {
-          lines++;
-          k = text.indexOf('\n', k + 1);
-        }
-      }
-      if (bad !== null && overlaps(bad, pos, end)) {
+      // A complete record [pos, termPos) and its terminator.
+      if (bad !== null && overlaps(bad, pos, termPos + 1)) {
         out.push({
           ok: false,
           line,
@@ -478,12 +529,44 @@ export class CsvRecordSplitter {
       } else {
         out.push({ ok: true, fields, line, raw: text.slice(pos, termPos), escaped: escapedMask });
       }
-      // A final record without a line feed does not start a new line.
-      line += end === n && text.charCodeAt(n - 1) !== LF ? lines - 1 : lines;
-      pos = end;
+      line += firstTerm < termPos ? 1 + countLineBreaks(text, firstTerm, termPos) : 1;
+      pos = this.terminatorEnd(text, termPos, final);
     }
     this.line = line;
   }
+}
+
+/** Line breaks (CRLF, CR or LF each count once) in text[from, to). */
+function countLineBreaks(text: string, from: number, to: number): number {
+  let count = 0;
+  for (let k = from; k < to; k++) {
+    const c = text.charCodeAt(k);
+    if (c === LF) count++;
+    else if (c === CR) {
+      count++;
+      if (k + 1 < to && text.charCodeAt(k + 1) === LF) k++;
+    }
+  }
+  return count;
+}
+
+/** Index of the first CR or LF at or after `from` in `text`, or -1. */
+function nextTerminator(text: string, from: number): number {
+  const lf = text.indexOf('\n', from);
+  const cr = text.indexOf('\r', from);
+  return lf === -1 ? cr : cr === -1 || lf < cr ? lf : cr;
+}
+
+/** Index of the first CR or LF byte at or after `from`, or -1. */
+function firstTerminator(bytes: Buffer, from: number): number {
+  const lf = bytes.indexOf(LF, from);
+  const cr = bytes.indexOf(CR, from);
+  return lf === -1 ? cr : cr === -1 || lf < cr ? lf : cr;
+}
+
+/** Index of the last CR or LF byte, or -1. */
+function lastTerminator(bytes: Buffer): number {
+  return Math.max(bytes.lastIndexOf(LF), bytes.lastIndexOf(CR));
 }
 
 /** Raw text of a refused record, bounded. */
@@ -507,7 +590,7 @@ function decodeByLine(block: Buffer): { text: string; bad: BadRange[] } {
   let offset = 0;
   let start = 0;
   while (start < block.length) {
-    let stop = block.indexOf(LF, start);
+    let stop = firstTerminator(block, start);
     stop = stop === -1 ? block.length : stop + 1;
     const lineBytes = block.subarray(start, stop);
     // Invalid sequences become U+FFFD in the text; the line is marked bad.

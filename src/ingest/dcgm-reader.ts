@@ -2,6 +2,11 @@
  * DCGM CSV reader: record splitter + header mapping + row validation over a chunk stream.
  * Yields one array of row results per input chunk so per-row overhead stays low; bad rows become
  * dead letters and never stop the stream.
+ *
+ * How the stream ended matters for its last record: at a true end of input a record without a line
+ * terminator is an `unterminated_record` dead letter (the input may have been cut, e.g. `head -c`);
+ * when the stream ended because `signal` aborted (SIGTERM, Ctrl-C), that incomplete record is dropped
+ * silently and every complete record before it is kept.
  */
 import { NexusError } from '../errors.js';
 import { CsvRecordSplitter, unescapeField, type CsvRecord } from './csv-records.js';
@@ -10,7 +15,9 @@ import {
   defaultColumns,
   DCGM_COLUMNS,
   parseRfc3339,
+  REQUIRED_COLUMNS,
   RowValidator,
+  type DeadLetterReason,
   type RowResult,
 } from './validate.js';
 
@@ -32,18 +39,36 @@ export interface DcgmReadOptions {
   futureToleranceMs?: number;
   /** Clock, for tests. Default `Date.now`. */
   now?: () => number;
+  /**
+   * The signal that stops the source ({@link readDcgm} only). When the chunk stream ends and it has
+   * aborted, the input was stopped rather than ended: an incomplete trailing record is dropped (no
+   * sample, no dead letter) instead of becoming `unterminated_record`.
+   */
+  signal?: AbortSignal;
+  /**
+   * For one file of a directory: a header that is not DCGM becomes one `bad_header` dead letter, and
+   * a read failure one `unreadable_source` dead letter, after which the reader ends, instead of
+   * throwing INPUT_UNREADABLE (which stops the whole input). Default false.
+   */
+  skipUnreadable?: boolean;
 }
+
+/** Lower-case DCGM column names, to tell a (broken) header from a data row. */
+const COLUMN_NAMES = new Set<string>(DCGM_COLUMNS.map((c) => c.toLowerCase()));
 
 /**
  * Synchronous push parser behind {@link readDcgm}: feed chunks, get row results. The first record
- * is the header; a headerless input whose first row is a standard 12-column DCGM row is read with
- * the standard column order.
+ * is the header. A first record that names at most one DCGM column and has the standard 12 fields
+ * (or starts with an RFC 3339 timestamp) is taken as data of a headerless input: the standard column
+ * order applies and that record is validated like any row (a dead letter with its real reason when
+ * it is bad). Anything else that is not a usable header is refused (see {@link push}).
  */
 export class DcgmParser {
   private readonly splitter: CsvRecordSplitter;
   private readonly options: DcgmReadOptions;
   private readonly now: () => number;
   private validator: RowValidator | null = null;
+  private isRefused = false;
 
   constructor(options: DcgmReadOptions) {
     this.options = options;
@@ -57,16 +82,39 @@ export class DcgmParser {
   }
 
   /**
-   * Parse one chunk.
-   * @throws NexusError('INPUT_UNREADABLE') when the header lacks a required column
+   * Parse one chunk. After a refused header (with `skipUnreadable`) chunks are ignored.
+   * @throws NexusError('INPUT_UNREADABLE') when the header lacks a required column or the input is
+   *   not DCGM CSV (without `skipUnreadable`; with it, one `bad_header` dead letter instead)
    */
   push(chunk: Buffer | string): RowResult[] {
+    if (this.isRefused) return [];
     return this.process(this.splitter.push(chunk));
   }
 
-  /** Finish the input (a last line without a line feed). */
+  /** Finish the input at its true end (a last record without a line terminator is `unterminated_record`). */
   end(): RowResult[] {
+    if (this.isRefused) return [];
     return this.process(this.splitter.end());
+  }
+
+  /** The input was stopped early (aborted): drop the incomplete trailing record, if any. */
+  abort(): void {
+    this.splitter.abort();
+  }
+
+  /** True once the header was refused with `skipUnreadable`: the rest of the input is not read. */
+  get refused(): boolean {
+    return this.isRefused;
+  }
+
+  /** Physical line number where the next record starts. */
+  get nextLine(): number {
+    return this.splitter.nextLine;
+  }
+
+  /** A dead letter for this source that is not tied to a parsed row. */
+  deadLetter(line: number, raw: string, reason: DeadLetterReason, detail: string): RowResult {
+    return this.fallbackValidator().deadLetter(line, raw, reason, detail);
   }
 
   private process(records: CsvRecord[]): RowResult[] {
@@ -81,7 +129,14 @@ export class DcgmParser {
         out.push(this.fallbackValidator().validate(record, nowMs)!);
         continue;
       }
-      this.validator = this.headerValidator(record);
+      const header = this.headerValidator(record);
+      if (typeof header === 'string') {
+        // Refused with skipUnreadable: one dead letter for the whole file.
+        this.isRefused = true;
+        out.push(this.deadLetter(record.line, record.raw, 'bad_header', header));
+        return out;
+      }
+      this.validator = header;
       if (this.validator !== null) continue;
       // Headerless input: this record is data in the standard column order.
       this.validator = new RowValidator(defaultColumns(), DCGM_COLUMNS.length, this.options, [
@@ -98,14 +153,32 @@ export class DcgmParser {
     return out;
   }
 
-  /** A validator for the header record, null if it is a data row, or a thrown error. */
-  private headerValidator(record: CsvRecord & { ok: true }): RowValidator | null {
+  /**
+   * A validator for the header record; null if it is a data row of a headerless input; the reason
+   * it is refused (with `skipUnreadable`), or a thrown error.
+   */
+  private headerValidator(record: CsvRecord & { ok: true }): RowValidator | null | string {
     const fields = record.escaped === 0 ? record.fields : record.fields.map(unescapeField);
     const check = checkHeader(fields);
     if (check.ok) return new RowValidator(check.columns, check.width, this.options, fields.slice());
-    if (fields.length === DCGM_COLUMNS.length && !Number.isNaN(parseRfc3339(fields[0]!))) return null;
-    throw new NexusError('INPUT_UNREADABLE', `${this.options.source}: ${check.detail}`, {
-      details: { source: this.options.source, missing: check.missing, line: record.line },
+    let named = 0;
+    for (const f of fields) if (COLUMN_NAMES.has(f.trim().toLowerCase())) named++;
+    let detail: string;
+    let missing: readonly string[] = check.missing;
+    if (named >= 2) {
+      // Looks like a header, but a required column is missing.
+      detail = check.detail;
+    } else if (fields.length === DCGM_COLUMNS.length || !Number.isNaN(parseRfc3339(fields[0]!))) {
+      return null;
+    } else {
+      missing = [];
+      detail =
+        `not DCGM CSV: line ${record.line} has ${fields.length} field(s) and is neither a header naming the ` +
+        `columns ${REQUIRED_COLUMNS.join(', ')} nor a ${DCGM_COLUMNS.length}-field DCGM row`;
+    }
+    if (this.options.skipUnreadable === true) return detail;
+    throw new NexusError('INPUT_UNREADABLE', `${this.options.source}: ${detail}`, {
+      details: { source: this.options.source, missing, line: record.line },
     });
   }
 
@@ -118,10 +191,14 @@ export class DcgmParser {
  * Read DCGM CSV rows from a chunk stream.
  *
  * Yields one array per input chunk (chunks that complete no row yield nothing) and a final array
- * for a last line without a line feed. Never throws on bad rows: they come back as dead letters.
+ * for what the end of input completes. Never throws on bad rows: they come back as dead letters.
+ * When the stream ends and `options.signal` has aborted, an incomplete trailing record is dropped;
+ * otherwise a last record without a line terminator is an `unterminated_record` dead letter.
+ * With `options.skipUnreadable`, a read failure or a refused header yields one dead letter
+ * (`unreadable_source` / `bad_header`) and ends the reader instead of throwing.
  *
  * @throws NexusError('INPUT_UNREADABLE') when the stream fails (e.g. the file vanished) or the
- *   header lacks a required column
+ *   input is not DCGM CSV / the header lacks a required column (without `skipUnreadable`)
  */
 export async function* readDcgm(
   chunks: AsyncIterable<Buffer | string>,
@@ -137,15 +214,21 @@ export async function* readDcgm(
         next = await iterator.next();
       } catch (error) {
         done = true;
+        const message =
+          error instanceof NexusError
+            ? error.message
+            : `cannot read ${options.source}: ${(error as Error).message}`;
+        if (options.skipUnreadable === true) {
+          // Rows before the failure were yielded; the record it cut is not known to be complete.
+          parser.abort();
+          yield [parser.deadLetter(parser.nextLine, '', 'unreadable_source', message)];
+          return;
+        }
         if (error instanceof NexusError) throw error;
-        throw new NexusError(
-          'INPUT_UNREADABLE',
-          `cannot read ${options.source}: ${(error as Error).message}`,
-          {
-            cause: error,
-            details: { source: options.source },
-          },
-        );
+        throw new NexusError('INPUT_UNREADABLE', message, {
+          cause: error,
+          details: { source: options.source },
+        });
       }
       if (next.done) {
         done = true;
@@ -153,10 +236,16 @@ export async function* readDcgm(
       }
       const rows = parser.push(next.value);
       if (rows.length > 0) yield rows;
+      // A refused header: the rest of this input is not read.
+      if (parser.refused) return;
     }
   } finally {
-    // The consumer stopped early: release the underlying stream (closes a file handle).
+    // The consumer stopped early (or the header was refused): release the underlying stream.
     if (!done) await iterator.return?.();
+  }
+  if (options.signal?.aborted === true) {
+    parser.abort();
+    return;
   }
   const rest = parser.end();
   if (rest.length > 0) yield rest;

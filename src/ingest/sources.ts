@@ -2,8 +2,14 @@
  * Input sources for the streamer: a CSV file, a directory of CSV files (name order), or stdin
  * (`-`), each exposed as a named stream of Buffer chunks. `follow` tails a growing file (and, for a
  * directory, moves on to files that appear later); `loop` replays the input until aborted.
+ *
+ * A file of a directory is marked {@link Source.fromDirectory}: when it cannot be read (vanished, a
+ * sub-directory or dangling link named `*.csv`, no permission) its chunk stream throws, and the
+ * reader turns that into one dead letter so the directory goes on with the next file. A chunk stream
+ * that stops because `signal` aborted simply ends; the reader checks the signal to tell that from a
+ * true end of input.
  */
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { NexusError } from '../errors.js';
@@ -32,6 +38,11 @@ export interface Source {
   chunks: AsyncIterable<Buffer>;
   /** Replay count with `loop` (0 for the first pass). */
   pass: number;
+  /**
+   * True for a file found in a directory: a failure to read it (or a header that is not DCGM) should
+   * cost that file only, as a dead letter, not stop the directory. False for a single file and stdin.
+   */
+  fromDirectory: boolean;
 }
 
 /** Default for {@link SourceOptions.chunkBytes}. */
@@ -58,14 +69,30 @@ function pause(
   });
 }
 
-function unreadable(path: string, error: unknown): NexusError {
+function unreadable(path: string, error: unknown, why?: string): NexusError {
   const code = (error as NodeJS.ErrnoException).code;
-  const why =
-    code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : String(error);
-  return new NexusError('INPUT_UNREADABLE', `cannot read input ${path}: ${why}`, {
+  const reason =
+    why ??
+    (code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : String(error));
+  return new NexusError('INPUT_UNREADABLE', `cannot read input ${path}: ${reason}`, {
     cause: error,
     details: { path },
   });
+}
+
+/** `open` failed with ENOENT: name a dangling symbolic link as such. */
+async function openFailure(path: string, error: unknown): Promise<NexusError> {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    const link = await lstat(path).catch(() => null);
+    if (link?.isSymbolicLink() === true) return unreadable(path, error, 'dangling symbolic link');
+  }
+  return unreadable(path, error);
 }
 
 /** List the `*.csv` files of a directory in name order (code-point order, so deterministic). */
@@ -105,7 +132,7 @@ async function* readFileChunks(
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    throw unreadable(path, error);
+    throw await openFailure(path, error);
   }
   let watcher: FSWatcher | null = null;
   let wake: (() => void) | null = null;
@@ -202,6 +229,8 @@ async function* readStream(
  *   early by fs.watch). For a directory, files that appear later (with a name sorting after the
  *   current one) are picked up in turn.
  * - `loop`: when the input is exhausted, start again from the first file, until `signal` aborts.
+ * - A file of a directory is opened only when its chunks are read; if that fails, its chunk stream
+ *   throws INPUT_UNREADABLE and the next source still follows (see {@link Source.fromDirectory}).
  *
  * @throws NexusError('INPUT_UNREADABLE') naming the path when it does not exist or cannot be read,
  *   or a directory has no `*.csv` file; NexusError('BAD_REQUEST') for `loop` with stdin or with `follow`
@@ -211,7 +240,12 @@ export async function* openSources(spec: string, options: SourceOptions = {}): A
   if (follow && loop) throw new NexusError('BAD_REQUEST', 'follow and loop cannot be combined');
   if (spec === '-') {
     if (loop) throw new NexusError('BAD_REQUEST', 'stdin cannot be replayed with loop');
-    yield { source: 'stdin', chunks: readStream(options.stdin ?? process.stdin, signal), pass: 0 };
+    yield {
+      source: 'stdin',
+      chunks: readStream(options.stdin ?? process.stdin, signal),
+      pass: 0,
+      fromDirectory: false,
+    };
     return;
   }
   let info;
@@ -225,7 +259,12 @@ export async function* openSources(spec: string, options: SourceOptions = {}): A
     if (signal?.aborted) return;
     const counter = { bytes: 0 };
     if (!isDir) {
-      yield { source: spec, chunks: counted(readFileChunks(spec, options, follow), counter), pass };
+      yield {
+        source: spec,
+        chunks: counted(readFileChunks(spec, options, follow), counter),
+        pass,
+        fromDirectory: false,
+      };
     } else {
       const files = await listCsv(spec);
       if (files.length === 0 && !follow) {
@@ -257,6 +296,7 @@ export async function* openSources(spec: string, options: SourceOptions = {}): A
           source: file,
           chunks: counted(readFileChunks(file, options, tail, { shouldStop: newer }), counter),
           pass,
+          fromDirectory: true,
         };
         if (follow && queue.length === 0) {
           queue = (await listCsv(spec)).filter((f) => !seen.has(f) && f > file);

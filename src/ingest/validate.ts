@@ -2,6 +2,10 @@
  * DCGM row validation: maps header names to columns (so reordered or extra columns still work),
  * turns each split record into a {@link Sample} or a {@link DeadLetter} with a named reason, and
  * parses RFC 3339 timestamps and numeric values strictly (no NaN, no Infinity, no hex, no Feb 30).
+ *
+ * Validation refuses up front what the sample store cannot hold, so one row never fails a whole
+ * batch in the store: sample times (after restamping) outside years 0001-9999, identity fields the
+ * store indexes longer than {@link MAX_IDENTITY_FIELD_BYTES}, and malformed `labels_raw`.
  */
 import type { DeadLetter, Sample } from '../domain/types.js';
 import { MAX_DEFERRED_FIELDS, unescapeField, type CsvRecord } from './csv-records.js';
@@ -47,9 +51,22 @@ export const DEAD_LETTER_REASONS = {
   missing_field: 'a required field (timestamp, metric_name, gpu_id, uuid, Hostname, value) is empty',
   bad_gpu_id: 'gpu_id is not a non-negative integer index',
   bad_timestamp: 'the timestamp is not a valid RFC 3339 date-time',
-  future_timestamp: 'the timestamp is further in the future than the tolerance allows',
+  future_timestamp:
+    'the timestamp (after restamping with --timestamps now) is further in the future than the tolerance allows',
   non_numeric_value: 'the value is not a decimal number',
   non_finite_value: 'the value is NaN or infinite',
+  unterminated_record:
+    'the input ended inside the last record (no line terminator after it), so it may be cut short',
+  timestamp_out_of_range:
+    'the sample time (after restamping with --timestamps now) is outside the years 0001-9999 the store can hold',
+  identity_field_too_long:
+    'an identity field the store indexes (Hostname, metric_name, gpu_id, uuid, device, modelName, container, pod, namespace) is longer than 512 bytes of UTF-8',
+  bad_labels:
+    'labels_raw is not a well-formed label set (a quote never closed, a name without "=", text after a value, a repeated name)',
+  bad_header:
+    'a file of a directory source has no usable DCGM header (or is not DCGM CSV); the file is skipped, the directory goes on',
+  unreadable_source:
+    'a file of a directory source cannot be read (vanished, a directory, a dangling link, no permission); the file is skipped, the directory goes on',
 } as const;
 
 /** A dead-letter reason code. */
@@ -67,6 +84,32 @@ export type HeaderCheck =
 
 /** Longest `raw` kept on a dead letter (characters). */
 export const MAX_DEAD_LETTER_RAW = 1000;
+
+/**
+ * Largest UTF-8 size of each identity field the store indexes (Hostname, metric_name, gpu_id, uuid,
+ * device, modelName, container, pod, namespace). PostgreSQL btree index entries are limited to about
+ * 2,700 bytes and the widest series index holds four of these fields (4 x 512 < 2,700); a longer
+ * field makes the row an `identity_field_too_long` dead letter.
+ */
+export const MAX_IDENTITY_FIELD_BYTES = 512;
+
+/** The columns whose values the store indexes, each bounded by {@link MAX_IDENTITY_FIELD_BYTES}. */
+export const IDENTITY_COLUMNS: readonly DcgmColumn[] = [
+  'Hostname',
+  'metric_name',
+  'gpu_id',
+  'uuid',
+  'device',
+  'modelName',
+  'container',
+  'pod',
+  'namespace',
+];
+
+/** Earliest sample time the store holds: 0001-01-01T00:00:00.000Z. */
+export const MIN_TIMESTAMP_MS = -62_135_596_800_000;
+/** Latest sample time the store holds: 9999-12-31T23:59:59.999Z. */
+export const MAX_TIMESTAMP_MS = 253_402_300_799_999;
 
 /** Default for {@link RowValidatorOptions.futureToleranceMs}: one day. */
 export const DEFAULT_FUTURE_TOLERANCE_MS = 24 * 60 * 60 * 1000;
@@ -117,9 +160,15 @@ function digits(s: string, at: number, count: number): number {
   return v;
 }
 
+/** Milliseconds in 400 Gregorian years (146,097 days): the calendar repeats after it. */
+const GREGORIAN_CYCLE_MS = 146_097 * 86_400_000;
+
 /**
  * Parse an RFC 3339 date-time (`2025-07-18T20:42:34Z`, `...34.123+02:00`; `t`, `z` and a space
- * separator accepted) to epoch milliseconds. Fractions beyond milliseconds are truncated.
+ * separator accepted) to epoch milliseconds. Fractions beyond milliseconds are truncated. Years
+ * 0000-0099 are taken literally (proleptic Gregorian), not as 1900-1999 like `Date.UTC` would; the
+ * result may lie outside {@link MIN_TIMESTAMP_MS}..{@link MAX_TIMESTAMP_MS} (year 0000, an offset
+ * across the ends), which the row validator refuses as `timestamp_out_of_range`.
  * @returns the time in ms, or NaN when the text is not a valid RFC 3339 date-time.
  */
 export function parseRfc3339(s: string): number {
@@ -185,7 +234,12 @@ export function parseRfc3339(s: string): number {
   }
   if (i !== n) return NaN;
   // A leap second (":60") is folded into the next second, as Date does not represent it.
-  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
+  // Date.UTC reads years 0-99 as 1900-1999: compute them 400 years later and move back one cycle.
+  const utc =
+    year < 100
+      ? Date.UTC(year + 400, month - 1, day, hour, minute, second, ms) - GREGORIAN_CYCLE_MS
+      : Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  return utc - offsetMin * 60_000;
 }
 
 const NON_FINITE = /^[+-]?(nan|inf|infinity)$/i;
@@ -241,8 +295,9 @@ export interface RowValidatorOptions {
   /**
    * `original` (default) keeps the row's timestamp; `now` shifts every row of this source pass by one
    * offset, fixed at the first row so that it lands on the processing time: rows keep their spacing,
-   * so samples of one series stay distinct (the row's own timestamp must still be valid RFC 3339,
-   * but is not checked against the future tolerance).
+   * so samples of one series stay distinct. The row's own timestamp must still be valid RFC 3339;
+   * the restamped time is what is checked against the store's range (years 0001-9999) and the future
+   * tolerance, so a row far from the first one becomes a dead letter instead of failing its batch.
    */
   timestamps?: 'original' | 'now';
   /** How far ahead of now a timestamp may be before it is `future_timestamp`. Default one day. */
@@ -304,6 +359,9 @@ export class RowValidator {
   private seg2 = '';
   private lastTsText = '';
   private lastTsMs = NaN;
+  /** Why the last {@link seriesOf} call returned null. */
+  private problemReason: DeadLetterReason = 'bad_labels';
+  private problemDetail = '';
 
   /**
    * @param columns column positions, from {@link checkHeader} or {@link defaultColumns}
@@ -428,13 +486,9 @@ export class RowValidator {
         `timestamp ${JSON.stringify(tsText.slice(0, 64))} is not RFC 3339`,
       );
     }
-    if (!this.restamp && ts > nowMs + this.futureToleranceMs) {
-      return this.deadLetter(
-        record.line,
-        record.raw,
-        'future_timestamp',
-        `timestamp ${tsText} is ${Math.round((ts - nowMs) / 1000)} s ahead of now (tolerance ${Math.round(this.futureToleranceMs / 1000)} s)`,
-      );
+    if (!this.restamp) {
+      const problem = this.timeProblem(ts, nowMs, tsText, '');
+      if (problem !== null) return this.deadLetter(record.line, record.raw, problem, this.problemDetail);
     }
     const value = parseValue(valueText);
     if (typeof value !== 'number') {
@@ -447,6 +501,21 @@ export class RowValidator {
       );
     }
     const e = this.seriesOf(record.raw, f, labelsEscaped);
+    if (e === null) return this.deadLetter(record.line, record.raw, this.problemReason, this.problemDetail);
+    let timestampMs = ts;
+    if (this.restamp) {
+      // The first valid row fixes the offset (it lands on now); later rows keep their spacing.
+      const offset = this.restampOffset ?? nowMs - ts;
+      timestampMs = ts + offset;
+      const problem = this.timeProblem(
+        timestampMs,
+        nowMs,
+        tsText,
+        ` restamped by ${offset} ms (--timestamps now keeps rows' spacing from the first row)`,
+      );
+      if (problem !== null) return this.deadLetter(record.line, record.raw, problem, this.problemDetail);
+      this.restampOffset = offset;
+    }
     if (this.previous !== null) this.previous.next = e;
     this.previous = e;
     const sample: Sample = {
@@ -461,21 +530,43 @@ export class RowValidator {
       pod: e.pod,
       namespace: e.namespace,
       labels: e.labels,
-      timestampMs: this.restamp ? ts + (this.restampOffset ??= nowMs - ts) : ts,
+      timestampMs,
       value,
     };
     return { ok: true, sample, line: record.line };
   }
 
   /**
-   * The cached series of a valid row, created on a miss.
+   * Reason a sample time cannot be stored: outside years 0001-9999, or beyond the future tolerance.
+   * Sets {@link problemDetail}; null when the time is fine.
+   * @param how what was done to the row's timestamp (for the detail), '' when nothing
+   */
+  private timeProblem(ms: number, nowMs: number, tsText: string, how: string): DeadLetterReason | null {
+    const shown = JSON.stringify(tsText.slice(0, 64));
+    if (!(ms >= MIN_TIMESTAMP_MS && ms <= MAX_TIMESTAMP_MS)) {
+      const at = Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms);
+      this.problemDetail = `timestamp ${shown}${how} is ${at}, outside the years 0001-9999 the store can hold`;
+      return 'timestamp_out_of_range';
+    }
+    if (ms > nowMs + this.futureToleranceMs) {
+      this.problemDetail = `timestamp ${shown}${how} is ${Math.round((ms - nowMs) / 1000)} s ahead of now (tolerance ${Math.round(this.futureToleranceMs / 1000)} s)`;
+      return 'future_timestamp';
+    }
+    return null;
+  }
+
+  /**
+   * The cached series of a valid row, created on a miss; null when the row's identity cannot be
+   * stored (an identity field over {@link MAX_IDENTITY_FIELD_BYTES}, malformed `labels_raw`), with
+   * the reason in {@link problemReason} / {@link problemDetail}. Only a miss is checked: a cached
+   * series passed the same checks with the same text.
    *
    * Fast path: when every field of the row was quoted (and none but labels_raw had escapes), the
    * row's text outside the timestamp and value fields is compared with the cached series' text in
    * at most three comparisons, instead of one comparison per identity field. Comparing strings
    * sliced from a large block leaves optimised code, so the number of comparisons is what counts.
    */
-  private seriesOf(raw: string, f: string[], labelsEscaped: boolean): SeriesEntry {
+  private seriesOf(raw: string, f: string[], labelsEscaped: boolean): SeriesEntry | null {
     const c = this.columns;
     const hasSegments = this.segments(raw, f);
     const s0 = this.seg0;
@@ -508,15 +599,37 @@ export class RowValidator {
     ) {
       return e;
     }
+    let tooLong: DcgmColumn | null = null;
+    for (const name of IDENTITY_COLUMNS) {
+      const k = c[name];
+      if (k !== -1 && overIdentityLimit(f[k]!)) {
+        tooLong = name;
+        break;
+      }
+    }
+    if (tooLong !== null) {
+      const bytes = Buffer.byteLength(f[c[tooLong]]!, 'utf8');
+      this.problemReason = 'identity_field_too_long';
+      this.problemDetail = `${tooLong} is ${bytes} bytes; identity fields may be at most ${MAX_IDENTITY_FIELD_BYTES} bytes (the store indexes them)`;
+      return null;
+    }
+    let labels: Record<string, string> = {};
+    if (labelsText !== '') {
+      const parsed = parseLabels(labelsEscaped ? unescapeField(labelsText) : labelsText);
+      if (!parsed.ok) {
+        this.problemReason = 'bad_labels';
+        this.problemDetail = `labels_raw: ${parsed.detail} (at character ${parsed.offset + 1})`;
+        return null;
+      }
+      labels = parsed.labels;
+    }
     if (this.seriesCount >= SERIES_CACHE_LIMIT) {
       this.series.clear();
       this.strings.clear();
       this.seriesCount = 0;
       this.previous = null;
     }
-    const labels: Record<string, string> =
-      labelsText === '' ? {} : parseLabels(labelsEscaped ? unescapeField(labelsText) : labelsText);
-    for (const k of Object.keys(labels)) labels[k] = this.intern(labels[k]!);
+    for (const k of Object.keys(labels)) setOwn(labels, k, this.intern(labels[k]!));
     e = {
       hostname: this.intern(hostname),
       gpuId: this.intern(gpuId),
@@ -584,6 +697,16 @@ export class RowValidator {
     this.strings.set(copy, copy);
     return copy;
   }
+}
+
+/** True when `s` is longer than {@link MAX_IDENTITY_FIELD_BYTES} in UTF-8 (at most 3 bytes per code unit). */
+function overIdentityLimit(s: string): boolean {
+  return s.length > MAX_IDENTITY_FIELD_BYTES / 3 && Buffer.byteLength(s, 'utf8') > MAX_IDENTITY_FIELD_BYTES;
+}
+
+/** Replace the value of an own property (works for a `__proto__` label too). */
+function setOwn(o: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** A flat copy of `s` that does not reference the string it was sliced from. */

@@ -2,6 +2,11 @@
  * Streamer: reads DCGM CSV sources, turns rows into batches (bad rows become dead letters in the
  * same batch), and publishes them to the queue. Publishing waits when the queue is full, so a fast
  * source never grows the queue without bound.
+ *
+ * A file of a directory that cannot be read, or whose header is not DCGM, becomes one dead letter
+ * (`unreadable_source` / `bad_header`) in that file's batch and the directory goes on; a single file
+ * or stdin fails fast with INPUT_UNREADABLE. On abort (SIGTERM, Ctrl-C) the record being read when
+ * the source stopped is dropped, not dead-lettered: it was cut by the stop, not by the input.
  */
 import type { Batch } from '../domain/types.js';
 import { readDcgm } from '../ingest/dcgm-reader.js';
@@ -54,7 +59,7 @@ export async function runStreamer(input: StreamInput, options: StreamerOptions):
 
   let summary: StreamSummary | undefined;
   try {
-    for await (const { source, chunks } of openSources(input.spec, {
+    for await (const { source, chunks, fromDirectory } of openSources(input.spec, {
       follow: input.follow,
       loop: input.loop,
       signal: input.signal,
@@ -73,6 +78,8 @@ export async function runStreamer(input: StreamInput, options: StreamerOptions):
           source,
           clusterId: options.clusterId,
           timestamps: options.timestamps,
+          signal: input.signal,
+          skipUnreadable: fromDirectory,
         })) {
           let bad = 0;
           for (const row of rows) {

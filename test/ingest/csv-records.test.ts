@@ -29,13 +29,78 @@ describe('CsvRecordSplitter', () => {
     ]);
   });
 
-  it('handles CRLF and a last line without a line feed', () => {
+  it('handles CRLF, and refuses a last record the input ends inside as unterminated_record', () => {
     const recs = splitCsv('a,b\r\n"c","d"\r\ne,f');
     expect(summary(recs)).toEqual([
       { line: 1, fields: ['a', 'b'], raw: 'a,b' },
       { line: 2, fields: ['c', 'd'], raw: '"c","d"' },
-      { line: 3, fields: ['e', 'f'], raw: 'e,f' },
+      { line: 3, reason: 'unterminated_record' },
     ]);
+    expect(recs[2]).toMatchObject({ raw: 'e,f', detail: expect.stringMatching(/input ended in the middle/) });
+    // Last field cut right after a quote: the CSV quotes balance, but the record is still refused.
+    const cut = splitCsv('"a","k=""v"",x=""w"""\n"b","k=""v"",x=""w"');
+    expect(summary(cut)).toEqual([
+      { line: 1, fields: ['a', 'k="v",x="w"'], raw: '"a","k=""v"",x=""w"""' },
+      { line: 2, reason: 'unterminated_record' },
+    ]);
+    expect(cut[1]!.raw).toBe('"b","k=""v"",x=""w"');
+    // A record spanning lines that the input ends inside is one error with all of its text.
+    expect(summary(splitCsv('"multi\nline",x'))).toEqual([{ line: 1, reason: 'unterminated_record' }]);
+    // Terminated last records are records, whatever the terminator.
+    for (const end of ['\n', '\r\n', '\r']) {
+      expect(summary(splitCsv(`a,b${end}`)), JSON.stringify(end)).toEqual([
+        { line: 1, fields: ['a', 'b'], raw: 'a,b' },
+      ]);
+    }
+  });
+
+  it('treats a lone CR as a line terminator: rows are never merged', () => {
+    const recs = splitCsv('h1,h2\r"a","1"\rb,2\r\rc,"3"\r\nd,4\n');
+    expect(summary(recs)).toEqual([
+      { line: 1, fields: ['h1', 'h2'], raw: 'h1,h2' },
+      { line: 2, fields: ['a', '1'], raw: '"a","1"' },
+      { line: 3, fields: ['b', '2'], raw: 'b,2' },
+      { line: 5, fields: ['c', '3'], raw: 'c,"3"' },
+      { line: 6, fields: ['d', '4'], raw: 'd,4' },
+    ]);
+    // Inside quotes a CR is data, and counts as a line break for line numbers.
+    expect(summary(splitCsv('"x\ry",1\rz,2\r'))).toEqual([
+      { line: 1, fields: ['x\ry', '1'], raw: '"x\ry",1' },
+      { line: 3, fields: ['z', '2'], raw: 'z,2' },
+    ]);
+    // A CR-only input larger than the record limit is still many small records.
+    const big = Array.from({ length: 3000 }, (_, i) => `r${i},${i}`).join('\r') + '\r';
+    const many = splitAt(Buffer.from(big), [1000, 20_000], { maxRecordBytes: 1024, maxFieldBytes: 512 });
+    expect(many).toHaveLength(3000);
+    expect(many.every((r, i) => r.ok && r.line === i + 1 && r.fields[1] === String(i))).toBe(true);
+    // Bad UTF-8 is pinned to its CR-terminated line only.
+    const bad = splitCsv(
+      Buffer.concat([Buffer.from('a,1\rb,'), Buffer.from([0xff]), Buffer.from('\rc,3\r')]),
+    );
+    expect(summary(bad)).toEqual([
+      { line: 1, fields: ['a', '1'], raw: 'a,1' },
+      { line: 2, reason: 'bad_utf8' },
+      { line: 3, fields: ['c', '3'], raw: 'c,3' },
+    ]);
+  });
+
+  it('drops the incomplete trailing record on abort(), keeping every complete one', () => {
+    const s = new CsvRecordSplitter();
+    const out = [...s.push('a,1\nb,2\n"c","par'), ...s.push('tial')];
+    s.abort();
+    expect(summary(out)).toEqual([
+      { line: 1, fields: ['a', '1'], raw: 'a,1' },
+      { line: 2, fields: ['b', '2'], raw: 'b,2' },
+    ]);
+    expect(s.end()).toEqual([]);
+    expect(() => s.push('x')).toThrow(/after end/);
+    // Cut inside a quoted field that spans lines: nothing is reported either.
+    const q = new CsvRecordSplitter();
+    expect(summary(q.push('a,1\n"open\nstill open\n'))).toEqual([
+      { line: 1, fields: ['a', '1'], raw: 'a,1' },
+    ]);
+    q.abort();
+    expect(q.end()).toEqual([]);
   });
 
   it('skips empty lines but counts them in line numbers', () => {
@@ -61,11 +126,16 @@ describe('CsvRecordSplitter', () => {
       '"line\nbreak","crlf\r\ninside",x\r\n' +
       'a,"b,c",\n' +
       '"bad"x,1,2\n' +
-      'last,"🎉 emoji","end"';
+      'cr,"only"\r' +
+      '\r' +
+      '"quoted\rcr",z\r\n' +
+      'last,"🎉 emoji","end"\r';
     const input = Buffer.from(text, 'utf8');
     const whole = summary(splitAt(input, []));
-    expect(whole).toHaveLength(6);
-    expect(whole[5]).toEqual({ line: 8, fields: ['last', '🎉 emoji', 'end'], raw: 'last,"🎉 emoji","end"' });
+    expect(whole).toHaveLength(8);
+    expect(whole[5]).toEqual({ line: 8, fields: ['cr', 'only'], raw: 'cr,"only"' });
+    expect(whole[6]).toEqual({ line: 10, fields: ['quoted\rcr', 'z'], raw: '"quoted\rcr",z' });
+    expect(whole[7]).toEqual({ line: 12, fields: ['last', '🎉 emoji', 'end'], raw: 'last,"🎉 emoji","end"' });
     for (let cut = 0; cut <= input.length; cut++) {
       expect(summary(splitAt(input, [cut]))).toEqual(whole);
     }

@@ -121,6 +121,64 @@ describe('readDcgm on the real sample', () => {
   });
 });
 
+describe('readDcgm on input cut short or stopped', () => {
+  const input = readFileSync(SAMPLE);
+  /** Start of line `n` (1-based). */
+  const lineStart = (n: number): number => {
+    let start = 0;
+    for (let k = 1; k < n; k++) start = input.indexOf('\n', start) + 1;
+    return start;
+  };
+  /**
+   * Offset inside the labels_raw of line `n` just after the quote that closes `""535.129.03"`: the
+   * CSV quotes balance there (the field reads `DCGM_FI_DRIVER_VERSION="535.129.03`).
+   */
+  const cutInLabels = (n: number): number => input.indexOf('535.129.03""', lineStart(n)) + 11;
+
+  it('the sample ends with a line feed and reads without dead letters', () => {
+    expect(input[input.length - 1]).toBe(10);
+  });
+
+  it('refuses a last record the input ends inside (head -c) as unterminated_record, never a sample', async () => {
+    const cuts: [number, string][] = [
+      [cutInLabels(101), 'unterminated_record'],
+      // The whole line but its line feed: looks complete, may not be.
+      [lineStart(102) - 1, 'unterminated_record'],
+      // Inside a quoted field: a quote never closed.
+      [cutInLabels(101) + 1, 'unterminated_quote'],
+    ];
+    for (const [cut, reason] of cuts) {
+      const { samples, deadLetters } = await collect(iterate([input.subarray(0, cut)]));
+      expect(samples.map((s) => s.line)).toEqual(Array.from({ length: 99 }, (_, i) => i + 2));
+      expect(deadLetters).toHaveLength(1);
+      expect(deadLetters[0]).toMatchObject({ source: 'test.csv', line: 101, reason });
+      expect(deadLetters[0]!.raw).toBe(input.subarray(lineStart(101), cut).toString().slice(0, 1000));
+    }
+    const [balanced] = (await collect(iterate([input.subarray(0, cutInLabels(101))]))).deadLetters;
+    expect(balanced!.raw.endsWith(',"DCGM_FI_DRIVER_VERSION=""535.129.03"')).toBe(true);
+    expect(balanced!.detail).toMatch(/input ended in the middle of this record/);
+    // Replaying the full file afterwards: the complete row is the only sample of its series at that time.
+    const full = await collect(iterate([input]));
+    expect(full.samples.filter((s) => s.line === 101)).toHaveLength(1);
+  });
+
+  it('drops the record being read when the signal aborted, keeping every complete row (no dead letter)', async () => {
+    const cut = cutInLabels(51);
+    const controller = new AbortController();
+    async function* stopped(): AsyncGenerator<Buffer> {
+      yield input.subarray(0, 1000);
+      yield input.subarray(1000, cut);
+      controller.abort(); // SIGTERM while the rest of the line is still unread
+    }
+    const { samples, deadLetters } = await collect(stopped(), { signal: controller.signal });
+    expect(deadLetters).toEqual([]);
+    expect(samples.map((s) => s.line)).toEqual(Array.from({ length: 49 }, (_, i) => i + 2));
+    // The same bytes at a true end of input: the tail is reported.
+    const ended = await collect(iterate([input.subarray(0, cut)]), { signal: new AbortController().signal });
+    expect(ended.deadLetters.map((d) => [d.line, d.reason])).toEqual([[51, 'unterminated_record']]);
+  });
+});
+
 describe('readDcgm on broken rows', () => {
   const expected: [number, string][] = [
     [3, 'column_count'],
@@ -210,6 +268,77 @@ describe('readDcgm headers and errors', () => {
     expect((error as Error).message).toMatch(
       /test\.csv: header is missing required column\(s\) uuid, Hostname, value/,
     );
+  });
+
+  it('reads a headerless input whose first row is bad: that row is a dead letter with its real reason', async () => {
+    const bad = (from: string, to: string): string => row.replace(from, to);
+    const cases: [string, string][] = [
+      [bad('"41.5"', '"abc"'), 'non_numeric_value'],
+      [bad('"2025-07-18T20:42:34Z"', '"yesterday"'), 'bad_timestamp'],
+      [bad('"2"', '"x2"'), 'bad_gpu_id'],
+      [bad('""\n', '"gpu=""2"\n'), 'bad_labels'],
+      [bad('"41.5",', ''), 'column_count'],
+    ];
+    for (const [first, reason] of cases) {
+      const { samples, deadLetters } = await collect(iterate([first + row + row]));
+      expect(
+        deadLetters.map((d) => [d.line, d.reason]),
+        reason,
+      ).toEqual([[1, reason]]);
+      expect(samples.map((s) => [s.line, s.value])).toEqual([
+        [2, 41.5],
+        [3, 41.5],
+      ]);
+    }
+  });
+
+  it('refuses input that is not DCGM CSV with a clear message', async () => {
+    const error = await collect(iterate(['name,size,owner\nx,1,root\n'])).catch((e: unknown) => e);
+    expect(hasCode(error, 'INPUT_UNREADABLE')).toBe(true);
+    expect((error as Error).message).toBe(
+      'test.csv: not DCGM CSV: line 1 has 3 field(s) and is neither a header naming the columns ' +
+        'timestamp, metric_name, gpu_id, uuid, Hostname, value nor a 12-field DCGM row',
+    );
+  });
+
+  it('with skipUnreadable, makes a refused header one bad_header dead letter and stops reading', async () => {
+    let pulled = 0;
+    async function* chunks(): AsyncGenerator<string> {
+      for (const c of ['timestamp,metric_name,gpu_id\n', row, row]) {
+        pulled++;
+        yield c;
+      }
+    }
+    const { samples, deadLetters } = await collect(chunks(), { skipUnreadable: true });
+    expect(samples).toEqual([]);
+    expect(deadLetters).toEqual([
+      {
+        source: 'test.csv',
+        line: 1,
+        raw: 'timestamp,metric_name,gpu_id',
+        reason: 'bad_header',
+        detail: expect.stringMatching(/missing required column\(s\) uuid, Hostname, value/),
+      },
+    ]);
+    expect(pulled).toBe(1);
+  });
+
+  it('with skipUnreadable, makes a failing stream one unreadable_source dead letter after its rows', async () => {
+    async function* failing(): AsyncGenerator<string> {
+      yield row + row + '"2025-07-18T20:42:34Z","half';
+      throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+    }
+    const { samples, deadLetters } = await collect(failing(), { skipUnreadable: true });
+    expect(samples.map((s) => s.line)).toEqual([1, 2]);
+    expect(deadLetters).toEqual([
+      {
+        source: 'test.csv',
+        line: 3,
+        raw: '',
+        reason: 'unreadable_source',
+        detail: 'cannot read test.csv: EIO: i/o error',
+      },
+    ]);
   });
 
   it('reads headerless standard rows and skips repeated headers', async () => {

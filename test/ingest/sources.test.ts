@@ -48,7 +48,7 @@ describe('openSources', () => {
     await writeFile(path, HEADER + row(1) + row(2));
     const sources: Source[] = [];
     for await (const s of openSources(path, { chunkBytes: 16 })) sources.push(s);
-    expect(sources.map((s) => [s.source, s.pass])).toEqual([[path, 0]]);
+    expect(sources.map((s) => [s.source, s.pass, s.fromDirectory])).toEqual([[path, 0, false]]);
     expect(await text(sources[0]!.chunks)).toBe(HEADER + row(1) + row(2));
   });
 
@@ -58,7 +58,10 @@ describe('openSources', () => {
     await writeFile(join(dir, '10.csv'), HEADER + row(0));
     await writeFile(join(dir, 'notes.txt'), 'ignored');
     const seen: [string, string][] = [];
-    for await (const s of openSources(dir)) seen.push([s.source, await text(s.chunks)]);
+    for await (const s of openSources(dir)) {
+      expect(s.fromDirectory).toBe(true);
+      seen.push([s.source, await text(s.chunks)]);
+    }
     expect(seen).toEqual([
       [join(dir, '10.csv'), HEADER + row(0)],
       [join(dir, 'a.csv'), HEADER + row(1)],
