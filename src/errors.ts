@@ -17,6 +17,11 @@ export const ERROR_CODES = {
   BACKEND_UNAVAILABLE: { status: 503, retryable: true },
   INPUT_UNREADABLE: { status: 400, retryable: false },
   INTERNAL: { status: 500, retryable: false },
+  DATA_DIR_LOCKED: { status: 409, retryable: false },
+  AMBIGUOUS_UUID: { status: 409, retryable: false },
+  READ_BUDGET_EXCEEDED: { status: 422, retryable: false },
+  READ_TIMEOUT: { status: 503, retryable: true },
+  OVERLOADED: { status: 503, retryable: true },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

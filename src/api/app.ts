@@ -1,9 +1,11 @@
 /**
- * API app factory: builds a fastify instance with docs, error mapping, request metrics, CORS and
- * every REST route, plus, when asked for, GraphQL (/graphql, with subscriptions over graphql-ws) and
- * the /ws event stream as separate plugins sharing one event hub and one WebSocket upgrade router.
- * It does not listen (the caller listens, or tests use `inject()`). Without `graphql` and
- * `websocket` options the app is the REST-only API.
+ * API app factory: builds a fastify instance with docs, error mapping, request metrics, CORS,
+ * a check of every string parameter (no control characters, valid UTF-8) and every REST route,
+ * plus, when asked for, GraphQL (/graphql, with subscriptions over graphql-ws) and the /ws event
+ * stream as separate plugins sharing one event hub and one WebSocket upgrade router. REST and
+ * GraphQL read the sample store through one read limiter (read-limiter.ts). It does not listen
+ * (the caller listens, or tests use `inject()`). Without `graphql` and `websocket` options the app
+ * is the REST-only API.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
@@ -22,6 +24,8 @@ import { deadLetterRoutes } from './routes/dead-letters.js';
 import { gpuRoutes } from './routes/gpus.js';
 import { healthRoutes } from './routes/health.js';
 import { hostGpuRoutes } from './routes/host-gpus.js';
+import { checkQueryEncoding, checkStringParameters } from './params.js';
+import { DEFAULT_READ_LIMITS, ReadLimiter, type ReadLimits } from './read-limiter.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
 
@@ -47,6 +51,8 @@ export interface ApiOptions {
   websocket?: WebSocketSettings;
   /** Event stream shared by subscriptions and /ws. */
   events?: { historyLimit?: number; maxReplayWatches?: number };
+  /** Limits on sample-store reads (READ_*); missing fields take {@link DEFAULT_READ_LIMITS}. */
+  reads?: Partial<ReadLimits>;
 }
 
 /** The realtime side of an app, for metrics and tests: the event hub and the WebSocket endpoints. */
@@ -66,11 +72,17 @@ declare module 'fastify' {
 /** Which process builds the app: the embedded one (introspection on by default) or the API role. */
 export type ApiMode = 'embedded' | 'api';
 
-/** The protocol options of {@link buildApp} from the configuration (ENABLE_*, CORS_*, GRAPHQL_*, WS_*). */
+/** The protocol options of {@link buildApp} from the configuration (ENABLE_*, CORS_*, GRAPHQL_*, WS_*, READ_*). */
 export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions {
   const options: ApiOptions = {
     allowedOrigins: config.CORS_ORIGINS,
     events: { historyLimit: config.EVENT_HISTORY },
+    reads: {
+      concurrency: config.READ_CONCURRENCY,
+      maxQueued: config.READ_QUEUE,
+      timeoutMs: config.READ_TIMEOUT,
+      maxRows: config.READ_MAX_ROWS,
+    },
   };
   if (config.ENABLE_CORS)
     options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
@@ -131,6 +143,15 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
 
   installErrorHandling(app);
   installHttpMetrics(app, deps.metrics);
+  // Every string parameter of every REST route, before the schemas: no NUL or other control
+  // characters, no invalid UTF-8 (PostgreSQL would refuse them with store-internal messages).
+  // GraphQL checks its arguments itself (its GET query text is a document, newlines and all).
+  app.addHook('preValidation', async (request) => {
+    if (request.routeOptions.url?.startsWith('/graphql')) return;
+    checkQueryEncoding(request.url);
+    checkStringParameters(request.params, 'path parameter');
+    checkStringParameters(request.query, 'query parameter');
+  });
   // Before any route, so every route (and the preflight of any path) gets CORS handling.
   if (options.cors) await registerCors(app, options.cors);
   await registerDocs(app, { version: options.version ?? '0.1.0', ui: options.docs ?? true });
@@ -138,7 +159,8 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   const reader = new HierarchyReader(deps.coordination, deps.staleAfterMs, now, (key, reason) =>
     logger.warn({ key, reason }, 'skipping invalid hierarchy record'),
   );
-  const ctx: ApiContext = { deps, reader, readinessTimeoutMs: options.readinessTimeoutMs ?? 2000 };
+  const reads = new ReadLimiter({ ...DEFAULT_READ_LIMITS, ...options.reads });
+  const ctx: ApiContext = { deps, reader, readinessTimeoutMs: options.readinessTimeoutMs ?? 2000, reads };
 
   await app.register(healthRoutes, ctx);
   await app.register(metricsRoutes, ctx);
@@ -166,7 +188,13 @@ async function registerRealtime(app: FastifyInstance, ctx: ApiContext, options: 
   if (options.graphql) {
     await app.register(graphqlPlugin, {
       settings: options.graphql,
-      services: { reader: ctx.reader, coordination: ctx.deps.coordination, store: ctx.deps.store, hub },
+      services: {
+        reader: ctx.reader,
+        coordination: ctx.deps.coordination,
+        store: ctx.deps.store,
+        hub,
+        reads: ctx.reads,
+      },
       upgrades,
       logger: log.child({ component: 'graphql' }),
     });

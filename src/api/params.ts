@@ -1,7 +1,9 @@
 /**
  * Parsing of query parameters the JSON schemas cannot fully check: RFC 3339 timestamps (strictly,
- * unlike Date.parse), inclusive time ranges, and DCGM metric lists. Failures are BAD_REQUEST
- * errors naming the parameter.
+ * unlike Date.parse), inclusive time ranges, DCGM metric lists, and the characters of every string
+ * parameter (no control characters such as NUL, no invalid UTF-8: PostgreSQL refuses them with
+ * store-internal messages, so they are stopped at the edge). Failures are BAD_REQUEST errors naming
+ * the parameter.
  */
 import { RESOLUTION_REQUESTS, type ResolutionRequest } from '../ports/sample-store.js';
 import { badParameter } from './errors.js';
@@ -125,4 +127,75 @@ export function parseResolution(value: string | undefined): ResolutionRequest {
     );
   }
   return found;
+}
+
+/** C0 and C1 control characters, DEL included (NUL among them). */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** A UTF-16 surrogate without its pair. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why `text` cannot be a parameter value: it holds a control character (NUL, newline, ...) or a lone
+ * UTF-16 surrogate (not encodable as UTF-8). Undefined when it is fine.
+ */
+export function badCharacters(text: string): string | undefined {
+  if (CONTROL.test(text)) return 'contains a control character';
+  if (LONE_SURROGATE.test(text)) return 'is not valid UTF-8';
+  return undefined;
+}
+
+/** What a request's values are called in messages. */
+export type ParameterNoun = 'query parameter' | 'path parameter' | 'argument' | 'variable';
+
+/** Shorten a parameter name for a message (names come from clients). */
+const shownName = (name: string): string => {
+  // eslint-disable-next-line no-control-regex -- shown names lose their control characters
+  const safe = name.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return safe.length > 64 ? `${safe.slice(0, 64)}...` : safe;
+};
+
+/**
+ * Check every string of a parsed params or query record (array values too; names as well as values).
+ * @throws BAD_REQUEST naming the first parameter with a control character or invalid UTF-8
+ */
+export function checkStringParameters(values: unknown, noun: ParameterNoun): void {
+  if (typeof values !== 'object' || values === null) return;
+  for (const [name, value] of Object.entries(values as Record<string, unknown>)) {
+    const nameProblem = badCharacters(name);
+    if (nameProblem) throw badParameter(shownName(name), `Invalid ${noun} name: it ${nameProblem}`);
+    for (const item of Array.isArray(value) ? (value as unknown[]) : [value]) {
+      if (typeof item !== 'string') continue;
+      const problem = badCharacters(item);
+      if (problem) throw badParameter(name, `Invalid ${noun} '${shownName(name)}': its value ${problem}`);
+    }
+  }
+}
+
+function decodeQueryComponent(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Check the raw query string of `url` for percent-encoding that is not UTF-8 (`%FF`, a cut
+ * sequence such as `%C3`): the query parser keeps such text undecoded instead of refusing it.
+ * @throws BAD_REQUEST naming the parameter
+ */
+export function checkQueryEncoding(url: string): void {
+  const q = url.indexOf('?');
+  if (q < 0) return;
+  for (const piece of url.slice(q + 1).split('&')) {
+    if (piece === '') continue;
+    const eq = piece.indexOf('=');
+    const rawName = eq < 0 ? piece : piece.slice(0, eq);
+    const name = decodeQueryComponent(rawName);
+    if (name === undefined)
+      throw badParameter(shownName(rawName), 'Invalid query parameter name: it is not valid UTF-8');
+    if (eq >= 0 && decodeQueryComponent(piece.slice(eq + 1)) === undefined)
+      throw badParameter(name, `Invalid query parameter '${shownName(name)}': its value is not valid UTF-8`);
+  }
 }

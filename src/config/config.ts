@@ -86,6 +86,14 @@ const schema = z.object({
   GRAPHQL_MAX_COST: int(1, 100_000_000).default(50_000),
   GRAPHQL_MAX_TOKENS: int(100, 1_000_000).default(2000),
   GRAPHQL_MAX_BATCH: int(0, 100).default(10),
+  /** Sample-store reads of API requests running at once (REST and GraphQL share them). */
+  READ_CONCURRENCY: int(1, 1000).default(4),
+  /** Reads waiting for a slot; one more is refused with 503 OVERLOADED. */
+  READ_QUEUE: int(0, 100_000).default(64),
+  /** Time budget of one request's store reads, waiting included (0: none). */
+  READ_TIMEOUT: duration.default(10_000),
+  /** Rows one request may read from the sample store (0: no limit). */
+  READ_MAX_ROWS: int(0, 100_000_000).default(50_000),
   WS_MAX_PAYLOAD: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   WS_MAX_BUFFERED: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT: duration.default(30_000),

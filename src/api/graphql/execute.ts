@@ -1,32 +1,40 @@
 /**
  * The one request pipeline of both transports (HTTP and graphql-ws): check the request shape, parse
- * with the token limit, check depth, aliases and cost, validate (refusing introspection when it is
- * off), pick the operation. Errors leave with a stable `extensions.code`; anything that is not a
- * deliberate error (a bug, a backend failure) is logged and shown as "Internal server error".
+ * with the token limit, check depth, aliases and cost (hierarchy lists costed with the fleet's real
+ * size), check every string argument and variable (no control characters, valid UTF-8: BAD_REQUEST
+ * naming it), validate (refusing introspection when it is off), pick the operation. Errors leave with
+ * a stable `extensions.code`; anything that is not a deliberate error (a bug, a backend failure) is
+ * logged and shown as "Internal server error".
  */
 import {
   getOperationAST,
   GraphQLError,
+  Kind,
   NoSchemaIntrospectionCustomRule,
   parse,
   specifiedRules,
   validate,
+  visit,
   type DocumentNode,
   type ExecutionResult,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type ValueNode,
 } from './graphql.js';
 import { NexusError } from '../../errors.js';
 import type { Logger } from '../../util/logger.js';
-import { checkLimits, limitError, type QueryLimits } from './limits.js';
+import { badCharacters } from '../params.js';
+import { analyzeDocument, limitError, type Cardinality, type QueryLimits } from './limits.js';
 
 /** Settings of the pipeline. */
 export interface PipelineSettings {
   limits: QueryLimits;
   /** Allow `__schema` and `__type` queries. (`__typename` is always allowed.) */
   introspection: boolean;
+  /** Current size of the fleet for the cost of hierarchy lists (absent or undefined: assumed sizes). */
+  cardinality?: () => Cardinality | undefined;
 }
 
 /** A checked operation, ready to execute or subscribe. */
@@ -35,6 +43,8 @@ export interface PreparedOperation {
   operation: OperationDefinitionNode;
   operationName: string | undefined;
   variableValues: Record<string, unknown> | undefined;
+  /** Estimated cost of the operation (limits.ts). */
+  cost: number;
 }
 
 /** Result of {@link prepareOperation}. */
@@ -92,8 +102,11 @@ export function prepareOperation(
     return fail('GRAPHQL_PARSE_FAILED', 'document is too deeply nested to parse');
   }
 
-  const limitErrors = checkLimits(document, settings.limits, variableValues);
-  if (limitErrors.length > 0) return { ok: false, errors: limitErrors };
+  const analysis = analyzeDocument(document, settings.limits, variableValues, settings.cardinality?.());
+  if (analysis.errors.length > 0) return { ok: false, errors: analysis.errors };
+
+  const badString = badArgument(document) ?? badVariable(variableValues);
+  if (badString) return { ok: false, errors: [badString] };
 
   const rules = settings.introspection
     ? specifiedRules
@@ -127,8 +140,73 @@ export function prepareOperation(
   }
   return {
     ok: true,
-    prepared: { document, operation, operationName: operationName ?? undefined, variableValues },
+    prepared: {
+      document,
+      operation,
+      operationName: operationName ?? undefined,
+      variableValues,
+      cost: analysis.costs.get(operation.name?.value ?? '') ?? 0,
+    },
   };
+}
+
+/** BAD_REQUEST naming an argument or variable whose string value has bad characters. */
+function badStringError(noun: 'argument' | 'variable', name: string, problem: string): GraphQLError {
+  const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+  return new GraphQLError(`Invalid ${noun} '${shown}': a string in it ${problem}`, {
+    extensions: { code: 'BAD_REQUEST', parameter: name },
+  });
+}
+
+/** The first string literal of an argument (or variable default) with bad characters, as an error. */
+function badArgument(document: DocumentNode): GraphQLError | undefined {
+  let found: GraphQLError | undefined;
+  const check = (name: string, value: ValueNode, noun: 'argument' | 'variable'): void => {
+    const stack: ValueNode[] = [value];
+    while (stack.length > 0 && !found) {
+      const v = stack.pop()!;
+      if (v.kind === Kind.STRING) {
+        const problem = badCharacters(v.value);
+        if (problem) found = badStringError(noun, name, problem);
+      } else if (v.kind === Kind.LIST) stack.push(...v.values);
+      else if (v.kind === Kind.OBJECT) stack.push(...v.fields.map((f) => f.value));
+    }
+  };
+  visit(document, {
+    Argument(node) {
+      if (!found) check(node.name.value, node.value, 'argument');
+    },
+    VariableDefinition(node) {
+      if (!found && node.defaultValue) check(node.variable.name.value, node.defaultValue, 'variable');
+    },
+  });
+  return found;
+}
+
+/** The first variable holding a string (at any depth) with bad characters, as an error. */
+function badVariable(variables: Record<string, unknown> | undefined): GraphQLError | undefined {
+  if (!variables) return undefined;
+  for (const [name, value] of Object.entries(variables)) {
+    const nameProblem = badCharacters(name);
+    if (nameProblem) return badStringError('variable', name, nameProblem);
+    const stack: unknown[] = [value];
+    while (stack.length > 0) {
+      const v = stack.pop();
+      if (typeof v === 'string') {
+        const problem = badCharacters(v);
+        if (problem) return badStringError('variable', name, problem);
+      } else if (Array.isArray(v)) {
+        for (const item of v as unknown[]) stack.push(item);
+      } else if (isPlainObject(v)) {
+        for (const [key, inner] of Object.entries(v)) {
+          const keyProblem = badCharacters(key);
+          if (keyProblem) return badStringError('variable', name, keyProblem);
+          stack.push(inner);
+        }
+      }
+    }
+  }
+  return undefined;
 }
 
 /**

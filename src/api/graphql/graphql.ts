@@ -19,6 +19,7 @@ export {
   specifiedRules,
   subscribe,
   validate,
+  visit,
 } from 'graphql/index.js';
 export type {
   DocumentNode,

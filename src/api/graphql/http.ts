@@ -3,6 +3,8 @@
  * the batch limit), GET /graphql?query=... for queries, and the IDE page at GET /graphql without a
  * query. Requests refused before execution (bad JSON, parse, limits, validation) answer 400 with
  * `{ errors }`; executed ones answer 200 with `{ data, errors? }`. Never a 500 for a bad document.
+ * An array batch is costed as a whole (the sum of its operations must be within GRAPHQL_MAX_COST)
+ * and its operations share one read budget (READ_TIMEOUT, READ_MAX_ROWS).
  */
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GraphQLSchema } from 'graphql';
@@ -10,7 +12,10 @@ import { execute } from './graphql.js';
 import type { Logger } from '../../util/logger.js';
 import { toErrorResponse } from '../errors.js';
 import { operationContext, type GraphqlServices } from './context.js';
-import { formatResult, prepareOperation, type PipelineSettings } from './execute.js';
+import type { ReadBudget } from '../read-limiter.js';
+import type { CardinalityCache } from './cardinality.js';
+import { formatResult, prepareOperation, type Prepared, type PipelineSettings } from './execute.js';
+import { tooCostly } from './limits.js';
 import { IDE_CSP, IDE_SCRIPT, ideHtml } from './ide.js';
 
 /** Options of {@link graphqlHttpRoutes}. */
@@ -27,6 +32,8 @@ export interface GraphqlHttpOptions {
   /** Largest POST body in bytes. */
   bodyLimit: number;
   logger: Logger;
+  /** Size of the fleet for the cost model; refreshed before each request is costed. */
+  sizes?: CardinalityCache;
 }
 
 interface HttpAnswer {
@@ -40,10 +47,11 @@ const errorBody = (code: string, message: string) => ({ errors: [{ message, exte
 export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (app, options) => {
   const { schema, services, settings, logger } = options;
 
-  const run = async (request: unknown, method: 'GET' | 'POST'): Promise<HttpAnswer> => {
+  /** Prepare one request; an answer when it is refused before execution. */
+  const prepare = (request: unknown, method: 'GET' | 'POST'): Prepared | HttpAnswer => {
     const prepared = prepareOperation(schema, request, settings);
     if (!prepared.ok) return { status: 400, body: formatResult({ errors: prepared.errors }) };
-    const { document, operation, operationName, variableValues } = prepared.prepared;
+    const { operation } = prepared.prepared;
     if (operation.operation === 'subscription') {
       return {
         status: 400,
@@ -56,15 +64,30 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
     if (method === 'GET' && operation.operation !== 'query') {
       return { status: 405, body: errorBody('BAD_REQUEST', 'only queries can be sent with GET; use POST') };
     }
+    return prepared;
+  };
+
+  const isAnswer = (p: Prepared | HttpAnswer): p is HttpAnswer => 'status' in p;
+
+  /** Execute a prepared operation with the request's read budget. */
+  const execute1 = async (p: Prepared | HttpAnswer, budget: ReadBudget | undefined): Promise<HttpAnswer> => {
+    if (isAnswer(p)) return p;
+    if (!p.ok) return { status: 400, body: formatResult({ errors: p.errors }) };
+    const { document, operationName, variableValues } = p.prepared;
     const result = await execute({
       schema,
       document,
       operationName,
       variableValues,
-      contextValue: operationContext(services),
+      contextValue: operationContext(services, undefined, budget),
     });
     // No data at all: the request failed before execution (variables that do not coerce).
     return { status: result.data === undefined ? 400 : 200, body: formatResult(result, logger) };
+  };
+
+  const run = async (request: unknown, method: 'GET' | 'POST'): Promise<HttpAnswer> => {
+    await options.sizes?.fresh();
+    return execute1(prepare(request, method), services.reads?.budget());
   };
 
   // Errors raised before the handler (bad JSON, wrong content type, body too large) in GraphQL's shape.
@@ -97,8 +120,17 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
             ),
           );
       }
+      // Costed as a whole, run with one read budget: a batch is one request's worth of work.
+      await options.sizes?.fresh();
+      const prepared = body.map((item) => prepare(item, 'POST'));
+      const cost = prepared.reduce((sum, p) => sum + (!isAnswer(p) && p.ok ? p.prepared.cost : 0), 0);
+      if (cost > settings.limits.maxCost) {
+        const error = tooCostly(`the batch of ${body.length} operations`, cost, settings.limits.maxCost);
+        return reply.status(400).send(formatResult({ errors: [error] }));
+      }
+      const budget = services.reads?.budget();
       const answers: unknown[] = [];
-      for (const item of body) answers.push((await run(item, 'POST')).body);
+      for (const p of prepared) answers.push((await execute1(p, budget)).body);
       return reply.send(answers);
     },
   );

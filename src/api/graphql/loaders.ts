@@ -2,10 +2,13 @@
  * Per-operation DataLoaders over the hierarchy reader, so the number of coordination reads of a
  * query does not grow with its fan-out: `cluster { hosts { gpus { status } } }` over 247 GPUs is
  * three range reads (the cluster, its hosts, every GPU), whatever the number of hosts. GPU status
- * comes from the live records, so it needs no sample-store call at all.
+ * comes from the live records, so it needs no sample-store call at all. Lookups by UUID return every
+ * GPU with that UUID (one UUID may be reported on several hosts); `storedGpus` is the store's GPU
+ * list, read at most once per operation, for telemetry by UUID.
  */
 import DataLoader from 'dataloader';
 import type { ClusterSummary, GpuStatus, HierarchyReader, HostSummary } from '../../hierarchy/reader.js';
+import type { SampleStore, StoredGpu } from '../../ports/sample-store.js';
 
 /** The loaders of one GraphQL operation (never shared between operations: they cache). */
 export interface Loaders {
@@ -17,15 +20,17 @@ export interface Loaders {
   hosts: DataLoader<string, HostSummary[] | undefined>;
   /** GPUs of a host, by {@link hostKey}. */
   gpus: DataLoader<string, GpuStatus[]>;
-  /** One GPU by UUID (case-insensitive). */
-  gpuByUuid: DataLoader<string, GpuStatus | undefined>;
+  /** Every live GPU with this UUID (case-insensitive): usually one, several when hosts share it. */
+  gpusByUuid: DataLoader<string, GpuStatus[]>;
+  /** Every GPU the sample store holds series for. */
+  storedGpus: DataLoader<'all', StoredGpu[]>;
 }
 
 /** Loader key of a host. */
 export const hostKey = (clusterId: string, hostname: string): string => `${clusterId}\u0000${hostname}`;
 
-/** Build fresh loaders for one operation. */
-export function createLoaders(reader: HierarchyReader): Loaders {
+/** Build fresh loaders for one operation (`store`: the operation's, read-limited, sample store). */
+export function createLoaders(reader: HierarchyReader, store: SampleStore): Loaders {
   const clusters = new DataLoader<'all', ClusterSummary[]>(async (keys) => {
     const all = await reader.listClusters();
     return keys.map(() => all);
@@ -57,13 +62,24 @@ export function createLoaders(reader: HierarchyReader): Loaders {
     return keys.map((k) => byHost.get(k) ?? []);
   });
 
-  const gpuByUuid = new DataLoader<string, GpuStatus | undefined>(
+  const gpusByUuid = new DataLoader<string, GpuStatus[]>(
     async (uuids) => {
-      const byUuid = new Map((await reader.listAllGpus()).map((g) => [g.uuid.toLowerCase(), g]));
-      return uuids.map((u) => byUuid.get(u.toLowerCase()));
+      const byUuid = new Map<string, GpuStatus[]>();
+      for (const g of await reader.listAllGpus()) {
+        const key = g.uuid.toLowerCase();
+        let list = byUuid.get(key);
+        if (!list) byUuid.set(key, (list = []));
+        list.push(g);
+      }
+      return uuids.map((u) => byUuid.get(u.toLowerCase()) ?? []);
     },
     { cacheKeyFn: (u) => u.toLowerCase() },
   );
 
-  return { clusters, cluster, hosts, gpus, gpuByUuid };
+  const storedGpus = new DataLoader<'all', StoredGpu[]>(async (keys) => {
+    const all = await store.listGpus();
+    return keys.map(() => all);
+  });
+
+  return { clusters, cluster, hosts, gpus, gpusByUuid, storedGpus };
 }

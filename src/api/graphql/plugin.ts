@@ -1,10 +1,12 @@
 /**
  * Fastify plugin of GraphQL: the HTTP routes at /graphql (queries, the IDE page) and, when
  * subscriptions are on, the graphql-ws server registered with the upgrade router under /graphql.
+ * Both cost documents with the fleet's size from one cached snapshot of the hierarchy.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from '../../util/logger.js';
 import type { UpgradeTarget } from '../ws/upgrade.js';
+import { CardinalityCache } from './cardinality.js';
 import type { GraphqlServices } from './context.js';
 import type { PipelineSettings } from './execute.js';
 import { graphqlHttpRoutes } from './http.js';
@@ -32,6 +34,8 @@ export interface GraphqlSettings extends PipelineSettings {
   };
   /** Events queued for a subscription before its client is dropped (default 1000). */
   maxQueuedEvents?: number;
+  /** How long a snapshot of the hierarchy's size serves the cost model, ms (default 1000). */
+  cardinalityTtlMs?: number;
 }
 
 /** Options of {@link graphqlPlugin}. */
@@ -53,7 +57,12 @@ export const graphqlPlugin: FastifyPluginAsync<GraphqlPluginOptions> = async (ap
     ...options.services,
     maxQueuedEvents: settings.maxQueuedEvents ?? 1000,
   };
-  const pipeline: PipelineSettings = { limits: settings.limits, introspection: settings.introspection };
+  const sizes = new CardinalityCache(services.reader, settings.cardinalityTtlMs ?? 1000, logger);
+  const pipeline: PipelineSettings = {
+    limits: settings.limits,
+    introspection: settings.introspection,
+    cardinality: () => sizes.current(),
+  };
 
   await app.register(graphqlHttpRoutes, {
     schema,
@@ -64,6 +73,7 @@ export const graphqlPlugin: FastifyPluginAsync<GraphqlPluginOptions> = async (ap
     defaultClusterId: settings.defaultClusterId ?? 'my-cluster',
     bodyLimit: settings.bodyLimit ?? 1024 * 1024,
     logger,
+    sizes,
   });
 
   const subs = settings.subscriptions;

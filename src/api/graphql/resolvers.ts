@@ -2,7 +2,8 @@
  * Resolvers of the schema in sdl.ts. Hierarchy reads go through the operation's DataLoaders;
  * telemetry, dead letters and services go to the sample store and the coordination store. Bad
  * arguments throw NexusError BAD_REQUEST (shown to the client with its code); unknown clusters,
- * hosts and GPUs resolve to null.
+ * hosts and GPUs resolve to null. A UUID reported on several hosts is AMBIGUOUS_UUID unless
+ * clusterId/hostId pick one; telemetry by UUID never mixes hosts.
  */
 import type { GraphQLFieldResolver } from 'graphql';
 import { listServices } from '../../discovery/registry.js';
@@ -18,6 +19,7 @@ import {
   type Resolution,
   type SampleStore,
 } from '../../ports/sample-store.js';
+import { ambiguousUuid, uuidPlaces } from '../gpu-identity.js';
 import { parseResolution } from '../params.js';
 import { MAX_LIMIT } from '../schemas.js';
 import type { GraphqlContext } from './context.js';
@@ -81,10 +83,36 @@ function ambiguous(id: string): NexusError {
   );
 }
 
-/** Run a telemetry query for one GPU with checked arguments. */
+/**
+ * The store selector of a GPU named by UUID: the UUID itself when it is reported on at most one
+ * host (live or stored); else the one host `clusterId`/`hostId` pick, else AMBIGUOUS_UUID.
+ */
+async function uuidSelector(
+  ctx: GraphqlContext,
+  uuid: string,
+  clusterId: Maybe<string>,
+  hostId: Maybe<string>,
+  parameter: string,
+): Promise<GpuSelector> {
+  const [live, stored] = await Promise.all([
+    ctx.loaders.gpusByUuid.load(uuid),
+    ctx.loaders.storedGpus.load('all'),
+  ]);
+  const places = uuidPlaces(uuid, live, stored);
+  if (places.length <= 1) return { uuid };
+  const picked = places.filter(
+    (p) => (clusterId == null || p.clusterId === clusterId) && (hostId == null || p.hostname === hostId),
+  );
+  if (picked.length !== 1)
+    throw ambiguousUuid(uuid, picked.length > 1 ? picked : places, parameter, 'graphql');
+  const { clusterId: c, hostname, gpuId } = picked[0]!;
+  return { clusterId: c, hostname, gpuId };
+}
+
+/** Run a telemetry query for one GPU with checked arguments (the selector is resolved after the checks). */
 async function telemetry(
   store: SampleStore,
-  gpu: GpuSelector,
+  selectGpu: () => Promise<GpuSelector> | GpuSelector,
   args: TelemetryArgs,
 ): Promise<TelemetryPageNode> {
   const limit = args.limit ?? 100;
@@ -109,6 +137,7 @@ async function telemetry(
   } catch {
     throw bad('resolution', 'resolution must be one of raw, 1m, 1h, auto');
   }
+  const gpu = await selectGpu();
   const samples = await store.querySamples({
     gpu,
     ...(startMs !== undefined ? { startMs } : {}),
@@ -167,9 +196,13 @@ export const resolvers: ResolverMap = {
         } else if (isIndex(args.id)) {
           throw ambiguous(args.id);
         } else {
-          gpu = await ctx.loaders.gpuByUuid.load(args.id);
-          if (gpu && args.clusterId != null && gpu.clusterId !== args.clusterId) gpu = undefined;
-          if (gpu && args.hostId != null && gpu.hostname !== args.hostId) gpu = undefined;
+          const matches = (await ctx.loaders.gpusByUuid.load(args.id)).filter(
+            (g) =>
+              (args.clusterId == null || g.clusterId === args.clusterId) &&
+              (args.hostId == null || g.hostname === args.hostId),
+          );
+          if (matches.length > 1) throw ambiguousUuid(args.id, matches, 'id', 'graphql');
+          gpu = matches[0];
         }
         return gpu ? gpuNode(gpu) : null;
       },
@@ -180,12 +213,17 @@ export const resolvers: ResolverMap = {
         args: TelemetryArgs & { gpuId: string; clusterId?: Maybe<string>; hostId?: Maybe<string> },
         ctx,
       ) => {
-        let selector: GpuSelector;
-        if (!isIndex(args.gpuId)) selector = { uuid: args.gpuId };
-        else if (args.clusterId != null && args.hostId != null)
-          selector = { clusterId: args.clusterId, hostname: args.hostId, gpuId: args.gpuId };
-        else throw ambiguous(args.gpuId);
-        return telemetry(ctx.store, selector, args);
+        if (!isIndex(args.gpuId)) {
+          const uuid = args.gpuId;
+          return telemetry(
+            ctx.store,
+            () => uuidSelector(ctx, uuid, args.clusterId, args.hostId, 'gpuId'),
+            args,
+          );
+        }
+        if (args.clusterId == null || args.hostId == null) throw ambiguous(args.gpuId);
+        const selector = { clusterId: args.clusterId, hostname: args.hostId, gpuId: args.gpuId };
+        return telemetry(ctx.store, () => selector, args);
       },
     ),
     deadLetters: r(async (_: unknown, args: { limit?: Maybe<number>; source?: Maybe<string> }, ctx) => {
@@ -229,7 +267,10 @@ export const resolvers: ResolverMap = {
       const h = (await ctx.loaders.hosts.load(g.clusterId))?.find((x) => x.hostname === g.hostId);
       return h ? hostNode(h) : null;
     }),
-    telemetry: r((g: GpuNode, args: TelemetryArgs, ctx) => telemetry(ctx.store, { uuid: g.uuid }, args)),
+    // This GPU's own samples: by UUID, or by its host when the UUID is reported on several hosts.
+    telemetry: r((g: GpuNode, args: TelemetryArgs, ctx) =>
+      telemetry(ctx.store, () => uuidSelector(ctx, g.uuid, g.clusterId, g.hostId, 'id'), args),
+    ),
   },
   Subscription: {
     telemetryUpdates: {

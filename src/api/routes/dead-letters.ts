@@ -2,7 +2,7 @@
  * GET /api/v1/dead-letters: input rows the pipeline refused, newest first, optionally from one source.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { ApiContext } from '../context.js';
+import { requestStore, type ApiContext } from '../context.js';
 import { DEFAULT_LIMIT, deadLetterQuerySchema, deadLetterSchema, errorResponses } from '../schemas.js';
 import { deadLetterView } from '../views.js';
 
@@ -23,7 +23,9 @@ export const deadLetterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx)
     },
     async (request) => {
       const { limit = DEFAULT_LIMIT, source } = request.query;
-      const rows = await ctx.deps.store.listDeadLetters(source === undefined ? { limit } : { limit, source });
+      const rows = await requestStore(ctx).listDeadLetters(
+        source === undefined ? { limit } : { limit, source },
+      );
       return rows.map(deadLetterView);
     },
   );

@@ -1,16 +1,19 @@
 /**
  * The take-home's flat GPU API, kept for existing clients:
- *   GET /api/v1/gpus                   every GPU across clusters (hierarchy and store, by UUID)
+ *   GET /api/v1/gpus                   every GPU across clusters (hierarchy and store), one entry
+ *                                      per UUID and host
  *   GET /api/v1/gpus/{id}/telemetry    samples of one GPU named by UUID
  * A bare index such as "0" names a different GPU on every host, so it is refused with
- * AMBIGUOUS_GPU_ID and a pointer to the hierarchical route.
+ * AMBIGUOUS_GPU_ID and a pointer to the hierarchical route. A UUID reported on several hosts is
+ * refused with 409 AMBIGUOUS_UUID listing the per-host routes: their telemetry is never mixed.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { NexusError } from '../../errors.js';
 import { naturalCompare } from '../../hierarchy/reader.js';
 import type { StoredGpu } from '../../ports/sample-store.js';
-import type { ApiContext } from '../context.js';
+import { requestStore, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
+import { ambiguousUuid, uuidPlaces } from '../gpu-identity.js';
 import {
   errorResponses,
   gpuSummarySchema,
@@ -22,12 +25,15 @@ import {
 import { prepareTelemetryQuery, sendTelemetryPage, type TelemetryQuerystring } from '../telemetry.js';
 import { gpuSummaryView } from '../views.js';
 
-/** Every GPU the hierarchy or the store knows, one per UUID (hierarchy first), in cluster/host/index order. */
+/**
+ * Every GPU the hierarchy or the store knows, one per UUID and host (hierarchy first), in
+ * cluster/host/index order. A UUID reported on two hosts is listed once per host.
+ */
 async function allGpus(ctx: ApiContext): Promise<StoredGpu[]> {
-  const [live, stored] = await Promise.all([ctx.reader.listAllGpus(), ctx.deps.store.listGpus()]);
+  const [live, stored] = await Promise.all([ctx.reader.listAllGpus(), requestStore(ctx).listGpus()]);
   const byUuid = new Map<string, StoredGpu>();
   for (const g of [...live, ...stored]) {
-    const key = g.uuid.toLowerCase();
+    const key = `${g.uuid.toLowerCase()}\u0000${g.clusterId}\u0000${g.hostname}`;
     if (!byUuid.has(key)) {
       byUuid.set(key, {
         clusterId: g.clusterId,
@@ -87,12 +93,14 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         );
       }
       const query = prepareTelemetryQuery(request.query);
-      const wanted = id.toLowerCase();
-      const gpu =
-        (await ctx.reader.findGpuByUuid(id)) ??
-        (await ctx.deps.store.listGpus()).find((g) => g.uuid.toLowerCase() === wanted);
+      const store = requestStore(ctx);
+      // Every host the UUID is reported on, live or stored: one host, or a 409 (never a mix).
+      const [live, stored] = await Promise.all([ctx.reader.listAllGpus(), store.listGpus()]);
+      const places = uuidPlaces(id, live, stored);
+      const gpu = places[0];
       if (!gpu) throw notFound(`GPU '${id}' not found`);
-      const page = await query.run(ctx.deps.store, { uuid: gpu.uuid });
+      if (places.length > 1) throw ambiguousUuid(id, places, 'id', 'rest');
+      const page = await query.run(store, { uuid: gpu.uuid });
       return sendTelemetryPage(reply, page);
     },
   );

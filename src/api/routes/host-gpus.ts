@@ -4,11 +4,12 @@
  *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}
  *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/telemetry
  * GPU state comes from the live hierarchy; telemetry from the sample store (which also resolves
- * GPUs it holds samples for that the hierarchy does not list).
+ * GPUs it holds samples for that the hierarchy does not list), read through the request's read
+ * limits (context.ts `requestStore`).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import type { StoredGpu } from '../../ports/sample-store.js';
-import type { ApiContext } from '../context.js';
+import type { SampleStore, StoredGpu } from '../../ports/sample-store.js';
+import { requestStore, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import {
   errorResponses,
@@ -84,13 +85,14 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     async (request, reply) => {
       const { clusterId, hostId, gpuId } = request.params;
       const query = prepareTelemetryQuery(request.query);
-      const gpu = await resolveHostGpu(ctx, clusterId, hostId, gpuId);
+      const store = requestStore(ctx);
+      const gpu = await resolveHostGpu(ctx, store, clusterId, hostId, gpuId);
       if (!gpu) {
         if (!(await ctx.reader.getHost(clusterId, hostId))) return throwHostNotFound(ctx, clusterId, hostId);
         throw notFound(`GPU '${gpuId}' not found on host '${hostId}' in cluster '${clusterId}'`);
       }
       const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
-      const page = await query.run(ctx.deps.store, selector);
+      const page = await query.run(store, selector);
       return sendTelemetryPage(reply, page);
     },
   );
@@ -99,6 +101,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
 /** A GPU of a host by index or UUID: from the hierarchy, else from the series the store holds. */
 async function resolveHostGpu(
   ctx: ApiContext,
+  store: SampleStore,
   clusterId: string,
   hostname: string,
   gpuIdOrUuid: string,
@@ -106,6 +109,6 @@ async function resolveHostGpu(
   const live = await ctx.reader.getGpu(clusterId, hostname, gpuIdOrUuid);
   if (live) return live;
   const wanted = gpuIdOrUuid.toLowerCase();
-  const stored = (await ctx.deps.store.listGpus(clusterId)).filter((g) => g.hostname === hostname);
+  const stored = (await store.listGpus(clusterId)).filter((g) => g.hostname === hostname);
   return stored.find((g) => g.gpuId === gpuIdOrUuid) ?? stored.find((g) => g.uuid.toLowerCase() === wanted);
 }
