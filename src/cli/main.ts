@@ -95,8 +95,11 @@ withSourceFlags(withCommonFlags(program.command('start')))
       const logger = createLogger(config.LOG_LEVEL);
       const runtime = await startEmbedded({ config, logger });
       const abort = new AbortController();
+      let ingesting: Promise<unknown> = Promise.resolve();
+      // A signal stops reading; what was read is stored (the ingest drains the queue) before closing.
       onSignals(async () => {
         abort.abort();
+        await ingesting.catch(() => undefined);
         await runtime.close();
       }, logger);
 
@@ -108,7 +111,7 @@ withSourceFlags(withCommonFlags(program.command('start')))
           `ingesting ${source}${flags.follow ? ' (following)' : ''}${flags.loop ? ' (looping)' : ''} ...`,
         );
         const started = performance.now();
-        const summary = await runtime.ingest({
+        const run = runtime.ingest({
           spec: source,
           follow: flags.follow,
           loop: flags.loop,
@@ -116,6 +119,23 @@ withSourceFlags(withCommonFlags(program.command('start')))
           signal: abort.signal,
           progress: true,
         });
+        ingesting = run;
+        let summary;
+        try {
+          summary = await run;
+        } catch (error) {
+          // An unreadable source: close the store cleanly before the error is printed.
+          if (!abort.signal.aborted) await runtime.close();
+          throw error;
+        }
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        if (abort.signal.aborted) {
+          // Shutting down: the API is closing, so report without asking it.
+          print(
+            `stopped: ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad) in ${seconds} s before the signal; all of them are stored`,
+          );
+          return;
+        }
         const stored = await runtime.store.countSamples();
         const clusters = await runtime.app.inject({
           method: 'GET',
@@ -123,10 +143,11 @@ withSourceFlags(withCommonFlags(program.command('start')))
         });
         const meta = (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata;
         print(
-          `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad, see /api/v1/dead-letters) in ${((performance.now() - started) / 1000).toFixed(1)} s (read and stored); ` +
+          `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad, see /api/v1/dead-letters) in ${seconds} s (read and stored); ` +
             `${stored.toLocaleString('en-US')} samples stored; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`,
         );
       }
+      if (abort.signal.aborted) return;
       print(
         `try: curl ${runtime.address}/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}   (Ctrl-C to stop)`,
       );
@@ -189,11 +210,15 @@ const queueOption = (): Option =>
     'queue backend (default: etcd when ETCD_ENDPOINTS is set, else Redis when REDIS_URL is set)',
   ).choices(['embedded', 'etcd', 'redis']);
 
-/** Stop `close` on SIGINT/SIGTERM, then exit. */
+/** On SIGINT/SIGTERM run `close`, then exit 0 (1 if it failed); a second signal exits at once. */
 function onSignals(close: () => Promise<void>, logger: Logger): void {
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: the operator does not want to wait for the drain.
+      logger.warn({ signal }, 'second signal: exiting without finishing the shutdown');
+      process.exit(1);
+    }
     stopping = true;
     logger.info({ signal }, 'shutting down');
     close().then(
@@ -224,8 +249,13 @@ withSourceFlags(withCommonFlags(program.command('streamer')))
       const config = configFrom(flags);
       const logger = createLogger(config.LOG_LEVEL);
       const abort = new AbortController();
-      onSignals(async () => abort.abort(), logger);
-      const summary = await runStreamerProcess(config, logger, {
+      let running: Promise<unknown> = Promise.resolve();
+      // A signal stops reading; the batches read so far are published before the process exits.
+      onSignals(async () => {
+        abort.abort();
+        await running.catch(() => undefined);
+      }, logger);
+      const run = runStreamerProcess(config, logger, {
         spec: source,
         follow: flags.follow,
         loop: flags.loop,
@@ -234,6 +264,8 @@ withSourceFlags(withCommonFlags(program.command('streamer')))
         signal: abort.signal,
         progress: true,
       });
+      running = run;
+      const summary = await run;
       print(
         `published ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad) in ${summary.batches} batches, ${summary.rowsPerSecond.toLocaleString('en-US')} rows/s`,
       );

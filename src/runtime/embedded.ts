@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { registerService } from '../discovery/registry.js';
 import { VERSION } from './version.js';
+import { lockDataDir } from './data-dir-lock.js';
 import type { FastifyInstance } from 'fastify';
 import { createEmbeddedCoordination } from '../adapters/embedded/coordination.js';
 import { createEmbeddedQueue } from '../adapters/embedded/queue.js';
@@ -59,10 +60,18 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   const metrics = createPipelineMetrics();
   const coordination = createEmbeddedCoordination();
   const queue = createEmbeddedQueue({ topic: 'telemetry', maxDepth: queueDepthFor(config, 'embedded') });
-  const store = config.MEMORY
-    ? await createPgliteSampleStore({ memory: true })
-    : await createPgliteSampleStore({ dataDir: join(config.DATA_DIR, 'pglite') });
-  await store.migrate();
+  // Before anything opens the store: a second process on this directory stops here, touching nothing.
+  const dirLock = config.MEMORY ? undefined : await lockDataDir(config.DATA_DIR);
+  let store: SampleStore;
+  try {
+    store = config.MEMORY
+      ? await createPgliteSampleStore({ memory: true })
+      : await createPgliteSampleStore({ dataDir: join(config.DATA_DIR, 'pglite') });
+    await store.migrate();
+  } catch (error) {
+    await dirLock?.release();
+    throw error;
+  }
 
   const hierarchy = new HierarchyWriter({ coordination });
   await hierarchy.registerCluster({
@@ -175,6 +184,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
       await queue.close();
       await store.close();
       await coordination.close();
+      await dirLock?.release();
     },
   };
 }

@@ -1,0 +1,99 @@
+/**
+ * The `start` process's life cycle as an operator meets it: one process per data directory (a
+ * second gets a clear error and touches nothing; a SIGKILLed holder leaves no stale lock), and a
+ * signal during ingest exits 0 once everything read is stored, with no half-read row stored or
+ * dead-lettered.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
+import { writeDcgmCsv } from '../../src/generate/generator.js';
+import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
+import { freePort } from '../harness/free-port.js';
+
+const work = mkdtempSync(join(tmpdir(), 'nexus-lifecycle-'));
+const csv = join(work, 'fleet.csv');
+const env = { LOG_LEVEL: 'info', HOST: '127.0.0.1' };
+
+beforeAll(async () => {
+  // 25 hosts x 8 GPUs x 10 metrics x 10 scrapes: a pass takes long enough to be interrupted.
+  const written = await writeDcgmCsv(csv, { hosts: 25, gpusPerHost: 8, durationMs: 100_000, seed: 3 });
+  expect(written.rows).toBe(20_000);
+});
+
+afterAll(() => {
+  killAll();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function startServing(dataDir: string): Promise<{ cli: CliProcess; port: number }> {
+  const port = await freePort();
+  const cli = spawnCli(['start', '--no-ingest', '--data-dir', dataDir, '--port', String(port)], env);
+  await cli.waitFor(/API listening on/, 90_000);
+  return { cli, port };
+}
+
+async function storedCounts(dataDir: string): Promise<{ samples: number; deadLetters: string[] }> {
+  const store = await createPgliteSampleStore({ dataDir: join(dataDir, 'pglite') });
+  try {
+    const samples = await store.countSamples();
+    const deadLetters = (await store.listDeadLetters({ limit: 1000 })).map((d) => `${d.reason}: ${d.detail}`);
+    return { samples, deadLetters };
+  } finally {
+    await store.close();
+  }
+}
+
+describe('one process per data directory', () => {
+  it('refuses a second start with the holder named, and recovers at once after the holder is SIGKILLed', async () => {
+    const dataDir = join(work, 'locked');
+    const first = await startServing(dataDir);
+    const pid = first.cli.child.pid!;
+
+    const second = spawnCli(['start', '--data-dir', dataDir, '--port', String(await freePort())], env);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain(`DATA_DIR_LOCKED: data directory ${dataDir} is in use by process ${pid}`);
+    expect(second.output()).not.toContain('ingesting');
+
+    // The first still serves; the refused one changed nothing.
+    const health = await fetch(`http://127.0.0.1:${first.port}/health`);
+    expect(health.status).toBe(200);
+
+    first.cli.kill('SIGKILL');
+    expect(await first.cli.exited).toBe('SIGKILL');
+    const third = await startServing(dataDir);
+    third.cli.kill('SIGTERM');
+    expect(await third.cli.exited).toBe(0);
+  }, 240_000);
+});
+
+describe('a signal during ingest', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${signal} during --loop exits 0 after storing every row read, none half-read`, async () => {
+      const dataDir = join(work, `signal-${signal}`);
+      const port = await freePort();
+      const cli = spawnCli(
+        ['start', csv, '--loop', '--timestamps', 'now', '--data-dir', dataDir, '--port', String(port)],
+        env,
+      );
+      await cli.waitFor(/ingesting .* \(looping\)/, 90_000);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      cli.kill(signal);
+      expect(await cli.exited).toBe(0);
+      const output = cli.output();
+      expect(output).not.toContain('Fastify has already been closed');
+      const stopped = /stopped: ingested ([\d,]+) rows \((\d+) bad\)/.exec(output);
+      expect(stopped, output.slice(-3000)).not.toBeNull();
+      const rows = Number(stopped![1]!.replaceAll(',', ''));
+      expect(Number(stopped![2])).toBe(0);
+      expect(rows).toBeGreaterThan(0);
+
+      // Every row read is stored (each pass is restamped, so all are distinct), and nothing else.
+      const counts = await storedCounts(dataDir);
+      expect(counts.deadLetters).toEqual([]);
+      expect(counts.samples).toBe(rows);
+    }, 240_000);
+  }
+});
