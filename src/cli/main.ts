@@ -132,7 +132,7 @@ withSourceFlags(withCommonFlags(program.command('start')))
         if (abort.signal.aborted) {
           // Shutting down: the API is closing, so report without asking it.
           print(
-            `stopped: ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad) in ${seconds} s before the signal; all of them are stored`,
+            `stopped: ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows + summary.refusedByStore} bad) in ${seconds} s before the signal; every good row read is stored`,
           );
           return;
         }
@@ -143,7 +143,7 @@ withSourceFlags(withCommonFlags(program.command('start')))
         });
         const meta = (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata;
         print(
-          `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad, see /api/v1/dead-letters) in ${seconds} s (read and stored); ` +
+          `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows + summary.refusedByStore} bad, see /api/v1/dead-letters) in ${seconds} s (read and stored); ` +
             `${stored.toLocaleString('en-US')} samples stored; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`,
         );
       }

@@ -9,10 +9,19 @@
  * per round instead of once per batch: DCGM exports are metric-major, and a 500-row batch touches
  * 500 GPUs, so acking batch by batch made etcd write about one GPU record per row.
  *
+ * Bad rows: the store isolates the samples the database refuses (`unstorable_row`) and the samples
+ * whose natural key holds another value (`conflicting_duplicate`) as dead letters and stores the
+ * rest of the batch, so one bad row never fails its batch; the collector counts them
+ * (`stats.unstorable`, `stats.conflicts`, `nexus_bad_rows_total{reason}`) and acks as usual.
+ *
  * Failures: a retryable store error releases the batch and backs off with jitter; a payload that cannot
- * be decoded, or a batch that failed `maxDeliveries` times, is recorded as a dead letter and acked so a
- * poison batch cannot stall the queue.
+ * be decoded, or a batch that failed `maxDeliveries` times, is recorded as one dead letter for the
+ * whole item (`undecodable_batch`, `batch_failed`) and acked so a poison batch cannot stall the
+ * queue. That dead letter's ledger id is a hash of the topic and the payload: the same payload
+ * delivered again (even after a restart, when queue item ids start over) is recorded once, and a
+ * different one never collides with it.
  */
+import { createHash } from 'node:crypto';
 import { decodeBatch } from '../domain/batch-codec.js';
 import type { Batch } from '../domain/types.js';
 import { isRetryable } from '../errors.js';
@@ -22,6 +31,27 @@ import type { ClaimedItem, Queue } from '../ports/queue.js';
 import type { SampleStore, WriteResult } from '../ports/sample-store.js';
 import type { Logger } from '../util/logger.js';
 import { backoffDelay, sleep } from '../util/backoff.js';
+
+/** Dead-letter reason codes of whole queue items, written by the collector, with what they mean. */
+export const COLLECTOR_DEAD_LETTER_REASONS = {
+  undecodable_batch: 'the queue item is not a batch of the current format; raw holds its first 1,000 bytes',
+  batch_failed:
+    'the batch failed maxDeliveries times with an error that is not a refused row (raw holds its first 1,000 bytes)',
+} as const;
+
+/** Ledger id of the dead letter recording a whole queue item: derived from its topic and payload. */
+export function deadItemId(topic: string, payload: Uint8Array): string {
+  const hash = createHash('sha256').update(topic).update('\u0000').update(payload).digest('hex');
+  return `dead-item:${hash.slice(0, 40)}`;
+}
+
+/** The batch without the samples the store refused (the live hierarchy shows only stored values). */
+export function storedPart(batch: Batch, result: WriteResult): Batch {
+  const refused = result.refusedSamples;
+  if (refused === undefined || refused.length === 0) return batch;
+  const skip = new Set(refused);
+  return { ...batch, samples: batch.samples.filter((_, i) => !skip.has(i)) };
+}
 
 /** Batches one worker may have written but not yet acked (waiting for their hierarchy round). */
 export const MAX_UNACKED_PER_WORKER = 16;
@@ -51,6 +81,10 @@ export interface CollectorStats {
   samplesWritten: number;
   failures: number;
   redeliveries: number;
+  /** Samples the store refused as unstorable (each a dead letter `unstorable_row`). */
+  unstorable: number;
+  /** Samples refused for a different value under an existing natural key (`conflicting_duplicate`). */
+  conflicts: number;
 }
 
 export class Collector {
@@ -60,6 +94,8 @@ export class Collector {
     samplesWritten: 0,
     failures: 0,
     redeliveries: 0,
+    unstorable: 0,
+    conflicts: 0,
   };
   private running = false;
   private loops: Promise<void>[] = [];
@@ -183,7 +219,7 @@ export class Collector {
     if (!hierarchy) return this.acknowledge(queue, item, batch, result);
     // Wrapped: an async function returning a bare promise would wait for it.
     return {
-      acked: hierarchy.apply(batch).then(
+      acked: hierarchy.apply(storedPart(batch, result)).then(
         () => this.acknowledge(queue, item, batch, result),
         (error: unknown) => this.failed(queue, item, batch, error),
       ),
@@ -207,12 +243,22 @@ export class Collector {
     }
     this.stats.batches += 1;
     this.stats.samplesWritten += result.inserted;
+    this.stats.unstorable += result.unstorable;
+    this.stats.conflicts += result.conflicts;
     if (result.duplicate) {
       this.stats.duplicates += 1;
       metrics?.batchesDuplicate.inc();
     }
     metrics?.batchesAcked.inc();
     metrics?.samplesWritten.inc(result.inserted);
+    if (result.unstorable > 0) metrics?.badRows.inc({ reason: 'unstorable_row' }, result.unstorable);
+    if (result.conflicts > 0) metrics?.badRows.inc({ reason: 'conflicting_duplicate' }, result.conflicts);
+    if (result.unstorable + result.conflicts > 0) {
+      this.log.warn(
+        { batch: batch.id, unstorable: result.unstorable, conflicts: result.conflicts },
+        'samples refused by the store were dead-lettered; the rest of the batch is stored',
+      );
+    }
     try {
       this.options.onBatch?.(batch, result.inserted);
     } catch (error) {
@@ -238,7 +284,7 @@ export class Collector {
   private async deadLetterWholeItem(
     queue: Queue,
     item: ClaimedItem,
-    reason: string,
+    reason: keyof typeof COLLECTOR_DEAD_LETTER_REASONS,
     detail: string,
     batch?: Batch,
   ): Promise<void> {
@@ -246,11 +292,12 @@ export class Collector {
     const raw = Buffer.from(item.payload).toString('utf8', 0, Math.min(item.payload.length, 1000));
     try {
       await this.options.store.writeBatch({
-        id: `dead-item:${queue.topic}:${item.id}`,
+        id: deadItemId(queue.topic, item.payload),
         source: batch?.source ?? `queue:${queue.topic}`,
         samples: [],
         deadLetters: [{ source: batch?.source ?? `queue:${queue.topic}`, line: 0, raw, reason, detail }],
       });
+      this.options.metrics?.badRows.inc({ reason });
       await queue.ack(item);
     } catch (error) {
       this.log.error({ err: error, item: item.id }, 'could not dead-letter the item; releasing it');

@@ -7,6 +7,13 @@
  *   together or not at all. A batch id already in the ledger writes nothing and returns
  *   `{ duplicate: true }`. A sample whose natural key (series, time) is already stored is skipped,
  *   so replaying the same input under other batch ids adds nothing either.
+ * - One bad row never costs its batch: a sample the database refuses (a data or constraint error,
+ *   a field too long to index, a time outside years 0001-9999, a non-finite value) is isolated and
+ *   stored as a dead letter with reason `unstorable_row`; every other sample of the batch is stored
+ *   in the same transaction. Retryable errors (connection loss, ...) still fail the whole write.
+ * - A sample whose natural key is already stored (or came earlier in the same batch) with a
+ *   different value is refused: the stored value stays, and the refused one becomes a dead letter
+ *   with reason `conflicting_duplicate`. An identical duplicate is a replay and stays silent.
  * - When `writeBatch` resolves, the data is durable (as durable as the backend is).
  * - Queries return samples ordered by time (newest first unless `order: 'asc'`). At a rollup
  *   resolution ('1m', '1h') each returned sample is one bucket of one series: its time is the
@@ -21,9 +28,35 @@ export interface WriteResult {
   duplicate: boolean;
   /** Samples newly stored (duplicates by natural key excluded). */
   inserted: number;
-  /** Dead letters stored. */
+  /**
+   * Dead letters stored: the batch's own plus one per sample refused by the store (`unstorable`
+   * + `conflicts`).
+   */
   deadLetters: number;
+  /** Samples the database could not store, each now a dead letter with reason `unstorable_row`. */
+  unstorable: number;
+  /**
+   * Samples refused because their natural key holds a different value, each now a dead letter with
+   * reason `conflicting_duplicate`. Identical duplicates are not counted.
+   */
+  conflicts: number;
+  /**
+   * Indexes in `batch.samples` of the samples refused (`unstorable` + `conflicts`), ascending;
+   * absent when none was. The live hierarchy skips them.
+   */
+  refusedSamples?: number[];
 }
+
+/** Dead-letter reason codes the sample store itself produces, with what they mean. */
+export const STORE_DEAD_LETTER_REASONS = {
+  unstorable_row:
+    'the database refused this sample (e.g. a field too long to index, a time outside years 0001-9999, a non-finite value); the rest of its batch was stored',
+  conflicting_duplicate:
+    'a sample with the same series and time is already stored (or came earlier in the batch) with a different value; the stored value was kept',
+} as const;
+
+/** A dead-letter reason code of the sample store. */
+export type StoreDeadLetterReason = keyof typeof STORE_DEAD_LETTER_REASONS;
 
 /** Which GPU: by cluster + host + index, or by UUID. */
 export type GpuSelector = { clusterId: string; hostname: string; gpuId: string } | { uuid: string };

@@ -36,6 +36,11 @@ export interface IngestOptions extends StreamInput {
   progress?: boolean;
 }
 
+/** What one {@link EmbeddedRuntime.ingest} read, and what the store refused of it. */
+export interface IngestSummary extends StreamSummary {
+  refusedByStore: number;
+}
+
 /** A running embedded pipeline. */
 export interface EmbeddedRuntime {
   readonly config: Config;
@@ -47,8 +52,12 @@ export interface EmbeddedRuntime {
   readonly app: FastifyInstance;
   /** `http://host:port` when listening. */
   readonly address: string | undefined;
-  /** Stream a source through the queue and wait until the collector has stored all of it. */
-  ingest(input: IngestOptions): Promise<StreamSummary>;
+  /**
+   * Stream a source through the queue and wait until the collector has stored all of it. The
+   * summary's `refusedByStore` counts rows the store refused meanwhile (`unstorable_row`,
+   * `conflicting_duplicate` dead letters), on top of the `badRows` refused while reading.
+   */
+  ingest(input: IngestOptions): Promise<IngestSummary>;
   /** Resolve once every queued batch has been acked. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -160,6 +169,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     app,
     address,
     async ingest(input) {
+      const refusedBefore = collector.stats.unstorable + collector.stats.conflicts;
       const summary = await runStreamer(input, {
         queue,
         clusterId: config.CLUSTER_ID,
@@ -171,7 +181,8 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
         progress: input.progress,
       });
       await drain();
-      return summary;
+      const refusedByStore = collector.stats.unstorable + collector.stats.conflicts - refusedBefore;
+      return { ...summary, refusedByStore };
     },
     drain,
     async close() {

@@ -31,6 +31,14 @@ export interface Migration {
 export const MIGRATION_LOCK_KEY = 7_391_404_202_517;
 
 /** Every migration, oldest first. Append only. */
+/**
+ * SQL of a dead letter's natural key over the columns of `alias` (e.g. `u.`): a hash of where it came
+ * from, why, and its text. The batch and the detail are left out: a replay may batch rows differently.
+ */
+export function deadLetterKeySql(alias: string): string {
+  return `sha256(convert_to(${alias}source || E'\\n' || ${alias}line::text || E'\\n' || ${alias}reason || E'\\n' || ${alias}raw, 'UTF8'))`;
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -307,6 +315,17 @@ SELECT series_id, to_timestamp(floor(extract(epoch FROM ts) / 3600) * 3600), min
        sum(value), count(*), (array_agg(value ORDER BY ts DESC))[1], max(ts)
 FROM samples_v1 GROUP BY 1, 2;
 DROP TABLE samples_v1;
+`,
+  },
+  {
+    version: 3,
+    name: 'dead letters keyed by content: a replayed bad row is one dead letter, not one per run',
+    sql: `
+ALTER TABLE dead_letters ADD COLUMN dedupe_key bytea;
+UPDATE dead_letters SET dedupe_key = ${deadLetterKeySql('')};
+DELETE FROM dead_letters d USING dead_letters e WHERE d.dedupe_key = e.dedupe_key AND d.id > e.id;
+ALTER TABLE dead_letters ALTER COLUMN dedupe_key SET NOT NULL;
+CREATE UNIQUE INDEX dead_letters_dedupe_key ON dead_letters (dedupe_key);
 `,
   },
 ];

@@ -1,9 +1,11 @@
 /**
  * The SampleStore behaviour common to every SQL backend: migrations, the idempotent write path
  * (day partitions ensured first, in their own short transaction; then the batch transaction with
- * samples, rollups and dead letters), queries at raw or rollup resolution, retention, the series id
- * cache, close semantics and error mapping. An adapter supplies a {@link SqlBackend} (how to run a
- * statement, a transaction, and what its errors mean).
+ * samples, rollups and dead letters; when the database refuses some of the data, that transaction
+ * is rolled back and the batch written again with the refused rows isolated, see
+ * `write-batch.ts`), queries at raw or rollup resolution, retention, the series id cache, close
+ * semantics and error mapping. An adapter supplies a {@link SqlBackend} (how to run a statement,
+ * a transaction, and what its errors mean).
  */
 import type { Batch } from '../domain/types.js';
 import { NexusError } from '../errors.js';
@@ -49,7 +51,13 @@ import {
 } from './queries.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
-import { InvalidBatchError, validateBatchTimestamps, writeBatchInTransaction } from './write-batch.js';
+import {
+  InvalidBatchError,
+  type WriteBatchOptions,
+  isUnstorableError,
+  storableTimestamps,
+  writeBatchInTransaction,
+} from './write-batch.js';
 
 /** Most series rows kept for joining query results in memory. */
 const SERIES_CACHE_LIMIT = 100_000;
@@ -118,13 +126,26 @@ export class SqlSampleStore implements SampleStore {
     return this.#run('partitioning', () => this.#partitioning());
   }
 
+  /**
+   * Write one batch in one transaction. When the database refuses some of its data (a
+   * non-retryable data, constraint or limit error), the transaction is rolled back and the batch
+   * written again in a second one that isolates the refused samples as `unstorable_row` dead
+   * letters and stores the rest. Any other error (e.g. connection loss) fails the write.
+   */
   writeBatch(batch: Batch): Promise<WriteResult> {
     return this.#run('writeBatch', async () => {
-      validateBatchTimestamps(batch);
-      await this.#ensureDays(batch.samples.map((s) => s.timestampMs));
-      const outcome = await this.#backend.transaction((tx) =>
-        writeBatchInTransaction(tx, batch, this.#cache, { rollups: this.#rollups }),
-      );
+      await this.#ensureDays(storableTimestamps(batch));
+      const write = (options: WriteBatchOptions) =>
+        this.#backend.transaction((tx) =>
+          writeBatchInTransaction(tx, batch, this.#cache, { rollups: this.#rollups, ...options }),
+        );
+      let outcome;
+      try {
+        outcome = await write({});
+      } catch (error) {
+        if (!isUnstorableError(error)) throw error;
+        outcome = await write({ isolate: true });
+      }
       this.#cache.addAll(outcome.resolvedSeries);
       return outcome.result;
     });

@@ -3,38 +3,65 @@
  * Runs inside the caller's transaction:
  *
  * 1. Insert the ledger row; if the batch id is already there, stop (duplicate, nothing written).
- * 2. Resolve series ids: from the caller's cache, else insert the missing series
+ * 2. Refuse, without SQL, the samples no database can hold (time outside years 0001-9999,
+ *    non-finite value): they become `unstorable_row` dead letters (see `refusals.ts`).
+ * 3. Resolve series ids: from the caller's cache, else insert the missing series
  *    (ON CONFLICT DO NOTHING, in key order so concurrent writers lock in one order) and select them.
  *    The series key is a hash of the canonical identity (labels sorted), so label order does not
  *    make a new series.
- * 3. Samples, fast path: binary COPY straight into `samples` under a savepoint. The ledger already
+ * 4. Samples, fast path: binary COPY straight into `samples` under a savepoint. The ledger already
  *    filters replays of the same batch, so a natural-key conflict is rare; when one happens
- *    (23505) roll back to the savepoint and insert the same rows with ON CONFLICT DO NOTHING.
- *    Measured on PGlite on disk, 2,470-row batches: COPY 147k rows/s against 68-75k for
+ *    (23505) roll back to the savepoint and insert the same rows with ON CONFLICT DO NOTHING
+ *    RETURNING. Only on that slow path, the rows the insert refused are compared with the stored
+ *    values: a different value is a `conflicting_duplicate` dead letter, an identical one a silent
+ *    replay. Measured on PGlite on disk, 2,470-row batches: COPY 147k rows/s against 68-75k for
  *    unnest / staging + ON CONFLICT.
- * 4. Rollups: the samples actually inserted (all of them after a clean COPY; the rows the
+ * 5. Rollups: the samples actually inserted (all of them after a clean COPY; the rows the
  *    conflict path's INSERT returned otherwise) are folded into 1m and 1h buckets and merged
  *    into `samples_1m` / `samples_1h` (see `rollups.ts`), in the same transaction.
- * 5. Dead letters.
+ * 6. Dead letters: the batch's own, then one per refused sample (and the ledger's count updated).
+ *
+ * Steps 3-5 run once for the whole batch with no savepoint of their own (a clean batch costs what
+ * it always did). When the database refuses the data ({@link isUnstorableError}), the store rolls
+ * that transaction back and calls this again with `isolate`: the samples are then written in
+ * parts, each under a savepoint, and a refused part is split in two until the refused single
+ * samples are found. A batch with one poison row among n costs about 2 log2(n) parts (26 for
+ * 5,000 rows), not n; every other row is stored exactly once, in the same transaction as the
+ * ledger row, so a redelivered batch still adds nothing. When a single sample fails while its
+ * series was being inserted, the other samples of that series are refused without more attempts.
  *
  * The day partitions the batch needs are created before this transaction, by the store (see
  * `partitions.ts`). New series ids are returned rather than cached here: the transaction may
  * still roll back.
  */
-import type { Batch, SeriesKey } from '../domain/types.js';
+import type { Batch, Sample, SeriesKey } from '../domain/types.js';
 import type { WriteResult } from '../ports/sample-store.js';
 import { encodeSamplesCopy } from './binary-copy.js';
+import {
+  type RefusedSample,
+  describeStoreError,
+  isUnstorableError,
+  refusalDeadLetters,
+  unstorableSampleProblem,
+} from './refusals.js';
 import { updateRollups } from './rollups.js';
-import { type SeriesIdLookup, pgLabelsJson, pgText, seriesIdentity, seriesKeyHash } from './series.js';
+import {
+  type SeriesIdLookup,
+  SeriesIdCache,
+  pgLabelsJson,
+  pgText,
+  seriesIdentity,
+  seriesKeyHash,
+} from './series.js';
 import { type TransactionExecutor, UNIQUE_VIOLATION, numericArrayLiteral, sqlState } from './sql-executor.js';
+import { deadLetterKeySql } from './migrations.js';
+
+export { InvalidBatchError, isUnstorableError } from './refusals.js';
 
 /** Rows per COPY stream / INSERT statement; one giant COPY is pathological on PGlite. */
 export const WRITE_CHUNK_ROWS = 50_000;
 
 const SAMPLE_COLUMNS = ['series_id', 'ts', 'value'] as const;
-/** Accepted sample times: years 0001 to 9999 (inside both JS Date's and PostgreSQL's range). */
-const MIN_TS_MS = -62_135_596_800_000; // 0001-01-01T00:00:00Z (Date.UTC maps years 0-99 to 19xx)
-const MAX_TS_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** A series id found or created by a write. */
 export interface ResolvedSeries {
@@ -47,11 +74,8 @@ export interface BatchWriteOutcome {
   result: WriteResult;
   /** Series created or first looked up by this write. Cache them once the transaction committed. */
   resolvedSeries: ResolvedSeries[];
-}
-
-/** Thrown before any SQL when a batch cannot be encoded (the store maps it to a coded error). */
-export class InvalidBatchError extends Error {
-  override readonly name = 'InvalidBatchError';
+  /** Parts written under a savepoint (0 without `isolate`); tests check the split stays O(log n). */
+  parts: number;
 }
 
 /** Options of {@link writeBatchInTransaction}. */
@@ -61,25 +85,25 @@ export interface WriteBatchOptions {
    * without them, rollup-resolution queries miss this batch.
    */
   rollups?: boolean;
+  /**
+   * Write the samples in parts under savepoints, splitting every part the database refuses until
+   * the refused samples are isolated (default false: one part, any error fails the write).
+   */
+  isolate?: boolean;
 }
 
-/**
- * Check every sample time is one the database can store (years 0001-9999).
- * @throws InvalidBatchError naming the first bad sample
- */
-export function validateBatchTimestamps(batch: Batch): void {
-  const n = batch.samples.length;
-  for (let i = 0; i < n; i++) {
-    const ts = (batch.samples[i] as Batch['samples'][number]).timestampMs;
-    if (!(ts >= MIN_TS_MS && ts <= MAX_TS_MS)) {
-      throw new InvalidBatchError(`batch ${batch.id}: sample ${i} has an invalid timestamp (${ts})`);
-    }
-  }
+/** The sample times of a batch the database can be asked to store (for the day partitions). */
+export function storableTimestamps(batch: Batch): number[] {
+  const out: number[] = [];
+  for (const s of batch.samples) if (unstorableSampleProblem(s) === undefined) out.push(s.timestampMs);
+  return out;
 }
 
 /**
  * Write one batch inside an open transaction. `cache` is only read; add
  * {@link BatchWriteOutcome.resolvedSeries} to it once the transaction commits.
+ * @throws the database's error when a part fails for a reason splitting cannot fix, or (without
+ *   `isolate`) when the database refuses any of the data
  */
 export async function writeBatchInTransaction(
   tx: TransactionExecutor,
@@ -88,48 +112,195 @@ export async function writeBatchInTransaction(
   options: WriteBatchOptions = {},
 ): Promise<BatchWriteOutcome> {
   const n = batch.samples.length;
-  validateBatchTimestamps(batch);
-
   const ledger = await tx.query(
     `INSERT INTO batch_ledger (batch_id, source, sample_count, dead_letter_count)
 VALUES ($1, $2, $3, $4) ON CONFLICT (batch_id) DO NOTHING`,
     [batch.id, pgText(batch.source), n, batch.deadLetters.length],
   );
   if (ledger.rowCount === 0) {
-    return { result: { duplicate: true, inserted: 0, deadLetters: 0 }, resolvedSeries: [] };
+    return {
+      result: { duplicate: true, inserted: 0, deadLetters: 0, unstorable: 0, conflicts: 0 },
+      resolvedSeries: [],
+      parts: 0,
+    };
   }
 
-  const seriesIds = new Int32Array(n);
-  const timestamps = new Float64Array(n);
-  const values = new Float64Array(n);
-  const resolvedSeries = await resolveSeries(tx, batch, cache, seriesIds);
+  const writer = new SampleWriter(tx, batch, cache, options.rollups !== false);
+  const candidates: number[] = [];
   for (let i = 0; i < n; i++) {
-    const s = batch.samples[i] as Batch['samples'][number];
-    timestamps[i] = s.timestampMs;
-    values[i] = s.value;
+    const problem = unstorableSampleProblem(batch.samples[i] as Sample);
+    if (problem === undefined) candidates.push(i);
+    else writer.refused.push({ index: i, reason: 'unstorable_row', detail: problem });
+  }
+  if (options.isolate) await writer.isolate(candidates);
+  else await writer.write(candidates);
+
+  const refused = writer.refused.sort((a, b) => a.index - b.index);
+  const deadLetters = await insertDeadLetters(tx, batch, refused);
+  if (refused.length > 0) {
+    await tx.query('UPDATE batch_ledger SET dead_letter_count = $2 WHERE batch_id = $1', [
+      batch.id,
+      deadLetters,
+    ]);
+  }
+  const conflicts = refused.filter((r) => r.reason === 'conflicting_duplicate').length;
+  return {
+    result: {
+      duplicate: false,
+      inserted: writer.inserted,
+      deadLetters,
+      unstorable: refused.length - conflicts,
+      conflicts,
+      ...(refused.length > 0 ? { refusedSamples: refused.map((r) => r.index) } : {}),
+    },
+    resolvedSeries: writer.resolved,
+    parts: writer.parts,
+  };
+}
+
+/** What writing one part of a batch did (applied only once the part is kept). */
+interface PartOutcome {
+  inserted: number;
+  conflicts: RefusedSample[];
+  resolved: ResolvedSeries[];
+}
+
+/** Writes the samples of one batch, whole or in isolating parts; collects what it refused. */
+class SampleWriter {
+  inserted = 0;
+  parts = 0;
+  readonly refused: RefusedSample[] = [];
+  readonly resolved: ResolvedSeries[] = [];
+  readonly #tx: TransactionExecutor;
+  readonly #batch: Batch;
+  readonly #rollups: boolean;
+  /** Series resolved by parts kept so far in this transaction, consulted after the caller's cache. */
+  readonly #local = new SeriesIdCache(Number.MAX_SAFE_INTEGER);
+  readonly #lookup: SeriesIdLookup;
+  /** Series identities the database refused to insert, with its message. */
+  readonly #poison = new Map<string, string>();
+
+  constructor(tx: TransactionExecutor, batch: Batch, cache: SeriesIdLookup, rollups: boolean) {
+    this.#tx = tx;
+    this.#batch = batch;
+    this.#rollups = rollups;
+    this.#lookup = { get: (key) => cache.get(key) ?? this.#local.get(key) };
   }
 
-  let inserted = 0;
-  if (n > 0) {
-    const rows = await insertSamples(tx, seriesIds, timestamps, values);
-    inserted = rows.seriesIds.length;
-    if (options.rollups !== false) {
-      await updateRollups(tx, rows.seriesIds, rows.timestampsMs, rows.values);
-    }
+  /** All samples in one part, no savepoint: any error propagates. */
+  async write(indexes: number[]): Promise<void> {
+    if (indexes.length > 0) this.#keep(await this.#writePart(indexes, { stage: 'series' }));
   }
-  const deadLetters = await insertDeadLetters(tx, batch);
-  return { result: { duplicate: false, inserted, deadLetters }, resolvedSeries };
+
+  /** Samples in parts under savepoints; a refused part is split until its refused rows are found. */
+  async isolate(indexes: number[]): Promise<void> {
+    // The caller saw the whole batch refused: start with its halves.
+    await this.#split(indexes);
+  }
+
+  async #split(indexes: number[]): Promise<void> {
+    if (indexes.length <= 1) {
+      await this.#attempt(indexes);
+      return;
+    }
+    const mid = indexes.length >>> 1;
+    await this.#attempt(indexes.slice(0, mid));
+    await this.#attempt(indexes.slice(mid));
+  }
+
+  async #attempt(all: number[]): Promise<void> {
+    const indexes = this.#withoutPoison(all);
+    if (indexes.length === 0) return;
+    const tx = this.#tx;
+    this.parts += 1;
+    await tx.query('SAVEPOINT nexus_part');
+    const at = { stage: 'series' as 'series' | 'samples' };
+    let part: PartOutcome;
+    try {
+      part = await this.#writePart(indexes, at);
+    } catch (error) {
+      if (!isUnstorableError(error)) throw error;
+      await tx.query('ROLLBACK TO SAVEPOINT nexus_part');
+      await tx.query('RELEASE SAVEPOINT nexus_part');
+      if (indexes.length > 1) {
+        await this.#split(indexes);
+        return;
+      }
+      const index = indexes[0] as number;
+      const detail = describeStoreError(error);
+      this.refused.push({ index, reason: 'unstorable_row', detail });
+      if (at.stage === 'series') this.#poison.set(seriesIdentity(this.#sample(index)), detail);
+      return;
+    }
+    await tx.query('RELEASE SAVEPOINT nexus_part');
+    this.#keep(part);
+  }
+
+  /** `indexes` minus the samples of series the database refused (those are refused at once). */
+  #withoutPoison(indexes: number[]): number[] {
+    if (this.#poison.size === 0) return indexes;
+    return indexes.filter((index) => {
+      const detail = this.#poison.get(seriesIdentity(this.#sample(index)));
+      if (detail === undefined) return true;
+      this.refused.push({ index, reason: 'unstorable_row', detail });
+      return false;
+    });
+  }
+
+  #keep(part: PartOutcome): void {
+    this.inserted += part.inserted;
+    this.refused.push(...part.conflicts);
+    this.resolved.push(...part.resolved);
+    this.#local.addAll(part.resolved);
+  }
+
+  #sample(index: number): Sample {
+    return this.#batch.samples[index] as Sample;
+  }
+
+  /** Series, samples and rollups of these samples; `at.stage` says how far it got. */
+  async #writePart(indexes: number[], at: { stage: 'series' | 'samples' }): Promise<PartOutcome> {
+    const all = this.#batch.samples;
+    const rows = indexes.length === all.length ? all : indexes.map((i) => all[i] as Sample);
+    const n = rows.length;
+    const seriesIds = new Int32Array(n);
+    const timestamps = new Float64Array(n);
+    const values = new Float64Array(n);
+    at.stage = 'series';
+    const resolved = await resolveSeries(this.#tx, rows, this.#lookup, seriesIds);
+    at.stage = 'samples';
+    for (let i = 0; i < n; i++) {
+      const s = rows[i] as Sample;
+      timestamps[i] = s.timestampMs;
+      values[i] = s.value;
+    }
+    const { stored, refused } = await insertSamples(this.#tx, seriesIds, timestamps, values);
+    if (this.#rollups && stored.seriesIds.length > 0) {
+      await updateRollups(this.#tx, stored.seriesIds, stored.timestampsMs, stored.values);
+    }
+    const conflicts = refused.map(({ row, storedValue }): RefusedSample => {
+      const s = rows[row] as Sample;
+      return {
+        index: indexes[row] as number,
+        reason: 'conflicting_duplicate',
+        detail:
+          `stored value ${storedValue}, refused value ${s.value} for ${s.metric} of ${s.uuid} ` +
+          `(${s.hostname}) at ${new Date(s.timestampMs).toISOString()}`,
+      };
+    });
+    return { inserted: stored.seriesIds.length, conflicts, resolved };
+  }
 }
 
 async function resolveSeries(
   tx: TransactionExecutor,
-  batch: Batch,
+  samples: readonly Sample[],
   cache: SeriesIdLookup,
   out: Int32Array,
 ): Promise<ResolvedSeries[]> {
   // Cache misses, grouped by canonical identity: identity -> sample indexes.
   const missing = new Map<string, number[]>();
-  batch.samples.forEach((s, i) => {
+  samples.forEach((s, i) => {
     const id = cache.get(s);
     if (id !== undefined) {
       out[i] = id;
@@ -144,7 +315,7 @@ async function resolveSeries(
 
   const rows = [...missing].map(([identity, indexes]) => ({
     key: seriesKeyHash(identity),
-    s: batch.samples[indexes[0] as number] as Batch['samples'][number],
+    s: samples[indexes[0] as number] as Sample,
     indexes,
   }));
   rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -191,12 +362,21 @@ interface InsertedRows {
   values: ArrayLike<number>;
 }
 
+/** A row the natural key refused because the stored value differs; `row` indexes the columns. */
+interface ConflictingRow {
+  row: number;
+  storedValue: number;
+}
+
+/** Natural key of a row as text, for matching rows in memory. */
+const naturalKey = (seriesId: number, tsMs: number): string => `${seriesId}:${tsMs}`;
+
 async function insertSamples(
   tx: TransactionExecutor,
   seriesIds: Int32Array,
   timestamps: Float64Array,
   values: Float64Array,
-): Promise<InsertedRows> {
+): Promise<{ stored: InsertedRows; refused: ConflictingRow[] }> {
   const n = seriesIds.length;
   await tx.query('SAVEPOINT nexus_samples');
   try {
@@ -212,12 +392,15 @@ async function insertSamples(
     await tx.query('RELEASE SAVEPOINT nexus_samples');
     if (copied !== n) throw new Error(`COPY stored ${copied} of ${n} samples`);
     // No conflict: every row of the batch is new.
-    return { seriesIds, timestampsMs: timestamps, values };
+    return { stored: { seriesIds, timestampsMs: timestamps, values }, refused: [] };
   } catch (error) {
     if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
     await tx.query('ROLLBACK TO SAVEPOINT nexus_samples');
+    await tx.query('RELEASE SAVEPOINT nexus_samples');
   }
   const out = { seriesIds: [] as number[], timestampsMs: [] as number[], values: [] as number[] };
+  // Value of each natural key this insert stored, and whether a row of the batch was matched to it.
+  const insertedValue = new Map<string, number>();
   for (let start = 0; start < n; start += WRITE_CHUNK_ROWS) {
     const end = Math.min(n, start + WRITE_CHUNK_ROWS);
     const r = await tx.query<{ series_id: number; ts_ms: number; value: number }>(
@@ -235,24 +418,80 @@ RETURNING series_id, (extract(epoch FROM ts) * 1000)::float8 AS ts_ms, value`,
       out.seriesIds.push(row.series_id);
       out.timestampsMs.push(row.ts_ms);
       out.values.push(row.value);
+      insertedValue.set(naturalKey(row.series_id, row.ts_ms), row.value);
     }
   }
-  return out;
+  return { stored: out, refused: await conflictingRows(tx, seriesIds, timestamps, values, insertedValue) };
 }
 
-async function insertDeadLetters(tx: TransactionExecutor, batch: Batch): Promise<number> {
-  const dls = batch.deadLetters;
+/**
+ * The rows of an `ON CONFLICT DO NOTHING` insert that were refused for a different value than
+ * the one stored under their natural key. Rows whose key this insert stored are settled in
+ * memory (the first row with the stored value is the one stored; the others are identical
+ * repeats or conflicts); the rest are compared with the stored rows in one query per chunk,
+ * bounded by the rows' time range so only their day partitions are read.
+ */
+async function conflictingRows(
+  tx: TransactionExecutor,
+  seriesIds: Int32Array,
+  timestamps: Float64Array,
+  values: Float64Array,
+  insertedValue: Map<string, number>,
+): Promise<ConflictingRow[]> {
+  const conflicts: ConflictingRow[] = [];
+  const matched = new Set<string>();
+  const unsettled: number[] = [];
+  for (let row = 0; row < seriesIds.length; row++) {
+    const key = naturalKey(seriesIds[row] as number, timestamps[row] as number);
+    const stored = insertedValue.get(key);
+    if (stored === undefined) unsettled.push(row);
+    else if (stored === values[row] && !matched.has(key)) matched.add(key);
+    else if (stored !== values[row]) conflicts.push({ row, storedValue: stored });
+  }
+  for (let start = 0; start < unsettled.length; start += WRITE_CHUNK_ROWS) {
+    const rows = unsettled.slice(start, start + WRITE_CHUNK_ROWS);
+    const ts = rows.map((row) => timestamps[row] as number);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const t of ts) {
+      if (t < lo) lo = t;
+      if (t > hi) hi = t;
+    }
+    const r = await tx.query<{ ord: number; value: number }>(
+      `SELECT u.ord::int AS ord, s.value
+FROM unnest($1::int4[], $2::float8[]) WITH ORDINALITY AS u(i, m, ord)
+JOIN samples s ON s.series_id = u.i AND s.ts = to_timestamp(u.m / 1000)
+WHERE s.ts BETWEEN to_timestamp($3::float8 / 1000) AND to_timestamp($4::float8 / 1000)`,
+      [numericArrayLiteral(rows.map((row) => seriesIds[row] as number)), numericArrayLiteral(ts), lo, hi],
+    );
+    for (const { ord, value } of r.rows) {
+      const row = rows[ord - 1] as number;
+      if (value !== values[row]) conflicts.push({ row, storedValue: value });
+    }
+  }
+  return conflicts.sort((a, b) => a.row - b.row);
+}
+
+async function insertDeadLetters(
+  tx: TransactionExecutor,
+  batch: Batch,
+  refused: readonly RefusedSample[],
+): Promise<number> {
+  const dls =
+    refused.length === 0 ? batch.deadLetters : [...batch.deadLetters, ...refusalDeadLetters(batch, refused)];
   if (dls.length === 0) return 0;
   const r = await tx.query(
-    `INSERT INTO dead_letters (batch_id, source, line, raw, reason, detail)
-SELECT $1, u.source, u.line, u.raw, u.reason, u.detail
+    `INSERT INTO dead_letters (batch_id, source, line, raw, reason, detail, dedupe_key)
+SELECT $1, u.source, u.line, u.raw, u.reason, u.detail, ${deadLetterKeySql('u.')}
 FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[])
      WITH ORDINALITY AS u(source, line, raw, reason, detail, ord)
-ORDER BY u.ord`,
+ORDER BY u.ord
+ON CONFLICT (dedupe_key) DO NOTHING`,
     [
       batch.id,
       dls.map((d) => pgText(d.source)),
-      dls.map((d) => d.line),
+      // A line the column cannot hold would fail the whole batch: keep the letter, line 0.
+      dls.map((d) => (Number.isSafeInteger(d.line) ? d.line : 0)),
       dls.map((d) => pgText(d.raw)),
       dls.map((d) => pgText(d.reason)),
       dls.map((d) => pgText(d.detail)),

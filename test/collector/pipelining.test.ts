@@ -288,6 +288,8 @@ describe('Collector with a live hierarchy: pipelined rounds', () => {
       samplesWritten: TOTAL * GPUS,
       failures: 0,
       redeliveries: 0,
+      unstorable: 0,
+      conflicts: 0,
     });
     await expectHierarchyCurrent(r, TOTAL);
 

@@ -162,7 +162,7 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
         sample(key, Date.parse('2199-01-01T00:00:00.001Z'), 123456789.12345679),
       ];
       const r = await store.writeBatch(batch(written));
-      expect(r).toEqual({ duplicate: false, inserted: 6, deadLetters: 0 });
+      expect(r).toEqual({ duplicate: false, inserted: 6, deadLetters: 0, unstorable: 0, conflicts: 0 });
       const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
       expect(got).toEqual(written);
 
@@ -185,11 +185,23 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       const c = unique('dup');
       const b = batch(series(seriesKey(c), 5), [deadLetter(`${c}.csv`, 9)]);
       const before = await store.countSamples();
-      expect(await store.writeBatch(b)).toEqual({ duplicate: false, inserted: 5, deadLetters: 1 });
+      expect(await store.writeBatch(b)).toEqual({
+        duplicate: false,
+        inserted: 5,
+        deadLetters: 1,
+        unstorable: 0,
+        conflicts: 0,
+      });
       expect(await store.countSamples()).toBe(before + 5);
 
       const replay = { ...b, samples: [...b.samples, sample(seriesKey(c), T0 + 99_000, 1)] };
-      expect(await store.writeBatch(replay)).toEqual({ duplicate: true, inserted: 0, deadLetters: 0 });
+      expect(await store.writeBatch(replay)).toEqual({
+        duplicate: true,
+        inserted: 0,
+        deadLetters: 0,
+        unstorable: 0,
+        conflicts: 0,
+      });
       expect(await store.countSamples()).toBe(before + 5);
       expect(await store.listDeadLetters({ source: `${c}.csv` })).toHaveLength(1);
     });
@@ -203,6 +215,8 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
         duplicate: false,
         inserted: 0,
         deadLetters: 0,
+        unstorable: 0,
+        conflicts: 0,
       });
       expect(await store.countSamples()).toBe(before);
     });
@@ -214,7 +228,8 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       const r = await store.writeBatch(
         batch([sample(key, T0 + 1000, 999), sample(key, T0 + 2_345, 3.25), sample(key, T0 + 3_001, 4)]),
       );
-      expect(r.inserted).toBe(2);
+      // The stored 2 stays; the refused 999 is counted as a conflict.
+      expect(r).toMatchObject({ inserted: 2, conflicts: 1, deadLetters: 1, refusedSamples: [0] });
       const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
       expect(got.map((s) => [s.timestampMs, s.value])).toEqual([
         [T0, 1],
@@ -256,35 +271,219 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       ['NaN', NaN],
       ['Infinity', Infinity],
       ['-Infinity', -Infinity],
-    ])('a batch failing midway (%s value) leaves nothing behind', async (_label, bad) => {
-      const c = unique('atom');
-      const key = seriesKey(c, { hostname: 'host-new' });
-      const other = seriesKey(c, { metric: 'DCGM_FI_DEV_POWER_USAGE', hostname: 'host-new' });
-      const good = [...series(key, 200), ...series(other, 200)];
-      const id = unique('atomic-batch');
+    ])(
+      'a %s value becomes one unstorable_row dead letter; the rest of the batch is stored',
+      async (label, bad) => {
+        const c = unique('nonfinite');
+        const key = seriesKey(c, { hostname: 'host-new' });
+        const other = seriesKey(c, { metric: 'DCGM_FI_DEV_POWER_USAGE', hostname: 'host-new' });
+        const good = [...series(key, 200), ...series(other, 200)];
+        const before = await store.countSamples();
+        const b = batch([...good.slice(0, 150), sample(other, T0 + 999_000, bad), ...good.slice(150)]);
+        b.source = `${c}.csv`;
+        expect(await store.writeBatch(b)).toEqual({
+          duplicate: false,
+          inserted: 400,
+          deadLetters: 1,
+          unstorable: 1,
+          conflicts: 0,
+          refusedSamples: [150],
+        });
+        expect(await store.countSamples()).toBe(before + 400);
+        const [d, ...rest] = await store.listDeadLetters({ source: `${c}.csv` });
+        expect(rest).toEqual([]);
+        expect(d).toMatchObject({ line: 0, reason: 'unstorable_row' });
+        expect(d!.detail).toContain(`batch ${b.id}, sample 150 of 401`);
+        expect(d!.detail).toContain(`value ${label} is not finite`);
+        // The sample reconstructed as a DCGM CSV row (samples do not carry their input line).
+        const ts = new Date(T0 + 999_000).toISOString();
+        expect(d!.raw).toBe(
+          `${ts},DCGM_FI_DEV_POWER_USAGE,0,nvidia0,GPU-${c}-a-0,NVIDIA H100 80GB HBM3,host-new,,,,${label},`,
+        );
+      },
+    );
+
+    it('a time outside years 0001-9999 becomes an unstorable_row dead letter; the rest is stored', async () => {
+      const c = unique('badts');
+      const src = `${c}.csv`;
+      const beyond = Date.UTC(9999, 11, 31, 12) + DAY; // 10000-01-01, e.g. 9999-12-31 restamped
+      const b = {
+        ...batch([...series(seriesKey(c), 3), sample(seriesKey(c), NaN, 1), sample(seriesKey(c), beyond, 2)]),
+        source: src,
+      };
       const before = await store.countSamples();
-      const failing = batch([...good, sample(other, T0 + 999_000, bad)], [deadLetter(`${c}.csv`, 3)], id);
+      expect(await store.writeBatch(b)).toMatchObject({ inserted: 3, unstorable: 2, deadLetters: 2 });
+      expect(await store.countSamples()).toBe(before + 3);
+      const letters = await store.listDeadLetters({ source: src });
+      expect(letters.map((d) => [d.reason, d.detail])).toEqual([
+        [
+          'unstorable_row',
+          `batch ${b.id}, sample 4 of 5: timestamp ${beyond} ms is outside the years 0001-9999`,
+        ],
+        ['unstorable_row', `batch ${b.id}, sample 3 of 5: timestamp NaN ms is outside the years 0001-9999`],
+      ]);
+      // The last instant of 9999 is storable.
+      const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+      expect((await store.writeBatch(batch([sample(seriesKey(c), last, 7)]))).inserted).toBe(1);
+    });
 
-      await expectCode(store.writeBatch(failing), 'BAD_REQUEST');
-      expect(await store.countSamples()).toBe(before);
-      expect(await store.listGpus(c)).toEqual([]);
-      expect(await store.listDeadLetters({ source: `${c}.csv` })).toEqual([]);
+    it('a row the database refuses (54000: index row too large) in the middle of a batch: the good rows are stored, one dead letter', async () => {
+      const c = unique('poison');
+      const src = `${c}.csv`;
+      const key = seriesKey(c);
+      const poisonKey = seriesKey(c, { hostname: incompressible(4000, 1), metric: incompressible(4000, 2) });
+      const good = Array.from({ length: 999 }, (_, i) =>
+        sample(seriesKey(c, { metric: `DCGM_FI_M_${i % 20}` }), T0 + i * 1000, i),
+      );
+      const b = {
+        ...batch([...good.slice(0, 500), sample(poisonKey, T0, 1), ...good.slice(500)]),
+        source: src,
+      };
+      const before = await store.countSamples();
+      expect(await store.writeBatch(b)).toEqual({
+        duplicate: false,
+        inserted: 999,
+        deadLetters: 1,
+        unstorable: 1,
+        conflicts: 0,
+        refusedSamples: [500],
+      });
+      expect(await store.countSamples()).toBe(before + 999);
+      const stored = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 10_000 });
+      expect(stored.map((s) => s.value)).toEqual(good.map((s) => s.value));
+      expect(stored.map((s) => s.metric)).toEqual(good.map((s) => s.metric));
+      expect((await store.listGpus(c)).map((g) => g.hostname)).toEqual(['host-a']);
+      const letters = await store.listDeadLetters({ source: src });
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatchObject({ source: src, line: 0, reason: 'unstorable_row' });
+      expect(letters[0]!.detail).toMatch(
+        new RegExp(`^batch ${b.id}, sample 500 of 1000: .*index row size.*\\(SQLSTATE 54000\\)$`),
+      );
+      expect(letters[0]!.raw).toHaveLength(1000);
+      expect(
+        letters[0]!.raw.startsWith(`${new Date(T0).toISOString()},${poisonKey.metric.slice(0, 100)}`),
+      ).toBe(true);
 
-      // The ledger entry rolled back too, and the series cache holds no id from the failed write.
-      const fixed = batch(good, [deadLetter(`${c}.csv`, 3)], id);
-      expect(await store.writeBatch(fixed)).toEqual({ duplicate: false, inserted: 400, deadLetters: 1 });
-      expect(await store.querySamples({ gpu: { uuid: key.uuid }, limit: 10_000 })).toHaveLength(400);
+      // Redelivery of the split batch (same id) adds nothing: no sample, no dead letter.
+      expect(await store.writeBatch(b)).toEqual({
+        duplicate: true,
+        inserted: 0,
+        deadLetters: 0,
+        unstorable: 0,
+        conflicts: 0,
+      });
+      expect(await store.countSamples()).toBe(before + 999);
+      expect(await store.listDeadLetters({ source: src })).toHaveLength(1);
+      // The series cache holds nothing from the rolled-back first attempt: later batches of the
+      // same series land on the stored series.
+      expect((await store.writeBatch(batch([sample(key, T0 + 5_000_000, 5)]))).inserted).toBe(1);
       expect(await store.listGpus(c)).toHaveLength(1);
     });
 
-    it('rejects a sample without a valid timestamp as BAD_REQUEST and writes nothing', async () => {
-      const c = unique('badts');
-      const id = unique('badts-batch');
+    it('two different poison rows (and every sample of a refused series) are isolated; the rest is stored once', async () => {
+      const c = unique('poison2');
+      const src = `${c}.csv`;
+      const key = seriesKey(c);
+      const longHost = seriesKey(c, { hostname: incompressible(4000, 3), metric: incompressible(4000, 4) });
+      const longLabels = seriesKey(c, { uuid: incompressible(3000, 5), device: incompressible(3000, 6) });
+      const good = series(key, 2000);
+      const samples = [...good];
+      samples.splice(1500, 0, sample(longLabels, T0, 9));
+      samples.splice(700, 0, sample(longHost, T0 + 1, 8), sample(longHost, T0 + 2, 8));
+      samples.splice(10, 0, sample(longHost, T0 + 3, 8));
+      const b = { ...batch(samples), source: src };
       const before = await store.countSamples();
-      const bad = batch([...series(seriesKey(c), 3), sample(seriesKey(c), NaN, 1)], [], id);
-      await expectCode(store.writeBatch(bad), 'BAD_REQUEST');
-      expect(await store.countSamples()).toBe(before);
-      expect((await store.writeBatch(batch(series(seriesKey(c), 3), [], id))).duplicate).toBe(false);
+      expect(await store.writeBatch(b)).toMatchObject({ inserted: 2000, unstorable: 4, deadLetters: 4 });
+      expect(await store.countSamples()).toBe(before + 2000);
+      const letters = await store.listDeadLetters({ source: src });
+      const indexes = letters
+        .map((d) => Number(/sample (\d+) of 2004/.exec(d.detail)?.[1]))
+        .sort((x, y) => x - y);
+      expect(indexes).toEqual([10, 701, 702, 1503]);
+      expect(letters.every((d) => d.reason === 'unstorable_row' && d.line === 0)).toBe(true);
+      expect(letters.every((d) => d.detail.includes('SQLSTATE 54000'))).toBe(true);
+      expect((await store.querySamples({ gpu: { uuid: key.uuid }, limit: 10_000 })).length).toBe(2000);
+      // The same rows again under a new batch id: nothing stored twice, the poison refused again.
+      expect(await store.writeBatch(batch(samples))).toMatchObject({
+        inserted: 0,
+        unstorable: 4,
+        conflicts: 0,
+      });
+      expect(await store.countSamples()).toBe(before + 2000);
+    });
+
+    it('a conflicting duplicate inside one batch: the first value is kept, the loser is one dead letter', async () => {
+      const c = unique('conf1');
+      const src = `${c}.csv`;
+      const key = seriesKey(c);
+      const b = {
+        ...batch([
+          sample(key, T0, 1),
+          sample(key, T0 + 1000, 2),
+          sample(key, T0, 1), // identical repeat: a replay, silent
+          sample(key, T0, 5), // same key, other value: refused
+          sample(key, T0 + 2000, 3),
+        ]),
+        source: src,
+      };
+      expect(await store.writeBatch(b)).toEqual({
+        duplicate: false,
+        inserted: 3,
+        deadLetters: 1,
+        unstorable: 0,
+        conflicts: 1,
+        refusedSamples: [3],
+      });
+      const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
+      expect(got.map((s) => [s.timestampMs, s.value])).toEqual([
+        [T0, 1],
+        [T0 + 1000, 2],
+        [T0 + 2000, 3],
+      ]);
+      const letters = await store.listDeadLetters({ source: src });
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatchObject({ line: 0, reason: 'conflicting_duplicate' });
+      expect(letters[0]!.detail).toBe(
+        `batch ${b.id}, sample 3 of 5: stored value 1, refused value 5 for ${key.metric} of ${key.uuid} ` +
+          `(host-a) at ${new Date(T0).toISOString()}`,
+      );
+      // Rollups count the stored samples only.
+      const [m] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1m' });
+      expect(m!.aggregate).toMatchObject({ count: 3, min: 1, max: 3 });
+    });
+
+    it('a conflicting duplicate across batches is counted and dead-lettered; identical replays stay silent', async () => {
+      const c = unique('conf2');
+      const src = `${c}.csv`;
+      const key = seriesKey(c);
+      const first = series(key, 10);
+      await store.writeBatch({ ...batch(first), source: src });
+      // Identical replay under another id: silent.
+      expect(await store.writeBatch({ ...batch(first), source: src })).toMatchObject({
+        inserted: 0,
+        conflicts: 0,
+        deadLetters: 0,
+      });
+      const changed = first.map((s, i) => (i === 4 || i === 7 ? { ...s, value: s.value + 0.5 } : s));
+      const b = { ...batch([...changed, sample(key, T0 + 60_000, 60)]), source: src };
+      expect(await store.writeBatch(b)).toEqual({
+        duplicate: false,
+        inserted: 1,
+        deadLetters: 2,
+        unstorable: 0,
+        conflicts: 2,
+        refusedSamples: [4, 7],
+      });
+      const letters = await store.listDeadLetters({ source: src });
+      expect(letters.map((d) => [d.reason, d.detail.replace(/ for .*/, '')]).sort()).toEqual([
+        ['conflicting_duplicate', `batch ${b.id}, sample 4 of 11: stored value 4, refused value 4.5`],
+        ['conflicting_duplicate', `batch ${b.id}, sample 7 of 11: stored value 7, refused value 7.5`],
+      ]);
+      const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 100 });
+      expect(got.map((s) => s.value)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 60]);
+      // Redelivery of the same batch id: the ledger stops it, no second pair of dead letters.
+      expect(await store.writeBatch(b)).toMatchObject({ duplicate: true, conflicts: 0 });
+      expect(await store.listDeadLetters({ source: src })).toHaveLength(2);
     });
 
     it('time bounds are inclusive at both ends', async () => {
@@ -455,7 +654,7 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       const src = `${unique('dl')}.csv`;
       const first = [deadLetter(src, 2, 'column_count'), deadLetter(src, 5, 'non_finite_value')];
       const r1 = await store.writeBatch(batch([], first));
-      expect(r1).toEqual({ duplicate: false, inserted: 0, deadLetters: 2 });
+      expect(r1).toEqual({ duplicate: false, inserted: 0, deadLetters: 2, unstorable: 0, conflicts: 0 });
       await store.writeBatch(batch([], [deadLetter(src, 11, 'bad_utf8')]));
       await store.writeBatch(batch([], [deadLetter(`${src}.other`, 1, 'x')]));
 
@@ -476,6 +675,25 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       expect((await store.listDeadLetters({ source: src, limit: 2 })).map((d) => d.line)).toEqual([11, 5]);
       const newest = await store.listDeadLetters({ limit: 1 });
       expect(newest.map((d) => d.source)).toEqual([`${src}.other`]);
+    });
+
+    it('a dead letter replayed in another batch (a rerun batched differently) is stored once', async () => {
+      const src = `${unique('replay')}.csv`;
+      const r1 = await store.writeBatch(batch([], [deadLetter(src, 7, 'non_finite_value')]));
+      expect(r1.deadLetters).toBe(1);
+      // Same source, line, reason and text under another batch id: already known, nothing added.
+      const r2 = await store.writeBatch(
+        batch([], [deadLetter(src, 7, 'non_finite_value'), deadLetter(src, 8, 'non_finite_value')]),
+      );
+      expect(r2.deadLetters).toBe(1);
+      // The same line with other text (the file changed) is a new dead letter.
+      await store.writeBatch(batch([], [{ ...deadLetter(src, 7, 'non_finite_value'), raw: 'changed' }]));
+      const listed = await store.listDeadLetters({ source: src });
+      expect(listed.map((d) => [d.line, d.raw])).toEqual([
+        [7, 'changed'],
+        [8, `"raw",line,8`],
+        [7, `"raw",line,7`],
+      ]);
     });
 
     it('keeps dead letters whose raw text carries a NUL byte', async () => {
@@ -726,6 +944,17 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       }
     });
   });
+}
+
+/** `n` characters that do not compress (so PostgreSQL cannot squeeze them under an index's row limit). */
+function incompressible(n: number, seed: number): string {
+  let x = seed * 2_654_435_761;
+  let out = '';
+  while (out.length < n) {
+    x = (Math.imul(x ^ (x >>> 15), 2_246_822_519) + 0x9e3779b9) >>> 0;
+    out += x.toString(36);
+  }
+  return out.slice(0, n);
 }
 
 function deadLetter(source: string, line: number, reason = 'column_count'): DeadLetter {

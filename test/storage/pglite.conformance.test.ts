@@ -57,7 +57,12 @@ describe('PGlite sample store on disk', () => {
 
       const first = await createPgliteSampleStore({ dataDir: dir });
       await first.migrate();
-      expect(await first.writeBatch(batch)).toMatchObject({ inserted: 3, deadLetters: 1 });
+      expect(await first.writeBatch(batch)).toMatchObject({
+        inserted: 3,
+        deadLetters: 1,
+        unstorable: 0,
+        conflicts: 0,
+      });
       await first.close();
 
       const second = await createPgliteSampleStore({ dataDir: dir });
@@ -65,7 +70,13 @@ describe('PGlite sample store on disk', () => {
         await second.migrate();
         expect(await second.countSamples()).toBe(3);
         expect(await second.querySamples({ gpu: { uuid: 'GPU-reopen' }, order: 'asc' })).toEqual(samples);
-        expect(await second.writeBatch(batch)).toEqual({ duplicate: true, inserted: 0, deadLetters: 0 });
+        expect(await second.writeBatch(batch)).toEqual({
+          duplicate: true,
+          inserted: 0,
+          deadLetters: 0,
+          unstorable: 0,
+          conflicts: 0,
+        });
         expect(await second.listDeadLetters()).toMatchObject([dl]);
         // A fresh series cache resolves the stored series instead of creating another one.
         const more = {

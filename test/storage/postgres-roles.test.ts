@@ -111,6 +111,8 @@ describe('least-privilege roles from docs/storage.md', () => {
       duplicate: false,
       inserted: 3,
       deadLetters: 1,
+      unstorable: 0,
+      conflicts: 0,
     });
     expect(await collector.writeBatch(batch('r-1', old))).toMatchObject({ duplicate: true });
     expect((await collector.writeBatch(batch('r-2', old))).inserted).toBe(0); // natural key

@@ -198,7 +198,7 @@ describe('PostgreSQL sample store', () => {
           return undefined;
         });
       }
-      expect(result).toEqual({ duplicate: false, inserted: 1, deadLetters: 0 });
+      expect(result).toEqual({ duplicate: false, inserted: 1, deadLetters: 0, unstorable: 0, conflicts: 0 });
       expect(await store.countSamples()).toBe(2);
       expect(warnings.join('\n')).not.toContain(TEST_PG_PASSWORD);
     } finally {
