@@ -26,6 +26,7 @@ import { healthRoutes } from './routes/health.js';
 import { hostGpuRoutes } from './routes/host-gpus.js';
 import { checkQueryEncoding, checkStringParameters } from './params.js';
 import { DEFAULT_READ_LIMITS, ReadLimiter, type ReadLimits } from './read-limiter.js';
+import { exportReadLimiterMetrics } from './read-limiter-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
 
@@ -160,6 +161,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
     logger.warn({ key, reason }, 'skipping invalid hierarchy record'),
   );
   const reads = new ReadLimiter({ ...DEFAULT_READ_LIMITS, ...options.reads });
+  exportReadLimiterMetrics(deps.metrics.registry, reads);
   const ctx: ApiContext = { deps, reader, readinessTimeoutMs: options.readinessTimeoutMs ?? 2000, reads };
 
   await app.register(healthRoutes, ctx);

@@ -24,8 +24,10 @@ export const errorSchema = {
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Bad request: a parameter is invalid (named in error.parameter)',
   404: 'Not found',
+  409: 'Conflict: the GPU UUID is reported on several hosts (AMBIGUOUS_UUID); use the host route',
+  422: "The read would exceed the request's row budget (READ_BUDGET_EXCEEDED, READ_MAX_ROWS)",
   500: 'Internal error',
-  503: 'A backend is unavailable',
+  503: 'A backend is unavailable, the read queue is full (OVERLOADED) or the time budget ran out (READ_TIMEOUT); see Retry-After',
 };
 
 /** Error response entries for a route schema, e.g. `errorResponses(400, 404)`. 500 and 503 are always added. */

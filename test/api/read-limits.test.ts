@@ -85,14 +85,19 @@ describe('liveness while reads are held', () => {
     const first = f.app.inject({ method: 'GET', url: TELEMETRY });
     await until(() => g.started === 1, 'one read in the store');
     const second = f.app.inject({ method: 'GET', url: TELEMETRY });
-    // The second request waits in the queue (the limiter's stats are not reachable from here).
+    // The second request waits in the queue; /metrics shows both.
     for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
     expect(g.started).toBe(1);
+    const during = (await f.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(during).toMatch(/^nexus_api_reads_active 1$/m);
+    expect(during).toMatch(/^nexus_api_reads_queued 1$/m);
     const third = await f.app.inject({ method: 'GET', url: TELEMETRY });
     expect(third.statusCode).toBe(503);
     expect(third.headers['retry-after']).toBe('1');
     expect(Object.keys(JSON.parse(third.body) as object)).toEqual(['error']);
     expect(errorOf(third.body).code).toBe('OVERLOADED');
+    const after = (await f.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(after).toMatch(/^nexus_api_reads_refused_total 1$/m);
     const health = await f.app.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).toBe(200);
     g.open();

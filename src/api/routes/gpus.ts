@@ -79,7 +79,7 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         summary: 'Samples of one GPU by UUID (raw or rollups, see resolution), newest first by default',
         params: gpuUuidParams,
         querystring: telemetryQuerySchema,
-        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404) },
+        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404, 409, 422) },
       },
     },
     async (request, reply) => {

@@ -79,7 +79,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
         summary: 'Samples of one GPU (raw or rollups, see resolution), newest first by default',
         params: gpuParams,
         querystring: telemetryQuerySchema,
-        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404) },
+        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404, 422) },
       },
     },
     async (request, reply) => {
