@@ -5,12 +5,21 @@
  * codes (4400 bad message, 4401 subscribe before init, 4406 wrong subprotocol, 4408 no init in time,
  * 4409 duplicate id, 4429 duplicate init); a subscriber that falls too far behind is closed with
  * 4503 and cut off.
+ *
+ * graphql-ws's protocol engine (`makeServer`) is wired to the sockets here rather than through its
+ * `useServer`, so that every frame is screened before the engine sees it: a message nested more than
+ * MAX_MESSAGE_DEPTH levels deep (which the engine would echo or walk recursively), text that is not
+ * JSON, and messages only a server may send (`connection_ack`, `next`, `error`) close the connection
+ * with 4400. Anything thrown while handling a message is logged and closes that connection with 4500
+ * ("Internal server error"); the process keeps running. Close reasons are cut to fit a close frame.
  */
+import type { IncomingMessage } from 'node:http';
 import type { ExecutionArgs, GraphQLSchema } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCode as GqlCloseCode, handleProtocols, makeServer } from 'graphql-ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../../util/logger.js';
-import { dropSlowSocket } from '../ws/close.js';
+import { closeReason, dropSlowSocket } from '../ws/close.js';
+import { jsonDepthExceeds, MAX_MESSAGE_DEPTH } from '../ws/protocol.js';
 import { execute } from './graphql.js';
 import { sharedSubscribe } from './shared-subscribe.js';
 import { operationContext, type GraphqlServices } from './context.js';
@@ -40,6 +49,50 @@ export interface GraphqlWsServer {
   close(): Promise<void>;
 }
 
+/** Message types a client may send (graphql-transport-ws); the others are the server's. */
+const CLIENT_MESSAGE_TYPES = new Set(['connection_init', 'ping', 'pong', 'subscribe', 'complete']);
+
+/** What the protocol engine gets to know about a connection. */
+interface Extra {
+  socket: WebSocket;
+  request: IncomingMessage;
+}
+
+/**
+ * Why a client frame must not reach the protocol engine (close 4400), or undefined when it may.
+ * Only the nesting depth, JSON syntax and `type` are judged here; the engine checks the rest.
+ */
+export function screenGraphqlWsMessage(text: string): string | undefined {
+  if (jsonDepthExceeds(text, MAX_MESSAGE_DEPTH))
+    return `Message nested more than ${MAX_MESSAGE_DEPTH} levels deep`;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'Invalid message received';
+  }
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  if (typeof type === 'string' && type !== '' && !CLIENT_MESSAGE_TYPES.has(type))
+    return `Unexpected message of type ${type.slice(0, 40)} received`;
+  return undefined;
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Close unless already closing; a close that throws becomes a terminate. Never throws. */
+function closeSocket(socket: WebSocket, code: number, reason: string): void {
+  if (socket.readyState === socket.CLOSING || socket.readyState === socket.CLOSED) return;
+  try {
+    socket.close(code, closeReason(reason));
+  } catch {
+    socket.terminate();
+  }
+}
+
 /** Create the graphql-ws server (connections arrive through `wss.handleUpgrade`). */
 export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServer {
   const { schema, services, settings, logger } = options;
@@ -47,56 +100,124 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
     noServer: true,
     maxPayload: options.maxPayload,
     perMessageDeflate: false,
+    handleProtocols: (protocols) => handleProtocols(protocols),
   });
-  const disposable = useServer<Record<string, unknown> | undefined, { socket: WebSocket }>(
-    {
-      schema,
-      // Our own graphql functions, so the schema and the executor always come from one copy of the
-      // package (test runners may load graphql-ws's import of it as a second, ESM copy).
-      execute,
-      subscribe: sharedSubscribe,
-      isProd: true,
-      connectionInitWaitTimeout: options.initTimeoutMs,
-      onSubscribe: (ctx, _id, payload) => {
-        if (Object.keys(ctx.subscriptions).length > options.maxOperations) {
-          return [
-            limitError(
-              'TOO_MANY_OPERATIONS',
-              `at most ${options.maxOperations} operations may run at once on one connection`,
-            ),
-          ];
-        }
-        const prepared = prepareOperation(schema, payload, settings);
-        if (!prepared.ok) return prepared.errors;
-        const { document, operationName, variableValues } = prepared.prepared;
-        const socket = ctx.extra.socket;
-        const args: ExecutionArgs = {
-          schema,
-          document,
-          operationName,
-          variableValues,
-          contextValue: operationContext(services, () =>
-            dropSlowSocket(socket, 'subscription fell too far behind'),
+  const engine = makeServer<Record<string, unknown> | undefined, Extra>({
+    schema,
+    // Our own graphql functions, so the schema and the executor always come from one copy of the
+    // package (test runners may load graphql-ws's import of it as a second, ESM copy).
+    execute,
+    subscribe: sharedSubscribe,
+    connectionInitWaitTimeout: options.initTimeoutMs,
+    onSubscribe: (ctx, _id, payload) => {
+      if (Object.keys(ctx.subscriptions).length > options.maxOperations) {
+        return [
+          limitError(
+            'TOO_MANY_OPERATIONS',
+            `at most ${options.maxOperations} operations may run at once on one connection`,
           ),
-        };
-        return args;
-      },
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        result.errors ? formatResult(result, logger) : undefined,
-      onError: (_ctx, _id, _payload, errors) => formatErrors(errors, logger),
+        ];
+      }
+      const prepared = prepareOperation(schema, payload, settings);
+      if (!prepared.ok) return prepared.errors;
+      const { document, operationName, variableValues } = prepared.prepared;
+      const socket = ctx.extra.socket;
+      const args: ExecutionArgs = {
+        schema,
+        document,
+        operationName,
+        variableValues,
+        contextValue: operationContext(services, () =>
+          dropSlowSocket(socket, 'subscription fell too far behind'),
+        ),
+      };
+      return args;
     },
-    wss,
-    options.keepAliveMs,
-  );
+    onNext: (_ctx, _id, _payload, _args, result) =>
+      result.errors ? formatResult(result, logger) : undefined,
+    onError: (_ctx, _id, _payload, errors) => formatErrors(errors, logger),
+  });
+
+  wss.on('error', (error) => logger.error({ err: error }, 'graphql-ws server error'));
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    // Runs inside the HTTP server's 'upgrade' event: anything thrown here would be uncaught.
+    try {
+      open(socket, request);
+    } catch (error) {
+      logger.error({ err: error }, 'opening a graphql-ws connection failed');
+      closeSocket(socket, GqlCloseCode.InternalServerError, 'Internal server error');
+    }
+  });
+
+  function open(socket: WebSocket, request: IncomingMessage): void {
+    // The ws library reports bad frames (over maxPayload: 1009, bad UTF-8: 1007) here and closes.
+    socket.on('error', (error) => logger.debug({ err: error }, 'graphql-ws client error'));
+
+    let awaitingPong = false;
+    socket.on('pong', () => (awaitingPong = false));
+    const keepAlive =
+      options.keepAliveMs > 0 && Number.isFinite(options.keepAliveMs)
+        ? setInterval(() => {
+            if (socket.readyState !== socket.OPEN) return;
+            if (awaitingPong) return socket.terminate();
+            awaitingPong = true;
+            socket.ping();
+          }, options.keepAliveMs)
+        : undefined;
+    keepAlive?.unref();
+
+    const failed = (error: unknown): void => {
+      // A send that failed because the client went away is not the server's fault.
+      if (socket.readyState === socket.OPEN)
+        logger.error({ err: error }, 'graphql-ws message handling failed; closing the connection');
+      else logger.debug({ err: error }, 'graphql-ws message handling ended by a closed connection');
+      closeSocket(socket, GqlCloseCode.InternalServerError, 'Internal server error');
+    };
+
+    const closed = engine.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) =>
+          new Promise<void>((resolve, reject) => {
+            if (socket.readyState !== socket.OPEN) return resolve();
+            socket.send(data, (error) => (error ? reject(error) : resolve()));
+          }),
+        close: (code, reason) => closeSocket(socket, code ?? 1000, reason ?? ''),
+        onMessage: (handle) =>
+          socket.on('message', (data: RawData) => {
+            try {
+              const text = rawText(data);
+              const refusal = screenGraphqlWsMessage(text);
+              if (refusal !== undefined) return closeSocket(socket, GqlCloseCode.BadRequest, refusal);
+              handle(text).catch(failed);
+            } catch (error) {
+              failed(error);
+            }
+          }),
+      },
+      { socket, request },
+    );
+
+    socket.once('close', (code, reason) => {
+      if (keepAlive) clearInterval(keepAlive);
+      closed(code, String(reason)).catch((error: unknown) =>
+        logger.error({ err: error }, 'graphql-ws connection cleanup failed'),
+      );
+    });
+  }
+
   return {
     wss,
     async close() {
-      // Clients get 1001; one that does not finish the closing handshake soon is cut off.
+      for (const client of wss.clients) closeSocket(client, 1001, 'Going away');
+      // Clients that do not finish the closing handshake soon are cut off.
       const timer = setTimeout(() => {
         for (const client of wss.clients) client.terminate();
       }, 1000);
       try {
-        await disposable.dispose();
+        await new Promise<void>((resolve, reject) =>
+          wss.close((error) => (error ? reject(error) : resolve())),
+        );
       } finally {
         clearTimeout(timer);
       }

@@ -2,7 +2,9 @@
  * One /ws client: its subscriptions on the event hub, the protocol's replies, liveness for the
  * heartbeat, and the send-buffer bound. Before each send the socket's bufferedAmount (bytes the
  * kernel has not taken yet) is checked: a client over the bound is dropped (close 4503), so a reader
- * that stalls costs at most the bound, never the whole stream.
+ * that stalls costs at most the bound, never the whole stream. A message nested deeper than
+ * MAX_MESSAGE_DEPTH is refused unparsed (close 4400), and nothing thrown while handling one message
+ * leaves the 'message' handler: it is logged and that connection alone is closed with 1011.
  */
 import type { RawData, WebSocket } from 'ws';
 import { NexusError } from '../../errors.js';
@@ -12,7 +14,7 @@ import type { EventHub, EventSubscription } from '../../events/hub.js';
 import type { EventFilter, TelemetryEvent } from '../../events/types.js';
 import type { Logger } from '../../util/logger.js';
 import { CloseCode, closeThenTerminate, dropSlowSocket } from './close.js';
-import { parseClientMessage, WS_PROTOCOL } from './protocol.js';
+import { jsonDepthExceeds, MAX_MESSAGE_DEPTH, parseClientMessage, WS_PROTOCOL } from './protocol.js';
 import { eventText } from './views.js';
 
 /** Limits and wiring of a connection. */
@@ -55,7 +57,13 @@ export class StreamConnection {
     private readonly socket: WebSocket,
     private readonly options: ConnectionOptions,
   ) {
-    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    socket.on('message', (data, isBinary) => {
+      try {
+        this.onMessage(data, isBinary);
+      } catch (error) {
+        this.internalError(error);
+      }
+    });
     socket.on('pong', () => (this.alive = true));
     socket.on('close', () => this.dispose());
     socket.on('error', (error) => options.log.debug({ err: error }, 'WebSocket client error'));
@@ -168,9 +176,12 @@ export class StreamConnection {
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
     if (isBinary) return this.reject('binary messages are not part of the protocol');
+    const text = rawText(data);
+    if (jsonDepthExceeds(text, MAX_MESSAGE_DEPTH))
+      return this.reject(`message nested more than ${MAX_MESSAGE_DEPTH} levels deep`);
     let value: unknown;
     try {
-      value = JSON.parse(rawText(data));
+      value = JSON.parse(text);
     } catch {
       return this.reject('message is not JSON');
     }
@@ -207,6 +218,17 @@ export class StreamConnection {
   private reject(reason: string): void {
     this.dispose();
     closeThenTerminate(this.socket, CloseCode.BadMessage, reason);
+  }
+
+  /** Handling a message threw: log it and close this connection (1011); the server runs on. */
+  private internalError(error: unknown): void {
+    try {
+      this.options.log.error({ err: error }, 'WebSocket message handling failed; closing the connection');
+      this.dispose();
+    } catch {
+      // Neither a logger nor a cleanup that throws may take the process down.
+    }
+    closeThenTerminate(this.socket, CloseCode.InternalError, 'internal server error');
   }
 
   private fail(id: string | undefined, error: unknown): void {

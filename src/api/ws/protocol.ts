@@ -1,6 +1,9 @@
 /**
  * The /ws JSON protocol (docs/ws-protocol.md): the messages a client may send, checked strictly,
- * and the shapes of what the server sends. Every message is one JSON object with a `type`.
+ * and the shapes of what the server sends. Every message is one JSON object with a `type`, nested
+ * at most {@link MAX_MESSAGE_DEPTH} levels deep: the depth is checked on the text before it is parsed
+ * ({@link jsonDepthExceeds}, also used by graphql-ws on /graphql), so no deeper value ever reaches
+ * code that walks it recursively (JSON.stringify of a ping's echoed payload).
  */
 import { NexusError } from '../../errors.js';
 import { type Cursor, parseCursor } from '../../events/cursor.js';
@@ -11,6 +14,49 @@ export const WS_PROTOCOL = 'nexus-telemetry.ws.v1';
 
 /** Longest subscription id. */
 const MAX_ID = 64;
+
+/**
+ * Deepest nesting of arrays and objects in a client message; the message object itself is level 1,
+ * so `{"type":"ping","payload":{"a":[1]}}` is 3 levels deep. Deeper messages are refused (close 4400).
+ */
+export const MAX_MESSAGE_DEPTH = 32;
+
+/**
+ * Whether JSON `text` nests arrays and objects more than `max` levels deep, by one scan of the text
+ * with no recursion and no allocation (brackets inside strings do not count). Meant to run before
+ * `JSON.parse`; text that is not JSON gets some answer and is then refused by the parser.
+ */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character, so `\"` does not end the string.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Whether a decoded value nests arrays and objects more than `max` levels deep (the value itself, if
+ * an array or object, is level 1). Iterative, so any depth is measured without recursion.
+ */
+export function valueDepthExceeds(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 /** Client -> server messages. */
 export type ClientMessage =
@@ -80,15 +126,21 @@ function parseId(v: unknown): string {
   return v;
 }
 
-/** Check a decoded client message. Throws NexusError BAD_REQUEST naming what is wrong. */
+/**
+ * Check a decoded client message. Throws NexusError BAD_REQUEST naming what is wrong, and nothing
+ * else, whatever the value. A ping's payload deeper than {@link MAX_MESSAGE_DEPTH} is refused, so what
+ * this returns can always be echoed with JSON.stringify.
+ */
 export function parseClientMessage(value: unknown): ClientMessage {
   if (!isObject(value) || typeof value.type !== 'string')
     throw bad('a message is a JSON object with a "type"');
   switch (value.type) {
     case 'ping': {
       const id = value.id;
-      if (id !== undefined && typeof id !== 'string' && typeof id !== 'number')
-        throw bad('ping id must be a string or number', 'id');
+      if (id !== undefined && typeof id !== 'string' && !(typeof id === 'number' && Number.isFinite(id)))
+        throw bad('ping id must be a string or a finite number', 'id');
+      if (valueDepthExceeds(value.payload, MAX_MESSAGE_DEPTH - 1))
+        throw bad(`ping payload nested more than ${MAX_MESSAGE_DEPTH - 1} levels deep`, 'payload');
       return {
         type: 'ping',
         ...(id !== undefined ? { id } : {}),

@@ -3,7 +3,7 @@
  * connections), one StreamConnection per client, and one heartbeat timer for all of them. A
  * connection's URL may carry a first subscription: `/ws?clusterId=..&hostId=..&gpuId=..&metrics=a,b
  * &eventTypes=..&after=..&snapshot=true`; plain `/ws` subscribes to every event, `?subscribe=none`
- * to nothing.
+ * to nothing. A connection whose setup throws is closed with 1011; the server runs on.
  */
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -71,6 +71,16 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   const connections = new Set<StreamConnection>();
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    // Runs inside the HTTP server's 'upgrade' event: anything thrown here would be uncaught.
+    try {
+      open(socket, request);
+    } catch (error) {
+      log.error({ err: error }, 'opening a WebSocket connection failed');
+      closeThenTerminate(socket, CloseCode.InternalError, 'internal server error');
+    }
+  });
+
+  function open(socket: WebSocket, request: IncomingMessage): void {
     const connection = new StreamConnection(socket, {
       hub: options.hub,
       maxBuffered: options.maxBuffered,
@@ -91,11 +101,17 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       return;
     }
     if (initial) connection.subscribe(DEFAULT_SUBSCRIPTION_ID, initial);
-  });
+  }
 
   const timer = setInterval(() => {
     const t = now();
-    for (const connection of connections) connection.heartbeat(t);
+    for (const connection of connections) {
+      try {
+        connection.heartbeat(t);
+      } catch (error) {
+        log.error({ err: error }, 'WebSocket heartbeat failed');
+      }
+    }
   }, options.heartbeatMs);
   timer.unref();
 

@@ -1,8 +1,10 @@
 /**
  * The one `upgrade` listener of the HTTP server: routes WebSocket handshakes by path to the server
- * that owns it (/graphql: graphql-ws, /ws: the event stream), after checking the Origin against the
- * allowlist (403) and the path's connection limit (503). Any other path gets 404. Refusals are plain
- * HTTP responses with a JSON error body, before any WebSocket exists.
+ * that owns it (/graphql: graphql-ws, /ws: the event stream), after checking the Origin (403; see
+ * `originAllowed` in ../cors.ts: the allowlist, or same-origin on a Host the server is known by, so
+ * DNS rebinding is refused) and the path's connection limit (503). Any other path gets 404. Refusals
+ * are plain HTTP responses with a JSON error body, before any WebSocket exists. Nothing thrown while
+ * routing a handshake escapes the listener: the socket is destroyed and the error logged.
  */
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -20,7 +22,10 @@ export interface UpgradeTarget {
 export interface UpgradeRouterOptions {
   /** Targets by exact path. */
   routes: ReadonlyMap<string, UpgradeTarget>;
-  /** Whether a browser at `origin` may connect (`host` is the request's Host header). */
+  /**
+   * Whether a browser at `origin` may connect (`host` is the request's Host header; `origin` is
+   * undefined for clients that send none, such as curl or the `ws` library).
+   */
   allowOrigin: (origin: string | undefined, host: string | undefined) => boolean;
   logger: Logger;
 }
@@ -36,16 +41,19 @@ export function refuseUpgrade(socket: Duplex, status: number, code: string, mess
   );
 }
 
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
 /** Install the router on `server`; returns a function that removes it. */
 export function installUpgradeRouter(server: Server, options: UpgradeRouterOptions): () => void {
-  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    // A client resetting mid-handshake must not become an unhandled 'error' event.
-    socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket handshake socket error'));
+  const route = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     const target = options.routes.get(path);
     if (!target)
       return refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint at ${path.slice(0, 100)}`);
-    const origin = request.headers.origin;
+    // Version 8 handshakes carry the browser's origin as Sec-WebSocket-Origin.
+    const origin = request.headers.origin ?? headerText(request.headers['sec-websocket-origin']);
     if (!options.allowOrigin(origin, request.headers.host)) {
       options.logger.info({ origin: origin?.slice(0, 200), path }, 'WebSocket origin refused');
       return refuseUpgrade(
@@ -64,6 +72,16 @@ export function installUpgradeRouter(server: Server, options: UpgradeRouterOptio
       );
     }
     target.wss.handleUpgrade(request, socket, head, (ws) => target.wss.emit('connection', ws, request));
+  };
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // A client resetting mid-handshake must not become an unhandled 'error' event.
+    socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket handshake socket error'));
+    try {
+      route(request, socket, head);
+    } catch (error) {
+      options.logger.error({ err: error }, 'WebSocket handshake failed');
+      socket.destroy();
+    }
   };
   server.on('upgrade', onUpgrade);
   return () => server.off('upgrade', onUpgrade);
