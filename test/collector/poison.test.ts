@@ -20,6 +20,7 @@ import { HierarchyWriter } from '../../src/hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../../src/metrics/registry.js';
 import type { Coordination } from '../../src/ports/coordination.js';
 import { createLogger } from '../../src/util/logger.js';
+import { incompressible } from '../support/samples.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const KEY: SeriesKey = {
@@ -35,17 +36,6 @@ const KEY: SeriesKey = {
   namespace: '',
   labels: {},
 };
-
-/** `n` characters that do not compress (a 4,000-char host and metric exceed the index row limit). */
-function incompressible(n: number, seed: number): string {
-  let x = seed * 2_654_435_761;
-  let out = '';
-  while (out.length < n) {
-    x = (Math.imul(x ^ (x >>> 15), 2_246_822_519) + 0x9e3779b9) >>> 0;
-    out += x.toString(36);
-  }
-  return out.slice(0, n);
-}
 
 /** `n` good samples of 8 GPUs (2 hosts x 4) x 5 metrics, one per series and second. */
 function goodSamples(n: number, start = T0): Sample[] {

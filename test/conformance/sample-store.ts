@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Batch, DeadLetter, Sample, SeriesKey } from '../../src/domain/types.js';
 import { NexusError } from '../../src/errors.js';
 import type { SampleStore, StoredSample } from '../../src/ports/sample-store.js';
+import { incompressible } from '../support/samples.js';
 
 /** What a suite run needs from an adapter: a fresh store and how to dispose of it. */
 export type SampleStoreSetup = () => Promise<{ store: SampleStore; teardown: () => Promise<void> }>;
@@ -944,17 +945,6 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       }
     });
   });
-}
-
-/** `n` characters that do not compress (so PostgreSQL cannot squeeze them under an index's row limit). */
-function incompressible(n: number, seed: number): string {
-  let x = seed * 2_654_435_761;
-  let out = '';
-  while (out.length < n) {
-    x = (Math.imul(x ^ (x >>> 15), 2_246_822_519) + 0x9e3779b9) >>> 0;
-    out += x.toString(36);
-  }
-  return out.slice(0, n);
 }
 
 function deadLetter(source: string, line: number, reason = 'column_count'): DeadLetter {

@@ -17,19 +17,9 @@ import { NexusError } from '../../src/errors.js';
 import { InvalidBatchError, isUnstorableError } from '../../src/storage/refusals.js';
 import type { SqlExecutor, SqlResult, TransactionExecutor } from '../../src/storage/sql-executor.js';
 import { type SqlBackend, SqlSampleStore } from '../../src/storage/sql-sample-store.js';
+import { incompressible } from '../support/samples.js';
 
 const T0 = Date.parse('2025-07-18T00:00:00.000Z');
-
-/** `n` characters that do not compress. */
-function incompressible(n: number, seed: number): string {
-  let x = seed * 2_654_435_761;
-  let out = '';
-  while (out.length < n) {
-    x = (Math.imul(x ^ (x >>> 15), 2_246_822_519) + 0x9e3779b9) >>> 0;
-    out += x.toString(36);
-  }
-  return out.slice(0, n);
-}
 
 const KEY: SeriesKey = {
   clusterId: 'c',

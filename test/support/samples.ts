@@ -26,3 +26,14 @@ export function sample(overrides: Partial<Sample> = {}): Sample {
 export function batch(samples: Sample[], deadLetters: DeadLetter[] = [], source = 'test.csv'): Batch {
   return { id: batchIdFor(source, samples, deadLetters), source, samples, deadLetters };
 }
+
+/** `n` characters that do not compress, so PostgreSQL cannot squeeze them under an index's row limit. */
+export function incompressible(n: number, seed: number): string {
+  let x = seed * 2_654_435_761;
+  let out = '';
+  while (out.length < n) {
+    x = (Math.imul(x ^ (x >>> 15), 2_246_822_519) + 0x9e3779b9) >>> 0;
+    out += x.toString(36);
+  }
+  return out.slice(0, n);
+}
