@@ -52,7 +52,7 @@ function batch(id: string, ts: number): Batch {
   return {
     id,
     source: 'roles',
-    deadLetters: [{ source: 'roles.csv', line: 2, raw: 'x', reason: 'column_count', detail: 'd' }],
+    deadLetters: [{ source: 'roles.csv', line: 2, raw: `x of ${id}`, reason: 'column_count', detail: 'd' }],
     samples: [0, 1, 2].map((i) => ({
       clusterId: 'c',
       hostname: 'h',

@@ -252,8 +252,13 @@ describe('write path: isolating refused rows', () => {
         async ([n, poisonAt]) => {
           run += 1;
           const b = batchWithPoison(`prop-${run}`, n, poisonAt);
-          // Each run uses its own cluster so runs do not see each other's samples.
-          b.samples = b.samples.map((s) => ({ ...s, clusterId: `prop-${run}` }));
+          // Each run uses its own cluster so runs do not see each other's samples, and its own poison
+          // metric names (the start of the rebuilt row): a dead letter is keyed by its text, so an identical refused row is one letter.
+          b.samples = b.samples.map((s) => ({
+            ...s,
+            clusterId: `prop-${run}`,
+            metric: s.metric.length > 100 ? `${run}-${s.metric}` : s.metric,
+          }));
           const before = await store.countSamples();
           const r = await store.writeBatch(b);
           const sorted = [...poisonAt].sort((x, y) => x - y);
