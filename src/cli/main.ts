@@ -12,8 +12,9 @@ import { parseDuration } from '../config/duration.js';
 import { bundledSamplePath } from '../runtime/bundled-sample.js';
 import { startEmbedded } from '../runtime/embedded.js';
 import { createLogger, type Logger } from '../util/logger.js';
-import type { QueueKind } from '../runtime/backends.js';
+import { queueKinds } from '../runtime/registry.js';
 import { runStreamerProcess, startApiProcess, startCollectorProcess } from '../runtime/roles.js';
+import { resolveTopology } from '../runtime/topology.js';
 
 const program = new Command();
 program
@@ -58,8 +59,6 @@ interface CommonFlags {
   batchSize?: string;
   workers?: string;
   logLevel?: string;
-  /** Set by --traditional. */
-  enableNexus?: boolean;
 }
 
 function configFrom(flags: CommonFlags): Config {
@@ -72,13 +71,12 @@ function configFrom(flags: CommonFlags): Config {
     BATCH_SIZE: flags.batchSize,
     WORKERS: flags.workers,
     LOG_LEVEL: flags.logLevel,
-    ENABLE_NEXUS: flags.enableNexus,
   });
 }
 
 withSourceFlags(withCommonFlags(program.command('start')))
   .description(
-    'run the whole pipeline in one process (embedded mode) and ingest a source (default: the bundled sample)',
+    'run the whole pipeline in one process (embedded mode; samples in PGlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
   .action(
@@ -92,8 +90,9 @@ withSourceFlags(withCommonFlags(program.command('start')))
       },
     ) => {
       const config = configFrom(flags);
+      const topology = resolveTopology(config, 'start');
       const logger = createLogger(config.LOG_LEVEL);
-      const runtime = await startEmbedded({ config, logger });
+      const runtime = await startEmbedded({ config, logger, topology });
       const abort = new AbortController();
       let ingesting: Promise<unknown> = Promise.resolve();
       // A signal stops reading; what was read is stored (the ingest drains the queue) before closing.
@@ -104,7 +103,7 @@ withSourceFlags(withCommonFlags(program.command('start')))
       }, logger);
 
       print(
-        `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`,
+        `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${topology.samples === 'postgres' ? 'samples in PostgreSQL' : config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`,
       );
       if (flags.ingest) {
         print(
@@ -204,11 +203,12 @@ function durationFlag(flag: string, text: string | undefined): number | undefine
   return ms;
 }
 
+/** `--queue`: its choices are the queue kinds of the backend registry. */
 const queueOption = (): Option =>
   new Option(
     '--queue <kind>',
-    'queue backend (default: etcd when ETCD_ENDPOINTS is set, else Redis when REDIS_URL is set)',
-  ).choices(['embedded', 'etcd', 'redis']);
+    'queue backend (default: etcd in nexus mode (ETCD_ENDPOINTS set), else Redis when REDIS_URL is set)',
+  ).choices(queueKinds());
 
 /** On SIGINT/SIGTERM run `close`, then exit 0 (1 if it failed); a second signal exits at once. */
 function onSignals(close: () => Promise<void>, logger: Logger): void {
@@ -243,10 +243,11 @@ withSourceFlags(withCommonFlags(program.command('streamer')))
         follow?: boolean;
         loop?: boolean;
         timestamps: 'original' | 'now';
-        queue?: QueueKind;
+        queue?: string;
       },
     ) => {
       const config = configFrom(flags);
+      const topology = resolveTopology(config, 'streamer', { queue: flags.queue });
       const logger = createLogger(config.LOG_LEVEL);
       const abort = new AbortController();
       let running: Promise<unknown> = Promise.resolve();
@@ -260,7 +261,7 @@ withSourceFlags(withCommonFlags(program.command('streamer')))
         follow: flags.follow,
         loop: flags.loop,
         timestamps: flags.timestamps,
-        queue: flags.queue,
+        topology,
         signal: abort.signal,
         progress: true,
       });
@@ -275,10 +276,11 @@ withSourceFlags(withCommonFlags(program.command('streamer')))
 withCommonFlags(program.command('collector'))
   .description('consume the shared queue(s), write samples to PostgreSQL and the live hierarchy to etcd')
   .addOption(queueOption())
-  .action(async (flags: CommonFlags & { queue?: QueueKind }) => {
+  .action(async (flags: CommonFlags & { queue?: string }) => {
     const config = configFrom(flags);
+    const topology = resolveTopology(config, 'collector', { queue: flags.queue });
     const logger = createLogger(config.LOG_LEVEL);
-    const running = await startCollectorProcess(config, logger, { queue: flags.queue });
+    const running = await startCollectorProcess(config, logger, { topology });
     onSignals(() => running.close(), logger);
     print(`collector ${config.COLLECTOR_ID} consuming ${running.queues.map((q) => q.topic).join(', ')}`);
   });
@@ -287,9 +289,10 @@ withCommonFlags(program.command('api'))
   .description('serve the REST API from etcd (nexus) or from PostgreSQL alone (--traditional)')
   .option('--traditional', 'REST-only API on PostgreSQL, no etcd (same as ENABLE_NEXUS=false)')
   .action(async (flags: CommonFlags & { traditional?: boolean }) => {
-    const config = configFrom({ ...flags, ...(flags.traditional ? { enableNexus: false } : {}) });
+    const config = configFrom(flags);
+    const topology = resolveTopology(config, 'api', { traditional: flags.traditional });
     const logger = createLogger(config.LOG_LEVEL);
-    const running = await startApiProcess(config, logger);
+    const running = await startApiProcess(config, logger, { topology });
     onSignals(() => running.close(), logger);
     print(`nexus-telemetry API listening on ${running.address}`);
   });
@@ -308,6 +311,7 @@ program
     const logger = createLogger(config.LOG_LEVEL);
     const { startSyncProcess } = await import('../sync/process.js');
     const running = await startSyncProcess({
+      config,
       from: flags.from,
       to: flags.to,
       clusterId: config.CLUSTER_ID,

@@ -65,6 +65,16 @@ export interface Lease {
   onLost(callback: () => void): void;
 }
 
+/**
+ * A lease as the embedded and etcd adapters grant it: the port's Lease plus `release()`, which stops
+ * the automatic keep-alive without revoking, so the lease expires `ttlSeconds` later the way it would
+ * if the process were paused or cut off. Tests use it to simulate a stalled lease holder.
+ */
+export interface ReleasableLease extends Lease {
+  /** Stop keep-alive without revoking; the lease then expires after its TTL. Idempotent. */
+  release(): void;
+}
+
 /** A txn guard on one key. `createRevision` 0 means "key does not exist". */
 export interface Compare {
   key: string;

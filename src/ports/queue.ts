@@ -16,7 +16,12 @@
  *   Claims still held are not acked: on durable backends they come back like a crashed consumer's.
  * - A consumer id belongs to one live process at a time: a consumer restarting under its id takes
  *   back the items that id still holds.
+ *
+ * Besides the contract, the port holds the option validation every adapter applies
+ * (`normalizeQueueOptions`, `normalizeClaimOptions`), so adapters reject the same inputs alike and
+ * none of them imports another.
  */
+import { NexusError } from '../errors.js';
 
 /** An item handed to one consumer. */
 export interface ClaimedItem {
@@ -60,4 +65,48 @@ export interface QueueOptions {
   maxDepth?: number;
   /** How long a claim lasts without ack on backends without consumer leases (default 30 s). */
   claimTtlMs?: number;
+}
+
+/** Default backpressure bound on items held. */
+export const DEFAULT_MAX_DEPTH = 1000;
+/** Default claim lifetime without ack. */
+export const DEFAULT_CLAIM_TTL_MS = 30_000;
+
+/** Validated claim options; every adapter calls it, so all of them reject the same inputs (BAD_REQUEST). */
+export function normalizeClaimOptions(options: ClaimOptions | undefined): { max: number; waitMs: number } {
+  const max = options?.max ?? 1;
+  const waitMs = options?.waitMs ?? 0;
+  if (!Number.isInteger(max) || max < 1) {
+    throw new NexusError('BAD_REQUEST', `claim max must be a positive integer, got ${String(max)}`, {
+      details: { max },
+    });
+  }
+  if (!Number.isFinite(waitMs) || waitMs < 0) {
+    throw new NexusError('BAD_REQUEST', `claim waitMs must be a finite number >= 0, got ${String(waitMs)}`, {
+      details: { waitMs },
+    });
+  }
+  return { max, waitMs };
+}
+
+/** Validated queue options with the defaults applied; CONFIG_INVALID names the bad option. */
+export function normalizeQueueOptions(options: QueueOptions): Required<QueueOptions> {
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const claimTtlMs = options.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS;
+  if (typeof options.topic !== 'string' || options.topic.length === 0) {
+    throw new NexusError('CONFIG_INVALID', 'queue topic must be a non-empty string');
+  }
+  if (!Number.isInteger(maxDepth) || maxDepth < 1) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `queue maxDepth must be a positive integer, got ${String(maxDepth)}`,
+    );
+  }
+  if (!Number.isFinite(claimTtlMs) || claimTtlMs <= 0) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `queue claimTtlMs must be a positive number, got ${String(claimTtlMs)}`,
+    );
+  }
+  return { topic: options.topic, maxDepth, claimTtlMs };
 }

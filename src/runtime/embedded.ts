@@ -1,20 +1,18 @@
 /**
- * Composition root of embedded mode: everything in one process with no external services.
- * In-process queue and coordination, PGlite samples under DATA_DIR (or in memory), the collector,
- * the REST API, and a streamer run per ingest call. Only this module picks adapters.
+ * Composition root of embedded mode (the `start` command): the whole pipeline in one process, on the
+ * backends of its `start` topology: in-process queue and coordination, and PGlite samples under
+ * DATA_DIR (or in memory), or PostgreSQL when DATABASE_URL / DB_HOST is set. The collector, the API,
+ * and a streamer run per ingest call. PGlite's data directory is locked to this process; PostgreSQL
+ * needs no lock.
  */
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { registerService } from '../discovery/registry.js';
 import { VERSION } from './version.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { FastifyInstance } from 'fastify';
-import { createEmbeddedCoordination } from '../adapters/embedded/coordination.js';
-import { createEmbeddedQueue } from '../adapters/embedded/queue.js';
-import { createPgliteSampleStore } from '../adapters/pglite/sample-store.js';
 import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { Collector } from '../collector/collector.js';
-import { batchSizeFor, clusterName, queueDepthFor, type Config } from '../config/config.js';
+import { batchSizeFor, clusterName, type Config } from '../config/config.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import type { Coordination } from '../ports/coordination.js';
@@ -23,12 +21,17 @@ import type { SampleStore } from '../ports/sample-store.js';
 import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
 import { sleep } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
+import { openProducerQueue, openTopologyCoordination, openTopologySampleStore } from './backends.js';
+import { sampleStoreBackend } from './registry.js';
+import { resolveTopology, type Topology } from './topology.js';
 
 export interface EmbeddedRuntimeOptions {
   config: Config;
   logger: Logger;
   /** Listen on HOST:PORT (default true); false builds the app for inject() only. */
   listen?: boolean;
+  /** A `start` topology; default: the one the configuration gives. */
+  topology?: Topology;
 }
 
 export interface IngestOptions extends StreamInput {
@@ -44,6 +47,8 @@ export interface IngestSummary extends StreamSummary {
 /** A running embedded pipeline. */
 export interface EmbeddedRuntime {
   readonly config: Config;
+  /** What this runtime opened (in particular, which sample store: `pglite` or `postgres`). */
+  readonly topology: Topology;
   readonly coordination: Coordination;
   readonly queue: Queue;
   readonly store: SampleStore;
@@ -66,21 +71,23 @@ export interface EmbeddedRuntime {
 /** Start the embedded pipeline (collector running, API listening unless `listen: false`). */
 export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<EmbeddedRuntime> {
   const { config, logger } = options;
+  const topology = options.topology ?? resolveTopology(config, 'start');
   const metrics = createPipelineMetrics();
-  const coordination = createEmbeddedCoordination();
-  const queue = createEmbeddedQueue({ topic: 'telemetry', maxDepth: queueDepthFor(config, 'embedded') });
-  // Before anything opens the store: a second process on this directory stops here, touching nothing.
-  const dirLock = config.MEMORY ? undefined : await lockDataDir(config.DATA_DIR);
+  // Before anything opens the store: a second process on this PGlite directory stops here, touching
+  // nothing. PostgreSQL (or PGlite in memory) has no directory to lock.
+  const lockDir =
+    topology.samples === undefined ? undefined : sampleStoreBackend(topology.samples).exclusiveDir?.(config);
+  const dirLock = lockDir === undefined ? undefined : await lockDataDir(lockDir);
   let store: SampleStore;
   try {
-    store = config.MEMORY
-      ? await createPgliteSampleStore({ memory: true })
-      : await createPgliteSampleStore({ dataDir: join(config.DATA_DIR, 'pglite') });
-    await store.migrate();
+    store = await openTopologySampleStore(topology, config, logger);
   } catch (error) {
     await dirLock?.release();
     throw error;
   }
+  // One in-process queue: the streamer publishes to it and the collector consumes it.
+  const queue = await openProducerQueue(topology, config);
+  const coordination = (await openTopologyCoordination(topology, config))!;
 
   const hierarchy = new HierarchyWriter({ coordination });
   await hierarchy.registerCluster({
@@ -161,6 +168,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   let closed = false;
   return {
     config,
+    topology,
     coordination,
     queue,
     store,

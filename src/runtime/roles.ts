@@ -1,6 +1,7 @@
 /**
  * Composition roots of the separate processes: streamer, collector and API, each on the shared
- * backends (etcd and/or Redis queues, etcd live state, PostgreSQL samples) chosen by configuration.
+ * backends its {@link Topology} names (etcd and/or Redis queues, etcd live state or none,
+ * PostgreSQL samples). Without a topology each resolves the default one from the configuration.
  */
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
@@ -19,13 +20,12 @@ import { retentionDuty, startRetentionLoop, type RetentionLoop } from '../storag
 import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
 import type { Logger } from '../util/logger.js';
 import {
-  nexusEnabled,
   openConsumerQueues,
   openProducerQueue,
-  openSharedCoordination,
-  openSharedStore,
-  type QueueKind,
+  openTopologyCoordination,
+  openTopologySampleStore,
 } from './backends.js';
+import { resolveTopology, type Topology } from './topology.js';
 import { startStoreHierarchyMirror } from './store-hierarchy.js';
 import { VERSION } from './version.js';
 
@@ -51,14 +51,18 @@ async function maybeRegister(
   return coordination ? registerService(coordination, serviceRecord(type, id, address)) : undefined;
 }
 
-/** Run the streamer on the shared queue until its input ends (or forever with follow/loop). */
+/**
+ * Run the streamer on the shared queue until its input ends (or forever with follow/loop).
+ * `input.topology` (a `streamer` topology) defaults to the one the configuration gives.
+ */
 export async function runStreamerProcess(
   config: Config,
   logger: Logger,
-  input: StreamInput & { timestamps?: 'original' | 'now'; queue?: QueueKind; progress?: boolean },
+  input: StreamInput & { timestamps?: 'original' | 'now'; topology?: Topology; progress?: boolean },
 ): Promise<StreamSummary> {
-  const queue = await openProducerQueue(config, input.queue);
-  const coordination = nexusEnabled(config) ? await openSharedCoordination(config) : undefined;
+  const topology = input.topology ?? resolveTopology(config, 'streamer');
+  const queue = await openProducerQueue(topology, config);
+  const coordination = await openTopologyCoordination(topology, config);
   const registration = await maybeRegister(coordination, 'streamer', config.SERVICE_ID);
   try {
     return await runStreamer(input, {
@@ -86,16 +90,21 @@ export interface CollectorProcess {
   close(): Promise<void>;
 }
 
-/** Start a collector on every configured queue, writing to PostgreSQL and (nexus) the etcd hierarchy. */
+/**
+ * Start a collector on every queue of its topology (`options.topology`, a `collector` topology;
+ * default: the one the configuration gives), writing to PostgreSQL and, with a coordination store
+ * (nexus mode), the live hierarchy.
+ */
 export async function startCollectorProcess(
   config: Config,
   logger: Logger,
-  options: { queue?: QueueKind; metrics?: PipelineMetrics } = {},
+  options: { topology?: Topology; metrics?: PipelineMetrics } = {},
 ): Promise<CollectorProcess> {
+  const topology = options.topology ?? resolveTopology(config, 'collector');
   const metrics = options.metrics ?? createPipelineMetrics();
-  const store = await openSharedStore(config, logger);
-  const queues = await openConsumerQueues(config, options.queue);
-  const coordination = nexusEnabled(config) ? await openSharedCoordination(config) : undefined;
+  const store = await openTopologySampleStore(topology, config, logger);
+  const queues = await openConsumerQueues(topology, config);
+  const coordination = await openTopologyCoordination(topology, config);
   let hierarchy: HierarchyWriter | undefined;
   let maintenance: Maintenance | undefined;
   if (coordination) {
@@ -117,7 +126,7 @@ export async function startCollectorProcess(
     });
     maintenance.start();
   }
-  // Without etcd there is no leader: every collector runs the (idempotent) retention pass.
+  // Without a coordination store there is no leader: every collector runs the (idempotent) retention pass.
   const duty = coordination
     ? undefined
     : retentionDuty(store, { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP });
@@ -174,15 +183,21 @@ export interface ApiProcess {
 }
 
 /**
- * Start the API: the live hierarchy from etcd in nexus mode; in traditional mode (no etcd, or
- * ENABLE_NEXUS=false) a hierarchy derived from PostgreSQL.
+ * Start the API on its topology (`options.topology`, an `api` topology; default: the one the
+ * configuration gives): the live hierarchy from the coordination store in nexus mode; in traditional
+ * mode (no coordination store) a REST-only API on a hierarchy derived from PostgreSQL.
  */
-export async function startApiProcess(config: Config, logger: Logger): Promise<ApiProcess> {
+export async function startApiProcess(
+  config: Config,
+  logger: Logger,
+  options: { topology?: Topology } = {},
+): Promise<ApiProcess> {
+  const topology = options.topology ?? resolveTopology(config, 'api');
   const metrics = createPipelineMetrics();
-  const store = await openSharedStore(config, logger);
-  const nexus = nexusEnabled(config);
-  const mirror = nexus ? undefined : await startStoreHierarchyMirror({ store, config, logger });
-  const coordination = nexus ? await openSharedCoordination(config) : mirror!.coordination;
+  const store = await openTopologySampleStore(topology, config, logger);
+  const shared = await openTopologyCoordination(topology, config);
+  const mirror = shared ? undefined : await startStoreHierarchyMirror({ store, config, logger });
+  const coordination = shared ?? mirror!.coordination;
   const app = await buildApp(
     {
       coordination,
@@ -191,11 +206,11 @@ export async function startApiProcess(config: Config, logger: Logger): Promise<A
       metrics,
       staleAfterMs: config.STALE_AFTER,
       readiness: {
-        postgres: () => store.ping(),
-        ...(nexus
+        [topology.samples!]: () => store.ping(),
+        ...(shared
           ? {
-              etcd: async () => {
-                await coordination.revision();
+              [topology.coordination!]: async () => {
+                await shared.revision();
               },
             }
           : {}),
@@ -205,7 +220,7 @@ export async function startApiProcess(config: Config, logger: Logger): Promise<A
       version: VERSION,
       // The traditional API is REST-only, as in the guide's comparison.
       ...apiOptionsFromConfig(
-        nexus ? config : { ...config, ENABLE_GRAPHQL: false, ENABLE_WEBSOCKET: false },
+        shared ? config : { ...config, ENABLE_GRAPHQL: false, ENABLE_WEBSOCKET: false },
         'api',
       ),
     },
@@ -214,12 +229,7 @@ export async function startApiProcess(config: Config, logger: Logger): Promise<A
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
   const address = `http://${config.HOST === '0.0.0.0' ? hostname() : config.HOST}:${port}`;
-  const registration = await maybeRegister(
-    nexus ? coordination : undefined,
-    'api',
-    config.SERVICE_ID,
-    address,
-  );
+  const registration = await maybeRegister(shared, 'api', config.SERVICE_ID, address);
   return {
     app,
     address,
@@ -227,7 +237,7 @@ export async function startApiProcess(config: Config, logger: Logger): Promise<A
       await app.close();
       await registration?.close();
       await mirror?.close();
-      if (nexus) await coordination.close();
+      await shared?.close();
       await store.close();
     },
   };

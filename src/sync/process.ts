@@ -1,14 +1,19 @@
 /**
- * Composition root of the `sync` command: opens the source and target etcd clusters (the etcd
- * adapter is imported only here, when the command runs), refuses to mirror a cluster onto itself,
- * and runs a {@link ClusterSync} until closed.
+ * Composition root of the `sync` command: opens the source and target etcd clusters through the
+ * backend registry (which imports the etcd adapter only when the command runs), refuses to mirror a
+ * cluster onto itself, and runs a {@link ClusterSync} until closed.
  */
+import type { EtcdCoordination } from '../adapters/etcd/coordination.js';
+import type { Config } from '../config/config.js';
 import { NexusError } from '../errors.js';
+import { openCoordination } from '../runtime/registry.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterSync } from './cluster-sync.js';
 
 /** Options of {@link startSyncProcess}. */
 export interface SyncProcessOptions {
+  /** The process's configuration; `from` and `to` take the place of its ETCD_ENDPOINTS. */
+  config: Config;
   /** Source etcd endpoints (`host:port,host:port`). */
   from: string;
   /** Target etcd endpoints. */
@@ -29,23 +34,27 @@ export interface SyncProcess {
  * reached at start (later outages are retried).
  */
 export async function startSyncProcess(options: SyncProcessOptions): Promise<SyncProcess> {
-  const { createEtcdCoordination } = await import('../adapters/etcd/coordination.js');
-  const { parseEndpoints } = await import('../adapters/etcd/client.js');
-  for (const [flag, value] of [
-    ['--from', options.from],
-    ['--to', options.to],
-  ] as const) {
+  const open = async (flag: '--from' | '--to', endpoints: string): Promise<EtcdCoordination> => {
     try {
-      parseEndpoints(value);
+      return await openCoordination('etcd', { ...options.config, ETCD_ENDPOINTS: endpoints });
     } catch (error) {
-      throw new NexusError('CONFIG_INVALID', `${flag}: ${(error as Error).message}`, {
-        cause: error,
-        details: { flag },
-      });
+      if (error instanceof NexusError && error.code === 'CONFIG_INVALID') {
+        throw new NexusError('CONFIG_INVALID', `${flag}: ${error.message}`, {
+          cause: error,
+          details: { flag },
+        });
+      }
+      throw error;
     }
+  };
+  const source = await open('--from', options.from);
+  let target: EtcdCoordination;
+  try {
+    target = await open('--to', options.to);
+  } catch (error) {
+    await source.close();
+    throw error;
   }
-  const source = createEtcdCoordination({ endpoints: options.from });
-  const target = createEtcdCoordination({ endpoints: options.to });
   try {
     const [sourceStatus, targetStatus] = await Promise.all([
       source.call('status', true, () => source.client.maintenance.status()),

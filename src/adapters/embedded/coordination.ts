@@ -10,8 +10,8 @@ import type {
   Compare,
   Coordination,
   KeyValue,
-  Lease,
   RangeResult,
+  ReleasableLease,
   TxnOp,
   TxnResult,
   WatchEvent,
@@ -32,16 +32,6 @@ export interface EmbeddedCoordinationOptions {
   maxRequestBytes?: number;
   /** Called when a watch `onEvent` callback throws; delivery goes on. Default: `process.emitWarning`. */
   onListenerError?: (error: unknown) => void;
-}
-
-/**
- * A lease of the embedded (and etcd) adapters: the port's Lease plus `release()`, which stops the
- * automatic keep-alive without revoking, so the lease expires `ttlSeconds` later the way it would if
- * the process were paused or cut off. Tests use it to simulate a stalled lease holder.
- */
-export interface ReleasableLease extends Lease {
-  /** Stop keep-alive without revoking; the lease then expires after its TTL. Idempotent. */
-  release(): void;
 }
 
 const DEFAULT_HISTORY_LIMIT = 100_000;

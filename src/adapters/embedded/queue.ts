@@ -6,12 +6,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import { NexusError } from '../../errors.js';
-import type { ClaimedItem, ClaimOptions, Queue, QueueOptions } from '../../ports/queue.js';
-
-/** Default backpressure bound on items held. */
-export const DEFAULT_MAX_DEPTH = 1000;
-/** Default claim lifetime without ack. */
-export const DEFAULT_CLAIM_TTL_MS = 30_000;
+import {
+  normalizeClaimOptions,
+  normalizeQueueOptions,
+  type ClaimedItem,
+  type ClaimOptions,
+  type Queue,
+  type QueueOptions,
+} from '../../ports/queue.js';
 
 interface Claim {
   token: string;
@@ -40,45 +42,6 @@ interface SpaceWaiter {
   payload: Uint8Array;
   resolve: (id: string) => void;
   reject: (error: unknown) => void;
-}
-
-/** Validated claim options, shared with other adapters so they reject the same inputs. */
-export function normalizeClaimOptions(options: ClaimOptions | undefined): { max: number; waitMs: number } {
-  const max = options?.max ?? 1;
-  const waitMs = options?.waitMs ?? 0;
-  if (!Number.isInteger(max) || max < 1) {
-    throw new NexusError('BAD_REQUEST', `claim max must be a positive integer, got ${String(max)}`, {
-      details: { max },
-    });
-  }
-  if (!Number.isFinite(waitMs) || waitMs < 0) {
-    throw new NexusError('BAD_REQUEST', `claim waitMs must be a finite number >= 0, got ${String(waitMs)}`, {
-      details: { waitMs },
-    });
-  }
-  return { max, waitMs };
-}
-
-/** Validated queue options with defaults applied, shared with other adapters. */
-export function normalizeQueueOptions(options: QueueOptions): Required<QueueOptions> {
-  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
-  const claimTtlMs = options.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS;
-  if (typeof options.topic !== 'string' || options.topic.length === 0) {
-    throw new NexusError('CONFIG_INVALID', 'queue topic must be a non-empty string');
-  }
-  if (!Number.isInteger(maxDepth) || maxDepth < 1) {
-    throw new NexusError(
-      'CONFIG_INVALID',
-      `queue maxDepth must be a positive integer, got ${String(maxDepth)}`,
-    );
-  }
-  if (!Number.isFinite(claimTtlMs) || claimTtlMs <= 0) {
-    throw new NexusError(
-      'CONFIG_INVALID',
-      `queue claimTtlMs must be a positive number, got ${String(claimTtlMs)}`,
-    );
-  }
-  return { topic: options.topic, maxDepth, claimTtlMs };
 }
 
 function closedError(topic: string): NexusError {

@@ -21,13 +21,13 @@ import type {
   Coordination,
   KeyValue,
   RangeResult,
+  ReleasableLease,
   TxnOp,
   TxnResult,
   WatchEvent,
   WatchOptions,
   Watcher,
 } from '../../ports/coordination.js';
-import type { ReleasableLease } from '../embedded/coordination.js';
 import { createEtcdClient, toNexusError, withRetry, type EtcdClientOptions } from './client.js';
 
 /** Options of {@link createEtcdCoordination}: a client to share, or endpoints to create one. */

@@ -23,8 +23,14 @@ import type { Etcd3, ICompare, IKeyValue, IRequestOp, ITxnResponse, Lease } from
 import { Range } from 'etcd3';
 import { ProducerLine } from '../producer-line.js';
 import { NexusError } from '../../errors.js';
-import type { ClaimedItem, ClaimOptions, Queue, QueueOptions } from '../../ports/queue.js';
-import { normalizeClaimOptions, normalizeQueueOptions } from '../embedded/queue.js';
+import {
+  normalizeClaimOptions,
+  normalizeQueueOptions,
+  type ClaimedItem,
+  type ClaimOptions,
+  type Queue,
+  type QueueOptions,
+} from '../../ports/queue.js';
 import { createEtcdClient, toNexusError, withRetry, type EtcdClientOptions } from './client.js';
 import {
   IdGenerator,

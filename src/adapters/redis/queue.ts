@@ -11,8 +11,14 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ProducerLine } from '../producer-line.js';
 import { NexusError } from '../../errors.js';
-import type { ClaimedItem, ClaimOptions, Queue, QueueOptions } from '../../ports/queue.js';
-import { normalizeClaimOptions, normalizeQueueOptions } from '../embedded/queue.js';
+import {
+  normalizeClaimOptions,
+  normalizeQueueOptions,
+  type ClaimedItem,
+  type ClaimOptions,
+  type Queue,
+  type QueueOptions,
+} from '../../ports/queue.js';
 import { checkRedisUrl, connectRedis, newRedisClient, toNexusError } from './connection.js';
 import {
   CLAIM,
