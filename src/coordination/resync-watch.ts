@@ -6,7 +6,9 @@
  * paused, slow or disconnected while the leader compacted), it lists the prefix again and calls
  * `onSnapshot` with reason `compacted`: the consumer replaces what it holds with the snapshot, so
  * keys deleted during the gap disappear too. A store that went back in time (fromRevision beyond
- * its current revision, e.g. etcd was recreated) is re-listed as well (reason `reset`).
+ * its current revision, e.g. etcd was recreated) is re-listed as well (reason `unknown_cursor`).
+ * The event hub's shared watch and its replays (src/events/hub.ts) and the cross-cluster sync
+ * (src/sync/cluster-sync.ts) are built on it.
  *
  * Memory stays bounded: when `maxPending` events wait for a slow handler, the underlying watch is
  * cancelled and re-opened from the first undelivered revision once the handler caught up (which
@@ -17,8 +19,21 @@ import { NexusError, hasCode } from '../errors.js';
 import type { Coordination, KeyValue, WatchEvent, Watcher } from '../ports/coordination.js';
 import { backoffDelay } from '../util/backoff.js';
 
-/** Why a snapshot was taken. */
-export type ResyncReason = 'initial' | 'compacted' | 'reset';
+/**
+ * Why a consumer must drop what it holds and start over from a fresh snapshot instead of following
+ * changes. One type for every resync in the project: {@link watchWithResync} snapshots, the event
+ * hub's RESYNC events, /ws `resync` messages (`reason`, as is) and GraphQL's `ResyncReason` enum
+ * (upper case), so the values are part of the wire protocols.
+ */
+export type ResyncReason =
+  /** The history after the position was compacted away. */
+  | 'compacted'
+  /** The position is ahead of the store: the store was replaced or reset, or the cursor is bogus. */
+  | 'unknown_cursor'
+  /** The event hub's shared watch failed internally and started over; changes in between may be missing. */
+  | 'restarted'
+  /** Too many resuming subscribers already replay old history; this one got a snapshot. */
+  | 'replay_limit';
 
 /** Every key under the prefix at one revision: the state to replace the consumer's copy with. */
 export interface ResyncSnapshot {
@@ -26,7 +41,8 @@ export interface ResyncSnapshot {
   kvs: KeyValue[];
   /** Store revision the listing was read at; events after it follow. */
   revision: number;
-  reason: ResyncReason;
+  /** `initial`: the first listing (no `fromRevision`); otherwise why the watcher had to list again. */
+  reason: 'initial' | Extract<ResyncReason, 'compacted' | 'unknown_cursor'>;
   /** For `compacted`: the first revision the watcher still needed. */
   missedFrom?: number;
   /** For `compacted`: the store's compact revision when the watch failed. */
@@ -168,7 +184,7 @@ class ResyncWatch implements ResyncWatcher {
   }
 
   private async run(): Promise<void> {
-    let snapshotReason: ResyncReason | undefined;
+    let snapshotReason: ResyncSnapshot['reason'] | undefined;
     let missed: { missedFrom?: number; compactRevision?: number } = {};
     if (this.options.fromRevision !== undefined && this.options.fromRevision > 0) {
       this.lastRevision = this.options.fromRevision - 1;
@@ -178,7 +194,7 @@ class ResyncWatch implements ResyncWatcher {
     let attempt = 0;
     while (!this.stopped) {
       try {
-        if (snapshotReason === undefined && (await this.storeWentBack())) snapshotReason = 'reset';
+        if (snapshotReason === undefined && (await this.storeWentBack())) snapshotReason = 'unknown_cursor';
         if (snapshotReason !== undefined) {
           await this.snapshot(snapshotReason, missed);
           snapshotReason = undefined;
@@ -222,6 +238,7 @@ class ResyncWatch implements ResyncWatcher {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.sleeper = undefined;
@@ -243,7 +260,7 @@ class ResyncWatch implements ResyncWatcher {
   }
 
   private async snapshot(
-    reason: ResyncReason,
+    reason: ResyncSnapshot['reason'],
     missed: { missedFrom?: number; compactRevision?: number },
   ): Promise<void> {
     const listing = await this.coordination.range(this.prefix);

@@ -89,12 +89,21 @@ function decodeChange(event: WatchEvent, now: number): TelemetryEvent | undefine
   return { ...base, eventType: 'CLUSTER_REMOVED' };
 }
 
-/** SNAPSHOT events (one per GPU record) of a range read served at `revision`. */
-export function snapshotEvents(kvs: KeyValue[], revision: number): TelemetryEvent[] {
+/**
+ * SNAPSHOT events (one per GPU record) of a range read served at `revision`. When `uuids` is given,
+ * it receives the UUID of every GPU key (what a later removal of that key refers to).
+ */
+export function snapshotEvents(
+  kvs: KeyValue[],
+  revision: number,
+  uuids?: Map<string, string>,
+): TelemetryEvent[] {
   const out: TelemetryEvent[] = [];
   for (const kv of kvs) {
     const event = fromKv(kv, revision, true);
-    if (event) out.push(event);
+    if (!event) continue;
+    out.push(event);
+    if (uuids && event.uuid) uuids.set(kv.key, event.uuid);
   }
   return out;
 }

@@ -1,22 +1,40 @@
 /**
- * The event stream shared by GraphQL subscriptions and /ws: one watch on the live hierarchy (etcd
- * Watch in nexus mode, the in-process store's watch in embedded mode) fans out to every subscriber,
- * and keeps a bounded ring of recent events for resuming ones.
+ * The event stream shared by GraphQL subscriptions and /ws: one compaction-safe watch on the live
+ * hierarchy ({@link watchWithResync} over the coordination port: etcd Watch in nexus mode, the
+ * in-process store's watch in embedded mode) fans out to every subscriber, and keeps a bounded ring
+ * of recent events for resuming ones.
  *
  * A subscriber starts in one of four ways:
  * - fresh: live events from now on;
  * - `snapshot`: one SNAPSHOT event per GPU record (read at revision R), then live events after R;
  * - `after` a cursor the ring still covers: the missed events from the ring, then live;
- * - `after` an older cursor: a watch of its own from the cursor's revision replays the store's history
- *   and hands over to the shared stream once it reaches what the ring holds. If that history was
- *   compacted (or the cursor is ahead of the store), a RESYNC marker, a snapshot, then live events.
+ * - `after` an older cursor: a watch of its own ({@link watchWithResync} from the cursor's revision)
+ *   replays the store's history and hands over to the shared stream once it reaches what the ring
+ *   holds. If that history was compacted (or the cursor is ahead of the store), a RESYNC marker, a
+ *   snapshot, then live events.
  * Events reach each subscriber in cursor order (revision, then index within it), each once.
  * Delivery is synchronous; a subscriber that cannot keep up must buffer within its own bound (the
  * transports drop slow clients).
+ *
+ * The shared watch outlives store trouble. A lost connection is retried with backoff and resumes at
+ * the first change not yet delivered: no gap, no RESYNC. If the hub's own position was compacted
+ * meanwhile (or the store went back in time), the fresh listing goes to every live and replaying
+ * subscriber as a RESYNC marker (`compacted` / `unknown_cursor`) and SNAPSHOT events, and live events
+ * follow. A closed store ends every subscription; an internal failure of the hub's handling restarts
+ * the shared watch after a delay, and its live subscribers get RESYNC `restarted`.
  */
+import {
+  watchWithResync,
+  type ResyncHandlers,
+  type ResyncReason,
+  type ResyncSnapshot,
+  type ResyncWatcher,
+  type ResyncWatchOptions,
+} from '../coordination/resync-watch.js';
 import { hasCode, NexusError } from '../errors.js';
 import { CLUSTERS_PREFIX } from '../hierarchy/paths.js';
-import type { Coordination, WatchEvent, Watcher } from '../ports/coordination.js';
+import type { Coordination, WatchEvent } from '../ports/coordination.js';
+import { backoffDelay } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import {
   beforeRevision,
@@ -30,7 +48,7 @@ import {
 import { decodeWatchEvent, snapshotEvents } from './decode.js';
 import type { CompiledFilter } from './filter.js';
 import { EventRing } from './ring.js';
-import type { ResyncReason, TelemetryEvent } from './types.js';
+import type { TelemetryEvent } from './types.js';
 
 /** Options of {@link EventHub}. */
 export interface EventHubOptions {
@@ -39,7 +57,11 @@ export interface EventHubOptions {
   historyLimit?: number;
   /** Most subscribers replaying old history on watches of their own at once (default 64). */
   maxReplayWatches?: number;
-  /** Wait before restarting a broken shared watch (default 1000 ms, doubled per failure up to 30 s). */
+  /**
+   * Base wait before restarting the shared watch after an internal failure (default 1000 ms; the
+   * wait grows per consecutive failure up to 30 s, with jitter). Store outages do not restart it:
+   * the watch resumes on its own.
+   */
   restartDelayMs?: number;
   logger?: Logger;
   now?: () => number;
@@ -73,7 +95,9 @@ export interface EventHubStats {
   /** Replays started since the hub opened. */
   replays: number;
   events: number;
+  /** RESYNC markers sent to subscribers. */
   resyncs: number;
+  /** Times the shared watch resumed after a store failure or restarted after an internal one. */
   restarts: number;
 }
 
@@ -88,7 +112,8 @@ interface Subscriber {
   /** Events at or before this cursor are not delivered (the resume boundary). */
   after: Cursor;
   state: State;
-  replay?: Watcher;
+  /** The subscriber's own watch while it replays history (state `replay`). */
+  replay?: ResyncWatcher;
 }
 
 /** Whether a subscriber was closed (a function, so checks after an await are not narrowed away). */
@@ -108,14 +133,17 @@ export class EventHub {
   private readonly live = new Set<Subscriber>();
   private readonly all = new Set<Subscriber>();
   /** UUID of every GPU key seen, so a removal can say which GPU went. */
-  private readonly uuidByKey = new Map<string, string>();
-  private watcher: Watcher | undefined;
+  private uuidByKey = new Map<string, string>();
+  /** The shared watch; handlers of any other (stopped) watcher are ignored. */
+  private watcher: ResyncWatcher | undefined;
   private starting: Promise<void> | undefined;
+  /** The shared watch has taken its listing and feeds the ring. */
   private healthy = false;
   private closed = false;
+  /** Consecutive internal failures of the shared watch (for the restart delay). */
   private failures = 0;
-  /** Incremented per shared watch opened or broken; events of older watches are ignored. */
-  private generation = 0;
+  /** Set after an internal failure: what the next listing tells the live subscribers. */
+  private liveResync: ResyncReason | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   /** Numbers the shared watch's changes within each revision. */
   private indexer = new RevisionIndexer();
@@ -147,7 +175,10 @@ export class EventHub {
     };
   }
 
-  /** Open the shared watch (idempotent; subscribe() calls it too). */
+  /**
+   * Open the shared watch (idempotent; subscribe() calls it too). Resolves once the hierarchy was
+   * listed; rejects if the store cannot be reached (a later call tries again).
+   */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new NexusError('COORDINATION_CLOSED', 'event stream is closed'));
     if (!this.starting) {
@@ -191,7 +222,7 @@ export class EventHub {
     const watcher = this.watcher;
     this.watcher = undefined;
     for (const sub of [...this.all]) this.end(sub);
-    await watcher?.cancel().catch(() => undefined);
+    await watcher?.cancel();
   }
 
   // --- placement of a new subscriber ---
@@ -240,57 +271,100 @@ export class EventHub {
     return true;
   }
 
+  /**
+   * A {@link watchWithResync} of the hierarchy whose first store failure is reported instead of
+   * retried: `opened` rejects with it (and the watcher stops) if it comes before the watch is ready.
+   */
+  private watchHierarchy(
+    handlers: ResyncHandlers,
+    options: ResyncWatchOptions = {},
+  ): { watcher: ResyncWatcher; opened: Promise<void> } {
+    let isOpen = false;
+    let failed!: (error: unknown) => void;
+    const failure = new Promise<never>((_, reject) => (failed = reject));
+    failure.catch(() => undefined);
+    const watcher = watchWithResync(
+      this.coordination,
+      CLUSTERS_PREFIX,
+      {
+        ...handlers,
+        onRetry: (error, attempt) => {
+          if (isOpen) {
+            handlers.onRetry?.(error, attempt);
+            return;
+          }
+          failed(error);
+          void watcher.cancel();
+        },
+      },
+      options,
+    );
+    const opened = Promise.race([watcher.ready, failure]).then(() => {
+      isOpen = true;
+    });
+    return { watcher, opened };
+  }
+
   /** Replay the store's history after `after` on a watch of the subscriber's own. */
   private async startReplay(sub: Subscriber, after: Cursor): Promise<void> {
     sub.state = 'replay';
     this.counters.replaying += 1;
     this.counters.replays += 1;
     this.ready(sub, after);
-    let handedOver = false;
-    const stopReplay = (): void => {
-      if (handedOver) return;
-      handedOver = true;
-      this.counters.replaying -= 1;
-      const watcher = sub.replay;
-      sub.replay = undefined;
-      void watcher?.cancel().catch(() => undefined);
-    };
     const indexer = new RevisionIndexer();
-    const onEvent = (we: WatchEvent): void => {
-      if (handedOver || sub.state !== 'replay') return;
-      const index = indexer.next(we.revision);
-      // At a revision boundary everything before has been delivered: hand over when the ring has the rest.
-      if (index === 0 && this.healthy && this.ring.covers(beforeRevision(we.revision))) {
-        stopReplay();
-        sub.state = 'setup';
-        this.attachLive(sub, beforeRevision(we.revision));
-        return;
-      }
-      const event = decodeWatchEvent(we, this.now(), index);
-      if (event) this.deliver(sub, event);
-    };
-    const onError = (error: Error): void => {
-      if (handedOver || sub.state !== 'replay') return;
-      stopReplay();
-      sub.state = 'setup';
-      if (hasCode(error, 'COMPACTED')) {
-        this.resync(sub, 'compacted').catch((e: unknown) => this.fail(sub, e));
-      } else {
-        this.fail(sub, error);
-      }
-    };
+    const { watcher, opened } = this.watchHierarchy(
+      {
+        // The history after the cursor is gone (or the cursor is ahead of the store): start over.
+        onSnapshot: (snapshot) => {
+          if (sub.replay !== watcher) return;
+          const reason = snapshot.reason === 'initial' ? undefined : snapshot.reason;
+          this.sendSnapshot(sub, reason, snapshotEvents(snapshot.kvs, snapshot.revision), snapshot.revision);
+          this.handOver(sub, wholeRevision(snapshot.revision));
+        },
+        onEvent: (we) => {
+          if (sub.replay !== watcher) return;
+          const index = indexer.next(we.revision);
+          // At a revision boundary everything before has been delivered: hand over when the ring has the rest.
+          if (index === 0 && this.handOver(sub, beforeRevision(we.revision))) return;
+          const event = decodeWatchEvent(we, this.now(), index);
+          if (event) this.deliver(sub, event);
+        },
+        onError: (error) => {
+          if (sub.replay !== watcher) return;
+          this.stopReplay(sub);
+          this.fail(sub, error);
+        },
+      },
+      // A cursor inside a revision replays that revision; deliver() skips what was seen.
+      { fromRevision: Math.max(1, after.index === WHOLE ? after.revision + 1 : after.revision) },
+    );
+    sub.replay = watcher;
     try {
-      sub.replay = await this.coordination.watch(CLUSTERS_PREFIX, {
-        // A cursor inside a revision replays that revision; deliver() skips what was seen.
-        fromRevision: after.index === WHOLE ? after.revision + 1 : after.revision,
-        onEvent,
-        onError,
-      });
-      if (handedOver || isClosed(sub)) stopReplay();
+      await opened;
     } catch (error) {
-      stopReplay();
+      if (sub.replay !== watcher) return; // handed over or closed meanwhile
+      this.stopReplay(sub);
       throw error;
     }
+  }
+
+  /** Move a replaying subscriber to the shared stream if the ring holds every event after `at`. */
+  private handOver(sub: Subscriber, at: Cursor): boolean {
+    if (isClosed(sub)) return true;
+    if (!this.healthy || !this.ring.covers(at)) return false;
+    this.stopReplay(sub);
+    sub.state = 'setup';
+    // Never move the boundary back (a cursor inside the revision `at` ends before).
+    this.attachLive(sub, sub.after.revision > at.revision ? sub.after : at);
+    return true;
+  }
+
+  private stopReplay(sub: Subscriber): void {
+    const replay = sub.replay;
+    if (!replay) return;
+    sub.replay = undefined;
+    this.counters.replaying -= 1;
+    void replay.cancel();
   }
 
   /**
@@ -304,28 +378,41 @@ export class EventHub {
       const { kvs, revision } = await this.coordination.range(CLUSTERS_PREFIX);
       if (isClosed(sub)) return;
       if (!this.healthy || !this.ring.covers(wholeRevision(revision))) continue;
-      const snapshot = snapshotEvents(kvs, revision).filter((e) => sub.filter.matches(e));
       sub.state = 'setup';
-      this.ready(sub, wholeRevision(revision));
-      if (reason) {
-        this.counters.resyncs += 1;
-        this.emit(sub, {
-          eventType: 'RESYNC',
-          revision,
-          clusterId: '',
-          timestampMs: this.now(),
-          observedAtMs: 0,
-          metrics: {},
-          resync: { reason, snapshotSize: snapshot.length },
-        });
-      }
-      for (const event of snapshot) {
-        if (isClosed(sub)) return;
-        this.emit(sub, event);
-      }
+      this.sendSnapshot(sub, reason, snapshotEvents(kvs, revision), revision);
       if (this.attachLive(sub, wholeRevision(revision))) return;
     }
     throw new NexusError('BACKEND_UNAVAILABLE', 'could not take a consistent snapshot of the hierarchy');
+  }
+
+  /**
+   * Send `sub` the matching `snapshot` events of a listing read at `revision`, after a RESYNC marker
+   * when `reason` is given; its stream goes on after `revision`.
+   */
+  private sendSnapshot(
+    sub: Subscriber,
+    reason: ResyncReason | undefined,
+    snapshot: TelemetryEvent[],
+    revision: number,
+  ): void {
+    const matching = snapshot.filter((e) => sub.filter.matches(e));
+    this.ready(sub, wholeRevision(revision));
+    if (reason) {
+      this.counters.resyncs += 1;
+      this.emit(sub, {
+        eventType: 'RESYNC',
+        revision,
+        clusterId: '',
+        timestampMs: this.now(),
+        observedAtMs: 0,
+        metrics: {},
+        resync: { reason, snapshotSize: matching.length },
+      });
+    }
+    for (const event of matching) {
+      if (isClosed(sub)) return;
+      this.emit(sub, event);
+    }
   }
 
   // --- delivery ---
@@ -361,11 +448,7 @@ export class EventHub {
   /** Remove a subscriber without telling it (it asked to go). */
   private drop(sub: Subscriber): void {
     if (isClosed(sub)) return;
-    if (sub.replay) {
-      this.counters.replaying -= 1;
-      void sub.replay.cancel().catch(() => undefined);
-      sub.replay = undefined;
-    }
+    this.stopReplay(sub);
     sub.state = 'closed';
     this.live.delete(sub);
     this.all.delete(sub);
@@ -374,31 +457,73 @@ export class EventHub {
   // --- the shared watch ---
 
   private async open(): Promise<void> {
-    const generation = ++this.generation;
-    const current = await this.coordination.revision();
-    this.ring.reset(current + 1);
-    this.indexer = new RevisionIndexer();
-    const watcher = await this.coordination.watch(CLUSTERS_PREFIX, {
-      fromRevision: current + 1,
-      // Events and errors of an earlier (broken) watch are ignored.
+    const { watcher, opened } = this.watchHierarchy({
+      onSnapshot: (snapshot) => {
+        if (watcher === this.watcher) this.onSharedSnapshot(snapshot);
+      },
       onEvent: (we) => {
-        if (generation === this.generation) this.onWatchEvent(we);
+        if (watcher === this.watcher) this.onSharedEvent(we);
       },
       onError: (error) => {
-        if (generation === this.generation) this.onWatchError(error);
+        if (watcher === this.watcher) this.onSharedError(error);
+      },
+      onRetry: (error, attempt) => {
+        if (watcher !== this.watcher) return;
+        this.counters.restarts += 1;
+        this.log?.warn({ err: error, attempt }, 'event watch interrupted; resuming where it stopped');
       },
     });
-    if (this.closed) {
-      await watcher.cancel().catch(() => undefined);
-      return;
-    }
     this.watcher = watcher;
-    this.healthy = true;
-    this.failures = 0;
+    try {
+      await opened;
+    } catch (error) {
+      if (watcher === this.watcher) this.watcher = undefined;
+      throw error;
+    }
   }
 
-  private onWatchEvent(we: WatchEvent): void {
-    if (!this.healthy) return;
+  /**
+   * A listing of the shared watch: the first one, or a fresh one after the watch's position was
+   * compacted (or the store went back). The ring starts over after it; subscribers that may have
+   * missed changes get it as RESYNC + SNAPSHOT events.
+   */
+  private onSharedSnapshot(snapshot: ResyncSnapshot): void {
+    if (this.closed) return;
+    const uuids = new Map<string, string>();
+    const events = snapshotEvents(snapshot.kvs, snapshot.revision, uuids);
+    this.uuidByKey = uuids;
+    this.ring.reset(snapshot.revision + 1);
+    this.indexer = new RevisionIndexer();
+    this.healthy = true;
+    const reason = snapshot.reason === 'initial' ? this.liveResync : snapshot.reason;
+    this.liveResync = undefined;
+    if (snapshot.reason === 'initial' && reason) {
+      // Restarted after an internal failure.
+      this.counters.restarts += 1;
+      this.failures = 0;
+    }
+    if (!reason) return;
+    this.log?.warn(
+      {
+        reason,
+        revision: snapshot.revision,
+        missedFrom: snapshot.missedFrom,
+        compactRevision: snapshot.compactRevision,
+      },
+      'event watch started over from a fresh listing; subscribers get RESYNC',
+    );
+    for (const sub of [...this.all]) {
+      // After a restart, replays are intact (their own watches); after a gap in the store's
+      // history they are not (compacted too, or behind a reset store).
+      if (sub.state !== 'live' && (sub.state !== 'replay' || reason === 'restarted')) continue;
+      this.stopReplay(sub);
+      sub.state = 'live';
+      this.live.add(sub);
+      this.sendSnapshot(sub, reason, events, snapshot.revision);
+    }
+  }
+
+  private onSharedEvent(we: WatchEvent): void {
     const event = decodeWatchEvent(we, this.now(), this.indexer.next(we.revision));
     if (!event) return;
     const key = we.type === 'put' ? we.kv.key : we.key;
@@ -413,45 +538,35 @@ export class EventHub {
     for (const sub of this.live) this.deliver(sub, event);
   }
 
-  private onWatchError(error: Error): void {
-    this.healthy = false;
-    this.generation += 1;
-    const broken = this.watcher;
+  /** The shared watch stopped for good: the store closed, or a handler of ours failed. */
+  private onSharedError(error: unknown): void {
+    const wasOpen = this.healthy;
     this.watcher = undefined;
-    void broken?.cancel().catch(() => undefined);
+    this.healthy = false;
+    this.starting = undefined;
     if (this.closed) return;
     if (hasCode(error, 'COORDINATION_CLOSED')) {
-      for (const sub of [...this.all]) this.end(sub, error);
+      const reason = error instanceof Error ? error : new Error(String(error));
+      for (const sub of [...this.all]) this.end(sub, reason);
       return;
     }
-    this.log?.warn({ err: error }, 'event watch broke; restarting it, subscribers will resync');
-    const waiting = [...this.live];
-    for (const sub of waiting) {
-      this.live.delete(sub);
-      sub.state = 'setup';
-    }
-    this.starting = undefined;
-    this.scheduleRestart(waiting);
+    if (!wasOpen) return; // start() reports it
+    this.log?.error({ err: error }, 'event watch failed; restarting it, live subscribers will resync');
+    this.liveResync = 'restarted';
+    this.scheduleRestart();
   }
 
-  private scheduleRestart(waiting: Subscriber[]): void {
-    const delay = Math.min(MAX_RESTART_DELAY_MS, this.restartDelayMs * 2 ** this.failures);
+  private scheduleRestart(): void {
+    if (this.restartTimer || this.closed) return;
+    this.failures += 1;
+    const delay = backoffDelay(this.failures, this.restartDelayMs, MAX_RESTART_DELAY_MS);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.closed) return;
-      this.start().then(
-        () => {
-          this.counters.restarts += 1;
-          for (const sub of waiting) {
-            if (!isClosed(sub)) this.resync(sub, 'restarted').catch((e: unknown) => this.fail(sub, e));
-          }
-        },
-        (error: unknown) => {
-          this.failures += 1;
-          this.log?.warn({ err: error }, 'restarting the event watch failed; retrying');
-          this.scheduleRestart(waiting);
-        },
-      );
+      this.start().catch((error: unknown) => {
+        this.log?.warn({ err: error }, 'restarting the event watch failed; retrying');
+        if (!this.watcher) this.scheduleRestart();
+      });
     }, delay);
     this.restartTimer.unref();
   }

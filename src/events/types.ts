@@ -4,6 +4,7 @@
  * its index among that revision's changes (its cursor, see cursor.ts), so a client that reconnects
  * with the last cursor it saw resumes without a gap.
  */
+import type { ResyncReason } from '../coordination/resync-watch.js';
 import type { LatestValue } from '../domain/types.js';
 
 /** Kinds of events. SNAPSHOT and RESYNC are produced by the stream itself, not by a write. */
@@ -20,17 +21,6 @@ export const EVENT_TYPES = [
 
 /** One of {@link EVENT_TYPES}. */
 export type TelemetryEventType = (typeof EVENT_TYPES)[number];
-
-/** Why a stream restarted from a snapshot instead of replaying history. */
-export type ResyncReason =
-  /** The history after the client's cursor was compacted away. */
-  | 'compacted'
-  /** The cursor is ahead of the store (another store incarnation, or a bogus cursor). */
-  | 'unknown_cursor'
-  /** The server's own watch broke and restarted; events in between may be missing. */
-  | 'restarted'
-  /** Too many resuming subscribers already replay old history; this one got a snapshot. */
-  | 'replay_limit';
 
 /** One event of the stream. */
 export interface TelemetryEvent {
@@ -62,7 +52,7 @@ export interface TelemetryEvent {
   observedAtMs: number;
   /** Latest value of each metric by DCGM field name (GPU_UPDATE and SNAPSHOT). */
   metrics: Record<string, LatestValue>;
-  /** RESYNC only: why, and how many SNAPSHOT events follow. */
+  /** RESYNC only: why (see {@link ResyncReason}), and how many SNAPSHOT events follow. */
   resync?: { reason: ResyncReason; snapshotSize: number };
 }
 

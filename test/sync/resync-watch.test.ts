@@ -166,7 +166,7 @@ function resyncCases(name: string, setup: () => Promise<{ c: Coordination; close
       await c.put(`${prefix}x`, '1');
       const m = mirror(c, prefix, { fromRevision: (await c.revision()) + 1_000_000 });
       await waitFor(() => m.snapshots.length === 1, 'a listing');
-      expect(m.snapshots[0]?.reason).toBe('reset');
+      expect(m.snapshots[0]?.reason).toBe('unknown_cursor');
       expect(m.state.get(`${prefix}x`)).toBe('1');
       await m.watcher.cancel();
     });

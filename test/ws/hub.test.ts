@@ -2,13 +2,17 @@
  * The event hub on the real embedded coordination store, with hand-written hierarchy records:
  * fresh, snapshot and resumed subscribers (from the ring, from the store's history with hand-over
  * to the shared watch, after compaction, with a cursor ahead of the store), filters, ordering
- * without gaps or duplicates, a broken shared watch, the bounded iterator and the ring itself.
+ * without gaps or duplicates, the shared watch cut off (resumed without a gap; its position
+ * compacted meanwhile, on the embedded store and on real etcd behind a TCP proxy: RESYNC, a
+ * snapshot equal to the store, then new events), an internal failure of the hub (restart, RESYNC
+ * `restarted`), the bounded iterator and the ring itself.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   createEmbeddedCoordination,
   type EmbeddedCoordination,
 } from '../../src/adapters/embedded/coordination.js';
+import { createEtcdCoordination } from '../../src/adapters/etcd/coordination.js';
 import { NexusError } from '../../src/errors.js';
 import { type Cursor, parseCursor, wholeRevision } from '../../src/events/cursor.js';
 import { compileFilter } from '../../src/events/filter.js';
@@ -16,8 +20,10 @@ import { EventHub } from '../../src/events/hub.js';
 import { subscribeIterator } from '../../src/events/iterator.js';
 import { EventRing } from '../../src/events/ring.js';
 import type { TelemetryEvent } from '../../src/events/types.js';
-import { clusterKey, gpuKey, hostKey } from '../../src/hierarchy/paths.js';
+import { clusterKey, CLUSTERS_PREFIX, gpuKey, hostKey } from '../../src/hierarchy/paths.js';
 import type { Coordination, WatchOptions } from '../../src/ports/coordination.js';
+import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { startTcpProxy } from '../sync/tcp-proxy.js';
 import { waitUntil } from './harness.js';
 
 let coordination: EmbeddedCoordination;
@@ -25,8 +31,9 @@ let hub: EventHub;
 
 const uuid = (host: string, gpu: number) => `GPU-${host}-${gpu}`;
 
-async function putGpu(host: string, gpu: number, util: number, cluster = 'c1'): Promise<number> {
-  const record = {
+/** A GPU record as the collectors write it; `util` is its DCGM_FI_DEV_GPU_UTIL. */
+function gpuRecord(host: string, gpu: number, util: number, cluster = 'c1'): string {
+  return JSON.stringify({
     clusterId: cluster,
     hostname: host,
     gpuId: String(gpu),
@@ -39,8 +46,48 @@ async function putGpu(host: string, gpu: number, util: number, cluster = 'c1'): 
     },
     lastSampleMs: 1000 + util,
     lastSeenMs: Date.now(),
+  });
+}
+
+async function putGpu(host: string, gpu: number, util: number, cluster = 'c1'): Promise<number> {
+  return coordination.put(gpuKey(cluster, host, String(gpu)), gpuRecord(host, gpu, util, cluster));
+}
+
+/**
+ * `inner` with its watch calls recorded; while `hold()` is on, new watches wait for `release()`
+ * (the store is unreachable for them), so the test decides what happens meanwhile.
+ */
+function interceptWatches(inner: Coordination) {
+  const watches: WatchOptions[] = [];
+  let gate: Promise<void> | undefined;
+  let open: (() => void) | undefined;
+  const coordination: Coordination = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === 'watch')
+        return async (prefix: string, options: WatchOptions) => {
+          watches.push(options);
+          if (gate) await gate;
+          return target.watch(prefix, options);
+        };
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return {
+    coordination,
+    watches,
+    hold() {
+      gate = new Promise((resolve) => (open = resolve));
+    },
+    release() {
+      gate = undefined;
+      open?.();
+    },
+    /** Break the newest watch as a lost connection would. */
+    breakWatch() {
+      watches.at(-1)!.onError?.(new NexusError('BACKEND_UNAVAILABLE', 'etcd went away'));
+    },
   };
-  return coordination.put(gpuKey(cluster, host, String(gpu)), JSON.stringify(record));
 }
 
 /** A subscriber that records what it gets. */
@@ -75,6 +122,10 @@ afterEach(async () => {
 });
 
 const revisions = (events: TelemetryEvent[]) => events.map((e) => e.revision);
+const types = (events: TelemetryEvent[]) => events.map((e) => e.eventType);
+
+/** Wait until the hub's shared watch has taken in revision `revision` (its ring reflects it). */
+const caughtUp = (revision: number) => waitUntil(() => hub.head >= revision, `the hub at ${revision}`);
 
 describe('EventHub', () => {
   it('delivers live events in revision order, each once, to a fresh subscriber', async () => {
@@ -130,7 +181,7 @@ describe('EventHub', () => {
     await waitUntil(() => first.events.length === 5, '5 events');
     sub.close();
     const cursor = first.events[2]!.revision;
-    for (let i = 5; i < 8; i++) await putGpu('h1', 0, i);
+    for (let i = 5; i < 8; i++) await caughtUp(await putGpu('h1', 0, i));
     const second = recorder();
     await hub.subscribe({ filter: compileFilter({}), after: wholeRevision(cursor), ...second });
     expect(second.ready).toEqual(wholeRevision(cursor));
@@ -149,6 +200,7 @@ describe('EventHub', () => {
   it("replays an older cursor from the store's history and hands over to the shared watch", async () => {
     const start = await coordination.revision();
     for (let i = 0; i < 60; i++) await putGpu('h1', i % 4, i); // 60 events, the ring keeps 20
+    await caughtUp(await coordination.revision());
     const r = recorder();
     await hub.subscribe({ filter: compileFilter({}), after: wholeRevision(start), ...r });
     expect(hub.stats.replays).toBe(1);
@@ -179,6 +231,7 @@ describe('EventHub', () => {
 
     // A client that saw only the first change of the revision gets the other two, then what follows.
     const second = await putThree(2);
+    await caughtUp(second);
     const fromRing = recorder();
     await hub.subscribe({ filter: compileFilter({}), after: parseCursor(`${first}.0`), ...fromRing });
     expect(hub.stats.replays).toBe(0);
@@ -191,7 +244,7 @@ describe('EventHub', () => {
     ]);
 
     // Push the first revision out of the ring (20 events): the rest of it comes from the store.
-    for (let round = 3; round < 12; round++) await putThree(round);
+    for (let round = 3; round < 12; round++) await caughtUp(await putThree(round));
     const fromHistory = recorder();
     await hub.subscribe({ filter: compileFilter({}), after: parseCursor(`${first}.1`), ...fromHistory });
     expect(hub.stats.replays).toBe(1);
@@ -211,7 +264,7 @@ describe('EventHub', () => {
   it('answers a compacted cursor with RESYNC, a snapshot of every GPU, then live events', async () => {
     const start = await coordination.revision();
     for (let i = 0; i < 40; i++) await putGpu('h1', i % 4, i);
-    await putGpu('h2', 0, 1);
+    await caughtUp(await putGpu('h2', 0, 1));
     await coordination.compact(await coordination.revision());
     const r = recorder();
     await hub.subscribe({ filter: compileFilter({ clusterId: 'c1' }), after: wholeRevision(start), ...r });
@@ -252,33 +305,121 @@ describe('EventHub', () => {
     expect(r.events.map((e) => e.eventType)).toEqual(['SNAPSHOT', 'SNAPSHOT']);
   });
 
-  it('restarts a broken shared watch and resyncs live subscribers', async () => {
-    const watches: WatchOptions[] = [];
-    const flaky: Coordination = new Proxy(coordination, {
-      get(target, prop, receiver) {
-        if (prop === 'watch')
-          return (prefix: string, options: WatchOptions) => {
-            watches.push(options);
-            return target.watch(prefix, options);
-          };
-        const value: unknown = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+  it('resumes its watch where it stopped after a lost connection: no gap, no duplicate, no RESYNC', async () => {
+    const store = interceptWatches(coordination);
+    const own = new EventHub({ coordination: store.coordination });
+    const r = recorder();
+    await own.subscribe({ filter: compileFilter({}), ...r });
+    const a = await putGpu('h1', 0, 1);
+    await waitUntil(() => r.events.length === 1, 'first event');
+    store.hold();
+    store.breakWatch();
+    await waitUntil(() => store.watches.length === 2, 'the watch to reconnect');
+    const missed = [await putGpu('h1', 0, 2), await putGpu('h1', 1, 3)]; // while it is cut off
+    store.release();
+    const c = await putGpu('h1', 0, 4);
+    await waitUntil(() => r.events.length === 4, 'the missed and the new events');
+    expect(revisions(r.events)).toEqual([a, ...missed, c]);
+    expect(types(r.events)).toEqual(['GPU_UPDATE', 'GPU_UPDATE', 'GPU_UPDATE', 'GPU_UPDATE']);
+    expect(own.stats).toMatchObject({ restarts: 1, resyncs: 0 });
+    await own.close();
+    expect(r.ended).toBeUndefined();
+  });
+
+  it('answers the compaction of its own watch position with RESYNC, a snapshot equal to the store, then live events', async () => {
+    const store = interceptWatches(coordination);
+    await putGpu('h1', 0, 1);
+    await putGpu('h1', 1, 1);
+    await putGpu('h2', 0, 1);
+    const own = new EventHub({ coordination: store.coordination, historyLimit: 20 });
+    const live = recorder();
+    await own.subscribe({ filter: compileFilter({}), ...live });
+    const hostOnly = recorder();
+    await own.subscribe({ filter: compileFilter({ hostId: 'h1' }), ...hostOnly });
+    const a = await putGpu('h1', 0, 2);
+    await waitUntil(() => live.events.length === 1, 'first event');
+    // Cut off; meanwhile a GPU goes, one changes, one comes, and the history is compacted.
+    store.hold();
+    store.breakWatch();
+    await waitUntil(() => store.watches.length === 2, 'the watch to reconnect');
+    await coordination.delete(gpuKey('c1', 'h1', '0'));
+    await putGpu('h1', 1, 50);
+    await putGpu('h3', 0, 60);
+    const compactedAt = await coordination.revision();
+    await coordination.compact(compactedAt);
+    store.release();
+    await waitUntil(() => live.events.length === 5, 'resync and snapshot');
+    const [first, marker, ...snapshot] = live.events;
+    expect(first!.revision).toBe(a);
+    expect(marker).toMatchObject({ eventType: 'RESYNC', resync: { reason: 'compacted', snapshotSize: 3 } });
+    expect(marker!.revision).toBeGreaterThanOrEqual(compactedAt);
+    expect(
+      snapshot.map((e) => [e.eventType, e.hostId, e.gpuIndex, e.metrics.DCGM_FI_DEV_GPU_UTIL?.value]),
+    ).toEqual([
+      ['SNAPSHOT', 'h1', '1', 50],
+      ['SNAPSHOT', 'h2', '0', 1],
+      ['SNAPSHOT', 'h3', '0', 60],
+    ]);
+    expect(snapshot.every((e) => e.revision === marker!.revision)).toBe(true);
+    expect(own.head).toBe(marker!.revision);
+    // Filters apply to the snapshot too.
+    expect(types(hostOnly.events)).toEqual(['GPU_UPDATE', 'RESYNC', 'SNAPSHOT']);
+    expect(hostOnly.events[1]!.resync).toEqual({ reason: 'compacted', snapshotSize: 1 });
+
+    const next = await putGpu('h2', 0, 70);
+    await waitUntil(() => live.events.length === 6, 'a live event after the resync');
+    expect(live.events[5]).toMatchObject({ eventType: 'GPU_UPDATE', revision: next, hostId: 'h2' });
+    // A client resuming from before the gap learns it too.
+    const late = recorder();
+    await own.subscribe({ filter: compileFilter({}), after: wholeRevision(a), ...late });
+    await waitUntil(() => late.events.length === 4, 'the late resync');
+    expect(late.events[0]).toMatchObject({
+      eventType: 'RESYNC',
+      resync: { reason: 'compacted', snapshotSize: 3 },
+    });
+    expect(own.stats.resyncs).toBe(3);
+    await own.close();
+  });
+
+  it('restarts after an internal failure; live subscribers get RESYNC restarted, then live events', async () => {
+    let explode = false;
+    const own = new EventHub({
+      coordination,
+      restartDelayMs: 5,
+      now: () => {
+        if (explode) {
+          explode = false;
+          throw new Error('a bug in the hub');
+        }
+        return Date.now();
       },
     });
-    const own = new EventHub({ coordination: flaky, restartDelayMs: 5 });
     const r = recorder();
     await own.subscribe({ filter: compileFilter({}), ...r });
     await putGpu('h1', 0, 1);
     await waitUntil(() => r.events.length === 1, 'first event');
-    watches[0]!.onError?.(new NexusError('BACKEND_UNAVAILABLE', 'etcd went away'));
+    explode = true;
+    await putGpu('h1', 0, 2); // its handling fails
     await waitUntil(() => own.stats.restarts === 1 && r.events.length >= 3, 'restart and resync');
-    expect(r.events.slice(1).map((e) => e.eventType)).toEqual(['RESYNC', 'SNAPSHOT']);
-    expect(r.events[1]!.resync?.reason).toBe('restarted');
-    const next = await putGpu('h1', 0, 2);
+    expect(types(r.events)).toEqual(['GPU_UPDATE', 'RESYNC', 'SNAPSHOT']);
+    expect(r.events[1]!.resync).toEqual({ reason: 'restarted', snapshotSize: 1 });
+    expect(r.events[2]!.metrics.DCGM_FI_DEV_GPU_UTIL?.value).toBe(2);
+    const next = await putGpu('h1', 0, 3);
     await waitUntil(() => r.events.length === 4, 'live again');
     expect(r.events[3]!.revision).toBe(next);
     await own.close();
     expect(r.ended).toBeUndefined();
+  });
+
+  it('names the UUID of a removed GPU that was listed before the hub started', async () => {
+    await putGpu('h7', 0, 1);
+    const own = new EventHub({ coordination });
+    const r = recorder();
+    await own.subscribe({ filter: compileFilter({}), ...r });
+    await coordination.delete(gpuKey('c1', 'h7', '0'));
+    await waitUntil(() => r.events.length === 1, 'the removal');
+    expect(r.events[0]).toMatchObject({ eventType: 'GPU_REMOVED', hostId: 'h7', uuid: uuid('h7', 0) });
+    await own.close();
   });
 
   it('ends subscribers when the store closes', async () => {
@@ -370,6 +511,84 @@ describe('cursors', () => {
     expect(parseCursor('1271.3')).toEqual({ revision: 1271, index: 3 });
     for (const bad of ['', '-1', '1.2.3', 'abc', '1e3', '12345678901234567', '1.', {}, null]) {
       expect(() => parseCursor(bad), String(bad)).toThrow(/after must be a cursor from this server/);
+    }
+  });
+});
+
+describe('EventHub on etcd', () => {
+  let etcd: EtcdHandle;
+  beforeAll(async () => {
+    etcd = await startEtcd({ members: 1 });
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('survives a compaction past its watch position while cut off: RESYNC, a snapshot equal to etcd, then new events', async () => {
+    const proxy = await startTcpProxy(etcd.endpoints[0]!);
+    const direct = createEtcdCoordination({ endpoints: etcd.endpointList });
+    const viaProxy = createEtcdCoordination({ endpoints: proxy.endpoint });
+    const etcdHub = new EventHub({ coordination: viaProxy });
+    const put = (host: string, gpu: number, util: number) =>
+      direct.put(gpuKey('c1', host, String(gpu)), gpuRecord(host, gpu, util));
+    try {
+      await direct.put(clusterKey('c1'), JSON.stringify({ name: 'C1', region: 'r', lastSeenMs: 1 }));
+      for (let g = 0; g < 4; g++) await put('h1', g, 1);
+      const r = recorder();
+      await etcdHub.subscribe({ filter: compileFilter({}), ...r });
+      const a = await put('h1', 0, 2);
+      await waitUntil(() => r.events.length === 1, 'the first event');
+      expect(r.events[0]!.revision).toBe(a);
+
+      // Frozen path: what etcd sends the hub now stays in the proxy, and is lost with the cut.
+      proxy.pause();
+      await direct.delete(gpuKey('c1', 'h1', '1'));
+      for (let i = 0; i < 20; i++) await put('h1', 2, 10 + i);
+      await put('h2', 0, 5);
+      const compactedAt = await direct.revision();
+      await direct.compact(compactedAt);
+      proxy.cut();
+      proxy.resume();
+
+      await waitUntil(() => r.events.length >= 2 + 4, 'resync and snapshot', 60_000);
+      const [, marker, ...snapshot] = r.events;
+      expect(marker).toMatchObject({ eventType: 'RESYNC', resync: { reason: 'compacted', snapshotSize: 4 } });
+      expect(marker!.revision).toBeGreaterThanOrEqual(compactedAt);
+      // The snapshot is etcd's GPU records as they are (the deleted one absent, the latest values).
+      const stored = (await direct.range(CLUSTERS_PREFIX)).kvs.filter((kv) => kv.key.includes('/gpus/'));
+      const asStored = stored.map((kv) => {
+        const v = JSON.parse(kv.value) as {
+          hostname: string;
+          gpuId: string;
+          metrics: Record<string, { value: number }>;
+        };
+        return [v.hostname, v.gpuId, v.metrics.DCGM_FI_DEV_GPU_UTIL!.value];
+      });
+      expect(asStored).toEqual([
+        ['h1', '0', 2],
+        ['h1', '2', 29],
+        ['h1', '3', 1],
+        ['h2', '0', 5],
+      ]);
+      expect(snapshot.map((e) => [e.hostId, e.gpuIndex, e.metrics.DCGM_FI_DEV_GPU_UTIL?.value])).toEqual(
+        asStored,
+      );
+      expect(snapshot.every((e) => e.eventType === 'SNAPSHOT' && e.revision === marker!.revision)).toBe(true);
+
+      const next = await put('h1', 3, 99);
+      await waitUntil(() => r.events.length === 7, 'a new event', 30_000);
+      expect(r.events[6]).toMatchObject({
+        eventType: 'GPU_UPDATE',
+        revision: next,
+        hostId: 'h1',
+        gpuIndex: '3',
+      });
+      expect(etcdHub.stats.resyncs).toBe(1);
+    } finally {
+      await etcdHub.close();
+      await viaProxy.close();
+      await direct.close();
+      await proxy.close();
     }
   });
 });
