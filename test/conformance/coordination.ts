@@ -3,6 +3,15 @@
  * (embedded, etcd with one member, etcd with three) must pass. Each test works under its own
  * unique key prefix, so adapters may share a backend between tests; none depends on absolute
  * revision numbers. Lease expiry needs `release()` on the adapter's leases (see ReleasableLease).
+ *
+ * Entry point, called once per adapter from a runner file:
+ *
+ *     coordinationConformance(name: string, setup: () => Promise<CoordinationSetup>,
+ *                             capabilities: CoordinationCapabilities): void
+ *
+ * `capabilities` names every capability of {@link COORDINATION_CAPABILITIES}, each `true` or a
+ * string saying why the adapter lacks it (see ./capabilities.ts); cases needing a missing one are
+ * reported as skipped with that reason, and an unknown or missing name throws at once.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,12 +28,37 @@ import type {
   WatchOptions,
   Watcher,
 } from '../../src/ports/coordination.js';
+import { type Capabilities, declareCapabilities } from './capabilities.js';
+
+/** Every capability a coordination runner declares. */
+export const COORDINATION_CAPABILITIES = [
+  /** Leases: keys bound to a lease, revoke, keep-alive, expiry when keep-alive stops. */
+  'leases',
+  /** `compact(revision)` trims watch history; a watch from before it fails with COMPACTED. */
+  'compaction',
+  /**
+   * Several members (replicas) serving one keyspace; the setup returns one client per member in
+   * `members`, and the suite checks they agree (linearizable reads, one order of events).
+   */
+  'multiMember',
+] as const;
+
+/** One capability of the coordination port. */
+export type CoordinationCapability = (typeof COORDINATION_CAPABILITIES)[number];
+
+/** What a coordination runner declares: every {@link CoordinationCapability}, `true` or why not. */
+export type CoordinationCapabilities = Capabilities<CoordinationCapability>;
 
 /** What a conformance run needs from an adapter. */
 export interface CoordinationSetup {
   coordination: Coordination;
   /** Release everything the setup created; must tolerate an already closed coordination. */
   teardown: () => Promise<void>;
+  /**
+   * One client per member of a replicated backend, each talking to that member only (closed by
+   * `teardown`). Required when the runner declares `multiMember`.
+   */
+  members?: Coordination[];
 }
 
 /** Collects a watcher's events and errors, and waits for them. */
@@ -168,11 +202,19 @@ const keyOf = (e: WatchEvent): string => (e.type === 'put' ? e.kv.key : e.key);
 
 /**
  * Define the Coordination conformance suite for one adapter. `setup` is called once for the
- * suite and once more for the close() test, which needs a store of its own.
+ * suite and once more for each close() test, which needs a store of its own.
+ * @param capabilities what the adapter can do (every {@link CoordinationCapability}, `true` or why not)
+ * @throws Error at once when `capabilities` names an unknown capability or leaves one out
  */
-export function coordinationConformance(name: string, setup: () => Promise<CoordinationSetup>): void {
+export function coordinationConformance(
+  name: string,
+  setup: () => Promise<CoordinationSetup>,
+  capabilities: CoordinationCapabilities,
+): void {
+  const cap = declareCapabilities('coordination', name, COORDINATION_CAPABILITIES, capabilities);
   describe(`Coordination conformance: ${name}`, () => {
     let c: Coordination;
+    let members: Coordination[] | undefined;
     let teardown: (() => Promise<void>) | undefined;
     let prefix = '';
     let counter = 0;
@@ -183,6 +225,7 @@ export function coordinationConformance(name: string, setup: () => Promise<Coord
     beforeAll(async () => {
       const s = await setup();
       c = s.coordination;
+      members = s.members;
       teardown = s.teardown;
     });
     afterAll(async () => {
@@ -589,33 +632,37 @@ export function coordinationConformance(name: string, setup: () => Promise<Coord
         expect(rec.errors).toEqual([]);
       });
 
-      it('fails with COMPACTED carrying compactRevision when the start revision was compacted', async () => {
-        fresh();
-        const old = await c.put(`${prefix}k`, '1');
-        await c.put(`${prefix}k`, '2');
-        const at = await c.put(`${prefix}k`, '3');
-        await c.put(`${prefix}k`, '4');
-        await c.compact(at);
-        await c.compact(at); // compacting again is harmless
-        const rec = recorder();
-        await c.watch(prefix, { ...rec, fromRevision: old });
-        await rec.until(() => rec.errors.length === 1, 'the COMPACTED error');
-        const err = rec.errors[0]!;
-        expect(hasCode(err, 'COMPACTED')).toBe(true);
-        expect(hasCode(err, 'COMPACTED') && err.details.compactRevision).toBeGreaterThanOrEqual(at);
-        expect(rec.events).toEqual([]);
-        // The current value survives compaction, and watching from the compact revision works.
-        expect(await c.get(`${prefix}k`)).toMatchObject({ value: '4', version: 4 });
-        const rec2 = recorder();
-        const w2 = await c.watch(prefix, { ...rec2, fromRevision: at + 1 });
-        await rec2.until(() => rec2.events.length === 1, 'the event after the compact revision');
-        expect(rec2.events.map(describeEvent)).toEqual([`put ${prefix}k=4@${at + 1}`]);
-        expect(rec2.errors).toEqual([]);
-        await w2.cancel();
-      });
+      cap.it(
+        'compaction',
+        'fails with COMPACTED carrying compactRevision when the start revision was compacted',
+        async () => {
+          fresh();
+          const old = await c.put(`${prefix}k`, '1');
+          await c.put(`${prefix}k`, '2');
+          const at = await c.put(`${prefix}k`, '3');
+          await c.put(`${prefix}k`, '4');
+          await c.compact(at);
+          await c.compact(at); // compacting again is harmless
+          const rec = recorder();
+          await c.watch(prefix, { ...rec, fromRevision: old });
+          await rec.until(() => rec.errors.length === 1, 'the COMPACTED error');
+          const err = rec.errors[0]!;
+          expect(hasCode(err, 'COMPACTED')).toBe(true);
+          expect(hasCode(err, 'COMPACTED') && err.details.compactRevision).toBeGreaterThanOrEqual(at);
+          expect(rec.events).toEqual([]);
+          // The current value survives compaction, and watching from the compact revision works.
+          expect(await c.get(`${prefix}k`)).toMatchObject({ value: '4', version: 4 });
+          const rec2 = recorder();
+          const w2 = await c.watch(prefix, { ...rec2, fromRevision: at + 1 });
+          await rec2.until(() => rec2.events.length === 1, 'the event after the compact revision');
+          expect(rec2.events.map(describeEvent)).toEqual([`put ${prefix}k=4@${at + 1}`]);
+          expect(rec2.errors).toEqual([]);
+          await w2.cancel();
+        },
+      );
     });
 
-    describe('leases', () => {
+    cap.describe('leases', 'leases', () => {
       it('binds keys to a lease; revoke deletes them at once with delete events; revoke is idempotent', async () => {
         fresh();
         const lease = await c.grantLease(5);
@@ -710,7 +757,6 @@ export function coordinationConformance(name: string, setup: () => Promise<Coord
           const cc = s.coordination;
           const p = fresh();
           await cc.put(`${p}k`, 'v');
-          const lease = await cc.grantLease(5);
           const rec = recorder();
           await cc.watch(p, rec);
           await cc.close();
@@ -725,7 +771,6 @@ export function coordinationConformance(name: string, setup: () => Promise<Coord
           await expectCode(cc.grantLease(5), 'COORDINATION_CLOSED');
           await expectCode(cc.revision(), 'COORDINATION_CLOSED');
           await expectCode(cc.compact(1), 'COORDINATION_CLOSED');
-          await expectCode(lease.revoke(), 'COORDINATION_CLOSED');
           await rec.until(() => rec.errors.length === 1, 'onError after close');
           expect(hasCode(rec.errors[0], 'COORDINATION_CLOSED')).toBe(true);
           // The data outlives this client where the backend is shared.
@@ -734,6 +779,84 @@ export function coordinationConformance(name: string, setup: () => Promise<Coord
           await s.teardown();
         }
       });
+
+      cap.it('leases', 'a lease granted before close() rejects revoke with COORDINATION_CLOSED', async () => {
+        const s = await setup();
+        try {
+          const lease = await s.coordination.grantLease(5);
+          await s.coordination.close();
+          await expectCode(lease.revoke(), 'COORDINATION_CLOSED');
+        } finally {
+          await s.teardown();
+        }
+      });
+    });
+
+    cap.describe('multiMember', 'members', () => {
+      const all = (): Coordination[] => {
+        expect(members, 'the runner declares multiMember: its setup must return `members`').toBeDefined();
+        expect(members!.length, 'multiMember needs at least two members').toBeGreaterThanOrEqual(2);
+        return members!;
+      };
+
+      it('a write through any member is read at once through every other (linearizable reads)', async () => {
+        fresh();
+        const ms = all();
+        for (const [i, writer] of ms.entries()) {
+          const key = `${prefix}k${i}`;
+          const rev = await writer.put(key, `v${i}`);
+          for (const reader of ms) {
+            expect(await reader.get(key)).toMatchObject({ value: `v${i}`, modRevision: rev });
+            expect(await reader.revision()).toBeGreaterThanOrEqual(rev);
+          }
+          await ms[(i + 1) % ms.length]!.delete(key);
+          for (const reader of ms) expect(await reader.get(key)).toBeUndefined();
+        }
+      });
+
+      it('create-if-absent through different members: exactly one wins', async () => {
+        fresh();
+        const ms = all();
+        const key = `${prefix}lock`;
+        const attempts = await Promise.all(
+          ms.flatMap((m, i) =>
+            [0, 1].map((j) =>
+              m.txn(
+                [{ key, target: 'createRevision', op: '=', value: 0 }],
+                [{ type: 'put', key, value: `m${i}-${j}` }],
+              ),
+            ),
+          ),
+        );
+        expect(attempts.filter((a) => a.succeeded)).toHaveLength(1);
+        const stored = await ms[ms.length - 1]!.get(key);
+        expect(stored?.version).toBe(1);
+      });
+
+      it('watchers on every member see the same events in the same order', async () => {
+        fresh();
+        const ms = all();
+        const recs = ms.map(() => recorder());
+        const watchers = await Promise.all(ms.map((m, i) => m.watch(prefix, recs[i]!)));
+        for (let i = 0; i < 12; i++) {
+          const m = ms[i % ms.length]!;
+          if (i % 4 === 3) await m.delete(`${prefix}k${i % 3}`);
+          else await m.put(`${prefix}k${i % 3}`, String(i));
+        }
+        // 9 puts and 3 deletes, each delete of a stored key: 12 events.
+        for (const rec of recs) await rec.until(() => rec.events.length >= 12, '12 events');
+        await sleep(50);
+        const first = recs[0]!.events.map(describeEvent);
+        for (const rec of recs) {
+          expect(rec.events.map(describeEvent)).toEqual(first);
+          expect(rec.errors).toEqual([]);
+        }
+        await Promise.all(watchers.map((w) => w.cancel()));
+      });
+    });
+
+    it('every coordination capability gates at least one case', () => {
+      cap.assertAllUsed();
     });
   });
 }

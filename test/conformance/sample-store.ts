@@ -4,15 +4,60 @@
  * stay independent by writing under their own cluster id and comparing sample counts before/after.
  * Rollup, resolution and retention cases use their own eras (1900s dates) where a partition drop
  * cannot touch another test's data.
+ *
+ * Entry point, called once per adapter from a runner file:
+ *
+ *     sampleStoreConformance(name: string, setup: SampleStoreSetup,
+ *                            capabilities: SampleStoreCapabilities): void
+ *
+ * `capabilities` names every capability of {@link SAMPLE_STORE_CAPABILITIES}, each `true` or a
+ * string saying why the store lacks it (see ./capabilities.ts); cases needing a missing one are
+ * reported as skipped with that reason, and an unknown or missing name throws at once. One case
+ * checks the declaration against what the store itself reports (`applyRetention`, `partitioning()`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Batch, DeadLetter, Sample, SeriesKey } from '../../src/domain/types.js';
 import { NexusError } from '../../src/errors.js';
 import type { SampleStore, StoredSample } from '../../src/ports/sample-store.js';
 import { incompressible } from '../support/samples.js';
+import { type Capabilities, declareCapabilities } from './capabilities.js';
+
+/** Every capability a sample store runner declares. */
+export const SAMPLE_STORE_CAPABILITIES = [
+  /** `applyRetention()`: drops whole partitions (or chunks) older than the bounds. */
+  'retention',
+  /** 1m and 1h rollups (min/max/avg/count/last) kept with the raw samples; `resolution` queries. */
+  'rollups',
+  /** Native day partitions (`samples_pYYYYMMDD`, `samples_1m_p...`); `partitioning()` says `native`. */
+  'partitions',
+  /** TimescaleDB hypertables instead of native partitions; `partitioning()` says `timescaledb`. */
+  'timescaledb',
+  /** Several stores (processes) on one database write at once; the setup returns `connect`. */
+  'concurrentWriters',
+] as const;
+
+/** One capability of the sample store port. */
+export type SampleStoreCapability = (typeof SAMPLE_STORE_CAPABILITIES)[number];
+
+/** What a sample store runner declares: every {@link SampleStoreCapability}, `true` or why not. */
+export type SampleStoreCapabilities = Capabilities<SampleStoreCapability>;
+
+/** A store opened by a {@link SampleStoreSetup}. */
+export interface SampleStoreHandle {
+  store: SampleStore;
+  teardown: () => Promise<void>;
+  /**
+   * Open another store on the same database, as a second process would (the suite migrates and
+   * closes it). Required when the runner declares `concurrentWriters`.
+   */
+  connect?: () => Promise<SampleStore>;
+}
 
 /** What a suite run needs from an adapter: a fresh store and how to dispose of it. */
-export type SampleStoreSetup = () => Promise<{ store: SampleStore; teardown: () => Promise<void> }>;
+export type SampleStoreSetup = () => Promise<SampleStoreHandle>;
+
+/** A store that reports how its sample tables are partitioned (the SQL stores do). */
+type ReportsPartitioning = SampleStore & { partitioning(): Promise<string> };
 
 let uniq = 0;
 /** A name no other test (or suite run on the same database) uses. */
@@ -107,18 +152,38 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
  * Register the SampleStore conformance tests for one adapter. `setup` is called once for the
  * shared store (and again by tests that need their own, e.g. close()); the suite calls
  * `migrate()` itself.
+ * @param capabilities what the store can do (every {@link SampleStoreCapability}, `true` or why not)
+ * @throws Error at once when `capabilities` names an unknown capability or leaves one out
  */
-export function sampleStoreConformance(name: string, setup: SampleStoreSetup): void {
+export function sampleStoreConformance(
+  name: string,
+  setup: SampleStoreSetup,
+  capabilities: SampleStoreCapabilities,
+): void {
+  const cap = declareCapabilities('sample store', name, SAMPLE_STORE_CAPABILITIES, capabilities);
   describe(`SampleStore conformance: ${name}`, () => {
     let store: SampleStore;
     let teardown: (() => Promise<void>) | undefined;
+    let connect: (() => Promise<SampleStore>) | undefined;
 
     beforeAll(async () => {
-      ({ store, teardown } = await setup());
+      ({ store, teardown, connect } = await setup());
       await store.migrate();
     });
     afterAll(async () => {
       await teardown?.();
+    });
+
+    it('declares what the store reports: retention <-> applyRetention, partitions / timescaledb <-> partitioning()', async () => {
+      expect(typeof store.applyRetention === 'function', 'store implements applyRetention').toBe(
+        cap.has('retention'),
+      );
+      const reporting = store as Partial<ReportsPartitioning>;
+      const mode = typeof reporting.partitioning === 'function' ? await reporting.partitioning() : 'none';
+      expect({ partitions: cap.has('partitions'), timescaledb: cap.has('timescaledb') }).toEqual({
+        partitions: mode === 'native',
+        timescaledb: mode === 'timescaledb',
+      });
     });
 
     it('migrate() again is harmless and keeps the data', async () => {
@@ -448,10 +513,26 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
         `batch ${b.id}, sample 3 of 5: stored value 1, refused value 5 for ${key.metric} of ${key.uuid} ` +
           `(host-a) at ${new Date(T0).toISOString()}`,
       );
-      // Rollups count the stored samples only.
-      const [m] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1m' });
-      expect(m!.aggregate).toMatchObject({ count: 3, min: 1, max: 3 });
     });
+
+    cap.it(
+      'rollups',
+      'rollups count only the stored samples of a batch with conflicting duplicates',
+      async () => {
+        const c = unique('conf1r');
+        const key = seriesKey(c);
+        const b = batch([
+          sample(key, T0, 1),
+          sample(key, T0 + 1000, 2),
+          sample(key, T0, 1),
+          sample(key, T0, 5),
+          sample(key, T0 + 2000, 3),
+        ]);
+        expect(await store.writeBatch(b)).toMatchObject({ inserted: 3, conflicts: 1 });
+        const [m] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1m' });
+        expect(m!.aggregate).toMatchObject({ count: 3, min: 1, max: 3 });
+      },
+    );
 
     it('a conflicting duplicate across batches is counted and dead-lettered; identical replays stay silent', async () => {
       const c = unique('conf2');
@@ -728,7 +809,7 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       expect(await store.countSamples()).toBe(before + 300);
     });
 
-    it('keeps 1m and 1h rollups (min, max, avg, count, last) of what it stores', async () => {
+    cap.it('rollups', 'keeps 1m and 1h rollups (min, max, avg, count, last) of what it stores', async () => {
       const c = unique('roll');
       const key = seriesKey(c);
       const start = Date.parse('1901-03-04T10:58:30.000Z');
@@ -765,150 +846,234 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       );
     });
 
-    it('rollup queries honour bounds (start rounded down to its bucket), order, limit and metrics', async () => {
-      const c = unique('rollq');
-      const util = seriesKey(c);
-      const temp = seriesKey(c, { metric: 'DCGM_FI_DEV_GPU_TEMP' });
-      const start = Date.parse('1902-01-01T00:00:00.000Z');
-      const samples = [util, temp].flatMap((k, m) =>
-        Array.from({ length: 120 }, (_, i) => sample(k, start + i * 30_000, m * 100 + i)),
-      );
-      await store.writeBatch(batch(samples));
-      const gpu = { uuid: util.uuid };
-      const all = await store.querySamples({ gpu, resolution: '1m', limit: 1000 });
-      expect(all).toHaveLength(120); // 60 minutes x 2 metrics
-      // Newest first, ties on bucket ordered by metric descending (as raw samples are).
-      expect(all.slice(0, 2).map((s) => [s.timestampMs, s.metric])).toEqual([
-        [start + 59 * MINUTE, 'DCGM_FI_DEV_GPU_UTIL'],
-        [start + 59 * MINUTE, 'DCGM_FI_DEV_GPU_TEMP'],
-      ]);
-      const window = await store.querySamples({
-        gpu,
-        resolution: '1m',
-        metrics: ['DCGM_FI_DEV_GPU_TEMP'],
-        startMs: start + 10 * MINUTE + 45_000, // inside the 10th minute: that bucket is included
-        endMs: start + 12 * MINUTE,
-        order: 'asc',
-      });
-      expect(
-        window.map((s) => [s.timestampMs, s.aggregate!.min, s.aggregate!.max, s.aggregate!.count]),
-      ).toEqual([
-        [start + 10 * MINUTE, 120, 121, 2],
-        [start + 11 * MINUTE, 122, 123, 2],
-        [start + 12 * MINUTE, 124, 125, 2],
-      ]);
-      const two = await store.querySamples({ gpu, resolution: '1h', limit: 1, order: 'desc' });
-      expect(two.map((s) => [s.metric, s.aggregate!.count, s.aggregate!.last])).toEqual([
-        ['DCGM_FI_DEV_GPU_UTIL', 120, 119],
-      ]);
-      expect(await store.querySamples({ gpu, resolution: '1m', limit: 0 })).toEqual([]);
-    });
-
-    it('replays add nothing to the rollups, and last follows the newest sample time', async () => {
-      const c = unique('rollrep');
-      const key = seriesKey(c);
-      const start = Date.parse('1903-05-06T07:08:00.000Z');
-      const first = [sample(key, start + 10_000, 5), sample(key, start + 40_000, 7)];
-      const b = batch(first);
-      await store.writeBatch(b);
-      await store.writeBatch(b); // same batch id: ledger
-      await store.writeBatch(batch(first)); // same samples, new id: natural key
-      // Overlapping batch: one old sample (different value, ignored), one earlier new, one later new.
-      const r = await store.writeBatch(
-        batch([
-          sample(key, start + 40_000, 1000),
-          sample(key, start + 5_000, -3),
-          sample(key, start + 50_000, 9),
-        ]),
-      );
-      expect(r.inserted).toBe(2);
-      // An earlier sample arriving last must not replace `last`.
-      await store.writeBatch(batch([sample(key, start + 1_000, 100)]));
-      const [m] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1m' });
-      expect(m!.timestampMs).toBe(start);
-      expect(m!.aggregate).toEqual({ min: -3, max: 100, avg: (5 + 7 - 3 + 9 + 100) / 5, count: 5, last: 9 });
-      const [h] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1h' });
-      expect(h!.aggregate).toMatchObject({ count: 5, last: 9, min: -3, max: 100 });
-    });
-
-    it('resolution auto: raw up to 6 h, 1m up to 7 days, 1h beyond, raw without a start', async () => {
-      const c = unique('auto');
-      const key = seriesKey(c);
-      const start = Date.parse('1904-02-01T00:00:00.000Z');
-      // One sample every 10 minutes for 10 days.
-      const samples = Array.from({ length: 1440 }, (_, i) => sample(key, start + i * 600_000, i % 50));
-      await store.writeBatch(batch(samples));
-      const gpu = { uuid: key.uuid };
-      const q = (span: number, extra: object = {}) =>
-        store.querySamples({
+    cap.it(
+      'rollups',
+      'rollup queries honour bounds (start rounded down to its bucket), order, limit and metrics',
+      async () => {
+        const c = unique('rollq');
+        const util = seriesKey(c);
+        const temp = seriesKey(c, { metric: 'DCGM_FI_DEV_GPU_TEMP' });
+        const start = Date.parse('1902-01-01T00:00:00.000Z');
+        const samples = [util, temp].flatMap((k, m) =>
+          Array.from({ length: 120 }, (_, i) => sample(k, start + i * 30_000, m * 100 + i)),
+        );
+        await store.writeBatch(batch(samples));
+        const gpu = { uuid: util.uuid };
+        const all = await store.querySamples({ gpu, resolution: '1m', limit: 1000 });
+        expect(all).toHaveLength(120); // 60 minutes x 2 metrics
+        // Newest first, ties on bucket ordered by metric descending (as raw samples are).
+        expect(all.slice(0, 2).map((s) => [s.timestampMs, s.metric])).toEqual([
+          [start + 59 * MINUTE, 'DCGM_FI_DEV_GPU_UTIL'],
+          [start + 59 * MINUTE, 'DCGM_FI_DEV_GPU_TEMP'],
+        ]);
+        const window = await store.querySamples({
           gpu,
-          resolution: 'auto',
-          startMs: start,
-          endMs: start + span,
-          limit: 10_000,
-          ...extra,
+          resolution: '1m',
+          metrics: ['DCGM_FI_DEV_GPU_TEMP'],
+          startMs: start + 10 * MINUTE + 45_000, // inside the 10th minute: that bucket is included
+          endMs: start + 12 * MINUTE,
+          order: 'asc',
         });
-      const sixHours = await q(6 * HOUR);
-      expect(sixHours).toHaveLength(37);
-      expect(sixHours.every((s) => s.aggregate === undefined)).toBe(true);
-      const oneDay = await q(DAY);
-      expect(oneDay).toHaveLength(145);
-      expect(oneDay.every((s) => s.aggregate?.count === 1)).toBe(true); // 1m buckets
-      const week = await q(7 * DAY);
-      expect(week.every((s) => s.aggregate !== undefined && s.timestampMs % MINUTE === 0)).toBe(true);
-      const tenDays = await q(10 * DAY);
-      expect(tenDays).toHaveLength(240); // 1h buckets of 6 samples
-      expect(tenDays.every((s) => s.aggregate?.count === 6)).toBe(true);
-      const noStart = await store.querySamples({ gpu, resolution: 'auto', limit: 5 });
-      expect(noStart.every((s) => s.aggregate === undefined)).toBe(true);
-      expect(noStart[0]!.timestampMs).toBe(samples.at(-1)!.timestampMs);
-    });
+        expect(
+          window.map((s) => [s.timestampMs, s.aggregate!.min, s.aggregate!.max, s.aggregate!.count]),
+        ).toEqual([
+          [start + 10 * MINUTE, 120, 121, 2],
+          [start + 11 * MINUTE, 122, 123, 2],
+          [start + 12 * MINUTE, 124, 125, 2],
+        ]);
+        const two = await store.querySamples({ gpu, resolution: '1h', limit: 1, order: 'desc' });
+        expect(two.map((s) => [s.metric, s.aggregate!.count, s.aggregate!.last])).toEqual([
+          ['DCGM_FI_DEV_GPU_UTIL', 120, 119],
+        ]);
+        expect(await store.querySamples({ gpu, resolution: '1m', limit: 0 })).toEqual([]);
+      },
+    );
 
-    it('applyRetention drops whole day partitions older than the bounds, rollups kept longer', async () => {
-      expect(store.applyRetention, 'SQL stores implement retention').toBeDefined();
-      const c = unique('ret');
-      const key = seriesKey(c);
-      const day0 = Date.parse('1900-01-01T00:00:00.000Z');
-      // Two samples a day (09:00 and 21:30) for 20 days.
-      const samples = Array.from({ length: 20 }, (_, d) => [
-        sample(key, day0 + d * DAY + 9 * HOUR, d),
-        sample(key, day0 + d * DAY + 21.5 * HOUR, d + 0.5),
-      ]).flat();
-      await store.writeBatch(batch(samples));
-      const gpu = { uuid: key.uuid };
-      const before = await store.countSamples();
-      const nowMs = day0 + 19 * DAY + 12 * HOUR; // 1900-01-20T12:00Z
-      const result = await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs });
-      // Raw: days wholly before 1900-01-13T12:00 go (01-01..01-12); rollups: before 01-06T12:00.
-      const rawDropped = result.dropped.filter((n) => /^samples_p1900/.test(n)).sort();
-      expect(rawDropped).toEqual(
-        Array.from({ length: 12 }, (_, d) => `samples_p190001${String(d + 1).padStart(2, '0')}`),
-      );
-      expect(result.dropped.filter((n) => /^samples_1m_p1900/.test(n))).toHaveLength(5);
-      expect(result.dropped.filter((n) => /^samples_1h_p1900/.test(n))).toHaveLength(5);
-      expect(await store.countSamples()).toBe(before - 24);
-      const raw = await store.querySamples({ gpu, order: 'asc', limit: 100 });
-      expect(raw[0]!.timestampMs).toBe(day0 + 12 * DAY + 9 * HOUR);
-      expect(raw).toHaveLength(16);
-      const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100 });
-      expect(hours[0]!.timestampMs).toBe(day0 + 5 * DAY + 9 * HOUR);
-      expect(hours).toHaveLength(30);
+    cap.it(
+      'rollups',
+      'replays add nothing to the rollups, and last follows the newest sample time',
+      async () => {
+        const c = unique('rollrep');
+        const key = seriesKey(c);
+        const start = Date.parse('1903-05-06T07:08:00.000Z');
+        const first = [sample(key, start + 10_000, 5), sample(key, start + 40_000, 7)];
+        const b = batch(first);
+        await store.writeBatch(b);
+        await store.writeBatch(b); // same batch id: ledger
+        await store.writeBatch(batch(first)); // same samples, new id: natural key
+        // Overlapping batch: one old sample (different value, ignored), one earlier new, one later new.
+        const r = await store.writeBatch(
+          batch([
+            sample(key, start + 40_000, 1000),
+            sample(key, start + 5_000, -3),
+            sample(key, start + 50_000, 9),
+          ]),
+        );
+        expect(r.inserted).toBe(2);
+        // An earlier sample arriving last must not replace `last`.
+        await store.writeBatch(batch([sample(key, start + 1_000, 100)]));
+        const [m] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1m' });
+        expect(m!.timestampMs).toBe(start);
+        expect(m!.aggregate).toEqual({
+          min: -3,
+          max: 100,
+          avg: (5 + 7 - 3 + 9 + 100) / 5,
+          count: 5,
+          last: 9,
+        });
+        const [h] = await store.querySamples({ gpu: { uuid: key.uuid }, resolution: '1h' });
+        expect(h!.aggregate).toMatchObject({ count: 5, last: 9, min: -3, max: 100 });
+      },
+    );
 
-      // Idempotent, and 0 keeps everything.
-      expect((await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs })).dropped).toEqual(
-        [],
-      );
-      expect(
-        (await store.applyRetention!({ rawMs: 0, rollupMs: 0, nowMs: nowMs + 100 * DAY })).dropped,
-      ).toEqual([]);
-      expect(await store.countSamples()).toBe(before - 24);
+    cap.it(
+      'rollups',
+      'resolution auto: raw up to 6 h, 1m up to 7 days, 1h beyond, raw without a start',
+      async () => {
+        const c = unique('auto');
+        const key = seriesKey(c);
+        const start = Date.parse('1904-02-01T00:00:00.000Z');
+        // One sample every 10 minutes for 10 days.
+        const samples = Array.from({ length: 1440 }, (_, i) => sample(key, start + i * 600_000, i % 50));
+        await store.writeBatch(batch(samples));
+        const gpu = { uuid: key.uuid };
+        const q = (span: number, extra: object = {}) =>
+          store.querySamples({
+            gpu,
+            resolution: 'auto',
+            startMs: start,
+            endMs: start + span,
+            limit: 10_000,
+            ...extra,
+          });
+        const sixHours = await q(6 * HOUR);
+        expect(sixHours).toHaveLength(37);
+        expect(sixHours.every((s) => s.aggregate === undefined)).toBe(true);
+        const oneDay = await q(DAY);
+        expect(oneDay).toHaveLength(145);
+        expect(oneDay.every((s) => s.aggregate?.count === 1)).toBe(true); // 1m buckets
+        const week = await q(7 * DAY);
+        expect(week.every((s) => s.aggregate !== undefined && s.timestampMs % MINUTE === 0)).toBe(true);
+        const tenDays = await q(10 * DAY);
+        expect(tenDays).toHaveLength(240); // 1h buckets of 6 samples
+        expect(tenDays.every((s) => s.aggregate?.count === 6)).toBe(true);
+        const noStart = await store.querySamples({ gpu, resolution: 'auto', limit: 5 });
+        expect(noStart.every((s) => s.aggregate === undefined)).toBe(true);
+        expect(noStart[0]!.timestampMs).toBe(samples.at(-1)!.timestampMs);
+      },
+    );
 
-      // A late replay of a dropped day is stored again (its partition comes back).
-      const late = sample(key, day0 + 2 * DAY + HOUR, 42);
-      expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
-      const back = await store.querySamples({ gpu, startMs: day0 + 2 * DAY, endMs: day0 + 3 * DAY });
-      expect(back.map((s) => s.value)).toEqual([42]);
-    });
+    cap.it(
+      ['retention', 'partitions', 'rollups'],
+      'applyRetention drops whole day partitions older than the bounds, rollups kept longer',
+      async () => {
+        expect(store.applyRetention, 'the runner declares retention').toBeDefined();
+        const c = unique('ret');
+        const key = seriesKey(c);
+        const day0 = Date.parse('1900-01-01T00:00:00.000Z');
+        // Two samples a day (09:00 and 21:30) for 20 days.
+        const samples = Array.from({ length: 20 }, (_, d) => [
+          sample(key, day0 + d * DAY + 9 * HOUR, d),
+          sample(key, day0 + d * DAY + 21.5 * HOUR, d + 0.5),
+        ]).flat();
+        await store.writeBatch(batch(samples));
+        const gpu = { uuid: key.uuid };
+        const before = await store.countSamples();
+        const nowMs = day0 + 19 * DAY + 12 * HOUR; // 1900-01-20T12:00Z
+        const result = await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs });
+        // Raw: days wholly before 1900-01-13T12:00 go (01-01..01-12); rollups: before 01-06T12:00.
+        const rawDropped = result.dropped.filter((n) => /^samples_p1900/.test(n)).sort();
+        expect(rawDropped).toEqual(
+          Array.from({ length: 12 }, (_, d) => `samples_p190001${String(d + 1).padStart(2, '0')}`),
+        );
+        expect(result.dropped.filter((n) => /^samples_1m_p1900/.test(n))).toHaveLength(5);
+        expect(result.dropped.filter((n) => /^samples_1h_p1900/.test(n))).toHaveLength(5);
+        expect(await store.countSamples()).toBe(before - 24);
+        const raw = await store.querySamples({ gpu, order: 'asc', limit: 100 });
+        expect(raw[0]!.timestampMs).toBe(day0 + 12 * DAY + 9 * HOUR);
+        expect(raw).toHaveLength(16);
+        const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100 });
+        expect(hours[0]!.timestampMs).toBe(day0 + 5 * DAY + 9 * HOUR);
+        expect(hours).toHaveLength(30);
+
+        // Idempotent, and 0 keeps everything.
+        expect((await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs })).dropped).toEqual(
+          [],
+        );
+        expect(
+          (await store.applyRetention!({ rawMs: 0, rollupMs: 0, nowMs: nowMs + 100 * DAY })).dropped,
+        ).toEqual([]);
+        expect(await store.countSamples()).toBe(before - 24);
+
+        // A late replay of a dropped day is stored again (its partition comes back).
+        const late = sample(key, day0 + 2 * DAY + HOUR, 42);
+        expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
+        const back = await store.querySamples({ gpu, startMs: day0 + 2 * DAY, endMs: day0 + 3 * DAY });
+        expect(back.map((s) => s.value)).toEqual([42]);
+      },
+    );
+
+    cap.it(
+      ['retention', 'timescaledb'],
+      'applyRetention drops whole TimescaleDB chunks older than the bound',
+      async () => {
+        const c = unique('tsret');
+        const key = seriesKey(c);
+        const day0 = Date.parse('1900-02-01T00:00:00.000Z');
+        const samples = Array.from({ length: 20 }, (_, d) => sample(key, day0 + d * DAY + 9 * HOUR, d));
+        await store.writeBatch(batch(samples));
+        const nowMs = day0 + 19 * DAY + 12 * HOUR;
+        // Raw bound 7 days: chunks (1 day) wholly before 1900-02-13T12:00 go; rollups are kept.
+        const result = await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 0, nowMs });
+        expect(result.dropped.length).toBeGreaterThanOrEqual(12);
+        const raw = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 100 });
+        expect(raw.map((s) => s.value)).toEqual([12, 13, 14, 15, 16, 17, 18, 19]);
+      },
+    );
+
+    cap.it(
+      ['concurrentWriters', 'rollups'],
+      'several stores on one database write overlapping batches at once: each sample and batch id stored once',
+      async () => {
+        expect(
+          connect,
+          'the runner declares concurrentWriters: its setup must return `connect`',
+        ).toBeDefined();
+        const others = await Promise.all([connect!(), connect!()]);
+        try {
+          await Promise.all(others.map((o) => o.migrate()));
+          const writers = [store, ...others];
+          const c = unique('writers');
+          const key = seriesKey(c);
+          // 9 batches of 40 samples, one every 20 s: each overlaps the next by half, identically.
+          const at = (i: number): Sample => sample(key, T0 + i * 1000, i);
+          const batches = Array.from({ length: 9 }, (_, b) =>
+            batch(Array.from({ length: 40 }, (_, i) => at(b * 20 + i))),
+          );
+          const before = await store.countSamples();
+          const results = await Promise.all([
+            ...batches.map((b, i) => writers[i % writers.length]!.writeBatch(b)),
+            // The same batch ids again from another store, as a redelivery to another collector.
+            writers[1]!.writeBatch(batches[0]!),
+            writers[2]!.writeBatch(batches[4]!),
+          ]);
+          expect(results.filter((r) => r.duplicate)).toHaveLength(2);
+          expect(results.reduce((n, r) => n + r.inserted, 0)).toBe(200);
+          expect(results.reduce((n, r) => n + r.conflicts + r.unstorable, 0)).toBe(0);
+          expect(await store.countSamples()).toBe(before + 200);
+          const got = await others[0]!.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 1000 });
+          expect(got.map((s) => s.value)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+          const hours = await others[1]!.querySamples({
+            gpu: { uuid: key.uuid },
+            resolution: '1h',
+            limit: 10,
+          });
+          expect(hours.reduce((n, h) => n + h.aggregate!.count, 0)).toBe(200);
+        } finally {
+          await Promise.all(others.map((o) => o.close()));
+        }
+      },
+    );
 
     it('after close(), every method rejects with STORE_CLOSED', async () => {
       const own = await setup();
@@ -924,9 +1089,17 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
         await expectCode(own.store.listDeadLetters(), 'STORE_CLOSED');
         await expectCode(own.store.countSamples(), 'STORE_CLOSED');
         await expectCode(own.store.ping(), 'STORE_CLOSED');
-        if (own.store.applyRetention) {
-          await expectCode(own.store.applyRetention({ rawMs: 1, rollupMs: 1 }), 'STORE_CLOSED');
-        }
+      } finally {
+        await own.teardown();
+      }
+    });
+
+    cap.it('retention', 'after close(), applyRetention rejects with STORE_CLOSED', async () => {
+      const own = await setup();
+      try {
+        await own.store.migrate();
+        await own.store.close();
+        await expectCode(own.store.applyRetention!({ rawMs: 1, rollupMs: 1 }), 'STORE_CLOSED');
       } finally {
         await own.teardown();
       }
@@ -943,6 +1116,10 @@ export function sampleStoreConformance(name: string, setup: SampleStoreSetup): v
       } finally {
         await own.teardown();
       }
+    });
+
+    it('every sample store capability gates at least one case', () => {
+      cap.assertAllUsed();
     });
   });
 }

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import { createEtcdQueue, type EtcdQueueOptions } from '../../src/adapters/etcd/queue.js';
-import { queueConformance } from '../conformance/queue.js';
+import { type QueueCapabilities, queueConformance } from '../conformance/queue.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 
 for (const members of [1, 3] as const) {
@@ -21,17 +21,36 @@ for (const members of [1, 3] as const) {
       await etcd?.stop();
     });
 
-    const variants: { name: string; extra: Partial<EtcdQueueOptions> }[] = [{ name: label, extra: {} }];
+    const all: QueueCapabilities = {
+      watch: true,
+      claimExpiry: true,
+      multipleConsumers: true,
+      persistence: true,
+    };
+    const variants: { name: string; extra: Partial<EtcdQueueOptions>; capabilities: QueueCapabilities }[] = [
+      { name: label, extra: {}, capabilities: all },
+    ];
     if (members === 1) {
-      variants.push({ name: `${label}, watch off`, extra: { watch: false, pollIntervalMs: 200 } });
-    }
-    for (const { name, extra } of variants) {
-      const clusterId = `conformance-${members}-${extra.watch === false ? 'poll' : 'watch'}-${process.pid}`;
-      queueConformance(name, async (options) => {
-        if (!etcd) throw new Error('etcd did not start');
-        const queue = await createEtcdQueue({ ...options, ...extra, endpoints: etcd.endpoints, clusterId });
-        return { queue, teardown: () => queue.close() };
+      variants.push({
+        name: `${label}, watch off`,
+        extra: { watch: false, pollIntervalMs: 200 },
+        capabilities: {
+          ...all,
+          watch: 'watch off (ENABLE_WATCH_API=false): waiting claims poll every 200 ms',
+        },
       });
+    }
+    for (const { name, extra, capabilities } of variants) {
+      const clusterId = `conformance-${members}-${extra.watch === false ? 'poll' : 'watch'}-${process.pid}`;
+      queueConformance(
+        name,
+        async (options) => {
+          if (!etcd) throw new Error('etcd did not start');
+          const queue = await createEtcdQueue({ ...options, ...extra, endpoints: etcd.endpoints, clusterId });
+          return { queue, teardown: () => queue.close() };
+        },
+        capabilities,
+      );
     }
   });
 }

@@ -11,24 +11,41 @@ import { describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
 import { MIGRATIONS } from '../../src/storage/migrations.js';
-import { sampleStoreConformance } from '../conformance/sample-store.js';
+import { type SampleStoreCapabilities, sampleStoreConformance } from '../conformance/sample-store.js';
 
-sampleStoreConformance('PGlite in memory', async () => {
-  const store = await createPgliteSampleStore({ memory: true });
-  return { store, teardown: () => store.close() };
-});
+/** PGlite runs PostgreSQL in process: native day partitions, rollups and retention, one writer. */
+const capabilities: SampleStoreCapabilities = {
+  retention: true,
+  rollups: true,
+  partitions: true,
+  timescaledb: 'PGlite has no TimescaleDB extension; it uses native day partitions',
+  concurrentWriters: 'one PGlite instance owns its database; no second store (process) can open it',
+};
 
-sampleStoreConformance('PGlite on disk', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
-  const store = await createPgliteSampleStore({ dataDir: dir });
-  return {
-    store,
-    teardown: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+sampleStoreConformance(
+  'PGlite in memory',
+  async () => {
+    const store = await createPgliteSampleStore({ memory: true });
+    return { store, teardown: () => store.close() };
+  },
+  capabilities,
+);
+
+sampleStoreConformance(
+  'PGlite on disk',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    const store = await createPgliteSampleStore({ dataDir: dir });
+    return {
+      store,
+      teardown: async () => {
+        await store.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  capabilities,
+);
 
 describe('PGlite sample store on disk', () => {
   it('keeps samples, series, ledger and dead letters across close and reopen', async () => {

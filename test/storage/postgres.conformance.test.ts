@@ -27,11 +27,26 @@ function dbName(): string {
   return `nexus_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
 }
 
-sampleStoreConformance('PostgreSQL', async () => {
-  const connectionString = await server.createDatabase(dbName());
-  const store = await createPostgresSampleStore({ connectionString, poolSize: 4 });
-  return { store, teardown: () => store.close() };
-});
+sampleStoreConformance(
+  'PostgreSQL',
+  async () => {
+    const connectionString = await server.createDatabase(dbName());
+    const store = await createPostgresSampleStore({ connectionString, poolSize: 4 });
+    return {
+      store,
+      teardown: () => store.close(),
+      connect: () => createPostgresSampleStore({ connectionString, poolSize: 2 }),
+    };
+  },
+  {
+    retention: true,
+    rollups: true,
+    partitions: true,
+    timescaledb:
+      'the test server is plain PostgreSQL 15 without the extension; it uses native day partitions',
+    concurrentWriters: true,
+  },
+);
 
 function oneSampleBatch(id: string, ts: number): Batch {
   return {
