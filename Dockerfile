@@ -6,7 +6,8 @@
 #   docker run IMAGE streamer [source]      CSV -> queue (etcd or Redis)
 # Configuration is environment variables only (docs/configuration.md).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node.js 24 (Active LTS); node:22-bookworm-slim works too (package.json "engines": ^20.19 || ^22.12 || >=24).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # 1. Compile TypeScript with the full (dev) dependency set.
 FROM ${NODE_IMAGE} AS build

@@ -17,6 +17,10 @@ COMPOSE_FILE := docker-compose.nexus.yml
 COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose) -f $(COMPOSE_FILE)
 DOCKER_ENGINE = $(shell docker info >/dev/null 2>&1 && echo yes)
 MODE ?= $(if $(DOCKER_ENGINE),docker,local)
+# The Docker-only targets start with $(require-docker): without an engine they stop with this one
+# line (make's "*** ... Stop.") instead of a compose client's traceback.
+NO_DOCKER = $@ needs a Docker engine and none answers (`docker info` failed); nothing was run. Without Docker the same pipeline runs from local binaries: make quick-start-nexus MODE=local (stop it with make stop-nexus)
+require-docker = $(if $(DOCKER_ENGINE),,$(error $(NO_DOCKER)))
 
 RUN_DIR ?= $(CURDIR)/.run
 # Host ports (the guide's); the local processes and every check script use them.
@@ -59,6 +63,7 @@ build-nexus: ## Compile the TypeScript (dist/) for every role (npm ci first when
 	npm run build
 
 build-nexus-image: ## Build the Docker image nexus-telemetry:latest (needs a Docker engine)
+	$(require-docker)
 	docker build -t nexus-telemetry:latest .
 
 $(CLI):
@@ -109,13 +114,16 @@ run-nexus-api: $(CLI) ## Run the API in the foreground on :8080 (REST + GraphQL 
 run-streamer: $(CLI) ## Stream SOURCE (default: the bundled sample) to QUEUE (redis: the traditional streamer; or etcd)
 	@SERVICE_ID=$${SERVICE_ID:-streamer-1} $(LOCAL) run streamer streamer $(SOURCE) --queue $(QUEUE)
 
-run-nexus-docker: ## docker-compose.nexus.yml: build the image and start everything
+run-nexus-docker: ## docker-compose.nexus.yml: build the image and start everything (needs a Docker engine)
+	$(require-docker)
 	$(COMPOSE) up -d --build
 
 logs-nexus-docker: ## Follow the logs of the compose services
+	$(require-docker)
 	$(COMPOSE) logs -f --tail=200
 
 stop-nexus-docker: ## Stop and remove the compose services (volumes kept; add -v by hand to drop them)
+	$(require-docker)
 	$(COMPOSE) down
 
 health-nexus: ## Check the API (/health, /ready), etcd, PostgreSQL and Redis

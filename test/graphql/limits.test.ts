@@ -153,13 +153,16 @@ describe('hostile documents over HTTP', () => {
     expect(alive.status).toBe(200);
   });
 
-  it('reports bad arguments as errors with codes, and unknown things as null', async () => {
+  it('reports bad arguments and unknown clusters as errors with codes, and other unknown things as null', async () => {
     const { status, body } = await post({
       query: `{ cluster(id: "nope") { id } host(clusterId: "${CLUSTER}", hostId: "nope") { id }
         gpu(id: "GPU-nope") { id } }`,
     });
     expect(status).toBe(200);
     expect(body.data).toEqual({ cluster: null, host: null, gpu: null });
+    // An unknown cluster is an error (test/graphql/unknown-cluster.test.ts); an unknown host or GPU is null.
+    expect(body.errors).toHaveLength(1);
+    expect(codeOf(body)).toBe('NOT_FOUND');
 
     const ambiguous = await post({ query: '{ gpu(id: "0") { id } }' });
     expect(codeOf(ambiguous.body)).toBe('AMBIGUOUS_GPU_ID');

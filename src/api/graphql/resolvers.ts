@@ -1,9 +1,15 @@
 /**
  * Resolvers of the schema in sdl.ts. Hierarchy reads go through the operation's DataLoaders;
  * telemetry, dead letters and services go to the sample store and the coordination store. Bad
- * arguments throw NexusError BAD_REQUEST (shown to the client with its code); unknown clusters,
- * hosts and GPUs resolve to null. A UUID reported on several hosts is AMBIGUOUS_UUID unless
- * clusterId/hostId pick one; telemetry by UUID never mixes hosts.
+ * arguments throw NexusError BAD_REQUEST (shown to the client with its code). A cluster id that
+ * names no cluster of the live hierarchy is an error, NOT_FOUND, naming the cluster and the known
+ * ones (a query for the guide's `my-cluster` on a server started with another id says so instead of
+ * answering null): in cluster(id), host(clusterId), gpu(clusterId) and telemetryUpdates(clusterId).
+ * A subscription may ask to wait for a cluster not registered yet (nexus mode, subscribed before the
+ * first ingest) with `waitForCluster: true`. Unknown hosts and GPUs of a known cluster resolve to
+ * null; telemetry reads stored samples, which may outlive the live records, and never checks the
+ * cluster. A UUID reported on several hosts is AMBIGUOUS_UUID unless clusterId/hostId pick one;
+ * telemetry by UUID never mixes hosts.
  */
 import type { GraphQLFieldResolver } from 'graphql';
 import { listServices } from '../../discovery/registry.js';
@@ -74,6 +80,36 @@ const bad = (parameter: string, message: string): NexusError =>
   new NexusError('BAD_REQUEST', message, { details: { parameter } });
 
 const isIndex = (id: string): boolean => /^\d+$/.test(id);
+
+/** Most known cluster ids listed in a NOT_FOUND message. */
+const MAX_LISTED_CLUSTERS = 20;
+
+/** The NOT_FOUND error of a cluster id that names no cluster, listing the known ones. */
+export function unknownCluster(
+  clusterId: string,
+  known: readonly string[],
+  parameter: string,
+  hint = '',
+): NexusError {
+  const listed = known.slice(0, MAX_LISTED_CLUSTERS).map((c) => `'${c}'`);
+  if (known.length > MAX_LISTED_CLUSTERS) listed.push(`and ${known.length - MAX_LISTED_CLUSTERS} more`);
+  const names = known.length === 0 ? 'none yet (nothing ingested)' : listed.join(', ');
+  return new NexusError('NOT_FOUND', `cluster '${clusterId}' not found; known clusters: ${names}${hint}`, {
+    details: { parameter },
+  });
+}
+
+/** Throw NOT_FOUND for a cluster id the live hierarchy does not hold (one read; the list only on failure). */
+async function requireCluster(
+  ctx: GraphqlContext,
+  clusterId: string,
+  parameter: string,
+  hint = '',
+): Promise<void> {
+  if (await ctx.loaders.cluster.load(clusterId)) return;
+  const known = (await ctx.loaders.clusters.load('all')).map((c) => c.clusterId);
+  throw unknownCluster(clusterId, known, parameter, hint);
+}
 
 function ambiguous(id: string): NexusError {
   return new NexusError(
@@ -164,6 +200,7 @@ interface SubscriptionArgs {
   eventTypes?: Maybe<TelemetryEventType[]>;
   after?: Maybe<string>;
   snapshot?: Maybe<boolean>;
+  waitForCluster?: Maybe<boolean>;
 }
 
 function eventFilter(args: SubscriptionArgs): EventFilter {
@@ -182,10 +219,13 @@ export const resolvers: ResolverMap = {
     clusters: r(async (_: unknown, __, ctx) => (await ctx.loaders.clusters.load('all')).map(clusterNode)),
     cluster: r(async (_: unknown, { id }: { id: string }, ctx) => {
       const c = await ctx.loaders.cluster.load(id);
+      if (!c) await requireCluster(ctx, id, 'id');
       return c ? clusterNode(c) : null;
     }),
     host: r(async (_: unknown, args: { clusterId: string; hostId: string }, ctx) => {
-      const h = (await ctx.loaders.hosts.load(args.clusterId))?.find((x) => x.hostname === args.hostId);
+      const hosts = await ctx.loaders.hosts.load(args.clusterId);
+      if (!hosts) await requireCluster(ctx, args.clusterId, 'clusterId');
+      const h = hosts?.find((x) => x.hostname === args.hostId);
       return h ? hostNode(h) : null;
     }),
     gpu: r(
@@ -204,6 +244,7 @@ export const resolvers: ResolverMap = {
           if (matches.length > 1) throw ambiguousUuid(args.id, matches, 'id', 'graphql');
           gpu = matches[0];
         }
+        if (!gpu && args.clusterId != null) await requireCluster(ctx, args.clusterId, 'clusterId');
         return gpu ? gpuNode(gpu) : null;
       },
     ),
@@ -274,9 +315,17 @@ export const resolvers: ResolverMap = {
   },
   Subscription: {
     telemetryUpdates: {
-      subscribe: r((_: unknown, args: SubscriptionArgs, ctx) => {
+      subscribe: r(async (_: unknown, args: SubscriptionArgs, ctx) => {
         if (!ctx.hub) throw new NexusError('BAD_REQUEST', 'subscriptions are not enabled on this server');
         const filter = compileFilter(eventFilter(args));
+        // A cluster that is not (yet) registered: an error, unless the client asked to wait for it.
+        if (args.clusterId != null && args.waitForCluster !== true)
+          await requireCluster(
+            ctx,
+            args.clusterId,
+            'clusterId',
+            ' (to wait for a cluster not registered yet, subscribe with waitForCluster: true)',
+          );
         return subscribeIterator(ctx.hub, {
           filter,
           ...(args.after != null ? { after: parseCursor(args.after) } : {}),

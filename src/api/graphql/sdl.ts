@@ -42,12 +42,16 @@ scalar DateTime
 type Query {
   """Every cluster in the live hierarchy, ordered by id."""
   clusters: [Cluster!]!
-  """One cluster, or null when no collector has reported it."""
+  """
+  One cluster. An id no collector has reported is an error with code NOT_FOUND whose message names
+  the cluster and lists the known ones (e.g. the guide's \`my-cluster\` on a server started with
+  \`--cluster-id local\`).
+  """
   cluster(
     """Cluster id (the CLUSTER_ID its collectors run with)."""
     id: ID!
   ): Cluster
-  """One host of a cluster, or null when unknown."""
+  """One host of a cluster, or null when the host is unknown (an unknown cluster is NOT_FOUND)."""
   host(
     """Cluster id."""
     clusterId: ID!
@@ -56,7 +60,8 @@ type Query {
   ): Host
   """
   One GPU, or null when unknown: by UUID alone, or by its index within a host (then clusterId and
-  hostId are required: an index alone names a different GPU on every host).
+  hostId are required: an index alone names a different GPU on every host). A clusterId naming no
+  known cluster is NOT_FOUND.
   """
   gpu(
     """GPU UUID, or index within the host."""
@@ -104,7 +109,10 @@ type Subscription {
   and a snapshot when that history is gone.
   """
   telemetryUpdates(
-    """Only this cluster."""
+    """
+    Only this cluster. A cluster not registered in the live hierarchy is an error with code NOT_FOUND
+    (listing the known ones), unless waitForCluster is true.
+    """
     clusterId: ID
     """Only this host (and its GPUs)."""
     hostId: ID
@@ -118,6 +126,11 @@ type Subscription {
     after: String
     """Start with one SNAPSHOT event per GPU (current values), then live updates."""
     snapshot: Boolean = false
+    """
+    With clusterId: accept a cluster that is not registered yet and deliver its events once a
+    collector reports it (e.g. subscribing before the first ingest in nexus mode), instead of NOT_FOUND.
+    """
+    waitForCluster: Boolean = false
   ): TelemetryEvent!
 }
 

@@ -5,14 +5,23 @@
  * that stalls costs at most the bound, never the whole stream. A message nested deeper than
  * MAX_MESSAGE_DEPTH is refused unparsed (close 4400), and nothing thrown while handling one message
  * leaves the 'message' handler: it is logged and that connection alone is closed with 1011.
+ *
+ * A subscription whose filter names a cluster the live hierarchy does not hold gets an `error` with
+ * code NOT_FOUND naming the cluster and the known ones (the guide's `my-cluster` on a server started
+ * with `--cluster-id local` would otherwise be silence), unless it asks to wait for the cluster with
+ * `"waitForCluster": true` (a subscription made before the first ingest in nexus mode). Clusters are
+ * looked up through the {@link ClusterDirectory} of the hub (see {@link setClusterDirectory}).
  */
 import type { RawData, WebSocket } from 'ws';
 import { NexusError } from '../../errors.js';
 import { type Cursor, eventCursor, formatCursor } from '../../events/cursor.js';
-import { compileFilter } from '../../events/filter.js';
+import { compileFilter, type CompiledFilter } from '../../events/filter.js';
 import type { EventHub, EventSubscription } from '../../events/hub.js';
 import type { EventFilter, TelemetryEvent } from '../../events/types.js';
+import { CLUSTERS_PREFIX, clusterKey, hostsPrefix, parseKey } from '../../hierarchy/paths.js';
+import type { Coordination } from '../../ports/coordination.js';
 import type { Logger } from '../../util/logger.js';
+import { unknownCluster } from '../graphql/resolvers.js';
 import { CloseCode, closeThenTerminate, dropSlowSocket } from './close.js';
 import { jsonDepthExceeds, MAX_MESSAGE_DEPTH, parseClientMessage, WS_PROTOCOL } from './protocol.js';
 import { eventText } from './views.js';
@@ -29,6 +38,8 @@ export interface ConnectionOptions {
   /** Largest message accepted, announced in `welcome`. */
   maxPayload: number;
   log: Logger;
+  /** Where subscriptions' cluster ids are checked (default: the hub's, see {@link setClusterDirectory}). */
+  clusters?: ClusterDirectory;
 }
 
 /** A subscription to open right away (from the URL's query parameters). */
@@ -36,7 +47,46 @@ export interface InitialSubscription {
   filter: EventFilter;
   after?: Cursor;
   snapshot: boolean;
+  /** Accept a `filter.clusterId` that is not registered (yet) instead of answering NOT_FOUND. */
+  waitForCluster?: boolean;
 }
+
+/** The clusters of the live hierarchy, for the unknown-cluster check. */
+export interface ClusterDirectory {
+  /** Whether the live hierarchy holds any record of this cluster. */
+  has(clusterId: string): Promise<boolean>;
+  /** Every cluster id, sorted. */
+  list(): Promise<string[]>;
+}
+
+/** The live hierarchy's clusters in a coordination store (a key read per check; the list on failure). */
+export function coordinationClusters(coordination: Coordination): ClusterDirectory {
+  return {
+    async has(clusterId) {
+      if (await coordination.get(clusterKey(clusterId))) return true;
+      return (await coordination.range(hostsPrefix(clusterId), { limit: 1, keysOnly: true })).kvs.length > 0;
+    },
+    async list() {
+      const { kvs } = await coordination.range(CLUSTERS_PREFIX, { keysOnly: true });
+      const ids = new Set<string>();
+      for (const kv of kvs) {
+        const parsed = parseKey(kv.key);
+        if (parsed) ids.add(parsed.clusterId);
+      }
+      return [...ids].sort();
+    },
+  };
+}
+
+/** Cluster directories by event hub: the /ws plugin registers its app's, connections look it up. */
+const directories = new WeakMap<EventHub, ClusterDirectory>();
+
+/** Make `directory` the one connections on `hub` check subscription cluster ids against. */
+export function setClusterDirectory(hub: EventHub, directory: ClusterDirectory): void {
+  directories.set(hub, directory);
+}
+
+const WAIT_HINT = ' (to wait for a cluster not registered yet, subscribe with "waitForCluster": true)';
 
 interface Entry {
   subscription?: EventSubscription;
@@ -118,6 +168,26 @@ export class StreamConnection {
     }
     const entry: Entry = { closed: false };
     this.subs.set(id, entry);
+    const clusterId = request.filter.clusterId;
+    const directory = this.options.clusters ?? directories.get(this.options.hub);
+    if (clusterId === undefined || request.waitForCluster === true || !directory)
+      return this.open(id, entry, request, filter);
+    directory
+      .has(clusterId)
+      .then(async (known) => {
+        if (entry.closed || this.disposed || this.subs.get(id) !== entry) return;
+        if (!known) throw unknownCluster(clusterId, await directory.list(), 'filter.clusterId', WAIT_HINT);
+        this.open(id, entry, request, filter);
+      })
+      .catch((error: unknown) => {
+        if (this.subs.get(id) !== entry) return;
+        this.subs.delete(id);
+        this.fail(id, error);
+      });
+  }
+
+  /** Start a checked subscription on the hub. */
+  private open(id: string, entry: Entry, request: InitialSubscription, filter: CompiledFilter): void {
     const idJson = JSON.stringify(id);
     const onEvent = (e: TelemetryEvent): void => {
       if (entry.closed) return;
@@ -203,12 +273,17 @@ export class StreamConnection {
         });
       case 'pong':
         return;
-      case 'subscribe':
+      case 'subscribe': {
+        const wait = (value as { waitForCluster?: unknown }).waitForCluster;
+        if (wait !== undefined && typeof wait !== 'boolean')
+          return this.error(message.id, 'BAD_REQUEST', 'waitForCluster must be a boolean');
         return this.subscribe(message.id, {
           filter: message.filter,
           ...(message.after !== undefined ? { after: message.after } : {}),
           snapshot: message.snapshot,
+          waitForCluster: wait === true,
         });
+      }
       case 'unsubscribe':
         return this.unsubscribe(message.id);
     }
