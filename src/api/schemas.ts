@@ -1,11 +1,52 @@
 /**
  * JSON schemas of the REST API, shared by the route modules: they validate params and query
  * strings, drive response serialization (only declared properties reach clients), and are what
- * @fastify/swagger turns into the OpenAPI document.
+ * @fastify/swagger turns into the OpenAPI document. They are also the one source of the API's
+ * TypeScript types: every schema is `as const`, the route plugins use
+ * `@fastify/type-provider-json-schema-to-ts`, so a handler's params, query and return value are
+ * typed from its schemas, and views.ts derives the response types with `FromSchema`.
  */
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+
+/** Which of a schema's keys {@link Closed} adds: `additionalProperties` on an object that has none. */
+type AddedKeys<S> = S extends { readonly type: 'object' }
+  ? 'additionalProperties' extends keyof S
+    ? never
+    : 'additionalProperties'
+  : never;
+
+/**
+ * `S` with `additionalProperties: false` on every object schema (top level, in `properties`,
+ * `items` and `additionalProperties`) that does not say otherwise. Type level only.
+ */
+export type Closed<S> = S extends readonly unknown[]
+  ? S
+  : S extends object
+    ? {
+        readonly [K in keyof S | AddedKeys<S>]: K extends keyof S
+          ? K extends 'properties'
+            ? { readonly [P in keyof S[K]]: Closed<S[K][P]> }
+            : K extends 'items' | 'additionalProperties'
+              ? Closed<S[K]>
+              : S[K]
+          : false;
+      }
+    : S;
+
+/**
+ * A response schema. The value is returned as it is, so the OpenAPI document keeps response
+ * objects open (clients must tolerate fields added later), but its type is {@link Closed}: the
+ * serializer sends only declared properties, so for the server a response object is exactly its
+ * declared fields, and a handler or view that returns a field the schema lacks fails to compile
+ * (json-schema-to-ts would type an open object with an `[x: string]: unknown` index signature
+ * that accepts anything).
+ */
+export function responseSchema<const S extends JSONSchema>(schema: S): Closed<S> {
+  return schema as Closed<S>;
+}
 
 /** The one error body every failing route returns. */
-export const errorSchema = {
+export const errorSchema = responseSchema({
   type: 'object',
   required: ['error'],
   properties: {
@@ -19,9 +60,15 @@ export const errorSchema = {
       },
     },
   },
-} as const;
+} as const);
 
-const ERROR_DESCRIPTIONS: Record<number, string> = {
+/** The error body as TypeScript sees it. */
+export type ErrorBody = FromSchema<typeof errorSchema>;
+
+/** Statuses with a description of their own in {@link errorResponses}. */
+type ErrorStatus = 400 | 404 | 409 | 422 | 500 | 503;
+
+const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: 'Bad request: a parameter is invalid (named in error.parameter)',
   404: 'Not found',
   409: 'Conflict: the GPU UUID is reported on several hosts (AMBIGUOUS_UUID); use the host route',
@@ -30,15 +77,18 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   503: 'A backend is unavailable, the read queue is full (OVERLOADED) or the time budget ran out (READ_TIMEOUT); see Retry-After',
 };
 
+/** The schema of one error response entry. */
+export type ErrorResponseSchema = typeof errorSchema & { readonly description: string };
+
 /** Error response entries for a route schema, e.g. `errorResponses(400, 404)`. 500 and 503 are always added. */
-export function errorResponses(
-  ...statuses: number[]
-): Record<number, typeof errorSchema & { description: string }> {
-  const out: Record<number, typeof errorSchema & { description: string }> = {};
-  for (const status of [...statuses, 500, 503]) {
-    out[status] = { ...errorSchema, description: ERROR_DESCRIPTIONS[status] ?? 'Error' };
+export function errorResponses<const S extends ErrorStatus>(
+  ...statuses: S[]
+): Record<S | 500 | 503, ErrorResponseSchema> {
+  const out: Partial<Record<ErrorStatus, ErrorResponseSchema>> = {};
+  for (const status of [...statuses, 500 as const, 503 as const]) {
+    out[status] = { ...errorSchema, description: ERROR_DESCRIPTIONS[status] };
   }
-  return out;
+  return out as Record<S | 500 | 503, ErrorResponseSchema>;
 }
 
 const rfc3339 = { type: 'string', format: 'date-time' } as const;
@@ -183,7 +233,7 @@ const clusterMetadata = {
 } as const;
 
 /** The guide's cluster shape. */
-export const clusterSchema = {
+export const clusterSchema = responseSchema({
   type: 'object',
   required: ['cluster_id', 'cluster_name', 'region', 'metadata'],
   properties: {
@@ -192,10 +242,10 @@ export const clusterSchema = {
     region: { type: 'string' },
     metadata: clusterMetadata,
   },
-} as const;
+} as const);
 
 /** A host of the live hierarchy. */
-export const hostSchema = {
+export const hostSchema = responseSchema({
   type: 'object',
   required: ['host_id', 'hostname', 'cluster_id', 'gpu_count', 'active_gpu_count', 'active', 'last_seen'],
   properties: {
@@ -207,10 +257,10 @@ export const hostSchema = {
     active: { type: 'boolean', description: 'Seen within the staleness window' },
     last_seen: { ...rfc3339, description: 'When the collector last heard from the host' },
   },
-} as const;
+} as const);
 
 /** A GPU of the live hierarchy with its latest metrics. */
-export const gpuSchema = {
+export const gpuSchema = responseSchema({
   type: 'object',
   required: [
     'gpu_id',
@@ -244,10 +294,10 @@ export const gpuSchema = {
       },
     },
   },
-} as const;
+} as const);
 
 /** GPU identity as listed by GET /api/v1/gpus. */
-export const gpuSummarySchema = {
+export const gpuSummarySchema = responseSchema({
   type: 'object',
   required: ['uuid', 'gpu_id', 'hostname', 'cluster_id', 'model', 'device'],
   properties: {
@@ -258,7 +308,7 @@ export const gpuSummarySchema = {
     model: { type: 'string' },
     device: { type: 'string' },
   },
-} as const;
+} as const);
 
 const telemetryItemSchema = {
   type: 'object',
@@ -296,14 +346,14 @@ const telemetryItemSchema = {
 } as const;
 
 /** Body of both telemetry routes: samples, newest first unless `order=asc`. */
-export const telemetryResponseSchema = {
+export const telemetryResponseSchema = responseSchema({
   type: 'array',
   description: 'Samples; the x-has-more response header says whether more matched than `limit` returned',
   items: telemetryItemSchema,
-} as const;
+} as const);
 
 /** One refused input row. */
-export const deadLetterSchema = {
+export const deadLetterSchema = responseSchema({
   type: 'object',
   required: ['id', 'source', 'line', 'raw', 'reason', 'detail', 'received_at'],
   properties: {
@@ -315,4 +365,20 @@ export const deadLetterSchema = {
     detail: { type: 'string' },
     received_at: rfc3339,
   },
-} as const;
+} as const);
+
+/** A pipeline process registered in service discovery. */
+export const serviceSchema = responseSchema({
+  type: 'object',
+  required: ['type', 'id', 'address', 'version', 'started_at', 'health'],
+  properties: {
+    type: { type: 'string', enum: ['streamer', 'collector', 'api'] },
+    id: { type: 'string' },
+    address: { type: 'string' },
+    version: { type: 'string' },
+    started_at: { type: 'string', format: 'date-time' },
+    health: { type: 'string', enum: ['ok', 'degraded'] },
+    pid: { type: 'integer' },
+    hostname: { type: 'string' },
+  },
+} as const);

@@ -4,39 +4,30 @@
  * whether more match (told to clients in the `x-has-more` header), and shape the items. The
  * resolution (`auto` decided here, once) is reported back for the `x-resolution` header.
  */
+import type { FastifyReply } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
 import {
   chooseResolution,
   type GpuSelector,
   type Resolution,
-  type SampleAggregate,
   type SampleStore,
 } from '../ports/sample-store.js';
 import { parseMetricList, parseResolution, parseTimeRange } from './params.js';
-import { DEFAULT_LIMIT } from './schemas.js';
-import type { FastifyReply } from 'fastify';
-import { RESOLUTION_HEADER } from './schemas.js';
+import { RESOLUTION_HEADER, type telemetryQuerySchema } from './schemas.js';
 import { telemetryItemsJson } from './telemetry-json.js';
-import type { TelemetryItemView } from './views.js';
 
-/** Query string of the telemetry routes, after schema validation and defaults. */
-export interface TelemetryQuerystring {
-  limit?: number;
-  start_time?: string;
-  end_time?: string;
-  metric?: string[];
-  order?: 'asc' | 'desc';
-  resolution?: string;
-}
+/**
+ * Query string of the telemetry routes, after schema validation and defaults (from the schema:
+ * `limit`, `order` and `resolution` have defaults, so they are always there).
+ */
+export type TelemetryQuerystring = FromSchema<typeof telemetryQuerySchema>;
 
 /** Response header telling clients whether more samples matched than `limit` returned. */
 export const HAS_MORE_HEADER = 'x-has-more';
 
-/** A telemetry item; rollup buckets carry their aggregate. */
-export type TelemetryItem = TelemetryItemView & { aggregate?: SampleAggregate };
-
 /** Result of a telemetry query: one page of samples, whether more matched, and the resolution read. */
 export interface TelemetryPage {
-  /** The page as the routes' JSON body: an array of {@link TelemetryItem} (telemetry-json.ts). */
+  /** The page as the routes' JSON body: an array of `TelemetryItemView` (telemetry-json.ts). */
   json: string;
   /** Items on the page. */
   count: number;
@@ -56,8 +47,7 @@ export interface PreparedTelemetryQuery {
 export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTelemetryQuery {
   const range = parseTimeRange(query.start_time, query.end_time);
   const metrics = parseMetricList(query.metric);
-  const limit = query.limit ?? DEFAULT_LIMIT;
-  const order = query.order ?? 'desc';
+  const { limit, order } = query;
   const resolution = chooseResolution({ ...range, resolution: parseResolution(query.resolution) });
   return {
     run: async (store, selector) => {

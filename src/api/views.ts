@@ -1,9 +1,22 @@
 /**
- * Domain records to the API's JSON shapes (snake_case, RFC 3339 times). Pure functions; the
- * response schemas in schemas.ts describe the same shapes.
+ * Domain records to the API's JSON shapes (snake_case, RFC 3339 times). Pure functions. The shapes
+ * are not written here: each view type is derived from its response schema in schemas.ts
+ * (`FromSchema`), so a view that misses a required field or adds one the schema lacks fails to
+ * compile.
  */
+import type { FromSchema } from 'json-schema-to-ts';
+import type { ServiceRecord } from '../discovery/registry.js';
 import type { ClusterSummary, GpuStatus, HostSummary } from '../hierarchy/reader.js';
 import type { StoredDeadLetter, StoredGpu, StoredSample } from '../ports/sample-store.js';
+import type {
+  clusterSchema,
+  deadLetterSchema,
+  gpuSchema,
+  gpuSummarySchema,
+  hostSchema,
+  serviceSchema,
+  telemetryResponseSchema,
+} from './schemas.js';
 
 /** RFC 3339 (UTC, millisecond precision) for a time in ms since the epoch. */
 export function rfc3339(ms: number): string {
@@ -12,12 +25,7 @@ export function rfc3339(ms: number): string {
 }
 
 /** The guide's cluster shape. */
-export interface ClusterView {
-  cluster_id: string;
-  cluster_name: string;
-  region: string;
-  metadata: { total_hosts: number; total_gpus: number; active_hosts: number; active_gpus: number };
-}
+export type ClusterView = FromSchema<typeof clusterSchema>;
 
 /** A cluster summary in the guide's shape. */
 export function clusterView(c: ClusterSummary): ClusterView {
@@ -35,15 +43,7 @@ export function clusterView(c: ClusterSummary): ClusterView {
 }
 
 /** A host as listed under a cluster. */
-export interface HostView {
-  host_id: string;
-  hostname: string;
-  cluster_id: string;
-  gpu_count: number;
-  active_gpu_count: number;
-  active: boolean;
-  last_seen: string;
-}
+export type HostView = FromSchema<typeof hostSchema>;
 
 /** A host summary as the API shows it. */
 export function hostView(h: HostSummary): HostView {
@@ -59,18 +59,7 @@ export function hostView(h: HostSummary): HostView {
 }
 
 /** A GPU with its latest metrics. */
-export interface GpuView {
-  gpu_id: string;
-  uuid: string;
-  device: string;
-  model_name: string;
-  hostname: string;
-  cluster_id: string;
-  active: boolean;
-  last_seen: string;
-  last_sample: string;
-  metrics: Record<string, { value: number; timestamp: string }>;
-}
+export type GpuView = FromSchema<typeof gpuSchema>;
 
 /** A GPU status as the API shows it; metrics ordered by field name. */
 export function gpuView(g: GpuStatus): GpuView {
@@ -94,14 +83,7 @@ export function gpuView(g: GpuStatus): GpuView {
 }
 
 /** A GPU as listed by GET /api/v1/gpus. */
-export interface GpuSummaryView {
-  uuid: string;
-  gpu_id: string;
-  hostname: string;
-  cluster_id: string;
-  model: string;
-  device: string;
-}
+export type GpuSummaryView = FromSchema<typeof gpuSummarySchema>;
 
 /** A GPU's identity as the flat API lists it. */
 export function gpuSummaryView(g: StoredGpu): GpuSummaryView {
@@ -115,26 +97,15 @@ export function gpuSummaryView(g: StoredGpu): GpuSummaryView {
   };
 }
 
-/** One sample as the telemetry routes return it. */
-export interface TelemetryItemView {
-  timestamp: string;
-  metric_name: string;
-  value: number;
-  gpu_id: string;
-  uuid: string;
-  hostname: string;
-  cluster_id: string;
-  device: string;
-  model_name: string;
-  container: string;
-  pod: string;
-  namespace: string;
-  labels: Record<string, string>;
-}
+/** One sample as the telemetry routes return it; rollup buckets carry their `aggregate`. */
+export type TelemetryItemView = FromSchema<typeof telemetryResponseSchema>[number];
 
-/** A stored sample as a telemetry item; the value is passed through untouched. */
+/**
+ * A stored sample as a telemetry item; the value is passed through untouched. The routes write
+ * the same text directly (telemetry-json.ts); this is its reference.
+ */
 export function telemetryItemView(s: StoredSample): TelemetryItemView {
-  return {
+  const item: TelemetryItemView = {
     timestamp: rfc3339(s.timestampMs),
     metric_name: s.metric,
     value: s.value,
@@ -149,18 +120,15 @@ export function telemetryItemView(s: StoredSample): TelemetryItemView {
     namespace: s.namespace,
     labels: s.labels,
   };
+  if (s.aggregate) {
+    const { min, max, avg, count, last } = s.aggregate;
+    item.aggregate = { min, max, avg, count, last };
+  }
+  return item;
 }
 
 /** One refused input row as the API shows it. */
-export interface DeadLetterView {
-  id: number;
-  source: string;
-  line: number;
-  raw: string;
-  reason: string;
-  detail: string;
-  received_at: string;
-}
+export type DeadLetterView = FromSchema<typeof deadLetterSchema>;
 
 /** A stored dead letter as the API shows it. */
 export function deadLetterView(d: StoredDeadLetter): DeadLetterView {
@@ -172,5 +140,22 @@ export function deadLetterView(d: StoredDeadLetter): DeadLetterView {
     reason: d.reason,
     detail: d.detail,
     received_at: rfc3339(d.receivedAtMs),
+  };
+}
+
+/** A registered process as GET /api/v1/services lists it. */
+export type ServiceView = FromSchema<typeof serviceSchema>;
+
+/** A service-discovery record as the API shows it. */
+export function serviceView(r: ServiceRecord): ServiceView {
+  return {
+    type: r.type,
+    id: r.id,
+    address: r.address,
+    version: r.version,
+    started_at: r.startedAt,
+    health: r.health,
+    pid: r.pid,
+    hostname: r.hostname,
   };
 }

@@ -5,6 +5,7 @@
  *   GET /api/v1/clusters/{clusterId}/hosts
  *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}
  */
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
@@ -26,7 +27,8 @@ export async function throwHostNotFound(ctx: ApiContext, clusterId: string, host
 
 /** Routes for clusters and their hosts. */
 export const clusterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
-  app.get(
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  api.get(
     '/api/v1/clusters',
     {
       schema: {
@@ -42,7 +44,7 @@ export const clusterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     async () => (await ctx.reader.listClusters()).map(clusterView),
   );
 
-  app.get<{ Params: { clusterId: string } }>(
+  api.get(
     '/api/v1/clusters/:clusterId',
     {
       schema: {
@@ -61,7 +63,7 @@ export const clusterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     },
   );
 
-  app.get<{ Params: { clusterId: string } }>(
+  api.get(
     '/api/v1/clusters/:clusterId/hosts',
     {
       schema: {
@@ -83,7 +85,7 @@ export const clusterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     },
   );
 
-  app.get<{ Params: { clusterId: string; hostId: string } }>(
+  api.get(
     '/api/v1/clusters/:clusterId/hosts/:hostId',
     {
       schema: {

@@ -1,14 +1,16 @@
 /**
  * GET /api/v1/dead-letters: input rows the pipeline refused, newest first, optionally from one source.
  */
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import { requestStore, type ApiContext } from '../context.js';
-import { DEFAULT_LIMIT, deadLetterQuerySchema, deadLetterSchema, errorResponses } from '../schemas.js';
+import { deadLetterQuerySchema, deadLetterSchema, errorResponses } from '../schemas.js';
 import { deadLetterView } from '../views.js';
 
 /** Route listing dead letters. */
 export const deadLetterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
-  app.get<{ Querystring: { limit?: number; source?: string } }>(
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  api.get(
     '/api/v1/dead-letters',
     {
       schema: {
@@ -22,7 +24,7 @@ export const deadLetterRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx)
       },
     },
     async (request) => {
-      const { limit = DEFAULT_LIMIT, source } = request.query;
+      const { limit, source } = request.query;
       const rows = await requestStore(ctx).listDeadLetters(
         source === undefined ? { limit } : { limit, source },
       );

@@ -7,6 +7,7 @@
  * AMBIGUOUS_GPU_ID and a pointer to the hierarchical route. A UUID reported on several hosts is
  * refused with 409 AMBIGUOUS_UUID listing the per-host routes: their telemetry is never mixed.
  */
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import { NexusError } from '../../errors.js';
 import { naturalCompare } from '../../hierarchy/reader.js';
@@ -22,7 +23,7 @@ import {
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
-import { prepareTelemetryQuery, sendTelemetryPage, type TelemetryQuerystring } from '../telemetry.js';
+import { prepareTelemetryQuery, sendTelemetryPage } from '../telemetry.js';
 import { gpuSummaryView } from '../views.js';
 
 /**
@@ -55,7 +56,8 @@ async function allGpus(ctx: ApiContext): Promise<StoredGpu[]> {
 
 /** Routes of the flat GPU API. */
 export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
-  app.get(
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  api.get(
     '/api/v1/gpus',
     {
       schema: {
@@ -71,7 +73,7 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
     async () => (await allGpus(ctx)).map(gpuSummaryView),
   );
 
-  app.get<{ Params: { id: string }; Querystring: TelemetryQuerystring }>(
+  api.get(
     '/api/v1/gpus/:id/telemetry',
     {
       schema: {

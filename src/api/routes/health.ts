@@ -3,16 +3,19 @@
  * dependency check (in parallel, each with a timeout) and answers 503 naming the ones that failed.
  * Check errors are logged, not returned, so backend details (hosts, users) stay out of responses.
  */
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
 import type { ApiContext } from '../context.js';
-import { errorSchema, noQuerySchema } from '../schemas.js';
-
-type CheckState = 'ok' | 'failed' | 'timeout';
+import { errorSchema, noQuerySchema, responseSchema } from '../schemas.js';
 
 const checksSchema = {
   type: 'object',
   additionalProperties: { type: 'string', enum: ['ok', 'failed', 'timeout'] },
 } as const;
+
+/** The outcome of one readiness check. */
+type CheckState = FromSchema<typeof checksSchema>[string];
 
 /** Run one check; a check that neither resolves nor rejects within `timeoutMs` counts as timed out. */
 async function runCheck(
@@ -38,7 +41,8 @@ async function runCheck(
 
 /** Routes GET /health and GET /ready. */
 export const healthRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
-  app.get(
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  api.get(
     '/health',
     {
       schema: {
@@ -46,18 +50,18 @@ export const healthRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
         summary: 'Liveness',
         querystring: noQuerySchema,
         response: {
-          200: {
+          200: responseSchema({
             type: 'object',
             required: ['status'],
             properties: { status: { type: 'string', enum: ['ok'] } },
-          },
+          }),
         },
       },
     },
     async () => ({ status: 'ok' as const }),
   );
 
-  app.get(
+  api.get(
     '/ready',
     {
       schema: {
@@ -65,12 +69,12 @@ export const healthRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
         summary: 'Readiness: every dependency check passes',
         querystring: noQuerySchema,
         response: {
-          200: {
+          200: responseSchema({
             type: 'object',
             required: ['status', 'checks'],
             properties: { status: { type: 'string', enum: ['ready'] }, checks: checksSchema },
-          },
-          503: {
+          }),
+          503: responseSchema({
             description: 'A dependency check failed; `checks` says which',
             type: 'object',
             required: ['status', 'checks', 'error'],
@@ -79,7 +83,7 @@ export const healthRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
               checks: checksSchema,
               error: errorSchema.properties.error,
             },
-          },
+          }),
         },
       },
     },

@@ -7,6 +7,7 @@
  * GPUs it holds samples for that the hierarchy does not list), read through the request's read
  * limits (context.ts `requestStore`).
  */
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import type { SampleStore, StoredGpu } from '../../ports/sample-store.js';
 import { requestStore, type ApiContext } from '../context.js';
@@ -20,16 +21,14 @@ import {
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
-import { prepareTelemetryQuery, sendTelemetryPage, type TelemetryQuerystring } from '../telemetry.js';
+import { prepareTelemetryQuery, sendTelemetryPage } from '../telemetry.js';
 import { gpuView } from '../views.js';
 import { throwHostNotFound } from './clusters.js';
 
-type HostParams = { clusterId: string; hostId: string };
-type GpuParams = HostParams & { gpuId: string };
-
 /** Routes for the GPUs of one host and their telemetry. */
 export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
-  app.get<{ Params: HostParams }>(
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  api.get(
     '/api/v1/clusters/:clusterId/hosts/:hostId/gpus',
     {
       schema: {
@@ -51,7 +50,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     },
   );
 
-  app.get<{ Params: GpuParams }>(
+  api.get(
     '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId',
     {
       schema: {
@@ -71,7 +70,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
     },
   );
 
-  app.get<{ Params: GpuParams; Querystring: TelemetryQuerystring }>(
+  api.get(
     '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId/telemetry',
     {
       schema: {

@@ -1,14 +1,16 @@
 /**
  * GET /metrics: the pipeline registry in Prometheus text format, for scraping.
  */
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { noQuerySchema } from '../schemas.js';
 
 /** Route serving Prometheus metrics. */
 export const metricsRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
   const { registry } = ctx.deps.metrics;
-  app.get(
+  api.get(
     '/metrics',
     {
       schema: {
