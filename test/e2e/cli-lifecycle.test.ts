@@ -54,7 +54,9 @@ describe('one process per data directory', () => {
 
     const second = spawnCli(['start', '--data-dir', dataDir, '--port', String(await freePort())], env);
     expect(await second.exited).toBe(1);
-    expect(second.output()).toContain(`DATA_DIR_LOCKED: data directory ${dataDir} is in use by process ${pid}`);
+    expect(second.output()).toContain(
+      `DATA_DIR_LOCKED: data directory ${dataDir} is in use by process ${pid}`,
+    );
     expect(second.output()).not.toContain('ingesting');
 
     // The first still serves; the refused one changed nothing.
