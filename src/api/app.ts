@@ -202,7 +202,13 @@ async function registerRealtime(app: FastifyInstance, ctx: ApiContext, options: 
     });
   }
   if (options.websocket) {
-    await app.register(streamPlugin, { ...options.websocket, hub, upgrades, logger: log });
+    await app.register(streamPlugin, {
+      ...options.websocket,
+      hub,
+      upgrades,
+      coordination: ctx.deps.coordination,
+      logger: log,
+    });
   }
   const realtime: Realtime = { hub, endpoints: upgrades };
   app.decorate('realtime', realtime);

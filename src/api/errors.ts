@@ -6,11 +6,10 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NexusError } from '../errors.js';
+import type { ErrorBody } from './schemas.js';
 
-/** The one error body of the API. */
-export interface ErrorBody {
-  error: { code: string; message: string; parameter?: string };
-}
+/** The one error body of the API (derived from its schema). */
+export type { ErrorBody } from './schemas.js';
 
 /** A 400 naming the offending parameter. */
 export function badParameter(parameter: string, message: string): NexusError {

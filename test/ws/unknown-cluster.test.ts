@@ -61,6 +61,13 @@ describe('/ws subscriptions for an unknown cluster', () => {
     expect(s.ofType('subscribed')).toEqual([]);
   });
 
+  it('the URL can ask to wait too (/ws?clusterId=...&waitForCluster=true): subscribed, no error', async () => {
+    const s = await connect('?clusterId=not-yet&waitForCluster=true');
+    const subscribed = await s.next((m) => m.type === 'subscribed', 'subscribed');
+    expect(subscribed).toMatchObject({ id: 'default', filter: { clusterId: 'not-yet' } });
+    expect(s.ofType('error')).toEqual([]);
+  });
+
   it('waitForCluster must be a boolean', async () => {
     const s = await connect();
     s.send({ type: 'subscribe', id: 'w', filter: { clusterId: 'later' }, waitForCluster: 'yes' });

@@ -2,7 +2,7 @@
  * Fastify plugin of the /ws event stream: creates the stream server, registers it with the upgrade
  * router under /ws, answers a plain GET /ws with 426 Upgrade Required, and closes every connection
  * before the HTTP server closes. Subscriptions naming a cluster are checked against the live
- * hierarchy in `coordination` (default: the event hub's own store): an unknown cluster is NOT_FOUND.
+ * hierarchy in `coordination` (when given): an unknown cluster is NOT_FOUND.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { EventHub } from '../../events/hub.js';
@@ -32,7 +32,7 @@ export interface StreamPluginOptions extends WebSocketSettings {
   /** The app's upgrade routes; the plugin adds /ws. */
   upgrades: Map<string, UpgradeTarget>;
   logger: Logger;
-  /** Store of the live hierarchy, for the unknown-cluster check (default: the one `hub` watches). */
+  /** Store of the live hierarchy, for the unknown-cluster check (without it, cluster ids are not checked). */
   coordination?: Coordination;
 }
 
@@ -41,9 +41,7 @@ export const WS_PATH = '/ws';
 
 /** Register the /ws endpoint. */
 export const streamPlugin: FastifyPluginAsync<StreamPluginOptions> = async (app, options) => {
-  // The hub watches the live hierarchy's store, so it is the one to check cluster ids against.
-  const coordination = options.coordination ?? options.hub['coordination'];
-  setClusterDirectory(options.hub, coordinationClusters(coordination));
+  if (options.coordination) setClusterDirectory(options.hub, coordinationClusters(options.coordination));
   const server = createStreamServer({
     hub: options.hub,
     heartbeatMs: options.heartbeatMs,

@@ -52,10 +52,12 @@ export function initialSubscription(url: string | undefined): InitialSubscriptio
   }
   const after = parseCursorValue(params.get('after') ?? undefined);
   const snapshot = params.get('snapshot');
+  const waitForCluster = params.get('waitForCluster');
   return {
     filter: parseFilter(raw),
     ...(after !== undefined ? { after } : {}),
     snapshot: snapshot === 'true' || snapshot === '1',
+    ...(waitForCluster === 'true' || waitForCluster === '1' ? { waitForCluster: true } : {}),
   };
 }
 
