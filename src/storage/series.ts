@@ -86,7 +86,7 @@ interface CacheEntry {
 
 /**
  * Series identity -> id, in memory. Looked up per sample on the write path, so it avoids building
- * a canonical string per sample (measured ~8 us/sample): two map lookups on uuid and metric, then a
+ * a canonical string per sample (costly per row; docs/performance.md): two map lookups on uuid and metric, then a
  * field and label comparison. Bounded: past `maxEntries` it starts over empty (series churn with
  * pod names, and misses only cost a lookup in the database). Ids never change once assigned.
  */

@@ -14,8 +14,8 @@
  *    (23505) roll back to the savepoint and insert the same rows with ON CONFLICT DO NOTHING
  *    RETURNING. Only on that slow path, the rows the insert refused are compared with the stored
  *    values: a different value is a `conflicting_duplicate` dead letter, an identical one a silent
- *    replay. Measured on PGlite on disk, 2,470-row batches: COPY 147k rows/s against 68-75k for
- *    unnest / staging + ON CONFLICT.
+ *    replay. COPY is about twice as fast as unnest or staging + ON CONFLICT (docs/performance.md,
+ *    "Why the write path is shaped so").
  * 5. Rollups: the samples actually inserted (all of them after a clean COPY; the rows the
  *    conflict path's INSERT returned otherwise) are folded into 1m and 1h buckets and merged
  *    into `samples_1m` / `samples_1h` (see `rollups.ts`), in the same transaction.
