@@ -1,18 +1,23 @@
 /**
  * Parser benchmark: generates N DCGM rows to a temp file, then measures (median of 3 runs each)
  * a raw read of the file (the floor), the record splitter alone, the full ingest pipeline (records +
- * validation to Samples) and a naive newline split as reference.
+ * validation to Samples) and a naive newline split as reference; then the same rows rendered as
+ * dcgm-exporter exposition text (with their timestamps and labels_raw's labels) through the
+ * exposition parser (src/ingest/exposition.ts), for its lines/s next to the CSV parser's rows/s.
  *
  *   npx tsx bench/parser.ts [--rows N]      (default 1,000,000)
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeDcgmCsv } from '../src/generate/generator.js';
 import { CsvRecordSplitter } from '../src/ingest/csv-records.js';
 import { readDcgm } from '../src/ingest/dcgm-reader.js';
+import { readExposition } from '../src/ingest/exposition.js';
 import { openSources } from '../src/ingest/sources.js';
+import { DEFAULT_COUNTERS, renderLine } from '../test/fixtures/dcgm-exporter/render.js';
 
 /** Figures of one measured stage. */
 export interface StageFigures {
@@ -38,6 +43,12 @@ export interface ParserBenchResult {
   newlineSplit: StageFigures;
   /** Dead letters seen by the pipeline (0 expected on generated data). */
   deadLetters: number;
+  /** Size of the same rows as exposition text. */
+  expositionBytes: number;
+  /** The exposition parser (lines to Samples) on the same rows; rowsPerSec = sample lines/s. */
+  exposition: StageFigures;
+  /** Exposition rows/s divided by the CSV pipeline's rows/s (>= 1: at least as fast). */
+  expositionVsCsv: number;
 }
 
 async function fileChunks(path: string): Promise<AsyncIterable<Buffer>> {
@@ -67,6 +78,51 @@ async function pipeline(path: string): Promise<number> {
     for (const r of rows) {
       if (r.ok) samples++;
       else deadLetters++;
+    }
+  }
+  return samples;
+}
+
+/** Render the CSV's rows as exposition text (HELP/TYPE at each family change, times kept). */
+async function renderExpositionFile(csvPath: string, promPath: string): Promise<number> {
+  const out = createWriteStream(promPath);
+  let metric = '';
+  let buffered: string[] = [];
+  const flush = async (): Promise<void> => {
+    if (buffered.length === 0) return;
+    const text = `${buffered.join('\n')}\n`;
+    buffered = [];
+    if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  };
+  for await (const rows of readDcgm(await fileChunks(csvPath), { source: csvPath, clusterId: 'bench' })) {
+    for (const r of rows) {
+      if (!r.ok) continue;
+      const s = r.sample;
+      if (s.metric !== metric) {
+        metric = s.metric;
+        const c = DEFAULT_COUNTERS[metric];
+        buffered.push(`# HELP ${metric} ${c?.help ?? ''}`, `# TYPE ${metric} ${c?.type ?? 'gauge'}`);
+      }
+      buffered.push(renderLine(s, { timestamps: true, scrapeLabels: true }));
+    }
+    if (buffered.length > 4096) await flush();
+  }
+  await flush();
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
+  return (await stat(promPath)).size;
+}
+
+let expositionDeadLetters = 0;
+async function exposition(path: string): Promise<number> {
+  let samples = 0;
+  expositionDeadLetters = 0;
+  const options = { source: path, clusterId: 'bench', scrapeStartMs: Date.now() };
+  for await (const rows of readExposition(await fileChunks(path), options)) {
+    for (const r of rows) {
+      if (r.ok) samples++;
+      else expositionDeadLetters++;
     }
   }
   return samples;
@@ -119,6 +175,14 @@ export async function benchParser(rows: number, runs = 3): Promise<ParserBenchRe
     const records = withRatio(await measure(runs, rows, () => recordsOnly(path)));
     const full = withRatio(await measure(runs, rows, () => pipeline(path)));
     const reference = withRatio(await measure(runs, rows, () => newlineSplit(path)));
+    const promPath = join(dir, 'dcgm.prom');
+    const expositionBytes = await renderExpositionFile(path, promPath);
+    const expo = withRatio(await measure(runs, rows, () => exposition(promPath)));
+    if (expo.counted !== rows || expositionDeadLetters !== 0) {
+      throw new Error(
+        `exposition parser produced ${expo.counted} samples and ${expositionDeadLetters} dead letters for ${rows} rows`,
+      );
+    }
     if (full.counted !== rows || deadLetters !== 0) {
       throw new Error(
         `pipeline produced ${full.counted} samples and ${deadLetters} dead letters for ${rows} rows`,
@@ -134,6 +198,9 @@ export async function benchParser(rows: number, runs = 3): Promise<ParserBenchRe
       pipeline: full,
       newlineSplit: reference,
       deadLetters,
+      expositionBytes,
+      exposition: expo,
+      expositionVsCsv: Math.round((expo.rowsPerSec / full.rowsPerSec) * 100) / 100,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -161,6 +228,11 @@ async function main(): Promise<void> {
   console.log(line('newline split (reference)', r.newlineSplit));
   console.log(line('records (RFC 4180 splitter)', r.records));
   console.log(line('pipeline (records + validation)', r.pipeline));
+  console.log(
+    `  same rows as exposition text: ${(r.expositionBytes / 1024 / 1024).toFixed(0)} MiB (x raw read is vs the CSV file's read)`,
+  );
+  console.log(line('exposition parser (lines -> Samples)', r.exposition));
+  console.log(`  exposition / CSV pipeline: ${r.expositionVsCsv.toFixed(2)}x`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
