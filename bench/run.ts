@@ -2,7 +2,7 @@
  * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S]`:
  * generates DCGM CSV with the project's generator, then measures in one run, so every figure has a
  * floor taken on the same machine at the same hour:
- *   1. the CSV parser vs a raw read of the file (bench/parser.ts)
+ *   1. the CSV parser vs a raw read of the file, and the exposition parser on the same rows (bench/parser.ts)
  *   2. `psql \copy` of the same rows into a narrow indexed table (the storage floor), nexus
  *      (etcd queue -> 2 collectors -> PostgreSQL) and traditional (Redis -> 2 collectors ->
  *      PostgreSQL) end-to-end with their ratio to that floor, peak RSS and CPU of every process,
@@ -102,6 +102,8 @@ async function main(): Promise<void> {
         pipelineRowsPerSec: parser.pipeline.rowsPerSec,
         recordsRowsPerSec: parser.records.rowsPerSec,
         target: 400_000,
+        expositionLinesPerSec: parser.exposition.rowsPerSec,
+        expositionVsCsv: parser.expositionVsCsv,
       },
       embedded: {
         rowsPerSec: e2e,
@@ -131,6 +133,13 @@ async function main(): Promise<void> {
         '',
         `${(parser.pipeline.rowsPerSec / parser.rawRead.rowsPerSec).toFixed(2)}x raw`,
         `>= 400,000 ${parser.pipeline.rowsPerSec >= 400_000 ? 'met' : 'MISSED'}`,
+      ],
+      [
+        'exposition parser (dcgm-exporter text, lines/s)',
+        k(parser.exposition.rowsPerSec),
+        '',
+        `${parser.expositionVsCsv.toFixed(2)}x CSV parser`,
+        `>= 1.00x CSV ${parser.expositionVsCsv >= 1 ? 'met' : 'MISSED'}`,
       ],
       [
         'embedded end-to-end (PGlite disk)',
