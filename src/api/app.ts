@@ -29,6 +29,8 @@ import { DEFAULT_READ_LIMITS, ReadLimiter, type ReadLimits } from './read-limite
 import { exportReadLimiterMetrics } from './read-limiter-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
+import { targetRoutes } from './routes/targets.js';
+import type { ScrapeTargetBoard } from '../ingest/scrape.js';
 
 export type { ApiDeps } from './context.js';
 
@@ -54,6 +56,8 @@ export interface ApiOptions {
   events?: { historyLimit?: number; maxReplayWatches?: number };
   /** Limits on sample-store reads (READ_*); missing fields take {@link DEFAULT_READ_LIMITS}. */
   reads?: Partial<ReadLimits>;
+  /** Scrape targets to report at GET /api/v1/targets (and as `up` on /metrics); absent: no such route. */
+  scrapeTargets?: ScrapeTargetBoard;
 }
 
 /** The realtime side of an app, for metrics and tests: the event hub and the WebSocket endpoints. */
@@ -171,6 +175,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(gpuRoutes, ctx);
   await app.register(deadLetterRoutes, ctx);
   await app.register(serviceRoutes, ctx);
+  if (options.scrapeTargets) await app.register(targetRoutes, { ctx, board: options.scrapeTargets });
   await registerRealtime(app, ctx, options);
   return app;
 }

@@ -61,8 +61,9 @@ interface CommonFlags {
   logLevel?: string;
 }
 
-function configFrom(flags: CommonFlags): Config {
+function configFrom(flags: CommonFlags, extra: Parameters<typeof loadConfig>[1] = {}): Config {
   return loadConfig(process.env, {
+    ...extra,
     CLUSTER_ID: flags.clusterId,
     HOST: flags.host,
     PORT: flags.port,
@@ -79,6 +80,16 @@ withSourceFlags(withCommonFlags(program.command('start')))
     'run the whole pipeline in one process (embedded mode; samples in PGlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
+  .option(
+    '--scrape <url>',
+    'scrape this Prometheus exposition endpoint (dcgm-exporter /metrics) instead of reading a source; repeatable (SCRAPE_TARGETS)',
+    (url: string, previous: string[] | undefined) => [...(previous ?? []), url],
+  )
+  .option(
+    '--scrape-interval <duration>',
+    'time between two scrapes of a target, default 10s (SCRAPE_INTERVAL)',
+  )
+  .option('--scrape-timeout <duration>', 'longest one scrape may take, default 5s (SCRAPE_TIMEOUT)')
   .action(
     async (
       source: string,
@@ -87,9 +98,23 @@ withSourceFlags(withCommonFlags(program.command('start')))
         loop?: boolean;
         timestamps: 'original' | 'now';
         ingest: boolean;
+        scrape?: string[];
+        scrapeInterval?: string;
+        scrapeTimeout?: string;
       },
     ) => {
-      const config = configFrom(flags);
+      const config = configFrom(flags, {
+        SCRAPE_TARGETS: flags.scrape?.join(','),
+        SCRAPE_INTERVAL: flags.scrapeInterval,
+        SCRAPE_TIMEOUT: flags.scrapeTimeout,
+      });
+      const scraping = config.SCRAPE_TARGETS.length > 0;
+      if (scraping && (source !== bundledSamplePath() || flags.follow || flags.loop)) {
+        throw new NexusError(
+          'CONFIG_INVALID',
+          'scraping (--scrape / SCRAPE_TARGETS) replaces the source: give either a source or scrape targets',
+        );
+      }
       const topology = resolveTopology(config, 'start');
       const logger = createLogger(config.LOG_LEVEL);
       const runtime = await startEmbedded({ config, logger, topology });
@@ -105,6 +130,18 @@ withSourceFlags(withCommonFlags(program.command('start')))
       print(
         `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${topology.samples === 'postgres' ? 'samples in PostgreSQL' : config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`,
       );
+      if (flags.ingest && scraping) {
+        print(
+          `scraping ${config.SCRAPE_TARGETS.join(', ')} every ${config.SCRAPE_INTERVAL / 1000} s (targets: ${runtime.address}/api/v1/targets) ...`,
+        );
+        const run = runtime.scrape({ signal: abort.signal, progress: true });
+        ingesting = run;
+        const summary = await run;
+        print(
+          `stopped scraping: ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows + summary.refusedByStore} bad) in ${summary.seconds.toFixed(1)} s; every good row read is stored`,
+        );
+        return;
+      }
       if (flags.ingest) {
         print(
           `ingesting ${source}${flags.follow ? ' (following)' : ''}${flags.loop ? ' (looping)' : ''} ...`,

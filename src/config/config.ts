@@ -119,7 +119,44 @@ const schema = z.object({
   PORT: int(0, 65535).default(8080),
   /** Collector only: serve GET /health and GET /metrics on this port (unset: no HTTP server). */
   METRICS_PORT: int(0, 65535).optional(),
+  /** `start`: HTTP(S) URLs of Prometheus exposition endpoints (dcgm-exporter /metrics) to scrape, comma-separated. */
+  SCRAPE_TARGETS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      try {
+        return parseScrapeTargets(v);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Time between two scrapes of one target. */
+  SCRAPE_INTERVAL: duration.default(10_000).refine((ms) => ms > 0, 'must be more than 0'),
+  /** Longest one scrape may take (request, body and parse); at most SCRAPE_INTERVAL. */
+  SCRAPE_TIMEOUT: duration.default(5_000).refine((ms) => ms > 0, 'must be more than 0'),
+  /** Largest decoded body of one scrape, bytes; a bigger one fails the scrape. */
+  SCRAPE_BODY_LIMIT: int(1024, 2 ** 31).default(32 * 1024 * 1024),
 });
+
+/** Parse a comma-separated list of scrape target URLs; throws naming one that is not http(s). */
+export function parseScrapeTargets(text: string): string[] {
+  const targets: string[] = [];
+  for (const item of text.split(',')) {
+    const target = item.trim();
+    if (target === '') continue;
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      throw new Error(`"${target}" is not a URL such as http://localhost:9400/metrics`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`"${target}" is not an http or https URL`);
+    if (!targets.includes(url.href)) targets.push(url.href);
+  }
+  return targets;
+}
 
 /** The validated configuration. Durations are in milliseconds. */
 export type Config = Readonly<z.output<typeof schema>>;
@@ -153,6 +190,13 @@ export function loadConfig(
       'CONFIG_INVALID',
       'invalid configuration: CORS_CREDENTIALS: cannot be true while CORS_ORIGINS allows * (list the origins)',
       { details: { problems: ['CORS_CREDENTIALS'] } },
+    );
+  }
+  if (config.SCRAPE_TIMEOUT > config.SCRAPE_INTERVAL) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `invalid configuration: SCRAPE_TIMEOUT: ${config.SCRAPE_TIMEOUT} ms is longer than SCRAPE_INTERVAL (${config.SCRAPE_INTERVAL} ms)`,
+      { details: { problems: ['SCRAPE_TIMEOUT'] } },
     );
   }
   return Object.freeze(config);

@@ -7,6 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { registerService } from '../discovery/registry.js';
+import { NexusError } from '../errors.js';
 import { VERSION } from './version.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { FastifyInstance } from 'fastify';
@@ -18,6 +19,7 @@ import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
+import { ScrapeTargetBoard } from '../ingest/scrape.js';
 import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
 import { sleep } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
@@ -36,6 +38,15 @@ export interface EmbeddedRuntimeOptions {
 
 export interface IngestOptions extends StreamInput {
   timestamps?: 'original' | 'now';
+  progress?: boolean;
+}
+
+/** Options of {@link EmbeddedRuntime.scrape}. */
+export interface ScrapeRunOptions {
+  /** Stops scraping; what was scraped is stored before the call resolves. */
+  signal?: AbortSignal;
+  /** Scrape each target this many times, then stop (default: until `signal` aborts). */
+  rounds?: number;
   progress?: boolean;
 }
 
@@ -63,6 +74,14 @@ export interface EmbeddedRuntime {
    * `conflicting_duplicate` dead letters), on top of the `badRows` refused while reading.
    */
   ingest(input: IngestOptions): Promise<IngestSummary>;
+  /**
+   * Scrape the configured SCRAPE_TARGETS every SCRAPE_INTERVAL until `signal` aborts (or `rounds`
+   * are done), then wait until the collector has stored every scrape read.
+   * @throws NexusError('CONFIG_INVALID') when SCRAPE_TARGETS is empty
+   */
+  scrape(options?: ScrapeRunOptions): Promise<IngestSummary>;
+  /** Health of the scrape targets (present when SCRAPE_TARGETS is set). */
+  readonly scrapeTargets: ScrapeTargetBoard | undefined;
   /** Resolve once every queued batch has been acked. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -114,6 +133,10 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   });
   collector.start();
 
+  const scrapeTargets =
+    config.SCRAPE_TARGETS.length === 0
+      ? undefined
+      : new ScrapeTargetBoard(config.SCRAPE_TARGETS, config.SCRAPE_INTERVAL, config.SCRAPE_TIMEOUT);
   const app = await buildApp(
     {
       coordination,
@@ -128,7 +151,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
         },
       },
     },
-    apiOptionsFromConfig(config, 'embedded'),
+    { ...apiOptionsFromConfig(config, 'embedded'), scrapeTargets },
   );
   let address: string | undefined;
   if (options.listen !== false) {
@@ -165,6 +188,23 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     while ((await queue.depth()) > 0) await sleep(20);
   };
 
+  const ingest = async (input: IngestOptions): Promise<IngestSummary> => {
+    const refusedBefore = collector.stats.unstorable + collector.stats.conflicts;
+    const summary = await runStreamer(input, {
+      queue,
+      clusterId: config.CLUSTER_ID,
+      batchSize: batchSizeFor(config, 'embedded'),
+      flushIntervalMs: config.FLUSH_INTERVAL,
+      timestamps: input.timestamps ?? 'original',
+      logger,
+      metrics,
+      progress: input.progress,
+    });
+    await drain();
+    const refusedByStore = collector.stats.unstorable + collector.stats.conflicts - refusedBefore;
+    return { ...summary, refusedByStore };
+  };
+
   let closed = false;
   return {
     config,
@@ -176,21 +216,24 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     collector,
     app,
     address,
-    async ingest(input) {
-      const refusedBefore = collector.stats.unstorable + collector.stats.conflicts;
-      const summary = await runStreamer(input, {
-        queue,
-        clusterId: config.CLUSTER_ID,
-        batchSize: batchSizeFor(config, 'embedded'),
-        flushIntervalMs: config.FLUSH_INTERVAL,
-        timestamps: input.timestamps ?? 'original',
-        logger,
-        metrics,
-        progress: input.progress,
+    ingest,
+    scrapeTargets,
+    async scrape(run = {}) {
+      if (scrapeTargets === undefined)
+        throw new NexusError('CONFIG_INVALID', 'nothing to scrape: set SCRAPE_TARGETS or --scrape');
+      return ingest({
+        spec: '',
+        signal: run.signal,
+        progress: run.progress,
+        scrape: {
+          targets: config.SCRAPE_TARGETS,
+          intervalMs: config.SCRAPE_INTERVAL,
+          timeoutMs: config.SCRAPE_TIMEOUT,
+          bodyLimitBytes: config.SCRAPE_BODY_LIMIT,
+          board: scrapeTargets,
+          rounds: run.rounds,
+        },
       });
-      await drain();
-      const refusedByStore = collector.stats.unstorable + collector.stats.conflicts - refusedBefore;
-      return { ...summary, refusedByStore };
     },
     drain,
     async close() {
