@@ -30,6 +30,7 @@ import { exportReadLimiterMetrics } from './read-limiter-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
 import { targetRoutes } from './routes/targets.js';
+import { remoteWriteRoutes, type RemoteWriteSink } from './routes/remote-write.js';
 import type { ScrapeTargetBoard } from '../ingest/scrape.js';
 
 export type { ApiDeps } from './context.js';
@@ -58,6 +59,8 @@ export interface ApiOptions {
   reads?: Partial<ReadLimits>;
   /** Scrape targets to report at GET /api/v1/targets (and as `up` on /metrics); absent: no such route. */
   scrapeTargets?: ScrapeTargetBoard;
+  /** Serve Prometheus remote write at POST /api/v1/write into this sink; absent: no such route. */
+  remoteWrite?: { sink: RemoteWriteSink; clusterId: string; maxBytes?: number };
 }
 
 /** The realtime side of an app, for metrics and tests: the event hub and the WebSocket endpoints. */
@@ -176,6 +179,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(deadLetterRoutes, ctx);
   await app.register(serviceRoutes, ctx);
   if (options.scrapeTargets) await app.register(targetRoutes, { ctx, board: options.scrapeTargets });
+  if (options.remoteWrite) await app.register(remoteWriteRoutes, { ctx, ...options.remoteWrite });
   await registerRealtime(app, ctx, options);
   return app;
 }

@@ -34,6 +34,9 @@ export async function registerDocs(app: FastifyInstance, options: DocsOptions): 
         { name: 'dead-letters', description: 'Input rows the pipeline refused' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'metrics', description: 'Prometheus metrics' },
+        { name: 'services', description: 'Registered pipeline processes (service discovery)' },
+        { name: 'targets', description: 'Scrape targets and their health (while scraping)' },
+        { name: 'ingest', description: 'Ingest endpoints: Prometheus remote write (embedded mode)' },
       ],
     },
   });

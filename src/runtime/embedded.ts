@@ -13,7 +13,8 @@ import { lockDataDir } from './data-dir-lock.js';
 import type { FastifyInstance } from 'fastify';
 import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { Collector } from '../collector/collector.js';
-import { batchSizeFor, clusterName, type Config } from '../config/config.js';
+import { batchSizeFor, clusterName, queueDepthFor, type Config } from '../config/config.js';
+import { queueRemoteWriteSink } from '../api/routes/remote-write.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import type { Coordination } from '../ports/coordination.js';
@@ -24,7 +25,7 @@ import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/s
 import { sleep } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import { openProducerQueue, openTopologyCoordination, openTopologySampleStore } from './backends.js';
-import { sampleStoreBackend } from './registry.js';
+import { queueBackend, sampleStoreBackend } from './registry.js';
 import { resolveTopology, type Topology } from './topology.js';
 
 export interface EmbeddedRuntimeOptions {
@@ -151,7 +152,24 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
         },
       },
     },
-    { ...apiOptionsFromConfig(config, 'embedded'), scrapeTargets },
+    {
+      ...apiOptionsFromConfig(config, 'embedded'),
+      scrapeTargets,
+      // Prometheus remote write (POST /api/v1/write), always on in embedded mode: batches on the
+      // in-process queue, stored by the collector like any other source.
+      remoteWrite: {
+        clusterId: config.CLUSTER_ID,
+        sink: queueRemoteWriteSink({
+          queue,
+          maxDepth: queueDepthFor(
+            config,
+            topology.produce !== undefined && queueBackend(topology.produce).shared ? 'shared' : 'embedded',
+          ),
+          batchSize: batchSizeFor(config, 'embedded'),
+          metrics,
+        }),
+      },
+    },
   );
   let address: string | undefined;
   if (options.listen !== false) {
