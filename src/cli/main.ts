@@ -10,6 +10,7 @@ import { NexusError } from '../errors.js';
 import { writeDcgmCsv, type GeneratorOptions } from '../generate/generator.js';
 import { parseDuration } from '../config/duration.js';
 import { bundledSamplePath } from '../runtime/bundled-sample.js';
+import { followTargetsFile, logHealthChanges, TargetsFileError } from '../ingest/targets-file.js';
 import { startEmbedded } from '../runtime/embedded.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { queueKinds } from '../runtime/registry.js';
@@ -50,6 +51,61 @@ function withSourceFlags(command: Command): Command {
     );
 }
 
+/** The scrape flags of `start` and `streamer`; each maps to an environment variable. */
+function withScrapeFlags(command: Command): Command {
+  return command
+    .option(
+      '--scrape <url>',
+      'scrape this Prometheus exposition endpoint (dcgm-exporter /metrics) instead of reading a source; repeatable (SCRAPE_TARGETS)',
+      (url: string, previous: string[] | undefined) => [...(previous ?? []), url],
+    )
+    .option(
+      '--targets-file <path>',
+      'also scrape the targets of this Prometheus file_sd JSON file, reloaded when it changes (SCRAPE_TARGETS_FILE)',
+    )
+    .option(
+      '--scrape-interval <duration>',
+      'time between two scrapes of a target, default 10s (SCRAPE_INTERVAL)',
+    )
+    .option('--scrape-timeout <duration>', 'longest one scrape may take, default 5s (SCRAPE_TIMEOUT)');
+}
+
+interface ScrapeFlags {
+  scrape?: string[];
+  targetsFile?: string;
+  scrapeInterval?: string;
+  scrapeTimeout?: string;
+}
+
+/** The scrape settings of the flags, as configuration overrides. */
+function scrapeOverrides(flags: ScrapeFlags, targets = flags.scrape?.join(',')) {
+  return {
+    SCRAPE_TARGETS: targets,
+    SCRAPE_TARGETS_FILE: flags.targetsFile,
+    SCRAPE_INTERVAL: flags.scrapeInterval,
+    SCRAPE_TIMEOUT: flags.scrapeTimeout,
+  };
+}
+
+/** The targets file's first read failed: a configuration error naming the file and the reason. */
+function targetsFileInvalid(error: unknown): never {
+  if (error instanceof TargetsFileError)
+    throw new NexusError('CONFIG_INVALID', error.message, {
+      details: { variable: 'SCRAPE_TARGETS_FILE' },
+    });
+  throw error;
+}
+
+/** Scraping replaces the source argument (and --follow / --loop). */
+function checkScrapeReplacesSource(source: string, flags: { follow?: boolean; loop?: boolean }): void {
+  if (source !== bundledSamplePath() || flags.follow || flags.loop) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'scraping (--scrape / --targets-file / SCRAPE_TARGETS / SCRAPE_TARGETS_FILE) replaces the source: give either a source or scrape targets',
+    );
+  }
+}
+
 interface CommonFlags {
   clusterId?: string;
   host?: string;
@@ -75,54 +131,57 @@ function configFrom(flags: CommonFlags, extra: Parameters<typeof loadConfig>[1] 
   });
 }
 
-withSourceFlags(withCommonFlags(program.command('start')))
+withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
   .description(
     'run the whole pipeline in one process (embedded mode; samples in PGlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
-  .option(
-    '--scrape <url>',
-    'scrape this Prometheus exposition endpoint (dcgm-exporter /metrics) instead of reading a source; repeatable (SCRAPE_TARGETS)',
-    (url: string, previous: string[] | undefined) => [...(previous ?? []), url],
-  )
-  .option(
-    '--scrape-interval <duration>',
-    'time between two scrapes of a target, default 10s (SCRAPE_INTERVAL)',
-  )
-  .option('--scrape-timeout <duration>', 'longest one scrape may take, default 5s (SCRAPE_TIMEOUT)')
   .action(
     async (
       source: string,
-      flags: CommonFlags & {
-        follow?: boolean;
-        loop?: boolean;
-        timestamps: 'original' | 'now';
-        ingest: boolean;
-        scrape?: string[];
-        scrapeInterval?: string;
-        scrapeTimeout?: string;
-      },
+      flags: CommonFlags &
+        ScrapeFlags & {
+          follow?: boolean;
+          loop?: boolean;
+          timestamps: 'original' | 'now';
+          ingest: boolean;
+        },
     ) => {
-      const config = configFrom(flags, {
-        SCRAPE_TARGETS: flags.scrape?.join(','),
-        SCRAPE_INTERVAL: flags.scrapeInterval,
-        SCRAPE_TIMEOUT: flags.scrapeTimeout,
-      });
-      const scraping = config.SCRAPE_TARGETS.length > 0;
-      if (scraping && (source !== bundledSamplePath() || flags.follow || flags.loop)) {
-        throw new NexusError(
-          'CONFIG_INVALID',
-          'scraping (--scrape / SCRAPE_TARGETS) replaces the source: give either a source or scrape targets',
-        );
-      }
-      const topology = resolveTopology(config, 'start');
+      let config = configFrom(flags, scrapeOverrides(flags));
       const logger = createLogger(config.LOG_LEVEL);
+      // A targets file: its first read joins the static targets before the runtime starts (the
+      // runtime's target board and /api/v1/targets come from SCRAPE_TARGETS), then it is followed.
+      const follower =
+        config.SCRAPE_TARGETS_FILE === undefined
+          ? undefined
+          : await followTargetsFile(config.SCRAPE_TARGETS_FILE, config.SCRAPE_TARGETS, logger).catch(
+              targetsFileInvalid,
+            );
+      if (follower !== undefined) {
+        if (follower.initial.length === 0) {
+          follower.close();
+          throw new NexusError(
+            'CONFIG_INVALID',
+            `targets file ${config.SCRAPE_TARGETS_FILE} has no target: \`start\` needs at least one at start-up`,
+            { details: { variable: 'SCRAPE_TARGETS_FILE' } },
+          );
+        }
+        config = configFrom(flags, scrapeOverrides(flags, follower.initial.join(',')));
+      }
+      const scraping = config.SCRAPE_TARGETS.length > 0;
+      if (scraping) checkScrapeReplacesSource(source, flags);
+      const topology = resolveTopology(config, 'start');
       const runtime = await startEmbedded({ config, logger, topology });
+      if (runtime.scrapeTargets !== undefined) {
+        runtime.scrapeTargets.onHealthChange = logHealthChanges(logger);
+        follower?.attach(runtime.scrapeTargets);
+      }
       const abort = new AbortController();
       let ingesting: Promise<unknown> = Promise.resolve();
       // A signal stops reading; what was read is stored (the ingest drains the queue) before closing.
       onSignals(async () => {
         abort.abort();
+        follower?.close();
         await ingesting.catch(() => undefined);
         await runtime.close();
       }, logger);
@@ -136,7 +195,7 @@ withSourceFlags(withCommonFlags(program.command('start')))
         );
         const run = runtime.scrape({ signal: abort.signal, progress: true });
         ingesting = run;
-        const summary = await run;
+        const summary = await run.finally(() => follower?.close());
         print(
           `stopped scraping: ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows + summary.refusedByStore} bad) in ${summary.seconds.toFixed(1)} s; every good row read is stored`,
         );
@@ -270,20 +329,25 @@ function onSignals(close: () => Promise<void>, logger: Logger): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-withSourceFlags(withCommonFlags(program.command('streamer')))
-  .description('read DCGM CSV and publish batches to the shared queue (etcd or Redis)')
+withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
+  .description(
+    'read DCGM CSV (or scrape dcgm-exporter targets) and publish batches to the shared queue (etcd or Redis)',
+  )
   .addOption(queueOption())
   .action(
     async (
       source: string,
-      flags: CommonFlags & {
-        follow?: boolean;
-        loop?: boolean;
-        timestamps: 'original' | 'now';
-        queue?: string;
-      },
+      flags: CommonFlags &
+        ScrapeFlags & {
+          follow?: boolean;
+          loop?: boolean;
+          timestamps: 'original' | 'now';
+          queue?: string;
+        },
     ) => {
-      const config = configFrom(flags);
+      const config = configFrom(flags, scrapeOverrides(flags));
+      const scraping = config.SCRAPE_TARGETS.length > 0 || config.SCRAPE_TARGETS_FILE !== undefined;
+      if (scraping) checkScrapeReplacesSource(source, flags);
       const topology = resolveTopology(config, 'streamer', { queue: flags.queue });
       const logger = createLogger(config.LOG_LEVEL);
       const abort = new AbortController();
@@ -293,15 +357,29 @@ withSourceFlags(withCommonFlags(program.command('streamer')))
         abort.abort();
         await running.catch(() => undefined);
       }, logger);
+      if (scraping) {
+        print(
+          `scraping ${[...config.SCRAPE_TARGETS, ...(config.SCRAPE_TARGETS_FILE ? [`the targets of ${config.SCRAPE_TARGETS_FILE}`] : [])].join(', ')} every ${config.SCRAPE_INTERVAL / 1000} s ...`,
+        );
+      }
       const run = runStreamerProcess(config, logger, {
-        spec: source,
+        spec: scraping ? '' : source,
         follow: flags.follow,
         loop: flags.loop,
         timestamps: flags.timestamps,
         topology,
         signal: abort.signal,
         progress: true,
-      });
+        scrape: scraping
+          ? {
+              targets: config.SCRAPE_TARGETS,
+              intervalMs: config.SCRAPE_INTERVAL,
+              timeoutMs: config.SCRAPE_TIMEOUT,
+              bodyLimitBytes: config.SCRAPE_BODY_LIMIT,
+            }
+          : undefined,
+        targetsFile: config.SCRAPE_TARGETS_FILE,
+      }).catch(targetsFileInvalid);
       running = run;
       const summary = await run;
       print(

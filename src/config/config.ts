@@ -117,9 +117,9 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(0, 65535).default(8080),
-  /** Collector only: serve GET /health and GET /metrics on this port (unset: no HTTP server). */
+  /** Collector, and a scraping streamer: serve GET /health and GET /metrics on this port (unset: no HTTP server). */
   METRICS_PORT: int(0, 65535).optional(),
-  /** `start`: HTTP(S) URLs of Prometheus exposition endpoints (dcgm-exporter /metrics) to scrape, comma-separated. */
+  /** `start` and `streamer`: HTTP(S) URLs of Prometheus exposition endpoints (dcgm-exporter /metrics) to scrape, comma-separated. */
   SCRAPE_TARGETS: z
     .string()
     .default('')
@@ -131,6 +131,11 @@ const schema = z.object({
         return z.NEVER;
       }
     }),
+  /**
+   * `start`, `streamer`: a Prometheus file_sd targets file (JSON) whose targets are scraped too,
+   * reloaded when it changes.
+   */
+  SCRAPE_TARGETS_FILE: z.string().min(1).optional(),
   /** Time between two scrapes of one target. */
   SCRAPE_INTERVAL: duration.default(10_000).refine((ms) => ms > 0, 'must be more than 0'),
   /** Longest one scrape may take (request, body and parse); at most SCRAPE_INTERVAL. */

@@ -11,6 +11,10 @@
  * a timestamp take the scrape's start time. The health of every target is kept in a
  * {@link ScrapeTargetBoard} (served at GET /api/v1/targets and as `up` / `scrape_*` gauges).
  *
+ * The target set can change while scraping: {@link ScrapeTargetBoard.setTargets} (a reloaded targets
+ * file, src/ingest/targets-file.ts) starts loops for new targets and stops those of removed ones;
+ * unchanged targets keep their loop, phase and state.
+ *
  * Memory is bounded: each target holds at most one scrape's rows until the consumer has taken them,
  * so a slow consumer (queue backpressure) delays the next scrape instead of piling scrapes up.
  */
@@ -73,6 +77,11 @@ export interface ScrapeOutcome {
  */
 export class ScrapeTargetBoard {
   private readonly states = new Map<string, TargetState>();
+  /** The target set given by {@link setTargets} (undefined: the scrape's own `targets`). */
+  private desired: string[] | undefined;
+  private readonly targetListeners = new Set<(urls: readonly string[]) => void>();
+  /** Called when a target's health changes (unknown -> up, up -> down, ...). */
+  onHealthChange: ((state: TargetState, previous: TargetHealth) => void) | undefined;
 
   constructor(
     urls: readonly string[],
@@ -98,10 +107,35 @@ export class ScrapeTargetBoard {
     });
   }
 
+  /**
+   * Replace the target set (a reloaded targets file): targets not in `urls` are forgotten, new ones
+   * start `unknown`, kept ones keep their state. A running {@link scrapeTargets} given this board
+   * starts and stops its loops to match; one started later scrapes this set instead of its `targets`.
+   */
+  setTargets(urls: readonly string[]): void {
+    const next = [...new Set(urls)];
+    for (const url of [...this.states.keys()]) if (!next.includes(url)) this.states.delete(url);
+    for (const url of next) this.add(url);
+    this.desired = next;
+    for (const listener of this.targetListeners) listener(next);
+  }
+
+  /** The set given by {@link setTargets}, or undefined when it was never called. */
+  get targets(): readonly string[] | undefined {
+    return this.desired;
+  }
+
+  /** Follow {@link setTargets} calls; returns the function that stops following. */
+  onTargets(listener: (urls: readonly string[]) => void): () => void {
+    this.targetListeners.add(listener);
+    return () => this.targetListeners.delete(listener);
+  }
+
   /** Record the outcome of one scrape. */
   record(outcome: ScrapeOutcome): void {
     this.add(outcome.url);
     const state = this.states.get(outcome.url)!;
+    const previous = state.health;
     state.health = outcome.health;
     state.lastError = outcome.error;
     state.lastScrape = new Date(outcome.startedMs).toISOString();
@@ -109,6 +143,7 @@ export class ScrapeTargetBoard {
     state.samples = outcome.samples;
     state.deadLetters = outcome.deadLetters;
     state.scrapes += 1;
+    if (state.health !== previous) this.onHealthChange?.({ ...state }, previous);
   }
 
   /** A snapshot of every target's state. */
@@ -350,14 +385,18 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
   // during a long run, and the stop would never arrive. One controller, fed by the run's signal.
   const stop = new AbortController();
   const signal = stop.signal;
-  const onStop = (): void => stop.abort(options.signal?.reason);
-  if (options.signal?.aborted === true) stop.abort(options.signal.reason);
-  else options.signal?.addEventListener('abort', onStop, { once: true });
+  const onStop = (): void => {
+    stop.abort(options.signal?.reason);
+    wake?.();
+  };
   let consumerGone = false;
   const pending: { result: ScrapeResult; taken: () => void }[] = [];
   let wake: (() => void) | null = null;
-  let running = options.targets.length;
+  let running = 0;
   const rounds = options.rounds ?? Number.POSITIVE_INFINITY;
+  // A board whose target set is managed (setTargets: a targets file) keeps the run going with no
+  // target at all: targets may come back.
+  const dynamic = (): boolean => board.targets !== undefined;
 
   const hand = (result: ScrapeResult): Promise<void> =>
     new Promise<void>((taken) => {
@@ -367,12 +406,13 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
       wake?.();
     });
 
-  const loop = async (url: string): Promise<void> => {
+  const loop = async (url: string, own: AbortSignal): Promise<void> => {
     board.add(url);
     let next = Date.now();
-    for (let round = 0; round < rounds && !signal.aborted; round++) {
-      const outcome = await scrapeOnce(url, { ...options, signal });
-      if (outcome.stopped) break;
+    for (let round = 0; round < rounds && !own.aborted; round++) {
+      const outcome = await scrapeOnce(url, { ...options, signal: own });
+      // Stopped by the run, or the target was removed while it was scraped: nothing is recorded.
+      if (outcome.stopped || own.aborted) break;
       board.record(outcome);
       options.onScrape?.(outcome);
       if (outcome.rows.length > 0) await hand({ source: url, rows: outcome.rows });
@@ -381,16 +421,44 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
       next += options.intervalMs;
       const nowMs = Date.now();
       if (next < nowMs) next += Math.ceil((nowMs - next) / options.intervalMs) * options.intervalMs;
-      await pause(next - nowMs, signal);
+      await pause(next - nowMs, own);
     }
   };
 
-  const loops = options.targets.map((url) =>
-    loop(url).finally(() => {
+  // One controller per target loop, fed by the run's stop: removing a target stops its loop only.
+  const active = new Map<string, AbortController>();
+  const loops = new Set<Promise<void>>();
+  const startLoop = (url: string): void => {
+    if (active.has(url) || signal.aborted) return;
+    const own = new AbortController();
+    active.set(url, own);
+    running += 1;
+    const done = loop(url, own.signal).finally(() => {
       running -= 1;
+      if (active.get(url) === own) active.delete(url);
+      loops.delete(done);
       wake?.();
-    }),
-  );
+    });
+    loops.add(done);
+  };
+  const follow = (urls: readonly string[]): void => {
+    for (const [url, own] of active) {
+      if (!urls.includes(url)) {
+        active.delete(url);
+        own.abort();
+      }
+    }
+    for (const url of urls) startLoop(url);
+    wake?.();
+  };
+  signal.addEventListener('abort', () => {
+    for (const own of active.values()) own.abort();
+  });
+  if (options.signal?.aborted === true) stop.abort(options.signal.reason);
+  else options.signal?.addEventListener('abort', onStop, { once: true });
+  const unfollow = board.onTargets(follow);
+  for (const url of board.targets ?? options.targets) startLoop(url);
+
   try {
     for (;;) {
       const item = pending.shift();
@@ -399,7 +467,7 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
         item.taken();
         continue;
       }
-      if (running === 0) break;
+      if (running === 0 && (signal.aborted || !dynamic() || rounds !== Number.POSITIVE_INFINITY)) break;
       await new Promise<void>((resolve) => {
         wake = resolve;
       });
@@ -408,9 +476,10 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
   } finally {
     // Done, or the consumer stopped early: stop the loops and release any waiting hand-off.
     options.signal?.removeEventListener('abort', onStop);
+    unfollow();
     consumerGone = true;
     stop.abort();
     for (const item of pending.splice(0)) item.taken();
-    await Promise.allSettled(loops);
+    await Promise.allSettled([...loops]);
   }
 }

@@ -6,13 +6,16 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { apiOptionsFromConfig, buildApp } from '../api/app.js';
+import { exportTargetMetrics } from '../api/routes/targets.js';
 import { Collector } from '../collector/collector.js';
 import { Maintenance } from '../collector/maintenance.js';
 import { batchSizeFor, clusterName, type Config } from '../config/config.js';
 import { registerService, type Registration, type ServiceType } from '../discovery/registry.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
+import { ScrapeTargetBoard } from '../ingest/scrape.js';
+import { followTargetsFile, logHealthChanges, type TargetsFollower } from '../ingest/targets-file.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
-import { startMetricsServer } from './metrics-server.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
@@ -54,30 +57,82 @@ async function maybeRegister(
 /**
  * Run the streamer on the shared queue until its input ends (or forever with follow/loop).
  * `input.topology` (a `streamer` topology) defaults to the one the configuration gives.
+ *
+ * With `input.scrape` it scrapes the targets (plus those of `input.targetsFile`, followed as it
+ * changes) until `input.signal` aborts, publishing each scrape as `start --scrape` does, and logs
+ * every target that goes up or down.
  */
 export async function runStreamerProcess(
   config: Config,
   logger: Logger,
-  input: StreamInput & { timestamps?: 'original' | 'now'; topology?: Topology; progress?: boolean },
+  input: StreamInput & {
+    timestamps?: 'original' | 'now';
+    topology?: Topology;
+    progress?: boolean;
+    /** A Prometheus file_sd targets file to follow (needs `scrape`). */
+    targetsFile?: string;
+  },
 ): Promise<StreamSummary> {
   const topology = input.topology ?? resolveTopology(config, 'streamer');
-  const queue = await openProducerQueue(topology, config);
-  const coordination = await openTopologyCoordination(topology, config);
-  const registration = await maybeRegister(coordination, 'streamer', config.SERVICE_ID);
+  let follower: TargetsFollower | undefined;
+  let server: MetricsServer | undefined;
+  let metrics: PipelineMetrics | undefined;
+  let scrape = input.scrape;
+  if (scrape !== undefined) {
+    const board = scrape.board ?? new ScrapeTargetBoard(scrape.targets, scrape.intervalMs, scrape.timeoutMs);
+    board.onHealthChange ??= logHealthChanges(logger);
+    if (input.targetsFile !== undefined) {
+      follower = await followTargetsFile(input.targetsFile, scrape.targets, logger);
+      follower.attach(board);
+    }
+    scrape = { ...scrape, targets: follower?.initial ?? scrape.targets, board };
+    // A scraping streamer with METRICS_PORT serves its targets' health: `up`, `scrape_*` on /metrics.
+    if (config.METRICS_PORT !== undefined) {
+      metrics = createPipelineMetrics();
+      exportTargetMetrics(metrics.registry, board);
+      try {
+        server = await startMetricsServer({
+          host: config.HOST,
+          port: config.METRICS_PORT,
+          metrics,
+          health: () => ({
+            healthy: true,
+            details: { role: 'streamer', id: config.SERVICE_ID, targets: board.list() },
+          }),
+        });
+      } catch (error) {
+        follower?.close();
+        throw error;
+      }
+      logger.info({ address: server.address }, 'streamer health and metrics listening');
+    }
+  }
   try {
-    return await runStreamer(input, {
-      queue,
-      clusterId: config.CLUSTER_ID,
-      batchSize: batchSizeFor(config, 'shared'),
-      flushIntervalMs: config.FLUSH_INTERVAL,
-      timestamps: input.timestamps ?? 'original',
-      logger,
-      progress: input.progress,
-    });
+    const queue = await openProducerQueue(topology, config);
+    const coordination = await openTopologyCoordination(topology, config);
+    const registration = await maybeRegister(coordination, 'streamer', config.SERVICE_ID);
+    try {
+      return await runStreamer(
+        { ...input, scrape },
+        {
+          queue,
+          clusterId: config.CLUSTER_ID,
+          batchSize: batchSizeFor(config, 'shared'),
+          flushIntervalMs: config.FLUSH_INTERVAL,
+          timestamps: input.timestamps ?? 'original',
+          logger,
+          metrics,
+          progress: input.progress,
+        },
+      );
+    } finally {
+      await registration?.close();
+      await queue.close();
+      await coordination?.close();
+    }
   } finally {
-    await registration?.close();
-    await queue.close();
-    await coordination?.close();
+    follower?.close();
+    await server?.close();
   }
 }
 
