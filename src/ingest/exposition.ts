@@ -24,7 +24,7 @@
  * stops the input; results do not depend on where the chunks are cut.
  */
 import { isUtf8 } from 'node:buffer';
-import type { Sample } from '../domain/types.js';
+import type { Sample, SeriesKey } from '../domain/types.js';
 import {
   DEFAULT_FUTURE_TOLERANCE_MS,
   MAX_DEAD_LETTER_RAW,
@@ -147,22 +147,12 @@ const enum Kind {
 }
 
 /** One series as written (`name{labels}`), resolved once. */
-interface Entry {
+interface Entry extends Omit<SeriesKey, 'labels'> {
   /** The series text as written, from the metric name to the closing brace. */
   text: string;
   kind: Kind;
   reason: string;
   detail: string;
-  clusterId: string;
-  hostname: string;
-  gpuId: string;
-  uuid: string;
-  device: string;
-  modelName: string;
-  metric: string;
-  container: string;
-  pod: string;
-  namespace: string;
   labels: Readonly<Record<string, string>>;
   /** The series that followed this one last time (expositions list series in a stable order). */
   next: Entry | null;
