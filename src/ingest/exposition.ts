@@ -31,7 +31,11 @@ import {
   MAX_IDENTITY_FIELD_BYTES,
   MAX_TIMESTAMP_MS,
   MIN_TIMESTAMP_MS,
+  detach,
+  isIndex,
+  overIdentityLimit,
   parseValue,
+  setOwn,
   type RowResult,
 } from './validate.js';
 
@@ -174,17 +178,6 @@ function isLabelChar(c: number): boolean {
   return isLabelStart(c) || (c >= 48 && c <= 57);
 }
 
-/** True when `s` is a non-negative integer index (`"0"`, `"12"`), as the CSV path requires. */
-function isIndex(s: string): boolean {
-  const n = s.length;
-  if (n === 0 || n > 6) return false;
-  for (let k = 0; k < n; k++) {
-    const c = s.charCodeAt(k);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-}
-
 /**
  * `[-]digits[.digits]` with at most 15 digits, exactly as `Number()` reads it (an integer below 2^53
  * divided by an exact power of ten is correctly rounded); NaN for anything else.
@@ -219,20 +212,6 @@ const POW10 = Array.from({ length: 16 }, (_, k) => 10 ** k);
 
 const DECIMAL = /^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
 const INTEGER = /^[-+]?[0-9]+$/;
-
-/** True when `s` is longer than {@link MAX_IDENTITY_FIELD_BYTES} in UTF-8. */
-function overIdentityLimit(s: string): boolean {
-  return s.length > MAX_IDENTITY_FIELD_BYTES / 3 && Buffer.byteLength(s, 'utf8') > MAX_IDENTITY_FIELD_BYTES;
-}
-
-/** A flat copy of `s` that does not reference the block it was sliced from. */
-function detach(s: string): string {
-  return s.length === 0 ? '' : Buffer.from(s, 'utf8').toString('utf8');
-}
-
-function setOwn(o: Record<string, string>, key: string, value: string): void {
-  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
-}
 
 function own(o: Record<string, string>, key: string): string | undefined {
   return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;

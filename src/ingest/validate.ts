@@ -276,7 +276,7 @@ export function parseValue(s: string): number | ValueProblem {
 }
 
 /** True when `s` is a non-negative integer index (`"0"`, `"12"`). */
-function isIndex(s: string): boolean {
+export function isIndex(s: string): boolean {
   const n = s.length;
   if (n === 0 || n > 6) return false;
   for (let k = 0; k < n; k++) {
@@ -700,16 +700,16 @@ export class RowValidator {
 }
 
 /** True when `s` is longer than {@link MAX_IDENTITY_FIELD_BYTES} in UTF-8 (at most 3 bytes per code unit). */
-function overIdentityLimit(s: string): boolean {
+export function overIdentityLimit(s: string): boolean {
   return s.length > MAX_IDENTITY_FIELD_BYTES / 3 && Buffer.byteLength(s, 'utf8') > MAX_IDENTITY_FIELD_BYTES;
 }
 
 /** Replace the value of an own property (works for a `__proto__` label too). */
-function setOwn(o: Record<string, string>, key: string, value: string): void {
+export function setOwn(o: Record<string, string>, key: string, value: string): void {
   Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** A flat copy of `s` that does not reference the string it was sliced from. */
-function detach(s: string): string {
+export function detach(s: string): string {
   return Buffer.from(s, 'utf8').toString('utf8');
 }
