@@ -128,7 +128,7 @@ export function decodeSample(bytes: Uint8Array): RemoteSample {
       const view = new DataView(bytes.buffer, bytes.byteOffset + reader.pos, 8);
       stale = view.getUint32(4, true) === STALE_NAN_HI && view.getUint32(0, true) === STALE_NAN_LO;
       value = view.getFloat64(0, true);
-      reader.skip(8);
+      reader.skip(8); // past the double just read through the DataView
     } else if (field === 2 && wire === 0) {
       timestampMs = toNumber(reader.int64());
     } else {

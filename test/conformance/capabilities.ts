@@ -93,12 +93,12 @@ export function declareCapabilities<Name extends string>(
     it(needs, title, fn, timeoutMs) {
       const skip = lacking(needs);
       if (skip === undefined) it(title, fn, timeoutMs);
-      else it.skip(`${title} ${skip}`, fn);
+      else it.skip(`${title} ${skip}`, fn); // declared lacking: reported as skipped, with the reason
     },
     describe(needs, title, fn) {
       const skip = lacking(needs);
       if (skip === undefined) describe(title, fn);
-      else describe.skip(`${title} ${skip}`, fn);
+      else describe.skip(`${title} ${skip}`, fn); // declared lacking: every case inside reported skipped
     },
     assertAllUsed() {
       const unused = known.filter((n) => !used.has(n));
