@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBatch } from '../../src/domain/batch-codec.js';
 import type { Batch } from '../../src/domain/types.js';
 import { ScrapeTargetBoard } from '../../src/ingest/scrape.js';
 import type { Queue } from '../../src/ports/queue.js';
@@ -20,18 +19,7 @@ import {
   type Standin,
 } from '../support/dcgm-exporter-standin.js';
 import { readSampleRows } from '../support/sample-csv.js';
-
-function recordingQueue(): { queue: Queue; batches: Batch[] } {
-  const batches: Batch[] = [];
-  const queue = {
-    topic: 't',
-    enqueue: (payload: Uint8Array) => {
-      batches.push(decodeBatch(payload));
-      return Promise.resolve(String(batches.length));
-    },
-  } as unknown as Queue;
-  return { queue, batches };
-}
+import { recordingQueue } from '../support/recording-queue.js';
 
 const options = (queue: Queue) => ({
   queue,

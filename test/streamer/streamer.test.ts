@@ -5,30 +5,16 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeBatch } from '../../src/domain/batch-codec.js';
-import type { Batch } from '../../src/domain/types.js';
 import { hasCode } from '../../src/errors.js';
 import type { Queue } from '../../src/ports/queue.js';
 import { runStreamer } from '../../src/streamer/streamer.js';
 import { createLogger } from '../../src/util/logger.js';
+import { recordingQueue } from '../support/recording-queue.js';
 
 const HEADER =
   'timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw\n';
 const row = (value: number, gpu = 0): string =>
   `"2025-07-18T20:42:34Z","DCGM_FI_DEV_GPU_TEMP","${gpu}","nvidia${gpu}","GPU-${gpu}","M","h1","","","","${value}","gpu=""${gpu}"""\n`;
-
-/** A queue that only records what is enqueued (the streamer only enqueues). */
-function recordingQueue(): { queue: Queue; batches: Batch[] } {
-  const batches: Batch[] = [];
-  const queue = {
-    topic: 't',
-    enqueue: (payload: Uint8Array) => {
-      batches.push(decodeBatch(payload));
-      return Promise.resolve(String(batches.length));
-    },
-  } as unknown as Queue;
-  return { queue, batches };
-}
 
 const options = (queue: Queue) => ({
   queue,
