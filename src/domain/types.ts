@@ -57,6 +57,32 @@ export interface Batch {
   source: string;
   samples: Sample[];
   deadLetters: DeadLetter[];
+  /**
+   * Set on the last batch of one complete scrape of a live target: every GPU (and MIG instance) the
+   * target exposed in that scrape. The hierarchy marks the target's other GPUs inactive at once.
+   * Absent for files, stdin and remote write.
+   */
+  presence?: ScrapePresence;
+}
+
+/** One GPU (or MIG instance, with `migInstance`) a scrape exposed. */
+export interface PresentGpu {
+  hostname: string;
+  gpuId: string;
+  uuid: string;
+  /** GPU instance id (dcgm-exporter's `GPU_I_ID`) when the series belong to a MIG instance. */
+  migInstance?: string;
+}
+
+/** Which GPUs one complete scrape of one target exposed (see {@link Batch.presence}). */
+export interface ScrapePresence {
+  /** The target's URL, as scraped. */
+  target: string;
+  /** Cluster of the streamer that scraped it. */
+  clusterId: string;
+  /** Scrape start, ms since the epoch. */
+  scrapeMs: number;
+  gpus: PresentGpu[];
 }
 
 /** Latest observed value of one metric on one GPU. */
