@@ -7,7 +7,7 @@
  * always get the same id, which is what lets the ledger recognise a replayed batch.
  */
 import { createHash } from 'node:crypto';
-import type { Batch, DeadLetter, Sample, SeriesKey } from './types.js';
+import type { Batch, DeadLetter, Sample, ScrapePresence, SeriesKey } from './types.js';
 
 const FORMAT_VERSION = 1;
 
@@ -15,6 +15,8 @@ interface WireBody {
   series: SeriesKey[];
   samples: [number, number, number][];
   deadLetters: DeadLetter[];
+  /** Present on the last batch of a complete scrape (see {@link Batch.presence}). */
+  presence?: ScrapePresence;
 }
 
 interface WireBatch extends WireBody {
@@ -27,7 +29,7 @@ interface WireBatch extends WireBody {
 const scalarIdentity = (s: SeriesKey): string =>
   `${s.clusterId}\u0000${s.hostname}\u0000${s.gpuId}\u0000${s.uuid}\u0000${s.device}\u0000${s.modelName}\u0000${s.metric}\u0000${s.container}\u0000${s.pod}\u0000${s.namespace}`;
 
-function encodeBody(samples: Sample[], deadLetters: DeadLetter[]): string {
+function encodeBody(samples: Sample[], deadLetters: DeadLetter[], presence?: ScrapePresence): string {
   // The parser shares one labels object per series, so keying on the object first avoids serialising
   // labels per sample. Equal labels in distinct objects only cost a repeated dictionary entry.
   const index = new Map<Record<string, string>, Map<string, number>>();
@@ -59,19 +61,22 @@ function encodeBody(samples: Sample[], deadLetters: DeadLetter[]): string {
     rows[n] = [i, s.timestampMs, s.value];
   }
   const body: WireBody = { series, samples: rows, deadLetters };
+  if (presence !== undefined) body.presence = presence;
   return JSON.stringify(body);
 }
 
 /**
  * Encode rows into a batch: its content-derived id and the queue payload, computed in one pass.
- * The same rows from the same source give the same id.
+ * The same rows from the same source give the same id; a scrape's `presence` is part of the
+ * contents (two scrapes that read the same rows are two batches).
  */
 export function encodeNewBatch(
   source: string,
   samples: Sample[],
   deadLetters: DeadLetter[],
+  presence?: ScrapePresence,
 ): { id: string; payload: Uint8Array } {
-  const body = encodeBody(samples, deadLetters);
+  const body = encodeBody(samples, deadLetters, presence);
   const id = createHash('sha256').update(source).update('\u0000').update(body).digest('hex').slice(0, 32);
   const head = JSON.stringify({ v: FORMAT_VERSION, id, source });
   // head is `{...}` and body is `{...}`: splice them into one object.
@@ -86,7 +91,7 @@ export function batchIdFor(source: string, samples: Sample[], deadLetters: DeadL
 /** Encode a batch that already has an id (tests, dead-letter batches). */
 export function encodeBatch(batch: Batch): Uint8Array {
   const head = JSON.stringify({ v: FORMAT_VERSION, id: batch.id, source: batch.source });
-  const body = encodeBody(batch.samples, batch.deadLetters);
+  const body = encodeBody(batch.samples, batch.deadLetters, batch.presence);
   return Buffer.from(`${head.slice(0, -1)},${body.slice(1)}`, 'utf8');
 }
 
@@ -119,5 +124,30 @@ export function decodeBatch(payload: Uint8Array): Batch {
       value,
     };
   }
-  return { id: wire.id, source: wire.source, samples, deadLetters: wire.deadLetters ?? [] };
+  const batch: Batch = { id: wire.id, source: wire.source, samples, deadLetters: wire.deadLetters ?? [] };
+  if (wire.presence !== undefined) batch.presence = checkedPresence(wire.id, wire.presence);
+  return batch;
+}
+
+/** The presence of a decoded batch, checked for shape (a payload from elsewhere is not trusted). */
+function checkedPresence(id: string, value: unknown): ScrapePresence {
+  const p = value as Partial<ScrapePresence> | null;
+  const ok =
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.target === 'string' &&
+    typeof p.clusterId === 'string' &&
+    typeof p.scrapeMs === 'number' &&
+    Array.isArray(p.gpus) &&
+    p.gpus.every(
+      (g) =>
+        typeof g === 'object' &&
+        g !== null &&
+        typeof g.hostname === 'string' &&
+        typeof g.gpuId === 'string' &&
+        typeof g.uuid === 'string' &&
+        (g.migInstance === undefined || typeof g.migInstance === 'string'),
+    );
+  if (!ok) throw new Error(`batch ${id}: malformed presence`);
+  return p as ScrapePresence;
 }

@@ -18,6 +18,7 @@
  * Memory is bounded: each target holds at most one scrape's rows until the consumer has taken them,
  * so a slow consumer (queue backpressure) delays the next scrape instead of piling scrapes up.
  */
+import type { PresentGpu, ScrapePresence } from '../domain/types.js';
 import { readExposition } from './exposition.js';
 import type { RowResult } from './validate.js';
 
@@ -188,6 +189,35 @@ export interface ScrapeResult {
   /** The target URL: the batch source and the dead letters' `source`. */
   source: string;
   rows: RowResult[];
+  /**
+   * Which GPUs the scrape exposed (none when it failed), to publish with its last batch: the
+   * hierarchy marks the target's other GPUs inactive at once, as Prometheus marks their series stale.
+   */
+  presence: ScrapePresence;
+}
+
+/**
+ * The GPUs (and MIG instances, by dcgm-exporter's `GPU_I_ID`) that a scrape's samples belong to, in
+ * first-seen order; no GPU at all for a scrape that failed.
+ */
+export function presenceOf(outcome: ScrapeOutcome, clusterId: string): ScrapePresence {
+  const gpus: PresentGpu[] = [];
+  if (outcome.health === 'up') {
+    const seen = new Set<string>();
+    for (const row of outcome.rows) {
+      if (!row.ok) continue;
+      const { hostname, gpuId, uuid, labels } = row.sample;
+      const migInstance =
+        labels.GPU_I_ID !== undefined && labels.GPU_I_ID !== '' ? labels.GPU_I_ID : undefined;
+      const key = `${hostname}\u0000${gpuId}\u0000${uuid}\u0000${migInstance ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      gpus.push(
+        migInstance === undefined ? { hostname, gpuId, uuid } : { hostname, gpuId, uuid, migInstance },
+      );
+    }
+  }
+  return { target: outcome.url, clusterId, scrapeMs: outcome.startedMs, gpus };
 }
 
 /** A scrape failure with the reason reported as the target's lastError. */
@@ -374,8 +404,8 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Scrape every target on the interval until `options.signal` aborts (or `rounds` scrapes each), and
- * yield each scrape's rows. A scrape that yields no row yields nothing here; its outcome is still
- * recorded on the board. Ends once every target loop has stopped; results already scraped when the
+ * yield each scrape's rows and presence (a failed scrape yields no row and an empty presence); every
+ * outcome is also recorded on the board. Ends once every target loop has stopped; results already scraped when the
  * stop came are still yielded.
  */
 export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<ScrapeResult> {
@@ -415,7 +445,7 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
       if (outcome.stopped || own.aborted) break;
       board.record(outcome);
       options.onScrape?.(outcome);
-      if (outcome.rows.length > 0) await hand({ source: url, rows: outcome.rows });
+      await hand({ source: url, rows: outcome.rows, presence: presenceOf(outcome, options.clusterId) });
       if (round + 1 >= rounds) break;
       // Keep the phase: the next scrape starts one interval after this one did (missed ticks skipped).
       next += options.intervalMs;

@@ -4,7 +4,7 @@
  * `flush()` publishes a partial batch; the streamer calls it on its flush interval and at end of input.
  */
 import { encodeNewBatch } from '../domain/batch-codec.js';
-import type { Batch, DeadLetter, Sample } from '../domain/types.js';
+import type { Batch, DeadLetter, Sample, ScrapePresence } from '../domain/types.js';
 import type { RowResult } from '../ingest/dcgm-reader.js';
 
 export class BatchAssembler {
@@ -46,16 +46,21 @@ export class BatchAssembler {
     return this.publishing;
   }
 
-  /** Publish what is pending as one batch (nothing when empty); publishes stay in order. */
-  flush(): Promise<void> {
-    if (this.pending > 0) {
+  /**
+   * Publish what is pending as one batch (nothing when empty); publishes stay in order. With
+   * `presence` (the end of a complete scrape) a batch is published even when nothing is pending,
+   * carrying it.
+   */
+  flush(presence?: ScrapePresence): Promise<void> {
+    if (this.pending > 0 || presence !== undefined) {
       const samples = this.samples;
       const deadLetters = this.deadLetters;
       this.samples = [];
       this.deadLetters = [];
       this.oldestPendingAt = undefined;
-      const { id, payload } = encodeNewBatch(this.source, samples, deadLetters);
+      const { id, payload } = encodeNewBatch(this.source, samples, deadLetters, presence);
       const batch: Batch = { id, source: this.source, samples, deadLetters };
+      if (presence !== undefined) batch.presence = presence;
       this.publishing = this.publishing.then(() => this.publish(batch, payload));
     }
     return this.publishing;

@@ -12,7 +12,8 @@
  * e.g. `curl :9400/metrics | nexus-telemetry start -`) is read with the exposition parser instead of
  * the CSV one; its samples without a timestamp take the time the source was opened. With
  * `input.scrape` the streamer scrapes HTTP targets instead of reading `spec` (src/ingest/scrape.ts):
- * each target is one source with its own batches, and each scrape is published as soon as it is read.
+ * each target is one source with its own batches, and each scrape is published as soon as it is read,
+ * its last batch carrying the scrape's presence (which GPUs it exposed; none when it failed).
  */
 import type { Batch } from '../domain/types.js';
 import { readDcgm, type RowResult } from '../ingest/dcgm-reader.js';
@@ -235,7 +236,7 @@ async function streamScrapes(
     else log.debug(fields, 'scraped');
   };
   try {
-    for await (const { source, rows } of scrapeTargets({
+    for await (const { source, rows, presence } of scrapeTargets({
       targets: scrape.targets,
       intervalMs: scrape.intervalMs,
       timeoutMs: scrape.timeoutMs,
@@ -253,7 +254,7 @@ async function streamScrapes(
       }
       count(rows);
       await assembler.add(rows);
-      await assembler.flush();
+      await assembler.flush(presence);
     }
   } finally {
     await Promise.all([...assemblers.values()].map((a) => a.flush()));

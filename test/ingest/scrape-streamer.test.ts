@@ -114,9 +114,31 @@ describe('runStreamer scraping', () => {
       options(queue),
     );
     expect(summary).toMatchObject({ rows: 4940, badRows: 0 });
-    const first = batches.slice(0, 3);
-    checkSample(first, good.url, before);
-    expect(batches.map((b) => b.samples.length)).toEqual([1000, 1000, 470, 1000, 1000, 470]);
+    const fromGood = batches.filter((b) => b.source === good.url);
+    checkSample(fromGood.slice(0, 3), good.url, before);
+    expect(fromGood.map((b) => b.samples.length)).toEqual([1000, 1000, 470, 1000, 1000, 470]);
+    // The last batch of each scrape carries its presence: the bundled sample's 247 GPUs.
+    expect(fromGood.map((b) => b.presence?.gpus.length)).toEqual([
+      undefined,
+      undefined,
+      247,
+      undefined,
+      undefined,
+      247,
+    ]);
+    const gpus = new Set(
+      fromGood[0]!.samples
+        .concat(fromGood[1]!.samples, fromGood[2]!.samples)
+        .map((s) => `${s.hostname}/${s.gpuId}`),
+    );
+    expect(new Set(fromGood[2]!.presence!.gpus.map((g) => `${g.hostname}/${g.gpuId}`))).toEqual(gpus);
+    // The refused target publishes one empty batch per scrape, whose presence holds no GPU.
+    const fromRefused = batches.filter((b) => b.source === refused);
+    expect(fromRefused.map((b) => [b.samples.length, b.presence?.gpus.length])).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
+    expect(batches).toHaveLength(8);
     expect(board.get(refused)).toMatchObject({ health: 'down', scrapes: 2 });
     expect(board.get(good.url)).toMatchObject({ health: 'up', samples: 2470, scrapes: 2 });
   });

@@ -164,10 +164,27 @@ describe('scrapeTargets', () => {
       rounds: 3,
     }))
       results.push(r);
-    // The refused target yields nothing; the good one 3 samples per round; garbage its dead letters.
-    expect(results.filter((r) => r.source === good.url).map((r) => r.rows.length)).toEqual([3, 3, 3]);
-    expect(results.filter((r) => r.source === refused)).toEqual([]);
-    expect(results.filter((r) => r.source === garbage.url)).toHaveLength(3);
+    // The refused target yields no row and an empty presence each round; the good one 3 samples per
+    // round and its GPUs; garbage its dead letters and an empty presence (it is down).
+    const ofGood = results.filter((r) => r.source === good.url);
+    expect(ofGood.map((r) => r.rows.length)).toEqual([3, 3, 3]);
+    const goodGpus = ofGood[0]!.rows.flatMap((r) =>
+      r.ok ? [{ hostname: r.sample.hostname, gpuId: r.sample.gpuId, uuid: r.sample.uuid }] : [],
+    );
+    expect(goodGpus.length).toBeGreaterThan(0);
+    for (const r of ofGood) {
+      expect(r.presence).toMatchObject({ target: good.url, clusterId: base.clusterId });
+      expect(r.presence.gpus).toEqual([...new Map(goodGpus.map((g) => [JSON.stringify(g), g])).values()]);
+    }
+    const ofRefused = results.filter((r) => r.source === refused);
+    expect(ofRefused.map((r) => [r.rows.length, r.presence.gpus.length])).toEqual([
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ]);
+    const ofGarbage = results.filter((r) => r.source === garbage.url);
+    expect(ofGarbage).toHaveLength(3);
+    expect(ofGarbage.every((r) => r.rows.length > 0 && r.presence.gpus.length === 0)).toBe(true);
     const states = Object.fromEntries(board.list().map((t) => [t.url, t]));
     expect(states[good.url]).toMatchObject({ health: 'up', samples: 3, scrapes: 3, lastError: '' });
     expect(states[refused]).toMatchObject({ health: 'down', samples: 0, scrapes: 3 });
