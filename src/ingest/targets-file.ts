@@ -1,6 +1,8 @@
 /**
- * Prometheus `file_sd_configs` target files: a JSON array of target groups,
- * `[{ "targets": ["host:9400", ...], "labels": { "name": "value", ... } }, ...]`.
+ * Prometheus `file_sd_configs` target files: a list of target groups,
+ * `[{ "targets": ["host:9400", ...], "labels": { "name": "value", ... } }, ...]`, in JSON, or in YAML
+ * when the file name ends in `.yml` or `.yaml` (as Prometheus decides; YAML scalars are read as
+ * strings, so `rack: 1` is the label value "1", as in Prometheus).
  * A target without a scheme gets `http://` and one without a path gets `/metrics` (Prometheus'
  * defaults for `scheme` and `metrics_path`); a full http(s) URL is taken as it is.
  *
@@ -12,6 +14,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import type { Logger } from '../util/logger.js';
 import type { ScrapeTargetBoard, TargetHealth, TargetState } from './scrape.js';
 
@@ -54,19 +57,40 @@ export function targetUrl(target: string): string {
   return url.href;
 }
 
+/** The syntax of a targets file. */
+export type TargetsFileFormat = 'json' | 'yaml';
+
+/** The syntax of the targets file at `path`, by its extension (as Prometheus decides it). */
+export function targetsFileFormat(path: string): TargetsFileFormat {
+  return /\.ya?ml$/i.test(path) ? 'yaml' : 'json';
+}
+
+/** Decode the text of a targets file; YAML scalars stay strings (the failsafe schema). */
+function decode(text: string, format: TargetsFileFormat): unknown {
+  if (format === 'json') {
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new Error(`not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  try {
+    // An empty YAML document is an empty list, as in Prometheus.
+    return parseYaml(text, { schema: 'failsafe', uniqueKeys: true, maxAliasCount: 100 }) ?? [];
+  } catch (error) {
+    throw new Error(`not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
 /**
- * Parse the text of a targets file (JSON, Prometheus file_sd format). Targets are deduplicated by
- * URL (the first group naming one gives its labels), in file order.
+ * Parse the text of a targets file (Prometheus file_sd format, JSON or YAML). Targets are
+ * deduplicated by URL (the first group naming one gives its labels), in file order.
  * @throws Error with a readable reason naming the group and target at fault.
  */
-export function parseTargetsFile(text: string): FileTarget[] {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`not valid JSON: ${(error as Error).message}`);
-  }
-  if (!Array.isArray(data)) throw new Error('expected a JSON array of target groups');
+export function parseTargetsFile(text: string, format: TargetsFileFormat = 'json'): FileTarget[] {
+  const data = decode(text, format);
+  if (!Array.isArray(data))
+    throw new Error(`expected a ${format === 'json' ? 'JSON' : 'YAML'} list of target groups`);
   const seen = new Map<string, FileTarget>();
   data.forEach((group: unknown, index) => {
     const where = `group ${index}`;
@@ -109,7 +133,7 @@ export async function readTargetsFile(path: string): Promise<FileTarget[]> {
     throw new TargetsFileError(path, code === 'ENOENT' ? 'no such file' : (error as Error).message);
   }
   try {
-    return parseTargetsFile(text);
+    return parseTargetsFile(text, targetsFileFormat(path));
   } catch (error) {
     throw new TargetsFileError(path, (error as Error).message);
   }

@@ -9,6 +9,7 @@ import { ScrapeTargetBoard, scrapeTargets } from '../../src/ingest/scrape.js';
 import {
   followTargetsFile,
   parseTargetsFile,
+  targetsFileFormat,
   readTargetsFile,
   targetUrl,
   TargetsFileError,
@@ -105,7 +106,7 @@ describe('parseTargetsFile', () => {
 
   it('gives a reason naming the group at fault', () => {
     expect(() => parseTargetsFile('[{"targets": ["a:9400"]')).toThrow(/not valid JSON/);
-    expect(() => parseTargetsFile('{"targets": []}')).toThrow(/expected a JSON array/);
+    expect(() => parseTargetsFile('{"targets": []}')).toThrow(/expected a JSON list/);
     expect(() => parseTargetsFile('[{"targets": ["a:1"]}, {"targets": "b:1"}]')).toThrow(
       /group 1: "targets" must be an array/,
     );
@@ -116,6 +117,37 @@ describe('parseTargetsFile', () => {
     expect(() => parseTargetsFile('[{"targets": ["a:1"], "labels": {"bad-name": "x"}}]')).toThrow(
       /not a valid label name/,
     );
+  });
+
+  it('reads the YAML form (by a .yml/.yaml name), scalars as strings, with reasons like JSON', async () => {
+    const yaml = [
+      '# racks of the east hall',
+      '- targets: ["a:9400", b:9400]',
+      '  labels:',
+      '    rack: 1',
+      '- targets:',
+      '    - https://c.example:9400/dcgm',
+      '    - a:9400',
+      '',
+    ].join('\n');
+    expect(parseTargetsFile(yaml, 'yaml')).toEqual([
+      { url: 'http://a:9400/metrics', labels: { rack: '1' } },
+      { url: 'http://b:9400/metrics', labels: { rack: '1' } },
+      { url: 'https://c.example:9400/dcgm', labels: {} },
+    ]);
+    expect(parseTargetsFile('', 'yaml')).toEqual([]);
+    expect(() => parseTargetsFile('- targets: [a:1\n', 'yaml')).toThrow(/not valid YAML/);
+    expect(() => parseTargetsFile('targets: []', 'yaml')).toThrow(/expected a YAML list/);
+    expect(() => parseTargetsFile('- targets: a:1', 'yaml')).toThrow(/group 0: "targets" must be an array/);
+    expect(() => parseTargetsFile('- targets: [a:1]\n  labels: {rack: r1, rack: r2}', 'yaml')).toThrow(
+      /not valid YAML/,
+    );
+    expect(targetsFileFormat('/etc/nexus/targets.yml')).toBe('yaml');
+    expect(targetsFileFormat('targets.YAML')).toBe('yaml');
+    expect(targetsFileFormat('targets.json')).toBe('json');
+    const path = `${tempFile()}.yaml`;
+    writeFileSync(path, yaml);
+    expect((await readTargetsFile(path)).map((t) => t.url)).toHaveLength(3);
   });
 
   it('readTargetsFile names the file when it is missing or invalid', async () => {
