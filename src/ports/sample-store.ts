@@ -21,7 +21,7 @@
  *   are written in the same transaction as the samples, so they are never behind the raw data.
  * - After `close()`, every method rejects with `STORE_CLOSED`.
  */
-import type { Batch, DeadLetter, Sample } from '../domain/types.js';
+import type { Batch, DeadLetter, Sample, SeriesKey } from '../domain/types.js';
 
 export interface WriteResult {
   /** True when the batch id was already in the ledger and nothing was written. */
@@ -109,6 +109,11 @@ export interface SampleQuery {
    * bucket, so the bucket holding `startMs` is included; `endMs` bounds bucket starts.
    */
   resolution?: ResolutionRequest;
+  /**
+   * MIG: only the series of this GPU instance (dcgm-exporter's `GPU_I_ID` label). Absent: only the
+   * GPU's own series, never its instances'.
+   */
+  migInstance?: string;
 }
 
 /** Summary of the samples of one rollup bucket. */
@@ -159,6 +164,52 @@ export interface StoredGpu {
   modelName: string;
 }
 
+/**
+ * Which series {@link SampleStore.selectSeries} reads: exact values of the indexed series columns
+ * (pushed into SQL; every field given must match), then `accept` on each remaining series row.
+ */
+export interface SeriesFilter {
+  /** Only series of one of these metrics (DCGM field names); an empty array matches none. */
+  metrics?: readonly string[];
+  /** Only metrics that start with this text. */
+  metricPrefix?: string;
+  clusterId?: string;
+  hostname?: string;
+  gpuId?: string;
+  uuid?: string;
+  device?: string;
+  modelName?: string;
+  container?: string;
+  pod?: string;
+  namespace?: string;
+}
+
+/** A stored series: its identity and storage id. */
+export interface StoredSeries extends SeriesKey {
+  id: number;
+}
+
+/** What {@link SampleStore.selectSeries} reads. */
+export interface SeriesSelect {
+  filter: SeriesFilter;
+  /** Keeps a series or not, applied in memory after `filter` (e.g. label regexes). */
+  accept?: (series: StoredSeries) => boolean;
+  /** Inclusive bounds in ms since epoch. */
+  startMs: number;
+  endMs: number;
+  /** Only the newest sample of each series within the window (federation). */
+  latestOnly?: boolean;
+  /** Most samples returned in all; more rejects with READ_BUDGET_EXCEEDED. Default: no bound. */
+  maxSamples?: number;
+}
+
+/** One series chosen by {@link SampleStore.selectSeries}, with its samples in the window, oldest first. */
+export interface SelectedSeries {
+  series: StoredSeries;
+  timestamps: number[];
+  values: number[];
+}
+
 export interface SampleStore {
   /** Create or upgrade the schema; safe to call from several processes at once. */
   migrate(): Promise<void>;
@@ -170,6 +221,12 @@ export interface SampleStore {
   listGpus(clusterId?: string): Promise<StoredGpu[]>;
   /** The newest sample of every series, optionally in one cluster (traditional mode's hierarchy). */
   latestSamples(clusterId?: string): Promise<StoredSample[]>;
+  /**
+   * Series matching `select.filter` and `select.accept` that have at least one sample in
+   * [startMs, endMs], each with its samples there ascending (or only its newest with `latestOnly`),
+   * ordered by series id. Raw samples only. `signal` stops the read between its statements.
+   */
+  selectSeries(select: SeriesSelect, signal?: AbortSignal): Promise<SelectedSeries[]>;
   /** Dead letters, newest first. */
   listDeadLetters(options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]>;
   /** Total number of stored samples (tests and stats). */

@@ -6,6 +6,8 @@
 import {
   type Resolution,
   type SampleQuery,
+  type SeriesFilter,
+  type StoredSeries,
   type StoredDeadLetter,
   type StoredGpu,
   type StoredSample,
@@ -99,7 +101,8 @@ function normaliseLimit(limit: number | undefined, fallback: number): number {
 /**
  * Samples of one GPU, from raw samples or a rollup table as {@link chooseResolution} decides
  * (`nowMs` is the "now" of `auto` with an open end). Ties on time are broken by metric then
- * series id, so pages are stable. An empty `metrics` array means no metric filter. At a rollup
+ * series id, so pages are stable. An empty `metrics` array means no metric filter. Only the
+ * GPU's own series are read, or with `migInstance` only that MIG instance's. At a rollup
  * resolution the start bound is rounded down to its bucket and only the rollup table is read
  * (time bounds are plain parameters, so the planner prunes its partitions).
  */
@@ -121,6 +124,9 @@ export function buildSampleQuery(q: SampleQuery, nowMs: number = Date.now()): Sa
     );
   }
   if (q.metrics && q.metrics.length > 0) where.push(`se.metric = ANY(${p(q.metrics)}::text[])`);
+  // A MIG instance's series carry its GPU_I_ID label; the GPU's own series carry none (or an empty one).
+  if (q.migInstance !== undefined) where.push(`se.labels->>'GPU_I_ID' = ${p(q.migInstance)}`);
+  else where.push(`coalesce(se.labels->>'GPU_I_ID', '') = ''`);
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
   const columns = 'se.id AS series_id';
 
@@ -181,6 +187,114 @@ CROSS JOIN LATERAL (SELECT ts, value FROM samples WHERE series_id = se.id ORDER 
 ${filter}
 ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
     params: clusterId === undefined ? [] : [clusterId],
+  };
+}
+
+/** Series columns of {@link SeriesFilter} fields, in SQL. */
+const SERIES_FILTER_COLUMNS = {
+  clusterId: 'cluster_id',
+  hostname: 'hostname',
+  gpuId: 'gpu_id',
+  uuid: 'uuid',
+  device: 'device',
+  modelName: 'model_name',
+  container: 'container',
+  pod: 'pod',
+  namespace: 'namespace',
+} as const;
+
+/** LIKE pattern matching text that starts with `prefix` (`\` is LIKE's default escape). */
+function likePrefix(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
+}
+
+/**
+ * The series rows a {@link SeriesFilter} selects (any samples or none), ordered by id. Each given
+ * field is an equality on an indexed column (metric, GPU, workload), so the planner uses
+ * `series_gpu_idx`, `series_uuid_idx` or `series_workload_idx` when one applies.
+ */
+export function buildSelectSeries(filter: SeriesFilter): Statement {
+  const params: unknown[] = [];
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const where: string[] = [];
+  if (filter.metrics !== undefined) where.push(`metric = ANY(${p([...filter.metrics])}::text[])`);
+  if (filter.metricPrefix !== undefined && filter.metricPrefix !== '') {
+    where.push(`metric LIKE ${p(likePrefix(filter.metricPrefix))}`);
+  }
+  for (const [field, column] of Object.entries(SERIES_FILTER_COLUMNS)) {
+    const value = filter[field as keyof typeof SERIES_FILTER_COLUMNS];
+    if (value !== undefined) where.push(`${column} = ${p(value)}`);
+  }
+  return {
+    text: `SELECT id, cluster_id, hostname, gpu_id, uuid, device, model_name, metric, container, pod, namespace, labels
+FROM series${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}
+ORDER BY id`,
+    params,
+  };
+}
+
+/** Row shape of {@link buildSeriesSamples}. */
+export interface SeriesSampleRow {
+  series_id: number;
+  ts_ms: number;
+  value: number;
+}
+
+/**
+ * Raw samples of these series in [startMs, endMs], by series then time ascending, at most `limit`
+ * rows; with `latestOnly`, only the newest sample of each series in the window (one index probe per
+ * series on the (series_id, ts) key).
+ */
+export function buildSeriesSamples(
+  ids: readonly number[],
+  startMs: number,
+  endMs: number,
+  options: { latestOnly?: boolean; limit?: number } = {},
+): Statement {
+  const window = 'ts >= to_timestamp($2::float8 / 1000) AND ts <= to_timestamp($3::float8 / 1000)';
+  const params: unknown[] = [[...ids], startMs, endMs];
+  if (options.latestOnly) {
+    return {
+      text: `SELECT s.id AS series_id, (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
+FROM unnest($1::int4[]) AS s(id)
+CROSS JOIN LATERAL (SELECT ts, value FROM samples WHERE series_id = s.id AND ${window}
+                    ORDER BY ts DESC LIMIT 1) sa
+ORDER BY s.id`,
+      params,
+    };
+  }
+  let limit = '';
+  if (options.limit !== undefined) {
+    params.push(options.limit);
+    limit = `\nLIMIT $4`;
+  }
+  return {
+    text: `SELECT series_id, (extract(epoch FROM ts) * 1000)::float8 AS ts_ms, value
+FROM samples
+WHERE series_id = ANY($1::int4[]) AND ${window}
+ORDER BY series_id, ts${limit}`,
+    params,
+  };
+}
+
+/** A port series from its row. */
+export function toStoredSeries(r: SeriesRow): StoredSeries {
+  return {
+    id: r.id,
+    clusterId: r.cluster_id,
+    hostname: r.hostname,
+    gpuId: r.gpu_id,
+    uuid: r.uuid,
+    device: r.device,
+    modelName: r.model_name,
+    metric: r.metric,
+    container: r.container,
+    pod: r.pod,
+    namespace: r.namespace,
+    labels: r.labels,
   };
 }
 

@@ -14,6 +14,8 @@ import type {
   RetentionResult,
   SampleQuery,
   SampleStore,
+  SelectedSeries,
+  SeriesSelect,
   StoredDeadLetter,
   StoredGpu,
   StoredSample,
@@ -39,12 +41,17 @@ import {
   type GpuRow,
   type NarrowSampleRow,
   type SeriesRow,
+  type Statement,
   buildSeriesByIds,
   toStoredSampleOf,
   buildListDeadLetters,
   buildLatestSamples,
   buildListGpus,
   buildSampleQuery,
+  buildSelectSeries,
+  buildSeriesSamples,
+  type SeriesSampleRow,
+  toStoredSeries,
   compareGpus,
   toStoredDeadLetter,
   toStoredGpu,
@@ -58,6 +65,11 @@ import {
   storableTimestamps,
   writeBatchInTransaction,
 } from './write-batch.js';
+
+/** A {@link Statement} as the arguments of `SqlExecutor.query`. */
+function statement(s: Statement): [string, unknown[]] {
+  return [s.text, s.params];
+}
 
 /** Most series rows kept for joining query results in memory. */
 const SERIES_CACHE_LIMIT = 100_000;
@@ -190,6 +202,45 @@ export class SqlSampleStore implements SampleStore {
     });
   }
 
+  selectSeries(select: SeriesSelect, signal?: AbortSignal): Promise<SelectedSeries[]> {
+    return this.#run('selectSeries', async () => {
+      signal?.throwIfAborted();
+      const db = this.#backend.executor;
+      const found = await db.query<SeriesRow>(...statement(buildSelectSeries(select.filter)));
+      const chosen = new Map<number, SelectedSeries>();
+      for (const row of found.rows) {
+        const series = toStoredSeries(row);
+        if (select.accept === undefined || select.accept(series)) {
+          chosen.set(series.id, { series, timestamps: [], values: [] });
+        }
+      }
+      if (chosen.size === 0) return [];
+      signal?.throwIfAborted();
+      const limit = select.latestOnly || select.maxSamples === undefined ? undefined : select.maxSamples + 1;
+      const { rows } = await db.query<SeriesSampleRow>(
+        ...statement(
+          buildSeriesSamples([...chosen.keys()], select.startMs, select.endMs, {
+            latestOnly: select.latestOnly,
+            limit,
+          }),
+        ),
+      );
+      if (limit !== undefined && rows.length >= limit) {
+        throw new NexusError(
+          'READ_BUDGET_EXCEEDED',
+          `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
+          { details: { maxSamples: select.maxSamples } },
+        );
+      }
+      for (const r of rows) {
+        const entry = chosen.get(r.series_id)!;
+        entry.timestamps.push(r.ts_ms);
+        entry.values.push(r.value);
+      }
+      return [...chosen.values()].filter((e) => e.timestamps.length > 0);
+    });
+  }
+
   listDeadLetters(options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]> {
     return this.#run('listDeadLetters', async () => {
       const { text, params } = buildListDeadLetters(options);
@@ -252,6 +303,14 @@ export class SqlSampleStore implements SampleStore {
     return this.#run('ping', async () => {
       await this.#backend.executor.query('SELECT 1');
     });
+  }
+
+  /**
+   * Run `fn` on this store's database, for modules that keep their own tables in it (the API
+   * token store, src/auth/token-store.ts); errors are mapped like the store's own.
+   */
+  withSql<T>(operation: string, fn: (db: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#run(operation, () => fn(this.#backend.executor));
   }
 
   /** Stop accepting calls, wait for the ones in flight, release the backend. Idempotent. */

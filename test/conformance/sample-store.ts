@@ -1118,6 +1118,120 @@ export function sampleStoreConformance(
       }
     });
 
+    describe('selectSeries (PromQL reads)', () => {
+      // Three series of one cluster: GPU 0 and 1 utilisation, GPU 0 temperature (pod "p1").
+      let c: string;
+      let util0: SeriesKey;
+      let util1: SeriesKey;
+      let temp0: SeriesKey;
+      beforeAll(async () => {
+        c = unique('sel');
+        util0 = seriesKey(c, { labels: { gpu: '0', DCGM_FI_DRIVER_VERSION: '535' } });
+        util1 = seriesKey(c, { gpuId: '1', uuid: `GPU-${c}-a-1`, device: 'nvidia1' });
+        temp0 = seriesKey(c, { metric: 'DCGM_FI_DEV_GPU_TEMP', pod: 'p1', namespace: 'ns' });
+        await store.writeBatch(
+          batch([...series(util0, 5), ...series(util1, 5, T0, 2000), ...series(temp0, 3, T0 + 500)]),
+        );
+      });
+      const window = { startMs: T0, endMs: T0 + 60_000 };
+      const ids = async (filter: Parameters<SampleStore['selectSeries']>[0]['filter']) =>
+        (await store.selectSeries({ filter: { clusterId: c, ...filter }, ...window })).map(
+          (s) => `${s.series.metric}/${s.series.gpuId}`,
+        );
+
+      it('filters on metric names, a metric prefix and the indexed columns', async () => {
+        expect((await ids({})).sort()).toEqual([
+          'DCGM_FI_DEV_GPU_TEMP/0',
+          'DCGM_FI_DEV_GPU_UTIL/0',
+          'DCGM_FI_DEV_GPU_UTIL/1',
+        ]);
+        expect(await ids({ metrics: ['DCGM_FI_DEV_GPU_TEMP'] })).toEqual(['DCGM_FI_DEV_GPU_TEMP/0']);
+        expect(await ids({ metrics: [] })).toEqual([]);
+        expect((await ids({ metricPrefix: 'DCGM_FI_DEV_GPU_U' })).sort()).toEqual([
+          'DCGM_FI_DEV_GPU_UTIL/0',
+          'DCGM_FI_DEV_GPU_UTIL/1',
+        ]);
+        // LIKE wildcards in a prefix are literal.
+        expect(await ids({ metricPrefix: 'DCGM%' })).toEqual([]);
+        expect(
+          await ids({ gpuId: '1', uuid: `GPU-${c}-a-1`, hostname: 'host-a', device: 'nvidia1' }),
+        ).toEqual(['DCGM_FI_DEV_GPU_UTIL/1']);
+        expect(await ids({ pod: 'p1', namespace: 'ns', container: '' })).toEqual(['DCGM_FI_DEV_GPU_TEMP/0']);
+        expect(await ids({ modelName: 'other' })).toEqual([]);
+      });
+
+      it('returns each series once with its samples in the window, ascending, and its identity', async () => {
+        const got = await store.selectSeries({
+          filter: { clusterId: c, metrics: ['DCGM_FI_DEV_GPU_UTIL'] },
+          startMs: T0 + 1000,
+          endMs: T0 + 4000,
+        });
+        expect(got.map((s) => s.series.id)).toEqual(got.map((s) => s.series.id).sort((a, b) => a - b));
+        got.sort((a, b) => a.series.gpuId.localeCompare(b.series.gpuId));
+        expect(got.map((s) => s.series.gpuId)).toEqual(['0', '1']);
+        expect(got[0]!.timestamps).toEqual([T0 + 1000, T0 + 2000, T0 + 3000, T0 + 4000]);
+        expect(got[0]!.values).toEqual([1, 2, 3, 4]);
+        expect(got[1]!.timestamps).toEqual([T0 + 2000, T0 + 4000]);
+        expect(got[1]!.values).toEqual([1, 2]);
+        const { id, ...identity } = got[0]!.series;
+        expect(typeof id).toBe('number');
+        expect(identity).toEqual(util0);
+      });
+
+      it('leaves out series without a sample in the window, and those `accept` refuses', async () => {
+        expect(await ids({})).toHaveLength(3);
+        const late = await store.selectSeries({
+          filter: { clusterId: c },
+          startMs: T0 + 4500,
+          endMs: T0 + 9000,
+        });
+        expect(late.map((s) => `${s.series.metric}/${s.series.gpuId}`).sort()).toEqual([
+          'DCGM_FI_DEV_GPU_UTIL/1', // its last sample is at T0 + 8 s
+        ]);
+        const accepted = await store.selectSeries({
+          filter: { clusterId: c },
+          accept: (s) => s.labels.DCGM_FI_DRIVER_VERSION === '535',
+          ...window,
+        });
+        expect(accepted.map((s) => s.series.gpuId)).toEqual(['0']);
+        expect(accepted[0]!.series.metric).toBe('DCGM_FI_DEV_GPU_UTIL');
+      });
+
+      it('latestOnly: the newest sample of each series within the window', async () => {
+        const got = await store.selectSeries({
+          filter: { clusterId: c },
+          startMs: T0,
+          endMs: T0 + 3000,
+          latestOnly: true,
+        });
+        const newest = Object.fromEntries(
+          got.map((s) => [`${s.series.metric}/${s.series.gpuId}`, [s.timestamps, s.values]]),
+        );
+        expect(newest).toEqual({
+          'DCGM_FI_DEV_GPU_UTIL/0': [[T0 + 3000], [3]],
+          'DCGM_FI_DEV_GPU_UTIL/1': [[T0 + 2000], [1]],
+          'DCGM_FI_DEV_GPU_TEMP/0': [[T0 + 2500], [2]],
+        });
+      });
+
+      it('maxSamples: at the bound it answers, beyond it rejects with READ_BUDGET_EXCEEDED', async () => {
+        const select = (maxSamples: number) =>
+          store.selectSeries({ filter: { clusterId: c }, ...window, maxSamples });
+        const all = await select(13);
+        expect(all.reduce((n, s) => n + s.timestamps.length, 0)).toBe(13);
+        await expectCode(select(12), 'READ_BUDGET_EXCEEDED');
+      });
+
+      it('an aborted signal rejects before reading', async () => {
+        const controller = new AbortController();
+        controller.abort();
+        const error = await store
+          .selectSeries({ filter: { clusterId: c }, ...window }, controller.signal)
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(Error);
+      });
+    });
+
     it('every sample store capability gates at least one case', () => {
       cap.assertAllUsed();
     });
