@@ -11,6 +11,7 @@
  *   4. REST query latency at 1M and 10M stored samples (bench/queries.ts)
  *   5. event latency from the collector's write to /ws and GraphQL subscribers, 1 and 100, and
  *      what a stalled subscriber costs the others (bench/events.ts)
+ *   6. PromQL query_range latency beside Prometheus 2.42 on the same data (bench/promql.ts)
  * Prints every table and writes one JSON file to bench/results/. Each figure: median of K runs
  * (default 3) and the spread.
  */
@@ -26,6 +27,7 @@ import { benchEvents, formatEventFigures } from './events.js';
 import { figure } from './figure.js';
 import { benchParser } from './parser.js';
 import { benchPipelines, DEFAULT_BUDGET_SECONDS, formatPipelineFigures } from './pipelines.js';
+import { benchPromql, formatPromqlFigures } from './promql.js';
 import { benchQueries, formatQueryFigures } from './queries.js';
 
 async function embeddedEndToEnd(file: string, rows: number): Promise<{ rowsPerSec: number; rssMiB: number }> {
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     const queries = await benchQueries({ runs, sizes: querySizes, log });
     // Two replays per run: enough for the stalled client to pass its send-buffer bound and be dropped.
     const events = await benchEvents({ runs, replays: 2, log });
+    const promql = await benchPromql({ runs, log });
 
     const results = {
       date: new Date().toISOString(),
@@ -114,6 +117,7 @@ async function main(): Promise<void> {
       pipelines,
       queries,
       events,
+      promql,
     };
 
     const k = (n: number): string => `${Math.round(n).toLocaleString('en-US')}`;
@@ -158,6 +162,7 @@ async function main(): Promise<void> {
     console.log(`\n${formatPipelineFigures(pipelines)}`);
     console.log(`\n${formatQueryFigures(queries)}`);
     console.log(`\nevent latency, collector write -> subscriber (embedded)\n${formatEventFigures(events)}`);
+    console.log(`\n${formatPromqlFigures(promql)}`);
     console.log(`\nwall time of the whole bench: ${Math.round((performance.now() - benchStarted) / 1000)} s`);
 
     const outDir = new URL('./results/', import.meta.url);

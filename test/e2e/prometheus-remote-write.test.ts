@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { startEmbedded, type EmbeddedRuntime } from '../../src/runtime/embedded.js';
 import { createLogger } from '../../src/util/logger.js';
-import { startPrometheus, type PrometheusHandle } from '../harness/prometheus.js';
+import { metricTotal, startPrometheus, type PrometheusHandle } from '../harness/prometheus.js';
 import { startStandin, type Standin } from '../support/dcgm-exporter-standin.js';
 import { readSampleRows } from '../support/sample-csv.js';
+import { until as waitUntil } from '../support/until.js';
 
 const SCRAPES = 4;
 const SERIES = 2470;
@@ -28,21 +29,9 @@ let prometheus: PrometheusHandle | undefined;
 let instance: string;
 let scrapes = 0;
 
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${prometheus?.output() ?? ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-/** Sum of every series of `name` (any labels) on Prometheus' own /metrics. */
-function total(metrics: Map<string, number>, name: string): number {
-  let sum = 0;
-  for (const [key, value] of metrics) if (key === name || key.startsWith(`${name}{`)) sum += value;
-  return sum;
-}
+/** Wait for `check`, with Prometheus' last log lines on a timeout. */
+const until = (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> =>
+  waitUntil(what, timeoutMs, check, () => prometheus?.output() ?? '');
 
 async function ours(name: string): Promise<number> {
   const text = (await runtime.app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -90,8 +79,8 @@ beforeAll(async () => {
   let seen = '';
   await until('Prometheus to finish sending', 30_000, async () => {
     const m = await prometheus!.selfMetrics();
-    const pending = total(m, 'prometheus_remote_storage_samples_pending');
-    const failed = total(m, 'prometheus_remote_storage_samples_failed_total');
+    const pending = metricTotal(m, 'prometheus_remote_storage_samples_pending');
+    const failed = metricTotal(m, 'prometheus_remote_storage_samples_failed_total');
     const received = await ours('nexus_remote_write_samples_total');
     const stale = await ours('nexus_remote_write_stale_markers_total');
     seen = JSON.stringify({ pending, failed, received, stale });
@@ -153,9 +142,9 @@ describe('Prometheus remote write into the embedded runtime', () => {
     const self = await prometheus!.selfMetrics();
     const figures = {
       scrapes,
-      prometheusSent: total(self, 'prometheus_remote_storage_samples_total'),
-      prometheusRetried: total(self, 'prometheus_remote_storage_samples_retried_total'),
-      prometheusFailed: total(self, 'prometheus_remote_storage_samples_failed_total'),
+      prometheusSent: metricTotal(self, 'prometheus_remote_storage_samples_total'),
+      prometheusRetried: metricTotal(self, 'prometheus_remote_storage_samples_retried_total'),
+      prometheusFailed: metricTotal(self, 'prometheus_remote_storage_samples_failed_total'),
       prometheusSeries: matrix.result.length,
       prometheusSamples: theirTotal,
       storedSamples: stored,

@@ -28,12 +28,26 @@ export interface PrometheusHandle {
   stop(): Promise<void>;
 }
 
+/** Sum of every series of `name` (any labels) in {@link PrometheusHandle.selfMetrics}' map. */
+export function metricTotal(metrics: Map<string, number>, name: string): number {
+  let sum = 0;
+  for (const [key, value] of metrics) if (key === name || key.startsWith(`${name}{`)) sum += value;
+  return sum;
+}
+
 /** Options of {@link startPrometheus}. */
 export interface StartPrometheusOptions {
   /** prometheus.yml text. */
   config: string;
   /** Longest wait for /-/ready (default 20 s). */
   readyTimeoutMs?: number;
+  /**
+   * TSDB directory to open (e.g. blocks made by `promtool tsdb create-blocks-from`); the caller owns
+   * it and stop() leaves it. Default: `data` inside the temporary directory.
+   */
+  storageDir?: string;
+  /** More command-line flags (e.g. `--storage.tsdb.retention.time=100y`). */
+  extraArgs?: readonly string[];
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -54,9 +68,10 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
     PROMETHEUS,
     [
       `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--storage.tsdb.path=${options.storageDir ?? join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn',
+      ...(options.extraArgs ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
