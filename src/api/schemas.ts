@@ -125,6 +125,21 @@ export const gpuParams = {
   },
 } as const;
 
+/** Path parameters of MIG instance routes: a GPU of a host, and the instance id (`GPU_I_ID`). */
+export const migParams = {
+  type: 'object',
+  required: ['clusterId', 'hostId', 'gpuId', 'instanceId'],
+  properties: {
+    ...gpuParams.properties,
+    instanceId: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: 'MIG GPU instance id (dcgm-exporter label GPU_I_ID), e.g. "1"',
+    },
+  },
+} as const;
+
 /** Path parameter of the flat GPU telemetry route: a GPU UUID. */
 export const gpuUuidParams = {
   type: 'object',
@@ -259,6 +274,49 @@ export const hostSchema = responseSchema({
   },
 } as const);
 
+const goneSince = {
+  ...rfc3339,
+  description: 'Present when the newest complete scrape of its target did not expose it: inactive since then',
+} as const;
+
+/** A MIG instance of a GPU with its own latest metrics (never mixed into the GPU's). */
+export const migInstanceSchema = responseSchema({
+  type: 'object',
+  required: [
+    'instance_id',
+    'profile',
+    'gpu_id',
+    'uuid',
+    'hostname',
+    'cluster_id',
+    'active',
+    'last_seen',
+    'last_sample',
+    'metrics',
+  ],
+  properties: {
+    instance_id: { type: 'string', description: 'GPU instance id (GPU_I_ID)' },
+    profile: { type: 'string', description: 'GPU instance profile (GPU_I_PROFILE), e.g. 1g.10gb' },
+    gpu_id: { type: 'string', description: "Index of the instance's GPU within the host" },
+    uuid: { type: 'string', description: "UUID of the instance's GPU" },
+    hostname: { type: 'string' },
+    cluster_id: { type: 'string' },
+    active: { type: 'boolean', description: 'Seen within the staleness window and not gone' },
+    gone_since: goneSince,
+    last_seen: { ...rfc3339, description: 'When the collector last wrote this instance' },
+    last_sample: { ...rfc3339, description: 'Newest sample time' },
+    metrics: {
+      type: 'object',
+      description: 'Latest value of each metric of the instance, keyed by DCGM field name',
+      additionalProperties: {
+        type: 'object',
+        required: ['value', 'timestamp'],
+        properties: { value: { type: 'number' }, timestamp: rfc3339 },
+      },
+    },
+  },
+} as const);
+
 /** A GPU of the live hierarchy with its latest metrics. */
 export const gpuSchema = responseSchema({
   type: 'object',
@@ -281,9 +339,10 @@ export const gpuSchema = responseSchema({
     model_name: { type: 'string' },
     hostname: { type: 'string' },
     cluster_id: { type: 'string' },
-    active: { type: 'boolean', description: 'Seen within the staleness window' },
+    active: { type: 'boolean', description: 'Seen within the staleness window and not gone' },
+    gone_since: goneSince,
     last_seen: { ...rfc3339, description: 'When the collector last wrote this GPU' },
-    last_sample: { ...rfc3339, description: 'Newest sample time' },
+    last_sample: { ...rfc3339, description: 'Newest sample time (of the GPU or any of its MIG instances)' },
     metrics: {
       type: 'object',
       description: 'Latest value of each metric, keyed by DCGM field name',
@@ -292,6 +351,11 @@ export const gpuSchema = responseSchema({
         required: ['value', 'timestamp'],
         properties: { value: { type: 'number' }, timestamp: rfc3339 },
       },
+    },
+    mig_instances: {
+      type: 'array',
+      description: 'MIG instances of the GPU, by instance id; present only when it has any',
+      items: migInstanceSchema,
     },
   },
 } as const);

@@ -35,9 +35,9 @@ export interface TelemetryPage {
   resolution: Resolution;
 }
 
-/** A checked telemetry query, ready to run for one GPU. */
+/** A checked telemetry query, ready to run for one GPU (its own series, or one MIG instance's). */
 export interface PreparedTelemetryQuery {
-  run(store: SampleStore, selector: GpuSelector): Promise<TelemetryPage>;
+  run(store: SampleStore, selector: GpuSelector, migInstance?: string): Promise<TelemetryPage>;
 }
 
 /**
@@ -50,9 +50,10 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
   const { limit, order } = query;
   const resolution = chooseResolution({ ...range, resolution: parseResolution(query.resolution) });
   return {
-    run: async (store, selector) => {
+    run: async (store, selector, migInstance) => {
       const samples = await store.querySamples({
         gpu: selector,
+        ...(migInstance !== undefined ? { migInstance } : {}),
         ...range,
         ...(metrics ? { metrics } : {}),
         limit: limit + 1,

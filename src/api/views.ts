@@ -6,7 +6,7 @@
  */
 import type { FromSchema } from 'json-schema-to-ts';
 import type { ServiceRecord } from '../discovery/registry.js';
-import type { ClusterSummary, GpuStatus, HostSummary } from '../hierarchy/reader.js';
+import type { ClusterSummary, GpuStatus, HostSummary, MigStatus } from '../hierarchy/reader.js';
 import type { StoredDeadLetter, StoredGpu, StoredSample } from '../ports/sample-store.js';
 import type {
   clusterSchema,
@@ -14,6 +14,7 @@ import type {
   gpuSchema,
   gpuSummarySchema,
   hostSchema,
+  migInstanceSchema,
   serviceSchema,
   telemetryResponseSchema,
 } from './schemas.js';
@@ -61,14 +62,43 @@ export function hostView(h: HostSummary): HostView {
 /** A GPU with its latest metrics. */
 export type GpuView = FromSchema<typeof gpuSchema>;
 
-/** A GPU status as the API shows it; metrics ordered by field name. */
-export function gpuView(g: GpuStatus): GpuView {
-  const metrics: GpuView['metrics'] = {};
-  for (const field of Object.keys(g.metrics).sort()) {
-    const latest = g.metrics[field]!;
-    metrics[field] = { value: latest.value, timestamp: rfc3339(latest.timestampMs) };
+/** Latest values ordered by field name, times in RFC 3339. */
+function metricsView(metrics: GpuStatus['metrics']): GpuView['metrics'] {
+  const out: GpuView['metrics'] = {};
+  for (const field of Object.keys(metrics).sort()) {
+    const latest = metrics[field]!;
+    out[field] = { value: latest.value, timestamp: rfc3339(latest.timestampMs) };
   }
-  return {
+  return out;
+}
+
+/** A MIG instance of a GPU. */
+export type MigInstanceView = FromSchema<typeof migInstanceSchema>;
+
+/** A MIG instance status as the API shows it; metrics ordered by field name. */
+export function migInstanceView(m: MigStatus): MigInstanceView {
+  const view: MigInstanceView = {
+    instance_id: m.instance,
+    profile: m.profile,
+    gpu_id: m.gpuId,
+    uuid: m.uuid,
+    hostname: m.hostname,
+    cluster_id: m.clusterId,
+    active: m.active,
+    last_seen: rfc3339(m.lastSeenMs),
+    last_sample: rfc3339(m.lastSampleMs),
+    metrics: metricsView(m.metrics),
+  };
+  if (m.goneSinceMs !== undefined) view.gone_since = rfc3339(m.goneSinceMs);
+  return view;
+}
+
+/**
+ * A GPU status as the API shows it; metrics ordered by field name. `mig_instances` and
+ * `gone_since` appear only when there is something to say.
+ */
+export function gpuView(g: GpuStatus): GpuView {
+  const view: GpuView = {
     gpu_id: g.gpuId,
     uuid: g.uuid,
     device: g.device,
@@ -78,8 +108,11 @@ export function gpuView(g: GpuStatus): GpuView {
     active: g.active,
     last_seen: rfc3339(g.lastSeenMs),
     last_sample: rfc3339(g.lastSampleMs),
-    metrics,
+    metrics: metricsView(g.metrics),
   };
+  if (g.goneSinceMs !== undefined) view.gone_since = rfc3339(g.goneSinceMs);
+  if (g.migInstances.length > 0) view.mig_instances = g.migInstances.map(migInstanceView);
+  return view;
 }
 
 /** A GPU as listed by GET /api/v1/gpus. */

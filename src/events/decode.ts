@@ -1,10 +1,13 @@
 /**
  * Turns coordination watch events and range reads of the live hierarchy into telemetry events.
- * The key says what a record is (cluster, host, GPU); the value supplies the rest. Values that do
- * not parse give an event without data rather than an error: a stream never stops on one record.
+ * The key says what a record is (cluster, host, GPU, MIG instance); the value supplies the rest. A
+ * GPU or instance record marked gone (`goneSinceMs`) is a GPU_INACTIVE / MIG_INACTIVE event. Values
+ * that do not parse give an event without data rather than an error: a stream never stops on one
+ * record. Snapshots hold one event per GPU, never its MIG instances (a client that knows no
+ * instances could take them for their GPU).
  */
 import type { LatestValue } from '../domain/types.js';
-import { parseKey } from '../hierarchy/paths.js';
+import { parseRecordKey } from '../hierarchy/paths.js';
 import type { KeyValue, WatchEvent } from '../ports/coordination.js';
 import type { TelemetryEvent } from './types.js';
 
@@ -35,13 +38,23 @@ function metricsOf(value: unknown): Record<string, LatestValue> {
 
 /** A put of a hierarchy key as an event (`snapshot` marks it as part of a snapshot). */
 function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEvent | undefined {
-  const parsed = parseKey(kv.key);
+  const parsed = parseRecordKey(kv.key);
   if (!parsed) return undefined;
   const v = parseObject(kv.value);
   const seen = finite(v.lastSeenMs) ? v.lastSeenMs : 0;
-  if (parsed.kind === 'gpu') {
-    return {
-      eventType: snapshot ? 'SNAPSHOT' : 'GPU_UPDATE',
+  if (parsed.kind === 'gpu' || parsed.kind === 'mig') {
+    if (snapshot && parsed.kind === 'mig') return undefined;
+    const gone = finite(v.goneSinceMs);
+    const event: TelemetryEvent = {
+      eventType: snapshot
+        ? 'SNAPSHOT'
+        : parsed.kind === 'gpu'
+          ? gone
+            ? 'GPU_INACTIVE'
+            : 'GPU_UPDATE'
+          : gone
+            ? 'MIG_INACTIVE'
+            : 'MIG_UPDATE',
       revision,
       clusterId: parsed.clusterId,
       hostId: parsed.hostname,
@@ -52,7 +65,10 @@ function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEve
       timestampMs: finite(v.lastSampleMs) && v.lastSampleMs > 0 ? v.lastSampleMs : seen,
       observedAtMs: seen,
       metrics: metricsOf(v.metrics),
+      active: !gone,
     };
+    if (parsed.kind === 'mig') event.migInstance = parsed.instance;
+    return event;
   }
   if (snapshot) return undefined;
   const base = { revision, clusterId: parsed.clusterId, timestampMs: seen, observedAtMs: seen, metrics: {} };
@@ -63,7 +79,7 @@ function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEve
 
 /**
  * The telemetry event for one watch event under the hierarchy prefix, or undefined for keys that
- * are not cluster, host or GPU records. `now` stamps removals, whose record is gone; `index` is the
+ * are not cluster, host, GPU or MIG instance records. `now` stamps removals, whose record is gone; `index` is the
  * change's position within its revision (see cursor.ts).
  */
 export function decodeWatchEvent(event: WatchEvent, now: number, index: number): TelemetryEvent | undefined {
@@ -74,7 +90,7 @@ export function decodeWatchEvent(event: WatchEvent, now: number, index: number):
 
 function decodeChange(event: WatchEvent, now: number): TelemetryEvent | undefined {
   if (event.type === 'put') return fromKv(event.kv, event.revision, false);
-  const parsed = parseKey(event.key);
+  const parsed = parseRecordKey(event.key);
   if (!parsed) return undefined;
   const base = {
     revision: event.revision,
@@ -85,6 +101,14 @@ function decodeChange(event: WatchEvent, now: number): TelemetryEvent | undefine
   };
   if (parsed.kind === 'gpu')
     return { ...base, eventType: 'GPU_REMOVED', hostId: parsed.hostname, gpuIndex: parsed.gpuId };
+  if (parsed.kind === 'mig')
+    return {
+      ...base,
+      eventType: 'MIG_REMOVED',
+      hostId: parsed.hostname,
+      gpuIndex: parsed.gpuId,
+      migInstance: parsed.instance,
+    };
   if (parsed.kind === 'host') return { ...base, eventType: 'HOST_REMOVED', hostId: parsed.hostname };
   return { ...base, eventType: 'CLUSTER_REMOVED' };
 }

@@ -1,8 +1,10 @@
 /**
  * Subscription filters: checked once when a client subscribes (bad filters are BAD_REQUEST errors
  * naming the field), then applied to every event. A host or GPU filter keeps only events about that
- * host or GPU; a metrics filter keeps only GPU updates and snapshots that carry at least one of the
- * metrics, and narrows their data to those metrics. RESYNC markers always pass.
+ * host or GPU (a GPU's MIG instances included); a metrics filter keeps only GPU and MIG updates and
+ * snapshots that carry at least one of the metrics, and narrows their data to those metrics, and
+ * lets GPU_INACTIVE / MIG_INACTIVE through (a dashboard of those metrics must learn that a GPU
+ * went away). RESYNC markers always pass.
  */
 import { fieldByFriendlyName, fieldInfo } from '../domain/catalog.js';
 import type { LatestValue } from '../domain/types.js';
@@ -21,9 +23,19 @@ export interface CompiledFilter {
   project(metrics: Record<string, LatestValue>): Record<string, LatestValue>;
 }
 
-/** Whether events of this type are about one GPU. */
+/** Whether events of this type are about one GPU (or one of its MIG instances). */
 export const isGpuEvent = (type: TelemetryEventType): boolean =>
-  type === 'GPU_UPDATE' || type === 'GPU_REMOVED' || type === 'SNAPSHOT';
+  type === 'GPU_UPDATE' ||
+  type === 'GPU_INACTIVE' ||
+  type === 'GPU_REMOVED' ||
+  type === 'SNAPSHOT' ||
+  type === 'MIG_UPDATE' ||
+  type === 'MIG_INACTIVE' ||
+  type === 'MIG_REMOVED';
+
+/** Whether events of this type carry a record's latest values. */
+export const carriesMetrics = (type: TelemetryEventType): boolean =>
+  type === 'GPU_UPDATE' || type === 'SNAPSHOT' || type === 'MIG_UPDATE';
 
 /** Longest id or name accepted in a filter. */
 const MAX_TEXT = 256;
@@ -105,8 +117,9 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
       if (uuid !== undefined && e.uuid?.toLowerCase() !== uuid) return false;
     }
     if (fields) {
-      // A metrics filter keeps only GPU values that carry one of the metrics.
-      if (e.eventType !== 'GPU_UPDATE' && e.eventType !== 'SNAPSHOT') return false;
+      // A metrics filter keeps only GPU values that carry one of the metrics, and inactive marks.
+      if (e.eventType === 'GPU_INACTIVE' || e.eventType === 'MIG_INACTIVE') return true;
+      if (!carriesMetrics(e.eventType)) return false;
       for (const field of Object.keys(e.metrics)) if (fields.has(field)) return true;
       return false;
     }

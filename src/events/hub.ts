@@ -527,12 +527,11 @@ export class EventHub {
     const event = decodeWatchEvent(we, this.now(), this.indexer.next(we.revision));
     if (!event) return;
     const key = we.type === 'put' ? we.kv.key : we.key;
-    if (event.eventType === 'GPU_UPDATE' && event.uuid) this.uuidByKey.set(key, event.uuid);
-    else if (event.eventType === 'GPU_REMOVED') {
+    if (event.eventType === 'GPU_REMOVED' || event.eventType === 'MIG_REMOVED') {
       const uuid = this.uuidByKey.get(key);
       if (uuid !== undefined) event.uuid = uuid;
       this.uuidByKey.delete(key);
-    }
+    } else if (event.uuid && event.gpuIndex !== undefined) this.uuidByKey.set(key, event.uuid);
     this.counters.events += 1;
     this.ring.push(event);
     for (const sub of this.live) this.deliver(sub, event);

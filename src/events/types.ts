@@ -10,7 +10,11 @@ import type { LatestValue } from '../domain/types.js';
 /** Kinds of events. SNAPSHOT and RESYNC are produced by the stream itself, not by a write. */
 export const EVENT_TYPES = [
   'GPU_UPDATE',
+  'GPU_INACTIVE',
   'GPU_REMOVED',
+  'MIG_UPDATE',
+  'MIG_INACTIVE',
+  'MIG_REMOVED',
   'HOST_UPDATE',
   'HOST_REMOVED',
   'CLUSTER_UPDATE',
@@ -39,8 +43,15 @@ export interface TelemetryEvent {
   clusterId: string;
   /** Host name, for host and GPU events. */
   hostId?: string;
-  /** GPU index within its host, for GPU events. */
+  /** GPU index within its host, for GPU and MIG events. */
   gpuIndex?: string;
+  /** MIG events: the GPU instance id (dcgm-exporter's `GPU_I_ID`) under the GPU. */
+  migInstance?: string;
+  /**
+   * GPU and MIG puts (updates, inactive marks, snapshots): false when the record is marked gone (its
+   * scrape target's newest complete scrape did not expose it). Staleness is not judged here.
+   */
+  active?: boolean;
   /** GPU UUID, for GPU events (except removals, whose record is gone). */
   uuid?: string;
   /** Device name (`nvidia0`) and model (`NVIDIA H100 80GB HBM3`), for GPU events. */
@@ -50,7 +61,7 @@ export interface TelemetryEvent {
   timestampMs: number;
   /** When the collector wrote the record (ms, its wall clock); 0 when unknown (removals). */
   observedAtMs: number;
-  /** Latest value of each metric by DCGM field name (GPU_UPDATE and SNAPSHOT). */
+  /** Latest value of each metric by DCGM field name (GPU and MIG puts, SNAPSHOT). */
   metrics: Record<string, LatestValue>;
   /** RESYNC only: why (see {@link ResyncReason}), and how many SNAPSHOT events follow. */
   resync?: { reason: ResyncReason; snapshotSize: number };

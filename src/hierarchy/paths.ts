@@ -3,6 +3,8 @@
  *   /telemetry/clusters/{c}                       cluster record
  *   /telemetry/clusters/{c}/hosts/{h}             host record
  *   /telemetry/clusters/{c}/hosts/{h}/gpus/{g}    GPU record (g = index within the host)
+ *   /telemetry/clusters/{c}/hosts/{h}/gpus/{g}/mig/{i}
+ *                                                 MIG instance record (i = dcgm-exporter's GPU_I_ID)
  * Path segments are URI-encoded so a name containing '/' cannot break the tree.
  */
 
@@ -20,14 +22,35 @@ export const gpusPrefix = (clusterId: string, hostname: string): string =>
 export const gpuKey = (clusterId: string, hostname: string, gpuId: string): string =>
   `${gpusPrefix(clusterId, hostname)}${seg(gpuId)}`;
 
+export const migKey = (clusterId: string, hostname: string, gpuId: string, instance: string): string =>
+  `${gpuKey(clusterId, hostname, gpuId)}/mig/${seg(instance)}`;
+
 /** What a key under /telemetry/clusters/ denotes. */
 export type ParsedKey =
   | { kind: 'cluster'; clusterId: string }
   | { kind: 'host'; clusterId: string; hostname: string }
   | { kind: 'gpu'; clusterId: string; hostname: string; gpuId: string };
 
-/** Parse a hierarchy key; undefined for keys that are not cluster, host or GPU records. */
+/** What a MIG instance key denotes. */
+export interface ParsedMigKey {
+  kind: 'mig';
+  clusterId: string;
+  hostname: string;
+  gpuId: string;
+  instance: string;
+}
+
+/**
+ * Parse a cluster, host or GPU key; undefined for other keys, MIG instance keys included (callers
+ * that know instances use {@link parseRecordKey}).
+ */
 export function parseKey(key: string): ParsedKey | undefined {
+  const parsed = parseRecordKey(key);
+  return parsed?.kind === 'mig' ? undefined : parsed;
+}
+
+/** Parse a hierarchy key of any record, MIG instances included; undefined for other keys. */
+export function parseRecordKey(key: string): ParsedKey | ParsedMigKey | undefined {
   if (!key.startsWith(CLUSTERS_PREFIX)) return undefined;
   const parts = key.slice(CLUSTERS_PREFIX.length).split('/').map(decodeURIComponent);
   if (parts.length === 1 && parts[0]) return { kind: 'cluster', clusterId: parts[0] };
@@ -35,5 +58,7 @@ export function parseKey(key: string): ParsedKey | undefined {
     return { kind: 'host', clusterId: parts[0]!, hostname: parts[2]! };
   if (parts.length === 5 && parts[1] === 'hosts' && parts[3] === 'gpus')
     return { kind: 'gpu', clusterId: parts[0]!, hostname: parts[2]!, gpuId: parts[4]! };
+  if (parts.length === 7 && parts[1] === 'hosts' && parts[3] === 'gpus' && parts[5] === 'mig' && parts[6])
+    return { kind: 'mig', clusterId: parts[0]!, hostname: parts[2]!, gpuId: parts[4]!, instance: parts[6] };
   return undefined;
 }

@@ -1,15 +1,19 @@
 /**
- * Read side of the live hierarchy (Cluster -> Host -> GPU) kept in the coordination store by the
- * collector. Each call does one prefix range read and groups the records it returns; activity is
- * derived from `lastSeenMs` against an injected clock, so a host or GPU that stops reporting shows
- * as inactive within `staleAfterMs`. Records that do not parse are skipped, never fatal.
+ * Read side of the live hierarchy (Cluster -> Host -> GPU -> MIG instance) kept in the coordination
+ * store by the collector. Each call does one prefix range read and groups the records it returns;
+ * activity is derived from `lastSeenMs` against an injected clock, so a host or GPU that stops
+ * reporting shows as inactive within `staleAfterMs`, and at once when its scrape target's newest
+ * complete scrape left it out (`goneSinceMs`); a host whose every GPU is gone is inactive too.
+ * MIG instances are listed under their GPU only (never counted as GPUs). Records that do not parse
+ * are skipped, never fatal.
  * Parsed records are kept by key and mod revision, so a record is parsed once per change rather
  * than once per request (a cluster view of 1,000 GPUs parsed 1,000 JSON values per call). Records
  * returned are shared between calls: callers must not mutate them.
  */
 import type { Coordination, KeyValue } from '../ports/coordination.js';
-import type { ClusterRecord, GpuRecord, HostRecord } from '../domain/types.js';
-import { CLUSTERS_PREFIX, clusterKey, hostKey, parseKey } from './paths.js';
+import type { ClusterRecord, HostRecord } from '../domain/types.js';
+import { CLUSTERS_PREFIX, clusterKey, hostKey, parseRecordKey } from './paths.js';
+import type { LiveGpuRecord, MigRecord, PresenceFields } from './records.js';
 
 /** Host and GPU counts of one cluster; "active" means seen within `staleAfterMs`. */
 export interface ClusterTotals {
@@ -31,9 +35,15 @@ export interface HostSummary extends HostRecord {
   activeGpuCount: number;
 }
 
-/** A GPU record with its activity. */
-export interface GpuStatus extends GpuRecord {
+/** A MIG instance record with its activity. */
+export interface MigStatus extends MigRecord {
   active: boolean;
+}
+
+/** A GPU record with its activity and its MIG instances (ordered by instance id). */
+export interface GpuStatus extends LiveGpuRecord {
+  active: boolean;
+  migInstances: MigStatus[];
 }
 
 /** Called for a hierarchy key whose value is not a valid record (it is then skipped). */
@@ -43,7 +53,8 @@ export type InvalidRecordHandler = (key: string, reason: string) => void;
 type ParsedRecord =
   | { kind: 'cluster'; record: ClusterRecord }
   | { kind: 'host'; record: HostRecord }
-  | { kind: 'gpu'; record: GpuRecord };
+  | { kind: 'gpu'; record: LiveGpuRecord }
+  | { kind: 'mig'; record: MigRecord };
 
 /** A parse result kept for a key, valid while the key's mod revision is unchanged. */
 interface CachedRecord {
@@ -60,7 +71,9 @@ interface ClusterGroup {
 interface HostGroup {
   hostname: string;
   record?: HostRecord;
-  gpus: GpuRecord[];
+  gpus: LiveGpuRecord[];
+  /** MIG instance records by GPU index. */
+  mig: Map<string, MigRecord[]>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
@@ -129,7 +142,7 @@ export class HierarchyReader {
     const host = await this.readHost(clusterId, hostname);
     if (!host) return undefined;
     const now = this.now();
-    return host.gpus.map((g) => this.gpuStatus(g, now));
+    return host.gpus.map((g) => this.gpuStatus(g, host, now));
   }
 
   /**
@@ -143,7 +156,22 @@ export class HierarchyReader {
     const gpu =
       host.gpus.find((g) => g.gpuId === gpuIdOrUuid) ??
       host.gpus.find((g) => g.uuid.toLowerCase() === wanted);
-    return gpu && this.gpuStatus(gpu, this.now());
+    return gpu && this.gpuStatus(gpu, host, this.now());
+  }
+
+  /**
+   * One MIG instance of a GPU (named by index within the host or UUID), by its instance id;
+   * undefined when the host, GPU or instance is unknown.
+   */
+  async getMigInstance(
+    clusterId: string,
+    hostname: string,
+    gpuIdOrUuid: string,
+    instance: string,
+  ): Promise<MigStatus | undefined> {
+    return (await this.getGpu(clusterId, hostname, gpuIdOrUuid))?.migInstances.find(
+      (m) => m.instance === instance,
+    );
   }
 
   /** The GPU with this UUID (case-insensitive) in any cluster, or undefined. */
@@ -159,7 +187,7 @@ export class HierarchyReader {
     const out: GpuStatus[] = [];
     for (const cluster of [...groups.values()].sort((a, b) => naturalCompare(a.clusterId, b.clusterId))) {
       for (const host of [...cluster.hosts.values()].sort((a, b) => naturalCompare(a.hostname, b.hostname))) {
-        for (const gpu of host.gpus) out.push(this.gpuStatus(gpu, now));
+        for (const gpu of host.gpus) out.push(this.gpuStatus(gpu, host, now));
       }
     }
     return out;
@@ -169,8 +197,17 @@ export class HierarchyReader {
     return now - lastSeenMs <= this.staleAfterMs;
   }
 
-  private gpuStatus(gpu: GpuRecord, now: number): GpuStatus {
-    return { ...gpu, active: this.isActive(gpu.lastSeenMs, now) };
+  /** Seen within `staleAfterMs` and not left out by its scrape target's newest scrape. */
+  private recordActive(record: PresenceFields & { lastSeenMs: number }, now: number): boolean {
+    return record.goneSinceMs === undefined && this.isActive(record.lastSeenMs, now);
+  }
+
+  private gpuStatus(gpu: LiveGpuRecord, host: HostGroup, now: number): GpuStatus {
+    const migInstances = (host.mig.get(gpu.gpuId) ?? []).map((m) => ({
+      ...m,
+      active: this.recordActive(m, now),
+    }));
+    return { ...gpu, active: this.recordActive(gpu, now), migInstances };
   }
 
   private summarizeHost(clusterId: string, host: HostGroup, now: number): HostSummary {
@@ -180,11 +217,13 @@ export class HierarchyReader {
       hostname: host.hostname,
       lastSeenMs: Math.max(0, ...host.gpus.map((g) => g.lastSeenMs)),
     };
+    // A host whose every GPU its scrape target left out is gone with them.
+    const allGone = host.gpus.length > 0 && host.gpus.every((g) => g.goneSinceMs !== undefined);
     return {
       ...record,
-      active: this.isActive(record.lastSeenMs, now),
+      active: !allGone && this.isActive(record.lastSeenMs, now),
       gpuCount: host.gpus.length,
-      activeGpuCount: host.gpus.filter((g) => this.isActive(g.lastSeenMs, now)).length,
+      activeGpuCount: host.gpus.filter((g) => this.recordActive(g, now)).length,
     };
   }
 
@@ -230,7 +269,7 @@ export class HierarchyReader {
     const hostOf = (clusterId: string, hostname: string): HostGroup => {
       const hosts = clusterOf(clusterId).hosts;
       let host = hosts.get(hostname);
-      if (!host) hosts.set(hostname, (host = { hostname, gpus: [] }));
+      if (!host) hosts.set(hostname, (host = { hostname, gpus: [], mig: new Map() }));
       return host;
     };
 
@@ -245,18 +284,28 @@ export class HierarchyReader {
       if (parsed.kind === 'cluster') clusterOf(parsed.record.clusterId).record = parsed.record;
       else if (parsed.kind === 'host')
         hostOf(parsed.record.clusterId, parsed.record.hostname).record = parsed.record;
-      else hostOf(parsed.record.clusterId, parsed.record.hostname).gpus.push(parsed.record);
+      else if (parsed.kind === 'gpu')
+        hostOf(parsed.record.clusterId, parsed.record.hostname).gpus.push(parsed.record);
+      else {
+        const { mig } = hostOf(parsed.record.clusterId, parsed.record.hostname);
+        let list = mig.get(parsed.record.gpuId);
+        if (!list) mig.set(parsed.record.gpuId, (list = []));
+        list.push(parsed.record);
+      }
     }
     this.parsed = parsedNow;
     for (const cluster of clusters.values()) {
-      for (const host of cluster.hosts.values()) host.gpus.sort((a, b) => naturalCompare(a.gpuId, b.gpuId));
+      for (const host of cluster.hosts.values()) {
+        host.gpus.sort((a, b) => naturalCompare(a.gpuId, b.gpuId));
+        for (const list of host.mig.values()) list.sort((a, b) => naturalCompare(a.instance, b.instance));
+      }
     }
     return clusters;
   }
 
   /** The record a key-value holds, or undefined (reported) when it is not one. */
   private parseRecord(kv: KeyValue): ParsedRecord | undefined {
-    const parsed = parseKey(kv.key);
+    const parsed = parseRecordKey(kv.key);
     if (!parsed) return undefined;
     const value = this.parseValue(kv);
     if (value === undefined) return undefined;
@@ -268,10 +317,17 @@ export class HierarchyReader {
       const record = toHostRecord(value, parsed.clusterId, parsed.hostname);
       if (record) return { kind: 'host', record };
       this.onInvalidRecord?.(kv.key, 'not a host record');
-    } else {
+    } else if (parsed.kind === 'gpu') {
       const record = toGpuRecord(value, parsed.clusterId, parsed.hostname, parsed.gpuId);
       if (record) return { kind: 'gpu', record };
       this.onInvalidRecord?.(kv.key, 'not a GPU record');
+    } else {
+      const gpu = toGpuRecord(value, parsed.clusterId, parsed.hostname, parsed.gpuId);
+      if (gpu) {
+        const profile = isString(value.profile) ? value.profile : '';
+        return { kind: 'mig', record: { ...gpu, instance: parsed.instance, profile } };
+      }
+      this.onInvalidRecord?.(kv.key, 'not a MIG instance record');
     }
     return undefined;
   }
@@ -314,9 +370,9 @@ function toGpuRecord(
   clusterId: string,
   hostname: string,
   gpuId: string,
-): GpuRecord | undefined {
+): LiveGpuRecord | undefined {
   if (!isString(v.uuid) || !isFiniteNumber(v.lastSeenMs)) return undefined;
-  const metrics: GpuRecord['metrics'] = {};
+  const metrics: LiveGpuRecord['metrics'] = {};
   if (isObject(v.metrics)) {
     for (const [field, latest] of Object.entries(v.metrics)) {
       if (isObject(latest) && isFiniteNumber(latest.value) && isFiniteNumber(latest.timestampMs)) {
@@ -324,7 +380,7 @@ function toGpuRecord(
       }
     }
   }
-  return {
+  const record: LiveGpuRecord = {
     clusterId,
     hostname,
     gpuId,
@@ -335,4 +391,7 @@ function toGpuRecord(
     lastSampleMs: isFiniteNumber(v.lastSampleMs) ? v.lastSampleMs : 0,
     lastSeenMs: v.lastSeenMs,
   };
+  if (isString(v.target)) record.target = v.target;
+  if (isFiniteNumber(v.goneSinceMs)) record.goneSinceMs = v.goneSinceMs;
+  return record;
 }

@@ -6,10 +6,17 @@
  * forward in time, so a redelivered batch changes nothing old. One txn updates up to
  * GPUS_PER_TXN records (one etcd revision, many events: see events/cursor.ts); a txn per GPU cost a
  * revision and a round trip per record (41k revisions for 350k rows).
+ *
+ * Samples of a MIG instance (dcgm-exporter's `GPU_I_ID` label) go to the instance's own record under
+ * its GPU; the GPU record only notes that its GPU reported (last seen, newest sample time) and keeps
+ * the values of its own series. Records fed by a scrape remember the target; a batch carrying a
+ * scrape's presence marks the target's GPUs and instances that scrape did not expose as gone
+ * (`goneSinceMs`, inactive at once), and a newer sample or scrape showing one clears the mark.
  */
-import type { Batch, ClusterRecord, GpuRecord, HostRecord, Sample } from '../domain/types.js';
+import type { Batch, ClusterRecord, HostRecord, Sample, ScrapePresence } from '../domain/types.js';
 import type { Coordination, KeyValue } from '../ports/coordination.js';
-import { clusterKey, gpuKey, hostKey } from './paths.js';
+import { clusterKey, gpuKey, gpusPrefix, hostKey, migKey, parseRecordKey } from './paths.js';
+import { MIG_PROFILE_LABEL, migInstanceOf, type LiveGpuRecord, type MigRecord } from './records.js';
 
 /** GPU records updated by one txn (etcd's --max-txn-ops defaults to 128; a record is about 1 KiB). */
 export const GPUS_PER_TXN = 32;
@@ -30,10 +37,14 @@ export class HierarchyWriter {
   private readonly now: () => number;
   /** Cluster and host keys this writer wrote, with when: avoids a write per batch per host. */
   private readonly written = new Map<string, number>();
-  /** Last record and mod revision this writer saw per GPU key: the CAS fast path. */
-  private readonly gpuCache = new Map<string, { record: GpuRecord; modRevision: number }>();
-  /** Samples waiting for the next write round, by GPU. */
-  private pending = new Map<string, Sample[]>();
+  /** Last record and mod revision this writer saw per GPU (or MIG instance) key: the CAS fast path. */
+  private readonly gpuCache = new Map<string, { record: LiveGpuRecord; modRevision: number }>();
+  /** Samples waiting for the next write round, by GPU or MIG instance. */
+  private pending = new Map<string, PendingGroup>();
+  /** Scrape presences waiting for the next write round (applied after its samples). */
+  private pendingPresence: ScrapePresence[] = [];
+  /** Hosts (cluster + NUL + host) each scrape target's samples were filed under, as this writer saw. */
+  private readonly targetHosts = new Map<string, Set<string>>();
   /** The round being written, and the one that will start after it (shared by every caller meanwhile). */
   private inFlight: Promise<void> = Promise.resolve();
   private nextRound: Promise<void> | undefined;
@@ -56,13 +67,16 @@ export class HierarchyWriter {
    * (DCGM exports are metric-major: one batch touches hundreds of GPUs with one metric each).
    */
   apply(batch: Batch): Promise<void> {
+    const target = scrapeTargetOf(batch);
     for (const sample of batch.samples) {
       // Group by a cheap key; the encoded record key is built once per GPU, not per sample.
-      const group = `${sample.clusterId}\u0000${sample.hostname}\u0000${sample.gpuId}`;
-      let list = this.pending.get(group);
-      if (!list) this.pending.set(group, (list = []));
-      list.push(sample);
+      const gpu = `${sample.clusterId}\u0000${sample.hostname}\u0000${sample.gpuId}`;
+      this.addPending(gpu, sample, target, undefined);
+      // A MIG sample also tells the GPU record that its GPU reported (its values stay apart).
+      const instance = migInstanceOf(sample);
+      if (instance !== undefined) this.addPending(`${gpu}\u0000${instance}`, sample, target, instance);
     }
+    if (batch.presence) this.pendingPresence.push(batch.presence);
     this.nextRound ??= this.inFlight.then(
       () => this.runRound(),
       () => this.runRound(),
@@ -70,20 +84,36 @@ export class HierarchyWriter {
     return this.nextRound;
   }
 
+  private addPending(group: string, sample: Sample, target: string | undefined, instance?: string): void {
+    let entry = this.pending.get(group);
+    if (!entry) this.pending.set(group, (entry = { samples: [], target, instance }));
+    entry.samples.push(sample);
+    if (target !== undefined) entry.target = target;
+  }
+
   private runRound(): Promise<void> {
     const groups = [...this.pending.values()];
+    const presences = this.pendingPresence.sort((a, b) => a.scrapeMs - b.scrapeMs);
     this.pending = new Map();
+    this.pendingPresence = [];
     this.nextRound = undefined;
-    this.inFlight = this.writeGroups(groups);
+    this.inFlight = this.writeGroups(groups).then(async () => {
+      for (const presence of presences) await this.applyPresence(presence);
+    });
     return this.inFlight;
   }
 
-  private async writeGroups(groups: Sample[][]): Promise<void> {
+  private async writeGroups(groups: PendingGroup[]): Promise<void> {
     if (groups.length === 0) return;
-    await this.registerHosts(groups.map((samples) => samples[0]!));
-    const updates = groups.map((samples) => {
+    await this.registerHosts(groups.map((g) => g.samples[0]!));
+    const updates = groups.map(({ samples, target, instance }): GpuUpdate => {
       const first = samples[0]!;
-      return { key: gpuKey(first.clusterId, first.hostname, first.gpuId), samples };
+      if (target !== undefined) this.noteTargetHost(target, first.clusterId, first.hostname);
+      const key =
+        instance === undefined
+          ? gpuKey(first.clusterId, first.hostname, first.gpuId)
+          : migKey(first.clusterId, first.hostname, first.gpuId, instance);
+      return { key, samples, target, instance };
     });
     const chunks: GpuUpdate[][] = [];
     for (let i = 0; i < updates.length; i += GPUS_PER_TXN) chunks.push(updates.slice(i, i + GPUS_PER_TXN));
@@ -128,8 +158,16 @@ export class HierarchyWriter {
   private async mergeGpus(updates: GpuUpdate[]): Promise<void> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const now = this.now();
-      const nexts = updates.map(({ key, samples }) =>
-        mergeSamples(this.gpuCache.get(key)?.record, samples, now),
+      const nexts = updates.map(({ key, samples, target, instance }) =>
+        instance === undefined
+          ? mergeSamples(this.gpuCache.get(key)?.record, samples, now, target)
+          : mergeMigSamples(
+              this.gpuCache.get(key)?.record as MigRecord | undefined,
+              instance,
+              samples,
+              now,
+              target,
+            ),
       );
       const result = await this.coordination.txn(
         updates.map(({ key }) => ({
@@ -156,30 +194,153 @@ export class HierarchyWriter {
       `GPU records ${updates[0]!.key}.. kept changing under ${MAX_CAS_ATTEMPTS} update attempts`,
     );
   }
+
+  private noteTargetHost(target: string, clusterId: string, hostname: string): void {
+    let hosts = this.targetHosts.get(target);
+    if (!hosts) this.targetHosts.set(target, (hosts = new Set()));
+    hosts.add(`${clusterId}\u0000${hostname}`);
+  }
+
+  /**
+   * Mark the GPUs and MIG instances of the presence's target that its scrape did not expose as gone,
+   * and clear the mark of those it did. The records looked at are those under the hosts the target's
+   * samples were filed under (as this writer saw them) and the hosts the scrape listed; each host is
+   * one range read and its changes one CAS txn per GPUS_PER_TXN records, re-read on a conflict.
+   */
+  private async applyPresence(presence: ScrapePresence): Promise<void> {
+    const present = new Set<string>();
+    for (const g of presence.gpus) {
+      this.noteTargetHost(presence.target, presence.clusterId, g.hostname);
+      present.add(`${g.hostname}\u0000${g.gpuId}\u0000`);
+      if (g.migInstance !== undefined) present.add(`${g.hostname}\u0000${g.gpuId}\u0000${g.migInstance}`);
+    }
+    const prefix = `${presence.clusterId}\u0000`;
+    for (const host of this.targetHosts.get(presence.target) ?? []) {
+      if (!host.startsWith(prefix)) continue;
+      await this.applyPresenceToHost(presence, host.slice(prefix.length), present);
+    }
+  }
+
+  private async applyPresenceToHost(
+    presence: ScrapePresence,
+    hostname: string,
+    present: ReadonlySet<string>,
+  ): Promise<void> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const { kvs } = await this.coordination.range(gpusPrefix(presence.clusterId, hostname));
+      const changes: { key: string; record: LiveGpuRecord; modRevision: number }[] = [];
+      for (const kv of kvs) {
+        const parsed = parseRecordKey(kv.key);
+        if (parsed?.kind !== 'gpu' && parsed?.kind !== 'mig') continue;
+        const record = parseRecord(kv.value);
+        if (record?.target !== presence.target) continue;
+        const id = `${parsed.hostname}\u0000${parsed.gpuId}\u0000${parsed.kind === 'mig' ? parsed.instance : ''}`;
+        const next = presenceUpdate(record, present.has(id), presence.scrapeMs);
+        if (next) changes.push({ key: kv.key, record: next, modRevision: kv.modRevision });
+      }
+      let conflict = false;
+      for (let i = 0; i < changes.length && !conflict; i += GPUS_PER_TXN) {
+        const chunk = changes.slice(i, i + GPUS_PER_TXN);
+        const result = await this.coordination.txn(
+          chunk.map((c) => ({
+            key: c.key,
+            target: 'modRevision' as const,
+            op: '=' as const,
+            value: c.modRevision,
+          })),
+          chunk.map((c) => ({ type: 'put' as const, key: c.key, value: JSON.stringify(c.record) })),
+        );
+        if (result.succeeded) {
+          for (const c of chunk) this.gpuCache.set(c.key, { record: c.record, modRevision: result.revision });
+        } else conflict = true;
+      }
+      if (!conflict) return;
+    }
+    throw new Error(
+      `GPU records of host '${hostname}' kept changing under ${MAX_CAS_ATTEMPTS} presence update attempts`,
+    );
+  }
 }
 
-/** The samples of one GPU record waiting to be merged into it. */
+/** Samples of one pending GPU (or MIG instance) record, and the scrape target they came from. */
+interface PendingGroup {
+  samples: Sample[];
+  target: string | undefined;
+  instance: string | undefined;
+}
+
+/** The samples of one GPU (or MIG instance) record waiting to be merged into it. */
 interface GpuUpdate {
   key: string;
   samples: Sample[];
+  target: string | undefined;
+  instance: string | undefined;
 }
 
-function fromKv(kv: KeyValue | undefined): { record: GpuRecord; modRevision: number } | undefined {
-  return kv ? { record: JSON.parse(kv.value) as GpuRecord, modRevision: kv.modRevision } : undefined;
+/** The scrape target a batch came from (its source is the target URL), or undefined. */
+function scrapeTargetOf(batch: Batch): string | undefined {
+  if (batch.presence) return batch.presence.target;
+  return /^https?:\/\//i.test(batch.source) ? batch.source : undefined;
 }
 
-/** Merge samples of one GPU into its record: each metric keeps its newest value. */
-export function mergeSamples(previous: GpuRecord | undefined, samples: Sample[], nowMs: number): GpuRecord {
+function parseRecord(value: string): LiveGpuRecord | undefined {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as LiveGpuRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function fromKv(kv: KeyValue | undefined): { record: LiveGpuRecord; modRevision: number } | undefined {
+  return kv ? { record: JSON.parse(kv.value) as LiveGpuRecord, modRevision: kv.modRevision } : undefined;
+}
+
+/**
+ * The record after a presence of its target, or undefined when unchanged. Exposed by the scrape: a
+ * gone mark older than the scrape is cleared. Not exposed: it is marked gone unless it already is or
+ * holds a sample at least as new as the scrape (a presence that arrived late).
+ */
+export function presenceUpdate<R extends LiveGpuRecord>(
+  record: R,
+  exposed: boolean,
+  scrapeMs: number,
+): R | undefined {
+  if (exposed) {
+    if (record.goneSinceMs === undefined || scrapeMs < record.goneSinceMs) return undefined;
+    const next = { ...record };
+    delete next.goneSinceMs;
+    return next;
+  }
+  if (record.goneSinceMs !== undefined || record.lastSampleMs >= scrapeMs) return undefined;
+  return { ...record, goneSinceMs: scrapeMs };
+}
+
+/**
+ * Merge samples into a GPU or instance record. `own` says which samples' values belong to it; the
+ * others only count as the GPU having reported. A gone mark stays unless a sample is newer than it.
+ */
+function merge(
+  previous: LiveGpuRecord | undefined,
+  samples: Sample[],
+  nowMs: number,
+  target: string | undefined,
+  own: (s: Sample) => boolean,
+): LiveGpuRecord {
   const first = samples[0]!;
   const metrics = { ...(previous?.metrics ?? {}) };
   let lastSampleMs = previous?.lastSampleMs ?? 0;
+  let newest = 0;
   for (const s of samples) {
-    const old = metrics[s.metric];
-    if (!old || s.timestampMs >= old.timestampMs)
-      metrics[s.metric] = { value: s.value, timestampMs: s.timestampMs };
+    if (own(s)) {
+      const old = metrics[s.metric];
+      if (!old || s.timestampMs >= old.timestampMs)
+        metrics[s.metric] = { value: s.value, timestampMs: s.timestampMs };
+    }
     if (s.timestampMs > lastSampleMs) lastSampleMs = s.timestampMs;
+    if (s.timestampMs > newest) newest = s.timestampMs;
   }
-  return {
+  const record: LiveGpuRecord = {
     clusterId: first.clusterId,
     hostname: first.hostname,
     gpuId: first.gpuId,
@@ -190,4 +351,36 @@ export function mergeSamples(previous: GpuRecord | undefined, samples: Sample[],
     lastSampleMs,
     lastSeenMs: nowMs,
   };
+  const recordTarget = target ?? previous?.target;
+  if (recordTarget !== undefined) record.target = recordTarget;
+  if (previous?.goneSinceMs !== undefined && newest <= previous.goneSinceMs)
+    record.goneSinceMs = previous.goneSinceMs;
+  return record;
+}
+
+/**
+ * Merge samples of one GPU into its record: each metric keeps its newest value. Samples of its MIG
+ * instances (`GPU_I_ID`) only move its last-seen and newest sample times: their values are the
+ * instances' own. `target` is the scrape target they came from, if any.
+ */
+export function mergeSamples(
+  previous: LiveGpuRecord | undefined,
+  samples: Sample[],
+  nowMs: number,
+  target?: string,
+): LiveGpuRecord {
+  return merge(previous, samples, nowMs, target, (s) => migInstanceOf(s) === undefined);
+}
+
+/** Merge samples of one MIG instance into its record (every sample given is the instance's). */
+export function mergeMigSamples(
+  previous: MigRecord | undefined,
+  instance: string,
+  samples: Sample[],
+  nowMs: number,
+  target?: string,
+): MigRecord {
+  let profile = previous?.profile ?? '';
+  for (const s of samples) profile = s.labels[MIG_PROFILE_LABEL] || profile;
+  return { ...merge(previous, samples, nowMs, target, () => true), instance, profile };
 }

@@ -3,7 +3,10 @@
  * reads the latest sample of each series and mirrors them into an in-process coordination store through
  * the same HierarchyWriter the collector uses. A GPU counts as seen when its newest sample changed
  * since the previous pass (or on the first pass), so GPUs that stop reporting go inactive after
- * STALE_AFTER, as in the other modes.
+ * STALE_AFTER, as in the other modes. The latest samples keep their labels, so MIG instance series
+ * (`GPU_I_ID`) become instance records under their GPU as in the collector. Scrape presence does not
+ * reach this mode (it rides on queue batches), so a GPU that vanishes from a scrape goes inactive
+ * after STALE_AFTER here, not at once.
  */
 import { createEmbeddedCoordination } from '../adapters/embedded/coordination.js';
 import { clusterName, type Config } from '../config/config.js';

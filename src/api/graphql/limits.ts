@@ -92,6 +92,8 @@ const LIST_SIZE: Record<string, number> = {
   labels: 8,
   services: 10,
   metricCatalog: 40,
+  // A GPU holds at most 7 MIG GPU instances.
+  migInstances: 7,
 };
 
 /** Extra cost of fields that query the sample store or the coordination store. */

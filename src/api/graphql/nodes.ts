@@ -7,7 +7,8 @@ import type { LatestValue } from '../../domain/types.js';
 import type { ServiceRecord } from '../../discovery/registry.js';
 import { eventCursor } from '../../events/cursor.js';
 import type { TelemetryEvent } from '../../events/types.js';
-import type { ClusterSummary, GpuStatus, HostSummary } from '../../hierarchy/reader.js';
+import { carriesMetrics } from '../../events/filter.js';
+import type { ClusterSummary, GpuStatus, HostSummary, MigStatus } from '../../hierarchy/reader.js';
 import type { StoredDeadLetter, StoredSample } from '../../ports/sample-store.js';
 import { finiteOrNull, gpuStatusView, type GpuStatusView } from './health.js';
 
@@ -55,9 +56,26 @@ export interface GpuNode {
   hostId: string;
   clusterId: string;
   active: boolean;
+  goneSince: number | null;
   lastSeen: number;
   lastSample: number | null;
   status: GpuStatusView;
+  metrics: MetricValueNode[];
+  migInstances: MigInstanceNode[];
+}
+
+/** A MIG instance of a GPU. */
+export interface MigInstanceNode {
+  id: string;
+  profile: string;
+  gpuId: string;
+  gpuIndex: string;
+  hostId: string;
+  clusterId: string;
+  active: boolean;
+  goneSince: number | null;
+  lastSeen: number;
+  lastSample: number | null;
   metrics: MetricValueNode[];
 }
 
@@ -98,6 +116,8 @@ export interface EventNode {
   hostId: string | null;
   gpuId: string | null;
   gpuIndex: string | null;
+  migInstance: string | null;
+  active: boolean | null;
   deviceName: string | null;
   data: DataNode | null;
   resyncReason: string | null;
@@ -160,10 +180,28 @@ export function gpuNode(g: GpuStatus): GpuNode {
     hostId: g.hostname,
     clusterId: g.clusterId,
     active: g.active,
+    goneSince: g.goneSinceMs ?? null,
     lastSeen: g.lastSeenMs,
     lastSample: g.lastSampleMs > 0 ? g.lastSampleMs : null,
     status: gpuStatusView(g),
     metrics: metricValues(g.metrics),
+    migInstances: g.migInstances.map(migInstanceNode),
+  };
+}
+
+export function migInstanceNode(m: MigStatus): MigInstanceNode {
+  return {
+    id: m.instance,
+    profile: m.profile,
+    gpuId: m.uuid,
+    gpuIndex: m.gpuId,
+    hostId: m.hostname,
+    clusterId: m.clusterId,
+    active: m.active,
+    goneSince: m.goneSinceMs ?? null,
+    lastSeen: m.lastSeenMs,
+    lastSample: m.lastSampleMs > 0 ? m.lastSampleMs : null,
+    metrics: metricValues(m.metrics),
   };
 }
 
@@ -243,7 +281,7 @@ export function dataNode(metrics: Record<string, LatestValue>): DataNode {
 
 /** A stream event as GraphQL's TelemetryEvent; `metrics` are the (filtered) values to show. */
 export function eventNode(e: TelemetryEvent, metrics: Record<string, LatestValue>): EventNode {
-  const withData = e.eventType === 'GPU_UPDATE' || e.eventType === 'SNAPSHOT';
+  const withData = carriesMetrics(e.eventType);
   return {
     cursor: eventCursor(e),
     eventType: e.eventType,
@@ -253,6 +291,8 @@ export function eventNode(e: TelemetryEvent, metrics: Record<string, LatestValue
     hostId: e.hostId ?? null,
     gpuId: e.uuid || null,
     gpuIndex: e.gpuIndex ?? null,
+    migInstance: e.migInstance ?? null,
+    active: e.active ?? null,
     deviceName: e.modelName || null,
     data: withData ? dataNode(metrics) : null,
     resyncReason: e.resync ? e.resync.reason.toUpperCase() : null,

@@ -42,6 +42,7 @@ import {
   type ClusterNode,
   type GpuNode,
   type HostNode,
+  type MigInstanceNode,
   type SampleNode,
 } from './nodes.js';
 
@@ -145,11 +146,15 @@ async function uuidSelector(
   return { clusterId: c, hostname, gpuId };
 }
 
-/** Run a telemetry query for one GPU with checked arguments (the selector is resolved after the checks). */
+/**
+ * Run a telemetry query for one GPU (its own series, or one MIG instance's) with checked arguments
+ * (the selector is resolved after the checks).
+ */
 async function telemetry(
   store: SampleStore,
   selectGpu: () => Promise<GpuSelector> | GpuSelector,
   args: TelemetryArgs,
+  migInstance?: string,
 ): Promise<TelemetryPageNode> {
   const limit = args.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
@@ -176,6 +181,7 @@ async function telemetry(
   const gpu = await selectGpu();
   const samples = await store.querySamples({
     gpu,
+    ...(migInstance !== undefined ? { migInstance } : {}),
     ...(startMs !== undefined ? { startMs } : {}),
     ...(endMs !== undefined ? { endMs } : {}),
     ...(metrics ? { metrics } : {}),
@@ -311,6 +317,17 @@ export const resolvers: ResolverMap = {
     // This GPU's own samples: by UUID, or by its host when the UUID is reported on several hosts.
     telemetry: r((g: GpuNode, args: TelemetryArgs, ctx) =>
       telemetry(ctx.store, () => uuidSelector(ctx, g.uuid, g.clusterId, g.hostId, 'id'), args),
+    ),
+  },
+  MigInstance: {
+    // The instance's own series, by its GPU's place (its GPU_I_ID is unique within the GPU only).
+    telemetry: r((m: MigInstanceNode, args: TelemetryArgs, ctx) =>
+      telemetry(
+        ctx.store,
+        () => ({ clusterId: m.clusterId, hostname: m.hostId, gpuId: m.gpuIndex }),
+        args,
+        m.id,
+      ),
     ),
   },
   Subscription: {

@@ -208,17 +208,56 @@ type GPU {
   host: Host
   """Cluster id."""
   clusterId: ID!
-  """Seen within STALE_AFTER."""
+  """
+  Seen within STALE_AFTER, and not gone: false at once when the newest complete scrape of the
+  target it came from did not expose it (see goneSince).
+  """
   active: Boolean!
+  """When the newest complete scrape of its target left it out; null while it is exposed."""
+  goneSince: DateTime
   """When a collector last wrote the GPU record."""
   lastSeen: DateTime!
-  """Time of the newest sample seen, or null before the first."""
+  """Time of the newest sample seen (of the GPU or any of its MIG instances), or null before the first."""
   lastSample: DateTime
   """Latest status values and health."""
   status: GPUStatus!
-  """Latest value of every metric reported, by DCGM field name."""
+  """Latest value of every metric of the GPU's own series, by DCGM field name (never its MIG instances')."""
   metrics: [MetricValue!]!
-  """Stored samples of this GPU."""
+  """
+  MIG instances of this GPU (dcgm-exporter's GPU_I_ID), ordered by instance id; empty when MIG is
+  off. Each has its own values and series.
+  """
+  migInstances: [MigInstance!]!
+  """Stored samples of this GPU's own series (its MIG instances' are under migInstances)."""
+  telemetry(${telemetryArgs}
+  ): TelemetryPage!
+}
+
+"""A MIG GPU instance: a partition of a GPU with its own values and series, never mixed with its GPU's."""
+type MigInstance {
+  """GPU instance id (dcgm-exporter's GPU_I_ID), unique within its GPU."""
+  id: ID!
+  """GPU instance profile (GPU_I_PROFILE), e.g. 1g.10gb; empty when not reported."""
+  profile: String!
+  """UUID of the instance's GPU."""
+  gpuId: ID!
+  """Index of the instance's GPU within its host."""
+  gpuIndex: String!
+  """Host name."""
+  hostId: ID!
+  """Cluster id."""
+  clusterId: ID!
+  """Seen within STALE_AFTER, and not gone (see goneSince)."""
+  active: Boolean!
+  """When the newest complete scrape of its target left it out; null while it is exposed."""
+  goneSince: DateTime
+  """When a collector last wrote the instance record."""
+  lastSeen: DateTime!
+  """Time of the instance's newest sample, or null before the first."""
+  lastSample: DateTime
+  """Latest value of every metric of the instance, by DCGM field name."""
+  metrics: [MetricValue!]!
+  """Stored samples of this instance only."""
   telemetry(${telemetryArgs}
   ): TelemetryPage!
 }
@@ -439,8 +478,19 @@ type Service {
 enum TelemetryEventType {
   """A GPU record was written: new latest values."""
   GPU_UPDATE
+  """
+  A GPU record was written marking it gone: the newest complete scrape of its target did not expose
+  it, so it is inactive from now on (until a GPU_UPDATE shows it again).
+  """
+  GPU_INACTIVE
   """A GPU record was deleted."""
   GPU_REMOVED
+  """A MIG instance record was written: new latest values of the instance (migInstance says which)."""
+  MIG_UPDATE
+  """A MIG instance was marked gone, like GPU_INACTIVE."""
+  MIG_INACTIVE
+  """A MIG instance record was deleted."""
+  MIG_REMOVED
   """A host record was written (registration or last-seen refresh)."""
   HOST_UPDATE
   """A host record was deleted."""
@@ -492,9 +542,16 @@ type TelemetryEvent {
   gpuId: ID
   """Index of the GPU within its host, for GPU events."""
   gpuIndex: String
+  """MIG events: the GPU instance id (GPU_I_ID) under the GPU; null for other events."""
+  migInstance: String
+  """
+  GPU and MIG updates and snapshots: false when the GPU or instance is gone (its target's newest
+  complete scrape did not expose it); null for other events.
+  """
+  active: Boolean
   """Product name, for GPU updates and snapshots."""
   deviceName: String
-  """Latest values, for GPU updates and snapshots (narrowed by the metrics filter)."""
+  """Latest values, for GPU and MIG updates and snapshots (narrowed by the metrics filter)."""
   data: TelemetryData
   """RESYNC only: why."""
   resyncReason: ResyncReason

@@ -3,9 +3,13 @@
  *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus
  *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}
  *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/telemetry
+ *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/mig
+ *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/mig/{instanceId}
+ *   GET /api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/mig/{instanceId}/telemetry
  * GPU state comes from the live hierarchy; telemetry from the sample store (which also resolves
  * GPUs it holds samples for that the hierarchy does not list), read through the request's read
- * limits (context.ts `requestStore`).
+ * limits (context.ts `requestStore`). A GPU's telemetry is its own series only; each MIG instance
+ * (dcgm-exporter's GPU_I_ID) has its own routes and series.
  */
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
@@ -17,12 +21,14 @@ import {
   gpuParams,
   gpuSchema,
   hostParams,
+  migInstanceSchema,
+  migParams,
   noQuerySchema,
   telemetryQuerySchema,
   telemetryResponseSchema,
 } from '../schemas.js';
 import { prepareTelemetryQuery, sendTelemetryPage } from '../telemetry.js';
-import { gpuView } from '../views.js';
+import { gpuView, migInstanceView } from '../views.js';
 import { throwHostNotFound } from './clusters.js';
 
 /** Routes for the GPUs of one host and their telemetry. */
@@ -95,7 +101,88 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
       return sendTelemetryPage(reply, page);
     },
   );
+
+  api.get(
+    '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId/mig',
+    {
+      schema: {
+        tags: ['gpus'],
+        summary: 'MIG instances of one GPU with their own latest metrics (empty when MIG is off)',
+        params: gpuParams,
+        querystring: noQuerySchema,
+        response: { 200: { type: 'array', items: migInstanceSchema }, ...errorResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const { clusterId, hostId, gpuId } = request.params;
+      const gpu = await ctx.reader.getGpu(clusterId, hostId, gpuId);
+      if (!gpu) return throwGpuNotFound(ctx, clusterId, hostId, gpuId);
+      return gpu.migInstances.map(migInstanceView);
+    },
+  );
+
+  api.get(
+    '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId/mig/:instanceId',
+    {
+      schema: {
+        tags: ['gpus'],
+        summary: 'One MIG instance of a GPU (by GPU_I_ID) with its own latest metrics',
+        params: migParams,
+        querystring: noQuerySchema,
+        response: { 200: migInstanceSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const { clusterId, hostId, gpuId, instanceId } = request.params;
+      const gpu = await ctx.reader.getGpu(clusterId, hostId, gpuId);
+      if (!gpu) return throwGpuNotFound(ctx, clusterId, hostId, gpuId);
+      const instance = gpu.migInstances.find((m) => m.instance === instanceId);
+      if (!instance) throw migNotFound(instanceId, gpuId, hostId);
+      return migInstanceView(instance);
+    },
+  );
+
+  api.get(
+    '/api/v1/clusters/:clusterId/hosts/:hostId/gpus/:gpuId/mig/:instanceId/telemetry',
+    {
+      schema: {
+        tags: ['telemetry'],
+        summary: 'Samples of one MIG instance only (raw or rollups, see resolution), newest first by default',
+        params: migParams,
+        querystring: telemetryQuerySchema,
+        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { clusterId, hostId, gpuId, instanceId } = request.params;
+      const query = prepareTelemetryQuery(request.query);
+      const store = requestStore(ctx);
+      const gpu = await resolveHostGpu(ctx, store, clusterId, hostId, gpuId);
+      if (!gpu) return throwGpuNotFound(ctx, clusterId, hostId, gpuId);
+      const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
+      const page = await query.run(store, selector, instanceId);
+      // Stored samples may outlive the live record; an instance neither lists is unknown.
+      if (page.count === 0 && !(await ctx.reader.getMigInstance(clusterId, hostId, gpu.gpuId, instanceId)))
+        throw migNotFound(instanceId, gpuId, hostId);
+      return sendTelemetryPage(reply, page);
+    },
+  );
 };
+
+/** Throw the 404 of a GPU that is not found: its cluster's, its host's, or its own. */
+async function throwGpuNotFound(
+  ctx: ApiContext,
+  clusterId: string,
+  hostId: string,
+  gpuId: string,
+): Promise<never> {
+  if (!(await ctx.reader.getHost(clusterId, hostId))) return throwHostNotFound(ctx, clusterId, hostId);
+  throw notFound(`GPU '${gpuId}' not found on host '${hostId}' in cluster '${clusterId}'`);
+}
+
+function migNotFound(instanceId: string, gpuId: string, hostId: string): Error {
+  return notFound(`MIG instance '${instanceId}' not found on GPU '${gpuId}' of host '${hostId}'`);
+}
 
 /** A GPU of a host by index or UUID: from the hierarchy, else from the series the store holds. */
 async function resolveHostGpu(

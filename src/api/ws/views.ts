@@ -6,7 +6,7 @@
 import { fieldInfo } from '../../domain/catalog.js';
 import type { LatestValue } from '../../domain/types.js';
 import { eventCursor } from '../../events/cursor.js';
-import type { CompiledFilter } from '../../events/filter.js';
+import { carriesMetrics, type CompiledFilter } from '../../events/filter.js';
 import type { TelemetryEvent } from '../../events/types.js';
 
 /** The `event` object of an `event` message. */
@@ -21,6 +21,10 @@ export interface EventJson {
   gpuIndex?: string;
   deviceName?: string;
   device?: string;
+  /** MIG instance id (dcgm-exporter's `GPU_I_ID`) of a `MIG_*` event. */
+  migInstance?: string;
+  /** False on a record marked gone (its target's last scrape did not expose it). */
+  active?: boolean;
   /** Latest values by friendly name (DCGM name for fields the catalog does not know). */
   data?: Record<string, number>;
   /** Sample time of each value in `data`, same keys. */
@@ -62,7 +66,9 @@ export function eventJson(e: TelemetryEvent, metrics: Record<string, LatestValue
   if (e.gpuIndex !== undefined) out.gpuIndex = e.gpuIndex;
   if (e.modelName) out.deviceName = e.modelName;
   if (e.device) out.device = e.device;
-  if (e.eventType === 'GPU_UPDATE' || e.eventType === 'SNAPSHOT') {
+  if (e.migInstance !== undefined) out.migInstance = e.migInstance;
+  if (e.active !== undefined) out.active = e.active;
+  if (carriesMetrics(e.eventType)) {
     const { data, times } = dataOf(metrics);
     out.data = data;
     out.dataTimestamps = times;
