@@ -36,6 +36,11 @@ COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 RUN mkdir -p /data && chown node:node /data
 # Embedded mode (`start`) keeps its PGlite database here; mount a volume to keep it.
 ENV DATA_DIR=/data
+# A container is reached through its published port, so `start` binds every interface. Without
+# authentication that needs INSECURE_NO_AUTH (a warning every minute): set AUTH=token (and create
+# a token, docs/security.md) to protect the API, then INSECURE_NO_AUTH has no effect.
+ENV HOST=0.0.0.0
+ENV INSECURE_NO_AUTH=true
 VOLUME ["/data"]
 USER node
 EXPOSE 8080

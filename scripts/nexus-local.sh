@@ -43,7 +43,8 @@ export DB_PASSWORD=${DB_PASSWORD:-postgres}
 export DB_NAME=${DB_NAME:-telemetry}
 export DB_SSLMODE=${DB_SSLMODE:-disable}
 export LOG_LEVEL=${LOG_LEVEL:-info}
-export HOST=${HOST:-0.0.0.0}
+# Loopback: the API has no authentication here (a non-loopback HOST needs AUTH or INSECURE_NO_AUTH=true).
+export HOST=${HOST:-127.0.0.1}
 export PORT=$API_PORT
 
 log() { printf 'nexus-local: %s\n' "$*"; }

@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   READ_BUDGET_EXCEEDED: { status: 422, retryable: false },
   READ_TIMEOUT: { status: 503, retryable: true },
   OVERLOADED: { status: 503, retryable: true },
+  UNAUTHORIZED: { status: 401, retryable: false },
+  FORBIDDEN: { status: 403, retryable: false },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,7 @@
  * (the caller listens, or tests use `inject()`). Without `graphql` and `websocket` options the app
  * is the REST-only API.
  */
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { EventHub } from '../events/hub.js';
@@ -30,8 +31,15 @@ import { exportReadLimiterMetrics } from './read-limiter-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
 import { targetRoutes } from './routes/targets.js';
+import { federateRoutes } from './routes/federate.js';
+import { isPrometheusApiRoute, prometheusRoutes, type PromqlSettings } from './routes/prometheus.js';
 import { remoteWriteRoutes, type RemoteWriteSink } from './routes/remote-write.js';
 import type { ScrapeTargetBoard } from '../ingest/scrape.js';
+import { installAuth, type AuthSettings } from './auth/plugin.js';
+import { tokenRoutes } from './auth/routes.js';
+import { CREDENTIAL_LOG_PATHS } from './auth/redact.js';
+import type { WsAuth } from './auth/ws.js';
+import { readTlsPair, watchTlsPair, type TlsSettings } from './auth/tls.js';
 
 export type { ApiDeps } from './context.js';
 
@@ -61,6 +69,12 @@ export interface ApiOptions {
   scrapeTargets?: ScrapeTargetBoard;
   /** Serve Prometheus remote write at POST /api/v1/write into this sink; absent: no such route. */
   remoteWrite?: { sink: RemoteWriteSink; clusterId: string; maxBytes?: number };
+  /** Limits of the Prometheus query API and /federate (PROMQL_*); missing fields take their defaults. */
+  promql?: Partial<PromqlSettings>;
+  /** Bearer authentication and scopes on every interface (src/api/auth/); absent: none. */
+  auth?: AuthSettings & Omit<WsAuth, 'authenticator'>;
+  /** Serve HTTPS with this certificate and key, reloaded when the files change; absent: HTTP. */
+  tls?: TlsSettings;
 }
 
 /** The realtime side of an app, for metrics and tests: the event hub and the WebSocket endpoints. */
@@ -91,6 +105,7 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
       timeoutMs: config.READ_TIMEOUT,
       maxRows: config.READ_MAX_ROWS,
     },
+    promql: { timeoutMs: config.PROMQL_TIMEOUT, maxSamples: config.PROMQL_MAX_SAMPLES },
   };
   if (config.ENABLE_CORS)
     options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
@@ -116,6 +131,8 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
       maxQueuedEvents: Math.max(16, Math.floor(config.WS_MAX_BUFFERED / 1024)),
     };
   }
+  if (config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined)
+    options.tls = { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE };
   if (config.ENABLE_WEBSOCKET) {
     options.websocket = {
       heartbeatMs: config.WS_HEARTBEAT,
@@ -134,8 +151,15 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
  */
 export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now;
-  const logger: FastifyBaseLogger = deps.logger.child({ component: 'api' });
+  // Should a request ever be logged with its headers, no credential goes with it (docs/security.md).
+  const logger: FastifyBaseLogger = deps.logger.child(
+    { component: 'api' },
+    { redact: { paths: CREDENTIAL_LOG_PATHS, censor: '[redacted]' } },
+  );
+  const tls = options.tls ? readTlsPair(options.tls) : undefined;
+  // With TLS the server is an https.Server; routes and hooks do not depend on which.
   const app = Fastify({
+    https: tls ?? null,
     loggerInstance: logger,
     trustProxy: options.trustProxy ?? false,
     requestIdHeader: 'x-request-id',
@@ -147,7 +171,15 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
     frameworkErrors: (error, request, reply) => sendError(error, request, reply),
     // Keep unknown query parameters so the schema can refuse them by name instead of dropping them.
     ajv: { customOptions: { removeAdditional: false } },
-  });
+  }) as unknown as FastifyInstance;
+  if (options.tls) {
+    const stop = watchTlsPair(
+      app.server as unknown as HttpsServer,
+      options.tls,
+      deps.logger.child({ component: 'tls' }),
+    );
+    app.addHook('onClose', async () => stop());
+  }
 
   installErrorHandling(app);
   installHttpMetrics(app, deps.metrics);
@@ -158,11 +190,19 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
     if (request.routeOptions.url?.startsWith('/graphql')) return;
     checkQueryEncoding(request.url);
     checkStringParameters(request.params, 'path parameter');
-    checkStringParameters(request.query, 'query parameter');
+    // PromQL text may span lines: the Prometheus API routes check their parameters themselves.
+    if (!isPrometheusApiRoute(request.routeOptions.url))
+      checkStringParameters(request.query, 'query parameter');
   });
   // Before any route, so every route (and the preflight of any path) gets CORS handling.
   if (options.cors) await registerCors(app, options.cors);
-  await registerDocs(app, { version: options.version ?? '0.1.0', ui: options.docs ?? true });
+  // After CORS (a 401 still carries CORS headers), before the docs and every route.
+  if (options.auth) installAuth(app, options.auth);
+  await registerDocs(app, {
+    version: options.version ?? '0.1.0',
+    ui: options.docs ?? true,
+    security: options.auth !== undefined,
+  });
 
   const reader = new HierarchyReader(deps.coordination, deps.staleAfterMs, now, (key, reason) =>
     logger.warn({ key, reason }, 'skipping invalid hierarchy record'),
@@ -179,7 +219,15 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(deadLetterRoutes, ctx);
   await app.register(serviceRoutes, ctx);
   if (options.scrapeTargets) await app.register(targetRoutes, { ctx, board: options.scrapeTargets });
-  if (options.remoteWrite) await app.register(remoteWriteRoutes, { ctx, ...options.remoteWrite });
+  await app.register(prometheusRoutes, { ctx, settings: options.promql });
+  await app.register(federateRoutes, { ctx, timeoutMs: options.promql?.timeoutMs });
+  if (options.remoteWrite)
+    await app.register(remoteWriteRoutes, { metrics: ctx.deps.metrics, ...options.remoteWrite });
+  if (options.auth?.tokens)
+    await app.register(tokenRoutes, {
+      tokens: options.auth.tokens,
+      authenticator: options.auth.authenticator,
+    });
   await registerRealtime(app, ctx, options);
   return app;
 }
@@ -226,6 +274,7 @@ async function registerRealtime(app: FastifyInstance, ctx: ApiContext, options: 
     routes: upgrades,
     allowOrigin: (origin, host) => originAllowed(origin, allowed, host),
     logger: log.child({ component: 'ws' }),
+    auth: options.auth,
   });
   // Start watching once the app is ready, so resuming clients find history from the start.
   app.addHook('onReady', async () => {

@@ -13,6 +13,8 @@ export interface DocsOptions {
   version: string;
   /** Also serve Swagger UI at /docs. */
   ui: boolean;
+  /** Declare the bearer security scheme (authentication on; each route's rule comes from src/api/auth/). */
+  security?: boolean;
 }
 
 /** Register the OpenAPI generator, GET /openapi.json and (optionally) Swagger UI at /docs. */
@@ -37,7 +39,23 @@ export async function registerDocs(app: FastifyInstance, options: DocsOptions): 
         { name: 'services', description: 'Registered pipeline processes (service discovery)' },
         { name: 'targets', description: 'Scrape targets and their health (while scraping)' },
         { name: 'ingest', description: 'Ingest endpoints: Prometheus remote write (embedded mode)' },
+        { name: 'tokens', description: 'API tokens (admin scope; with authentication on)' },
       ],
+      ...(options.security
+        ? {
+            components: {
+              securitySchemes: {
+                bearerAuth: {
+                  type: 'http' as const,
+                  scheme: 'bearer',
+                  description:
+                    'An API token (nxt_...) or an OIDC JWT. Scopes: read (queries, streams), write ' +
+                    '(remote write), admin (services, dead letters, tokens; grants every scope). See docs/security.md.',
+                },
+              },
+            },
+          }
+        : {}),
     },
   });
 

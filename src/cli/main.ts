@@ -16,6 +16,12 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { queueKinds } from '../runtime/registry.js';
 import { runStreamerProcess, startApiProcess, startCollectorProcess } from '../runtime/roles.js';
 import { resolveTopology } from '../runtime/topology.js';
+import { checkBind } from '../api/auth/from-config.js';
+import { parseScopes } from '../auth/scopes.js';
+import { tokenStoreOf, type TokenRecord, type TokenStore } from '../auth/token-store.js';
+import { openTopologySampleStore } from '../runtime/backends.js';
+import { lockDataDir } from '../runtime/data-dir-lock.js';
+import { sampleStoreBackend } from '../runtime/registry.js';
 
 const program = new Command();
 program
@@ -61,7 +67,7 @@ function withScrapeFlags(command: Command): Command {
     )
     .option(
       '--targets-file <path>',
-      'also scrape the targets of this Prometheus file_sd JSON file, reloaded when it changes (SCRAPE_TARGETS_FILE)',
+      'also scrape the targets of this Prometheus file_sd file (JSON, or YAML for .yml/.yaml), reloaded when it changes (SCRAPE_TARGETS_FILE)',
     )
     .option(
       '--scrape-interval <duration>',
@@ -136,6 +142,10 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
     'run the whole pipeline in one process (embedded mode; samples in PGlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
+  .option(
+    '--insecure-no-auth',
+    'serve a non-loopback HOST without authentication (INSECURE_NO_AUTH=true; warns every minute)',
+  )
   .action(
     async (
       source: string,
@@ -145,9 +155,14 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
           loop?: boolean;
           timestamps: 'original' | 'now';
           ingest: boolean;
+          insecureNoAuth?: boolean;
         },
     ) => {
-      let config = configFrom(flags, scrapeOverrides(flags));
+      const startOverrides = (targets?: string) => ({
+        ...scrapeOverrides(flags, targets),
+        INSECURE_NO_AUTH: flags.insecureNoAuth,
+      });
+      let config = configFrom(startBind(flags), startOverrides());
       const logger = createLogger(config.LOG_LEVEL);
       // A targets file: its first read joins the static targets before the runtime starts (the
       // runtime's target board and /api/v1/targets come from SCRAPE_TARGETS), then it is followed.
@@ -166,11 +181,12 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
             { details: { variable: 'SCRAPE_TARGETS_FILE' } },
           );
         }
-        config = configFrom(flags, scrapeOverrides(flags, follower.initial.join(',')));
+        config = configFrom(startBind(flags), startOverrides(follower.initial.join(',')));
       }
       const scraping = config.SCRAPE_TARGETS.length > 0;
       if (scraping) checkScrapeReplacesSource(source, flags);
       const topology = resolveTopology(config, 'start');
+      const stopWarning = checkBind(config, logger);
       const runtime = await startEmbedded({ config, logger, topology });
       if (runtime.scrapeTargets !== undefined) {
         runtime.scrapeTargets.onHealthChange = logHealthChanges(logger);
@@ -182,6 +198,7 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
       onSignals(async () => {
         abort.abort();
         follower?.close();
+        stopWarning();
         await ingesting.catch(() => undefined);
         await runtime.close();
       }, logger);
@@ -232,14 +249,21 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
           return;
         }
         const stored = await runtime.store.countSamples();
+        // With authentication on, the in-process request has no token: the counts are left out.
         const clusters = await runtime.app.inject({
           method: 'GET',
           url: `/api/v1/clusters/${encodeURIComponent(config.CLUSTER_ID)}`,
         });
-        const meta = (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata;
+        const meta =
+          clusters.statusCode === 200
+            ? (clusters.json() as { metadata?: { total_hosts: number; total_gpus: number } }).metadata
+            : undefined;
         print(
           `ingested ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows + summary.refusedByStore} bad, see /api/v1/dead-letters) in ${seconds} s (read and stored); ` +
-            `${stored.toLocaleString('en-US')} samples stored; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`,
+            `${stored.toLocaleString('en-US')} samples stored` +
+            (clusters.statusCode === 401
+              ? ''
+              : `; cluster ${config.CLUSTER_ID}: ${meta?.total_hosts ?? 0} hosts, ${meta?.total_gpus ?? 0} GPUs`),
         );
       }
       if (abort.signal.aborted) return;
@@ -331,9 +355,13 @@ function onSignals(close: () => Promise<void>, logger: Logger): void {
 
 withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
   .description(
-    'read DCGM CSV (or scrape dcgm-exporter targets) and publish batches to the shared queue (etcd or Redis)',
+    'read DCGM CSV (or scrape dcgm-exporter targets, or receive Prometheus remote write) and publish batches to the shared queue (etcd or Redis)',
   )
   .addOption(queueOption())
+  .option(
+    '--remote-write-port <port>',
+    'also receive Prometheus remote write at POST /api/v1/write on this port; without a source or targets, only receive (REMOTE_WRITE_PORT)',
+  )
   .action(
     async (
       source: string,
@@ -343,11 +371,22 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
           loop?: boolean;
           timestamps: 'original' | 'now';
           queue?: string;
+          remoteWritePort?: string;
         },
     ) => {
-      const config = configFrom(flags, scrapeOverrides(flags));
+      const config = configFrom(flags, {
+        ...scrapeOverrides(flags),
+        REMOTE_WRITE_PORT: flags.remoteWritePort,
+      });
       const scraping = config.SCRAPE_TARGETS.length > 0 || config.SCRAPE_TARGETS_FILE !== undefined;
       if (scraping) checkScrapeReplacesSource(source, flags);
+      // A receiver given no source of its own reads none (the default source is the bundled sample).
+      const receiveOnly =
+        config.REMOTE_WRITE_PORT !== undefined &&
+        !scraping &&
+        source === bundledSamplePath() &&
+        !flags.follow &&
+        !flags.loop;
       const topology = resolveTopology(config, 'streamer', { queue: flags.queue });
       const logger = createLogger(config.LOG_LEVEL);
       const abort = new AbortController();
@@ -379,6 +418,7 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
             }
           : undefined,
         targetsFile: config.SCRAPE_TARGETS_FILE,
+        receiveOnly,
       }).catch(targetsFileInvalid);
       running = run;
       const summary = await run;
@@ -403,13 +443,109 @@ withCommonFlags(program.command('collector'))
 withCommonFlags(program.command('api'))
   .description('serve the REST API from etcd (nexus) or from PostgreSQL alone (--traditional)')
   .option('--traditional', 'REST-only API on PostgreSQL, no etcd (same as ENABLE_NEXUS=false)')
-  .action(async (flags: CommonFlags & { traditional?: boolean }) => {
-    const config = configFrom(flags);
+  .option(
+    '--insecure-no-auth',
+    'serve a non-loopback HOST without authentication (INSECURE_NO_AUTH=true; warns every minute)',
+  )
+  .action(async (flags: CommonFlags & { traditional?: boolean; insecureNoAuth?: boolean }) => {
+    const config = configFrom(flags, { INSECURE_NO_AUTH: flags.insecureNoAuth });
     const topology = resolveTopology(config, 'api', { traditional: flags.traditional });
     const logger = createLogger(config.LOG_LEVEL);
+    checkBind(config, logger);
     const running = await startApiProcess(config, logger, { topology });
     onSignals(() => running.close(), logger);
     print(`nexus-telemetry API listening on ${running.address}`);
+  });
+
+/** `start` binds 127.0.0.1 unless --host or HOST says otherwise (docs/security.md). */
+function startBind<F extends CommonFlags>(flags: F): F {
+  const hostSet = flags.host !== undefined || (process.env.HOST ?? '') !== '';
+  return hostSet ? flags : { ...flags, host: '127.0.0.1' };
+}
+
+/**
+ * Run `fn` on the token store of the configured sample store (PGlite under DATA_DIR, or PostgreSQL),
+ * migrated first. An embedded data directory in use by `start` is refused (DATA_DIR_LOCKED):
+ * the running server's admin endpoints do the same job then.
+ */
+async function withTokenStore<T>(flags: CommonFlags, fn: (tokens: TokenStore) => Promise<T>): Promise<T> {
+  const config = configFrom(flags);
+  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL);
+  const topology = resolveTopology(config, 'start');
+  const lockDir =
+    topology.samples === undefined ? undefined : sampleStoreBackend(topology.samples).exclusiveDir?.(config);
+  const dirLock =
+    lockDir === undefined
+      ? undefined
+      : await lockDataDir(lockDir).catch((error: unknown) => {
+          if (error instanceof NexusError && error.code === 'DATA_DIR_LOCKED')
+            throw new NexusError(
+              'DATA_DIR_LOCKED',
+              `${error.message}; while it runs, manage tokens through its API with an admin token: POST/GET /api/v1/tokens, DELETE /api/v1/tokens/<id> (docs/security.md)`,
+              { details: error.details },
+            );
+          throw error;
+        });
+  try {
+    const store = await openTopologySampleStore(topology, config, logger);
+    try {
+      await store.migrate();
+      const tokens = tokenStoreOf(store);
+      if (tokens === undefined)
+        throw new NexusError('CONFIG_INVALID', 'API tokens need a SQL sample store (PGlite or PostgreSQL)');
+      return await fn(tokens);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await dirLock?.release();
+  }
+}
+
+function tokenLine(record: TokenRecord): string {
+  return [
+    record.id,
+    record.name,
+    record.scopes.join(','),
+    record.createdAt,
+    record.revokedAt === undefined ? 'valid' : `revoked ${record.revokedAt}`,
+  ].join('\t');
+}
+
+const tokenCommand = program
+  .command('token')
+  .description('API tokens (AUTH=token): create, list, revoke; stored hashed in the sample store');
+
+withCommonFlags(tokenCommand.command('create'))
+  .description('create an API token and print it once (only its hash is kept)')
+  .requiredOption('--name <name>', 'a name for the token, e.g. grafana')
+  .option('--scope <scopes>', 'read, write, admin, comma-separated (admin grants every scope)', 'read')
+  .action(async (flags: CommonFlags & { name: string; scope: string }) => {
+    const scopes = parseScopes(flags.scope);
+    const { token, record } = await withTokenStore(flags, (tokens) => tokens.create(flags.name, scopes));
+    process.stderr.write(
+      `created token ${record.id} "${record.name}" (${record.scopes.join(', ')}); it is shown only now:\n`,
+    );
+    print(token);
+  });
+
+withCommonFlags(tokenCommand.command('list'))
+  .description('list API tokens (id, name, scopes, created, state); never their text')
+  .option('--all', 'include revoked tokens')
+  .action(async (flags: CommonFlags & { all?: boolean }) => {
+    const records = await withTokenStore(flags, (tokens) => tokens.list({ includeRevoked: flags.all }));
+    print(['id', 'name', 'scopes', 'created', 'state'].join('\t'));
+    for (const record of records) print(tokenLine(record));
+  });
+
+withCommonFlags(tokenCommand.command('revoke'))
+  .description('revoke an API token by id or name (API processes refuse it within a second)')
+  .argument('<id-or-name>', 'the token id or name')
+  .action(async (idOrName: string, flags: CommonFlags) => {
+    const record = await withTokenStore(flags, (tokens) => tokens.revoke(idOrName));
+    if (record === undefined)
+      throw new NexusError('NOT_FOUND', `no valid token with id or name "${idOrName}"`);
+    print(`revoked ${tokenLine(record)}`);
   });
 
 program

@@ -2,6 +2,7 @@
  * The one typed, validated, frozen configuration. Sources, strongest first: CLI flags, environment
  * variables (the guide's names), defaults. A bad value stops start-up with a message naming the variable.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { NexusError } from '../errors.js';
@@ -94,6 +95,10 @@ const schema = z.object({
   READ_TIMEOUT: duration.default(10_000),
   /** Rows one request may read from the sample store (0: no limit). */
   READ_MAX_ROWS: int(0, 100_000_000).default(50_000),
+  /** Longest one PromQL query (/api/v1/query, query_range) may run; a `timeout` parameter may shorten it. */
+  PROMQL_TIMEOUT: duration.default(120_000),
+  /** Most samples one PromQL selector may load (Prometheus' --query.max-samples, lower for a JS heap). */
+  PROMQL_MAX_SAMPLES: int(1, 1_000_000_000).default(5_000_000),
   WS_MAX_PAYLOAD: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   WS_MAX_BUFFERED: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
   WS_HEARTBEAT: duration.default(30_000),
@@ -119,6 +124,7 @@ const schema = z.object({
   PORT: int(0, 65535).default(8080),
   /** Collector, and a scraping streamer: serve GET /health and GET /metrics on this port (unset: no HTTP server). */
   METRICS_PORT: int(0, 65535).optional(),
+  REMOTE_WRITE_PORT: int(0, 65535).optional(),
   /** `start` and `streamer`: HTTP(S) URLs of Prometheus exposition endpoints (dcgm-exporter /metrics) to scrape, comma-separated. */
   SCRAPE_TARGETS: z
     .string()
@@ -142,7 +148,46 @@ const schema = z.object({
   SCRAPE_TIMEOUT: duration.default(5_000).refine((ms) => ms > 0, 'must be more than 0'),
   /** Largest decoded body of one scrape, bytes; a bigger one fails the scrape. */
   SCRAPE_BODY_LIMIT: int(1024, 2 ** 31).default(32 * 1024 * 1024),
+  /** API authentication: `none`, `token` (API tokens), `jwt` (OIDC bearer JWTs) or `token,jwt` (docs/security.md). */
+  AUTH: z
+    .string()
+    .default('none')
+    .transform((v, ctx) => {
+      const modes = [...new Set(v.split(',').map((m) => m.trim().toLowerCase()))].filter((m) => m !== '');
+      const bad = modes.filter((m) => m !== 'none' && m !== 'token' && m !== 'jwt');
+      if (bad.length > 0 || modes.length === 0 || (modes.includes('none') && modes.length > 1)) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not one of none, token, jwt, token,jwt` });
+        return z.NEVER;
+      }
+      return { token: modes.includes('token'), jwt: modes.includes('jwt') };
+    }),
+  /** URL of the OIDC issuer's JSON Web Key Set (AUTH includes jwt). */
+  JWT_JWKS_URL: z.string().url().optional(),
+  /** Required `iss` of bearer JWTs. */
+  JWT_ISSUER: z.string().min(1).optional(),
+  /** Required `aud` of bearer JWTs. */
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Claim holding a JWT's scopes (space-separated text or an array). */
+  JWT_SCOPE_CLAIM: z.string().min(1).default('scope'),
+  /** GET /metrics needs a `read` token too (default: public, for scrapers on loopback). */
+  METRICS_AUTH: bool.default(false),
+  /** Serve the API on a non-loopback HOST without authentication (AUTH=none): refused unless true. */
+  INSECURE_NO_AUTH: bool.default(false),
+  /** The API serves HTTPS with this PEM certificate chain (with TLS_KEY_FILE), reloaded when it changes. */
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  /** PEM private key of TLS_CERT_FILE. */
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  /**
+   * `streamer` in nexus mode: lease TTL of a streamer's share of the scrape targets (whole seconds, at
+   * least 1s): how long a dead streamer's targets may stay unscraped before the others take them.
+   */
+  SCRAPE_LEASE_TTL: duration
+    .default(10_000)
+    .refine((ms) => ms >= 1000, 'must be at least 1s (etcd lease TTLs are whole seconds)'),
 });
+
+/** Secrets that may instead be read from the file named by `<NAME>_FILE` (trailing newline dropped). */
+export const FILE_SECRETS = ['DB_PASSWORD', 'DATABASE_URL', 'REDIS_URL'] as const;
 
 /** Parse a comma-separated list of scrape target URLs; throws naming one that is not http(s). */
 export function parseScrapeTargets(text: string): string[] {
@@ -179,7 +224,7 @@ export function loadConfig(
 ): Config {
   const input: Record<string, unknown> = {};
   for (const name of CONFIG_VARIABLES) {
-    const value = overrides[name] ?? env[name];
+    const value = overrides[name] ?? env[name] ?? secretFromFile(env, name);
     if (value !== undefined && value !== '') input[name] = value;
   }
   const parsed = schema.safeParse(input);
@@ -197,6 +242,20 @@ export function loadConfig(
       { details: { problems: ['CORS_CREDENTIALS'] } },
     );
   }
+  if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE: set both or neither',
+      { details: { problems: ['TLS_CERT_FILE', 'TLS_KEY_FILE'] } },
+    );
+  }
+  if (config.AUTH.jwt && config.JWT_JWKS_URL === undefined) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: JWT_JWKS_URL: required when AUTH includes jwt',
+      { details: { problems: ['JWT_JWKS_URL'] } },
+    );
+  }
   if (config.SCRAPE_TIMEOUT > config.SCRAPE_INTERVAL) {
     throw new NexusError(
       'CONFIG_INVALID',
@@ -205,6 +264,27 @@ export function loadConfig(
     );
   }
   return Object.freeze(config);
+}
+
+/** `<name>_FILE`'s content for a {@link FILE_SECRETS} name; throws CONFIG_INVALID when unreadable. */
+function secretFromFile(env: Record<string, string | undefined>, name: string): string | undefined {
+  const path = (FILE_SECRETS as readonly string[]).includes(name) ? env[`${name}_FILE`] : undefined;
+  if (path === undefined || path === '') return undefined;
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `invalid configuration: ${name}_FILE: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      { details: { problems: [`${name}_FILE`] } },
+    );
+  }
+}
+
+/** Whether `host` is a loopback bind address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 /**

@@ -15,6 +15,7 @@ import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { Collector } from '../collector/collector.js';
 import { batchSizeFor, clusterName, queueDepthFor, type Config } from '../config/config.js';
 import { queueRemoteWriteSink } from '../api/routes/remote-write.js';
+import { authFromConfig } from '../api/auth/from-config.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import type { Coordination } from '../ports/coordination.js';
@@ -154,6 +155,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     },
     {
       ...apiOptionsFromConfig(config, 'embedded'),
+      auth: authFromConfig(config, store, logger),
       scrapeTargets,
       // Prometheus remote write (POST /api/v1/write), always on in embedded mode: batches on the
       // in-process queue, stored by the collector like any other source.
@@ -176,7 +178,8 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     await app.listen({ host: config.HOST, port: config.PORT });
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
-    address = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+    const scheme = config.TLS_CERT_FILE === undefined ? 'http' : 'https';
+    address = `${scheme}://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   }
 
   const registrations = await Promise.all(

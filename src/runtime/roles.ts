@@ -9,13 +9,15 @@ import { apiOptionsFromConfig, buildApp } from '../api/app.js';
 import { exportTargetMetrics } from '../api/routes/targets.js';
 import { Collector } from '../collector/collector.js';
 import { Maintenance } from '../collector/maintenance.js';
-import { batchSizeFor, clusterName, type Config } from '../config/config.js';
+import { batchSizeFor, clusterName, queueDepthFor, type Config } from '../config/config.js';
 import { registerService, type Registration, type ServiceType } from '../discovery/registry.js';
 import { HierarchyWriter } from '../hierarchy/writer.js';
 import { ScrapeTargetBoard } from '../ingest/scrape.js';
+import { TargetSharing } from '../ingest/target-sharing.js';
 import { followTargetsFile, logHealthChanges, type TargetsFollower } from '../ingest/targets-file.js';
 import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { startRemoteWriteServer, type RemoteWriteServer } from './remote-write-server.js';
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
@@ -31,6 +33,7 @@ import {
 import { resolveTopology, type Topology } from './topology.js';
 import { startStoreHierarchyMirror } from './store-hierarchy.js';
 import { VERSION } from './version.js';
+import { authFromConfig } from '../api/auth/from-config.js';
 
 function serviceRecord(type: ServiceType, id: string, address = '') {
   return {
@@ -60,7 +63,8 @@ async function maybeRegister(
  *
  * With `input.scrape` it scrapes the targets (plus those of `input.targetsFile`, followed as it
  * changes) until `input.signal` aborts, publishing each scrape as `start --scrape` does, and logs
- * every target that goes up or down.
+ * every target that goes up or down. In nexus mode the streamers split the targets through etcd
+ * (src/ingest/target-sharing.ts): this one scrapes its share, and its board lists only that share.
  */
 export async function runStreamerProcess(
   config: Config,
@@ -71,6 +75,10 @@ export async function runStreamerProcess(
     progress?: boolean;
     /** A Prometheus file_sd targets file to follow (needs `scrape`). */
     targetsFile?: string;
+    /**
+     * Read no source: only receive remote write (needs REMOTE_WRITE_PORT) until `signal` aborts.
+     */
+    receiveOnly?: boolean;
   },
 ): Promise<StreamSummary> {
   const topology = input.topology ?? resolveTopology(config, 'streamer');
@@ -78,12 +86,18 @@ export async function runStreamerProcess(
   let server: MetricsServer | undefined;
   let metrics: PipelineMetrics | undefined;
   let scrape = input.scrape;
+  /** Nexus mode: the full target list (flags plus targets file), shared out to the streamers. */
+  let catalog: ScrapeTargetBoard | undefined;
   if (scrape !== undefined) {
     const board = scrape.board ?? new ScrapeTargetBoard(scrape.targets, scrape.intervalMs, scrape.timeoutMs);
     board.onHealthChange ??= logHealthChanges(logger);
+    if (topology.mode === 'nexus' && topology.coordination !== undefined) {
+      catalog = new ScrapeTargetBoard(scrape.targets);
+      board.setTargets([]); // Nothing is scraped until this streamer's share is known.
+    }
     if (input.targetsFile !== undefined) {
       follower = await followTargetsFile(input.targetsFile, scrape.targets, logger);
-      follower.attach(board);
+      follower.attach(catalog ?? board);
     }
     scrape = { ...scrape, targets: follower?.initial ?? scrape.targets, board };
     // A scraping streamer with METRICS_PORT serves its targets' health: `up`, `scrape_*` on /metrics.
@@ -111,21 +125,62 @@ export async function runStreamerProcess(
     const queue = await openProducerQueue(topology, config);
     const coordination = await openTopologyCoordination(topology, config);
     const registration = await maybeRegister(coordination, 'streamer', config.SERVICE_ID);
+    let sharing: TargetSharing | undefined;
+    let receiver: RemoteWriteServer | undefined;
     try {
-      return await runStreamer(
-        { ...input, scrape },
-        {
+      if (config.REMOTE_WRITE_PORT !== undefined) {
+        metrics ??= createPipelineMetrics();
+        receiver = await startRemoteWriteServer({
+          host: config.HOST,
+          port: config.REMOTE_WRITE_PORT,
           queue,
-          clusterId: config.CLUSTER_ID,
+          maxDepth: queueDepthFor(config, 'shared'),
           batchSize: batchSizeFor(config, 'shared'),
-          flushIntervalMs: config.FLUSH_INTERVAL,
-          timestamps: input.timestamps ?? 'original',
-          logger,
+          clusterId: config.CLUSTER_ID,
           metrics,
-          progress: input.progress,
-        },
-      );
+          health: () => ({ role: 'streamer', id: config.SERVICE_ID }),
+        });
+        logger.info(
+          { address: `${receiver.address}/api/v1/write` },
+          'streamer receiving Prometheus remote write',
+        );
+      }
+      const board = scrape?.board;
+      if (catalog !== undefined && coordination !== undefined && board !== undefined) {
+        sharing = await TargetSharing.start({
+          coordination,
+          memberId: config.SERVICE_ID,
+          group: config.CLUSTER_ID,
+          targets: catalog.targets ?? scrape!.targets,
+          ttlSeconds: Math.round(config.SCRAPE_LEASE_TTL / 1000),
+          onTargets: (owned) => board.setTargets(owned),
+          logger,
+        });
+        const share = sharing;
+        catalog.onTargets((urls) => share.setTargets(urls));
+      }
+      const summary =
+        input.receiveOnly === true
+          ? { rows: 0, badRows: 0, batches: 0, seconds: 0, rowsPerSecond: 0 }
+          : await runStreamer(
+              { ...input, scrape },
+              {
+                queue,
+                clusterId: config.CLUSTER_ID,
+                batchSize: batchSizeFor(config, 'shared'),
+                flushIntervalMs: config.FLUSH_INTERVAL,
+                timestamps: input.timestamps ?? 'original',
+                logger,
+                metrics,
+                progress: input.progress,
+              },
+            );
+      // A receiver keeps the process up after its source ended, until the stop signal.
+      if (receiver !== undefined) await untilAborted(input.signal);
+      return summary;
     } finally {
+      await receiver?.close();
+      await sharing?.close();
       await registration?.close();
       await queue.close();
       await coordination?.close();
@@ -134,6 +189,14 @@ export async function runStreamerProcess(
     follower?.close();
     await server?.close();
   }
+}
+
+/** Resolves when `signal` aborts (never without one). */
+function untilAborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) return resolve();
+    signal?.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 /** A running collector process. */
@@ -278,12 +341,14 @@ export async function startApiProcess(
         shared ? config : { ...config, ENABLE_GRAPHQL: false, ENABLE_WEBSOCKET: false },
         'api',
       ),
+      auth: authFromConfig(config, store, logger),
     },
   );
   await app.listen({ host: config.HOST, port: config.PORT });
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
-  const address = `http://${config.HOST === '0.0.0.0' ? hostname() : config.HOST}:${port}`;
+  const scheme = config.TLS_CERT_FILE === undefined ? 'http' : 'https';
+  const address = `${scheme}://${config.HOST === '0.0.0.0' ? hostname() : config.HOST}:${port}`;
   const registration = await maybeRegister(shared, 'api', config.SERVICE_ID, address);
   return {
     app,

@@ -328,6 +328,22 @@ ALTER TABLE dead_letters ALTER COLUMN dedupe_key SET NOT NULL;
 CREATE UNIQUE INDEX dead_letters_dedupe_key ON dead_letters (dedupe_key);
 `,
   },
+  {
+    version: 4,
+    name: 'API tokens: sha256 of each token, its name and scopes (src/auth/token-store.ts)',
+    sql: `
+CREATE TABLE api_tokens (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name text NOT NULL,
+  token_hash bytea NOT NULL,
+  scopes text[] NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz
+);
+CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash);
+CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL;
+`,
+  },
 ];
 
 /** Highest version in {@link MIGRATIONS}. */

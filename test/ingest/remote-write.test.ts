@@ -8,7 +8,6 @@ import protobuf from 'protobufjs';
 import snappy from 'snappyjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedQueue } from '../../src/adapters/embedded/queue.js';
-import type { ApiContext } from '../../src/api/context.js';
 import { queueRemoteWriteSink, remoteWriteRoutes } from '../../src/api/routes/remote-write.js';
 import { loadConfig } from '../../src/config/config.js';
 import { decodeBatch } from '../../src/domain/batch-codec.js';
@@ -310,9 +309,8 @@ describe('backpressure', () => {
     const queue = createEmbeddedQueue({ topic: 't', maxDepth: 1 });
     const metrics = createPipelineMetrics({ defaultMetrics: false });
     const app = Fastify();
-    const ctx = { deps: { metrics } } as unknown as ApiContext;
     await app.register(remoteWriteRoutes, {
-      ctx,
+      metrics,
       clusterId: 'c1',
       retryAfterSeconds: 2,
       sink: queueRemoteWriteSink({ queue, maxDepth: 1, batchSize: 1000, enqueueTimeoutMs: 200 }),
@@ -350,12 +348,9 @@ describe('backpressure', () => {
   it('answers 503 after a bounded wait when an enqueue blocks, and while it still waits', async () => {
     const queue = createEmbeddedQueue({ topic: 't', maxDepth: 1 });
     const app = Fastify();
-    const ctx = {
-      deps: { metrics: createPipelineMetrics({ defaultMetrics: false }) },
-    } as unknown as ApiContext;
     // The sink believes there is room for 2: the second enqueue blocks in the queue itself.
     await app.register(remoteWriteRoutes, {
-      ctx,
+      metrics: createPipelineMetrics({ defaultMetrics: false }),
       clusterId: 'c1',
       sink: queueRemoteWriteSink({ queue, maxDepth: 2, batchSize: 1000, enqueueTimeoutMs: 300 }),
     });

@@ -12,6 +12,8 @@
  * JSON, and messages only a server may send (`connection_ack`, `next`, `error`) close the connection
  * with 4400. Anything thrown while handling a message is logged and closes that connection with 4500
  * ("Internal server error"); the process keeps running. Close reasons are cut to fit a close frame.
+ * With authentication on, `connection_init` carries the credential unless the handshake did (closes
+ * 4401 / 4403, and 4401 once it is revoked: ../auth/ws.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { ExecutionArgs, GraphQLSchema } from 'graphql';
@@ -25,6 +27,7 @@ import { sharedSubscribe } from './shared-subscribe.js';
 import { operationContext, type GraphqlServices } from './context.js';
 import { formatErrors, formatResult, prepareOperation, type PipelineSettings } from './execute.js';
 import { limitError } from './limits.js';
+import { authenticateInBand, credentialFromInitPayload, guardSocket, upgradeAuth } from '../auth/ws.js';
 
 /** Options of {@link createGraphqlWsServer}. */
 export interface GraphqlWsOptions {
@@ -109,6 +112,19 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
     execute,
     subscribe: sharedSubscribe,
     connectionInitWaitTimeout: options.initTimeoutMs,
+    // With authentication on: the handshake's header (checked by the upgrade router), else the
+    // connection_init payload's `authorization` / `token`; refused: closed 4401 / 4403.
+    onConnect: async (ctx) => {
+      const auth = upgradeAuth(ctx.extra.request);
+      if (auth === undefined) return true;
+      const { socket } = ctx.extra;
+      const principal =
+        auth.principal ??
+        (await authenticateInBand(socket, auth.auth, credentialFromInitPayload(ctx.connectionParams)));
+      if (principal === undefined) return false;
+      guardSocket(socket, principal, auth.auth, logger);
+      return true;
+    },
     onSubscribe: (ctx, _id, payload) => {
       if (Object.keys(ctx.subscriptions).length > options.maxOperations) {
         return [

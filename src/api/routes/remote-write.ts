@@ -14,7 +14,8 @@
  * - 503 with `Retry-After` when the queue is full: the request is not held (Prometheus retries 5xx).
  *   Batch ids are content-derived, so a retried request stores nothing twice.
  *
- * Registered only when the process has a sink (embedded `start`).
+ * Registered only when the process has a sink: the API of embedded `start`, and a streamer with
+ * REMOTE_WRITE_PORT (src/runtime/remote-write-server.ts).
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
@@ -30,7 +31,6 @@ import {
 } from '../../ingest/remote-write.js';
 import type { PipelineMetrics } from '../../metrics/registry.js';
 import type { Queue } from '../../ports/queue.js';
-import type { ApiContext } from '../context.js';
 
 /** Where the rows of a request go. */
 export interface RemoteWriteSink {
@@ -104,7 +104,8 @@ export function queueRemoteWriteSink(options: QueueSinkOptions): RemoteWriteSink
 
 /** Options of {@link remoteWriteRoutes}. */
 export interface RemoteWriteRouteOptions {
-  ctx: ApiContext;
+  /** The process's pipeline metrics (rows read, bad rows; the receiver's counters join its registry). */
+  metrics: PipelineMetrics;
   sink: RemoteWriteSink;
   /** Cluster the samples belong to (CLUSTER_ID). */
   clusterId: string;
@@ -153,7 +154,7 @@ function remoteWriteMetrics(registry: Registry) {
 export const remoteWriteRoutes: FastifyPluginAsync<RemoteWriteRouteOptions> = async (app, options) => {
   const maxBytes = options.maxBytes ?? DEFAULT_REMOTE_WRITE_MAX_BYTES;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
-  const pipeline = options.ctx.deps.metrics;
+  const pipeline = options.metrics;
   const counters = remoteWriteMetrics(pipeline.registry);
   // Scoped to this plugin: the raw body as a Buffer.
   app.addContentTypeParser(

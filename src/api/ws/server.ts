@@ -3,7 +3,9 @@
  * connections), one StreamConnection per client, and one heartbeat timer for all of them. A
  * connection's URL may carry a first subscription: `/ws?clusterId=..&hostId=..&gpuId=..&metrics=a,b
  * &eventTypes=..&after=..&snapshot=true`; plain `/ws` subscribes to every event, `?subscribe=none`
- * to nothing. A connection whose setup throws is closed with 1011; the server runs on.
+ * to nothing. A connection whose setup throws is closed with 1011; the server runs on. With
+ * authentication on, a client without a handshake credential sends `{"type":"auth","token":..}`
+ * first (docs/security.md).
  */
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -13,6 +15,8 @@ import type { Logger } from '../../util/logger.js';
 import { CloseCode, closeThenTerminate } from './close.js';
 import { DEFAULT_SUBSCRIPTION_ID, StreamConnection, type InitialSubscription } from './connection.js';
 import { parseCursorValue, parseFilter } from './protocol.js';
+import type { Principal } from '../../auth/authenticator.js';
+import { awaitAuthMessage, guardSocket, upgradeAuth } from '../auth/ws.js';
 
 /** Options of {@link createStreamServer}. */
 export interface StreamServerOptions {
@@ -83,6 +87,26 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   });
 
   function open(socket: WebSocket, request: IncomingMessage): void {
+    // With authentication on: a handshake header was checked by the upgrade router; otherwise
+    // the first message must be `auth` (../auth/ws.ts). Either way the credential is re-checked.
+    const auth = upgradeAuth(request);
+    if (auth === undefined) return openAuthenticated(socket, request);
+    const opened = (principal: Principal): void => {
+      guardSocket(socket, principal, auth.auth, log);
+      openAuthenticated(socket, request);
+    };
+    if (auth.principal) return opened(auth.principal);
+    awaitAuthMessage(socket, auth.auth, log, (principal) => {
+      try {
+        opened(principal);
+      } catch (error) {
+        log.error({ err: error }, 'opening a WebSocket connection failed');
+        closeThenTerminate(socket, CloseCode.InternalError, 'internal server error');
+      }
+    });
+  }
+
+  function openAuthenticated(socket: WebSocket, request: IncomingMessage): void {
     const connection = new StreamConnection(socket, {
       hub: options.hub,
       maxBuffered: options.maxBuffered,

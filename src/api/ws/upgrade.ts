@@ -2,7 +2,8 @@
  * The one `upgrade` listener of the HTTP server: routes WebSocket handshakes by path to the server
  * that owns it (/graphql: graphql-ws, /ws: the event stream), after checking the Origin (403; see
  * `originAllowed` in ../cors.ts: the allowlist, or same-origin on a Host the server is known by, so
- * DNS rebinding is refused) and the path's connection limit (503). Any other path gets 404. Refusals
+ * DNS rebinding is refused), the path's connection limit (503) and, with authentication on, the
+ * bearer header if one is sent (401/403, ../auth/ws.ts). Any other path gets 404. Refusals
  * are plain HTTP responses with a JSON error body, before any WebSocket exists. Nothing thrown while
  * routing a handshake escapes the listener: the socket is destroyed and the error logged.
  */
@@ -10,6 +11,7 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import type { Logger } from '../../util/logger.js';
+import { authenticateHandshake, type WsAuth } from '../auth/ws.js';
 
 /** Where handshakes for one path go. */
 export interface UpgradeTarget {
@@ -28,6 +30,11 @@ export interface UpgradeRouterOptions {
    */
   allowOrigin: (origin: string | undefined, host: string | undefined) => boolean;
   logger: Logger;
+  /**
+   * Authentication (absent: none): a handshake's bearer header is checked here (401/403); without
+   * one the endpoint authenticates in-band (see ../auth/ws.ts).
+   */
+  auth?: WsAuth;
 }
 
 /** Answer a handshake with a plain HTTP error and close the socket. */
@@ -71,7 +78,17 @@ export function installUpgradeRouter(server: Server, options: UpgradeRouterOptio
         `at most ${target.maxConnections} connections on ${path}`,
       );
     }
-    target.wss.handleUpgrade(request, socket, head, (ws) => target.wss.emit('connection', ws, request));
+    const accept = (): void =>
+      target.wss.handleUpgrade(request, socket, head, (ws) => target.wss.emit('connection', ws, request));
+    if (!options.auth) return accept();
+    authenticateHandshake(request, options.auth).then(
+      (refusal) =>
+        refusal ? refuseUpgrade(socket, refusal.status, refusal.code, refusal.message) : accept(),
+      (error: unknown) => {
+        options.logger.error({ err: error }, 'WebSocket handshake authentication failed');
+        refuseUpgrade(socket, 503, 'BACKEND_UNAVAILABLE', 'cannot check credentials now; retry later');
+      },
+    );
   };
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // A client resetting mid-handshake must not become an unhandled 'error' event.

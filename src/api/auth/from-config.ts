@@ -1,0 +1,77 @@
+/**
+ * The API's authentication from the configuration (AUTH, JWT_*, METRICS_AUTH), and the bind
+ * safety rule of the serving commands: a non-loopback HOST without authentication starts only with
+ * `--insecure-no-auth` (INSECURE_NO_AUTH=true), and then warns every minute.
+ */
+import { Authenticator } from '../../auth/authenticator.js';
+import { createJwtVerifier } from '../../auth/jwt.js';
+import { tokenStoreOf } from '../../auth/token-store.js';
+import { isLoopbackHost, type Config } from '../../config/config.js';
+import { NexusError } from '../../errors.js';
+import type { SampleStore } from '../../ports/sample-store.js';
+import type { Logger } from '../../util/logger.js';
+import type { AuthSettings } from './plugin.js';
+
+/** How often the insecure-bind warning repeats. */
+export const INSECURE_WARNING_INTERVAL_MS = 60_000;
+
+/**
+ * The app's auth settings, or undefined when AUTH=none. Tokens live in the sample store's
+ * database (throws CONFIG_INVALID when that store has none).
+ */
+export function authFromConfig(config: Config, store: SampleStore, logger: Logger): AuthSettings | undefined {
+  const { token, jwt } = config.AUTH;
+  if (!token && !jwt) return undefined;
+  const tokens = token ? tokenStoreOf(store) : undefined;
+  if (token && tokens === undefined)
+    throw new NexusError('CONFIG_INVALID', 'AUTH=token needs a SQL sample store (PGlite or PostgreSQL)', {
+      details: { variable: 'AUTH' },
+    });
+  const log = logger.child({ component: 'auth' });
+  const verifier =
+    jwt && config.JWT_JWKS_URL !== undefined
+      ? createJwtVerifier(
+          {
+            jwksUrl: config.JWT_JWKS_URL,
+            issuer: config.JWT_ISSUER,
+            audience: config.JWT_AUDIENCE,
+            scopeClaim: config.JWT_SCOPE_CLAIM,
+          },
+          (reason) => log.debug({ reason }, 'bearer JWT refused'),
+        )
+      : undefined;
+  return {
+    authenticator: new Authenticator({ tokens, jwt: verifier }),
+    tokens,
+    metricsAuth: config.METRICS_AUTH,
+  };
+}
+
+/** Whether the API would serve other machines without authentication. */
+export function insecureBind(config: Config): boolean {
+  return !isLoopbackHost(config.HOST) && !config.AUTH.token && !config.AUTH.jwt;
+}
+
+/**
+ * Refuse a non-loopback bind without authentication unless INSECURE_NO_AUTH is set; when it is,
+ * warn now and every minute. Returns a function that stops the warnings.
+ */
+export function checkBind(config: Config, logger: Logger): () => void {
+  if (!insecureBind(config)) return () => undefined;
+  if (!config.INSECURE_NO_AUTH)
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `HOST=${config.HOST} serves other machines, but AUTH=none: set AUTH=token (or jwt; see docs/security.md), ` +
+        'bind to 127.0.0.1, or pass --insecure-no-auth (INSECURE_NO_AUTH=true) to serve without authentication',
+      { details: { variable: 'HOST' } },
+    );
+  const warn = (): void =>
+    logger.warn(
+      { host: config.HOST },
+      'the API serves every interface WITHOUT authentication (--insecure-no-auth): anyone who reaches the port reads everything; set AUTH (docs/security.md)',
+    );
+  warn();
+  const timer = setInterval(warn, INSECURE_WARNING_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,101 @@
+/**
+ * Authentication as an operator meets it on the command line: `token create|list|revoke` on the
+ * embedded store, `start` on 127.0.0.1 by default serving only token holders, the data-directory
+ * lock pointing at the admin endpoints, and the refusal of a non-loopback bind without auth unless
+ * `--insecure-no-auth` (which then warns). The server's output is scanned for the token.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { killAll, spawnCli } from '../support/cli-process.js';
+import { freePort } from '../harness/free-port.js';
+
+const work = mkdtempSync(join(tmpdir(), 'nexus-auth-cli-'));
+const dataDir = join(work, 'data');
+// HOST empty: as if unset, whatever the test runner's environment holds.
+const env = { LOG_LEVEL: 'debug', HOST: '', AUTH: 'none', INSECURE_NO_AUTH: '' };
+
+afterAll(() => {
+  killAll();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function run(args: string[], extra: Record<string, string> = {}) {
+  const cli = spawnCli(args, { ...env, ...extra });
+  const code = await cli.exited;
+  return { code, output: cli.output() };
+}
+
+describe('token commands and a token-protected start', () => {
+  it('creates a token once, serves it on 127.0.0.1, refuses the CLI while start runs', async () => {
+    const created = await run([
+      'token',
+      'create',
+      '--data-dir',
+      dataDir,
+      '--name',
+      'grafana',
+      '--scope',
+      'read',
+    ]);
+    expect(created.code, created.output).toBe(0);
+    const token = /nxt_[A-Za-z0-9_-]{43}/.exec(created.output)?.[0];
+    expect(token).toBeDefined();
+    expect(created.output).toContain('"grafana" (read)');
+
+    const listed = await run(['token', 'list', '--data-dir', dataDir]);
+    expect(listed.code, listed.output).toBe(0);
+    expect(listed.output).toMatch(/\tgrafana\tread\t.*\tvalid/);
+    expect(listed.output).not.toContain(token!);
+
+    const port = await freePort();
+    const server = spawnCli(['start', '--no-ingest', '--data-dir', dataDir, '--port', String(port)], {
+      ...env,
+      AUTH: 'token',
+    });
+    await server.waitFor(/API listening on/, 90_000);
+    expect(server.output()).toContain(`API listening on http://127.0.0.1:${port}`);
+    const url = `http://127.0.0.1:${port}/api/v1/clusters`;
+    expect((await fetch(url)).status).toBe(401);
+    const ok = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${token}x` } })).status).toBe(401);
+
+    const locked = await run(['token', 'create', '--data-dir', dataDir, '--name', 'other']);
+    expect(locked.code).toBe(1);
+    expect(locked.output).toContain('DATA_DIR_LOCKED');
+    expect(locked.output).toContain('/api/v1/tokens');
+
+    server.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output()).not.toContain(token!);
+
+    const revoked = await run(['token', 'revoke', '--data-dir', dataDir, 'grafana']);
+    expect(revoked.code, revoked.output).toBe(0);
+    expect(revoked.output).toMatch(/revoked \d+\tgrafana\tread/);
+    const all = await run(['token', 'list', '--all', '--data-dir', dataDir]);
+    expect(all.output).toMatch(/\tgrafana\tread\t.*\trevoked /);
+    const again = await run(['token', 'revoke', '--data-dir', dataDir, 'grafana']);
+    expect(again.code).toBe(1);
+    expect(again.output).toContain('NOT_FOUND');
+  }, 240_000);
+});
+
+describe('bind safety', () => {
+  it('refuses a non-loopback bind without auth, and warns when --insecure-no-auth allows it', async () => {
+    const port = await freePort();
+    const args = ['start', '--no-ingest', '--memory', '--host', '0.0.0.0', '--port', String(port)];
+    const refused = await run(args);
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain('CONFIG_INVALID');
+    expect(refused.output).toContain('--insecure-no-auth');
+
+    const insecure = spawnCli([...args, '--insecure-no-auth'], env);
+    await insecure.waitFor(/API listening on/, 90_000);
+    expect(insecure.output()).toContain('WITHOUT authentication');
+    expect((await fetch(`http://127.0.0.1:${port}/api/v1/clusters`)).status).toBe(200);
+    insecure.kill('SIGTERM');
+    expect(await insecure.exited).toBe(0);
+  }, 180_000);
+});
