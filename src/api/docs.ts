@@ -28,7 +28,10 @@ export async function registerDocs(app: FastifyInstance, options: DocsOptions): 
           'GPU telemetry: the live Cluster -> Host -> GPU hierarchy and the DCGM time series. ' +
           'Errors share one shape: { "error": { "code", "message", "parameter"? } }.',
         version: options.version,
+        license: { name: 'MIT' },
       },
+      // Relative: every path is served by the API this document came from (HTTP or HTTPS).
+      servers: [{ url: '/', description: 'this API' }],
       tags: [
         { name: 'clusters', description: 'Clusters and hosts of the live hierarchy' },
         { name: 'gpus', description: 'GPUs and their latest metrics' },
