@@ -172,18 +172,10 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
           : await followTargetsFile(config.SCRAPE_TARGETS_FILE, config.SCRAPE_TARGETS, logger).catch(
               targetsFileInvalid,
             );
-      if (follower !== undefined) {
-        if (follower.initial.length === 0) {
-          follower.close();
-          throw new NexusError(
-            'CONFIG_INVALID',
-            `targets file ${config.SCRAPE_TARGETS_FILE} has no target: \`start\` needs at least one at start-up`,
-            { details: { variable: 'SCRAPE_TARGETS_FILE' } },
-          );
-        }
+      // A file without targets yet is fine, as in Prometheus: the scrape waits for the file to list some.
+      if (follower !== undefined && follower.initial.length > 0)
         config = configFrom(startBind(flags), startOverrides(follower.initial.join(',')));
-      }
-      const scraping = config.SCRAPE_TARGETS.length > 0;
+      const scraping = config.SCRAPE_TARGETS.length > 0 || follower !== undefined;
       if (scraping) checkScrapeReplacesSource(source, flags);
       const topology = resolveTopology(config, 'start');
       const stopWarning = checkBind(config, logger);
@@ -208,7 +200,7 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
       );
       if (flags.ingest && scraping) {
         print(
-          `scraping ${config.SCRAPE_TARGETS.join(', ')} every ${config.SCRAPE_INTERVAL / 1000} s (targets: ${runtime.address}/api/v1/targets) ...`,
+          `scraping ${config.SCRAPE_TARGETS.length > 0 ? config.SCRAPE_TARGETS.join(', ') : `the targets of ${config.SCRAPE_TARGETS_FILE} (none yet)`} every ${config.SCRAPE_INTERVAL / 1000} s (targets: ${runtime.address}/api/v1/targets) ...`,
         );
         const run = runtime.scrape({ signal: abort.signal, progress: true });
         ingesting = run;

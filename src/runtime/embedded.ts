@@ -135,8 +135,9 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   });
   collector.start();
 
+  // A targets file may list no target yet: its board still exists, and the file fills it.
   const scrapeTargets =
-    config.SCRAPE_TARGETS.length === 0
+    config.SCRAPE_TARGETS.length === 0 && config.SCRAPE_TARGETS_FILE === undefined
       ? undefined
       : new ScrapeTargetBoard(config.SCRAPE_TARGETS, config.SCRAPE_INTERVAL, config.SCRAPE_TIMEOUT);
   const app = await buildApp(
@@ -241,7 +242,10 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     scrapeTargets,
     async scrape(run = {}) {
       if (scrapeTargets === undefined)
-        throw new NexusError('CONFIG_INVALID', 'nothing to scrape: set SCRAPE_TARGETS or --scrape');
+        throw new NexusError(
+          'CONFIG_INVALID',
+          'nothing to scrape: set SCRAPE_TARGETS / --scrape or SCRAPE_TARGETS_FILE / --targets-file',
+        );
       return ingest({
         spec: '',
         signal: run.signal,

@@ -226,4 +226,35 @@ describe('streamer --scrape (traditional mode: Redis + PostgreSQL)', () => {
       await second.close();
     }
   }, 120_000);
+
+  it('start --targets-file with no target yet: starts, scrapes nothing, then what the file lists', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-start-empty-targets-'));
+    dirs.push(dir);
+    const path = join(dir, 'targets.yml');
+    writeFileSync(path, '# filled in later by the inventory job\n');
+    const start = spawnCli(
+      ['start', '--memory', '--targets-file', path, '--scrape-interval', '1s', '--scrape-timeout', '1s'],
+      { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: '', DB_HOST: '', ETCD_ENDPOINTS: '' },
+    );
+    const address = (await start.waitFor(/listening on http:\/\/[\d.]+:\d+/)).replace(/^listening on /, '');
+    await start.waitFor(/\(none yet\)/);
+    const targets = async (): Promise<{ scrapeUrl: string; health: string }[]> =>
+      (
+        (await (await fetch(`${address}/api/v1/targets`)).json()) as {
+          data: { activeTargets: { scrapeUrl: string; health: string }[] };
+        }
+      ).data.activeTargets;
+    expect(await targets()).toEqual([]);
+    // Nothing was ingested: not the bundled sample either.
+    const cluster = (await (await fetch(`${address}/api/v1/clusters`)).json()) as unknown[];
+    expect(JSON.stringify(cluster)).not.toMatch(/mtv5-dgx1/);
+    writeFileSync(path, `- targets: ['${new URL(standin.url).host}']\n`);
+    await until(
+      async () => (await targets()).some((t) => t.health === 'up'),
+      'the target listed later is up',
+    );
+    expect((await targets()).map((t) => t.scrapeUrl)).toEqual([standin.url]);
+    start.kill('SIGTERM');
+    expect(await start.exited).toBe(0);
+  }, 120_000);
 });
