@@ -52,7 +52,19 @@ const schema = z.object({
   COLLECTOR_ID: z.string().min(1).default(`collector-${hostname()}-${process.pid}`),
   SERVICE_ID: z.string().min(1).default(`api-${hostname()}-${process.pid}`),
   ETCD_ENDPOINTS: z.string().optional(),
+  /** CA certificate (PEM) that signed etcd's server certificate; turns on TLS to etcd. */
+  ETCD_CA_FILE: z.string().min(1).optional(),
+  /** Client certificate chain (PEM) for etcd's `--client-cert-auth`, with ETCD_KEY_FILE. */
+  ETCD_CERT_FILE: z.string().min(1).optional(),
+  /** Private key (PEM) of ETCD_CERT_FILE. */
+  ETCD_KEY_FILE: z.string().min(1).optional(),
+  /** etcd user when etcd auth is on (with ETCD_PASSWORD). */
+  ETCD_USERNAME: z.string().min(1).optional(),
+  /** Password of ETCD_USERNAME; never logged. */
+  ETCD_PASSWORD: z.string().optional(),
   REDIS_URL: z.string().optional(),
+  /** PEM CA file the Redis server certificate must chain to (rediss:// URLs; default: the system CAs). */
+  REDIS_TLS_CA: z.string().min(1).optional(),
   REDIS_TOPICS: z.string().default('telemetry'),
   DATABASE_URL: z.string().optional(),
   DB_HOST: z.string().optional(),
@@ -60,8 +72,14 @@ const schema = z.object({
   DB_USER: z.string().optional(),
   DB_PASSWORD: z.string().optional(),
   DB_NAME: z.string().optional(),
-  DB_SSLMODE: z.enum(['disable', 'prefer', 'require', 'verify-full']).default('prefer'),
-  DB_SSLROOTCERT: z.string().optional(),
+  /** libpq-style TLS mode of the PostgreSQL connection (an `sslmode=` in DATABASE_URL wins). */
+  DB_SSLMODE: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).default('prefer'),
+  /** PEM CA file the PostgreSQL server certificate must chain to (verify-ca, verify-full). */
+  DB_SSLROOTCERT: z.string().min(1).optional(),
+  /** PEM client certificate file for PostgreSQL (with DB_SSLKEY). */
+  DB_SSLCERT: z.string().min(1).optional(),
+  /** PEM private key file of DB_SSLCERT. */
+  DB_SSLKEY: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   MEMORY: bool.default(false),
   ENABLE_NEXUS: bool.default(true),
@@ -187,7 +205,7 @@ const schema = z.object({
 });
 
 /** Secrets that may instead be read from the file named by `<NAME>_FILE` (trailing newline dropped). */
-export const FILE_SECRETS = ['DB_PASSWORD', 'DATABASE_URL', 'REDIS_URL'] as const;
+export const FILE_SECRETS = ['DB_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'ETCD_PASSWORD'] as const;
 
 /** Parse a comma-separated list of scrape target URLs; throws naming one that is not http(s). */
 export function parseScrapeTargets(text: string): string[] {
@@ -247,6 +265,20 @@ export function loadConfig(
       'CONFIG_INVALID',
       'invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE: set both or neither',
       { details: { problems: ['TLS_CERT_FILE', 'TLS_KEY_FILE'] } },
+    );
+  }
+  if ((config.ETCD_CERT_FILE === undefined) !== (config.ETCD_KEY_FILE === undefined)) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: ETCD_CERT_FILE and ETCD_KEY_FILE: set both or neither',
+      { details: { problems: ['ETCD_CERT_FILE', 'ETCD_KEY_FILE'] } },
+    );
+  }
+  if ((config.ETCD_USERNAME === undefined) !== (config.ETCD_PASSWORD === undefined)) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: ETCD_USERNAME and ETCD_PASSWORD: set both or neither',
+      { details: { problems: ['ETCD_USERNAME', 'ETCD_PASSWORD'] } },
     );
   }
   if (config.AUTH.jwt && config.JWT_JWKS_URL === undefined) {

@@ -9,7 +9,6 @@
  * `queueKinds()` as the `--queue` choices, and docs/configuration.md lists these rows (a test keeps
  * them in step). A new backend is one adapter and one `register*Backend` call.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EmbeddedCoordination } from '../adapters/embedded/coordination.js';
 import type { EtcdCoordination } from '../adapters/etcd/coordination.js';
@@ -78,22 +77,6 @@ export function redisTopics(config: Config): string[] {
   return config.REDIS_TOPICS.split(',')
     .map((t) => t.trim())
     .filter(Boolean);
-}
-
-function sslOptions(config: Config): boolean | { rejectUnauthorized: boolean; ca?: string } | undefined {
-  switch (config.DB_SSLMODE) {
-    case 'disable':
-      return false;
-    case 'require':
-      return { rejectUnauthorized: false };
-    case 'verify-full':
-      return {
-        rejectUnauthorized: true,
-        ca: config.DB_SSLROOTCERT ? readFileSync(config.DB_SSLROOTCERT, 'utf8') : undefined,
-      };
-    default:
-      return undefined;
-  }
 }
 
 const queues = new Map<string, QueueBackend>();
@@ -249,9 +232,11 @@ registerQueueBackend({
   topics: () => ['batches'],
   async open(config, options) {
     const { createEtcdQueue } = await import('../adapters/etcd/queue.js');
+    const { etcdConnectionOptions } = await import('../adapters/etcd/client.js');
     return createEtcdQueue({
       ...options,
       endpoints: config.ETCD_ENDPOINTS!,
+      client: etcdConnectionOptions(config),
       clusterId: config.CLUSTER_ID,
       watch: config.ENABLE_WATCH_API,
       pollIntervalMs: config.POLL_INTERVAL,
@@ -267,7 +252,7 @@ registerQueueBackend({
   topics: redisTopics,
   async open(config, options) {
     const { createRedisQueue } = await import('../adapters/redis/queue.js');
-    return createRedisQueue({ ...options, url: config.REDIS_URL! });
+    return createRedisQueue({ ...options, url: config.REDIS_URL!, tlsCaFile: config.REDIS_TLS_CA });
   },
 });
 
@@ -289,7 +274,8 @@ registerCoordinationBackend({
   summary: 'live hierarchy, service discovery and leader election (nexus mode)',
   async open(config) {
     const { createEtcdCoordination } = await import('../adapters/etcd/coordination.js');
-    return createEtcdCoordination({ endpoints: config.ETCD_ENDPOINTS! });
+    const { etcdConnectionOptions } = await import('../adapters/etcd/client.js');
+    return createEtcdCoordination({ ...etcdConnectionOptions(config), endpoints: config.ETCD_ENDPOINTS! });
   },
 });
 
@@ -314,14 +300,24 @@ registerSampleStoreBackend({
   summary: 'PostgreSQL (TimescaleDB when present); `DATABASE_URL` wins over the `DB_*` variables',
   async open(config, logger) {
     const { createPostgresSampleStore } = await import('../adapters/postgres/sample-store.js');
+    const { resolvePostgresTls } = await import('../adapters/postgres/tls.js');
+    const tls = resolvePostgresTls(
+      {
+        sslmode: config.DB_SSLMODE,
+        sslrootcert: config.DB_SSLROOTCERT,
+        sslcert: config.DB_SSLCERT,
+        sslkey: config.DB_SSLKEY,
+      },
+      config.DATABASE_URL,
+    );
     return createPostgresSampleStore({
-      connectionString: config.DATABASE_URL,
+      connectionString: tls.connectionString,
       host: config.DB_HOST,
       port: config.DB_PORT,
       user: config.DB_USER,
       password: config.DB_PASSWORD,
       database: config.DB_NAME,
-      ssl: sslOptions(config),
+      ssl: tls.ssl,
       logger: logger.child({ component: 'postgres' }),
     });
   },

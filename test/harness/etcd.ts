@@ -3,6 +3,8 @@
  * loopback ports, data in a temp directory (on /dev/shm when present, so fsync costs nothing),
  * with kill / restart / pause (SIGSTOP) per member for fault-injection tests. stop() leaves no
  * process and no directory behind. Never skips: a missing binary is an error that says what to install.
+ * With `tls`, clients speak HTTPS (optionally with client certificates); health is then checked on a
+ * plain-HTTP metrics listener.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -25,11 +27,20 @@ export interface StartEtcdOptions {
   extraArgs?: string[];
   /** How long to wait for the cluster to be healthy, in ms (default 30 000). */
   startTimeoutMs?: number;
+  /** Serve clients over TLS with this server certificate (PEM files); peers stay plain HTTP. */
+  tls?: {
+    certFile: string;
+    keyFile: string;
+    /** CA that signs client certificates (`--trusted-ca-file`). */
+    trustedCaFile?: string;
+    /** Require a client certificate signed by `trustedCaFile` (`--client-cert-auth`). */
+    clientCertAuth?: boolean;
+  };
 }
 
 /** A running test etcd cluster. */
 export interface EtcdHandle {
-  /** Client endpoints, `127.0.0.1:port`, one per member (the ETCD_ENDPOINTS form). */
+  /** Client endpoints, `127.0.0.1:port` (`https://127.0.0.1:port` with `tls`), one per member. */
   readonly endpoints: string[];
   /** `endpoints` joined with commas, as ETCD_ENDPOINTS would hold them. */
   readonly endpointList: string;
@@ -55,6 +66,8 @@ interface Member {
   name: string;
   clientPort: number;
   peerPort: number;
+  /** Plain-HTTP /health listener when clients use TLS. */
+  metricsPort: number | undefined;
   dataDir: string;
   logFile: string;
   process: ChildProcess | undefined;
@@ -114,6 +127,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
       name: `m${i}`,
       clientPort: await freePort(),
       peerPort: await freePort(),
+      metricsPort: options.tls ? await freePort() : undefined,
       dataDir: join(dir, `m${i}`),
       logFile: join(dir, `m${i}.log`),
       process: undefined,
@@ -123,6 +137,18 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
   const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
   const token = `nexus-${randomUUID()}`;
   const timeoutMs = options.startTimeoutMs ?? 30_000;
+  const scheme = options.tls ? 'https' : 'http';
+  const tlsArgs = (m: Member): string[] => {
+    const tls = options.tls;
+    if (!tls) return [];
+    return [
+      `--cert-file=${tls.certFile}`,
+      `--key-file=${tls.keyFile}`,
+      ...(tls.trustedCaFile ? [`--trusted-ca-file=${tls.trustedCaFile}`] : []),
+      ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
+      `--listen-metrics-urls=http://127.0.0.1:${m.metricsPort}`,
+    ];
+  };
 
   const launch = (m: Member, state: 'new' | 'existing'): void => {
     const log = openSync(m.logFile, 'a');
@@ -131,8 +157,8 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
       [
         `--name=${m.name}`,
         `--data-dir=${m.dataDir}`,
-        `--listen-client-urls=http://127.0.0.1:${m.clientPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${m.clientPort}`,
+        `--listen-client-urls=${scheme}://127.0.0.1:${m.clientPort}`,
+        `--advertise-client-urls=${scheme}://127.0.0.1:${m.clientPort}`,
         `--listen-peer-urls=http://127.0.0.1:${m.peerPort}`,
         `--initial-advertise-peer-urls=http://127.0.0.1:${m.peerPort}`,
         `--initial-cluster=${initialCluster}`,
@@ -141,6 +167,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
         `--quota-backend-bytes=${options.quotaBackendBytes ?? 256 * 1024 * 1024}`,
         '--logger=zap',
         '--log-level=warn',
+        ...tlsArgs(m),
         ...(options.extraArgs ?? []),
       ],
       { stdio: ['ignore', log, log], env: serverEnv() },
@@ -154,7 +181,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
   const waitHealthy = async (ms: Member[]): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     for (const m of ms) {
-      while (!(await healthy(m.clientPort))) {
+      while (!(await healthy(m.metricsPort ?? m.clientPort))) {
         if (m.process?.exitCode !== null || Date.now() > deadline) {
           const why =
             m.process?.exitCode !== null ? `exited with ${m.process?.exitCode}` : 'not healthy in time';
@@ -197,7 +224,9 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHan
     throw error;
   }
 
-  const endpoints = members.map((m) => `127.0.0.1:${m.clientPort}`);
+  const endpoints = members.map((m) =>
+    options.tls ? `https://127.0.0.1:${m.clientPort}` : `127.0.0.1:${m.clientPort}`,
+  );
   return {
     endpoints,
     endpointList: endpoints.join(','),

@@ -5,7 +5,16 @@
  * adapters are exercised with a real password; trust on the unix socket inside the temp dir.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,6 +47,16 @@ export interface PostgresHarness {
   createDatabase(name: string): Promise<string>;
   /** Connection string of an existing database. */
   connectionStringFor(database: string): string;
+}
+
+/** Options of {@link startPostgres}; without any, a plain-TCP server with scram passwords. */
+export interface StartPostgresOptions {
+  /**
+   * Serve TLS with this PEM certificate and key (copied into the server's directory). TCP logins
+   * then need TLS: pg_hba.conf has one `hostssl ... scram-sha-256` line and no plain `host` line.
+   * The harness' own connections (createDatabase) use TLS without checking the certificate.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 function postgresUid(): { uid: number; gid: number } {
@@ -87,7 +106,7 @@ function installExitHook(): void {
  * Start a PostgreSQL 15 server for tests. Throws, naming the Debian package `postgresql`, when the
  * server binaries are missing.
  */
-export async function startPostgres(): Promise<PostgresHarness> {
+export async function startPostgres(startOptions: StartPostgresOptions = {}): Promise<PostgresHarness> {
   if (!existsSync(join(POSTGRES_BIN_DIR, 'initdb')) || !existsSync(join(POSTGRES_BIN_DIR, 'pg_ctl'))) {
     throw new Error(
       `PostgreSQL server binaries not found in ${POSTGRES_BIN_DIR}: install the Debian package \`postgresql\` ` +
@@ -129,6 +148,24 @@ export async function startPostgres(): Promise<PostgresHarness> {
     rmSync(root, { recursive: true, force: true });
     throw error;
   }
+  const tlsArgs: string[] = [];
+  if (startOptions.tls !== undefined) {
+    const certFile = join(root, 'server.crt');
+    const keyFile = join(root, 'server.key');
+    copyFileSync(startOptions.tls.certFile, certFile);
+    copyFileSync(startOptions.tls.keyFile, keyFile);
+    if (asRoot) {
+      const { uid, gid } = postgresUid();
+      for (const p of [certFile, keyFile]) chownSync(p, uid, gid);
+    }
+    chmodSync(keyFile, 0o600);
+    // Overwriting keeps the file's owner (postgres when initdb ran through runuser).
+    writeFileSync(
+      join(dataDir, 'pg_hba.conf'),
+      'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n',
+    );
+    tlsArgs.push('-c ssl=on', `-c ssl_cert_file=${certFile}`, `-c ssl_key_file=${keyFile}`);
+  }
   const options = [
     `-p ${port}`,
     '-c listen_addresses=127.0.0.1',
@@ -138,6 +175,7 @@ export async function startPostgres(): Promise<PostgresHarness> {
     '-c fsync=off',
     '-c full_page_writes=off',
     '-c max_connections=100',
+    ...tlsArgs,
   ].join(' ');
 
   let stopped = false;
@@ -179,7 +217,10 @@ export async function startPostgres(): Promise<PostgresHarness> {
       await run('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
     },
     async createDatabase(name: string) {
-      const client = new pg.Client({ connectionString: connectionStringFor('postgres') });
+      const client = new pg.Client({
+        connectionString: connectionStringFor('postgres'),
+        ssl: startOptions.tls === undefined ? undefined : { rejectUnauthorized: false },
+      });
       await client.connect();
       try {
         await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);

@@ -5,8 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
@@ -15,7 +16,7 @@ const REDIS_SERVER = '/usr/bin/redis-server';
 
 /** A running test Redis. */
 export interface RedisHandle {
-  /** redis://127.0.0.1:<port> */
+  /** redis://127.0.0.1:<port> (rediss:// with `tls`; no credentials in it) */
   readonly url: string;
   readonly port: number;
   /** Data directory (removed by stop()). */
@@ -32,12 +33,27 @@ export interface RedisHandle {
 export interface StartRedisOptions {
   /** Enable the append-only file with `appendfsync always` (durable across kill()). */
   appendonly?: boolean;
+  /**
+   * Serve TLS only (`--port 0`, `--tls-port`) with these PEM files; clients need no certificate
+   * (`--tls-auth-clients no`).
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  /**
+   * ACL rules, one user each, written as `user <rule>` lines of a config file, e.g.
+   * `nexus on >secret ~* &* +@all` or `default off`.
+   */
+  users?: readonly string[];
 }
 
-/** One PING over a raw socket; true on +PONG. */
-function ping(port: number): Promise<boolean> {
+/**
+ * One PING over a raw socket (TLS without a certificate check when `tls`); true on +PONG, or on
+ * -NOAUTH when the default user is off (the server is up, it wants a login).
+ */
+function ping(port: number, tls = false): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
+    const socket: Socket = tls
+      ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false })
+      : createConnection({ host: '127.0.0.1', port });
     let reply = '';
     const done = (ok: boolean): void => {
       socket.destroy();
@@ -45,10 +61,10 @@ function ping(port: number): Promise<boolean> {
     };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk: Buffer) => {
       reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
     });
   });
 }
@@ -69,6 +85,17 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const dir = await mkdtemp(join(tmpdir(), 'nexus-redis-'));
   const port = await freePort();
   const args = ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', ''];
+  if (options.users !== undefined) {
+    const conf = join(dir, 'redis.conf');
+    await writeFile(conf, options.users.map((rule) => `user ${rule}\n`).join(''));
+    args.unshift(conf);
+  }
+  if (options.tls !== undefined) {
+    args.splice(args.indexOf('--port'), 2, '--port', '0', '--tls-port', String(port));
+    args.push('--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile);
+    args.push('--tls-ca-cert-file', options.tls.caFile, '--tls-auth-clients', 'no');
+  }
+  const tls = options.tls !== undefined;
   args.push('--appendonly', options.appendonly === true ? 'yes' : 'no');
   if (options.appendonly === true) args.push('--appendfsync', 'always');
   let child: ChildProcess | undefined;
@@ -87,7 +114,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null || proc.signalCode !== null) break;
-      if (await ping(port)) return;
+      if (await ping(port, tls)) return;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     proc.kill('SIGKILL');
@@ -105,7 +132,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
   await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     port,
     dir,
     async stop() {

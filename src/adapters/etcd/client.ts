@@ -4,18 +4,23 @@
  * write retried after a lost response can apply twice (a put, or a create-if-absent txn that then
  * "fails" against its own write). Callers retry through {@link withRetry}, which only repeats
  * reads, or writes that never reached a server. {@link toNexusError} maps etcd3/gRPC errors to
- * NexusError codes at this edge.
+ * NexusError codes at this edge. {@link etcdConnectionOptions} turns the ETCD_* TLS and auth
+ * settings into client options.
  */
+import { readFileSync } from 'node:fs';
 import {
   ClientClosedError,
   Etcd3,
+  EtcdAuthenticationFailedError,
   EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
   GRPCInvalidArgumentError,
   GRPCUnavailableError,
   isRecoverableError,
   type IOptions,
 } from 'etcd3';
+import type { Config } from '../../config/config.js';
 import { NexusError } from '../../errors.js';
 
 /** Options of {@link createEtcdClient}. */
@@ -28,13 +33,66 @@ export interface EtcdClientOptions {
   dialTimeoutMs?: number;
   /** Username and password when etcd auth is on. */
   auth?: { username: string; password: string };
+  /**
+   * TLS to etcd (PEM contents): `ca` checks the server certificate (system CAs when absent), `cert`
+   * and `key` are the client certificate for `--client-cert-auth`. Set, it makes bare `host:port`
+   * endpoints `https://`.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+}
+
+/** The ETCD_* settings {@link etcdConnectionOptions} reads. */
+export type EtcdConnectionConfig = Pick<
+  Config,
+  'ETCD_ENDPOINTS' | 'ETCD_CA_FILE' | 'ETCD_CERT_FILE' | 'ETCD_KEY_FILE' | 'ETCD_USERNAME' | 'ETCD_PASSWORD'
+>;
+
+/** Read the PEM file named by `variable`; throws CONFIG_INVALID naming the variable when unreadable. */
+function readPem(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `invalid configuration: ${variable}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      { details: { variable, problems: [variable] } },
+    );
+  }
+}
+
+/**
+ * Client options (TLS, auth) from the ETCD_* settings, certificate files read now, so a bad path
+ * stops start-up with CONFIG_INVALID. TLS is on when a CA or client certificate is given or an
+ * endpoint starts with `https://`.
+ */
+export function etcdConnectionOptions(config: EtcdConnectionConfig): Omit<EtcdClientOptions, 'endpoints'> {
+  const options: Omit<EtcdClientOptions, 'endpoints'> = {};
+  if ((config.ETCD_CERT_FILE === undefined) !== (config.ETCD_KEY_FILE === undefined)) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: ETCD_CERT_FILE and ETCD_KEY_FILE: set both or neither',
+      { details: { problems: ['ETCD_CERT_FILE', 'ETCD_KEY_FILE'] } },
+    );
+  }
+  if (config.ETCD_CA_FILE !== undefined || config.ETCD_CERT_FILE !== undefined) {
+    options.tls = {
+      ca: config.ETCD_CA_FILE === undefined ? undefined : readPem('ETCD_CA_FILE', config.ETCD_CA_FILE),
+      cert:
+        config.ETCD_CERT_FILE === undefined ? undefined : readPem('ETCD_CERT_FILE', config.ETCD_CERT_FILE),
+      key: config.ETCD_KEY_FILE === undefined ? undefined : readPem('ETCD_KEY_FILE', config.ETCD_KEY_FILE),
+    };
+  }
+  if (config.ETCD_USERNAME !== undefined) {
+    options.auth = { username: config.ETCD_USERNAME, password: config.ETCD_PASSWORD ?? '' };
+  }
+  return options;
 }
 
 /**
  * Parse an endpoint list (`"10.0.0.1:2379, 10.0.0.2:2379"` or an array) into etcd3 host URLs.
  * Throws CONFIG_INVALID for an empty list or an entry without a port.
  */
-export function parseEndpoints(endpoints: string | string[]): string[] {
+export function parseEndpoints(endpoints: string | string[], tls = false): string[] {
   const list = (Array.isArray(endpoints) ? endpoints : endpoints.split(','))
     .map((e) => e.trim())
     .filter((e) => e !== '');
@@ -44,7 +102,16 @@ export function parseEndpoints(endpoints: string | string[]): string[] {
     });
   }
   return list.map((entry) => {
-    const url = /^https?:\/\//.test(entry) ? entry : `http://${entry}`;
+    const url = /^https?:\/\//.test(entry) ? entry : `${tls ? 'https' : 'http'}://${entry}`;
+    if (tls && url.startsWith('http://')) {
+      throw new NexusError(
+        'CONFIG_INVALID',
+        `ETCD_ENDPOINTS entry "${entry}" is http:// but TLS is configured`,
+        {
+          details: { variable: 'ETCD_ENDPOINTS', value: entry },
+        },
+      );
+    }
     if (!/^https?:\/\/[^/:]+:\d+\/?$/.test(url) && !/^https?:\/\/\[[^\]]+\]:\d+\/?$/.test(url)) {
       throw new NexusError('CONFIG_INVALID', `ETCD_ENDPOINTS entry "${entry}" is not host:port`, {
         details: { variable: 'ETCD_ENDPOINTS', value: entry },
@@ -70,12 +137,19 @@ export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 
 /** Create an etcd3 client for `options.endpoints`. Connecting is lazy; the first call dials. */
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
-  const hosts = parseEndpoints(options.endpoints);
+  const hosts = parseEndpoints(options.endpoints, options.tls !== undefined);
   const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+  const tls = options.tls;
   return new Etcd3({
     hosts,
     dialTimeout: options.dialTimeoutMs ?? 5_000,
     auth: options.auth,
+    // gRPC's createSsl takes null for "system CAs"; etcd3's type insists on a Buffer.
+    credentials: tls && {
+      rootCertificate: tls.ca ?? (null as unknown as Buffer),
+      privateKey: tls.key,
+      certChain: tls.cert,
+    },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     faultHandling: { global: noRetry },
     grpcOptions: {
@@ -116,6 +190,18 @@ export function toNexusError(error: unknown, what: string): NexusError {
   if (error instanceof NexusError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const text = `etcd ${what}: ${message}`;
+  if (error instanceof EtcdAuthenticationFailedError || message.includes('authentication failed')) {
+    return new NexusError('CONFIG_INVALID', `${text} (check ETCD_USERNAME and ETCD_PASSWORD)`, {
+      cause: error,
+      details: { problems: ['ETCD_USERNAME', 'ETCD_PASSWORD'] },
+    });
+  }
+  if (error instanceof EtcdPermissionDeniedError || message.includes('permission denied')) {
+    return new NexusError('CONFIG_INVALID', `${text} (the etcd user's role does not cover this key)`, {
+      cause: error,
+      details: { problems: ['ETCD_USERNAME'] },
+    });
+  }
   if (error instanceof ClientClosedError) {
     return new NexusError('COORDINATION_CLOSED', text, { cause: error });
   }

@@ -43,6 +43,19 @@ const RETRYABLE_STATES = new Set([
   '55P03',
 ]);
 
+// Node's codes for a server certificate the TLS settings do not accept (chain or host name).
+const CERTIFICATE_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 /** True when `error` means the server could not be reached or dropped the connection. */
 export function isConnectionError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
@@ -78,6 +91,15 @@ export function mapPostgresError(
   const state = sqlState(error);
   const details: Record<string, unknown> = { operation, target };
   if (state !== undefined) details.sqlState = state;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && CERTIFICATE_CODES.has(code)) {
+    details.tlsError = code;
+    return new NexusError(
+      'CONFIG_INVALID',
+      `PostgreSQL ${target}: TLS server certificate not accepted (${code}: ${detailMessage}); check DB_SSLROOTCERT / sslrootcert and the host name against DB_SSLMODE`,
+      { cause: error, details },
+    );
+  }
   if (isConnectionError(error)) {
     return new NexusError(
       'BACKEND_UNAVAILABLE',

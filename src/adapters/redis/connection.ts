@@ -4,7 +4,8 @@
  * adapter edge, and EVALSHA with an EVAL fallback for Lua scripts.
  */
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
 import { NexusError } from '../../errors.js';
 
 /** Oldest server with LMOVE/BLMOVE. */
@@ -37,16 +38,47 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** TLS settings of {@link newRedisClient}. */
+export interface RedisTlsOptions {
+  /** PEM CA file the server certificate must chain to (REDIS_TLS_CA); default: the system CAs. */
+  caFile?: string;
+}
+
+/**
+ * ioredis' `tls` option: set for rediss:// URLs (server certificate and host name always checked),
+ * with the CA read from `caFile`. Throws CONFIG_INVALID naming REDIS_TLS_CA when it cannot be read,
+ * or when it is given for a plain redis:// URL (which would silently not use it).
+ */
+export function redisTlsOptions(url: string, tls: RedisTlsOptions = {}): RedisOptions['tls'] {
+  const secure = url.startsWith('rediss:');
+  if (tls.caFile === undefined) return secure ? {} : undefined;
+  if (!secure) {
+    throw new NexusError('CONFIG_INVALID', 'REDIS_TLS_CA is set but REDIS_URL is not a rediss:// URL', {
+      details: { problems: ['REDIS_TLS_CA'] },
+    });
+  }
+  try {
+    return { ca: readFileSync(tls.caFile, 'utf8') };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new NexusError('CONFIG_INVALID', `REDIS_TLS_CA: cannot read ${tls.caFile} (${code})`, {
+      details: { problems: ['REDIS_TLS_CA'] },
+    });
+  }
+}
+
 /**
  * A new, not yet connected client. Commands issued while the link is down fail after one
  * reconnect attempt instead of queueing for long; reconnects continue with capped backoff.
+ * Credentials come from the URL (`rediss://user:password@host:port`: AUTH with an ACL user).
  */
-export function newRedisClient(url: string): Redis {
+export function newRedisClient(url: string, tls: RedisTlsOptions = {}): Redis {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 5000,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 5), 1000),
+    tls: redisTlsOptions(url, tls),
   });
   // Without a listener ioredis prints every reconnect failure; failures surface on commands instead.
   client.on('error', () => undefined);
@@ -55,6 +87,13 @@ export function newRedisClient(url: string): Redis {
 
 /** Connect `client` and check the server can run the adapter (Redis >= 6.2). */
 export async function connectRedis(client: Redis, url: string): Promise<void> {
+  // connect() often rejects with a bare "Connection is closed."; the reason (WRONGPASS, a TLS
+  // certificate error) came as an 'error' event just before.
+  let reason: unknown;
+  const onError = (error: unknown): void => {
+    reason = error;
+  };
+  client.on('error', onError);
   try {
     await client.connect();
     const info = await client.info('server');
@@ -69,7 +108,13 @@ export async function connectRedis(client: Redis, url: string): Promise<void> {
     }
   } catch (error) {
     client.disconnect();
-    throw toNexusError(error, `cannot connect to Redis at ${redactUrl(url)}`);
+    const closed = error instanceof Error && error.message === 'Connection is closed.';
+    throw toNexusError(
+      closed && reason !== undefined ? reason : error,
+      `cannot connect to Redis at ${redactUrl(url)}`,
+    );
+  } finally {
+    client.off('error', onError);
   }
 }
 

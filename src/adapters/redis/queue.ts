@@ -38,8 +38,10 @@ const BACKPRESSURE_RECHECK_MS = 1000;
 
 /** Options of {@link createRedisQueue}. */
 export interface RedisQueueOptions extends QueueOptions {
-  /** Server URL, REDIS_URL style: redis://[user:password@]host:port[/db]. */
+  /** Server URL, REDIS_URL style: redis[s]://[user:password@]host:port[/db]. */
   url: string;
+  /** PEM CA file for a rediss:// URL (REDIS_TLS_CA); default: the system CAs. */
+  tlsCaFile?: string;
   /**
    * How long a consumer's liveness key lives without refresh (default 10 s). The adapter refreshes
    * it every third of that while open; when it lapses, any consumer requeues that consumer's items.
@@ -349,7 +351,7 @@ async function quitOrDisconnect(client: Redis): Promise<void> {
 export async function createRedisQueue(options: RedisQueueOptions): Promise<RedisQueue> {
   checkRedisUrl(options.url);
   normalizeQueueOptions(options);
-  const client = newRedisClient(options.url);
+  const client = newRedisClient(options.url, { caFile: options.tlsCaFile });
   await connectRedis(client, options.url);
   try {
     return new RedisQueue(client, options);
