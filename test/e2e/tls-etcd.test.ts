@@ -34,7 +34,13 @@ const pem = (name: string): string => join(dir, name);
 
 /** Run openssl in the certificate directory. */
 function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  try {
+    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT')
+      throw new Error('openssl not found: install the Debian package openssl', { cause: error });
+    throw error;
+  }
 }
 
 /** Make a P-256 key and a certificate for `cn` signed by the test CA, with extensions `ext`. */

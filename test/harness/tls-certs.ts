@@ -33,7 +33,9 @@ async function openssl(args: string[]): Promise<void> {
   try {
     await execFileAsync('openssl', args, { timeout: 60_000 });
   } catch (error) {
-    const e = error as { stderr?: string; message: string };
+    const e = error as { stderr?: string; message: string; code?: string };
+    if (e.code === 'ENOENT')
+      throw new Error('openssl not found: install the Debian package openssl', { cause: error });
     throw new Error(`openssl ${args[0]} failed: ${e.message}\n${e.stderr ?? ''}`, { cause: error });
   }
 }
