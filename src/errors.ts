@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   OVERLOADED: { status: 503, retryable: true },
   UNAUTHORIZED: { status: 401, retryable: false },
   FORBIDDEN: { status: 403, retryable: false },
+  RATE_LIMITED: { status: 429, retryable: true },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

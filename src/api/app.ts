@@ -36,6 +36,7 @@ import { isPrometheusApiRoute, prometheusRoutes, type PromqlSettings } from './r
 import { remoteWriteRoutes, type RemoteWriteSink } from './routes/remote-write.js';
 import type { ScrapeTargetBoard } from '../ingest/scrape.js';
 import { installAuth, type AuthSettings } from './auth/plugin.js';
+import { installRateLimit, type RateLimitSettings } from './rate-limit.js';
 import { tokenRoutes } from './auth/routes.js';
 import { CREDENTIAL_LOG_PATHS } from './auth/redact.js';
 import type { WsAuth } from './auth/ws.js';
@@ -71,6 +72,8 @@ export interface ApiOptions {
   remoteWrite?: { sink: RemoteWriteSink; clusterId: string; maxBytes?: number };
   /** Limits of the Prometheus query API and /federate (PROMQL_*); missing fields take their defaults. */
   promql?: Partial<PromqlSettings>;
+  /** Requests per window per principal or address (src/api/rate-limit.ts); absent or max 0: none. */
+  rateLimit?: RateLimitSettings;
   /** Bearer authentication and scopes on every interface (src/api/auth/); absent: none. */
   auth?: AuthSettings & Omit<WsAuth, 'authenticator'>;
   /** Serve HTTPS with this certificate and key, reloaded when the files change; absent: HTTP. */
@@ -106,6 +109,7 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
       maxRows: config.READ_MAX_ROWS,
     },
     promql: { timeoutMs: config.PROMQL_TIMEOUT, maxSamples: config.PROMQL_MAX_SAMPLES },
+    rateLimit: { max: config.RATE_LIMIT, windowMs: config.RATE_LIMIT_WINDOW },
   };
   if (config.ENABLE_CORS)
     options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
@@ -198,6 +202,8 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   if (options.cors) await registerCors(app, options.cors);
   // After CORS (a 401 still carries CORS headers), before the docs and every route.
   if (options.auth) installAuth(app, options.auth);
+  // After auth (the key is the principal when there is one), before every route.
+  if (options.rateLimit) await installRateLimit(app, options.rateLimit);
   await registerDocs(app, {
     version: options.version ?? '0.1.0',
     ui: options.docs ?? true,

@@ -86,7 +86,9 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
   const { status, body } = toErrorResponse(error);
   if (status >= 500) request.log.error({ err: error }, 'request failed');
   else request.log.debug({ code: body.error.code, message: body.error.message }, 'request refused');
-  if (error instanceof NexusError && error.retryable) void reply.header('retry-after', '1');
+  // A limiter may have set its own, exact Retry-After (rate limits): keep it.
+  if (error instanceof NexusError && error.retryable && !reply.hasHeader('retry-after'))
+    void reply.header('retry-after', '1');
   return reply.status(status).send(body);
 }
 

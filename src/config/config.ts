@@ -111,6 +111,8 @@ const schema = z.object({
   READ_QUEUE: int(0, 100_000).default(64),
   /** Time budget of one request's store reads, waiting included (0: none). */
   READ_TIMEOUT: duration.default(10_000),
+  RATE_LIMIT: int(0, 10_000_000).default(0),
+  RATE_LIMIT_WINDOW: duration.default(60_000),
   /** Rows one request may read from the sample store (0: no limit). */
   READ_MAX_ROWS: int(0, 100_000_000).default(50_000),
   /** Longest one PromQL query (/api/v1/query, query_range) may run; a `timeout` parameter may shorten it. */
