@@ -18,9 +18,7 @@ import { gpuKey, migKey } from '../../src/hierarchy/paths.js';
 import { createPipelineMetrics } from '../../src/metrics/registry.js';
 import type { Coordination } from '../../src/ports/coordination.js';
 import type { SampleStore } from '../../src/ports/sample-store.js';
-import { instantQuery } from '../../src/promql/engine.js';
 import { formatQueryValue, formatValue } from '../../src/promql/format.js';
-import { StoreQueryable } from '../../src/promql/store-queryable.js';
 import { batch } from '../support/samples.js';
 
 const NOW = Date.parse('2025-07-18T21:00:00Z');
@@ -33,7 +31,6 @@ const MODEL = 'NVIDIA H100 80GB HBM3';
 let coordination: Coordination;
 let store: SampleStore;
 let app: FastifyInstance;
-let engineReady = false;
 
 function gpuSample(host: string, gpu: number, metric: string, t: number, value: number): Sample {
   const uuid = `GPU-${host}-${gpu}`;
@@ -105,10 +102,6 @@ beforeAll(async () => {
       now: () => NOW,
     },
     { docs: false },
-  );
-  engineReady = await instantQuery('1', NOW, new StoreQueryable(store)).then(
-    () => true,
-    () => false,
   );
 });
 
@@ -307,8 +300,7 @@ describe('/api/v1/query and /api/v1/query_range errors', () => {
 });
 
 describe('query evaluation', () => {
-  it('instant vector of the newest samples, values as strings', async (test) => {
-    if (!engineReady) test.skip();
+  it('instant vector of the newest samples, values as strings', async () => {
     const r = await get(
       `/api/v1/query?query=${q(`${UTIL}{Hostname="host-a"}`)}&time=${(T0 + 60_000) / 1000}`,
     );
@@ -328,8 +320,7 @@ describe('query evaluation', () => {
     });
   });
 
-  it('range query: a matrix per series, GET and POST alike', async (test) => {
-    if (!engineReady) test.skip();
+  it('range query: a matrix per series, GET and POST alike', async () => {
     const form = {
       query: `${UTIL}{Hostname="host-a",gpu="0"}`,
       start: String(T0 / 1000),
@@ -346,8 +337,7 @@ describe('query evaluation', () => {
     );
   });
 
-  it('execution error (422) over PROMQL_MAX_SAMPLES', async (test) => {
-    if (!engineReady) test.skip();
+  it('execution error (422) over PROMQL_MAX_SAMPLES', async () => {
     const small = await buildApp(
       {
         coordination,

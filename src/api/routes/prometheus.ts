@@ -89,7 +89,7 @@ export function requestParams(request: FastifyRequest): Params {
   for (const [name, values] of params) {
     for (const v of [name, ...values]) {
       // PromQL may span lines and use tabs; other control characters are never meaningful.
-      // eslint-disable-next-line no-control-regex
+      // eslint-disable-next-line no-control-regex -- finding control characters is the point
       if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(v) || /[\ud800-\udfff]/u.test(v)) {
         throw badData(`invalid parameter ${JSON.stringify(name)}: control characters are not allowed`);
       }
