@@ -18,13 +18,16 @@ describe('targets file parser (property)', () => {
     );
     fc.assert(
       fc.property(text, (t) => {
-        try {
-          const targets = parseTargetsFile(t);
-          for (const target of targets) expect(target.url).toMatch(/^https?:\/\//);
-        } catch (error) {
-          expect(error).toBeInstanceOf(Error);
-          expect(error).not.toBeInstanceOf(TypeError);
-          expect((error as Error).message.length).toBeGreaterThan(0);
+        // The same text as JSON and as YAML (a .yml file): JSON is YAML too, so both paths are hit.
+        for (const format of ['json', 'yaml'] as const) {
+          try {
+            const targets = parseTargetsFile(t, format);
+            for (const target of targets) expect(target.url).toMatch(/^https?:\/\//);
+          } catch (error) {
+            expect(error).toBeInstanceOf(Error);
+            expect(error).not.toBeInstanceOf(TypeError);
+            expect((error as Error).message.length).toBeGreaterThan(0);
+          }
         }
       }),
       { numRuns: 400 },
