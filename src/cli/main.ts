@@ -354,6 +354,10 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
     '--remote-write-port <port>',
     'also receive Prometheus remote write at POST /api/v1/write on this port; without a source or targets, only receive (REMOTE_WRITE_PORT)',
   )
+  .option(
+    '--insecure-no-auth',
+    'receive remote write on a non-loopback HOST without authentication (INSECURE_NO_AUTH=true; warns every minute)',
+  )
   .action(
     async (
       source: string,
@@ -364,11 +368,13 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
           timestamps: 'original' | 'now';
           queue?: string;
           remoteWritePort?: string;
+          insecureNoAuth?: boolean;
         },
     ) => {
       const config = configFrom(flags, {
         ...scrapeOverrides(flags),
         REMOTE_WRITE_PORT: flags.remoteWritePort,
+        INSECURE_NO_AUTH: flags.insecureNoAuth,
       });
       const scraping = config.SCRAPE_TARGETS.length > 0 || config.SCRAPE_TARGETS_FILE !== undefined;
       if (scraping) checkScrapeReplacesSource(source, flags);
@@ -381,6 +387,14 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
         !flags.loop;
       const topology = resolveTopology(config, 'streamer', { queue: flags.queue });
       const logger = createLogger(config.LOG_LEVEL);
+      // The receiver is the streamer's one port that takes data from the network: same rule as the API.
+      const stopWarning =
+        config.REMOTE_WRITE_PORT === undefined
+          ? () => undefined
+          : checkBind(config, logger, {
+              service: 'the remote write receiver serves every interface',
+              risk: 'anyone who reaches the port can write samples',
+            });
       const abort = new AbortController();
       let running: Promise<unknown> = Promise.resolve();
       // A signal stops reading; the batches read so far are published before the process exits.
@@ -413,7 +427,7 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
         receiveOnly,
       }).catch(targetsFileInvalid);
       running = run;
-      const summary = await run;
+      const summary = await run.finally(stopWarning);
       print(
         `published ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad) in ${summary.batches} batches, ${summary.rowsPerSecond.toLocaleString('en-US')} rows/s`,
       );

@@ -3,8 +3,12 @@
  * (Prometheus remote write 1.0, src/api/routes/remote-write.ts) publishing batches on the shared
  * queue, plus `GET /health` and `GET /metrics`, on a port of its own, so a Prometheus that already
  * scrapes dcgm-exporter forwards to the pipeline in nexus and traditional modes as it does to `start`.
+ * With authentication (AUTH), the write route needs a bearer token with the `write` scope, as on the
+ * API (the same hooks: 401 without a valid token, 403 without the scope); /health stays public and
+ * /metrics follows METRICS_AUTH.
  */
 import Fastify from 'fastify';
+import { installAuth, type AuthSettings } from '../api/auth/plugin.js';
 import { queueRemoteWriteSink, remoteWriteRoutes } from '../api/routes/remote-write.js';
 import type { PipelineMetrics } from '../metrics/registry.js';
 import type { Queue } from '../ports/queue.js';
@@ -21,6 +25,8 @@ export interface RemoteWriteServerOptions {
   metrics: PipelineMetrics;
   /** Details for /health (role, id). */
   health: () => Record<string, unknown>;
+  /** Bearer authentication (absent: none). */
+  auth?: AuthSettings;
 }
 
 /** A listening receiver. */
@@ -33,6 +39,8 @@ export interface RemoteWriteServer {
 /** Listen on `host:port` for remote write; resolves once listening. */
 export async function startRemoteWriteServer(options: RemoteWriteServerOptions): Promise<RemoteWriteServer> {
   const app = Fastify({ logger: false });
+  // logger: false: the receiver logs no request, so no credential can reach a log line.
+  if (options.auth !== undefined) installAuth(app, options.auth);
   await app.register(remoteWriteRoutes, {
     metrics: options.metrics,
     clusterId: options.clusterId,

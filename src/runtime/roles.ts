@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { apiOptionsFromConfig, buildApp } from '../api/app.js';
+import { receiverAuthFromConfig, type ReceiverAuth } from '../api/auth/from-config.js';
 import { exportTargetMetrics } from '../api/routes/targets.js';
 import { Collector } from '../collector/collector.js';
 import { Maintenance } from '../collector/maintenance.js';
@@ -127,10 +128,13 @@ export async function runStreamerProcess(
     const registration = await maybeRegister(coordination, 'streamer', config.SERVICE_ID);
     let sharing: TargetSharing | undefined;
     let receiver: RemoteWriteServer | undefined;
+    let receiverAuth: ReceiverAuth | undefined;
     try {
       if (config.REMOTE_WRITE_PORT !== undefined) {
         metrics ??= createPipelineMetrics();
+        receiverAuth = await receiverAuthFromConfig(config, logger);
         receiver = await startRemoteWriteServer({
+          auth: receiverAuth.settings,
           host: config.HOST,
           port: config.REMOTE_WRITE_PORT,
           queue,
@@ -180,6 +184,7 @@ export async function runStreamerProcess(
       return summary;
     } finally {
       await receiver?.close();
+      await receiverAuth?.close();
       await sharing?.close();
       await registration?.close();
       await queue.close();

@@ -143,7 +143,15 @@ describe('configuration', () => {
     expect(lines).toEqual([]);
     checkBind(loadConfig({ HOST: '0.0.0.0', INSECURE_NO_AUTH: 'true' }), logger)();
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('WITHOUT authentication');
+    expect(lines[0]).toContain('the API serves every interface WITHOUT authentication');
+    // The streamer's remote write receiver names itself and what an open port risks.
+    checkBind(loadConfig({ HOST: '0.0.0.0', INSECURE_NO_AUTH: 'true' }), logger, {
+      service: 'the remote write receiver serves every interface',
+      risk: 'anyone who reaches the port can write samples',
+    })();
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain('the remote write receiver serves every interface WITHOUT authentication');
+    expect(lines[1]).toContain('anyone who reaches the port can write samples');
   });
 });
 
