@@ -1,9 +1,11 @@
 // Container health check of the nexus-telemetry image, for every role the one image runs:
-// `api` and `start` serve HTTP, so they are healthy when GET /health on PORT answers 200 within the
-// timeout; `collector` and `streamer` serve no HTTP and are healthy while their process runs (the
+// `api` and `start` serve HTTP (HTTPS with TLS_CERT_FILE), so they are healthy when GET /health on
+// PORT answers 200 within the timeout; `collector` and `streamer` serve no HTTP and are healthy while their process runs (the
 // orchestrator restarts them when they exit). Plain JavaScript so the runtime image needs no tsx.
-/* global process, fetch, AbortSignal, console */
+/* global process, console */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 
 const ROLES = ['start', 'api', 'collector', 'streamer', 'generate'];
 
@@ -25,11 +27,31 @@ const current = role();
 if (current !== 'api' && current !== 'start') process.exit(0);
 
 const port = process.env.PORT || '8080';
+// With TLS_CERT_FILE the API serves HTTPS only. The check asks its own process over loopback, so it
+// does not verify the certificate (whose name is the service's, not 127.0.0.1); it checks liveness.
+const tls = Boolean(process.env.TLS_CERT_FILE);
+const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}/health`;
 try {
-  const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(4000) });
-  if (!response.ok) console.error(`GET /health answered ${response.status}`);
-  process.exit(response.ok ? 0 : 1);
+  const status = await get(url);
+  if (status !== 200) console.error(`GET /health answered ${status}`);
+  process.exit(status === 200 ? 0 : 1);
 } catch (error) {
-  console.error(`GET /health failed: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`GET ${url} failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
+}
+
+/** The status code of GET `target`, within 4 s. */
+function get(target) {
+  return new Promise((resolve, reject) => {
+    const request = (tls ? https : http).get(
+      target,
+      { timeout: 4000, ...(tls ? { rejectUnauthorized: false } : {}) },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timed out after 4 s')));
+    request.on('error', reject);
+  });
 }

@@ -35,7 +35,7 @@ import { federateRoutes } from './routes/federate.js';
 import { isPrometheusApiRoute, prometheusRoutes, type PromqlSettings } from './routes/prometheus.js';
 import { remoteWriteRoutes, type RemoteWriteSink } from './routes/remote-write.js';
 import type { ScrapeTargetBoard } from '../ingest/scrape.js';
-import { installAuth, type AuthSettings } from './auth/plugin.js';
+import { declarePublic, installAuth, type AuthSettings } from './auth/plugin.js';
 import { installRateLimit, type RateLimitSettings } from './rate-limit.js';
 import { tokenRoutes } from './auth/routes.js';
 import { CREDENTIAL_LOG_PATHS } from './auth/redact.js';
@@ -202,6 +202,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   if (options.cors) await registerCors(app, options.cors);
   // After CORS (a 401 still carries CORS headers), before the docs and every route.
   if (options.auth) installAuth(app, options.auth);
+  else declarePublic(app);
   // After auth (the key is the principal when there is one), before every route.
   if (options.rateLimit) await installRateLimit(app, options.rateLimit);
   await registerDocs(app, {

@@ -5,9 +5,12 @@
  * only environment variables the code reads. The container health check script works.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { makeTestCerts } from '../harness/tls-certs.js';
 import { READ_VARIABLES, ROOT, filesUnder, parseYamlDocs, read } from './support.js';
 
 const yamlFiles = [
@@ -93,10 +96,10 @@ describe('container health check (scripts/healthcheck.mjs)', () => {
     return { port: (srv.address() as { port: number }).port, server: srv };
   }
 
-  function healthcheck(port: number): Promise<number | null> {
+  function healthcheck(port: number, env: Record<string, string> = {}): Promise<number | null> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [`${ROOT}scripts/healthcheck.mjs`], {
-        env: { ...process.env, PORT: String(port) },
+        env: { ...process.env, TLS_CERT_FILE: '', PORT: String(port), ...env },
         stdio: 'ignore',
       });
       child.on('exit', (code) => resolve(code));
@@ -114,6 +117,31 @@ describe('container health check (scripts/healthcheck.mjs)', () => {
     } finally {
       ok.server.close();
       failing.server.close();
+    }
+  });
+
+  it('asks over HTTPS when the API serves it (TLS_CERT_FILE), and not over plain HTTP then', async () => {
+    const certs = await makeTestCerts();
+    const srv = createHttpsServer(
+      { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile) },
+      (req, res) => {
+        res.statusCode = req.url === '/health' ? 200 : 404;
+        res.end('{}');
+      },
+    );
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const port = (srv.address() as { port: number }).port;
+    const plain = await server(200);
+    try {
+      expect(await healthcheck(port, { TLS_CERT_FILE: certs.certFile })).toBe(0);
+      // Without TLS_CERT_FILE it speaks HTTP, which an HTTPS port does not answer with 200.
+      expect(await healthcheck(port)).toBe(1);
+      // And with it, a plain HTTP server does not pass.
+      expect(await healthcheck(plain.port, { TLS_CERT_FILE: certs.certFile })).toBe(1);
+    } finally {
+      srv.close();
+      plain.server.close();
+      await certs.remove();
     }
   });
 });
