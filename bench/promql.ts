@@ -32,6 +32,7 @@ import { startBackfilledPrometheus } from '../test/harness/promtool.js';
 import { generatePromqlDataset, PROMQL_GAUGES, writeDataset } from '../test/support/promql-data.js';
 import { intArg } from './args.js';
 import { figure, type Figure } from './figure.js';
+import { percentile, round2, timeRound } from './timing.js';
 
 const STEP_S = 15;
 const WARMUP = 5;
@@ -82,12 +83,6 @@ export interface PromqlFigures {
 
 type Log = (line: string) => void;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-const round2 = (n: number): number => Math.round(n * 100) / 100;
-
 interface Answer {
   ms: number;
   bytes: number;
@@ -116,18 +111,13 @@ async function request(url: string): Promise<Answer> {
   };
 }
 
-async function timeRound(url: string): Promise<number[]> {
-  for (let i = 0; i < WARMUP; i++) await request(url);
-  const latencies: number[] = [];
-  const started = performance.now();
-  while (
-    latencies.length < MAX_REQUESTS &&
-    (latencies.length < MIN_REQUESTS || performance.now() - started < ROUND_BUDGET_MS)
-  ) {
-    latencies.push((await request(url)).ms);
-  }
-  return latencies.sort((a, b) => a - b);
-}
+const timeQuery = (url: string): Promise<number[]> =>
+  timeRound(() => request(url), {
+    warmup: WARMUP,
+    minRequests: MIN_REQUESTS,
+    maxRequests: MAX_REQUESTS,
+    budgetMs: ROUND_BUDGET_MS,
+  });
 
 /**
  * Generate the data, load it into a backfilled Prometheus and an embedded runtime, and time the two
@@ -225,8 +215,8 @@ export async function benchPromql(opts: { runs: number; gpus?: number; log?: Log
       const rounds = { ours: [] as number[][], prometheus: [] as number[][] };
       for (let r = 0; r < opts.runs; r++) {
         log(`bench promql: ${q.id}, round ${r + 1}/${opts.runs} ...`);
-        rounds.ours.push(await timeRound(origins.ours + path));
-        rounds.prometheus.push(await timeRound(origins.prometheus + path));
+        rounds.ours.push(await timeQuery(origins.ours + path));
+        rounds.prometheus.push(await timeQuery(origins.prometheus + path));
       }
       const server = (lat: number[][]): PromqlServerFigure => ({
         p50Ms: figure(lat.map((l) => round2(percentile(l, 50)))),

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S]`:
+ * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S --cost-gpus G]`:
  * generates DCGM CSV with the project's generator, then measures in one run, so every figure has a
  * floor taken on the same machine at the same hour:
  *   1. the CSV parser vs a raw read of the file, and the exposition parser on the same rows (bench/parser.ts)
@@ -12,6 +12,9 @@
  *   5. event latency from the collector's write to /ws and GraphQL subscribers, 1 and 100, and
  *      what a stalled subscriber costs the others (bench/events.ts)
  *   6. PromQL query_range latency beside Prometheus 2.42 on the same data (bench/promql.ts)
+ *   7. cost per sample beside Prometheus (issue 18's table: ingest rate, disk per sample, one GPU's
+ *      raw hour, latest values; 1,000 GPUs x 10 metrics x 100 scrapes, `--cost-gpus` to change;
+ *      bench/cost-per-sample.ts)
  * Prints every table and writes one JSON file to bench/results/. Each figure: median of K runs
  * (default 3) and the spread.
  */
@@ -27,6 +30,7 @@ import { benchEvents, formatEventFigures } from './events.js';
 import { figure } from './figure.js';
 import { benchParser } from './parser.js';
 import { benchPipelines, DEFAULT_BUDGET_SECONDS, formatPipelineFigures } from './pipelines.js';
+import { benchCostPerSample, formatCostFigures } from './cost-per-sample.js';
 import { benchPromql, formatPromqlFigures } from './promql.js';
 import { benchQueries, formatQueryFigures } from './queries.js';
 
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
     // Two replays per run: enough for the stalled client to pass its send-buffer bound and be dropped.
     const events = await benchEvents({ runs, replays: 2, log });
     const promql = await benchPromql({ runs, log });
+    const cost = await benchCostPerSample({ runs, gpus: intArg('--cost-gpus', 1000), log });
 
     const results = {
       date: new Date().toISOString(),
@@ -118,6 +123,7 @@ async function main(): Promise<void> {
       queries,
       events,
       promql,
+      cost,
     };
 
     const k = (n: number): string => `${Math.round(n).toLocaleString('en-US')}`;
@@ -163,6 +169,7 @@ async function main(): Promise<void> {
     console.log(`\n${formatQueryFigures(queries)}`);
     console.log(`\nevent latency, collector write -> subscriber (embedded)\n${formatEventFigures(events)}`);
     console.log(`\n${formatPromqlFigures(promql)}`);
+    console.log(`\n${formatCostFigures(cost)}`);
     console.log(`\nwall time of the whole bench: ${Math.round((performance.now() - benchStarted) / 1000)} s`);
 
     const outDir = new URL('./results/', import.meta.url);

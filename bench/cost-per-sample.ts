@@ -1,0 +1,334 @@
+/**
+ * Cost per sample beside Prometheus (issue 18's table), same data, same run:
+ *
+ *   npx tsx bench/cost-per-sample.ts [--gpus 1000] [--scrapes 100] [--runs 3] [--out results.json]
+ *
+ * Data (test/support/promql-data.ts): `--gpus` GPUs (8 per host) x 10 dcgm-exporter gauges x
+ * `--scrapes` scrapes 30 s apart (default 1,000 x 10 x 100 = 1,000,000 samples, 50 minutes).
+ * - ingest: `promtool tsdb create-blocks-from openmetrics` (Prometheus' own bulk path) against the
+ *   project's embedded runtime reading the same samples as exposition text (file source -> queue
+ *   -> collector -> PGlite on disk), samples per second of each; the project's stored count checked;
+ * - disk: bytes of the block directory against bytes of the PGlite data directory once the runtime
+ *   is closed, per sample;
+ * - one GPU's 10 metrics over the data's hour, raw: Prometheus `{Hostname=.., gpu="0"}[1h]` (an
+ *   instant query returning every raw point) against the project's REST telemetry route
+ *   (`limit=10000`), each answer checked to hold every point; p50/p99 and response bytes;
+ * - latest values of one GPU: Prometheus' instant query `{Hostname=.., gpu="0"}` against the
+ *   project's `GET .../gpus/0` (its `metrics` are the latest values);
+ * - the bench process's peak RSS during the project's ingest (the embedded runtime runs in it).
+ * Latency rounds: 5 warm-up requests, then 10-200 requests within ~3 s, one at a time (bench/timing.ts);
+ * figures are medians over `--runs` rounds. Prints met/missed for issue 18's first targets.
+ */
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadConfig } from '../src/config/config.js';
+import { startEmbedded, type EmbeddedRuntime } from '../src/runtime/embedded.js';
+import { createLogger } from '../src/util/logger.js';
+import { startPrometheus, type PrometheusHandle } from '../test/harness/prometheus.js';
+import { createBlocks } from '../test/harness/promtool.js';
+import { generatePromqlDataset, PROMQL_GAUGES, writeDataset } from '../test/support/promql-data.js';
+import { intArg } from './args.js';
+import { figure, type Figure } from './figure.js';
+import { percentile, round2, timeRound } from './timing.js';
+
+const INTERVAL_MS = 30_000;
+const METRICS = 10;
+
+/** p50/p99 of one query on one server, and its answer's size. */
+export interface LatencyFigure {
+  p50Ms: Figure;
+  p99Ms: Figure;
+  bytes: number;
+}
+
+/** Everything {@link benchCostPerSample} measured. */
+export interface CostFigures {
+  date: string;
+  machine: { cpus: number; node: string };
+  runs: number;
+  data: { gpus: number; metrics: number; scrapes: number; samples: number; intervalSec: number };
+  ingest: { prometheusSamplesPerSec: number; oursSamplesPerSec: number; ratio: number };
+  disk: {
+    prometheusBytes: number;
+    oursBytes: number;
+    prometheusBytesPerSample: number;
+    oursBytesPerSample: number;
+    ratio: number;
+  };
+  oneGpuHour: { points: number; ours: LatencyFigure; prometheus: LatencyFigure; ratioP50: number };
+  latest: { ours: LatencyFigure; prometheus: LatencyFigure; ratioP50: number };
+  oursPeakRssMiB: number;
+  loadAverage: number[];
+}
+
+type Log = (line: string) => void;
+
+/** Total size of the files under `dir`. */
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+/** GET `url`, check the status, and hand the parsed body to `check`; the text's length. */
+async function getChecked(url: string, check: (body: unknown) => void): Promise<number> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  const text = await response.text();
+  if (response.status !== 200)
+    throw new Error(`bench: GET ${url} answered ${response.status}: ${text.slice(0, 300)}`);
+  check(JSON.parse(text));
+  return text.length;
+}
+
+/** Rounds of `url` on one server: the p50/p99 medians over `runs` rounds, and the answer's bytes. */
+async function latency(url: string, runs: number, check: (body: unknown) => void): Promise<LatencyFigure> {
+  const bytes = await getChecked(url, check);
+  const rounds: number[][] = [];
+  for (let r = 0; r < runs; r++) rounds.push(await timeRound(() => getChecked(url, () => undefined)));
+  return {
+    p50Ms: figure(rounds.map((l) => round2(percentile(l, 50)))),
+    p99Ms: figure(rounds.map((l) => round2(percentile(l, 99)))),
+    bytes,
+  };
+}
+
+/** Points of a Prometheus matrix answer. */
+function matrixPoints(body: unknown): number {
+  const result = (body as { data: { result: { values?: unknown[] }[] } }).data.result;
+  return result.reduce((n, s) => n + (s.values?.length ?? 0), 0);
+}
+
+/**
+ * Generate the data, load it into Prometheus (promtool backfill) and an embedded runtime, and measure
+ * the table of this module's header. Everything runs on 127.0.0.1 in temporary directories, removed
+ * before the promise settles.
+ */
+export async function benchCostPerSample(opts: {
+  runs: number;
+  gpus?: number;
+  scrapes?: number;
+  log?: Log;
+}): Promise<CostFigures> {
+  const log = opts.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const gpus = opts.gpus ?? 1000;
+  const scrapes = opts.scrapes ?? 100;
+  const perHost = 8;
+  const gpusPerHost = Array.from({ length: Math.ceil(gpus / perHost) }, (_, h) =>
+    Math.min(perHost, gpus - h * perHost),
+  );
+  // The data ends on the last whole minute at least 10 minutes ago (Prometheus accepts it as old).
+  const endMs = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
+  const startMs = endMs - scrapes * INTERVAL_MS;
+  let dataset: ReturnType<typeof generatePromqlDataset> | undefined = generatePromqlDataset({
+    startMs,
+    durationMs: scrapes * INTERVAL_MS,
+    intervalMs: INTERVAL_MS,
+    gpusPerHost,
+    metrics: PROMQL_GAUGES.slice(0, METRICS),
+    gap: false,
+    reset: false,
+    cluster: 'bench',
+    seed: 11,
+  });
+  const samples = dataset.sampleCount;
+  const lastMs = dataset.endMs;
+  const host = dataset.gpus[0]!.hostname;
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-bench-cost-'));
+  let prometheus: PrometheusHandle | undefined;
+  let runtime: EmbeddedRuntime | undefined;
+  try {
+    log(`bench cost: ${samples.toLocaleString('en-US')} samples, writing both texts ...`);
+    await writeDataset(dataset, 'openmetrics', join(dir, 'data.om'));
+    await writeDataset(dataset, 'text', join(dir, 'data.prom'));
+    dataset = undefined; // the samples now live in the files only (keeps the RSS figure honest)
+
+    log('bench cost: promtool backfill ...');
+    const blocks = join(dir, 'prometheus');
+    let started = performance.now();
+    await createBlocks(join(dir, 'data.om'), blocks);
+    const prometheusSec = (performance.now() - started) / 1000;
+    const prometheusBytes = await directoryBytes(blocks);
+    prometheus = await startPrometheus({
+      config: 'global:\n  evaluation_interval: 1m\n',
+      storageDir: blocks,
+      readyTimeoutMs: 60_000,
+      extraArgs: ['--storage.tsdb.retention.time=100y'],
+    });
+
+    log('bench cost: ingest into the embedded runtime (PGlite on disk) ...');
+    const dataDir = join(dir, 'nexus');
+    runtime = await startEmbedded({
+      config: loadConfig(
+        {},
+        { DATA_DIR: dataDir, PORT: 0, HOST: '127.0.0.1', LOG_LEVEL: 'silent', CLUSTER_ID: 'bench' },
+      ),
+      logger: createLogger('silent'),
+    });
+    let peakRss = process.memoryUsage().rss;
+    const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
+    started = performance.now();
+    try {
+      await runtime.ingest({ spec: join(dir, 'data.prom') });
+    } finally {
+      clearInterval(rssTimer);
+    }
+    const oursSec = (performance.now() - started) / 1000;
+    const stored = await runtime.store.countSamples();
+    if (stored !== samples)
+      throw new Error(`bench cost: the project stored ${stored} samples, expected ${samples}`);
+
+    const selector = `{Hostname="${host}", gpu="0"}`;
+    const prom = (query: string): string =>
+      `${prometheus!.url}/api/v1/query?${new URLSearchParams({ query, time: String(lastMs / 1000) })}`;
+    const gpuPath = `${runtime.address}/api/v1/clusters/bench/hosts/${encodeURIComponent(host)}/gpus/0`;
+    const expected = scrapes * METRICS;
+
+    log('bench cost: one GPU, one hour, raw ...');
+    const hourQuery = new URLSearchParams({
+      start_time: new Date(lastMs - 3_600_000).toISOString(),
+      end_time: new Date(lastMs).toISOString(),
+      limit: '10000',
+      order: 'asc',
+    });
+    const oursHour = await latency(`${gpuPath}/telemetry?${hourQuery}`, opts.runs, (body) => {
+      const items = (body as { data?: unknown[] }).data ?? (body as unknown[]);
+      if (!Array.isArray(items) || items.length !== expected)
+        throw new Error(
+          `bench cost: the project's hour answered ${Array.isArray(items) ? items.length : '?'} points, expected ${expected}`,
+        );
+    });
+    const theirHour = await latency(prom(`${selector}[1h]`), opts.runs, (body) => {
+      if (matrixPoints(body) !== expected)
+        throw new Error(
+          `bench cost: Prometheus' hour answered ${matrixPoints(body)} points, expected ${expected}`,
+        );
+    });
+
+    log('bench cost: latest values of one GPU ...');
+    const oursLatest = await latency(gpuPath, opts.runs, (body) => {
+      const metrics = (body as { metrics?: Record<string, unknown> }).metrics ?? {};
+      if (Object.keys(metrics).length !== METRICS)
+        throw new Error(`bench cost: the project's GPU has ${Object.keys(metrics).length} latest values`);
+    });
+    const theirLatest = await latency(prom(selector), opts.runs, (body) => {
+      const n = (body as { data: { result: unknown[] } }).data.result.length;
+      if (n !== METRICS) throw new Error(`bench cost: Prometheus' latest answered ${n} series`);
+    });
+
+    await runtime.close();
+    runtime = undefined;
+    const oursBytes = await directoryBytes(dataDir);
+    const prometheusPerSec = samples / prometheusSec;
+    const oursPerSec = samples / oursSec;
+    return {
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, node: process.version },
+      runs: opts.runs,
+      data: { gpus, metrics: METRICS, scrapes, samples, intervalSec: INTERVAL_MS / 1000 },
+      ingest: {
+        prometheusSamplesPerSec: Math.round(prometheusPerSec),
+        oursSamplesPerSec: Math.round(oursPerSec),
+        ratio: round2(oursPerSec / prometheusPerSec),
+      },
+      disk: {
+        prometheusBytes,
+        oursBytes,
+        prometheusBytesPerSample: round2(prometheusBytes / samples),
+        oursBytesPerSample: round2(oursBytes / samples),
+        ratio: round2(oursBytes / prometheusBytes),
+      },
+      oneGpuHour: {
+        points: expected,
+        ours: oursHour,
+        prometheus: theirHour,
+        ratioP50: round2(oursHour.p50Ms.median / theirHour.p50Ms.median),
+      },
+      latest: {
+        ours: oursLatest,
+        prometheus: theirLatest,
+        ratioP50: round2(oursLatest.p50Ms.median / theirLatest.p50Ms.median),
+      },
+      oursPeakRssMiB: Math.round(peakRss / 2 ** 20),
+      loadAverage: loadavg().map(round2),
+    };
+  } finally {
+    await runtime?.close();
+    await prometheus?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (f: Figure): string => `${f.median} (${f.min}..${f.max})`;
+const met = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+
+/** The figures as issue 18's table, with met/missed for its first targets. */
+export function formatCostFigures(f: CostFigures): string {
+  const n = (v: number): string => v.toLocaleString('en-US');
+  const rows = [
+    ['', 'Prometheus 2.42', 'nexus-telemetry (embedded)', 'ratio', 'target (issue 18)'],
+    [
+      'ingest, samples/s',
+      `${n(f.ingest.prometheusSamplesPerSec)} (promtool backfill)`,
+      n(f.ingest.oursSamplesPerSec),
+      `${f.ingest.ratio}x`,
+      `>= 0.5x: ${met(f.ingest.ratio >= 0.5)}`,
+    ],
+    [
+      'disk, bytes/sample',
+      `${f.disk.prometheusBytesPerSample} (${n(f.disk.prometheusBytes)} B)`,
+      `${f.disk.oursBytesPerSample} (${n(f.disk.oursBytes)} B)`,
+      `${f.disk.ratio}x`,
+      `<= 4x: ${met(f.disk.ratio <= 4)}`,
+    ],
+    [
+      `one GPU, ${METRICS} metrics, 1 h raw (${n(f.oneGpuHour.points)} points), p50 / p99 ms`,
+      `${fmt(f.oneGpuHour.prometheus.p50Ms)} / ${fmt(f.oneGpuHour.prometheus.p99Ms)}, ${n(f.oneGpuHour.prometheus.bytes)} B`,
+      `${fmt(f.oneGpuHour.ours.p50Ms)} / ${fmt(f.oneGpuHour.ours.p99Ms)}, ${n(f.oneGpuHour.ours.bytes)} B`,
+      `p50 ${f.oneGpuHour.ratioP50}x`,
+      `p50 <= Prometheus': ${met(f.oneGpuHour.ratioP50 <= 1)}`,
+    ],
+    [
+      'latest values of one GPU, p50 / p99 ms',
+      `${fmt(f.latest.prometheus.p50Ms)} / ${fmt(f.latest.prometheus.p99Ms)}`,
+      `${fmt(f.latest.ours.p50Ms)} / ${fmt(f.latest.ours.p99Ms)}`,
+      `p50 ${f.latest.ratioP50}x`,
+      '',
+    ],
+    ['bench process peak RSS while ingesting, MiB', '', String(f.oursPeakRssMiB), '', ''],
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return [
+    `Cost per sample beside Prometheus, same data, same run: ${f.data.gpus} GPUs x ${f.data.metrics} metrics x ` +
+      `${f.data.scrapes} scrapes at ${f.data.intervalSec} s = ${n(f.data.samples)} samples; latency medians of ` +
+      `${f.runs} rounds (min..max); ${f.machine.cpus} cores, node ${f.machine.node}, load ${f.loadAverage.join('/')}`,
+    ...rows.map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    ),
+  ].join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const out = process.argv.indexOf('--out');
+  const main = async (): Promise<void> => {
+    const figures = await benchCostPerSample({
+      runs: intArg('--runs', 3),
+      gpus: intArg('--gpus', 1000),
+      scrapes: intArg('--scrapes', 100),
+    });
+    console.log(`\n${formatCostFigures(figures)}`);
+    if (out !== -1 && process.argv[out + 1])
+      writeFileSync(process.argv[out + 1]!, `${JSON.stringify(figures, null, 2)}\n`);
+  };
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
