@@ -9,6 +9,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     exclude: process.env.NEXUS_SOAK ? configDefaults.exclude : [...configDefaults.exclude, soak],
     pool: 'forks',
+    // Builds dist/web/* (the dashboard, GraphiQL) when stale, for the browser tests.
+    globalSetup: ['test/setup/web-build.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default'],

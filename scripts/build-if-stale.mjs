@@ -1,13 +1,14 @@
 // `npm start`'s prestart: run `npm run build` only when dist/ is older than its inputs. The inputs
-// are every file and directory under src/ (a directory's time changes when a file is added, removed
-// or renamed), the tsconfig files, package.json and the installed dependency tree
-// (node_modules/.package-lock.json, rewritten by every npm ci/install). After a successful build the
-// stamp dist/.build-stamp is written; a later start with nothing newer than the stamp skips the build.
+// are every file and directory under src/ and web/ (a directory's time changes when a file is added,
+// removed or renamed; web/ holds the web apps that scripts/build-web.mjs bundles), the tsconfig files,
+// package.json and the installed dependency tree (node_modules/.package-lock.json, rewritten by every
+// npm ci/install). After a successful build the stamp dist/.build-stamp is written; a later start
+// with nothing newer than the stamp skips the build.
 // `npm run build` itself always compiles (incrementally: dist/.tsbuildinfo), so it stays the way to
 // force a build; FORCE_BUILD=1 does the same here. Plain JavaScript: it runs before anything is built.
 /* global process, console, URL */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +42,8 @@ function staleReason() {
   const stamp = mtime(STAMP);
   if (stamp === undefined || mtime(ENTRY) === undefined) return 'no complete build in dist/';
   if (newestIn(join(root, 'src')) > stamp) return 'src/ changed since the last build';
+  if (existsSync(join(root, 'web')) && newestIn(join(root, 'web')) > stamp)
+    return 'web/ changed since the last build';
   const changed = FILES.find((f) => (mtime(join(root, f)) ?? 0) > stamp);
   return changed ? `${changed} changed since the last build` : undefined;
 }

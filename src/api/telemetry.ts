@@ -1,8 +1,9 @@
 /**
- * The telemetry query both telemetry routes share: validate the query string (time range, metric
- * list, limit, order, resolution), ask the sample store for one more sample than `limit` to learn
- * whether more match (told to clients in the `x-has-more` header), and shape the items. The
- * resolution (`auto` decided here, once) is reported back for the `x-resolution` header.
+ * The telemetry query the telemetry routes share: validate the query string (time range, metric
+ * list, limit, order, resolution, format), ask the sample store for one more sample than `limit`
+ * to learn whether more match (told to clients in the `x-has-more` header), and shape the page as
+ * items or in the compact form. The resolution (`auto` decided here, once) is reported back for
+ * the `x-resolution` header.
  */
 import type { FastifyReply } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
@@ -11,10 +12,11 @@ import {
   type GpuSelector,
   type Resolution,
   type SampleStore,
+  type StoredGpu,
 } from '../ports/sample-store.js';
 import { parseMetricList, parseResolution, parseTimeRange } from './params.js';
 import { RESOLUTION_HEADER, type telemetryQuerySchema } from './schemas.js';
-import { telemetryItemsJson } from './telemetry-json.js';
+import { telemetryCompactJson, telemetryItemsJson } from './telemetry-json.js';
 
 /**
  * Query string of the telemetry routes, after schema validation and defaults (from the schema:
@@ -27,7 +29,10 @@ export const HAS_MORE_HEADER = 'x-has-more';
 
 /** Result of a telemetry query: one page of samples, whether more matched, and the resolution read. */
 export interface TelemetryPage {
-  /** The page as the routes' JSON body: an array of `TelemetryItemView` (telemetry-json.ts). */
+  /**
+   * The page as the routes' JSON body: an array of `TelemetryItemView`, or with `format=compact` a
+   * `TelemetryCompactView` (telemetry-json.ts).
+   */
   json: string;
   /** Items on the page. */
   count: number;
@@ -37,7 +42,13 @@ export interface TelemetryPage {
 
 /** A checked telemetry query, ready to run for one GPU (its own series, or one MIG instance's). */
 export interface PreparedTelemetryQuery {
-  run(store: SampleStore, selector: GpuSelector, migInstance?: string): Promise<TelemetryPage>;
+  /** Run it for `gpu` (the compact form's `gpu`), whose series `selector` picks. */
+  run(
+    store: SampleStore,
+    gpu: StoredGpu,
+    selector: GpuSelector,
+    migInstance?: string,
+  ): Promise<TelemetryPage>;
 }
 
 /**
@@ -47,10 +58,10 @@ export interface PreparedTelemetryQuery {
 export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTelemetryQuery {
   const range = parseTimeRange(query.start_time, query.end_time);
   const metrics = parseMetricList(query.metric);
-  const { limit, order } = query;
+  const { limit, order, format } = query;
   const resolution = chooseResolution({ ...range, resolution: parseResolution(query.resolution) });
   return {
-    run: async (store, selector, migInstance) => {
+    run: async (store, gpu, selector, migInstance) => {
       const samples = await store.querySamples({
         gpu: selector,
         ...(migInstance !== undefined ? { migInstance } : {}),
@@ -62,7 +73,7 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
       });
       const page = samples.slice(0, limit);
       return {
-        json: telemetryItemsJson(page),
+        json: format === 'compact' ? telemetryCompactJson(page, gpu, resolution) : telemetryItemsJson(page),
         count: page.length,
         hasMore: samples.length > limit,
         resolution,

@@ -1,22 +1,25 @@
 /**
  * GraphQL over HTTP: POST /graphql (a JSON request, or an array of them when batching is on, up to
- * the batch limit), GET /graphql?query=... for queries, and the IDE page at GET /graphql without a
- * query. Requests refused before execution (bad JSON, parse, limits, validation) answer 400 with
- * `{ errors }`; executed ones answer 200 with `{ data, errors? }`. Never a 500 for a bad document.
+ * the batch limit), GET /graphql?query=... for queries, and GraphiQL (ide.ts) at GET /graphql
+ * without a query from a browser (Accept: text/html), its assets under /graphql/assets/. Requests
+ * refused before execution (bad JSON, parse, limits, validation) answer 400 with `{ errors }`;
+ * executed ones answer 200 with `{ data, errors? }`. Never a 500 for a bad document.
  * An array batch is costed as a whole (the sum of its operations must be within GRAPHQL_MAX_COST)
  * and its operations share one read budget (READ_TIMEOUT, READ_MAX_ROWS).
  */
+import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GraphQLSchema } from 'graphql';
 import { execute } from './graphql.js';
 import type { Logger } from '../../util/logger.js';
+import { NexusError } from '../../errors.js';
 import { toErrorResponse } from '../errors.js';
 import { operationContext, type GraphqlServices } from './context.js';
 import type { ReadBudget } from '../read-limiter.js';
 import type { CardinalityCache } from './cardinality.js';
 import { formatResult, prepareOperation, type Prepared, type PipelineSettings } from './execute.js';
 import { tooCostly } from './limits.js';
-import { IDE_CSP, IDE_SCRIPT, ideHtml } from './ide.js';
+import { acceptsHtml, GRAPHIQL_ASSETS_PREFIX, IDE_CSP, ideConfig, injectConfig, readIdeHtml } from './ide.js';
 
 /** Options of {@link graphqlHttpRoutes}. */
 export interface GraphqlHttpOptions {
@@ -25,8 +28,10 @@ export interface GraphqlHttpOptions {
   settings: PipelineSettings;
   /** Most operations in one array-batched POST; 0 turns array batching off. */
   maxBatch: number;
-  /** Serve the IDE page at GET /graphql (default true). */
+  /** Serve GraphiQL at GET /graphql (default true). */
   ide: boolean;
+  /** The built GraphiQL (dist/web/graphiql). */
+  ideDir: string;
   /** Cluster id the IDE's starting query asks for. */
   defaultClusterId: string;
   /** Largest POST body in bytes. */
@@ -97,6 +102,27 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
     return reply.status(status).send(errorBody(body.error.code, body.error.message));
   };
 
+  // With authentication installed the page starts with an Authorization header to fill in: the
+  // page itself is public (auth/scopes.ts), every request it makes carries the token.
+  const auth = app.hasRequestDecorator('principal');
+  const sendIde = async (reply: FastifyReply): Promise<FastifyReply> => {
+    const html = await readIdeHtml(options.ideDir);
+    if (html === undefined) {
+      const missing = new NexusError(
+        'WEB_NOT_BUILT',
+        `GraphiQL is not built (${options.ideDir} is missing): run \`npm run build\``,
+      );
+      const { status, body } = toErrorResponse(missing);
+      return reply.status(status).header('cache-control', 'no-cache').send(body);
+    }
+    return reply
+      .header('content-security-policy', IDE_CSP)
+      .header('x-content-type-options', 'nosniff')
+      .header('cache-control', 'no-cache')
+      .type('text/html; charset=utf-8')
+      .send(injectConfig(html, ideConfig(options.defaultClusterId, auth)));
+  };
+
   app.post(
     '/graphql',
     { schema: { hide: true }, bodyLimit: options.bodyLimit, errorHandler },
@@ -141,13 +167,8 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
     async (request, reply) => {
       const { query, variables, operationName } = request.query;
       if (query === undefined) {
-        if (!options.ide)
-          return reply.status(400).send(errorBody('BAD_REQUEST', 'missing "query" parameter'));
-        return reply
-          .header('content-security-policy', IDE_CSP)
-          .header('x-content-type-options', 'nosniff')
-          .type('text/html; charset=utf-8')
-          .send(ideHtml(options.defaultClusterId));
+        if (options.ide && acceptsHtml(request.headers.accept)) return sendIde(reply);
+        return reply.status(400).send(errorBody('BAD_REQUEST', 'missing "query" parameter'));
       }
       let parsedVariables: unknown = undefined;
       if (typeof variables === 'string' && variables !== '') {
@@ -163,12 +184,17 @@ export const graphqlHttpRoutes: FastifyPluginAsync<GraphqlHttpOptions> = async (
   );
 
   if (options.ide) {
-    app.get('/graphql/ide.js', { schema: { hide: true } }, async (_request, reply) =>
-      reply
-        .header('cache-control', 'no-cache')
-        .header('x-content-type-options', 'nosniff')
-        .type('text/javascript; charset=utf-8')
-        .send(IDE_SCRIPT),
-    );
+    await app.register(fastifyStatic, {
+      root: `${options.ideDir}/assets`,
+      prefix: GRAPHIQL_ASSETS_PREFIX,
+      // Names carry a content hash: a file never changes under its name.
+      maxAge: '365d',
+      immutable: true,
+      // The build writes .br and .gz beside each asset (web/graphiql/vite.config.ts).
+      preCompressed: true,
+      index: false,
+      decorateReply: false,
+      schemaHide: true,
+    });
   }
 };

@@ -1,5 +1,5 @@
 /**
- * Fastify plugin of GraphQL: the HTTP routes at /graphql (queries, the IDE page) and, when
+ * Fastify plugin of GraphQL: the HTTP routes at /graphql (queries, GraphiQL) and, when
  * subscriptions are on, the graphql-ws server registered with the upgrade router under /graphql.
  * Both cost documents with the fleet's size from one cached snapshot of the hierarchy.
  */
@@ -10,6 +10,7 @@ import { CardinalityCache } from './cardinality.js';
 import type { GraphqlServices } from './context.js';
 import type { PipelineSettings } from './execute.js';
 import { graphqlHttpRoutes } from './http.js';
+import { GRAPHIQL_DIST } from './ide.js';
 import { telemetrySchema } from './schema.js';
 import { createGraphqlWsServer } from './ws.js';
 
@@ -17,8 +18,10 @@ import { createGraphqlWsServer } from './ws.js';
 export interface GraphqlSettings extends PipelineSettings {
   /** Most operations in one array-batched POST; 0 turns array batching off. */
   maxBatch: number;
-  /** Serve the IDE at GET /graphql (default true). */
+  /** Serve GraphiQL at GET /graphql (default true). */
   ide?: boolean;
+  /** The built GraphiQL (default dist/web/graphiql, see ide.ts). */
+  ideDir?: string;
   /** Cluster id in the IDE's starting query. */
   defaultClusterId?: string;
   /** Largest POST body, bytes (default 1 MiB). */
@@ -70,6 +73,7 @@ export const graphqlPlugin: FastifyPluginAsync<GraphqlPluginOptions> = async (ap
     settings: pipeline,
     maxBatch: settings.maxBatch,
     ide: settings.ide ?? true,
+    ideDir: settings.ideDir ?? GRAPHIQL_DIST,
     defaultClusterId: settings.defaultClusterId ?? 'my-cluster',
     bodyLimit: settings.bodyLimit ?? 1024 * 1024,
     logger,

@@ -20,8 +20,8 @@ import {
   gpuSummarySchema,
   gpuUuidParams,
   noQuerySchema,
+  telemetryAnyResponseSchema,
   telemetryQuerySchema,
-  telemetryResponseSchema,
 } from '../schemas.js';
 import { prepareTelemetryQuery, sendTelemetryPage } from '../telemetry.js';
 import { gpuSummaryView } from '../views.js';
@@ -81,7 +81,7 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
         summary: 'Samples of one GPU by UUID (raw or rollups, see resolution), newest first by default',
         params: gpuUuidParams,
         querystring: telemetryQuerySchema,
-        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404, 409, 422) },
+        response: { 200: telemetryAnyResponseSchema, ...errorResponses(400, 404, 409, 422) },
       },
     },
     async (request, reply) => {
@@ -102,7 +102,10 @@ export const gpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
       const gpu = places[0];
       if (!gpu) throw notFound(`GPU '${id}' not found`);
       if (places.length > 1) throw ambiguousUuid(id, places, 'id', 'rest');
-      const page = await query.run(store, { uuid: gpu.uuid });
+      // The place is one of the records listed: its device and model name the compact answer's GPU.
+      const record = [...live, ...stored].find((g) => g === gpu);
+      if (!record) throw notFound(`GPU '${id}' not found`);
+      const page = await query.run(store, record, { uuid: gpu.uuid });
       return sendTelemetryPage(reply, page);
     },
   );

@@ -24,8 +24,8 @@ import {
   migInstanceSchema,
   migParams,
   noQuerySchema,
+  telemetryAnyResponseSchema,
   telemetryQuerySchema,
-  telemetryResponseSchema,
 } from '../schemas.js';
 import { prepareTelemetryQuery, sendTelemetryPage } from '../telemetry.js';
 import { gpuView, migInstanceView } from '../views.js';
@@ -84,7 +84,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
         summary: 'Samples of one GPU (raw or rollups, see resolution), newest first by default',
         params: gpuParams,
         querystring: telemetryQuerySchema,
-        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404, 422) },
+        response: { 200: telemetryAnyResponseSchema, ...errorResponses(400, 404, 422) },
       },
     },
     async (request, reply) => {
@@ -97,7 +97,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
         throw notFound(`GPU '${gpuId}' not found on host '${hostId}' in cluster '${clusterId}'`);
       }
       const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
-      const page = await query.run(store, selector);
+      const page = await query.run(store, gpu, selector);
       return sendTelemetryPage(reply, page);
     },
   );
@@ -150,7 +150,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
         summary: 'Samples of one MIG instance only (raw or rollups, see resolution), newest first by default',
         params: migParams,
         querystring: telemetryQuerySchema,
-        response: { 200: telemetryResponseSchema, ...errorResponses(400, 404, 422) },
+        response: { 200: telemetryAnyResponseSchema, ...errorResponses(400, 404, 422) },
       },
     },
     async (request, reply) => {
@@ -160,7 +160,7 @@ export const hostGpuRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) =>
       const gpu = await resolveHostGpu(ctx, store, clusterId, hostId, gpuId);
       if (!gpu) return throwGpuNotFound(ctx, clusterId, hostId, gpuId);
       const selector = { clusterId: gpu.clusterId, hostname: gpu.hostname, gpuId: gpu.gpuId };
-      const page = await query.run(store, selector, instanceId);
+      const page = await query.run(store, gpu, selector, instanceId);
       // Stored samples may outlive the live record; an instance neither lists is unknown.
       if (page.count === 0 && !(await ctx.reader.getMigInstance(clusterId, hostId, gpu.gpuId, instanceId)))
         throw migNotFound(instanceId, gpuId, hostId);
