@@ -1,12 +1,14 @@
 /**
  * Turns coordination watch events and range reads of the live hierarchy into telemetry events.
  * The key says what a record is (cluster, host, GPU, MIG instance); the value supplies the rest. A
- * GPU or instance record marked gone (`goneSinceMs`) is a GPU_INACTIVE / MIG_INACTIVE event. Values
+ * GPU or instance record marked gone (`goneSinceMs`) is a GPU_INACTIVE / MIG_INACTIVE event; a GPU
+ * record whose write changed its health (`health.changed`) is a GPU_HEALTH event. Values
  * that do not parse give an event without data rather than an error: a stream never stops on one
  * record. Snapshots hold one event per GPU, never its MIG instances (a client that knows no
  * instances could take them for their GPU).
  */
 import type { LatestValue } from '../domain/types.js';
+import { parseStoredHealth } from '../health/parse.js';
 import { parseRecordKey } from '../hierarchy/paths.js';
 import type { KeyValue, WatchEvent } from '../ports/coordination.js';
 import type { TelemetryEvent } from './types.js';
@@ -45,13 +47,16 @@ function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEve
   if (parsed.kind === 'gpu' || parsed.kind === 'mig') {
     if (snapshot && parsed.kind === 'mig') return undefined;
     const gone = finite(v.goneSinceMs);
+    const health = parsed.kind === 'gpu' ? parseStoredHealth(v.health) : undefined;
     const event: TelemetryEvent = {
       eventType: snapshot
         ? 'SNAPSHOT'
         : parsed.kind === 'gpu'
           ? gone
             ? 'GPU_INACTIVE'
-            : 'GPU_UPDATE'
+            : health?.changed
+              ? 'GPU_HEALTH'
+              : 'GPU_UPDATE'
           : gone
             ? 'MIG_INACTIVE'
             : 'MIG_UPDATE',
@@ -68,6 +73,7 @@ function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEve
       active: !gone,
     };
     if (parsed.kind === 'mig') event.migInstance = parsed.instance;
+    if (health) event.health = { state: health.state, sinceMs: health.sinceMs, reasons: health.reasons };
     return event;
   }
   if (snapshot) return undefined;

@@ -3,8 +3,9 @@
  * naming the field), then applied to every event. A host or GPU filter keeps only events about that
  * host or GPU (a GPU's MIG instances included); a metrics filter keeps only GPU and MIG updates and
  * snapshots that carry at least one of the metrics, and narrows their data to those metrics, and
- * lets GPU_INACTIVE / MIG_INACTIVE through (a dashboard of those metrics must learn that a GPU
- * went away). RESYNC markers always pass.
+ * lets GPU_INACTIVE / MIG_INACTIVE and GPU_HEALTH through (a dashboard of those metrics must learn
+ * that a GPU went away or changed health). An `eventTypes` filter with GPU_UPDATE also matches
+ * GPU_HEALTH (a GPU update whose health changed). RESYNC markers always pass.
  */
 import { fieldByFriendlyName, fieldInfo } from '../domain/catalog.js';
 import type { LatestValue } from '../domain/types.js';
@@ -26,6 +27,7 @@ export interface CompiledFilter {
 /** Whether events of this type are about one GPU (or one of its MIG instances). */
 export const isGpuEvent = (type: TelemetryEventType): boolean =>
   type === 'GPU_UPDATE' ||
+  type === 'GPU_HEALTH' ||
   type === 'GPU_INACTIVE' ||
   type === 'GPU_REMOVED' ||
   type === 'SNAPSHOT' ||
@@ -35,7 +37,7 @@ export const isGpuEvent = (type: TelemetryEventType): boolean =>
 
 /** Whether events of this type carry a record's latest values. */
 export const carriesMetrics = (type: TelemetryEventType): boolean =>
-  type === 'GPU_UPDATE' || type === 'SNAPSHOT' || type === 'MIG_UPDATE';
+  type === 'GPU_UPDATE' || type === 'GPU_HEALTH' || type === 'SNAPSHOT' || type === 'MIG_UPDATE';
 
 /** Longest id or name accepted in a filter. */
 const MAX_TEXT = 256;
@@ -103,6 +105,8 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
         );
     }
     types = new Set(filter.eventTypes);
+    // A GPU_HEALTH event is a GPU_UPDATE too (with a health change): GPU_UPDATE subscribers get it.
+    if (types.has('GPU_UPDATE')) types.add('GPU_HEALTH');
   }
 
   const matches = (e: TelemetryEvent): boolean => {
@@ -119,6 +123,7 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
     if (fields) {
       // A metrics filter keeps only GPU values that carry one of the metrics, and inactive marks.
       if (e.eventType === 'GPU_INACTIVE' || e.eventType === 'MIG_INACTIVE') return true;
+      if (e.eventType === 'GPU_HEALTH') return true;
       if (!carriesMetrics(e.eventType)) return false;
       for (const field of Object.keys(e.metrics)) if (fields.has(field)) return true;
       return false;

@@ -6,10 +6,12 @@
  */
 import type { ResyncReason } from '../coordination/resync-watch.js';
 import type { LatestValue } from '../domain/types.js';
+import type { GpuHealth } from '../health/types.js';
 
 /** Kinds of events. SNAPSHOT and RESYNC are produced by the stream itself, not by a write. */
 export const EVENT_TYPES = [
   'GPU_UPDATE',
+  'GPU_HEALTH',
   'GPU_INACTIVE',
   'GPU_REMOVED',
   'MIG_UPDATE',
@@ -63,6 +65,11 @@ export interface TelemetryEvent {
   observedAtMs: number;
   /** Latest value of each metric by DCGM field name (GPU and MIG puts, SNAPSHOT). */
   metrics: Record<string, LatestValue>;
+  /**
+   * GPU puts and snapshots: the health the record stores (STALE, judged at read time, is not in it).
+   * A GPU_HEALTH event is a GPU_UPDATE whose write changed the state or the set of reasons.
+   */
+  health?: GpuHealth;
   /** RESYNC only: why (see {@link ResyncReason}), and how many SNAPSHOT events follow. */
   resync?: { reason: ResyncReason; snapshotSize: number };
 }

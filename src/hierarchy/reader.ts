@@ -12,6 +12,9 @@
  */
 import type { Coordination, KeyValue } from '../ports/coordination.js';
 import type { ClusterRecord, HostRecord } from '../domain/types.js';
+import { evaluateHealth, withStaleness } from '../health/model.js';
+import { parseStoredHealth } from '../health/parse.js';
+import type { GpuHealth } from '../health/types.js';
 import { CLUSTERS_PREFIX, clusterKey, hostKey, parseRecordKey } from './paths.js';
 import type { LiveGpuRecord, MigRecord, PresenceFields } from './records.js';
 
@@ -40,10 +43,16 @@ export interface MigStatus extends MigRecord {
   active: boolean;
 }
 
-/** A GPU record with its activity and its MIG instances (ordered by instance id). */
+/** A GPU record with its activity, its health and its MIG instances (ordered by instance id). */
 export interface GpuStatus extends LiveGpuRecord {
   active: boolean;
   migInstances: MigStatus[];
+  /**
+   * Health at read time: the record's stored health (or, for a record written before health
+   * existed, one evaluated from its latest values) plus STALE when its newest sample is more than
+   * `staleAfterMs` older than the reader's clock.
+   */
+  gpuHealth: GpuHealth;
 }
 
 /** Called for a hierarchy key whose value is not a valid record (it is then skipped). */
@@ -207,7 +216,16 @@ export class HierarchyReader {
       ...m,
       active: this.recordActive(m, now),
     }));
-    return { ...gpu, active: this.recordActive(gpu, now), migInstances };
+    const stored =
+      gpu.health ??
+      evaluateHealth({
+        metrics: gpu.metrics,
+        modelName: gpu.modelName,
+        lastSampleMs: gpu.lastSampleMs,
+        ...(gpu.goneSinceMs === undefined ? {} : { goneSinceMs: gpu.goneSinceMs }),
+      });
+    const gpuHealth = withStaleness(stored, gpu.lastSampleMs, now, this.staleAfterMs);
+    return { ...gpu, active: this.recordActive(gpu, now), migInstances, gpuHealth };
   }
 
   private summarizeHost(clusterId: string, host: HostGroup, now: number): HostSummary {
@@ -393,5 +411,7 @@ function toGpuRecord(
   };
   if (isString(v.target)) record.target = v.target;
   if (isFiniteNumber(v.goneSinceMs)) record.goneSinceMs = v.goneSinceMs;
+  const health = parseStoredHealth(v.health);
+  if (health) record.health = health;
   return record;
 }

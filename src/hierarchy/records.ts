@@ -1,9 +1,11 @@
 /**
  * What the live hierarchy stores beyond the domain's GPU record: the scrape target a GPU came from
- * and whether that target's newest complete scrape left it out (gone, so inactive at once), and
+ * and whether that target's newest complete scrape left it out (gone, so inactive at once), its
+ * health (GPU records), and
  * MIG instance records, which live under their GPU and never mix their values into it.
  */
 import type { GpuRecord, Sample } from '../domain/types.js';
+import type { StoredHealth } from '../health/types.js';
 
 /** Label dcgm-exporter puts on the series of a MIG GPU instance: the instance id. */
 export const MIG_INSTANCE_LABEL = 'GPU_I_ID';
@@ -28,7 +30,10 @@ export interface PresenceFields {
 }
 
 /** A GPU record as the hierarchy stores it. */
-export interface LiveGpuRecord extends GpuRecord, PresenceFields {}
+export interface LiveGpuRecord extends GpuRecord, PresenceFields {
+  /** Health from the record's own values (GPU records only; see src/health/model.ts). */
+  health?: StoredHealth;
+}
 
 /** A MIG instance record at /telemetry/clusters/{c}/hosts/{h}/gpus/{g}/mig/{i}. */
 export interface MigRecord extends LiveGpuRecord {

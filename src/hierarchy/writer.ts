@@ -15,6 +15,7 @@
  */
 import type { Batch, ClusterRecord, HostRecord, Sample, ScrapePresence } from '../domain/types.js';
 import type { Coordination, KeyValue } from '../ports/coordination.js';
+import { evaluateHealth, XID_FIELD } from '../health/model.js';
 import { clusterKey, gpuKey, gpusPrefix, hostKey, migKey, parseRecordKey } from './paths.js';
 import { MIG_PROFILE_LABEL, migInstanceOf, type LiveGpuRecord, type MigRecord } from './records.js';
 
@@ -310,10 +311,29 @@ export function presenceUpdate<R extends LiveGpuRecord>(
     if (record.goneSinceMs === undefined || scrapeMs < record.goneSinceMs) return undefined;
     const next = { ...record };
     delete next.goneSinceMs;
-    return next;
+    return withHealth(next);
   }
   if (record.goneSinceMs !== undefined || record.lastSampleMs >= scrapeMs) return undefined;
-  return { ...record, goneSinceMs: scrapeMs };
+  return withHealth({ ...record, goneSinceMs: scrapeMs });
+}
+
+/** A GPU record (not a MIG instance) with its health evaluated again; a MIG record as it is. */
+function withHealth<R extends LiveGpuRecord>(record: R, xids?: { code: number; atMs: number }[]): R {
+  if ('instance' in record) return record;
+  const health = evaluateHealth({
+    metrics: record.metrics,
+    modelName: record.modelName,
+    lastSampleMs: record.lastSampleMs,
+    ...(record.goneSinceMs === undefined ? {} : { goneSinceMs: record.goneSinceMs }),
+    ...(record.health === undefined ? {} : { previous: record.health }),
+    ...(xids === undefined ? {} : { xids }),
+  });
+  const before = record.health;
+  const codes = (h: { reasons: { code: string }[] }): string => h.reasons.map((r) => r.code).join(',');
+  health.changed = before
+    ? before.state !== health.state || codes(before) !== codes(health)
+    : health.state !== 'ok';
+  return { ...record, health };
 }
 
 /**
@@ -355,6 +375,7 @@ function merge(
   if (recordTarget !== undefined) record.target = recordTarget;
   if (previous?.goneSinceMs !== undefined && newest <= previous.goneSinceMs)
     record.goneSinceMs = previous.goneSinceMs;
+  if (previous?.health !== undefined) record.health = previous.health;
   return record;
 }
 
@@ -369,7 +390,12 @@ export function mergeSamples(
   nowMs: number,
   target?: string,
 ): LiveGpuRecord {
-  return merge(previous, samples, nowMs, target, (s) => migInstanceOf(s) === undefined);
+  const own = (s: Sample): boolean => migInstanceOf(s) === undefined;
+  // Every non-zero XID of the round counts (one round may hold several scrapes of the GPU).
+  const xids = samples
+    .filter((s) => s.metric === XID_FIELD && s.value !== 0 && Number.isFinite(s.value) && own(s))
+    .map((s) => ({ code: s.value, atMs: s.timestampMs }));
+  return withHealth(merge(previous, samples, nowMs, target, own), xids);
 }
 
 /** Merge samples of one MIG instance into its record (every sample given is the instance's). */

@@ -43,7 +43,8 @@ export function renderFederation(samples: readonly FederatedSample[]): string {
   }
   let out = '';
   for (const name of [...byMetric.keys()].sort()) {
-    out += `# TYPE ${name} ${fieldInfo(name)?.kind ?? 'untyped'}\n`;
+    const kind = fieldInfo(name)?.kind ?? (name.startsWith('nexus_gpu_health') ? 'gauge' : 'untyped');
+    out += `# TYPE ${name} ${kind}\n`;
     const lines = byMetric
       .get(name)!
       .sort((a, b) => (a.labels < b.labels ? -1 : a.labels > b.labels ? 1 : 0));

@@ -1,16 +1,64 @@
 /**
- * GPU status for GraphQL: the main latest values by name, and the documented health rule. A GPU is
- * healthy when it is active (seen within STALE_AFTER), its temperature is below 85 C, its last XID
- * error is 0 and row remapping has not failed; a metric that is not reported does not count against it.
+ * GPU status and health for GraphQL: the main latest values by name, and the health model
+ * (src/health) as GraphQL shows it. `healthy` / `healthIssues` answer from the same model: the
+ * codes of the GPU's health reasons, plus INACTIVE when it is not active (seen within STALE_AFTER);
+ * the presence reasons STALE and GPU_MISSING are left to INACTIVE there (and shown in `health`).
  */
 import type { LatestValue } from '../../domain/types.js';
+import { DEFAULT_SLOWDOWN_C } from '../../health/limits.js';
+import { evaluateHealth } from '../../health/model.js';
+import type { GpuHealth, HealthReasonCode } from '../../health/types.js';
 import type { GpuStatus } from '../../hierarchy/reader.js';
 
-/** GPU temperature (C) at or above which a GPU is OVERHEATING (H100 slowdown starts near 87 C). */
-export const HEALTH_TEMPERATURE_LIMIT_C = 85;
+/** GPU temperature (C) at or above which a GPU of a model the limits table does not know is OVERHEATING. */
+export const HEALTH_TEMPERATURE_LIMIT_C = DEFAULT_SLOWDOWN_C;
 
-/** A failed health rule. */
-export type HealthIssue = 'INACTIVE' | 'OVERHEATING' | 'XID_ERROR' | 'ROW_REMAP_FAILURE';
+/** A health reason code, or INACTIVE (not seen within STALE_AFTER). */
+export type HealthIssue = 'INACTIVE' | HealthReasonCode;
+
+/** A health reason as GraphQL's HealthReason. */
+export interface HealthReasonNode {
+  code: HealthReasonCode;
+  severity: 'WARNING' | 'CRITICAL';
+  message: string;
+  since: number;
+  field: string | null;
+  value: number | null;
+}
+
+/** Health as GraphQL's GPUHealth. */
+export interface GpuHealthNode {
+  state: 'OK' | 'WARNING' | 'CRITICAL';
+  since: number;
+  reasons: HealthReasonNode[];
+}
+
+/** GraphQL's GPUHealth of a health value. */
+export function healthNode(h: GpuHealth): GpuHealthNode {
+  return {
+    state: h.state === 'ok' ? 'OK' : h.state === 'warning' ? 'WARNING' : 'CRITICAL',
+    since: h.sinceMs,
+    reasons: h.reasons.map((r) => ({
+      code: r.code,
+      severity: r.severity === 'warning' ? 'WARNING' : 'CRITICAL',
+      message: r.message,
+      since: r.sinceMs,
+      field: r.field ?? null,
+      value: r.value ?? null,
+    })),
+  };
+}
+
+/** What the status view needs of a GPU: health when the reader gave it, else it is evaluated. */
+type StatusInput = Pick<GpuStatus, 'active' | 'metrics'> &
+  Partial<Pick<GpuStatus, 'gpuHealth' | 'modelName'>>;
+
+/** The GPU's health: the reader's, or one evaluated from its latest values alone. */
+export function healthOf(gpu: StatusInput): GpuHealth {
+  if (gpu.gpuHealth) return gpu.gpuHealth;
+  const newest = Math.max(0, ...Object.values(gpu.metrics).map((m) => m.timestampMs));
+  return evaluateHealth({ metrics: gpu.metrics, modelName: gpu.modelName ?? '', lastSampleMs: newest });
+}
 
 /** Latest values and health of one GPU, as GraphQL's GPUStatus. */
 export interface GpuStatusView {
@@ -38,21 +86,23 @@ function latest(metrics: Record<string, LatestValue>, field: string): number | n
   return finiteOrNull(metrics[field]?.value);
 }
 
-/** Every health rule `gpu` fails (empty when healthy). */
-export function healthIssues(gpu: Pick<GpuStatus, 'active' | 'metrics'>): HealthIssue[] {
+/** Reasons that are about presence: the legacy INACTIVE (wall-clock activity, gone marks) stands for them. */
+const PRESENCE_CODES: ReadonlySet<HealthReasonCode> = new Set(['STALE', 'GPU_MISSING']);
+
+/**
+ * Every health issue of `gpu` (empty when healthy): INACTIVE when it is not active, then the codes
+ * of its health reasons other than STALE and GPU_MISSING (whose news INACTIVE already gives).
+ */
+export function healthIssues(gpu: StatusInput): HealthIssue[] {
   const issues: HealthIssue[] = [];
   if (!gpu.active) issues.push('INACTIVE');
-  const temperature = latest(gpu.metrics, 'DCGM_FI_DEV_GPU_TEMP');
-  if (temperature !== null && temperature >= HEALTH_TEMPERATURE_LIMIT_C) issues.push('OVERHEATING');
-  const xid = latest(gpu.metrics, 'DCGM_FI_DEV_XID_ERRORS');
-  if (xid !== null && xid !== 0) issues.push('XID_ERROR');
-  const remap = latest(gpu.metrics, 'DCGM_FI_DEV_ROW_REMAP_FAILURE');
-  if (remap !== null && remap !== 0) issues.push('ROW_REMAP_FAILURE');
+  for (const r of healthOf(gpu).reasons)
+    if (!PRESENCE_CODES.has(r.code) && !issues.includes(r.code)) issues.push(r.code);
   return issues;
 }
 
 /** GPUStatus of a GPU from its live record. */
-export function gpuStatusView(gpu: Pick<GpuStatus, 'active' | 'metrics'>): GpuStatusView {
+export function gpuStatusView(gpu: StatusInput): GpuStatusView {
   const m = gpu.metrics;
   const issues = healthIssues(gpu);
   return {

@@ -10,7 +10,7 @@ import type { TelemetryEvent } from '../../events/types.js';
 import { carriesMetrics } from '../../events/filter.js';
 import type { ClusterSummary, GpuStatus, HostSummary, MigStatus } from '../../hierarchy/reader.js';
 import type { StoredDeadLetter, StoredSample } from '../../ports/sample-store.js';
-import { finiteOrNull, gpuStatusView, type GpuStatusView } from './health.js';
+import { finiteOrNull, gpuStatusView, healthNode, type GpuHealthNode, type GpuStatusView } from './health.js';
 
 /** A cluster. */
 export interface ClusterNode {
@@ -60,6 +60,7 @@ export interface GpuNode {
   lastSeen: number;
   lastSample: number | null;
   status: GpuStatusView;
+  health: GpuHealthNode;
   metrics: MetricValueNode[];
   migInstances: MigInstanceNode[];
 }
@@ -120,6 +121,7 @@ export interface EventNode {
   active: boolean | null;
   deviceName: string | null;
   data: DataNode | null;
+  health: GpuHealthNode | null;
   resyncReason: string | null;
   snapshotSize: number | null;
 }
@@ -184,6 +186,7 @@ export function gpuNode(g: GpuStatus): GpuNode {
     lastSeen: g.lastSeenMs,
     lastSample: g.lastSampleMs > 0 ? g.lastSampleMs : null,
     status: gpuStatusView(g),
+    health: healthNode(g.gpuHealth),
     metrics: metricValues(g.metrics),
     migInstances: g.migInstances.map(migInstanceNode),
   };
@@ -295,6 +298,7 @@ export function eventNode(e: TelemetryEvent, metrics: Record<string, LatestValue
     active: e.active ?? null,
     deviceName: e.modelName || null,
     data: withData ? dataNode(metrics) : null,
+    health: e.health ? healthNode(e.health) : null,
     resyncReason: e.resync ? e.resync.reason.toUpperCase() : null,
     snapshotSize: e.resync ? e.resync.snapshotSize : null,
   };

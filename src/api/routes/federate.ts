@@ -8,13 +8,17 @@
  *
  * Prometheus itself returns the newest sample within its lookback; stored data may be older than
  * any lookback (a replayed CSV), so "current" is the hierarchy's notion instead: active GPUs.
+ * Selectors with a metric name matcher also match the health series `nexus_gpu_health` and
+ * `nexus_gpu_health_reason` of every GPU the hierarchy lists (src/health/series.ts), stamped with
+ * the time of the request.
  */
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { healthSeries } from '../../health/series.js';
 import { migInstanceOf } from '../../hierarchy/records.js';
 import type { StoredSeries } from '../../ports/sample-store.js';
 import { EXPOSITION_CONTENT_TYPE, renderFederation, type FederatedSample } from '../../promql/federate.js';
 import { ERROR_STATUS } from '../../promql/format.js';
-import { labelsKey } from '../../promql/labels.js';
+import { labelsKey, matches } from '../../promql/labels.js';
 import { selectWithLabels } from '../../promql/store-queryable.js';
 import { ReadBudget } from '../read-limiter.js';
 import type { ApiContext } from '../context.js';
@@ -47,7 +51,8 @@ export const federateRoutes: FastifyPluginAsync<FederateRoutesOptions> = async (
         return reply.code(400).type('text/plain; charset=utf-8').send('no match[] parameter provided\n');
       }
       const active = new Set<string>();
-      for (const gpu of await ctx.reader.listAllGpus()) {
+      const gpus = await ctx.reader.listAllGpus();
+      for (const gpu of gpus) {
         if (gpu.active) active.add(gpuKey(gpu));
         for (const m of gpu.migInstances) if (m.active) active.add(gpuKey(gpu, m.instance));
       }
@@ -73,6 +78,16 @@ export const federateRoutes: FastifyPluginAsync<FederateRoutesOptions> = async (
               newest.set(key, { labels: s.labels, timestampMs: t, value: s.values[0]! });
             }
           }
+        }
+      }
+      // Health series of every GPU the hierarchy lists (a stale or gone GPU is what they are about),
+      // for selectors with a metric name matcher (a bare `{Hostname="h"}` keeps meaning DCGM series).
+      const named = selectors.filter((ms) => ms.some((m) => m.name === '__name__'));
+      const nowMs = Date.now();
+      for (const gpu of named.length > 0 ? gpus : []) {
+        for (const h of healthSeries(gpu)) {
+          if (named.some((ms) => ms.every((m) => matches(m, h.labels))))
+            newest.set(labelsKey(h.labels), { labels: h.labels, timestampMs: nowMs, value: h.value });
         }
       }
       return reply.type(EXPOSITION_CONTENT_TYPE).send(renderFederation([...newest.values()]));

@@ -29,6 +29,12 @@ export interface EventJson {
   data?: Record<string, number>;
   /** Sample time of each value in `data`, same keys. */
   dataTimestamps?: Record<string, string>;
+  /** GPU events: the health the record stores (docs/alerting.md), times in RFC 3339. */
+  health?: {
+    state: string;
+    since: string;
+    reasons: { code: string; severity: string; message: string; since: string }[];
+  };
 }
 
 const iso = (ms: number): string => {
@@ -68,6 +74,18 @@ export function eventJson(e: TelemetryEvent, metrics: Record<string, LatestValue
   if (e.device) out.device = e.device;
   if (e.migInstance !== undefined) out.migInstance = e.migInstance;
   if (e.active !== undefined) out.active = e.active;
+  if (e.health) {
+    out.health = {
+      state: e.health.state,
+      since: iso(e.health.sinceMs),
+      reasons: e.health.reasons.map((r) => ({
+        code: r.code,
+        severity: r.severity,
+        message: r.message,
+        since: iso(r.sinceMs),
+      })),
+    };
+  }
   if (carriesMetrics(e.eventType)) {
     const { data, times } = dataOf(metrics);
     out.data = data;

@@ -1,0 +1,158 @@
+/**
+ * Alerts for the GraphQL API: the alert instances the evaluating process keeps in the coordination
+ * store (`/telemetry/alerts/{cluster}/active/...`), as a list and as a stream of state changes (a
+ * watch of that prefix from the revision of the first read). Each instance's writes become one event
+ * per change of state: PENDING, FIRING, RESOLVED, or CANCELLED when a pending alert's condition ended
+ * before its `for` passed.
+ */
+import type { Coordination, Watcher } from '../ports/coordination.js';
+import type { StoredAlert } from './state-store.js';
+
+const PREFIX = '/telemetry/alerts/';
+
+/** One alert as the API shows it. */
+export interface AlertNode {
+  id: string;
+  clusterId: string;
+  fingerprint: string;
+  name: string;
+  state: 'PENDING' | 'FIRING' | 'INACTIVE';
+  labels: { name: string; value: string }[];
+  annotations: { name: string; value: string }[];
+  value: number;
+  activeAt: number;
+  firedAt: number | null;
+  resolvedAt: number | null;
+}
+
+/** One change of an alert's state. */
+export interface AlertEventNode {
+  kind: 'PENDING' | 'FIRING' | 'RESOLVED' | 'CANCELLED';
+  /** Coordination revision of the write. */
+  revision: number;
+  alert: AlertNode;
+}
+
+const pairs = (m: Record<string, string>) =>
+  Object.keys(m)
+    .sort()
+    .map((name) => ({ name, value: m[name]! }));
+
+/** The key's cluster and alert, or undefined for another key. */
+function parseKey(key: string): { clusterId: string; id: string } | undefined {
+  const parts = key.slice(PREFIX.length).split('/');
+  if (!key.startsWith(PREFIX) || parts.length !== 3 || parts[1] !== 'active') return undefined;
+  return { clusterId: decodeURIComponent(parts[0]!), id: decodeURIComponent(parts[2]!) };
+}
+
+function node(clusterId: string, a: StoredAlert): AlertNode {
+  return {
+    id: `${clusterId}/${a.id}`,
+    clusterId,
+    fingerprint: a.fingerprint,
+    name: a.labels.alertname ?? '',
+    state: a.state === 'pending' ? 'PENDING' : a.state === 'firing' ? 'FIRING' : 'INACTIVE',
+    labels: pairs(a.labels),
+    annotations: pairs(a.annotations),
+    value: a.value,
+    activeAt: a.activeAt,
+    firedAt: a.firedAt ?? null,
+    resolvedAt: a.resolvedAt ?? null,
+  };
+}
+
+function parse(value: string): StoredAlert | undefined {
+  try {
+    return JSON.parse(value) as StoredAlert;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every alert instance held (pending, firing, resolved but not yet notified), optionally of one cluster. */
+export async function listAlerts(coordination: Coordination, clusterId?: string): Promise<AlertNode[]> {
+  const { kvs } = await coordination.range(
+    clusterId === undefined ? PREFIX : `${PREFIX}${encodeURIComponent(clusterId)}/active/`,
+  );
+  const out: AlertNode[] = [];
+  for (const kv of kvs) {
+    const where = parseKey(kv.key);
+    const a = where && parse(kv.value);
+    if (where && a) out.push(node(where.clusterId, a));
+  }
+  return out.sort((x, y) => x.activeAt - y.activeAt || x.id.localeCompare(y.id));
+}
+
+/** Options of {@link alertEvents}. */
+export interface AlertEventsOptions {
+  clusterId?: string;
+  /** Most events queued for a consumer that has not asked for them yet; beyond, the stream fails. */
+  maxQueued: number;
+  onOverflow?: () => void;
+}
+
+/** Stream the state changes of alerts from now on; `return()` stops the watch. */
+export async function* alertEvents(
+  coordination: Coordination,
+  options: AlertEventsOptions,
+): AsyncGenerator<AlertEventNode, undefined, unknown> {
+  const prefix =
+    options.clusterId === undefined ? PREFIX : `${PREFIX}${encodeURIComponent(options.clusterId)}/active/`;
+  const first = await coordination.range(prefix);
+  const last = new Map<string, StoredAlert>();
+  for (const kv of first.kvs) {
+    const a = parseKey(kv.key) && parse(kv.value);
+    if (a) last.set(kv.key, a);
+  }
+  const queue: AlertEventNode[] = [];
+  let wake: (() => void) | undefined;
+  let failure: Error | undefined;
+  const push = (event: AlertEventNode): void => {
+    if (queue.length >= options.maxQueued) {
+      failure ??= new Error('alert event queue overflow: the client is too slow');
+      options.onOverflow?.();
+    } else queue.push(event);
+    wake?.();
+  };
+  const watcher: Watcher = await coordination.watch(prefix, {
+    fromRevision: first.revision + 1,
+    onEvent: (event) => {
+      const key = event.type === 'put' ? event.kv.key : event.key;
+      const where = parseKey(key);
+      if (where === undefined) return;
+      const before = last.get(key);
+      if (event.type === 'delete') {
+        last.delete(key);
+        if (before?.state === 'pending')
+          push({
+            kind: 'CANCELLED',
+            revision: event.revision,
+            alert: { ...node(where.clusterId, before), state: 'INACTIVE' },
+          });
+        return;
+      }
+      const a = parse(event.kv.value);
+      if (a === undefined) return;
+      last.set(key, a);
+      if (before?.state === a.state) return;
+      const kind = a.state === 'pending' ? 'PENDING' : a.state === 'firing' ? 'FIRING' : 'RESOLVED';
+      push({ kind, revision: event.revision, alert: node(where.clusterId, a) });
+    },
+    onError: (error) => {
+      failure ??= error;
+      wake?.();
+    },
+  });
+  try {
+    for (;;) {
+      while (queue.length > 0) yield queue.shift()!;
+      if (failure !== undefined) throw failure;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+  } finally {
+    await watcher.cancel().catch(() => undefined);
+  }
+}
