@@ -210,6 +210,24 @@ export interface SelectedSeries {
   values: number[];
 }
 
+/** What {@link SampleStore.summarizeSeries} reads. */
+export interface SeriesSummarySelect {
+  filter: SeriesFilter;
+  /** Window [startMs, endMs): the buckets of `resolution` that start in it (align it on buckets). */
+  startMs: number;
+  endMs: number;
+  resolution: '1m' | '1h';
+}
+
+/** One series' rollup totals over a window: what its samples in those buckets add up to. */
+export interface SeriesSummary {
+  series: StoredSeries;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
 export interface SampleStore {
   /** Create or upgrade the schema; safe to call from several processes at once. */
   migrate(): Promise<void>;
@@ -227,6 +245,12 @@ export interface SampleStore {
    * ordered by series id. Raw samples only. `signal` stops the read between its statements.
    */
   selectSeries(select: SeriesSelect, signal?: AbortSignal): Promise<SelectedSeries[]>;
+  /**
+   * Per series matching `select.filter`, the totals (count, sum, min, max) of its `resolution`
+   * rollup buckets starting in [startMs, endMs), in one aggregate query; series without such a
+   * bucket are left out. Optional: stores without rollups do not implement it.
+   */
+  summarizeSeries?(select: SeriesSummarySelect, signal?: AbortSignal): Promise<SeriesSummary[]>;
   /** Dead letters, newest first. */
   listDeadLetters(options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]>;
   /** Total number of stored samples (tests and stats). */

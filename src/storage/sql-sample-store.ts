@@ -16,6 +16,8 @@ import type {
   SampleStore,
   SelectedSeries,
   SeriesSelect,
+  SeriesSummary,
+  SeriesSummarySelect,
   StoredDeadLetter,
   StoredGpu,
   StoredSample,
@@ -56,6 +58,7 @@ import {
   toStoredDeadLetter,
   toStoredGpu,
 } from './queries.js';
+import { rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
 import {
@@ -238,6 +241,39 @@ export class SqlSampleStore implements SampleStore {
         entry.values.push(r.value);
       }
       return [...chosen.values()].filter((e) => e.timestamps.length > 0);
+    });
+  }
+
+  summarizeSeries(select: SeriesSummarySelect, signal?: AbortSignal): Promise<SeriesSummary[]> {
+    return this.#run('summarizeSeries', async () => {
+      signal?.throwIfAborted();
+      const db = this.#backend.executor;
+      const found = await db.query<SeriesRow>(...statement(buildSelectSeries(select.filter)));
+      if (found.rows.length === 0) return [];
+      const byId = new Map(found.rows.map((r) => [r.id, r]));
+      signal?.throwIfAborted();
+      const { table } = rollupLevel(select.resolution);
+      const { rows } = await db.query<{
+        series_id: number;
+        count: number;
+        sum: number;
+        min: number;
+        max: number;
+      }>(
+        `SELECT series_id, sum(count)::float8 AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max
+FROM ${table}
+WHERE series_id = ANY($1::int4[]) AND bucket >= to_timestamp($2::float8 / 1000) AND bucket < to_timestamp($3::float8 / 1000)
+GROUP BY series_id
+ORDER BY series_id`,
+        [[...byId.keys()], select.startMs, select.endMs],
+      );
+      return rows.map((r) => ({
+        series: toStoredSeries(byId.get(r.series_id)!),
+        count: r.count,
+        sum: r.sum,
+        min: r.min,
+        max: r.max,
+      }));
     });
   }
 
