@@ -2,8 +2,8 @@
  * Multi-process pipeline benchmark: how fast the shared modes move a DCGM CSV file into PostgreSQL,
  * against what PostgreSQL itself takes for the same rows, measured in one run on one server.
  *
- *   npx tsx bench/pipelines.ts [--rows N] [--runs K] [--modes floor,nexus,traditional]
- *                              [--nexus-budget-s S] [--traditional-budget-s S]
+ *   npx tsx bench/pipelines.ts [--rows N] [--runs K] [--modes floor,nexus,traditional,jetstream]
+ *                              [--nexus-budget-s S] [--traditional-budget-s S] [--jetstream-budget-s S]
  *
  * Input: a file from the project's generator (`writeDcgmCsv`, 125 hosts x 8 GPUs x 10 metrics,
  * seed 7, as bench/run.ts). One throw-away PostgreSQL 15 (test/harness/postgres.ts: 127.0.0.1 on a
@@ -27,6 +27,9 @@
  * 3. traditional end-to-end: the same with the Redis queue (test/harness/redis.ts, appendonly yes,
  *    appendfsync always as docs/redis.md requires, data dir under the OS temp dir, fresh per run)
  *    and no etcd (ENABLE_NEXUS=false).
+ *    jetstream end-to-end: the same with the NATS JetStream queue (`--queue nats` on the streamer
+ *    and the collectors; ONE nats-server from test/harness/nats.ts, R1 stream, store on /dev/shm,
+ *    fresh per run) and no etcd.
  *
  *    Both end-to-end modes spawn the real CLI as test/e2e/nexus.test.ts does (spawnCli in
  *    test/support/cli-process.ts), compiled: the bench builds dist/ first (bench/build.ts) and runs
@@ -82,6 +85,7 @@ import { openSources } from '../src/ingest/sources.js';
 import { startEtcd, type EtcdHandle } from '../test/harness/etcd.js';
 import { POSTGRES_BIN_DIR, startPostgres, type PostgresHarness } from '../test/harness/postgres.js';
 import { startRedis, type RedisHandle } from '../test/harness/redis.js';
+import { startNatsCluster, type NatsHandle } from '../test/harness/nats.js';
 import { spawnCli, type CliProcess } from '../test/support/cli-process.js';
 import { ensureBuilt } from './build.js';
 import { figure, type Figure } from './figure.js';
@@ -104,13 +108,17 @@ const MiB = 1024 * 1024;
  * 2-3 minutes: it is cut (20 s standalone, 45 s in `npm run bench`) and reported as a partial rate.
  * traditional stores 1M rows in about 40-70 s depending on load; it is cut at 50 s.
  */
-export const DEFAULT_BUDGET_SECONDS: Readonly<Record<'nexus' | 'traditional', number>> = {
+export const DEFAULT_BUDGET_SECONDS: Readonly<Record<EndToEndMode, number>> = {
   nexus: 20,
   traditional: 50,
+  jetstream: 50,
 };
 
+/** An end-to-end stage of {@link benchPipelines}. */
+type EndToEndMode = 'nexus' | 'traditional' | 'jetstream';
+
 /** A stage of {@link benchPipelines}. */
-export type PipelineMode = 'floor' | 'nexus' | 'traditional';
+export type PipelineMode = 'floor' | EndToEndMode;
 
 /** Options of {@link benchPipelines}. */
 export interface PipelineBenchOptions {
@@ -129,7 +137,7 @@ export interface PipelineBenchOptions {
    * {@link DEFAULT_BUDGET_SECONDS}). A run that has not stored every row by then is stopped and
    * reports rows stored / seconds, marked partial, so a slow mode cannot blow the bench's time budget.
    */
-  budgetSeconds?: Partial<Record<'nexus' | 'traditional', number>>;
+  budgetSeconds?: Partial<Record<EndToEndMode, number>>;
   /** Fail a run (naming what it waited for) when the store did not grow for this long (default 60 s). */
   stallSeconds?: number;
 }
@@ -204,6 +212,7 @@ export interface PipelineFigures {
     etcdMembers: number;
     etcdQuotaMiB: number;
     redis: string;
+    nats: string;
     postgres: string;
     cli: string;
   };
@@ -217,6 +226,7 @@ export interface PipelineFigures {
   };
   nexus?: EndToEndFigures & { etcd: EtcdFigures; target: number };
   traditional?: EndToEndFigures;
+  jetstream?: EndToEndFigures;
   /** Wall seconds of the whole benchPipelines call. */
   wallSeconds: number;
   /** 1-minute load average when the bench started and ended (other jobs distort the figures). */
@@ -577,7 +587,7 @@ async function redisPid(url: string): Promise<number | undefined> {
 }
 
 async function endToEndRun(
-  mode: 'nexus' | 'traditional',
+  mode: EndToEndMode,
   ctx: {
     file: string;
     rows: number;
@@ -593,6 +603,7 @@ async function endToEndRun(
   const database = `${mode}_${ctx.run}_${process.pid}`;
   let etcd: EtcdHandle | undefined;
   let redis: RedisHandle | undefined;
+  let nats: NatsHandle | undefined;
   let serverPid: number | undefined;
   let poll: pg.Client | undefined;
   let sampler: ProcessSampler | undefined;
@@ -618,6 +629,12 @@ async function endToEndRun(
       liveDirs.add(etcd.dir);
       Object.assign(env, { ETCD_ENDPOINTS: etcd.endpointList, REDIS_URL: '', ENABLE_NEXUS: 'true' });
       serverPid = pidsWithCmdline(`--data-dir=${join(etcd.dir, 'm0')}`)[0];
+    } else if (mode === 'jetstream') {
+      installExitHook();
+      nats = await startNatsCluster({ nodes: 1 });
+      liveDirs.add(nats.dir);
+      Object.assign(env, { NATS_URL: nats.url, REDIS_URL: '', ETCD_ENDPOINTS: '', ENABLE_NEXUS: 'false' });
+      serverPid = pidsWithCmdline(join(nats.dir, 'n0.conf'))[0];
     } else {
       installExitHook();
       redis = await startRedis({ appendonly: true });
@@ -627,9 +644,10 @@ async function endToEndRun(
       if (serverPid !== undefined) liveServerPids.add(serverPid);
     }
 
+    const queueFlag = mode === 'jetstream' ? ['--queue', 'nats'] : [];
     const collectors: CliProcess[] = [];
     for (let i = 1; i <= COLLECTORS; i++) {
-      const c = spawnTracked(['collector'], { ...env, COLLECTOR_ID: `collector-${i}` });
+      const c = spawnTracked(['collector', ...queueFlag], { ...env, COLLECTOR_ID: `collector-${i}` });
       collectors.push(c);
       procs.push(c);
     }
@@ -642,11 +660,11 @@ async function endToEndRun(
 
     sampler = new ProcessSampler();
     collectors.forEach((c, i) => sampler!.track(`collector-${i + 1}`, c.child.pid));
-    sampler.track(mode === 'nexus' ? 'etcd' : 'redis-server', serverPid);
+    sampler.track({ nexus: 'etcd', traditional: 'redis-server', jetstream: 'nats-server' }[mode], serverPid);
     sampler.track('postgres', postmaster, true);
 
     const started = performance.now();
-    const streamer = spawnTracked(['streamer', ctx.file], { ...env, SERVICE_ID: 'streamer-1' });
+    const streamer = spawnTracked(['streamer', ...queueFlag, ctx.file], { ...env, SERVICE_ID: 'streamer-1' });
     procs.push(streamer);
     sampler.track('streamer', streamer.child.pid);
     // When the streamer finished publishing on its own (not stopped at the budget).
@@ -783,8 +801,10 @@ async function endToEndRun(
     await poll?.end().catch(() => undefined);
     await etcd?.stop();
     await redis?.stop();
+    await nats?.stop();
     if (etcd) liveDirs.delete(etcd.dir);
     if (redis) liveDirs.delete(redis.dir);
+    if (nats) liveDirs.delete(nats.dir);
     if (serverPid !== undefined) liveServerPids.delete(serverPid);
     const admin = new pg.Client({ connectionString: postgres.connectionString });
     try {
@@ -800,7 +820,7 @@ async function endToEndRun(
 
 function processFigures(runs: E2eRun[]): ProcessFigures[] {
   const names = [...new Set(runs.flatMap((r) => r.processes.map((p) => p.name)))];
-  const order = ['streamer', 'collector-1', 'collector-2', 'etcd', 'redis-server', 'postgres'];
+  const order = ['streamer', 'collector-1', 'collector-2', 'etcd', 'redis-server', 'nats-server', 'postgres'];
   names.sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b));
   return names.map((name) => {
     const of = runs.flatMap((r) => r.processes.filter((p) => p.name === name));
@@ -849,7 +869,7 @@ function endToEndFigures(
  */
 export async function benchPipelines(options: PipelineBenchOptions): Promise<PipelineFigures> {
   const { file, rows, runs } = options;
-  const modes = options.modes ?? ['floor', 'nexus', 'traditional'];
+  const modes = options.modes ?? ['floor', 'nexus', 'traditional', 'jetstream'];
   const log = options.log ?? ((line: string): void => void process.stderr.write(`${line}\n`));
   const budgetSeconds = { ...DEFAULT_BUDGET_SECONDS, ...options.budgetSeconds };
   const stallMs = (options.stallSeconds ?? 60) * 1000;
@@ -862,7 +882,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
   let postgres: PostgresHarness | undefined;
   let floor: (Floor & { conversionSeconds: number }) | undefined;
   try {
-    if (modes.includes('nexus') || modes.includes('traditional')) await ensureBuilt(log);
+    if (modes.some((m) => m !== 'floor')) await ensureBuilt(log);
     log('bench: pipelines: starting PostgreSQL ...');
     postgres = await startPostgres();
     if (modes.includes('floor')) {
@@ -870,13 +890,13 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
       floor = await prepareFloor(postgres, file, rows, dir);
     }
     const floorRuns: number[] = [];
-    const e2e: Record<'nexus' | 'traditional', E2eRun[]> = { nexus: [], traditional: [] };
+    const e2e: Record<EndToEndMode, E2eRun[]> = { nexus: [], traditional: [], jetstream: [] };
     for (let i = 0; i < runs; i++) {
       if (floor) {
         log(`bench: floor (psql \\copy), run ${i + 1}/${runs} ...`);
         floorRuns.push(await floor.run());
       }
-      for (const mode of ['nexus', 'traditional'] as const) {
+      for (const mode of ['nexus', 'traditional', 'jetstream'] as const) {
         if (!modes.includes(mode)) continue;
         log(`bench: ${mode} end-to-end, run ${i + 1}/${runs} ...`);
         const budgetMs = budgetSeconds[mode] * 1000;
@@ -904,6 +924,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
         etcdMembers: ETCD_MEMBERS,
         etcdQuotaMiB: ETCD_QUOTA_BYTES / MiB,
         redis: 'appendonly yes, appendfsync always, data under the OS temp dir',
+        nats: 'one nats-server 2.9 with JetStream, R1 file-store stream on /dev/shm (test/harness/nats.ts)',
         postgres: 'PostgreSQL 15, fsync=off, full_page_writes=off (test/harness/postgres.ts)',
         cli: 'node dist/cli/main.js, built by the bench (bench/build.ts)',
       },
@@ -937,6 +958,8 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
     }
     if (e2e.traditional.length > 0)
       result.traditional = endToEndFigures(rows, e2e.traditional, floorRates, budgetSeconds.traditional);
+    if (e2e.jetstream.length > 0)
+      result.jetstream = endToEndFigures(rows, e2e.jetstream, floorRates, budgetSeconds.jetstream);
     result.wallSeconds = round((performance.now() - wallStarted) / 1000, 1);
     result.loadAverage.end = round(loadavg()[0]!, 2);
     return result;
@@ -1021,10 +1044,18 @@ export function formatPipelineFigures(f: PipelineFigures): string {
       '',
     );
   }
+  if (f.jetstream) {
+    endToEnd(
+      `jetstream: streamer -> NATS JetStream -> ${f.settings.collectors} collectors -> PG`,
+      f.jetstream,
+      '',
+    );
+  }
   out.push(table(lines));
   for (const [name, e] of [
     ['nexus', f.nexus],
     ['traditional', f.traditional],
+    ['jetstream', f.jetstream],
   ] as const) {
     if (e === undefined || e.complete.every(Boolean)) continue;
     out.push(
@@ -1041,6 +1072,7 @@ export function formatPipelineFigures(f: PipelineFigures): string {
   for (const [mode, e] of [
     ['nexus', f.nexus],
     ['traditional', f.traditional],
+    ['jetstream', f.jetstream],
   ] as const) {
     for (const p of e?.processes ?? []) {
       procLines.push([
@@ -1074,7 +1106,7 @@ export function formatPipelineFigures(f: PipelineFigures): string {
         `defragmented ${m(e.sizeAfterDefragMiB)} MiB allocated`,
     );
   }
-  const warnings = (f.nexus?.warnings ?? 0) + (f.traditional?.warnings ?? 0);
+  const warnings = (f.nexus?.warnings ?? 0) + (f.traditional?.warnings ?? 0) + (f.jetstream?.warnings ?? 0);
   if (warnings > 0) out.push(`pipeline processes logged ${warnings} warning line(s)`);
   out.push(
     `wall time of the pipeline bench: ${f.wallSeconds.toFixed(0)} s; load average ` +
@@ -1091,8 +1123,8 @@ function modesArg(): PipelineMode[] | undefined {
   if (i === -1) return undefined;
   const modes = (process.argv[i + 1] ?? '').split(',').filter(Boolean);
   for (const m of modes) {
-    if (m !== 'floor' && m !== 'nexus' && m !== 'traditional') {
-      throw new Error(`--modes takes floor,nexus,traditional; got "${m}"`);
+    if (m !== 'floor' && m !== 'nexus' && m !== 'traditional' && m !== 'jetstream') {
+      throw new Error(`--modes takes floor,nexus,traditional,jetstream; got "${m}"`);
     }
   }
   return modes as PipelineMode[];
@@ -1105,6 +1137,7 @@ async function main(): Promise<void> {
   const budgetSeconds = {
     nexus: intArg('--nexus-budget-s', DEFAULT_BUDGET_SECONDS.nexus),
     traditional: intArg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
+    jetstream: intArg('--jetstream-budget-s', DEFAULT_BUDGET_SECONDS.jetstream),
   };
   // Exit through process.exit so the harnesses' 'exit' hooks stop their servers.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
