@@ -16,6 +16,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The web apps (dashboard at /, GraphiQL): npm run build bundles web/<name> into dist/web/<name>.
+COPY web ./web
+COPY scripts/build-web.mjs ./scripts/build-web.mjs
 RUN npm run build
 
 # 2. Production dependencies only.
@@ -24,14 +27,16 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
-# 3. Runtime: compiled code, production node_modules, the bundled sample; runs as the
-#    unprivileged `node` user (uid 1000) that the official Node.js images provide.
+# 3. Runtime: compiled code and web assets (dist/, dist/web/), production node_modules, the bundled
+#    sample; runs as the unprivileged `node` user (uid 1000) that the official Node.js images provide.
 FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY sample ./sample
+# The built-in alert rules (dist/alerting/ reads ../../rules/gpu-health.rules.yml).
+COPY rules ./rules
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 RUN mkdir -p /data && chown node:node /data
 # Embedded mode (`start`) keeps its PGlite database here; mount a volume to keep it.

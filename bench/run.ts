@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S --cost-gpus G]`:
+ * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S --jetstream-budget-s S --cost-gpus G]`:
  * generates DCGM CSV with the project's generator, then measures in one run, so every figure has a
  * floor taken on the same machine at the same hour:
  *   1. the CSV parser vs a raw read of the file, and the exposition parser on the same rows (bench/parser.ts)
  *   2. `psql \copy` of the same rows into a narrow indexed table (the storage floor), nexus
- *      (etcd queue -> 2 collectors -> PostgreSQL) and traditional (Redis -> 2 collectors ->
- *      PostgreSQL) end-to-end with their ratio to that floor, peak RSS and CPU of every process,
+ *      (etcd queue -> 2 collectors -> PostgreSQL), traditional (Redis -> 2 collectors ->
+ *      PostgreSQL) and jetstream (NATS JetStream -> 2 collectors -> PostgreSQL) end-to-end with
+ *      their ratio to that floor, peak RSS and CPU of every process,
  *      and etcd's database size (bench/pipelines.ts)
  *   3. embedded end-to-end (file -> streamer -> queue -> collector -> PGlite on disk)
  *   4. REST query latency at 1M and 10M stored samples (bench/queries.ts)
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
       budgetSeconds: {
         nexus: intArg('--nexus-budget-s', 45),
         traditional: intArg('--traditional-budget-s', DEFAULT_BUDGET_SECONDS.traditional),
+        jetstream: intArg('--jetstream-budget-s', DEFAULT_BUDGET_SECONDS.jetstream),
       },
     });
     const querySizes = intListArg('--query-sizes') ?? [1_000_000, 10_000_000];

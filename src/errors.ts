@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   UNAUTHORIZED: { status: 401, retryable: false },
   FORBIDDEN: { status: 403, retryable: false },
   RATE_LIMITED: { status: 429, retryable: true },
+  WEB_NOT_BUILT: { status: 503, retryable: false },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -25,6 +25,7 @@ import { deadLetterRoutes } from './routes/dead-letters.js';
 import { gpuRoutes } from './routes/gpus.js';
 import { healthRoutes } from './routes/health.js';
 import { hostGpuRoutes } from './routes/host-gpus.js';
+import { gpuHealthRoutes } from './routes/gpu-health.js';
 import { checkQueryEncoding, checkStringParameters } from './params.js';
 import { DEFAULT_READ_LIMITS, ReadLimiter, type ReadLimits } from './read-limiter.js';
 import { exportReadLimiterMetrics } from './read-limiter-metrics.js';
@@ -32,6 +33,10 @@ import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
 import { targetRoutes } from './routes/targets.js';
 import { federateRoutes } from './routes/federate.js';
+import { analyticsRoutes } from './routes/analytics.js';
+import { parsePrices, type PriceTable } from '../analytics/prices.js';
+import { alertRoutes } from './routes/alerts.js';
+import { dashboardPlugin } from './web/dashboard.js';
 import { isPrometheusApiRoute, prometheusRoutes, type PromqlSettings } from './routes/prometheus.js';
 import { remoteWriteRoutes, type RemoteWriteSink } from './routes/remote-write.js';
 import type { ScrapeTargetBoard } from '../ingest/scrape.js';
@@ -78,6 +83,8 @@ export interface ApiOptions {
   auth?: AuthSettings & Omit<WsAuth, 'authenticator'>;
   /** Serve HTTPS with this certificate and key, reloaded when the files change; absent: HTTP. */
   tls?: TlsSettings;
+  /** Analytics prices per GPU-hour (ANALYTICS_PRICES); absent: `default=1`. */
+  analytics?: { prices?: PriceTable };
 }
 
 /** The realtime side of an app, for metrics and tests: the event hub and the WebSocket endpoints. */
@@ -110,6 +117,7 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
     },
     promql: { timeoutMs: config.PROMQL_TIMEOUT, maxSamples: config.PROMQL_MAX_SAMPLES },
     rateLimit: { max: config.RATE_LIMIT, windowMs: config.RATE_LIMIT_WINDOW },
+    analytics: { prices: parsePrices(config.ANALYTICS_PRICES) },
   };
   if (config.ENABLE_CORS)
     options.cors = { origins: config.CORS_ORIGINS, credentials: config.CORS_CREDENTIALS };
@@ -222,12 +230,15 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
   await app.register(metricsRoutes, ctx);
   await app.register(clusterRoutes, ctx);
   await app.register(hostGpuRoutes, ctx);
+  await app.register(gpuHealthRoutes, ctx);
   await app.register(gpuRoutes, ctx);
   await app.register(deadLetterRoutes, ctx);
   await app.register(serviceRoutes, ctx);
   if (options.scrapeTargets) await app.register(targetRoutes, { ctx, board: options.scrapeTargets });
   await app.register(prometheusRoutes, { ctx, settings: options.promql });
   await app.register(federateRoutes, { ctx, timeoutMs: options.promql?.timeoutMs });
+  await app.register(analyticsRoutes, { ctx, prices: options.analytics?.prices });
+  await app.register(alertRoutes, { ctx });
   if (options.remoteWrite)
     await app.register(remoteWriteRoutes, { metrics: ctx.deps.metrics, ...options.remoteWrite });
   if (options.auth?.tokens)
@@ -236,6 +247,8 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions = {}): Promise
       authenticator: options.auth.authenticator,
     });
   await registerRealtime(app, ctx, options);
+  // Last: its GET /* fallback answers only paths no route above serves.
+  await app.register(dashboardPlugin);
   return app;
 }
 

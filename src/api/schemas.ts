@@ -198,6 +198,15 @@ export const telemetryQuerySchema = {
         'the range: raw up to 6 h, 1m up to 7 days, 1h beyond (raw without start_time). The x-resolution ' +
         'response header says which one served the response.',
     },
+    format: {
+      type: 'string',
+      enum: ['items', 'compact'],
+      default: 'items',
+      description:
+        'items (default): one object per sample, with every label; compact: the GPU once, then one entry per ' +
+        'series with its labels once and arrays of times (ms, ascending) and values (rollups: also min, max, ' +
+        'count, last). Same samples either way.',
+    },
   },
 } as const;
 
@@ -317,10 +326,52 @@ export const migInstanceSchema = responseSchema({
   },
 } as const);
 
+/** Health of a GPU (docs/alerting.md, "Health model"). */
+export const gpuHealthSchema = responseSchema({
+  type: 'object',
+  required: ['state', 'since', 'reasons'],
+  properties: {
+    state: { type: 'string', enum: ['ok', 'warning', 'critical'] },
+    since: { ...rfc3339, description: 'Sample time the GPU entered this state' },
+    reasons: {
+      type: 'array',
+      description: 'Why it is not ok, most severe first; empty when ok',
+      items: {
+        type: 'object',
+        required: ['code', 'severity', 'message', 'since'],
+        properties: {
+          code: { type: 'string', description: 'Reason code, e.g. XID_ERROR, ECC_DBE, STALE' },
+          severity: { type: 'string', enum: ['warning', 'critical'] },
+          message: { type: 'string' },
+          since: { ...rfc3339, description: 'Sample time the reason began' },
+          field: { type: 'string', description: 'DCGM field behind the reason' },
+          value: { type: 'number', description: 'The field value that raised it' },
+        },
+      },
+    },
+  },
+} as const);
+
+/** One GPU's health with its identity, as GET .../gpus/{g}/health and GET /api/v1/health/gpus give it. */
+export const gpuHealthEntrySchema = responseSchema({
+  type: 'object',
+  required: ['cluster_id', 'hostname', 'gpu_id', 'uuid', 'model_name', 'last_sample', 'health'],
+  properties: {
+    cluster_id: { type: 'string' },
+    hostname: { type: 'string' },
+    gpu_id: { type: 'string' },
+    uuid: { type: 'string' },
+    model_name: { type: 'string' },
+    last_sample: rfc3339,
+    health: gpuHealthSchema,
+  },
+} as const);
+
 /** A GPU of the live hierarchy with its latest metrics. */
 export const gpuSchema = responseSchema({
   type: 'object',
   required: [
+    'health',
     'gpu_id',
     'uuid',
     'device',
@@ -357,6 +408,7 @@ export const gpuSchema = responseSchema({
       description: 'MIG instances of the GPU, by instance id; present only when it has any',
       items: migInstanceSchema,
     },
+    health: gpuHealthSchema,
   },
 } as const);
 
@@ -416,6 +468,75 @@ export const telemetryResponseSchema = responseSchema({
   items: telemetryItemSchema,
 } as const);
 
+/** The GPU of a compact telemetry answer (a series whose samples name another carries its own). */
+const compactGpuSchema = {
+  type: 'object',
+  required: ['cluster_id', 'hostname', 'gpu_id', 'uuid', 'device', 'model_name'],
+  properties: {
+    cluster_id: { type: 'string' },
+    hostname: { type: 'string' },
+    gpu_id: { type: 'string' },
+    uuid: { type: 'string' },
+    device: { type: 'string' },
+    model_name: { type: 'string' },
+  },
+} as const;
+
+const numbers = (description: string) => ({ type: 'array', items: { type: 'number' }, description }) as const;
+
+/**
+ * Body of the telemetry routes with `format=compact`: the GPU once, then each series (metric and
+ * labels) once with parallel arrays of times and values, times ascending. The same samples as the
+ * items answer to the same query (`limit` counts samples, across series).
+ */
+export const telemetryCompactResponseSchema = responseSchema({
+  type: 'object',
+  required: ['gpu', 'resolution', 'series'],
+  description: 'format=compact: labels once per series, then time/value arrays',
+  properties: {
+    gpu: compactGpuSchema,
+    resolution: { type: 'string', enum: ['raw', '1m', '1h'], description: 'What served the answer' },
+    series: {
+      type: 'array',
+      description: 'One entry per series, by metric name then labels',
+      items: {
+        type: 'object',
+        required: ['metric', 'labels', 't', 'v'],
+        properties: {
+          metric: { type: 'string', description: 'DCGM field name' },
+          labels: {
+            type: 'object',
+            additionalProperties: { type: 'string' },
+            description:
+              "The series' labels (labels_raw), with its container, pod and namespace when they are set",
+          },
+          gpu: { ...compactGpuSchema, description: 'Only when the series names another GPU than `gpu`' },
+          t: {
+            type: 'array',
+            items: { type: 'integer' },
+            description: 'Sample (bucket start) times, ms, ascending',
+          },
+          v: numbers('Values (rollups: the bucket average), one per time'),
+          min: numbers('Rollups only: bucket minimum, one per time'),
+          max: numbers('Rollups only: bucket maximum, one per time'),
+          count: {
+            type: 'array',
+            items: { type: 'integer' },
+            description: 'Rollups only: samples per bucket',
+          },
+          last: numbers("Rollups only: the bucket's newest value, one per time"),
+        },
+      },
+    },
+  },
+} as const);
+
+/** 200 of the telemetry routes: the items (default) or the compact form (`format=compact`). */
+export const telemetryAnyResponseSchema = {
+  description: 'Samples as items (default), or in the compact form with format=compact',
+  oneOf: [telemetryResponseSchema, telemetryCompactResponseSchema],
+} as const;
+
 /** One refused input row. */
 export const deadLetterSchema = responseSchema({
   type: 'object',
@@ -445,4 +566,217 @@ export const serviceSchema = responseSchema({
     pid: { type: 'integer' },
     hostname: { type: 'string' },
   },
+} as const);
+
+// --- Analytics (src/api/routes/analytics.ts, docs/analytics.md) ---
+
+const analyticsRange = {
+  start: { ...rfc3339, description: 'Inclusive range start (RFC 3339); default: end - 24 h' },
+  end: { ...rfc3339, description: 'Exclusive range end (RFC 3339); default: now' },
+  resolution: {
+    type: 'string',
+    enum: ['raw', 'rollup', 'auto'],
+    default: 'auto',
+    description:
+      'raw samples, or rollups wherever a whole 1m/1h bucket lies in the range (same answer); auto: raw up to 6 h',
+  },
+  interval: {
+    type: 'string',
+    pattern: '^[0-9]+(ms|s|m|h)$',
+    description:
+      'Scrape interval of every GPU (e.g. 30s); default: estimated per GPU (median sample spacing)',
+  },
+} as const;
+
+/** Query string of GET /api/v1/analytics/attribution. */
+export const attributionQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...analyticsRange,
+    by: {
+      type: 'string',
+      default: 'namespace',
+      maxLength: 300,
+      description: 'namespace, pod (keyed namespace/pod), container, label:<name>, host or model',
+    },
+  },
+} as const;
+
+/** Query string of GET /api/v1/analytics/idle. */
+export const idleQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...analyticsRange,
+    threshold: {
+      type: 'number',
+      minimum: 0,
+      maximum: 100,
+      default: 5,
+      description: 'Utilization (%) under which a minute is idle',
+    },
+    duration: {
+      type: 'string',
+      pattern: '^[0-9]+(ms|s|m|h)$',
+      default: '30m',
+      description: 'Shortest idle stretch listed (time held while idle)',
+    },
+  },
+} as const;
+
+/** Query string of GET /api/v1/analytics/outliers. */
+export const outlierQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...analyticsRange,
+    k: {
+      type: 'number',
+      minimum: 0.1,
+      maximum: 1000,
+      default: 5,
+      description: 'Robust deviations (median/MAD) to stand out',
+    },
+    duration: {
+      type: 'string',
+      pattern: '^[0-9]+(ms|s|m|h)$',
+      default: '10m',
+      description: 'Shortest stretch listed (wall time of consecutive out-of-line minutes)',
+    },
+  },
+} as const;
+
+const analyticsEnvelope = {
+  start: { type: 'string', format: 'date-time' },
+  end: { type: 'string', format: 'date-time' },
+  resolution: {
+    type: 'string',
+    enum: ['raw', 'rollup'],
+    description: 'The read path that served the answer',
+  },
+} as const;
+
+/** One attribution group. */
+export const attributionRowSchema = {
+  type: 'object',
+  required: [
+    'key',
+    'gpus',
+    'gpu_hours_allocated',
+    'gpu_hours_busy',
+    'energy_kwh',
+    'avg_utilization',
+    'peak_utilization',
+    'avg_memory_used_mib',
+    'peak_memory_used_mib',
+    'allocated_cost',
+    'effective_cost',
+    'waste_fraction',
+  ],
+  properties: {
+    key: { type: 'string', description: 'The group (empty: series without that label)' },
+    gpus: { type: 'integer' },
+    gpu_hours_allocated: { type: 'number' },
+    gpu_hours_busy: { type: 'number' },
+    energy_kwh: { type: 'number' },
+    avg_utilization: { type: 'number' },
+    peak_utilization: { type: 'number' },
+    avg_memory_used_mib: { type: 'number' },
+    peak_memory_used_mib: { type: 'number' },
+    allocated_cost: { type: 'number' },
+    effective_cost: { type: 'number' },
+    waste_fraction: { type: 'number' },
+  },
+} as const;
+
+/** Response of GET /api/v1/analytics/attribution. */
+export const attributionResponseSchema = responseSchema({
+  type: 'object',
+  required: ['start', 'end', 'resolution', 'by', 'rows'],
+  properties: {
+    ...analyticsEnvelope,
+    by: { type: 'string' },
+    rows: { type: 'array', items: attributionRowSchema },
+  },
+} as const);
+
+/** One idle-but-allocated stretch. */
+export const idleRowSchema = {
+  type: 'object',
+  required: [
+    'namespace',
+    'pod',
+    'container',
+    'hostname',
+    'gpu_id',
+    'uuid',
+    'model',
+    'mig_instance',
+    'start',
+    'end',
+    'idle_seconds',
+    'gpu_hours_wasted',
+    'max_utilization',
+  ],
+  properties: {
+    namespace: { type: 'string' },
+    pod: { type: 'string' },
+    container: { type: 'string' },
+    hostname: { type: 'string' },
+    gpu_id: { type: 'string' },
+    uuid: { type: 'string' },
+    model: { type: 'string' },
+    mig_instance: { type: 'string' },
+    start: { type: 'string', format: 'date-time' },
+    end: { type: 'string', format: 'date-time' },
+    idle_seconds: { type: 'number' },
+    gpu_hours_wasted: { type: 'number' },
+    max_utilization: { type: 'number' },
+  },
+} as const;
+
+/** Response of GET /api/v1/analytics/idle. */
+export const idleResponseSchema = responseSchema({
+  type: 'object',
+  required: ['start', 'end', 'resolution', 'rows'],
+  properties: { ...analyticsEnvelope, rows: { type: 'array', items: idleRowSchema } },
+} as const);
+
+/** One peer-outlier stretch. */
+export const outlierRowSchema = {
+  type: 'object',
+  required: [
+    'cluster_id',
+    'hostname',
+    'gpu_id',
+    'uuid',
+    'model',
+    'signal',
+    'start',
+    'end',
+    'max_score',
+    'mean_deviation',
+    'peers',
+  ],
+  properties: {
+    cluster_id: { type: 'string' },
+    hostname: { type: 'string' },
+    gpu_id: { type: 'string' },
+    uuid: { type: 'string' },
+    model: { type: 'string' },
+    signal: { type: 'string', enum: ['temperature', 'power', 'sm_clock'] },
+    start: { type: 'string', format: 'date-time' },
+    end: { type: 'string', format: 'date-time' },
+    max_score: { type: 'number' },
+    mean_deviation: { type: 'number' },
+    peers: { type: 'integer' },
+  },
+} as const;
+
+/** Response of GET /api/v1/analytics/outliers. */
+export const outlierResponseSchema = responseSchema({
+  type: 'object',
+  required: ['start', 'end', 'resolution', 'rows'],
+  properties: { ...analyticsEnvelope, rows: { type: 'array', items: outlierRowSchema } },
 } as const);

@@ -6,11 +6,14 @@
  */
 import type { FromSchema } from 'json-schema-to-ts';
 import type { ServiceRecord } from '../discovery/registry.js';
+import type { GpuHealth } from '../health/types.js';
 import type { ClusterSummary, GpuStatus, HostSummary, MigStatus } from '../hierarchy/reader.js';
 import type { StoredDeadLetter, StoredGpu, StoredSample } from '../ports/sample-store.js';
 import type {
   clusterSchema,
   deadLetterSchema,
+  gpuHealthEntrySchema,
+  gpuHealthSchema,
   gpuSchema,
   gpuSummarySchema,
   hostSchema,
@@ -109,10 +112,49 @@ export function gpuView(g: GpuStatus): GpuView {
     last_seen: rfc3339(g.lastSeenMs),
     last_sample: rfc3339(g.lastSampleMs),
     metrics: metricsView(g.metrics),
+    health: healthView(g.gpuHealth),
   };
   if (g.goneSinceMs !== undefined) view.gone_since = rfc3339(g.goneSinceMs);
   if (g.migInstances.length > 0) view.mig_instances = g.migInstances.map(migInstanceView);
   return view;
+}
+
+/** A GPU's health. */
+export type GpuHealthView = FromSchema<typeof gpuHealthSchema>;
+
+/** Health as the API shows it: times in RFC 3339. */
+export function healthView(h: GpuHealth): GpuHealthView {
+  return {
+    state: h.state,
+    since: rfc3339(h.sinceMs),
+    reasons: h.reasons.map((r) => {
+      const reason: GpuHealthView['reasons'][number] = {
+        code: r.code,
+        severity: r.severity,
+        message: r.message,
+        since: rfc3339(r.sinceMs),
+      };
+      if (r.field !== undefined) reason.field = r.field;
+      if (r.value !== undefined) reason.value = r.value;
+      return reason;
+    }),
+  };
+}
+
+/** One GPU's health with its identity. */
+export type GpuHealthEntryView = FromSchema<typeof gpuHealthEntrySchema>;
+
+/** A GPU's identity and health (the health routes). */
+export function gpuHealthEntryView(g: GpuStatus): GpuHealthEntryView {
+  return {
+    cluster_id: g.clusterId,
+    hostname: g.hostname,
+    gpu_id: g.gpuId,
+    uuid: g.uuid,
+    model_name: g.modelName,
+    last_sample: rfc3339(g.lastSampleMs),
+    health: healthView(g.gpuHealth),
+  };
 }
 
 /** A GPU as listed by GET /api/v1/gpus. */

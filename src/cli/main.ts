@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../config/config.js';
 import { NexusError } from '../errors.js';
+import { parseFaults } from '../generate/faults.js';
 import { writeDcgmCsv, type GeneratorOptions } from '../generate/generator.js';
 import { parseDuration } from '../config/duration.js';
 import { bundledSamplePath } from '../runtime/bundled-sample.js';
@@ -279,6 +280,10 @@ program
   .option('--seed <n>', 'random seed', '1')
   .option('--host-prefix <prefix>', 'host names are <prefix>001, <prefix>002, ...')
   .option('--workload-fraction <f>', 'fraction of jobs with container/pod/namespace attribution', '0')
+  .option(
+    '--faults <spec>',
+    'inject faults: <kind>:<host>/<gpu>@<from>-<to>[:key=value,...] joined by ";" (docs/alerting.md)',
+  )
   .action(async (flags: Record<string, string | undefined>) => {
     const options: GeneratorOptions = {
       hosts: positiveInt('--hosts', flags.hosts),
@@ -291,6 +296,7 @@ program
       seed: positiveInt('--seed', flags.seed),
       hostPrefix: flags.hostPrefix,
       workloadFraction: Number(flags.workloadFraction),
+      faults: flags.faults === undefined ? undefined : parseFaults(flags.faults),
     };
     const started = Date.now();
     const result = await writeDcgmCsv(flags.out!, options);
@@ -426,8 +432,11 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('streamer'))))
         targetsFile: config.SCRAPE_TARGETS_FILE,
         receiveOnly,
       }).catch(targetsFileInvalid);
-      running = run;
-      const summary = await run.finally(stopWarning);
+      // The signal handler waits for `running` and then exits; the summary below is printed first
+      // because this await is registered before the handler's.
+      const finished = run.finally(stopWarning);
+      running = finished;
+      const summary = await finished;
       print(
         `published ${summary.rows.toLocaleString('en-US')} rows (${summary.badRows} bad) in ${summary.batches} batches, ${summary.rowsPerSecond.toLocaleString('en-US')} rows/s`,
       );

@@ -66,6 +66,14 @@ const schema = z.object({
   /** PEM CA file the Redis server certificate must chain to (rediss:// URLs; default: the system CAs). */
   REDIS_TLS_CA: z.string().min(1).optional(),
   REDIS_TOPICS: z.string().default('telemetry'),
+  /** NATS servers with JetStream, comma-separated `nats://host:port` (queue kind `nats`). */
+  NATS_URL: z.string().optional(),
+  /** Replicas of the JetStream stream the `nats` queue creates (3 on a three-node cluster). */
+  NATS_STREAM_REPLICAS: int(1, 5).default(1),
+  /** NATS user when the servers require one (with NATS_PASSWORD). */
+  NATS_USER: z.string().min(1).optional(),
+  /** Password of NATS_USER; never logged. */
+  NATS_PASSWORD: z.string().optional(),
   DATABASE_URL: z.string().optional(),
   DB_HOST: z.string().optional(),
   DB_PORT: int(1, 65535).optional(),
@@ -80,6 +88,12 @@ const schema = z.object({
   DB_SSLCERT: z.string().min(1).optional(),
   /** PEM private key file of DB_SSLCERT. */
   DB_SSLKEY: z.string().min(1).optional(),
+  /** Prometheus remote write endpoint of a TSDB for samples (sample store `victoria`). */
+  REMOTE_WRITE_URL: z.string().url().optional(),
+  /** Base URL of that TSDB's read API (default: REMOTE_WRITE_URL without `/api/v1/write`). */
+  REMOTE_READ_URL: z.string().url().optional(),
+  /** Bearer token sent to REMOTE_WRITE_URL and REMOTE_READ_URL; never logged. */
+  REMOTE_WRITE_BEARER_TOKEN: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   MEMORY: bool.default(false),
   ENABLE_NEXUS: bool.default(true),
@@ -204,10 +218,42 @@ const schema = z.object({
   SCRAPE_LEASE_TTL: duration
     .default(10_000)
     .refine((ms) => ms >= 1000, 'must be at least 1s (etcd lease TTLs are whole seconds)'),
+  /** Analytics: price per GPU-hour by model, `H100=2.5,A100=1.2,default=1` (a model takes its longest contained key). */
+  ANALYTICS_PRICES: z
+    .string()
+    .default('default=1')
+    .refine(
+      (v) => /^\s*$|^\s*[^=,]+=\s*\d+(\.\d+)?\s*(,\s*[^=,]+=\s*\d+(\.\d+)?\s*)*$/.test(v),
+      'must be <model>=<price>,... (e.g. H100=2.5,A100=1.2,default=1)',
+    ),
+  /** Alert rule files (Prometheus format): comma-separated paths or globs (wildcards in the file name). */
+  ALERT_RULES_FILES: z.string().default(''),
+  /** Evaluate the built-in GPU health rules (rules/gpu-health.rules.yml). */
+  ALERT_BUILTIN_RULES: bool.default(true),
+  /** Evaluation interval of rule groups without their own `interval`. */
+  ALERT_EVAL_INTERVAL: duration.default(60_000).refine((ms) => ms >= 1000, 'must be at least 1s'),
+  /** Time between two sends of a firing alert to Alertmanager. */
+  ALERT_RESEND_DELAY: duration.default(60_000),
+  /** Base URL of the alerts' generatorURL (default http://{hostname}:{PORT}). */
+  ALERT_EXTERNAL_URL: z.string().url().optional(),
+  /** Alertmanager base URLs, comma-separated (alerts go to {url}/api/v2/alerts). */
+  ALERTMANAGER_URL: z.string().default(''),
+  /** Webhook URLs notified once when an alert fires and once when it resolves, comma-separated. */
+  WEBHOOK_URLS: z.string().default(''),
+  /** Key of the webhooks' HMAC-SHA256 signature header. */
+  WEBHOOK_SECRET: z.string().min(1).optional(),
 });
 
 /** Secrets that may instead be read from the file named by `<NAME>_FILE` (trailing newline dropped). */
-export const FILE_SECRETS = ['DB_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'ETCD_PASSWORD'] as const;
+export const FILE_SECRETS = [
+  'DB_PASSWORD',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'ETCD_PASSWORD',
+  'WEBHOOK_SECRET',
+  'REMOTE_WRITE_BEARER_TOKEN',
+  'NATS_PASSWORD',
+] as const;
 
 /** Parse a comma-separated list of scrape target URLs; throws naming one that is not http(s). */
 export function parseScrapeTargets(text: string): string[] {
@@ -281,6 +327,13 @@ export function loadConfig(
       'CONFIG_INVALID',
       'invalid configuration: ETCD_USERNAME and ETCD_PASSWORD: set both or neither',
       { details: { problems: ['ETCD_USERNAME', 'ETCD_PASSWORD'] } },
+    );
+  }
+  if ((config.NATS_USER === undefined) !== (config.NATS_PASSWORD === undefined)) {
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'invalid configuration: NATS_USER and NATS_PASSWORD: set both or neither',
+      { details: { problems: ['NATS_USER', 'NATS_PASSWORD'] } },
     );
   }
   if (config.AUTH.jwt && config.JWT_JWKS_URL === undefined) {

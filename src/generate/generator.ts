@@ -7,8 +7,10 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { NexusError } from '../errors.js';
+import { faultFields, FaultInjector, type FaultSpec } from './faults.js';
 import { mulberry32, type Prng } from './prng.js';
 import { DEFAULT_MODEL, metricNames, profileFor, SAMPLE_METRICS, type ModelProfile } from './profiles.js';
+import { WorkloadScheduler, type HeldState } from './workloads.js';
 
 /** Options of the generator. Every field is optional; see {@link GENERATOR_DEFAULTS}. */
 export interface GeneratorOptions {
@@ -51,6 +53,8 @@ export interface GeneratorOptions {
   header?: boolean;
   /** Rows per yielded chunk. Default 1024. */
   chunkRows?: number;
+  /** Faults to inject (see faults.ts); their fields join `metrics`. Default none. */
+  faults?: readonly FaultSpec[];
 }
 
 /** Defaults applied by {@link resolveGeneratorOptions}. */
@@ -87,6 +91,7 @@ export interface ResolvedGeneratorOptions {
   driverVersion: string;
   header: boolean;
   chunkRows: number;
+  faults: FaultSpec[];
 }
 
 /** The CSV header line of a DCGM export (without line feed). */
@@ -111,7 +116,9 @@ export function resolveGeneratorOptions(options: GeneratorOptions = {}): Resolve
   const hosts = positiveInt('hosts', options.hosts ?? d.hosts);
   const gpusPerHost = positiveInt('gpusPerHost', options.gpusPerHost ?? d.gpusPerHost);
   const m = options.metrics ?? d.metrics;
+  const faults = [...(options.faults ?? [])];
   const metrics = typeof m === 'number' ? metricNames(positiveInt('metrics', m)) : [...m];
+  for (const field of faultFields(faults)) if (!metrics.includes(field)) metrics.push(field);
   if (metrics.length === 0) bad('metrics must not be empty');
   const intervalMs = options.intervalMs ?? d.intervalMs;
   if (!(intervalMs > 0) || !Number.isFinite(intervalMs)) bad(`intervalMs must be > 0, got ${intervalMs}`);
@@ -154,6 +161,7 @@ export function resolveGeneratorOptions(options: GeneratorOptions = {}): Resolve
     driverVersion: options.driverVersion ?? d.driverVersion,
     header: options.header ?? d.header,
     chunkRows: positiveInt('chunkRows', options.chunkRows ?? d.chunkRows),
+    faults,
   };
 }
 
@@ -180,7 +188,7 @@ interface Gpu {
   powerScale: number;
   tensorRatio: number;
   fbJob: number;
-  job: { container: string; pod: string; namespace: string } | null;
+  job: { container: string; pod: string; namespace: string; labels?: Record<string, string> } | null;
   /** Per-GPU cooling offset, C. */
   coolOffset: number;
   temp: number;
@@ -235,9 +243,12 @@ class Fleet {
   readonly gpus: Gpu[] = [];
   private readonly rng: Prng;
   private jobCounter = 0;
+  /** With `workloadFraction` > 0, planned jobs (workloads.ts) decide who holds each GPU. */
+  private readonly workloads: WorkloadScheduler | undefined;
 
   constructor(private readonly o: ResolvedGeneratorOptions) {
     this.rng = mulberry32(o.seed);
+    this.workloads = o.workloadFraction > 0 ? new WorkloadScheduler(o) : undefined;
     const seen = new Set<string>();
     for (let h = 0; h < o.hosts; h++) {
       const hostname = `${o.hostPrefix}${String(h + 1).padStart(3, '0')}`;
@@ -316,6 +327,7 @@ class Fleet {
       label('modelName', o.profile.name),
       job ? label('namespace', namespace) : '',
       job ? label('pod', pod) : '',
+      ...Object.entries(job?.labels ?? {}).map(([k, v]) => label(k, v)),
     ].filter((s) => s !== '');
     gpu.labelsB = `"",${tail.join(',')}"\n`;
   }
@@ -343,8 +355,11 @@ class Fleet {
     const pResume = pChange(dt, MEAN_PAUSE_STINT_MS);
     const alpha = 1 - Math.exp(-dt / 60_000);
     const out: Snapshot[] = [];
-    for (const gpu of this.gpus) {
-      if (!first) {
+    this.workloads?.step();
+    for (const [slot, gpu] of this.gpus.entries()) {
+      const held = this.workloads?.held(slot);
+      if (this.workloads) this.follow(gpu, held);
+      else if (!first) {
         const before = gpu.job;
         if (gpu.state === IDLE) {
           if (r.chance(pStart)) {
@@ -384,6 +399,7 @@ class Fleet {
       }
       power = Math.max(p.idlePowerW * 0.93, Math.min(p.maxPowerW - 8, power));
       fbUsed = Math.max(0, Math.min(p.fbTotalMiB, fbUsed));
+      if (held) [util, power, fbUsed] = [held.phase.util, held.phase.powerW, held.job.fbUsedMiB];
       const target = this.targetTemp(gpu, power);
       gpu.temp = first ? target : gpu.temp + (target - gpu.temp) * alpha;
       gpu.energyMJ += Math.round(power * dt);
@@ -407,6 +423,19 @@ class Fleet {
       });
     }
     return out;
+  }
+
+  /** Take the state and attribution of the planned job holding `gpu` (none: idle, unattributed). */
+  private follow(gpu: Gpu, held: HeldState | undefined): void {
+    gpu.state = held === undefined ? IDLE : held.phase.util > 0 ? BUSY : ALLOCATED;
+    const j = held?.job;
+    const job = j?.attributed
+      ? { container: j.container, pod: j.pod, namespace: j.namespace, labels: j.labels }
+      : null;
+    if (job?.pod !== gpu.job?.pod) {
+      gpu.job = job;
+      this.render(gpu);
+    }
   }
 
   /** Text of the value of `metric` for a GPU at a scrape. */
@@ -455,7 +484,12 @@ class Fleet {
       case 'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS':
       case 'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS':
       case 'DCGM_FI_DEV_ROW_REMAP_FAILURE':
+      case 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL':
+      case 'DCGM_FI_DEV_RETIRED_DBE':
+      case 'DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL':
         return '0';
+      case 'DCGM_FI_DEV_CLOCK_THROTTLE_REASONS':
+        return gpu.state === IDLE ? '1' : '0';
       default: {
         // Unknown field: a bounded random walk per GPU.
         const prev = gpu.custom[metricIndex] ?? 50;
@@ -482,20 +516,34 @@ export function* generateDcgmCsv(options: GeneratorOptions = {}): Generator<stri
   const o = resolveGeneratorOptions(options);
   const fleet = new Fleet(o);
   const metricParts = o.metrics.map((m) => csv(m));
+  const faults =
+    o.faults.length === 0
+      ? undefined
+      : new FaultInjector(
+          o.faults,
+          fleet.gpus.map((g, i) => ({
+            hostIndex: Math.floor(i / o.gpusPerHost) + 1,
+            hostname: g.hostname,
+            gpu: g.index,
+          })),
+        );
   let parts: string[] = o.header ? [`${DCGM_HEADER_LINE}\n`] : [];
   let inChunk = 0;
   let emitted = 0;
   for (let scrape = 0; scrape < o.scrapes && emitted < o.rows; scrape++) {
     const snaps = fleet.step(scrape === 0);
+    faults?.beginScrape(scrape * o.intervalMs);
     const ts = `"${formatTimestamp(o.startMs + scrape * o.intervalMs)}","`;
     for (let mi = 0; mi < o.metrics.length && emitted < o.rows; mi++) {
       const metric = o.metrics[mi]!;
       const m = metricParts[mi]!;
       for (let gi = 0; gi < fleet.gpus.length && emitted < o.rows; gi++) {
         const gpu = fleet.gpus[gi]!;
-        const value = fleet.value(metric, mi, gpu, snaps[gi]!);
-        parts.push(ts + m + gpu.idPart + value + '","' + gpu.labelsA + m + gpu.labelsB);
+        const drawn = fleet.value(metric, mi, gpu, snaps[gi]!);
         emitted++;
+        if (faults?.dropped(gi)) continue;
+        const value = faults ? faults.value(metric, gi, drawn) : drawn;
+        parts.push(ts + m + gpu.idPart + value + '","' + gpu.labelsA + m + gpu.labelsB);
         if (++inChunk >= o.chunkRows) {
           yield parts.join('');
           parts = [];
@@ -521,9 +569,13 @@ export async function writeDcgmCsv(
   const failed = new Promise<never>((_, reject) => out.once('error', reject));
   failed.catch(() => undefined);
   let bytes = 0;
+  // Rows a `gone` fault left out are not written: count the lines instead of trusting the plan.
+  let lines = o.header ? -1 : 0;
   try {
     for (const chunk of generateDcgmCsv(options)) {
       bytes += Buffer.byteLength(chunk);
+      if (o.faults.length > 0)
+        for (let i = chunk.indexOf('\n'); i >= 0; i = chunk.indexOf('\n', i + 1)) lines++;
       if (!out.write(chunk)) await Promise.race([once(out, 'drain'), failed]);
     }
     out.end();
@@ -532,5 +584,5 @@ export async function writeDcgmCsv(
     out.destroy();
     throw new NexusError('INTERNAL', `cannot write ${path}: ${(error as Error).message}`, { cause: error });
   }
-  return { rows: o.rows, bytes };
+  return { rows: o.faults.length > 0 ? lines : o.rows, bytes };
 }

@@ -28,6 +28,7 @@ import type { Logger } from '../util/logger.js';
 import { openProducerQueue, openTopologyCoordination, openTopologySampleStore } from './backends.js';
 import { queueBackend, sampleStoreBackend } from './registry.js';
 import { resolveTopology, type Topology } from './topology.js';
+import { embeddedStateFile, startAlerting, type Alerting } from '../alerting/from-config.js';
 
 export interface EmbeddedRuntimeOptions {
   config: Config;
@@ -36,6 +37,8 @@ export interface EmbeddedRuntimeOptions {
   listen?: boolean;
   /** A `start` topology; default: the one the configuration gives. */
   topology?: Topology;
+  /** Time the alert rules are evaluated at (default now); tests on old data move it. */
+  alertClock?: () => number;
 }
 
 export interface IngestOptions extends StreamInput {
@@ -84,6 +87,8 @@ export interface EmbeddedRuntime {
   scrape(options?: ScrapeRunOptions): Promise<IngestSummary>;
   /** Health of the scrape targets (present when SCRAPE_TARGETS is set). */
   readonly scrapeTargets: ScrapeTargetBoard | undefined;
+  /** Alert rules evaluated in this process (docs/alerting.md). */
+  readonly alerting: Alerting;
   /** Resolve once every queued batch has been acked. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -109,6 +114,24 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   // One in-process queue: the streamer publishes to it and the collector consumes it.
   const queue = await openProducerQueue(topology, config);
   const coordination = (await openTopologyCoordination(topology, config))!;
+  // This process evaluates the alert rules; a rule file with an error stops start-up here.
+  let alerting: Alerting;
+  try {
+    alerting = await startAlerting({
+      config,
+      logger,
+      store,
+      coordination,
+      stateFile: embeddedStateFile(config),
+      clock: options.alertClock,
+    });
+  } catch (error) {
+    await queue.close();
+    await store.close();
+    await coordination.close();
+    await dirLock?.release();
+    throw error;
+  }
 
   const hierarchy = new HierarchyWriter({ coordination });
   await hierarchy.registerCluster({
@@ -240,6 +263,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     address,
     ingest,
     scrapeTargets,
+    alerting,
     async scrape(run = {}) {
       if (scrapeTargets === undefined)
         throw new NexusError(
@@ -268,6 +292,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
       await app.close();
       await Promise.all(registrations.map((r) => r.close()));
       await collector.stop();
+      await alerting.close();
       await queue.close();
       await store.close();
       await coordination.close();

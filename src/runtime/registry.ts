@@ -256,6 +256,25 @@ registerQueueBackend({
   },
 });
 
+registerQueueBackend({
+  kind: 'nats',
+  needs: ['NATS_URL'],
+  shared: true,
+  summary:
+    'NATS JetStream work-queue stream `NEXUS_telemetry`, read by the durable pull consumer `collectors`',
+  topics: () => ['telemetry'],
+  async open(config, options) {
+    const { createNatsQueue } = await import('../adapters/nats/queue.js');
+    return createNatsQueue({
+      ...options,
+      servers: config.NATS_URL!,
+      replicas: config.NATS_STREAM_REPLICAS,
+      user: config.NATS_USER,
+      password: config.NATS_PASSWORD,
+    });
+  },
+});
+
 registerCoordinationBackend({
   kind: 'embedded',
   needs: [],
@@ -320,5 +339,25 @@ registerSampleStoreBackend({
       ssl: tls.ssl,
       logger: logger.child({ component: 'postgres' }),
     });
+  },
+});
+
+registerSampleStoreBackend({
+  kind: 'victoria',
+  needs: ['REMOTE_WRITE_URL', ['DATABASE_URL', 'DB_HOST']],
+  shared: true,
+  summary:
+    'samples in a Prometheus remote-write TSDB (VictoriaMetrics; read back via `REMOTE_READ_URL`), ledger and dead letters in PostgreSQL',
+  async open(config, logger) {
+    const { createVictoriaSampleStore } = await import('../adapters/victoria/sample-store.js');
+    const ledger = await sampleStoreBackend('postgres').open(config, logger);
+    return createVictoriaSampleStore(
+      {
+        writeUrl: config.REMOTE_WRITE_URL!,
+        readUrl: config.REMOTE_READ_URL,
+        bearerToken: config.REMOTE_WRITE_BEARER_TOKEN,
+      },
+      ledger,
+    );
   },
 });

@@ -35,6 +35,7 @@ import { resolveTopology, type Topology } from './topology.js';
 import { startStoreHierarchyMirror } from './store-hierarchy.js';
 import { VERSION } from './version.js';
 import { authFromConfig } from '../api/auth/from-config.js';
+import { startAlerting, type Alerting } from '../alerting/from-config.js';
 
 function serviceRecord(type: ServiceType, id: string, address = '') {
   return {
@@ -210,6 +211,8 @@ export interface CollectorProcess {
   readonly queues: Queue[];
   readonly store: SampleStore;
   readonly maintenance: Maintenance | undefined;
+  /** Alert rules, evaluated while this collector is the maintenance leader (nexus mode only). */
+  readonly alerting: Alerting | undefined;
   close(): Promise<void>;
 }
 
@@ -230,6 +233,7 @@ export async function startCollectorProcess(
   const coordination = await openTopologyCoordination(topology, config);
   let hierarchy: HierarchyWriter | undefined;
   let maintenance: Maintenance | undefined;
+  let alerting: Alerting | undefined;
   if (coordination) {
     hierarchy = new HierarchyWriter({ coordination });
     await hierarchy.registerCluster({
@@ -248,6 +252,15 @@ export async function startCollectorProcess(
       retention: retentionDuty(store, { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP }),
     });
     maintenance.start();
+    try {
+      alerting = await startAlerting({ config, logger, store, coordination, election: maintenance.election });
+    } catch (error) {
+      await maintenance.stop();
+      await Promise.all(queues.map((q) => q.close()));
+      await store.close();
+      await coordination.close();
+      throw error;
+    }
   }
   // Without a coordination store there is no leader: every collector runs the (idempotent) retention pass.
   const duty = coordination
@@ -280,14 +293,25 @@ export async function startCollectorProcess(
         });
   if (server) logger.info({ address: server.address }, 'collector health and metrics listening');
   collector.start();
+  // `nexus_queue_depth`: the backlog of the queues this collector consumes (JetStream: the stream's count).
+  const depthTimer = setInterval(() => {
+    Promise.all(queues.map((q) => q.depth())).then(
+      (depths) => metrics.queueDepth.set(depths.reduce((sum, d) => sum + d, 0)),
+      () => undefined,
+    );
+  }, 1000);
+  depthTimer.unref();
   return {
     collector,
     queues,
     store,
     maintenance,
+    alerting,
     async close() {
+      clearInterval(depthTimer);
       await server?.close();
       await collector.stop();
+      await alerting?.close();
       await maintenance?.stop();
       await retention?.stop();
       await registration?.close();

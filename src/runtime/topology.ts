@@ -9,8 +9,8 @@
  * |---|---|---|---|
  * | `start` | embedded (produce and consume) | embedded | PostgreSQL when DATABASE_URL or DB_HOST is set, else PGlite |
  * | `streamer` | produce: `--queue`, else etcd in nexus mode, else Redis when REDIS_URL is set | etcd in nexus mode (service discovery) | none |
- * | `collector` | consume: `--queue`, else etcd in nexus mode plus every Redis topic when REDIS_URL is set | etcd in nexus mode | PostgreSQL |
- * | `api` | none | etcd in nexus mode; none in traditional mode | PostgreSQL |
+ * | `collector` | consume: `--queue`, else etcd in nexus mode plus every Redis topic when REDIS_URL is set | etcd in nexus mode | `victoria` when REMOTE_WRITE_URL is set (ledger in PostgreSQL), else PostgreSQL |
+ * | `api` | none | etcd in nexus mode; none in traditional mode | as the collector |
  *
  * Nexus mode: ENABLE_NEXUS (default true) and ETCD_ENDPOINTS set, and no `--traditional`.
  */
@@ -73,7 +73,10 @@ function sharedQueue(kind: string, role: Role, config: Config): string {
   return kind;
 }
 
-/** PostgreSQL for the collector and the API, which share samples with other processes. */
+/**
+ * The store the collector and the API share samples through: `victoria` (remote-write TSDB, ledger
+ * in PostgreSQL) when REMOTE_WRITE_URL is set, else PostgreSQL.
+ */
 function sharedSamples(config: Config): string {
   if (!postgresConfigured(config)) {
     throw invalid(
@@ -81,8 +84,9 @@ function sharedSamples(config: Config): string {
       { variable: 'DATABASE_URL' },
     );
   }
-  requireNeeds(sampleStoreBackend('postgres'), 'sample store', config);
-  return 'postgres';
+  const kind = config.REMOTE_WRITE_URL ? 'victoria' : 'postgres';
+  requireNeeds(sampleStoreBackend(kind), 'sample store', config);
+  return kind;
 }
 
 const NO_QUEUE =

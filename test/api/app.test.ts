@@ -306,6 +306,19 @@ describe('GPUs of a host', () => {
         DCGM_FI_DEV_GPU_UTIL: { value: 88, timestamp: iso(at(4)) },
         DCGM_FI_DEV_POWER_USAGE: { value: 300.794, timestamp: iso(at(4)) },
       },
+      // Written a second ago but sampled long before the reader's clock: stale by sample time.
+      health: {
+        state: 'warning',
+        since: iso(at(4) + STALE),
+        reasons: [
+          {
+            code: 'STALE',
+            severity: 'warning',
+            message: expect.stringMatching(/^no sample for \d+ s/),
+            since: iso(at(4) + STALE),
+          },
+        ],
+      },
     });
     expect(gpus.map((g) => [g.gpu_id, g.uuid, g.active])).toEqual([
       ['0', UUID_A0, true],
@@ -623,6 +636,8 @@ describe('OpenAPI and docs', () => {
     '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus',
     '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}',
     '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/telemetry',
+    '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/health',
+    '/api/v1/health/gpus',
     '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/mig',
     '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/mig/{instanceId}',
     '/api/v1/clusters/{clusterId}/hosts/{hostId}/gpus/{gpuId}/mig/{instanceId}/telemetry',
@@ -630,6 +645,9 @@ describe('OpenAPI and docs', () => {
     '/api/v1/gpus/{id}/telemetry',
     '/api/v1/dead-letters',
     '/api/v1/services',
+    '/api/v1/analytics/attribution',
+    '/api/v1/analytics/idle',
+    '/api/v1/analytics/outliers',
   ];
 
   it('GET /openapi.json is an OpenAPI 3 document listing every route', async () => {
@@ -672,7 +690,7 @@ describe('OpenAPI and docs', () => {
         .parameters!.filter((p) => p.in === 'query')
         .map((p) => p.name)
         .sort(),
-    ).toEqual(['end_time', 'limit', 'metric', 'order', 'resolution', 'start_time']);
+    ).toEqual(['end_time', 'format', 'limit', 'metric', 'order', 'resolution', 'start_time']);
     const notFound = telemetry.responses['404']?.content?.['application/json']?.schema;
     expect(notFound).toMatchObject({ properties: { error: { required: ['code', 'message'] } } });
     expect(doc.paths['/metrics']!.get!.responses['200']?.content).toHaveProperty('text/plain');

@@ -17,10 +17,12 @@ describe('docs/configuration.md backends', () => {
       'queue:embedded=none',
       'queue:etcd=`ETCD_ENDPOINTS`',
       'queue:redis=`REDIS_URL`',
+      'queue:nats=`NATS_URL`',
       'coordination:embedded=none',
       'coordination:etcd=`ETCD_ENDPOINTS`',
       'sample store:pglite=none',
       'sample store:postgres=`DATABASE_URL` or `DB_HOST`',
+      'sample store:victoria=`REMOTE_WRITE_URL`, `DATABASE_URL` or `DB_HOST`',
     ]);
   });
 });

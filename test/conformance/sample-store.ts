@@ -34,6 +34,10 @@ export const SAMPLE_STORE_CAPABILITIES = [
   'timescaledb',
   /** Several stores (processes) on one database write at once; the setup returns `connect`. */
   'concurrentWriters',
+  /** Any sample time in years 0001-9999 is stored (a TSDB keeps only its retention window). */
+  'fullTimeRange',
+  /** The database refuses a row too large to index (SQLSTATE 54000); the store isolates it. */
+  'indexRowLimit',
 ] as const;
 
 /** One capability of the sample store port. */
@@ -198,7 +202,7 @@ export function sampleStoreConformance(
       await expect(store.ping()).resolves.toBeUndefined();
     });
 
-    it('round-trips every field, labels and workload attribution included', async () => {
+    cap.it('fullTimeRange', 'round-trips every field, labels and workload attribution included', async () => {
       const c = unique('rt');
       const key = seriesKey(c, {
         hostname: 'mtv5-dgx1-hgpu-031',
@@ -369,114 +373,133 @@ export function sampleStoreConformance(
       },
     );
 
-    it('a time outside years 0001-9999 becomes an unstorable_row dead letter; the rest is stored', async () => {
-      const c = unique('badts');
-      const src = `${c}.csv`;
-      const beyond = Date.UTC(9999, 11, 31, 12) + DAY; // 10000-01-01, e.g. 9999-12-31 restamped
-      const b = {
-        ...batch([...series(seriesKey(c), 3), sample(seriesKey(c), NaN, 1), sample(seriesKey(c), beyond, 2)]),
-        source: src,
-      };
-      const before = await store.countSamples();
-      expect(await store.writeBatch(b)).toMatchObject({ inserted: 3, unstorable: 2, deadLetters: 2 });
-      expect(await store.countSamples()).toBe(before + 3);
-      const letters = await store.listDeadLetters({ source: src });
-      expect(letters.map((d) => [d.reason, d.detail])).toEqual([
-        [
-          'unstorable_row',
-          `batch ${b.id}, sample 4 of 5: timestamp ${beyond} ms is outside the years 0001-9999`,
-        ],
-        ['unstorable_row', `batch ${b.id}, sample 3 of 5: timestamp NaN ms is outside the years 0001-9999`],
-      ]);
-      // The last instant of 9999 is storable.
-      const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-      expect((await store.writeBatch(batch([sample(seriesKey(c), last, 7)]))).inserted).toBe(1);
-    });
+    cap.it(
+      'fullTimeRange',
+      'a time outside years 0001-9999 becomes an unstorable_row dead letter; the rest is stored',
+      async () => {
+        const c = unique('badts');
+        const src = `${c}.csv`;
+        const beyond = Date.UTC(9999, 11, 31, 12) + DAY; // 10000-01-01, e.g. 9999-12-31 restamped
+        const b = {
+          ...batch([
+            ...series(seriesKey(c), 3),
+            sample(seriesKey(c), NaN, 1),
+            sample(seriesKey(c), beyond, 2),
+          ]),
+          source: src,
+        };
+        const before = await store.countSamples();
+        expect(await store.writeBatch(b)).toMatchObject({ inserted: 3, unstorable: 2, deadLetters: 2 });
+        expect(await store.countSamples()).toBe(before + 3);
+        const letters = await store.listDeadLetters({ source: src });
+        expect(letters.map((d) => [d.reason, d.detail])).toEqual([
+          [
+            'unstorable_row',
+            `batch ${b.id}, sample 4 of 5: timestamp ${beyond} ms is outside the years 0001-9999`,
+          ],
+          ['unstorable_row', `batch ${b.id}, sample 3 of 5: timestamp NaN ms is outside the years 0001-9999`],
+        ]);
+        // The last instant of 9999 is storable.
+        const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+        expect((await store.writeBatch(batch([sample(seriesKey(c), last, 7)]))).inserted).toBe(1);
+      },
+    );
 
-    it('a row the database refuses (54000: index row too large) in the middle of a batch: the good rows are stored, one dead letter', async () => {
-      const c = unique('poison');
-      const src = `${c}.csv`;
-      const key = seriesKey(c);
-      const poisonKey = seriesKey(c, { hostname: incompressible(4000, 1), metric: incompressible(4000, 2) });
-      const good = Array.from({ length: 999 }, (_, i) =>
-        sample(seriesKey(c, { metric: `DCGM_FI_M_${i % 20}` }), T0 + i * 1000, i),
-      );
-      const b = {
-        ...batch([...good.slice(0, 500), sample(poisonKey, T0, 1), ...good.slice(500)]),
-        source: src,
-      };
-      const before = await store.countSamples();
-      expect(await store.writeBatch(b)).toEqual({
-        duplicate: false,
-        inserted: 999,
-        deadLetters: 1,
-        unstorable: 1,
-        conflicts: 0,
-        refusedSamples: [500],
-      });
-      expect(await store.countSamples()).toBe(before + 999);
-      const stored = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 10_000 });
-      expect(stored.map((s) => s.value)).toEqual(good.map((s) => s.value));
-      expect(stored.map((s) => s.metric)).toEqual(good.map((s) => s.metric));
-      expect((await store.listGpus(c)).map((g) => g.hostname)).toEqual(['host-a']);
-      const letters = await store.listDeadLetters({ source: src });
-      expect(letters).toHaveLength(1);
-      expect(letters[0]).toMatchObject({ source: src, line: 0, reason: 'unstorable_row' });
-      expect(letters[0]!.detail).toMatch(
-        new RegExp(`^batch ${b.id}, sample 500 of 1000: .*index row size.*\\(SQLSTATE 54000\\)$`),
-      );
-      expect(letters[0]!.raw).toHaveLength(1000);
-      expect(
-        letters[0]!.raw.startsWith(`${new Date(T0).toISOString()},${poisonKey.metric.slice(0, 100)}`),
-      ).toBe(true);
+    cap.it(
+      'indexRowLimit',
+      'a row the database refuses (54000: index row too large) in the middle of a batch: the good rows are stored, one dead letter',
+      async () => {
+        const c = unique('poison');
+        const src = `${c}.csv`;
+        const key = seriesKey(c);
+        const poisonKey = seriesKey(c, {
+          hostname: incompressible(4000, 1),
+          metric: incompressible(4000, 2),
+        });
+        const good = Array.from({ length: 999 }, (_, i) =>
+          sample(seriesKey(c, { metric: `DCGM_FI_M_${i % 20}` }), T0 + i * 1000, i),
+        );
+        const b = {
+          ...batch([...good.slice(0, 500), sample(poisonKey, T0, 1), ...good.slice(500)]),
+          source: src,
+        };
+        const before = await store.countSamples();
+        expect(await store.writeBatch(b)).toEqual({
+          duplicate: false,
+          inserted: 999,
+          deadLetters: 1,
+          unstorable: 1,
+          conflicts: 0,
+          refusedSamples: [500],
+        });
+        expect(await store.countSamples()).toBe(before + 999);
+        const stored = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 10_000 });
+        expect(stored.map((s) => s.value)).toEqual(good.map((s) => s.value));
+        expect(stored.map((s) => s.metric)).toEqual(good.map((s) => s.metric));
+        expect((await store.listGpus(c)).map((g) => g.hostname)).toEqual(['host-a']);
+        const letters = await store.listDeadLetters({ source: src });
+        expect(letters).toHaveLength(1);
+        expect(letters[0]).toMatchObject({ source: src, line: 0, reason: 'unstorable_row' });
+        expect(letters[0]!.detail).toMatch(
+          new RegExp(`^batch ${b.id}, sample 500 of 1000: .*index row size.*\\(SQLSTATE 54000\\)$`),
+        );
+        expect(letters[0]!.raw).toHaveLength(1000);
+        expect(
+          letters[0]!.raw.startsWith(`${new Date(T0).toISOString()},${poisonKey.metric.slice(0, 100)}`),
+        ).toBe(true);
 
-      // Redelivery of the split batch (same id) adds nothing: no sample, no dead letter.
-      expect(await store.writeBatch(b)).toEqual({
-        duplicate: true,
-        inserted: 0,
-        deadLetters: 0,
-        unstorable: 0,
-        conflicts: 0,
-      });
-      expect(await store.countSamples()).toBe(before + 999);
-      expect(await store.listDeadLetters({ source: src })).toHaveLength(1);
-      // The series cache holds nothing from the rolled-back first attempt: later batches of the
-      // same series land on the stored series.
-      expect((await store.writeBatch(batch([sample(key, T0 + 5_000_000, 5)]))).inserted).toBe(1);
-      expect(await store.listGpus(c)).toHaveLength(1);
-    });
+        // Redelivery of the split batch (same id) adds nothing: no sample, no dead letter.
+        expect(await store.writeBatch(b)).toEqual({
+          duplicate: true,
+          inserted: 0,
+          deadLetters: 0,
+          unstorable: 0,
+          conflicts: 0,
+        });
+        expect(await store.countSamples()).toBe(before + 999);
+        expect(await store.listDeadLetters({ source: src })).toHaveLength(1);
+        // The series cache holds nothing from the rolled-back first attempt: later batches of the
+        // same series land on the stored series.
+        expect((await store.writeBatch(batch([sample(key, T0 + 5_000_000, 5)]))).inserted).toBe(1);
+        expect(await store.listGpus(c)).toHaveLength(1);
+      },
+    );
 
-    it('two different poison rows (and every sample of a refused series) are isolated; the rest is stored once', async () => {
-      const c = unique('poison2');
-      const src = `${c}.csv`;
-      const key = seriesKey(c);
-      const longHost = seriesKey(c, { hostname: incompressible(4000, 3), metric: incompressible(4000, 4) });
-      const longLabels = seriesKey(c, { uuid: incompressible(3000, 5), device: incompressible(3000, 6) });
-      const good = series(key, 2000);
-      const samples = [...good];
-      samples.splice(1500, 0, sample(longLabels, T0, 9));
-      samples.splice(700, 0, sample(longHost, T0 + 1, 8), sample(longHost, T0 + 2, 8));
-      samples.splice(10, 0, sample(longHost, T0 + 3, 8));
-      const b = { ...batch(samples), source: src };
-      const before = await store.countSamples();
-      expect(await store.writeBatch(b)).toMatchObject({ inserted: 2000, unstorable: 4, deadLetters: 4 });
-      expect(await store.countSamples()).toBe(before + 2000);
-      const letters = await store.listDeadLetters({ source: src });
-      const indexes = letters
-        .map((d) => Number(/sample (\d+) of 2004/.exec(d.detail)?.[1]))
-        .sort((x, y) => x - y);
-      expect(indexes).toEqual([10, 701, 702, 1503]);
-      expect(letters.every((d) => d.reason === 'unstorable_row' && d.line === 0)).toBe(true);
-      expect(letters.every((d) => d.detail.includes('SQLSTATE 54000'))).toBe(true);
-      expect((await store.querySamples({ gpu: { uuid: key.uuid }, limit: 10_000 })).length).toBe(2000);
-      // The same rows again under a new batch id: nothing stored twice, the poison refused again.
-      expect(await store.writeBatch(batch(samples))).toMatchObject({
-        inserted: 0,
-        unstorable: 4,
-        conflicts: 0,
-      });
-      expect(await store.countSamples()).toBe(before + 2000);
-    });
+    cap.it(
+      'indexRowLimit',
+      'two different poison rows (and every sample of a refused series) are isolated; the rest is stored once',
+      async () => {
+        const c = unique('poison2');
+        const src = `${c}.csv`;
+        const key = seriesKey(c);
+        const longHost = seriesKey(c, { hostname: incompressible(4000, 3), metric: incompressible(4000, 4) });
+        const longLabels = seriesKey(c, { uuid: incompressible(3000, 5), device: incompressible(3000, 6) });
+        const good = series(key, 2000);
+        const samples = [...good];
+        samples.splice(1500, 0, sample(longLabels, T0, 9));
+        samples.splice(700, 0, sample(longHost, T0 + 1, 8), sample(longHost, T0 + 2, 8));
+        samples.splice(10, 0, sample(longHost, T0 + 3, 8));
+        const b = { ...batch(samples), source: src };
+        const before = await store.countSamples();
+        expect(await store.writeBatch(b)).toMatchObject({ inserted: 2000, unstorable: 4, deadLetters: 4 });
+        expect(await store.countSamples()).toBe(before + 2000);
+        const letters = await store.listDeadLetters({ source: src });
+        const indexes = letters
+          .map((d) => Number(/sample (\d+) of 2004/.exec(d.detail)?.[1]))
+          .sort((x, y) => x - y);
+        expect(indexes).toEqual([10, 701, 702, 1503]);
+        expect(letters.every((d) => d.reason === 'unstorable_row' && d.line === 0)).toBe(true);
+        expect(letters.every((d) => d.detail.includes('SQLSTATE 54000'))).toBe(true);
+        expect((await store.querySamples({ gpu: { uuid: key.uuid }, limit: 10_000 })).length).toBe(2000);
+        // The same rows again under a new batch id: nothing stored twice, the poison refused again.
+        expect(await store.writeBatch(batch(samples))).toMatchObject({
+          inserted: 0,
+          unstorable: 4,
+          conflicts: 0,
+        });
+        expect(await store.countSamples()).toBe(before + 2000);
+      },
+    );
 
     it('a conflicting duplicate inside one batch: the first value is kept, the loser is one dead letter', async () => {
       const c = unique('conf1');
@@ -809,45 +832,49 @@ export function sampleStoreConformance(
       expect(await store.countSamples()).toBe(before + 300);
     });
 
-    cap.it('rollups', 'keeps 1m and 1h rollups (min, max, avg, count, last) of what it stores', async () => {
-      const c = unique('roll');
-      const key = seriesKey(c);
-      const start = Date.parse('1901-03-04T10:58:30.000Z');
-      // Every 7 s for 2.5 hours: buckets cut across minutes and hours, values go up and down.
-      const samples = Array.from({ length: 1300 }, (_, i) =>
-        sample(key, start + i * 7_000, Math.round(50 + 40 * Math.sin(i / 9)) + i / 1000),
-      );
-      // Written in two batches out of time order, so buckets are merged across batches.
-      await store.writeBatch(batch(samples.slice(700)));
-      await store.writeBatch(batch(samples.slice(0, 700)));
-      const gpu = { uuid: key.uuid };
+    cap.it(
+      ['rollups', 'fullTimeRange'],
+      'keeps 1m and 1h rollups (min, max, avg, count, last) of what it stores',
+      async () => {
+        const c = unique('roll');
+        const key = seriesKey(c);
+        const start = Date.parse('1901-03-04T10:58:30.000Z');
+        // Every 7 s for 2.5 hours: buckets cut across minutes and hours, values go up and down.
+        const samples = Array.from({ length: 1300 }, (_, i) =>
+          sample(key, start + i * 7_000, Math.round(50 + 40 * Math.sin(i / 9)) + i / 1000),
+        );
+        // Written in two batches out of time order, so buckets are merged across batches.
+        await store.writeBatch(batch(samples.slice(700)));
+        await store.writeBatch(batch(samples.slice(0, 700)));
+        const gpu = { uuid: key.uuid };
 
-      const minutes = await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 10_000 });
-      closeTo(bucketsOf(minutes), expectedBuckets(samples, MINUTE));
-      expect(minutes.every((s) => s.metric === key.metric && s.hostname === key.hostname)).toBe(true);
-      const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc' });
-      closeTo(bucketsOf(hours), expectedBuckets(samples, HOUR));
-      expect(hours.map((h) => new Date(h.timestampMs).toISOString())).toEqual([
-        '1901-03-04T10:00:00.000Z',
-        '1901-03-04T11:00:00.000Z',
-        '1901-03-04T12:00:00.000Z',
-        '1901-03-04T13:00:00.000Z',
-      ]);
-      expect(hours.reduce((n, h) => n + h.aggregate!.count, 0)).toBe(1300);
+        const minutes = await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 10_000 });
+        closeTo(bucketsOf(minutes), expectedBuckets(samples, MINUTE));
+        expect(minutes.every((s) => s.metric === key.metric && s.hostname === key.hostname)).toBe(true);
+        const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc' });
+        closeTo(bucketsOf(hours), expectedBuckets(samples, HOUR));
+        expect(hours.map((h) => new Date(h.timestampMs).toISOString())).toEqual([
+          '1901-03-04T10:00:00.000Z',
+          '1901-03-04T11:00:00.000Z',
+          '1901-03-04T12:00:00.000Z',
+          '1901-03-04T13:00:00.000Z',
+        ]);
+        expect(hours.reduce((n, h) => n + h.aggregate!.count, 0)).toBe(1300);
 
-      // Raw queries are unchanged and carry no aggregate.
-      const raw = await store.querySamples({ gpu, limit: 3 });
-      expect(raw.map((s) => s.aggregate)).toEqual([undefined, undefined, undefined]);
-      expect(raw.map((s) => s.value)).toEqual(
-        samples
-          .slice(-3)
-          .reverse()
-          .map((s) => s.value),
-      );
-    });
+        // Raw queries are unchanged and carry no aggregate.
+        const raw = await store.querySamples({ gpu, limit: 3 });
+        expect(raw.map((s) => s.aggregate)).toEqual([undefined, undefined, undefined]);
+        expect(raw.map((s) => s.value)).toEqual(
+          samples
+            .slice(-3)
+            .reverse()
+            .map((s) => s.value),
+        );
+      },
+    );
 
     cap.it(
-      'rollups',
+      ['rollups', 'fullTimeRange'],
       'rollup queries honour bounds (start rounded down to its bucket), order, limit and metrics',
       async () => {
         const c = unique('rollq');
@@ -890,7 +917,7 @@ export function sampleStoreConformance(
     );
 
     cap.it(
-      'rollups',
+      ['rollups', 'fullTimeRange'],
       'replays add nothing to the rollups, and last follows the newest sample time',
       async () => {
         const c = unique('rollrep');
@@ -927,7 +954,7 @@ export function sampleStoreConformance(
     );
 
     cap.it(
-      'rollups',
+      ['rollups', 'fullTimeRange'],
       'resolution auto: raw up to 6 h, 1m up to 7 days, 1h beyond, raw without a start',
       async () => {
         const c = unique('auto');
@@ -1220,6 +1247,47 @@ export function sampleStoreConformance(
         const all = await select(13);
         expect(all.reduce((n, s) => n + s.timestamps.length, 0)).toBe(13);
         await expectCode(select(12), 'READ_BUDGET_EXCEEDED');
+      });
+
+      it('summarizeSeries (when the store has it): rollup totals equal to the raw samples', async () => {
+        if (store.summarizeSeries === undefined) return; // optional: stores without rollups lack it
+        const startMs = Math.floor(T0 / 60_000) * 60_000;
+        const endMs = startMs + 120_000;
+        for (const resolution of ['1m', '1h'] as const) {
+          const from = resolution === '1h' ? Math.floor(T0 / 3_600_000) * 3_600_000 : startMs;
+          const to = resolution === '1h' ? from + 3_600_000 : endMs;
+          const raw = await store.selectSeries({ filter: { clusterId: c }, startMs: from, endMs: to - 1 });
+          const want = Object.fromEntries(
+            raw.map((s) => [
+              s.series.id,
+              {
+                count: s.values.length,
+                sum: s.values.reduce((a, b) => a + b, 0),
+                min: Math.min(...s.values),
+                max: Math.max(...s.values),
+              },
+            ]),
+          );
+          const got = await store.summarizeSeries({
+            filter: { clusterId: c },
+            startMs: from,
+            endMs: to,
+            resolution,
+          });
+          expect(got).toHaveLength(3);
+          expect(
+            Object.fromEntries(
+              got.map((r) => [r.series.id, { count: r.count, sum: r.sum, min: r.min, max: r.max }]),
+            ),
+          ).toEqual(want);
+          const filtered = await store.summarizeSeries({
+            filter: { clusterId: c, metrics: ['DCGM_FI_DEV_GPU_TEMP'] },
+            startMs: from,
+            endMs: to,
+            resolution,
+          });
+          expect(filtered.map((r) => r.series.metric)).toEqual(['DCGM_FI_DEV_GPU_TEMP']);
+        }
       });
 
       it('an aborted signal rejects before reading', async () => {

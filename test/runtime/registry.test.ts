@@ -140,7 +140,7 @@ queueConformance(
 
 describe('a queue backend registered at run time', () => {
   it('is a registry kind the topology accepts for --queue', () => {
-    expect(queueKinds()).toEqual(['embedded', 'etcd', 'redis', 'memory-test']);
+    expect(queueKinds()).toEqual(['embedded', 'etcd', 'redis', 'nats', 'memory-test']);
     expect(queueBackend('memory-test')).toMatchObject({ kind: 'memory-test', needs: [], shared: true });
     expect(
       listBackends()
@@ -190,7 +190,7 @@ describe('registry rules', () => {
     expect(() => registerQueueBackend({ kind: 'My Queue', ...row })).toThrow(
       'queue backend kind "My Queue" must be lower case letters, digits and -',
     );
-    expect(queueKinds()).toEqual(['embedded', 'etcd', 'redis', 'memory-test']);
+    expect(queueKinds()).toEqual(['embedded', 'etcd', 'redis', 'nats', 'memory-test']);
   });
 
   it('checks needs before opening: the etcd queue without ETCD_ENDPOINTS', async () => {
@@ -221,6 +221,8 @@ describe('registry rules', () => {
     );
     expect(run.code).not.toBe(0);
     // In a fresh process only the built-in kinds are registered.
-    expect(run.stderr).toContain("argument 'kafka' is invalid. Allowed choices are embedded, etcd, redis.");
+    expect(run.stderr).toContain(
+      "argument 'kafka' is invalid. Allowed choices are embedded, etcd, redis, nats.",
+    );
   });
 });

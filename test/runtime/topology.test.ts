@@ -159,7 +159,7 @@ describe('resolveTopology', () => {
     });
     expect(errorOf({ ETCD_ENDPOINTS: ETCD }, 'streamer', { queue: 'kafka' })).toEqual({
       code: 'CONFIG_INVALID',
-      message: 'unknown queue backend "kafka" (registered: embedded, etcd, redis)',
+      message: 'unknown queue backend "kafka" (registered: embedded, etcd, redis, nats)',
       details: { kind: 'kafka' },
     });
     expect(errorOf({ DATABASE_URL: PG }, 'api', { queue: 'redis' }).details).toEqual({ flag: '--queue' });

@@ -20,6 +20,8 @@ const capabilities: SampleStoreCapabilities = {
   partitions: true,
   timescaledb: 'PGlite has no TimescaleDB extension; it uses native day partitions',
   concurrentWriters: 'one PGlite instance owns its database; no second store (process) can open it',
+  fullTimeRange: true,
+  indexRowLimit: true,
 };
 
 sampleStoreConformance(

@@ -1,7 +1,8 @@
 /**
  * A comparable picture of what the REST API says about the bundled sample: cluster, hosts, every
  * GPU's record and telemetry, the GPU list. Times of processing (`last_seen`) are left out, since
- * they differ between runs; everything taken from the data stays in.
+ * they differ between runs, and the age in a stale GPU's health message is written as N; everything
+ * taken from the data stays in.
  */
 export type Get = (url: string) => Promise<unknown>;
 
@@ -38,5 +39,9 @@ export async function apiSnapshot(
     }
   }
   snapshot.gpus = await get('/api/v1/gpus');
-  return snapshot;
+  // A stale GPU's health reason says how long ago its newest sample is, by the reader's clock.
+  return JSON.parse(JSON.stringify(snapshot).replace(/no sample for \d+ s/g, 'no sample for N s')) as Record<
+    string,
+    unknown
+  >;
 }

@@ -12,6 +12,8 @@
  * telemetry by UUID never mixes hosts.
  */
 import type { GraphQLFieldResolver } from 'graphql';
+import { attributionField, idleField, outliersField } from '../../analytics/requests.js';
+import { alertEvents, listAlerts, type AlertEventNode } from '../../alerting/events.js';
 import { listServices } from '../../discovery/registry.js';
 import { NexusError } from '../../errors.js';
 import { parseCursor } from '../../events/cursor.js';
@@ -287,7 +289,19 @@ export const resolvers: ResolverMap = {
       return args.type != null ? nodes.filter((s) => s.type === args.type) : nodes;
     }),
     metricCatalog: r(() => metricInfoNodes()),
+    analyticsAttribution: r((_: unknown, args: Parameters<typeof attributionField>[1], ctx) =>
+      attributionField(ctx.store, args),
+    ),
+    analyticsIdle: r((_: unknown, args: Parameters<typeof idleField>[1], ctx) => idleField(ctx.store, args)),
+    analyticsOutliers: r((_: unknown, args: Parameters<typeof outliersField>[1], ctx) =>
+      outliersField(ctx.store, args),
+    ),
     cursor: r(async (_: unknown, __, ctx) => String(await ctx.coordination.revision())),
+    alerts: r(async (_: unknown, args: { clusterId?: Maybe<string>; state?: Maybe<string> }, ctx) =>
+      (await listAlerts(ctx.coordination, args.clusterId ?? undefined)).filter(
+        (a) => args.state == null || a.state === args.state,
+      ),
+    ),
   },
   Cluster: {
     hosts: r(async (c: ClusterNode, __, ctx) => ((await ctx.loaders.hosts.load(c.id)) ?? []).map(hostNode)),
@@ -331,6 +345,16 @@ export const resolvers: ResolverMap = {
     ),
   },
   Subscription: {
+    alertUpdates: {
+      subscribe: r((_: unknown, args: { clusterId?: Maybe<string> }, ctx) =>
+        alertEvents(ctx.coordination, {
+          clusterId: args.clusterId ?? undefined,
+          maxQueued: ctx.maxQueuedEvents,
+          ...(ctx.dropClient ? { onOverflow: ctx.dropClient } : {}),
+        }),
+      ),
+      resolve: r((event: AlertEventNode) => ({ ...event, revision: String(event.revision) })),
+    },
     telemetryUpdates: {
       subscribe: r(async (_: unknown, args: SubscriptionArgs, ctx) => {
         if (!ctx.hub) throw new NexusError('BAD_REQUEST', 'subscriptions are not enabled on this server');

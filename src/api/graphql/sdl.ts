@@ -95,10 +95,67 @@ type Query {
   """Every DCGM metric the API knows by name, with unit and kind."""
   metricCatalog: [MetricInfo!]!
   """
+  Workload attribution over a time range (docs/analytics.md): GPU-hours allocated and busy, energy,
+  utilization and memory per group. Reads count against READ_MAX_ROWS; REST
+  (/api/v1/analytics/attribution) adds cost figures and serves long ranges.
+  """
+  analyticsAttribution(
+    """Range start, inclusive (default: a day before \`to\`)."""
+    from: DateTime
+    """Range end, exclusive (default: now)."""
+    to: DateTime
+    """\`raw\` samples, \`rollup\` (1m/1h buckets wherever whole; the same answer), or \`auto\` (raw up to 6 h)."""
+    resolution: String = "auto"
+    """Scrape interval of every GPU, e.g. \`30s\`; default: estimated per GPU (median sample spacing)."""
+    interval: String
+    """namespace, pod (keyed namespace/pod), container, label:<name>, host or model."""
+    by: String = "namespace"
+  ): [AttributionRow!]!
+  """GPUs held by a workload with utilization under a threshold for at least a duration (minute grain)."""
+  analyticsIdle(
+    """Range start, inclusive (default: a day before \`to\`)."""
+    from: DateTime
+    """Range end, exclusive (default: now)."""
+    to: DateTime
+    """\`raw\` samples, \`rollup\` (1m/1h buckets wherever whole; the same answer), or \`auto\` (raw up to 6 h)."""
+    resolution: String = "auto"
+    """Scrape interval of every GPU, e.g. \`30s\`; default: estimated per GPU (median sample spacing)."""
+    interval: String
+    """Utilization (%) under which a minute is idle."""
+    threshold: Float = 5
+    """Shortest stretch listed (time held while idle), e.g. \`30m\`."""
+    duration: String = "30m"
+  ): [IdleStretch!]!
+  """GPUs whose temperature, power or SM clock departs from their siblings (same host and model)."""
+  analyticsOutliers(
+    """Range start, inclusive (default: a day before \`to\`)."""
+    from: DateTime
+    """Range end, exclusive (default: now)."""
+    to: DateTime
+    """\`raw\` samples, \`rollup\` (1m/1h buckets wherever whole; the same answer), or \`auto\` (raw up to 6 h)."""
+    resolution: String = "auto"
+    """Scrape interval of every GPU, e.g. \`30s\`; default: estimated per GPU (median sample spacing)."""
+    interval: String
+    """Robust deviations (median/MAD) beyond which a minute is out of line."""
+    k: Float = 5
+    """Shortest stretch listed, e.g. \`10m\`."""
+    duration: String = "10m"
+  ): [PeerOutlier!]!
+  """
   The coordination store's current revision, as a cursor: pass it as telemetryUpdates(after:) to get
   every change after this point (ask for it before the data it should cover).
   """
   cursor: String!
+  """
+  Alert instances of the alert rules (docs/alerting.md): pending, firing, and resolved ones whose
+  notifications are still being sent, oldest first. As GET /api/v1/alerts, with the state's times.
+  """
+  alerts(
+    """Only this cluster."""
+    clusterId: ID
+    """Only alerts in this state."""
+    state: AlertState
+  ): [Alert!]!
 }
 
 """Live updates pushed from the collector's writes to the hierarchy."""
@@ -132,6 +189,69 @@ type Subscription {
     """
     waitForCluster: Boolean = false
   ): TelemetryEvent!
+  """Alert state changes from now on: PENDING, FIRING, RESOLVED, CANCELLED (docs/alerting.md)."""
+  alertUpdates(
+    """Only this cluster."""
+    clusterId: ID
+  ): AlertEvent!
+}
+
+"""State of an alert instance."""
+enum AlertState {
+  """The expression holds, for less than the rule's \`for\` so far."""
+  PENDING
+  """The alert fired and is not resolved."""
+  FIRING
+  """Resolved, or cancelled before it fired."""
+  INACTIVE
+}
+
+"""What happened to an alert."""
+enum AlertEventKind {
+  """The rule's expression holds; firing once it has held for the rule's \`for\`."""
+  PENDING
+  """The expression held for the rule's \`for\`: notifications are sent."""
+  FIRING
+  """The expression stopped holding (after \`keep_firing_for\`); a resolution is sent."""
+  RESOLVED
+  """The expression stopped holding before \`for\` passed (the alert never fired)."""
+  CANCELLED
+}
+
+"""One alert instance: a rule and one label set its expression returned."""
+type Alert {
+  """Cluster id and storage id."""
+  id: ID!
+  """Cluster whose data the rule was evaluated on."""
+  clusterId: ID!
+  """Hash of the rule and the labels."""
+  fingerprint: String!
+  """The rule's alert name."""
+  name: String!
+  """Current state."""
+  state: AlertState!
+  """Labels, alertname included, sorted by name."""
+  labels: [Label!]!
+  """Annotations with templates expanded, sorted by name."""
+  annotations: [Label!]!
+  """The expression's value at the last state change."""
+  value: Float!
+  """Since when the expression holds (pending since)."""
+  activeAt: DateTime!
+  """When it fired (Alertmanager's startsAt)."""
+  firedAt: DateTime
+  """When it resolved."""
+  resolvedAt: DateTime
+}
+
+"""One change of an alert's state."""
+type AlertEvent {
+  """What happened."""
+  kind: AlertEventKind!
+  """Coordination revision of the write."""
+  revision: String!
+  """The alert after the change."""
+  alert: Alert!
 }
 
 """A cluster of hosts reporting through one collector group."""
@@ -221,6 +341,8 @@ type GPU {
   lastSample: DateTime
   """Latest status values and health."""
   status: GPUStatus!
+  """Health from the GPU's DCGM fields: state, since when, and why (docs/alerting.md)."""
+  health: GPUHealth!
   """Latest value of every metric of the GPU's own series, by DCGM field name (never its MIG instances')."""
   metrics: [MetricValue!]!
   """
@@ -264,8 +386,10 @@ type MigInstance {
 
 """
 Latest values of the main metrics, and health. A GPU is healthy when it is active (seen within
-STALE_AFTER), its temperature is below ${HEALTH_TEMPERATURE_LIMIT_C} C (when reported), its last XID error is 0
-(when reported) and row remapping has not failed (when reported). healthIssues lists what failed.
+STALE_AFTER) and its health (GPU.health) has no reason other than STALE or GPU_MISSING (which
+INACTIVE stands for here): e.g. its temperature is below its model's slowdown limit
+(${HEALTH_TEMPERATURE_LIMIT_C} C for a model not in the table), no XID error within the hold window, row
+remapping has not failed. healthIssues lists what failed.
 """
 type GPUStatus {
   """GPU utilization, % (DCGM_FI_DEV_GPU_UTIL)."""
@@ -296,16 +420,88 @@ type GPUStatus {
   healthIssues: [HealthIssue!]!
 }
 
-"""A failed health rule."""
+"""
+Health of a GPU from its DCGM fields (XID errors, ECC, retired pages and remapped rows, throttle
+reasons, temperature against the model's limit, PCIe and NVLink error counters, presence and
+staleness by sample time): the worst severity of its reasons.
+"""
+type GPUHealth {
+  """OK, WARNING or CRITICAL."""
+  state: HealthState!
+  """Sample time the GPU entered this state."""
+  since: DateTime!
+  """Why it is not OK, most severe first; empty when OK."""
+  reasons: [HealthReason!]!
+}
+
+"""Overall health of a GPU."""
+enum HealthState {
+  """No reason."""
+  OK
+  """At least one reason, none critical."""
+  WARNING
+  """At least one critical reason."""
+  CRITICAL
+}
+
+"""Severity of one health reason."""
+enum HealthSeverity {
+  """Worth a look (throttling, a counter rising, stale data)."""
+  WARNING
+  """The GPU is failing or unusable (double-bit ECC, fallen off the bus, hardware thermal slowdown)."""
+  CRITICAL
+}
+
+"""One reason behind a GPU's health state."""
+type HealthReason {
+  """What it is."""
+  code: HealthIssue!
+  """How serious."""
+  severity: HealthSeverity!
+  """One line for people (an XID's meaning, a counter's value, the temperature limit)."""
+  message: String!
+  """Sample time the reason began."""
+  since: DateTime!
+  """The DCGM field behind it, when there is one."""
+  field: String
+  """The field's value that raised it (XID code, counter value, temperature, throttle bit field)."""
+  value: Float
+}
+
+"""A health issue: a reason code of the health model, or INACTIVE."""
 enum HealthIssue {
   """Not seen within STALE_AFTER."""
   INACTIVE
-  """GPU temperature at or above ${HEALTH_TEMPERATURE_LIMIT_C} C."""
+  """GPU temperature at or above its model's slowdown limit (${HEALTH_TEMPERATURE_LIMIT_C} C for an unknown model)."""
   OVERHEATING
-  """The last XID error code is not 0."""
+  """An XID error was reported within the hold window (5 min of sample time)."""
   XID_ERROR
   """Row remapping failed (DCGM_FI_DEV_ROW_REMAP_FAILURE)."""
   ROW_REMAP_FAILURE
+  """Double-bit ECC errors rose within the hold window (DCGM_FI_DEV_ECC_DBE_VOL_TOTAL)."""
+  ECC_DBE
+  """Pages were retired for double-bit errors within the hold window (DCGM_FI_DEV_RETIRED_DBE)."""
+  RETIRED_PAGES
+  """Rows were remapped for uncorrectable errors within the hold window."""
+  ROWS_REMAPPED
+  """Clocks lowered to stay under the power cap (throttle reasons bit 0x4)."""
+  THROTTLE_SW_POWER_CAP
+  """Hardware slowdown (bit 0x8)."""
+  THROTTLE_HW_SLOWDOWN
+  """Software thermal slowdown (bit 0x20)."""
+  THROTTLE_SW_THERMAL
+  """Hardware thermal slowdown (bit 0x40)."""
+  THROTTLE_HW_THERMAL
+  """Hardware power brake (bit 0x80)."""
+  THROTTLE_HW_POWER_BRAKE
+  """PCIe replays rose within the hold window."""
+  PCIE_REPLAYS
+  """NVLink error counters rose within the hold window."""
+  NVLINK_ERRORS
+  """Gone from its scrape target (health reasons only; healthIssues says INACTIVE)."""
+  GPU_MISSING
+  """No sample within STALE_AFTER of now, by sample time (health reasons only)."""
+  STALE
 }
 
 """Latest value of one metric."""
@@ -479,6 +675,11 @@ enum TelemetryEventType {
   """A GPU record was written: new latest values."""
   GPU_UPDATE
   """
+  A GPU record was written and its health state or reasons changed (a GPU_UPDATE with news: a
+  GPU_UPDATE filter receives these too).
+  """
+  GPU_HEALTH
+  """
   A GPU record was written marking it gone: the newest complete scrape of its target did not expose
   it, so it is inactive from now on (until a GPU_UPDATE shows it again).
   """
@@ -553,6 +754,8 @@ type TelemetryEvent {
   deviceName: String
   """Latest values, for GPU and MIG updates and snapshots (narrowed by the metrics filter)."""
   data: TelemetryData
+  """GPU events: the health the record stores (STALE, judged at read time, is not in it)."""
+  health: GPUHealth
   """RESYNC only: why."""
   resyncReason: ResyncReason
   """RESYNC only: how many SNAPSHOT events follow."""
@@ -564,5 +767,85 @@ type TelemetryData {
 ${metricFields}
   """Every value, including DCGM fields the catalog does not name."""
   values: [MetricValue!]!
+}
+
+"""One group of an attribution (docs/analytics.md has the arithmetic)."""
+type AttributionRow {
+  """The group: a namespace, namespace/pod, container, label value, host or model (empty: no such label)."""
+  key: String!
+  """Distinct GPUs (MIG instances separately) that carried the group's samples."""
+  gpus: Int!
+  """GPU-hours held: utilization samples x scrape interval (MIG: x N/7)."""
+  gpuHoursAllocated: Float!
+  """GPU-hours busy: sum of utilization/100 x scrape interval (MIG: x N/7)."""
+  gpuHoursBusy: Float!
+  """Energy: sum of power samples x scrape interval, kWh."""
+  energyKwh: Float!
+  """Mean utilization, %."""
+  avgUtilization: Float!
+  """Highest utilization sample, %."""
+  peakUtilization: Float!
+  """Mean framebuffer used, MiB."""
+  avgMemoryUsedMiB: Float!
+  """Highest framebuffer used, MiB."""
+  peakMemoryUsedMiB: Float!
+  """1 - busy / allocated."""
+  wasteFraction: Float!
+}
+
+"""A stretch in which a workload held a GPU with utilization under the threshold."""
+type IdleStretch {
+  """Kubernetes namespace of the workload (dcgm-exporter's \`namespace\` label); empty when none."""
+  namespace: String!
+  """Pod of the workload; empty when none."""
+  pod: String!
+  """Container of the workload; empty when none."""
+  container: String!
+  """Host name."""
+  hostname: String!
+  """GPU index within the host."""
+  gpuId: String!
+  """GPU UUID."""
+  uuid: String!
+  """GPU model."""
+  modelName: String!
+  """MIG instance id (GPU_I_ID); empty for a whole GPU."""
+  migInstance: String!
+  """Start of the first idle minute."""
+  start: DateTime!
+  """End of the last idle minute."""
+  end: DateTime!
+  """Time held while idle (samples x interval), seconds."""
+  idleSeconds: Float!
+  """GPU-hours held while idle (MIG: x N/7)."""
+  gpuHoursWasted: Float!
+  """Highest utilization in the stretch, %."""
+  maxUtilization: Float!
+}
+
+"""A stretch in which one GPU stood out from its siblings on one signal."""
+type PeerOutlier {
+  """Cluster id."""
+  clusterId: String!
+  """Host name."""
+  hostname: String!
+  """GPU index within the host."""
+  gpuId: String!
+  """GPU UUID."""
+  uuid: String!
+  """GPU model (its siblings are the GPUs of the same host and model)."""
+  modelName: String!
+  """temperature, power or sm_clock."""
+  signal: String!
+  """Start of the stretch."""
+  start: DateTime!
+  """End of the stretch."""
+  end: DateTime!
+  """Largest robust score in the stretch."""
+  maxScore: Float!
+  """Mean distance from the siblings' median, in the signal's unit (temperature and power after taking load out)."""
+  meanDeviation: Float!
+  """GPUs compared (the most in any minute of the stretch)."""
+  peers: Int!
 }
 `;
