@@ -207,10 +207,20 @@ describe('GraphiQL at GET /graphql', () => {
     const subscribed = () =>
       frames.received.some((f) => f.includes('"connection_ack"')) &&
       frames.sent.some((f) => f.includes('"subscribe"'));
+    // A click taken before the tab switch settled runs the previous document over HTTP (400 for a
+    // subscription there): the errors of such an abandoned attempt are not the page's.
+    const errorsBefore = errors.length;
     for (let attempt = 1; ; attempt++) {
+      const attemptStart = errors.length;
       await page.locator('.graphiql-execute-button').click();
       try {
         await until(subscribed, 'the graphql-ws subscription', 15_000);
+        if (attempt > 1)
+          errors.splice(
+            errorsBefore,
+            attemptStart - errorsBefore,
+            ...errors.slice(errorsBefore, attemptStart).filter((e) => !/\b400\b|status of 400/.test(e)),
+          );
         break;
       } catch (error) {
         if (attempt >= 3 || frames.sent.some((f) => f.includes('"subscribe"'))) throw error;
