@@ -54,12 +54,14 @@ echo "smoke: Node.js $node_version ($NODE)"
 echo "================================================================"
 
 # 2. Compile with that node into a private dist/ (next to links to node_modules, sample/ and a copy
-#    of package.json, so the built CLI resolves its dependencies, the bundled sample and "type": "module").
+#    of package.json, so the built CLI resolves its dependencies, the bundled sample, the built-in
+#    alert rules and "type": "module").
 app=$work/app
 mkdir -p "$app"
 cp package.json "$app/package.json"
 ln -s "$ROOT/node_modules" "$app/node_modules"
 ln -s "$ROOT/sample" "$app/sample"
+ln -s "$ROOT/rules" "$app/rules" # the built-in alert rules `start` loads
 say "building with node $node_version (tsc -p tsconfig.build.json --outDir $app/dist) ..."
 t0=$SECONDS
 "$NODE" node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir "$app/dist" --incremental false ||
