@@ -1,5 +1,5 @@
 /**
- * Alerts for the GraphQL API: the alert instances the evaluating process keeps in the coordination
+ * Alerts for the GraphQL API and /ws: the alert instances the evaluating process keeps in the coordination
  * store (`/telemetry/alerts/{cluster}/active/...`), as a list and as a stream of state changes (a
  * watch of that prefix from the revision of the first read). Each instance's writes become one event
  * per change of state: PENDING, FIRING, RESOLVED, or CANCELLED when a pending alert's condition ended
@@ -89,6 +89,10 @@ export interface AlertEventsOptions {
   /** Most events queued for a consumer that has not asked for them yet; beyond, the stream fails. */
   maxQueued: number;
   onOverflow?: () => void;
+  /** Called once with the alerts held when the stream starts, and the revision they were read at. */
+  onStart?: (alerts: AlertNode[], revision: number) => void;
+  /** Ends the stream (the generator returns) even while it waits for the next change. */
+  signal?: AbortSignal;
 }
 
 /** Stream the state changes of alerts from now on; `return()` stops the watch. */
@@ -100,10 +104,18 @@ export async function* alertEvents(
     options.clusterId === undefined ? PREFIX : `${PREFIX}${encodeURIComponent(options.clusterId)}/active/`;
   const first = await coordination.range(prefix);
   const last = new Map<string, StoredAlert>();
+  const held: AlertNode[] = [];
   for (const kv of first.kvs) {
-    const a = parseKey(kv.key) && parse(kv.value);
-    if (a) last.set(kv.key, a);
+    const where = parseKey(kv.key);
+    const a = where && parse(kv.value);
+    if (!where || !a) continue;
+    last.set(kv.key, a);
+    held.push(node(where.clusterId, a));
   }
+  options.onStart?.(
+    held.sort((x, y) => x.activeAt - y.activeAt || x.id.localeCompare(y.id)),
+    first.revision,
+  );
   const queue: AlertEventNode[] = [];
   let wake: (() => void) | undefined;
   let failure: Error | undefined;
@@ -143,9 +155,12 @@ export async function* alertEvents(
       wake?.();
     },
   });
+  const stop = (): void => wake?.();
+  options.signal?.addEventListener('abort', stop);
   try {
     for (;;) {
-      while (queue.length > 0) yield queue.shift()!;
+      while (queue.length > 0 && options.signal?.aborted !== true) yield queue.shift()!;
+      if (options.signal?.aborted === true) return undefined;
       if (failure !== undefined) throw failure;
       await new Promise<void>((resolve) => {
         wake = resolve;
@@ -153,6 +168,7 @@ export async function* alertEvents(
       wake = undefined;
     }
   } finally {
+    options.signal?.removeEventListener('abort', stop);
     await watcher.cancel().catch(() => undefined);
   }
 }

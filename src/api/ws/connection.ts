@@ -13,6 +13,7 @@
  * looked up through the {@link ClusterDirectory} of the hub (see {@link setClusterDirectory}).
  */
 import type { RawData, WebSocket } from 'ws';
+import { alertEvents } from '../../alerting/events.js';
 import { NexusError } from '../../errors.js';
 import { type Cursor, eventCursor, formatCursor } from '../../events/cursor.js';
 import { compileFilter, type CompiledFilter } from '../../events/filter.js';
@@ -24,7 +25,7 @@ import type { Logger } from '../../util/logger.js';
 import { unknownCluster } from '../graphql/resolvers.js';
 import { CloseCode, closeThenTerminate, dropSlowSocket } from './close.js';
 import { jsonDepthExceeds, MAX_MESSAGE_DEPTH, parseClientMessage, WS_PROTOCOL } from './protocol.js';
-import { eventText } from './views.js';
+import { alertJson, eventText } from './views.js';
 
 /** Limits and wiring of a connection. */
 export interface ConnectionOptions {
@@ -40,6 +41,8 @@ export interface ConnectionOptions {
   log: Logger;
   /** Where subscriptions' cluster ids are checked (default: the hub's, see {@link setClusterDirectory}). */
   clusters?: ClusterDirectory;
+  /** Store of the alert instances, for `stream: "alerts"` subscriptions (without it they are refused). */
+  alerts?: Coordination;
 }
 
 /** A subscription to open right away (from the URL's query parameters). */
@@ -49,7 +52,14 @@ export interface InitialSubscription {
   snapshot: boolean;
   /** Accept a `filter.clusterId` that is not registered (yet) instead of answering NOT_FOUND. */
   waitForCluster?: boolean;
+  /** Deliver events framed together (`events` messages) instead of one `event` message each. */
+  batch?: boolean;
+  /** `alerts`: the alert instances' state changes instead of the hierarchy's events. */
+  stream?: 'telemetry' | 'alerts';
 }
+
+/** Alert changes a slow client may have queued before it is dropped. */
+const MAX_QUEUED_ALERTS = 10_000;
 
 /** The clusters of the live hierarchy, for the unknown-cluster check. */
 export interface ClusterDirectory {
@@ -89,9 +99,16 @@ export function setClusterDirectory(hub: EventHub, directory: ClusterDirectory):
 const WAIT_HINT = ' (to wait for a cluster not registered yet, subscribe with "waitForCluster": true)';
 
 interface Entry {
-  subscription?: EventSubscription;
+  subscription?: Pick<EventSubscription, 'close'>;
   closed: boolean;
+  /** Send what a batched subscription has gathered (a no-op for unbatched ones). */
+  flush: () => void;
 }
+
+/** Most events in one `events` frame. */
+export const MAX_BATCH_EVENTS = 500;
+/** A batch is sent early once its text reaches this many characters. */
+const MAX_BATCH_CHARS = 256 * 1024;
 
 /** Id of the subscription a connection gets from its URL. */
 export const DEFAULT_SUBSCRIPTION_ID = 'default';
@@ -166,7 +183,8 @@ export class StreamConnection {
     } catch (error) {
       return this.fail(id, error);
     }
-    const entry: Entry = { closed: false };
+    const entry: Entry = { closed: false, flush: () => undefined };
+    if (request.stream === 'alerts') return this.openAlerts(id, entry, request);
     this.subs.set(id, entry);
     const clusterId = request.filter.clusterId;
     const directory = this.options.clusters ?? directories.get(this.options.hub);
@@ -189,9 +207,11 @@ export class StreamConnection {
   /** Start a checked subscription on the hub. */
   private open(id: string, entry: Entry, request: InitialSubscription, filter: CompiledFilter): void {
     const idJson = JSON.stringify(id);
+    const send = request.batch ? this.batcher(idJson, entry) : undefined;
     const onEvent = (e: TelemetryEvent): void => {
       if (entry.closed) return;
       if (e.eventType === 'RESYNC') {
+        entry.flush();
         this.sendJson({
           type: 'resync',
           id,
@@ -199,11 +219,11 @@ export class StreamConnection {
           reason: e.resync?.reason ?? 'restarted',
           snapshotSize: e.resync?.snapshotSize ?? 0,
         });
-      } else {
+      } else if (send) send(eventCursor(e), eventText(e, filter));
+      else
         this.sendText(
           `{"type":"event","id":${idJson},"cursor":"${eventCursor(e)}","event":${eventText(e, filter)}}`,
         );
-      }
     };
     this.options.hub
       .subscribe({
@@ -211,11 +231,13 @@ export class StreamConnection {
         ...(request.after !== undefined ? { after: request.after } : {}),
         snapshot: request.snapshot,
         onReady: (cursor) => {
+          entry.flush();
           if (!entry.closed)
             this.sendJson({ type: 'subscribed', id, cursor: formatCursor(cursor), filter: request.filter });
         },
         onEvent,
         onEnd: (error) => {
+          entry.flush();
           if (this.subs.get(id) !== entry) return;
           this.subs.delete(id);
           if (error) this.error(id, 'SUBSCRIPTION_ENDED', `subscription ended: ${error.message}`);
@@ -234,10 +256,93 @@ export class StreamConnection {
       );
   }
 
+  /**
+   * A subscription to alert state changes (docs/ws-protocol.md, "Alerts"): `subscribed`, the alerts
+   * held now when `snapshot` is asked (`alerts`), then one `alert` message per change (PENDING,
+   * FIRING, RESOLVED, CANCELLED). Only `filter.clusterId` applies.
+   */
+  private openAlerts(id: string, entry: Entry, request: InitialSubscription): void {
+    const coordination = this.options.alerts;
+    if (!coordination) return this.error(id, 'BAD_REQUEST', 'alert streams are not available on this server');
+    const { clusterId, ...rest } = request.filter;
+    const extra = Object.keys(rest);
+    if (extra.length > 0 || request.after !== undefined)
+      return this.error(
+        id,
+        'BAD_REQUEST',
+        `an alert stream filters by clusterId only (not ${[...extra, ...(request.after !== undefined ? ['after'] : [])].join(', ')})`,
+      );
+    this.subs.set(id, entry);
+    const controller = new AbortController();
+    entry.subscription = { close: () => controller.abort() };
+    const events = alertEvents(coordination, {
+      ...(clusterId !== undefined ? { clusterId } : {}),
+      maxQueued: MAX_QUEUED_ALERTS,
+      signal: controller.signal,
+      onStart: (alerts, revision) => {
+        if (entry.closed) return;
+        this.sendJson({
+          type: 'subscribed',
+          id,
+          cursor: String(revision),
+          filter: request.filter,
+          stream: 'alerts',
+        });
+        if (request.snapshot) this.sendJson({ type: 'alerts', id, alerts: alerts.map(alertJson) });
+      },
+    });
+    void (async () => {
+      try {
+        for await (const event of events) {
+          if (entry.closed) break;
+          this.sendJson({
+            type: 'alert',
+            id,
+            event: { kind: event.kind, revision: String(event.revision), alert: alertJson(event.alert) },
+          });
+        }
+      } catch (error) {
+        if (this.subs.get(id) !== entry) return;
+        this.subs.delete(id);
+        this.error(id, 'SUBSCRIPTION_ENDED', `subscription ended: ${(error as Error).message}`);
+      }
+    })();
+  }
+
+  /**
+   * Gather a batched subscription's events and send them as one `events` message at the end of the
+   * current turn of the event loop: the hub delivers a store revision's changes (or a snapshot)
+   * together, so a write of many GPUs costs the client one message, and no event waits on a timer.
+   */
+  private batcher(idJson: string, entry: Entry): (cursor: string, eventJson: string) => void {
+    let items: string[] = [];
+    let chars = 0;
+    let last = '';
+    let scheduled: NodeJS.Immediate | undefined;
+    entry.flush = () => {
+      if (scheduled) clearImmediate(scheduled);
+      scheduled = undefined;
+      if (items.length === 0) return;
+      const text = `{"type":"events","id":${idJson},"cursor":"${last}","events":[${items.join(',')}]}`;
+      items = [];
+      chars = 0;
+      if (!entry.closed) this.sendText(text);
+    };
+    return (cursor, eventJson) => {
+      const item = `{"cursor":"${cursor}","event":${eventJson}}`;
+      items.push(item);
+      chars += item.length;
+      last = cursor;
+      if (items.length >= MAX_BATCH_EVENTS || chars >= MAX_BATCH_CHARS) entry.flush();
+      else scheduled ??= setImmediate(entry.flush);
+    };
+  }
+
   private unsubscribe(id: string): void {
     const entry = this.subs.get(id);
     if (!entry) return this.error(id, 'NOT_FOUND', `no subscription '${id}'`);
     this.subs.delete(id);
+    entry.flush();
     entry.closed = true;
     entry.subscription?.close();
     this.sendJson({ type: 'unsubscribed', id });
@@ -282,6 +387,8 @@ export class StreamConnection {
           ...(message.after !== undefined ? { after: message.after } : {}),
           snapshot: message.snapshot,
           waitForCluster: wait === true,
+          batch: message.batch,
+          stream: message.stream,
         });
       }
       case 'unsubscribe':
@@ -342,6 +449,7 @@ export class StreamConnection {
     this.disposed = true;
     for (const entry of this.subs.values()) {
       entry.closed = true;
+      entry.flush(); // drops what was gathered: nothing is sent once closed
       entry.subscription?.close();
     }
     this.subs.clear();

@@ -49,6 +49,7 @@ export const streamPlugin: FastifyPluginAsync<StreamPluginOptions> = async (app,
     maxBuffered: options.maxBuffered,
     maxSubscriptions: options.maxSubscriptions,
     logger: options.logger,
+    ...(options.coordination ? { alerts: options.coordination } : {}),
   });
   options.upgrades.set(WS_PATH, { wss: server.wss, maxConnections: options.maxConnections });
   app.addHook('preClose', async () => {

@@ -62,7 +62,15 @@ export function valueDepthExceeds(value: unknown, max: number): boolean {
 export type ClientMessage =
   | { type: 'ping'; id?: string | number; payload?: unknown }
   | { type: 'pong' }
-  | { type: 'subscribe'; id: string; filter: EventFilter; after?: Cursor; snapshot: boolean }
+  | {
+      type: 'subscribe';
+      id: string;
+      filter: EventFilter;
+      after?: Cursor;
+      snapshot: boolean;
+      batch: boolean;
+      stream: 'telemetry' | 'alerts';
+    }
   | { type: 'unsubscribe'; id: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -153,12 +161,18 @@ export function parseClientMessage(value: unknown): ClientMessage {
       const after = parseCursorValue(value.after);
       if (value.snapshot !== undefined && typeof value.snapshot !== 'boolean')
         throw bad('snapshot must be a boolean', 'snapshot');
+      if (value.batch !== undefined && typeof value.batch !== 'boolean')
+        throw bad('batch must be a boolean', 'batch');
+      if (value.stream !== undefined && value.stream !== 'telemetry' && value.stream !== 'alerts')
+        throw bad('stream must be "telemetry" or "alerts"', 'stream');
       return {
         type: 'subscribe',
         id: parseId(value.id),
         filter: parseFilter(value.filter),
         ...(after !== undefined ? { after } : {}),
         snapshot: value.snapshot === true,
+        batch: value.batch === true,
+        stream: value.stream === 'alerts' ? 'alerts' : 'telemetry',
       };
     }
     case 'unsubscribe':

@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { NexusError } from '../../errors.js';
 import type { EventHub } from '../../events/hub.js';
+import type { Coordination } from '../../ports/coordination.js';
 import type { Logger } from '../../util/logger.js';
 import { CloseCode, closeThenTerminate } from './close.js';
 import { DEFAULT_SUBSCRIPTION_ID, StreamConnection, type InitialSubscription } from './connection.js';
@@ -31,6 +32,8 @@ export interface StreamServerOptions {
   maxSubscriptions: number;
   logger: Logger;
   now?: () => number;
+  /** Store of the alert instances (`stream: "alerts"` subscriptions). */
+  alerts?: Coordination;
 }
 
 /** The running /ws server. */
@@ -57,11 +60,19 @@ export function initialSubscription(url: string | undefined): InitialSubscriptio
   const after = parseCursorValue(params.get('after') ?? undefined);
   const snapshot = params.get('snapshot');
   const waitForCluster = params.get('waitForCluster');
+  const batch = params.get('batch');
+  const stream = params.get('stream');
+  if (stream !== null && stream !== 'telemetry' && stream !== 'alerts')
+    throw new NexusError('BAD_REQUEST', 'stream must be "telemetry" or "alerts"', {
+      details: { parameter: 'stream' },
+    });
   return {
     filter: parseFilter(raw),
     ...(after !== undefined ? { after } : {}),
     snapshot: snapshot === 'true' || snapshot === '1',
     ...(waitForCluster === 'true' || waitForCluster === '1' ? { waitForCluster: true } : {}),
+    ...(batch === 'true' || batch === '1' ? { batch: true } : {}),
+    ...(stream === 'alerts' ? { stream: 'alerts' as const } : {}),
   };
 }
 
@@ -114,6 +125,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       heartbeatMs: options.heartbeatMs,
       maxPayload: options.maxPayload,
       log,
+      ...(options.alerts ? { alerts: options.alerts } : {}),
     });
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));

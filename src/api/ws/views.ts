@@ -3,6 +3,7 @@
  * by every connection (a WeakMap keyed by the event), so fan-out to many clients serialises each
  * event once; a metrics filter narrows `data` and is serialised per subscription.
  */
+import type { AlertNode } from '../../alerting/events.js';
 import { fieldInfo } from '../../domain/catalog.js';
 import type { LatestValue } from '../../domain/types.js';
 import { eventCursor } from '../../events/cursor.js';
@@ -105,4 +106,38 @@ export function eventText(e: TelemetryEvent, filter: CompiledFilter): string {
     shared.set(e, text);
   }
   return text;
+}
+
+/** An alert as /ws shows it: labels and annotations as objects, times as ISO strings. */
+export interface AlertJson {
+  id: string;
+  clusterId: string;
+  fingerprint: string;
+  name: string;
+  state: AlertNode['state'];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  value: number;
+  activeAt: string;
+  firedAt: string | null;
+  resolvedAt: string | null;
+}
+
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** The /ws shape of an alert instance. */
+export function alertJson(a: AlertNode): AlertJson {
+  return {
+    id: a.id,
+    clusterId: a.clusterId,
+    fingerprint: a.fingerprint,
+    name: a.name,
+    state: a.state,
+    labels: Object.fromEntries(a.labels.map((l) => [l.name, l.value])),
+    annotations: Object.fromEntries(a.annotations.map((l) => [l.name, l.value])),
+    value: a.value,
+    activeAt: new Date(a.activeAt).toISOString(),
+    firedAt: isoOrNull(a.firedAt),
+    resolvedAt: isoOrNull(a.resolvedAt),
+  };
 }

@@ -47,6 +47,8 @@ export class LiveConnection {
         JSON.stringify({
           type: 'subscribe',
           id: SUBSCRIPTION,
+          // Events framed per store revision: a write of many GPUs is one message, not one per GPU.
+          batch: true,
           ...(resume ? { after: this.cursor } : { snapshot: true }),
         }),
       );
@@ -80,12 +82,12 @@ export class LiveConnection {
         fleet.reset();
         this.cursor = String(message.cursor);
         return;
-      case 'event': {
-        const event = message.event as StreamEvent;
-        fleet.apply(event);
-        if (event.eventType !== 'SNAPSHOT') this.cursor = String(message.cursor);
+      case 'event':
+        return this.applyEvent(message.event as StreamEvent, String(message.cursor));
+      case 'events':
+        for (const item of message.events as { cursor: string; event: StreamEvent }[])
+          this.applyEvent(item.event, item.cursor);
         return;
-      }
       case 'error':
         this.detail = String(message.message);
         return;
@@ -95,6 +97,11 @@ export class LiveConnection {
       default:
         return;
     }
+  }
+
+  private applyEvent(event: StreamEvent, cursor: string): void {
+    fleet.apply(event);
+    if (event.eventType !== 'SNAPSHOT') this.cursor = cursor;
   }
 
   /** A connection that stays silent for three heartbeats is dead: reconnect. */

@@ -54,6 +54,9 @@ export function gpuKey(clusterId: string, hostId: string, index: string): string
 
 type Listener = () => void;
 
+/** Most GPUs whose listeners run in one frame (see {@link FleetStore.flush}). */
+const GPUS_PER_FRAME = 250;
+
 /** Live fleet state with per-GPU and structural listeners, notified once per animation frame. */
 export class FleetStore {
   readonly gpus = new Map<string, GpuState>();
@@ -246,12 +249,16 @@ export class FleetStore {
 
   private flush(): void {
     this.scheduled = false;
-    const dirty = this.dirty;
-    this.dirty = new Set();
+    const dirty = [...this.dirty];
     const structure = this.structureChanged;
     this.structureChanged = false;
+    // At most GPUS_PER_FRAME GPUs a frame: a round of 1,000 updates is spread over a few frames, so
+    // the browser's style, layout and paint of the changed tiles never make one frame long. The rest
+    // go first in the next frame, before what arrives meanwhile.
+    this.dirty = new Set(dirty.slice(GPUS_PER_FRAME));
+    if (this.dirty.size > 0) this.schedule();
     if (structure) for (const fn of this.structureListeners) fn();
-    for (const key of dirty) for (const fn of this.keyListeners.get(key) ?? []) fn();
+    for (const key of dirty.slice(0, GPUS_PER_FRAME)) for (const fn of this.keyListeners.get(key) ?? []) fn();
     for (const fn of this.anyListeners) fn();
   }
 }

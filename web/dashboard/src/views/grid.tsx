@@ -92,7 +92,7 @@ function Tile({ id, metric }: { id: string; metric: (typeof HEAT_METRICS)[number
   return (
     <a
       ref={link}
-      class={`tile tile-${look.state}`}
+      class={`tile tile-${look.state}${gpu.mig.size > 0 ? ' tile-mig' : ''}`}
       href={href('clusters', gpu.clusterId, 'hosts', gpu.hostId, 'gpus', gpu.index)}
       style={{ background: look.background }}
       data-gpu={gpu.index}
