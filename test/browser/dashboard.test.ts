@@ -168,10 +168,38 @@ describe('fleet dashboard at /', () => {
     }
     // Hover values: the legend shows the point under the cursor.
     const plot = charts.nth(0).locator('.u-over');
+    await plot.scrollIntoViewIfNeeded();
     const box = (await plot.boundingBox())!;
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.move(box.x + 2, box.y + box.height / 2);
     expect(await charts.nth(0).locator('.u-legend').textContent()).toMatch(/Time/);
+    expect(
+      await charts.nth(0).locator('.u-legend .u-series').nth(1).locator('.u-value').textContent(),
+    ).not.toBe('--');
+    // Zoom: a drag over the middle half narrows the visible range to about that half; a double-click
+    // restores the requested range.
+    const first = charts.nth(0);
+    const range = async () => {
+      const [min, max] = await Promise.all([
+        first.getAttribute('data-x-min'),
+        first.getAttribute('data-x-max'),
+      ]);
+      return { min: Date.parse(min!), max: Date.parse(max!) };
+    };
+    const whole = await range();
+    expect(whole.max - whole.min).toBe(3_600_000); // the default 1h range
+    await page.mouse.move(box.x + box.width * 0.25, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await expect.poll(async () => (await range()).max - (await range()).min).toBeLessThan(0.6 * 3_600_000);
+    const zoomed = await range();
+    expect(zoomed.max - zoomed.min).toBeGreaterThan(0.4 * 3_600_000);
+    expect(zoomed.min).toBeGreaterThan(whole.min + 0.2 * 3_600_000);
+    expect(zoomed.max).toBeLessThan(whole.max - 0.2 * 3_600_000);
+    await plot.dblclick({ position: { x: box.width / 2, y: box.height / 2 } });
+    await expect.poll(async () => (await range()).max - (await range()).min).toBe(3_600_000);
     // The range buttons: a deep link per range; reloading keeps the view.
     await page.getByRole('button', { name: '6h' }).click();
     expect(page.url()).toContain('range=6h');

@@ -49,6 +49,50 @@ export interface Gpu {
   last_sample?: string;
   metrics?: Record<string, Latest>;
   mig_instances?: MigInstance[];
+  health?: Health;
+}
+
+/** One reason of a GPU's health state (docs/alerting.md, "Health model"). */
+export interface HealthReason {
+  code: string;
+  severity: 'warning' | 'critical';
+  message: string;
+  since: string;
+  field?: string;
+  value?: number;
+}
+
+/** A GPU's health: ok, warning or critical, since when, and why. */
+export interface Health {
+  state: 'ok' | 'warning' | 'critical';
+  since: string;
+  reasons: HealthReason[];
+}
+
+/** One GPU of `GET /api/v1/health/gpus`. */
+export interface GpuHealthEntry {
+  cluster_id: string;
+  hostname: string;
+  gpu_id: string;
+  uuid: string;
+  model_name: string;
+  last_sample?: string;
+  health: Health;
+}
+
+/** An alert instance as /ws sends it (docs/ws-protocol.md, "Alerts"). */
+export interface Alert {
+  id: string;
+  clusterId: string;
+  fingerprint: string;
+  name: string;
+  state: 'PENDING' | 'FIRING' | 'INACTIVE';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  value: number;
+  activeAt: string;
+  firedAt: string | null;
+  resolvedAt: string | null;
 }
 
 /** One series in the compact telemetry shape: labels once, then ascending times (ms) and values. */
@@ -136,6 +180,10 @@ export const getGpu = (clusterId: string, hostId: string, gpuId: string, signal?
   getJson<Gpu>(`${hostPath(clusterId, hostId)}/gpus/${enc(gpuId)}`, signal).then((r) => r.body);
 export const listDeadLetters = (limit: number, signal?: AbortSignal) =>
   getJson<DeadLetter[]>(`/api/v1/dead-letters?limit=${limit}`, signal).then((r) => r.body);
+
+/** The fleet's GPUs whose health is one of `states`, most severe first. */
+export const listGpuHealth = (states: string[], signal?: AbortSignal) =>
+  getJson<GpuHealthEntry[]>(`/api/v1/health/gpus?state=${enc(states.join(','))}`, signal).then((r) => r.body);
 
 /** Scrape targets, or undefined when the server does not scrape (404). */
 export async function listTargets(signal?: AbortSignal): Promise<Target[] | undefined> {

@@ -7,6 +7,7 @@ import { getToken, setToken } from './token';
 import { DeadLettersView, TargetsView } from './views/lists';
 import { GpuView } from './views/gpu';
 import { GridView } from './views/grid';
+import { AlertsView, HealthView, useAlerts } from './views/health';
 import { OverviewView } from './views/overview';
 
 const STATE_TEXT: Record<LiveState, string> = {
@@ -73,9 +74,12 @@ export function App() {
     );
   }, []);
   const [first] = route.parts;
-  // Views by first path segment; health and alerts will join here when their APIs exist.
+  const firing = useAlerts().firing;
+  // Views by first path segment.
   const nav: [string, string, boolean][] = [
     ['Fleet', href(), first === undefined],
+    ['Health', href('health'), first === 'health'],
+    [firing > 0 ? `Alerts (${firing} firing)` : 'Alerts', href('alerts'), first === 'alerts'],
     ['Dead letters', href('dead-letters'), first === 'dead-letters'],
   ];
   if (hasTargets) nav.push(['Targets', href('targets'), first === 'targets']);
@@ -106,6 +110,8 @@ function View({ parts, query }: { parts: string[]; query: URLSearchParams }) {
   const [a, b, c, d, e, f] = parts;
   if (a === undefined) return <OverviewView />;
   if (a === 'dead-letters') return <DeadLettersView />;
+  if (a === 'health') return <HealthView query={query} />;
+  if (a === 'alerts') return <AlertsView />;
   if (a === 'targets') return <TargetsView />;
   if (a === 'clusters' && b !== undefined) {
     if (c === undefined) return <GridView clusterId={b} query={query} />;

@@ -27,13 +27,39 @@ export function Chart({ info, t, v, version, from, to }: ChartProps) {
   const plot = useRef<uPlot | null>(null);
   const [showTable, setShowTable] = useState(false);
 
+  /** The unzoomed x range (s): the requested range, extended to the newest appended point. */
+  const home = useRef({ min: from / 1000, max: to / 1000 });
+
   useEffect(() => {
     const el = box.current!;
+    home.current = { min: from / 1000, max: to / 1000 };
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: 180,
-      cursor: { drag: { x: true, y: false } },
+      cursor: {
+        drag: { x: true, y: false },
+        // Double-click resets the zoom to the requested range (uPlot's own reset fits the data,
+        // which for a few points is no range at all).
+        bind: {
+          dblclick: (u) => () => {
+            u.setScale('x', home.current);
+            return null;
+          },
+        },
+      },
       scales: { x: { time: true } },
+      // The visible range, on the figure: a zoom (drag) or its reset (double-click) shows in the DOM.
+      hooks: {
+        setScale: [
+          (u, key) => {
+            const figure = el.parentElement;
+            const { min, max } = u.scales.x ?? {};
+            if (key !== 'x' || !figure || min == null || max == null) return;
+            figure.dataset.xMin = new Date(min * 1000).toISOString();
+            figure.dataset.xMax = new Date(max * 1000).toISOString();
+          },
+        ],
+      },
       axes: [
         { stroke: '#333' },
         { stroke: '#333', size: 56, values: (_u, splits) => splits.map((x) => COMPACT.format(x)) },
@@ -69,7 +95,8 @@ export function Chart({ info, t, v, version, from, to }: ChartProps) {
     const following = max === undefined || max >= to / 1000;
     u.setData([t.map((x) => x / 1000), v], false);
     const newest = (t[t.length - 1] ?? to) / 1000;
-    if (following) u.setScale('x', { min: min ?? from / 1000, max: Math.max(to / 1000, newest) });
+    home.current = { min: home.current.min, max: Math.max(to / 1000, newest) };
+    if (following) u.setScale('x', { min: min ?? from / 1000, max: home.current.max });
   }, [version]);
 
   return (

@@ -1,12 +1,15 @@
 // The /ws connection: one subscription to every event, a snapshot first, resume from the last
 // cursor after a drop (docs/ws-protocol.md), reconnect with backoff. No polling anywhere.
-import { fleet, type StreamEvent } from './store';
+import type { Alert } from './api';
+import { alertStore, fleet, type StreamEvent } from './store';
 import { getToken } from './token';
 
 /** What the header shows: live, reconnecting (retrying), offline (down for a while, or no network). */
 export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
 const SUBSCRIPTION = 'fleet';
+/** The alert stream's subscription: a fresh snapshot at every connect (alert streams do not resume). */
+const ALERTS = 'alerts';
 /** After this long without a connection the state turns from reconnecting to offline. */
 const OFFLINE_AFTER_MS = 15_000;
 
@@ -52,6 +55,7 @@ export class LiveConnection {
           ...(resume ? { after: this.cursor } : { snapshot: true }),
         }),
       );
+      ws.send(JSON.stringify({ type: 'subscribe', id: ALERTS, stream: 'alerts', snapshot: true }));
     };
     ws.onmessage = (message) => this.receive(ws, String(message.data));
     ws.onclose = (close) => {
@@ -71,7 +75,16 @@ export class LiveConnection {
       case 'welcome':
         this.heartbeatMs = Number(message.heartbeatMs) || this.heartbeatMs;
         return;
+      case 'alerts':
+        alertStore.snapshot(message.alerts as Alert[]);
+        return;
+      case 'alert': {
+        const { kind, alert } = message.event as { kind: string; alert: Alert };
+        alertStore.change(kind, alert);
+        return;
+      }
       case 'subscribed':
+        if (message.id === ALERTS) return;
         this.attempt = 0;
         this.downSince = 0;
         if (this.cursor === undefined) this.cursor = String(message.cursor);
@@ -89,10 +102,11 @@ export class LiveConnection {
           this.applyEvent(item.event, item.cursor);
         return;
       case 'error':
-        this.detail = String(message.message);
+        if (message.id === ALERTS) alertStore.fail(String(message.message));
+        else this.detail = String(message.message);
         return;
       case 'complete':
-        ws.close();
+        if (message.id !== ALERTS) ws.close();
         return;
       default:
         return;

@@ -1,6 +1,7 @@
 // The live fleet state: every GPU's latest values, fed by /ws events (snapshot, then updates).
 // Changes are batched per animation frame: listeners of a GPU key run at most once a frame, so a
 // burst of events re-renders only the tiles that changed, once.
+import type { Alert, Health } from './api';
 import { fieldOf } from './metrics';
 
 /** A MIG instance's live state. */
@@ -28,6 +29,8 @@ export interface GpuState {
   /** Sample time (ms) of each latest value. */
   times: Record<string, number>;
   mig: Map<string, MigState>;
+  /** Health the collector stored with the record (STALE is judged by the reader, not stored). */
+  health?: Health;
 }
 
 /** A /ws event (docs/ws-protocol.md). */
@@ -45,6 +48,7 @@ export interface StreamEvent {
   migInstance?: string;
   data?: Record<string, number>;
   dataTimestamps?: Record<string, string>;
+  health?: Health;
 }
 
 /** Key of a GPU: cluster, host and index. */
@@ -70,6 +74,8 @@ export class FleetStore {
   private scheduled = false;
   /** Events applied since the page loaded (shown in the footer, used by tests). */
   applied = 0;
+  /** Bumped when a GPU's stored health changed (the health view reloads on it). */
+  healthVersion = 0;
 
   /** Run `fn` (once per frame at most) when the GPU `key` changes. Returns an unsubscribe function. */
   onGpu(key: string, fn: Listener): () => void {
@@ -205,6 +211,10 @@ export class FleetStore {
     if (e.observedAt) gpu.observedAt = Date.parse(e.observedAt);
     if (e.gpuId) gpu.uuid = e.gpuId;
     if (e.deviceName) gpu.model = e.deviceName;
+    if (e.health) {
+      if (e.eventType === 'GPU_HEALTH' || gpu.health?.state !== e.health.state) this.healthVersion++;
+      gpu.health = e.health;
+    }
     this.touch(key);
   }
 
@@ -265,3 +275,61 @@ export class FleetStore {
 
 /** The page's one store. */
 export const fleet = new FleetStore();
+
+type AlertListener = () => void;
+
+/**
+ * The alert instances the server's evaluator holds, from the /ws alert stream: a snapshot at each
+ * (re)connect, then one change at a time. Resolved and cancelled alerts leave the list.
+ */
+export class AlertStore {
+  readonly alerts = new Map<string, Alert>();
+  /** Why the server sends no alerts (e.g. an older server), or '' while the stream works. */
+  unavailable = '';
+  /** True once a snapshot arrived. */
+  loaded = false;
+  private readonly listeners = new Set<AlertListener>();
+
+  /** Run `fn` on every change; returns an unsubscribe function. */
+  onChange(fn: AlertListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** The alerts held now (a snapshot replaces everything). */
+  snapshot(alerts: Alert[]): void {
+    this.alerts.clear();
+    for (const a of alerts) if (a.state !== 'INACTIVE') this.alerts.set(a.id, a);
+    this.loaded = true;
+    this.unavailable = '';
+    this.changed();
+  }
+
+  /** One change of state. */
+  change(kind: string, alert: Alert): void {
+    if (kind === 'RESOLVED' || kind === 'CANCELLED' || alert.state === 'INACTIVE')
+      this.alerts.delete(alert.id);
+    else this.alerts.set(alert.id, alert);
+    this.changed();
+  }
+
+  /** The stream was refused or ended. */
+  fail(message: string): void {
+    this.unavailable = message;
+    this.changed();
+  }
+
+  /** Firing alerts, for the menu's count. */
+  get firing(): number {
+    let n = 0;
+    for (const a of this.alerts.values()) if (a.state === 'FIRING') n++;
+    return n;
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+}
+
+/** The page's alert list. */
+export const alertStore = new AlertStore();

@@ -8,6 +8,7 @@ import { useLoad } from '../hooks';
 import { formatValue, metricInfo } from '../metrics';
 import { href, setQuery } from '../router';
 import { fleet, gpuKey } from '../store';
+import { Reasons } from './health';
 
 const RANGES: [string, number][] = [
   ['15m', 15 * 60_000],
@@ -100,6 +101,13 @@ export function GpuView({
           {gpu.value.uuid} · {gpu.value.device} · {gpu.value.active ? 'active' : 'stale or gone'} · newest
           sample {gpu.value.last_sample ?? 'none'}
         </p>
+      ) : null}
+      {gpu.status === 'ok' && gpu.value.health ? (
+        <div class={`health-panel state-${gpu.value.health.state}`} id="gpu-health">
+          <strong>Health: {gpu.value.health.state}</strong>{' '}
+          <span class="muted">since {gpu.value.health.since}</span>
+          <Reasons health={gpu.value.health} />
+        </div>
       ) : null}
       <div class="toolbar" role="group" aria-label="Time range">
         {RANGES.map(([name]) => (

@@ -2,7 +2,7 @@
 // MIG instances inside their GPU. `#/clusters/{c}` shows every host, `#/clusters/{c}/hosts/{h}` one.
 // Each tile follows its own GPU in the store: an update re-renders that tile alone, once a frame.
 import { useEffect, useReducer, useRef } from 'preact/hooks';
-import { listHostGpus, listHosts, type Gpu } from '../api';
+import { listHostGpus, listHosts, type Gpu, type Health } from '../api';
 import { useFleetTick, useLoad } from '../hooks';
 import { formatValue, heatColor, HEAT_METRICS, metricInfo } from '../metrics';
 import { href, setQuery } from '../router';
@@ -18,6 +18,21 @@ setInterval(() => {
   for (const gpu of fleet.gpus.values())
     if (gpu.observedAt > 0 && now - gpu.observedAt > STALE_MS) fleet.touchGpu(gpu.key);
 }, 15_000);
+
+/**
+ * The REST health without STALE, which the reader judges at read time: tiles show staleness on their
+ * own, and the stream's events carry the stored health only, so both sources agree.
+ */
+function storedHealth(h: Health): Health {
+  const reasons = h.reasons.filter((r) => r.code !== 'STALE');
+  if (reasons.length === h.reasons.length) return h;
+  const state = reasons.some((r) => r.severity === 'critical')
+    ? 'critical'
+    : reasons.length > 0
+      ? 'warning'
+      : 'ok';
+  return { ...h, state, reasons };
+}
 
 function fromRest(g: Gpu): GpuState {
   const values: Record<string, number> = {};
@@ -41,6 +56,7 @@ function fromRest(g: Gpu): GpuState {
     uuid: g.uuid,
     model: g.model_name,
     active: g.active,
+    ...(g.health ? { health: storedHealth(g.health) } : {}),
     sampleTime: g.last_sample ? Date.parse(g.last_sample) : 0,
     observedAt: g.last_seen ? Date.parse(g.last_seen) : 0,
     values,
@@ -56,11 +72,13 @@ function tileLook(gpu: GpuState, metric: (typeof HEAT_METRICS)[number]) {
   const stale = gpu.observedAt > 0 && Date.now() - gpu.observedAt > STALE_MS;
   const state = !gpu.active ? 'gone' : stale ? 'stale' : 'active';
   const text = formatValue(value, info.unit);
+  const health = gpu.health?.state ?? 'ok';
   return {
     state,
+    health,
     text,
     background: gpu.active ? heatColor(value, metric.min, metric.max) : '',
-    shape: `${state} ${[...gpu.mig.keys()].join(',')}`,
+    shape: `${state} ${health} ${[...gpu.mig.keys()].join(',')}`,
   };
 }
 
@@ -92,14 +110,20 @@ function Tile({ id, metric }: { id: string; metric: (typeof HEAT_METRICS)[number
   return (
     <a
       ref={link}
-      class={`tile tile-${look.state}${gpu.mig.size > 0 ? ' tile-mig' : ''}`}
+      class={`tile tile-${look.state}${gpu.mig.size > 0 ? ' tile-mig' : ''}${look.health !== 'ok' ? ` tile-health-${look.health}` : ''}`}
       href={href('clusters', gpu.clusterId, 'hosts', gpu.hostId, 'gpus', gpu.index)}
       style={{ background: look.background }}
       data-gpu={gpu.index}
       data-uuid={gpu.uuid}
       data-state={look.state}
-      title={`${gpu.model} ${gpu.uuid}: ${info.label}`}
+      data-health={look.health}
+      title={`${gpu.model} ${gpu.uuid}: ${info.label}${gpu.health && gpu.health.reasons.length > 0 ? `\n${gpu.health.state}: ${gpu.health.reasons.map((r) => r.code).join(', ')}` : ''}`}
     >
+      {look.health !== 'ok' ? (
+        <span class="tile-health" aria-label={`health ${look.health}`}>
+          {look.health === 'critical' ? '!!' : '!'}
+        </span>
+      ) : null}
       <span class="tile-index">GPU {gpu.index}</span>
       <span ref={value} class="tile-value" data-field={metric.field}>
         {look.text}
