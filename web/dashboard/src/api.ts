@@ -185,6 +185,38 @@ export const listDeadLetters = (limit: number, signal?: AbortSignal) =>
 export const listGpuHealth = (states: string[], signal?: AbortSignal) =>
   getJson<GpuHealthEntry[]>(`/api/v1/health/gpus?state=${enc(states.join(','))}`, signal).then((r) => r.body);
 
+/** A row of an analytics answer (docs/analytics.md): field names as the REST API gives them. */
+export type AnalyticsRow = Record<string, string | number>;
+
+/** An answer of `GET /api/v1/analytics/{kind}`. */
+export interface AnalyticsAnswer {
+  start: string;
+  end: string;
+  resolution: string;
+  rows: AnalyticsRow[];
+}
+
+/** The analytics kinds the API answers. */
+export type AnalyticsKind = 'attribution' | 'idle' | 'outliers';
+
+/** Path of an analytics query. */
+export const analyticsPath = (kind: AnalyticsKind, params: Record<string, string>) =>
+  `/api/v1/analytics/${kind}?${new URLSearchParams(params)}`;
+
+/** Ask an analytics route (JSON). */
+export const getAnalytics = (kind: AnalyticsKind, params: Record<string, string>, signal?: AbortSignal) =>
+  getJson<AnalyticsAnswer>(analyticsPath(kind, params), signal).then((r) => r.body);
+
+/** The same answer as CSV text (`Accept: text/csv`), for a download. */
+export async function getAnalyticsCsv(kind: AnalyticsKind, params: Record<string, string>): Promise<string> {
+  const headers: Record<string, string> = { accept: 'text/csv' };
+  const token = getToken();
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(analyticsPath(kind, params), { headers });
+  if (!response.ok) throw new ApiError(response.status, `HTTP_${response.status}`, response.statusText);
+  return response.text();
+}
+
 /** Scrape targets, or undefined when the server does not scrape (404). */
 export async function listTargets(signal?: AbortSignal): Promise<Target[] | undefined> {
   try {

@@ -7,6 +7,7 @@ import { getToken, setToken } from './token';
 import { DeadLettersView, TargetsView } from './views/lists';
 import { GpuView } from './views/gpu';
 import { GridView } from './views/grid';
+import { AnalyticsView } from './views/analytics';
 import { AlertsView, HealthView, useAlerts } from './views/health';
 import { OverviewView } from './views/overview';
 
@@ -80,6 +81,7 @@ export function App() {
     ['Fleet', href(), first === undefined],
     ['Health', href('health'), first === 'health'],
     [firing > 0 ? `Alerts (${firing} firing)` : 'Alerts', href('alerts'), first === 'alerts'],
+    ['Analytics', href('analytics'), first === 'analytics'],
     ['Dead letters', href('dead-letters'), first === 'dead-letters'],
   ];
   if (hasTargets) nav.push(['Targets', href('targets'), first === 'targets']);
@@ -112,6 +114,7 @@ function View({ parts, query }: { parts: string[]; query: URLSearchParams }) {
   if (a === 'dead-letters') return <DeadLettersView />;
   if (a === 'health') return <HealthView query={query} />;
   if (a === 'alerts') return <AlertsView />;
+  if (a === 'analytics') return <AnalyticsView query={query} />;
   if (a === 'targets') return <TargetsView />;
   if (a === 'clusters' && b !== undefined) {
     if (c === undefined) return <GridView clusterId={b} query={query} />;
