@@ -273,6 +273,7 @@ async function registerRealtime(app: FastifyInstance, ctx: ApiContext, options: 
         store: ctx.deps.store,
         hub,
         reads: ctx.reads,
+        prices: options.analytics?.prices ?? parsePrices('default=1'),
       },
       upgrades,
       logger: log.child({ component: 'graphql' }),

@@ -79,6 +79,10 @@ describe('cost with the real number of hosts and GPUs', () => {
     expect(cost('{ cluster(id: "x") { hosts { gpus { id } } } }')).toBeCloseTo(1 + 1 + 100 + 800);
     // host(1) + gpus(1) + 8 ids; a sample-store field adds 100
     expect(cost('{ host(clusterId: "x", hostId: "y") { gpus { id } } }')).toBe(10);
+    // The analytics fields scan the sample store: 100 each on top of field and selection.
+    expect(cost('{ analyticsAttribution { key } }')).toBe(102);
+    expect(cost('{ analyticsIdle { hostname } analyticsOutliers { hostname } }')).toBe(204);
+    expect(cost('{ alerts { name } }')).toBe(7);
     expect(cost('{ telemetry(gpuId: "g", limit: 1) { hasMore } }')).toBe(102);
     // Without a snapshot, the assumed sizes.
     const assumed = analyzeDocument(parse('{ cluster(id: "x") { hosts { id } } }'), DEFAULT_LIMITS).costs.get(

@@ -4,6 +4,7 @@
  * sample store of an operation reads through the app's read limiter within one budget (time and
  * rows) per HTTP request: an array batch shares it; over WebSocket each operation has its own.
  */
+import type { PriceTable } from '../../analytics/prices.js';
 import type { EventHub } from '../../events/hub.js';
 import type { HierarchyReader } from '../../hierarchy/reader.js';
 import type { Coordination } from '../../ports/coordination.js';
@@ -22,6 +23,8 @@ export interface GraphqlServices {
   maxQueuedEvents: number;
   /** Bounds sample-store reads (absent: reads go straight to the store). */
   reads?: ReadLimiter;
+  /** Prices per GPU-hour for the attribution's cost fields (ANALYTICS_PRICES; absent: `default=1`). */
+  prices?: PriceTable;
 }
 
 /** Context of one operation. */

@@ -12,7 +12,8 @@
  * under one host the largest host's GPU count. Other list fields multiply what is selected under them
  * by their `limit` argument when they have one (default 100), else by an assumed size (metrics and
  * values 16, labels 8, services 10, metricCatalog 40). Fields that query the sample store
- * (`telemetry`, `deadLetters`) add 100 each time they run, `services` 5. An array batch is costed
+ * (`telemetry`, `deadLetters`, the three `analytics*`) add 100 each time they run, `services` and
+ * `alerts` 5. An array batch is costed
  * as a whole (the sum of its operations).
  */
 import {
@@ -97,7 +98,15 @@ const LIST_SIZE: Record<string, number> = {
 };
 
 /** Extra cost of fields that query the sample store or the coordination store. */
-const IO_COST: Record<string, number> = { telemetry: 100, deadLetters: 100, services: 5 };
+const IO_COST: Record<string, number> = {
+  telemetry: 100,
+  deadLetters: 100,
+  analyticsAttribution: 100,
+  analyticsIdle: 100,
+  analyticsOutliers: 100,
+  services: 5,
+  alerts: 5,
+};
 
 /**
  * Where in the hierarchy a selection set is, which decides how big the lists under it are:

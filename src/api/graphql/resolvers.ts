@@ -290,7 +290,7 @@ export const resolvers: ResolverMap = {
     }),
     metricCatalog: r(() => metricInfoNodes()),
     analyticsAttribution: r((_: unknown, args: Parameters<typeof attributionField>[1], ctx) =>
-      attributionField(ctx.store, args),
+      attributionField(ctx.store, args, Date.now(), ctx.prices),
     ),
     analyticsIdle: r((_: unknown, args: Parameters<typeof idleField>[1], ctx) => idleField(ctx.store, args)),
     analyticsOutliers: r((_: unknown, args: Parameters<typeof outliersField>[1], ctx) =>

@@ -96,8 +96,8 @@ type Query {
   metricCatalog: [MetricInfo!]!
   """
   Workload attribution over a time range (docs/analytics.md): GPU-hours allocated and busy, energy,
-  utilization and memory per group. Reads count against READ_MAX_ROWS; REST
-  (/api/v1/analytics/attribution) adds cost figures and serves long ranges.
+  utilization, memory and cost (ANALYTICS_PRICES) per group. Reads count against READ_MAX_ROWS;
+  REST (/api/v1/analytics/attribution) answers the same and serves long ranges.
   """
   analyticsAttribution(
     """Range start, inclusive (default: a day before \`to\`)."""
@@ -789,6 +789,10 @@ type AttributionRow {
   avgMemoryUsedMiB: Float!
   """Highest framebuffer used, MiB."""
   peakMemoryUsedMiB: Float!
+  """Allocated GPU-hours x the price of each series' model (ANALYTICS_PRICES)."""
+  allocatedCost: Float!
+  """Busy GPU-hours x the price of each series' model."""
+  effectiveCost: Float!
   """1 - busy / allocated."""
   wasteFraction: Float!
 }
