@@ -32,11 +32,14 @@ export interface EventBenchConfig {
   subscribers: number;
   /** An extra /ws client with {@link SLOW_SUBSCRIPTIONS} subscriptions to every GPU event (default none). */
   slow?: SlowClientMode;
+  /** /ws only: subscribe with `batch=true` (events framed per store revision). */
+  batch?: boolean;
 }
 
 /** One measured configuration: latencies over every run, each run's p50/p99 as a figure. */
 export interface EventLatencyFigure extends EventBenchConfig {
   slow: SlowClientMode;
+  batch: boolean;
   /** Events received by the measured subscribers, all runs (the slow client's are not counted). */
   deliveries: number;
   p50Ms: Figure;
@@ -71,6 +74,7 @@ const MAX_BUFFERED = 1024 * 1024;
 export const DEFAULT_EVENT_CONFIGS: EventBenchConfig[] = [
   { transport: 'ws', subscribers: 1 },
   { transport: 'ws', subscribers: 100 },
+  { transport: 'ws', subscribers: 100, batch: true },
   { transport: 'graphql', subscribers: 1 },
   { transport: 'graphql', subscribers: 100 },
   { transport: 'ws', subscribers: 100, slow: 'reading' },
@@ -106,6 +110,10 @@ for (let i = 0; i < workerData.count; i++) {
       return;
     }
     if (m.type === 'subscribed') return isReady();
+    if (m.type === 'events') {
+      for (const item of m.events) if (item.event.observedAt) { received.push(now); latencies.push(now - Date.parse(item.event.observedAt)); }
+      return;
+    }
     const observedAt = m.type === 'event' ? m.event.observedAt : m.type === 'next' ? m.payload.data.telemetryUpdates.observedAt : null;
     if (observedAt) { received.push(now); latencies.push(now - Date.parse(observedAt)); }
   });
@@ -186,7 +194,10 @@ async function measureRun(
   const { transport, subscribers: count, slow } = config;
   const hub = runtime.app.realtime!.hub;
   const base = runtime.address!.replace(/^http/, 'ws');
-  const url = transport === 'ws' ? `${base}/ws?eventTypes=GPU_UPDATE` : `${base}/graphql`;
+  const url =
+    transport === 'ws'
+      ? `${base}/ws?eventTypes=GPU_UPDATE${config.batch ? '&batch=true' : ''}`
+      : `${base}/graphql`;
   const wsPath = createRequire(import.meta.url).resolve('ws');
   const slowCount = slow === 'none' ? 0 : SLOW_SUBSCRIPTIONS;
   // The previous run's clients are gone once the server has seen their sockets close.
@@ -300,12 +311,12 @@ export async function benchEvents(options: EventBenchOptions = {}): Promise<Even
     await runtime.ingest({ spec: bundledSamplePath() });
     // Runs go round the configurations (run 1 of each, then run 2 of each, ...), so a noisy minute
     // on this shared machine lands on every configuration rather than on one.
-    const full = configs.map((c) => ({ slow: 'none' as const, ...c }));
+    const full = configs.map((c) => ({ slow: 'none' as const, batch: false, ...c }));
     const results: RunResult[][] = full.map(() => []);
     for (let run = 0; run < runs; run++) {
       for (const [i, c] of full.entries()) {
         log(
-          `bench: event latency, run ${run + 1}/${runs}: ${c.subscribers} ${c.transport} subscriber(s)` +
+          `bench: event latency, run ${run + 1}/${runs}: ${c.subscribers} ${c.transport}${c.batch ? ' (batch)' : ''} subscriber(s)` +
             `${c.slow === 'none' ? '' : `, slow client ${c.slow}`}, ${replays} replays ...`,
         );
         results[i]!.push(await measureRun(runtime, c, replays));
@@ -334,7 +345,7 @@ export function formatEventFigures(figures: EventLatencyFigure[]): string {
       'max buffered',
     ],
     ...figures.map((f) => [
-      f.transport,
+      `${f.transport}${f.batch ? ' batch' : ''}`,
       String(f.subscribers),
       f.slow === 'stalled' ? `stalled, dropped ${f.slowDropped}` : f.slow,
       String(f.deliveries),
