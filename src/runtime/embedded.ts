@@ -104,20 +104,30 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   const lockDir =
     topology.samples === undefined ? undefined : sampleStoreBackend(topology.samples).exclusiveDir?.(config);
   const dirLock = lockDir === undefined ? undefined : await lockDataDir(lockDir);
-  let store: SampleStore;
+  // What has been opened so far, closed in reverse order when a later step of start-up throws (a
+  // rule file with an error, a bad TLS pair, a port in use), so an in-process caller leaks nothing.
+  const opened: (() => Promise<unknown>)[] = [];
+  if (dirLock) opened.push(() => dirLock.release());
+  const undo = async (): Promise<void> => {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
+  };
   try {
-    store = await openTopologySampleStore(topology, config, logger);
+    return await startOpened();
   } catch (error) {
-    await dirLock?.release();
+    await undo();
     throw error;
   }
-  // One in-process queue: the streamer publishes to it and the collector consumes it.
-  const queue = await openProducerQueue(topology, config);
-  const coordination = (await openTopologyCoordination(topology, config))!;
-  // This process evaluates the alert rules; a rule file with an error stops start-up here.
-  let alerting: Alerting;
-  try {
-    alerting = await startAlerting({
+
+  async function startOpened(): Promise<EmbeddedRuntime> {
+    const store: SampleStore = await openTopologySampleStore(topology, config, logger);
+    opened.push(() => store.close());
+    // One in-process queue: the streamer publishes to it and the collector consumes it.
+    const queue = await openProducerQueue(topology, config);
+    opened.push(() => queue.close());
+    const coordination = (await openTopologyCoordination(topology, config))!;
+    opened.push(() => coordination.close());
+    // This process evaluates the alert rules; a rule file with an error stops start-up here.
+    const alerting: Alerting = await startAlerting({
       config,
       logger,
       store,
@@ -125,178 +135,175 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
       stateFile: embeddedStateFile(config),
       clock: options.alertClock,
     });
-  } catch (error) {
-    await queue.close();
-    await store.close();
-    await coordination.close();
-    await dirLock?.release();
-    throw error;
-  }
+    opened.push(() => alerting.close());
 
-  const hierarchy = new HierarchyWriter({ coordination });
-  await hierarchy.registerCluster({
-    clusterId: config.CLUSTER_ID,
-    name: clusterName(config),
-    region: config.CLUSTER_REGION,
-  });
-
-  // The in-process hierarchy starts empty: rebuild it from the newest stored sample of each series,
-  // so a restart on the same data directory serves the hierarchy before any new ingest.
-  const latest = await store.latestSamples();
-  if (latest.length > 0)
-    await hierarchy.apply({ id: 'restore', source: 'store', samples: latest, deadLetters: [] });
-
-  const collector = new Collector({
-    queues: [queue],
-    store,
-    hierarchy,
-    consumerId: config.COLLECTOR_ID,
-    workers: config.WORKERS,
-    pollIntervalMs: config.POLL_INTERVAL,
-    logger,
-    metrics,
-  });
-  collector.start();
-
-  // A targets file may list no target yet: its board still exists, and the file fills it.
-  const scrapeTargets =
-    config.SCRAPE_TARGETS.length === 0 && config.SCRAPE_TARGETS_FILE === undefined
-      ? undefined
-      : new ScrapeTargetBoard(config.SCRAPE_TARGETS, config.SCRAPE_INTERVAL, config.SCRAPE_TIMEOUT);
-  const app = await buildApp(
-    {
-      coordination,
-      store,
-      logger,
-      metrics,
-      staleAfterMs: config.STALE_AFTER,
-      readiness: {
-        sampleStore: () => store.ping(),
-        coordination: async () => {
-          await coordination.revision();
-        },
-      },
-    },
-    {
-      ...apiOptionsFromConfig(config, 'embedded'),
-      auth: authFromConfig(config, store, logger),
-      scrapeTargets,
-      // Prometheus remote write (POST /api/v1/write), always on in embedded mode: batches on the
-      // in-process queue, stored by the collector like any other source.
-      remoteWrite: {
-        clusterId: config.CLUSTER_ID,
-        sink: queueRemoteWriteSink({
-          queue,
-          maxDepth: queueDepthFor(
-            config,
-            topology.produce !== undefined && queueBackend(topology.produce).shared ? 'shared' : 'embedded',
-          ),
-          batchSize: batchSizeFor(config, 'embedded'),
-          metrics,
-        }),
-      },
-    },
-  );
-  let address: string | undefined;
-  if (options.listen !== false) {
-    await app.listen({ host: config.HOST, port: config.PORT });
-    const bound = app.server.address();
-    const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
-    const scheme = config.TLS_CERT_FILE === undefined ? 'http' : 'https';
-    address = `${scheme}://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
-  }
-
-  const registrations = await Promise.all(
-    (['collector', 'api'] as const).map((type) =>
-      registerService(coordination, {
-        type,
-        id: type === 'api' ? config.SERVICE_ID : config.COLLECTOR_ID,
-        address: type === 'api' ? (address ?? '') : '',
-        version: VERSION,
-        startedAt: new Date().toISOString(),
-        health: 'ok',
-        pid: process.pid,
-        hostname: hostname(),
-      }),
-    ),
-  );
-
-  const depthTimer = setInterval(() => {
-    queue.depth().then(
-      (depth) => metrics.queueDepth.set(depth),
-      () => undefined,
-    );
-  }, 1000);
-  depthTimer.unref();
-
-  const drain = async (): Promise<void> => {
-    while ((await queue.depth()) > 0) await sleep(20);
-  };
-
-  const ingest = async (input: IngestOptions): Promise<IngestSummary> => {
-    const refusedBefore = collector.stats.unstorable + collector.stats.conflicts;
-    const summary = await runStreamer(input, {
-      queue,
+    const hierarchy = new HierarchyWriter({ coordination });
+    await hierarchy.registerCluster({
       clusterId: config.CLUSTER_ID,
-      batchSize: batchSizeFor(config, 'embedded'),
-      flushIntervalMs: config.FLUSH_INTERVAL,
-      timestamps: input.timestamps ?? 'original',
+      name: clusterName(config),
+      region: config.CLUSTER_REGION,
+    });
+
+    // The in-process hierarchy starts empty: rebuild it from the newest stored sample of each series,
+    // so a restart on the same data directory serves the hierarchy before any new ingest.
+    const latest = await store.latestSamples();
+    if (latest.length > 0)
+      await hierarchy.apply({ id: 'restore', source: 'store', samples: latest, deadLetters: [] });
+
+    const collector = new Collector({
+      queues: [queue],
+      store,
+      hierarchy,
+      consumerId: config.COLLECTOR_ID,
+      workers: config.WORKERS,
+      pollIntervalMs: config.POLL_INTERVAL,
       logger,
       metrics,
-      progress: input.progress,
     });
-    await drain();
-    const refusedByStore = collector.stats.unstorable + collector.stats.conflicts - refusedBefore;
-    return { ...summary, refusedByStore };
-  };
+    collector.start();
+    opened.push(() => collector.stop());
 
-  let closed = false;
-  return {
-    config,
-    topology,
-    coordination,
-    queue,
-    store,
-    metrics,
-    collector,
-    app,
-    address,
-    ingest,
-    scrapeTargets,
-    alerting,
-    async scrape(run = {}) {
-      if (scrapeTargets === undefined)
-        throw new NexusError(
-          'CONFIG_INVALID',
-          'nothing to scrape: set SCRAPE_TARGETS / --scrape or SCRAPE_TARGETS_FILE / --targets-file',
-        );
-      return ingest({
-        spec: '',
-        signal: run.signal,
-        progress: run.progress,
-        scrape: {
-          targets: config.SCRAPE_TARGETS,
-          intervalMs: config.SCRAPE_INTERVAL,
-          timeoutMs: config.SCRAPE_TIMEOUT,
-          bodyLimitBytes: config.SCRAPE_BODY_LIMIT,
-          board: scrapeTargets,
-          rounds: run.rounds,
+    // A targets file may list no target yet: its board still exists, and the file fills it.
+    const scrapeTargets =
+      config.SCRAPE_TARGETS.length === 0 && config.SCRAPE_TARGETS_FILE === undefined
+        ? undefined
+        : new ScrapeTargetBoard(config.SCRAPE_TARGETS, config.SCRAPE_INTERVAL, config.SCRAPE_TIMEOUT);
+    const app = await buildApp(
+      {
+        coordination,
+        store,
+        logger,
+        metrics,
+        staleAfterMs: config.STALE_AFTER,
+        readiness: {
+          sampleStore: () => store.ping(),
+          coordination: async () => {
+            await coordination.revision();
+          },
         },
+      },
+      {
+        ...apiOptionsFromConfig(config, 'embedded'),
+        auth: authFromConfig(config, store, logger),
+        scrapeTargets,
+        // Prometheus remote write (POST /api/v1/write), always on in embedded mode: batches on the
+        // in-process queue, stored by the collector like any other source.
+        remoteWrite: {
+          clusterId: config.CLUSTER_ID,
+          sink: queueRemoteWriteSink({
+            queue,
+            maxDepth: queueDepthFor(
+              config,
+              topology.produce !== undefined && queueBackend(topology.produce).shared ? 'shared' : 'embedded',
+            ),
+            batchSize: batchSizeFor(config, 'embedded'),
+            metrics,
+          }),
+        },
+      },
+    );
+    opened.push(() => app.close());
+    let address: string | undefined;
+    if (options.listen !== false) {
+      await app.listen({ host: config.HOST, port: config.PORT });
+      const bound = app.server.address();
+      const port = typeof bound === 'object' && bound ? bound.port : config.PORT;
+      const scheme = config.TLS_CERT_FILE === undefined ? 'http' : 'https';
+      address = `${scheme}://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+    }
+
+    const registrations = await Promise.all(
+      (['collector', 'api'] as const).map((type) =>
+        registerService(coordination, {
+          type,
+          id: type === 'api' ? config.SERVICE_ID : config.COLLECTOR_ID,
+          address: type === 'api' ? (address ?? '') : '',
+          version: VERSION,
+          startedAt: new Date().toISOString(),
+          health: 'ok',
+          pid: process.pid,
+          hostname: hostname(),
+        }),
+      ),
+    );
+
+    const depthTimer = setInterval(() => {
+      queue.depth().then(
+        (depth) => metrics.queueDepth.set(depth),
+        () => undefined,
+      );
+    }, 1000);
+    depthTimer.unref();
+
+    const drain = async (): Promise<void> => {
+      while ((await queue.depth()) > 0) await sleep(20);
+    };
+
+    const ingest = async (input: IngestOptions): Promise<IngestSummary> => {
+      const refusedBefore = collector.stats.unstorable + collector.stats.conflicts;
+      const summary = await runStreamer(input, {
+        queue,
+        clusterId: config.CLUSTER_ID,
+        batchSize: batchSizeFor(config, 'embedded'),
+        flushIntervalMs: config.FLUSH_INTERVAL,
+        timestamps: input.timestamps ?? 'original',
+        logger,
+        metrics,
+        progress: input.progress,
       });
-    },
-    drain,
-    async close() {
-      if (closed) return;
-      closed = true;
-      clearInterval(depthTimer);
-      await app.close();
-      await Promise.all(registrations.map((r) => r.close()));
-      await collector.stop();
-      await alerting.close();
-      await queue.close();
-      await store.close();
-      await coordination.close();
-      await dirLock?.release();
-    },
-  };
+      await drain();
+      const refusedByStore = collector.stats.unstorable + collector.stats.conflicts - refusedBefore;
+      return { ...summary, refusedByStore };
+    };
+
+    let closed = false;
+    return {
+      config,
+      topology,
+      coordination,
+      queue,
+      store,
+      metrics,
+      collector,
+      app,
+      address,
+      ingest,
+      scrapeTargets,
+      alerting,
+      async scrape(run = {}) {
+        if (scrapeTargets === undefined)
+          throw new NexusError(
+            'CONFIG_INVALID',
+            'nothing to scrape: set SCRAPE_TARGETS / --scrape or SCRAPE_TARGETS_FILE / --targets-file',
+          );
+        return ingest({
+          spec: '',
+          signal: run.signal,
+          progress: run.progress,
+          scrape: {
+            targets: config.SCRAPE_TARGETS,
+            intervalMs: config.SCRAPE_INTERVAL,
+            timeoutMs: config.SCRAPE_TIMEOUT,
+            bodyLimitBytes: config.SCRAPE_BODY_LIMIT,
+            board: scrapeTargets,
+            rounds: run.rounds,
+          },
+        });
+      },
+      drain,
+      async close() {
+        if (closed) return;
+        closed = true;
+        clearInterval(depthTimer);
+        await app.close();
+        await Promise.all(registrations.map((r) => r.close()));
+        await collector.stop();
+        await alerting.close();
+        await queue.close();
+        await store.close();
+        await coordination.close();
+        await dirLock?.release();
+      },
+    };
+  }
 }
