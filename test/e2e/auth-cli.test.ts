@@ -83,17 +83,35 @@ describe('token commands and a token-protected start', () => {
 });
 
 describe('bind safety', () => {
-  it('refuses a non-loopback bind without auth, and warns when --insecure-no-auth allows it', async () => {
+  // Tests bind 127.0.0.1 only: the refusal binds nothing, and the warning that --insecure-no-auth
+  // gives a non-loopback bind is checked without opening a port (test/auth/rules.test.ts).
+  it('refuses a non-loopback bind without auth, before opening anything', async () => {
     const port = await freePort();
     const args = ['start', '--no-ingest', '--memory', '--host', '0.0.0.0', '--port', String(port)];
     const refused = await run(args);
     expect(refused.code).toBe(2);
     expect(refused.output).toContain('CONFIG_INVALID');
     expect(refused.output).toContain('--insecure-no-auth');
+    expect(refused.output).not.toMatch(/API listening on/);
+  }, 180_000);
 
-    const insecure = spawnCli([...args, '--insecure-no-auth'], env);
+  it('accepts --insecure-no-auth on a loopback bind, where it changes nothing', async () => {
+    const port = await freePort();
+    const insecure = spawnCli(
+      [
+        'start',
+        '--no-ingest',
+        '--memory',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--insecure-no-auth',
+      ],
+      env,
+    );
     await insecure.waitFor(/API listening on/, 90_000);
-    expect(insecure.output()).toContain('WITHOUT authentication');
+    expect(insecure.output()).not.toContain('WITHOUT authentication');
     expect((await fetch(`http://127.0.0.1:${port}/api/v1/clusters`)).status).toBe(200);
     insecure.kill('SIGTERM');
     expect(await insecure.exited).toBe(0);
