@@ -12,6 +12,7 @@ import { NexusError } from '../errors.js';
 import type { Coordination } from '../ports/coordination.js';
 import type { SampleStore } from '../ports/sample-store.js';
 import { StoreQueryable } from '../promql/store-queryable.js';
+import { OutlierWatch } from '../health/outlier-watch.js';
 import type { Logger } from '../util/logger.js';
 import { AlertEvaluator } from './evaluator.js';
 import { Notifier } from './notify.js';
@@ -63,6 +64,8 @@ export interface StartAlertingOptions {
 export interface Alerting {
   readonly evaluator: AlertEvaluator;
   readonly rules: RuleWatch;
+  /** Peer-outlier marks (PEER_OUTLIER health reasons), kept by the same process. */
+  readonly outliers: OutlierWatch;
   close(): Promise<void>;
 }
 
@@ -125,12 +128,25 @@ export async function startAlerting(options: StartAlertingOptions): Promise<Aler
     logger.warn({ rules: recording.map((r) => r.name) }, 'recording rules are checked but not evaluated');
   // Embedded: the state file restored (and the API's mirror filled) before start-up completes.
   if (election === undefined) await evaluator.restore();
-  if (options.schedule !== false) evaluator.start();
+  const outliers = new OutlierWatch({
+    store: options.store,
+    coordination: options.coordination,
+    clusterId: config.CLUSTER_ID,
+    logger,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(election === undefined ? {} : { isLeader: () => election.isLeader }),
+  });
+  if (options.schedule !== false) {
+    evaluator.start();
+    outliers.start();
+  }
   return {
     evaluator,
     rules: watch,
+    outliers,
     async close() {
       watch.close();
+      await outliers.stop();
       await evaluator.stop();
     },
   };

@@ -9,7 +9,8 @@
  */
 import type { LatestValue } from '../domain/types.js';
 import { parseStoredHealth } from '../health/parse.js';
-import { parseRecordKey } from '../hierarchy/paths.js';
+import { parseOutlierMark } from '../health/outlier-mark.js';
+import { parseOutlierKey, parseRecordKey } from '../hierarchy/paths.js';
 import type { KeyValue, WatchEvent } from '../ports/coordination.js';
 import type { TelemetryEvent } from './types.js';
 
@@ -40,6 +41,23 @@ function metricsOf(value: unknown): Record<string, LatestValue> {
 
 /** A put of a hierarchy key as an event (`snapshot` marks it as part of a snapshot). */
 function fromKv(kv: KeyValue, revision: number, snapshot: boolean): TelemetryEvent | undefined {
+  const outlier = parseOutlierKey(kv.key);
+  if (outlier) {
+    const mark = snapshot ? undefined : parseOutlierMark(kv.value);
+    if (!mark) return undefined;
+    return {
+      eventType: 'GPU_OUTLIER',
+      revision,
+      clusterId: outlier.clusterId,
+      hostId: outlier.hostname,
+      gpuIndex: outlier.gpuId,
+      uuid: mark.uuid,
+      timestampMs: mark.judgedAtMs,
+      observedAtMs: mark.judgedAtMs,
+      metrics: {},
+      outlier: mark,
+    };
+  }
   const parsed = parseRecordKey(kv.key);
   if (!parsed) return undefined;
   const v = parseObject(kv.value);
@@ -96,6 +114,19 @@ export function decodeWatchEvent(event: WatchEvent, now: number, index: number):
 
 function decodeChange(event: WatchEvent, now: number): TelemetryEvent | undefined {
   if (event.type === 'put') return fromKv(event.kv, event.revision, false);
+  const outlier = parseOutlierKey(event.key);
+  if (outlier)
+    return {
+      eventType: 'GPU_OUTLIER',
+      revision: event.revision,
+      clusterId: outlier.clusterId,
+      hostId: outlier.hostname,
+      gpuIndex: outlier.gpuId,
+      timestampMs: now,
+      observedAtMs: now,
+      metrics: {},
+      outlier: null,
+    };
   const parsed = parseRecordKey(event.key);
   if (!parsed) return undefined;
   const base = {

@@ -30,6 +30,7 @@ export const isGpuEvent = (type: TelemetryEventType): boolean =>
   type === 'GPU_HEALTH' ||
   type === 'GPU_INACTIVE' ||
   type === 'GPU_REMOVED' ||
+  type === 'GPU_OUTLIER' ||
   type === 'SNAPSHOT' ||
   type === 'MIG_UPDATE' ||
   type === 'MIG_INACTIVE' ||
@@ -123,7 +124,7 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
     if (fields) {
       // A metrics filter keeps only GPU values that carry one of the metrics, and inactive marks.
       if (e.eventType === 'GPU_INACTIVE' || e.eventType === 'MIG_INACTIVE') return true;
-      if (e.eventType === 'GPU_HEALTH') return true;
+      if (e.eventType === 'GPU_HEALTH' || e.eventType === 'GPU_OUTLIER') return true;
       if (!carriesMetrics(e.eventType)) return false;
       for (const field of Object.keys(e.metrics)) if (fields.has(field)) return true;
       return false;

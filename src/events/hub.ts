@@ -531,6 +531,9 @@ export class EventHub {
       const uuid = this.uuidByKey.get(key);
       if (uuid !== undefined) event.uuid = uuid;
       this.uuidByKey.delete(key);
+    } else if (event.eventType === 'GPU_OUTLIER') {
+      // An outlier mark's key is under its GPU's: a cleared mark is named by the GPU's UUID too.
+      event.uuid ||= this.uuidByKey.get(key.slice(0, -'/outlier'.length)) ?? '';
     } else if (event.uuid && event.gpuIndex !== undefined) this.uuidByKey.set(key, event.uuid);
     this.counters.events += 1;
     this.ring.push(event);

@@ -6,6 +6,7 @@
  */
 import type { ResyncReason } from '../coordination/resync-watch.js';
 import type { LatestValue } from '../domain/types.js';
+import type { OutlierMark } from '../health/outlier-mark.js';
 import type { GpuHealth } from '../health/types.js';
 
 /** Kinds of events. SNAPSHOT and RESYNC are produced by the stream itself, not by a write. */
@@ -14,6 +15,7 @@ export const EVENT_TYPES = [
   'GPU_HEALTH',
   'GPU_INACTIVE',
   'GPU_REMOVED',
+  'GPU_OUTLIER',
   'MIG_UPDATE',
   'MIG_INACTIVE',
   'MIG_REMOVED',
@@ -70,6 +72,11 @@ export interface TelemetryEvent {
    * A GPU_HEALTH event is a GPU_UPDATE whose write changed the state or the set of reasons.
    */
   health?: GpuHealth;
+  /**
+   * GPU_OUTLIER only: the outlier watch's mark when the GPU began to depart from its siblings (or
+   * its signal changed), null when it is back in line (src/health/outlier-mark.ts).
+   */
+  outlier?: OutlierMark | null;
   /** RESYNC only: why (see {@link ResyncReason}), and how many SNAPSHOT events follow. */
   resync?: { reason: ResyncReason; snapshotSize: number };
 }

@@ -26,6 +26,7 @@ export const HEALTH_REASON_CODES = [
   'NVLINK_ERRORS',
   'GPU_MISSING',
   'STALE',
+  'PEER_OUTLIER',
 ] as const;
 
 /** One of {@link HEALTH_REASON_CODES}. */

@@ -22,6 +22,9 @@ export const gpusPrefix = (clusterId: string, hostname: string): string =>
 export const gpuKey = (clusterId: string, hostname: string, gpuId: string): string =>
   `${gpusPrefix(clusterId, hostname)}${seg(gpuId)}`;
 
+/** Where the outlier watch marks a GPU that departs from its siblings (src/health/outlier-mark.ts). */
+export const outlierKey = (clusterId: string, hostname: string, gpuId: string): string =>
+  `${gpuKey(clusterId, hostname, gpuId)}/outlier`;
 export const migKey = (clusterId: string, hostname: string, gpuId: string, instance: string): string =>
   `${gpuKey(clusterId, hostname, gpuId)}/mig/${seg(instance)}`;
 
@@ -60,5 +63,16 @@ export function parseRecordKey(key: string): ParsedKey | ParsedMigKey | undefine
     return { kind: 'gpu', clusterId: parts[0]!, hostname: parts[2]!, gpuId: parts[4]! };
   if (parts.length === 7 && parts[1] === 'hosts' && parts[3] === 'gpus' && parts[5] === 'mig' && parts[6])
     return { kind: 'mig', clusterId: parts[0]!, hostname: parts[2]!, gpuId: parts[4]!, instance: parts[6] };
+  return undefined;
+}
+
+/** A GPU's outlier-mark key, parsed; undefined for every other key (parseRecordKey ignores these). */
+export function parseOutlierKey(
+  key: string,
+): { clusterId: string; hostname: string; gpuId: string } | undefined {
+  if (!key.startsWith(CLUSTERS_PREFIX) || !key.endsWith('/outlier')) return undefined;
+  const parts = key.slice(CLUSTERS_PREFIX.length).split('/').map(decodeURIComponent);
+  if (parts.length === 6 && parts[1] === 'hosts' && parts[3] === 'gpus' && parts[5] === 'outlier' && parts[0])
+    return { clusterId: parts[0], hostname: parts[2]!, gpuId: parts[4]! };
   return undefined;
 }

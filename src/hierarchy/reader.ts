@@ -13,9 +13,10 @@
 import type { Coordination, KeyValue } from '../ports/coordination.js';
 import type { ClusterRecord, HostRecord } from '../domain/types.js';
 import { evaluateHealth, withStaleness } from '../health/model.js';
+import { parseOutlierMark, withOutlier, type OutlierMark } from '../health/outlier-mark.js';
 import { parseStoredHealth } from '../health/parse.js';
 import type { GpuHealth } from '../health/types.js';
-import { CLUSTERS_PREFIX, clusterKey, hostKey, parseRecordKey } from './paths.js';
+import { CLUSTERS_PREFIX, clusterKey, hostKey, parseOutlierKey, parseRecordKey } from './paths.js';
 import type { LiveGpuRecord, MigRecord, PresenceFields } from './records.js';
 
 /** Host and GPU counts of one cluster; "active" means seen within `staleAfterMs`. */
@@ -50,9 +51,11 @@ export interface GpuStatus extends LiveGpuRecord {
   /**
    * Health at read time: the record's stored health (or, for a record written before health
    * existed, one evaluated from its latest values) plus STALE when its newest sample is more than
-   * `staleAfterMs` older than the reader's clock.
+   * `staleAfterMs` older than the reader's clock, plus PEER_OUTLIER while the outlier watch marks it.
    */
   gpuHealth: GpuHealth;
+  /** The outlier watch's mark, while the GPU departs from its siblings. */
+  outlier?: OutlierMark;
 }
 
 /** Called for a hierarchy key whose value is not a valid record (it is then skipped). */
@@ -63,7 +66,8 @@ type ParsedRecord =
   | { kind: 'cluster'; record: ClusterRecord }
   | { kind: 'host'; record: HostRecord }
   | { kind: 'gpu'; record: LiveGpuRecord }
-  | { kind: 'mig'; record: MigRecord };
+  | { kind: 'mig'; record: MigRecord }
+  | { kind: 'outlier'; clusterId: string; hostname: string; gpuId: string; mark: OutlierMark };
 
 /** A parse result kept for a key, valid while the key's mod revision is unchanged. */
 interface CachedRecord {
@@ -83,6 +87,8 @@ interface HostGroup {
   gpus: LiveGpuRecord[];
   /** MIG instance records by GPU index. */
   mig: Map<string, MigRecord[]>;
+  /** Outlier marks by GPU index. */
+  outliers?: Map<string, OutlierMark>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
@@ -224,8 +230,15 @@ export class HierarchyReader {
         lastSampleMs: gpu.lastSampleMs,
         ...(gpu.goneSinceMs === undefined ? {} : { goneSinceMs: gpu.goneSinceMs }),
       });
-    const gpuHealth = withStaleness(stored, gpu.lastSampleMs, now, this.staleAfterMs);
-    return { ...gpu, active: this.recordActive(gpu, now), migInstances, gpuHealth };
+    const outlier = host.outliers?.get(gpu.gpuId);
+    const gpuHealth = withOutlier(withStaleness(stored, gpu.lastSampleMs, now, this.staleAfterMs), outlier);
+    return {
+      ...gpu,
+      active: this.recordActive(gpu, now),
+      migInstances,
+      gpuHealth,
+      ...(outlier ? { outlier } : {}),
+    };
   }
 
   private summarizeHost(clusterId: string, host: HostGroup, now: number): HostSummary {
@@ -291,6 +304,7 @@ export class HierarchyReader {
       return host;
     };
 
+    const marks: Extract<ParsedRecord, { kind: 'outlier' }>[] = [];
     for (const kv of kvs) {
       let cached = this.parsed.get(kv.key);
       if (cached?.modRevision !== kv.modRevision) {
@@ -304,6 +318,7 @@ export class HierarchyReader {
         hostOf(parsed.record.clusterId, parsed.record.hostname).record = parsed.record;
       else if (parsed.kind === 'gpu')
         hostOf(parsed.record.clusterId, parsed.record.hostname).gpus.push(parsed.record);
+      else if (parsed.kind === 'outlier') marks.push(parsed);
       else {
         const { mig } = hostOf(parsed.record.clusterId, parsed.record.hostname);
         let list = mig.get(parsed.record.gpuId);
@@ -312,6 +327,11 @@ export class HierarchyReader {
       }
     }
     this.parsed = parsedNow;
+    // A mark belongs to a GPU record: one left behind by a deleted GPU creates no host.
+    for (const m of marks) {
+      const host = clusters.get(m.clusterId)?.hosts.get(m.hostname);
+      if (host) (host.outliers ??= new Map()).set(m.gpuId, m.mark);
+    }
     for (const cluster of clusters.values()) {
       for (const host of cluster.hosts.values()) {
         host.gpus.sort((a, b) => naturalCompare(a.gpuId, b.gpuId));
@@ -323,6 +343,13 @@ export class HierarchyReader {
 
   /** The record a key-value holds, or undefined (reported) when it is not one. */
   private parseRecord(kv: KeyValue): ParsedRecord | undefined {
+    const outlier = parseOutlierKey(kv.key);
+    if (outlier) {
+      const mark = parseOutlierMark(kv.value);
+      if (mark) return { kind: 'outlier', ...outlier, mark };
+      this.onInvalidRecord?.(kv.key, 'not an outlier mark');
+      return undefined;
+    }
     const parsed = parseRecordKey(kv.key);
     if (!parsed) return undefined;
     const value = this.parseValue(kv);

@@ -2,6 +2,7 @@
  * Domain records as GraphQL source objects whose property names are the schema's field names
  * (relations are resolved separately). Pure functions; every Float goes through finiteOrNull.
  */
+import { outlierReason } from '../../health/outlier-mark.js';
 import { DCGM_FIELDS, fieldInfo } from '../../domain/catalog.js';
 import type { LatestValue } from '../../domain/types.js';
 import type { ServiceRecord } from '../../discovery/registry.js';
@@ -124,6 +125,17 @@ export interface EventNode {
   health: GpuHealthNode | null;
   resyncReason: string | null;
   snapshotSize: number | null;
+  outlier: OutlierNode | null;
+}
+
+/** A peer-outlier mark as GraphQL's OutlierMark (times in ms; the DateTime scalar formats them). */
+export interface OutlierNode {
+  signal: string;
+  since: number;
+  maxScore: number;
+  meanDeviation: number;
+  peers: number;
+  message: string;
 }
 
 export function clusterNode(c: ClusterSummary): ClusterNode {
@@ -301,5 +313,15 @@ export function eventNode(e: TelemetryEvent, metrics: Record<string, LatestValue
     health: e.health ? healthNode(e.health) : null,
     resyncReason: e.resync ? e.resync.reason.toUpperCase() : null,
     snapshotSize: e.resync ? e.resync.snapshotSize : null,
+    outlier: e.outlier
+      ? {
+          signal: e.outlier.signal,
+          since: e.outlier.sinceMs,
+          maxScore: e.outlier.maxScore,
+          meanDeviation: e.outlier.meanDeviation,
+          peers: e.outlier.peers,
+          message: outlierReason(e.outlier).message,
+        }
+      : null,
   };
 }

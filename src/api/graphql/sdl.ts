@@ -502,6 +502,8 @@ enum HealthIssue {
   GPU_MISSING
   """No sample within STALE_AFTER of now, by sample time (health reasons only)."""
   STALE
+  """Temperature, power or SM clock departs from its siblings (same host and model) by more than k robust deviations for a while (the outlier watch, docs/analytics.md)."""
+  PEER_OUTLIER
 }
 
 """Latest value of one metric."""
@@ -686,6 +688,11 @@ enum TelemetryEventType {
   GPU_INACTIVE
   """A GPU record was deleted."""
   GPU_REMOVED
+  """
+  The outlier watch marked the GPU as departing from its siblings (same host and model), or cleared
+  the mark (outlier is then null). Its health shows PEER_OUTLIER while marked.
+  """
+  GPU_OUTLIER
   """A MIG instance record was written: new latest values of the instance (migInstance says which)."""
   MIG_UPDATE
   """A MIG instance was marked gone, like GPU_INACTIVE."""
@@ -760,6 +767,24 @@ type TelemetryEvent {
   resyncReason: ResyncReason
   """RESYNC only: how many SNAPSHOT events follow."""
   snapshotSize: Int
+  """GPU_OUTLIER only: the mark; null when the GPU is back in line with its siblings."""
+  outlier: OutlierMark
+}
+
+"""The outlier watch's mark on a GPU departing from its siblings (docs/analytics.md, "Peer outliers")."""
+type OutlierMark {
+  """temperature, power or sm_clock."""
+  signal: String!
+  """Start of the ongoing stretch (sample time)."""
+  since: DateTime!
+  """Largest deviation of the stretch, in robust deviations (median/MAD)."""
+  maxScore: Float!
+  """Mean of (value - siblings' median) over the stretch, in the signal's unit."""
+  meanDeviation: Float!
+  """GPUs compared, this one included."""
+  peers: Int!
+  """The PEER_OUTLIER health reason's message."""
+  message: String!
 }
 
 """Latest values of a GPU's metrics by friendly name; null when not reported (or filtered out)."""

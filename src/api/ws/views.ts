@@ -5,6 +5,7 @@
  */
 import type { AlertNode } from '../../alerting/events.js';
 import { fieldInfo } from '../../domain/catalog.js';
+import { outlierReason } from '../../health/outlier-mark.js';
 import type { LatestValue } from '../../domain/types.js';
 import { eventCursor } from '../../events/cursor.js';
 import { carriesMetrics, type CompiledFilter } from '../../events/filter.js';
@@ -36,6 +37,15 @@ export interface EventJson {
     since: string;
     reasons: { code: string; severity: string; message: string; since: string }[];
   };
+  /** GPU_OUTLIER: the mark (null: back in line with its siblings). */
+  outlier?: {
+    signal: string;
+    since: string;
+    maxScore: number;
+    meanDeviation: number;
+    peers: number;
+    message: string;
+  } | null;
 }
 
 const iso = (ms: number): string => {
@@ -87,6 +97,18 @@ export function eventJson(e: TelemetryEvent, metrics: Record<string, LatestValue
       })),
     };
   }
+  if (e.outlier !== undefined)
+    out.outlier =
+      e.outlier === null
+        ? null
+        : {
+            signal: e.outlier.signal,
+            since: iso(e.outlier.sinceMs),
+            maxScore: e.outlier.maxScore,
+            meanDeviation: e.outlier.meanDeviation,
+            peers: e.outlier.peers,
+            message: outlierReason(e.outlier).message,
+          };
   if (carriesMetrics(e.eventType)) {
     const { data, times } = dataOf(metrics);
     out.data = data;

@@ -136,6 +136,11 @@ export class FleetStore {
       case 'SNAPSHOT':
       case 'GPU_INACTIVE':
         return this.applyGpu(e);
+      case 'GPU_OUTLIER':
+        // A peer-outlier mark set or cleared: a health reason the health view shows.
+        this.healthVersion++;
+        this.schedule();
+        return;
       case 'GPU_REMOVED':
         if (hostId && e.gpuIndex !== undefined) this.remove(gpuKey(e.clusterId, hostId, e.gpuIndex));
         return;
