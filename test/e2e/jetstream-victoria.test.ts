@@ -188,10 +188,11 @@ describe(`separate processes on the ${QUEUE} queue and VictoriaMetrics (+ Postgr
     }
   }, 240_000);
 
-  // Behind NEXUS_LONG_TESTS=1 (minutes of CPU; `npm run test:long`). It is the reproduction of issue 21's
-  // open bug: in a fresh-clone CI run one of 800 batches never reached the ledger within 300 s after the
-  // collector SIGKILL (799/800), while two earlier runs stored all 200,000. JetStream is experimental
-  // until it passes every time (docs/scaling.md).
+  // Behind NEXUS_LONG_TESTS=1 (minutes of CPU; `npm run test:long`). Issue 21: a fresh-clone CI run
+  // once stored 799 of 800 batches here. The cause was the stream's own limit (max_msgs with discard
+  // new), which on nats-server 2.9.10 let a replica refuse a message the leader had confirmed, so the
+  // consumer leader on that replica never delivered it; the adapter now bounds depth itself
+  // (docs/scaling.md). It stays out of `npm test` for CI time, not for a known defect.
   it.skipIf(process.env.NEXUS_LONG_TESTS !== '1')(
     'stores every one of 200,000 rows exactly once when a collector is SIGKILLed mid-run (NEXUS_LONG_TESTS=1)',
     async () => {

@@ -32,6 +32,8 @@ export interface NatsHandle {
   readonly urls: string[];
   /** `urls` joined with commas, as NATS_URL would hold them. */
   readonly url: string;
+  /** Monitoring URLs, `http://127.0.0.1:port`, one per node (`/jsz`, `/healthz`). */
+  readonly monitorUrls: string[];
   /** The temp directory holding every node's store, config and log (removed by stop()). */
   readonly dir: string;
   /** SIGKILL node `i` (a crash); its store stays for restart(). */
@@ -233,6 +235,7 @@ export async function startNatsCluster(options: StartNatsOptions = {}): Promise<
   return {
     urls,
     url: urls.join(','),
+    monitorUrls: nodes.map((n) => `http://127.0.0.1:${n.httpPort}`),
     dir,
     stop,
     kill: (i) => terminate(node(i), 'SIGKILL'),

@@ -1,11 +1,11 @@
 /**
  * NATS JetStream queue behaviour beyond the shared conformance suite: the stream and consumer
  * operators see, dedupe of re-published payloads, redelivery after a lapsed claim, error mapping,
- * credentials, and a three-node cluster whose stream leader is SIGKILLed mid-traffic (no acked item
- * comes back, no unacked item is lost).
+ * credentials, replicas that stay identical while producers are held at maxDepth, and a three-node
+ * cluster whose stream leader is SIGKILLed mid-traffic (no item is lost).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, RetentionPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNatsQueue, type NatsQueue, type NatsQueueOptions } from '../../src/adapters/nats/queue.js';
 import { streamName } from '../../src/adapters/nats/connection.js';
@@ -75,8 +75,8 @@ describe('nats queue on one server (R1)', () => {
     const info = await jsm.streams.info(`NEXUS_${name}`);
     expect(info.config.retention).toBe('workqueue');
     expect(info.config.num_replicas).toBe(1);
-    expect(info.config.max_msgs).toBe(7);
-    expect(info.config.discard).toBe('new');
+    // No message limit on the stream: maxDepth is the handle's (see the adapter header).
+    expect(info.config.max_msgs).toBe(-1);
     expect(info.config.subjects).toEqual([`nexus.queue.${name}`]);
     const consumer = await jsm.consumers.info(`NEXUS_${name}`, 'collectors');
     expect(consumer.config.ack_policy).toBe('explicit');
@@ -94,8 +94,29 @@ describe('nats queue on one server (R1)', () => {
 
     // A second handle with other settings adopts the stream and applies them.
     await open(nats, { topic: name, maxDepth: 9, claimTtlMs: 2_000 });
-    expect((await jsm.streams.info(`NEXUS_${name}`)).config.max_msgs).toBe(9);
+    expect((await jsm.streams.info(`NEXUS_${name}`)).config.max_msgs).toBe(-1);
     expect((await jsm.consumers.info(`NEXUS_${name}`, 'collectors')).config.ack_wait).toBe(2e9);
+  });
+
+  it('removes the message limit an earlier version set on the stream', async () => {
+    const name = topic('oldlimit');
+    await jsm.streams.add({
+      name: `NEXUS_${name}`,
+      subjects: [`nexus.queue.${name}`],
+      retention: RetentionPolicy.Workqueue,
+      max_msgs: 5,
+      discard: DiscardPolicy.New,
+    });
+    const queue = await open(nats, { topic: name, maxDepth: 5 });
+    expect((await jsm.streams.info(`NEXUS_${name}`)).config.max_msgs).toBe(-1);
+    for (let i = 0; i < 5; i++) await queue.enqueue(encoder.encode(`old-${i}`));
+    const sixth = queue.enqueue(encoder.encode('old-5'));
+    const held = await Promise.race([sixth.then(() => 'stored'), sleep(300).then(() => 'held')]);
+    expect(held).toBe('held');
+    const [item] = await queue.claim('c1');
+    expect(await queue.ack(item as ClaimedItem)).toBe(true);
+    expect(await sixth).toBe('6');
+    expect(await queue.depth()).toBe(5);
   });
 
   it('maps topics with characters stream names refuse to distinct names', () => {
@@ -214,8 +235,6 @@ interface PumpResult {
   handled: Set<string>;
   /** Labels delivered again after an ack of them had returned true. */
   cameBack: { label: string; at: number }[];
-  /** When each label's enqueue resolved. */
-  enqueuedAt: Map<string, number>;
   /** Every delivery of a label that had been delivered before (lapsed claims, failover), with when. */
   repeats: { label: string; at: number }[];
   /** Acks that returned false (the claim had lapsed, or its confirmation was lost). */
@@ -233,14 +252,19 @@ async function pump(
   consumers: NatsQueue[],
   total: number,
   size: number,
-  options: { producers?: number; workersPerConsumer?: number; onAcked?: (n: number) => void } = {},
+  options: {
+    producers?: number;
+    workersPerConsumer?: number;
+    /** Time a consumer spends on an item before acking it (its durable write), in ms. */
+    workMs?: number;
+    onAcked?: (n: number) => void;
+  } = {},
 ): Promise<PumpResult> {
   const result: PumpResult = {
     acks: new Map(),
     handled: new Set(),
     cameBack: [],
     repeats: [],
-    enqueuedAt: new Map(),
     refused: 0,
     consumerErrors: [],
     ms: 0,
@@ -254,7 +278,6 @@ async function pump(
     while (next < total) {
       const n = next++;
       await producer.enqueue(payload(`item-${n}`, size));
-      result.enqueuedAt.set(`item-${n}`, performance.now());
     }
   }
   async function consume(queue: NatsQueue, consumerId: string): Promise<void> {
@@ -272,6 +295,7 @@ async function pump(
           if (result.acks.has(label)) result.cameBack.push({ label, at });
           if (seen.has(label)) result.repeats.push({ label, at });
           seen.add(label);
+          if (options.workMs) await sleep(options.workMs);
           const acked = await queue.ack(item);
           result.handled.add(label);
           if (acked) {
@@ -297,6 +321,31 @@ async function pump(
   ]);
   result.ms = performance.now() - started;
   return result;
+}
+
+/** One node's copy of a stream, from its monitoring port. */
+interface ReplicaState {
+  node: number;
+  messages: number;
+  lastSeq: number;
+}
+
+/** Every running node's copy of `stream` (`/jsz`), leader and followers alike. */
+async function replicaStates(nats: NatsHandle, stream: string): Promise<ReplicaState[]> {
+  const states: ReplicaState[] = [];
+  for (const [node, url] of nats.monitorUrls.entries()) {
+    if (!nats.isRunning(node)) continue;
+    const jsz = (await (await fetch(`${url}/jsz?accounts=true&streams=true`)).json()) as {
+      account_details?: {
+        stream_detail?: { name: string; state: { messages: number; last_seq: number } }[];
+      }[];
+    };
+    const detail = (jsz.account_details ?? [])
+      .flatMap((a) => a.stream_detail ?? [])
+      .find((d) => d.name === stream);
+    if (detail) states.push({ node, messages: detail.state.messages, lastSeq: detail.state.last_seq });
+  }
+  return states;
 }
 
 describe('nats queue on a three-node cluster (R3)', () => {
@@ -331,6 +380,57 @@ describe('nats queue on a three-node cluster (R3)', () => {
     expect(await producer.depth()).toBe(0);
   }, 120_000);
 
+  it('keeps every replica identical while producers are held at maxDepth', async () => {
+    // Regression of issue 21: with the bound as the stream's own limit (max_msgs + discard new),
+    // nats-server 2.9.10 left a replica apart from the leader in 3 runs of 3 of this case (one at
+    // last sequence 429 with 29 messages beside the leader's 400 and 0); a consumer leader on such
+    // a replica never delivers what it lacks (items lost with no node down, docs/scaling.md).
+    // The handle's own bound keeps them equal.
+    const name = topic('replicas');
+    const options = { topic: name, maxDepth: 30, claimTtlMs: 5_000, replicas: 3 };
+    const producer = await open(nats, options);
+    const consumers = [
+      await createNatsQueue({ ...options, servers: [nats.urls[1]!] }),
+      await createNatsQueue({ ...options, servers: [nats.urls[2]!] }),
+    ];
+    opened.push(...consumers);
+    let deepest = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        deepest = Math.max(deepest, await producer.depth());
+        await sleep(20);
+      }
+    })();
+    const total = 400;
+    const result = await pump(producer, consumers, total, 8 * 1024, { workMs: 10 });
+    sampling = false;
+    await sampler;
+    expect(result.handled.size).toBe(total);
+    expect(result.acks.size).toBe(total);
+    expect(result.refused).toBe(0);
+    // Producers were held (the stream reached the bound) and never let past it.
+    expect(deepest).toBe(30);
+    expect(await producer.depth()).toBe(0);
+    // Every replica holds what the leader holds: the same last sequence, no message left.
+    const stream = `NEXUS_${name}`;
+    const leader = (await jsm.streams.info(stream)).state;
+    expect(leader.last_seq).toBeGreaterThanOrEqual(total);
+    const expected = { messages: 0, lastSeq: leader.last_seq };
+    const same = (s: ReplicaState): boolean =>
+      s.messages === expected.messages && s.lastSeq === expected.lastSeq;
+    let states: ReplicaState[] = [];
+    for (const until = performance.now() + 10_000; performance.now() < until; await sleep(250)) {
+      states = await replicaStates(nats, stream);
+      if (states.length === 3 && states.every(same)) break;
+    }
+    expect(states.map(({ messages, lastSeq }) => ({ messages, lastSeq }))).toEqual([
+      expected,
+      expected,
+      expected,
+    ]);
+  }, 120_000);
+
   it('loses and duplicates nothing when the stream leader is SIGKILLed mid-traffic', async () => {
     const name = topic('failover');
     const options = { topic: name, maxDepth: 50, claimTtlMs: 5_000, replicas: 3 };
@@ -362,43 +462,41 @@ describe('nats queue on a three-node cluster (R3)', () => {
         `${result.cameBack.length} acked items handed out again, ${twice.length} items acked twice`,
     );
     expect(nats.isRunning(leader)).toBe(false);
-    // No unacked item is lost, with one exception that is nats-server 2.9.10's: now and then (about
-    // one run in four) an item enqueued around the kill never reaches a collector: the killed
-    // leader confirmed its publish and the new one never stored it (the stream's last sequence
-    // stays below the confirmed count), or it is stored behind the new consumer leader's ack floor.
-    // Those are the only items allowed missing: at most 1 %, all enqueued around the kill.
+    // No item is lost: every one enqueued reached a consumer, and nothing is left in the stream.
+    // (Before issue 21's fix about one run in four lost 1-2 items enqueued around the kill.)
     const labels = Array.from({ length: total }, (_, i) => `item-${i}`);
     const missing = labels.filter((label) => !result.handled.has(label));
-    const stored = (await jsm.streams.info(`NEXUS_${name}`)).state.last_seq;
-    console.log(
-      `nats failover: ${missing.length} items enqueued but never delivered (stream last seq ${stored})`,
-    );
-    expect(missing.length).toBeLessThanOrEqual(total / 100);
-    expect(missing.every((label) => (result.enqueuedAt.get(label) ?? 0) > killedAt - 1_000)).toBe(true);
-    expect(result.handled.size + missing.length).toBe(total);
+    expect(missing).toEqual([]);
     // An ack refused during the failover either let the item come back (then acked) or was taken
     // by the server with its confirmation lost (then the item is gone): no other item lacks an ack.
-    expect(result.acks.size).toBeGreaterThanOrEqual(total - result.refused - missing.length);
-    // An item is handed out again only through the failover (a lapsed claim, or nats-server 2.9's
-    // new consumer leader missing deliveries and acks the killed one had confirmed: see the adapter
-    // header), never before the kill, and then only the few around it.
+    expect(result.acks.size).toBeGreaterThanOrEqual(total - result.refused);
+    // An item is handed out again only through the failover (a lapsed claim, or a new consumer
+    // leader missing deliveries and acks the killed one had confirmed: see the adapter header),
+    // never before the kill, and then only the few around it.
     expect(result.repeats.every((r) => r.at > killedAt)).toBe(true);
     expect(result.cameBack.length).toBeLessThanOrEqual(total / 20);
     expect(twice.length).toBeLessThanOrEqual(total / 20);
     // Errors a consumer saw are all retryable outages, never anything else.
     expect(result.consumerErrors.every((e) => hasCode(e, 'BACKEND_UNAVAILABLE'))).toBe(true);
+    // What the stream still holds was handled already: an ack refused or lost in the failover
+    // leaves the item to come back after ack_wait, as a collector would claim it again and find it
+    // in its ledger. Drained here: nothing that was not handled may turn up, nothing may stay.
+    const late: string[] = [];
     let depth = await producer.depth();
-    for (const until = performance.now() + 5_000; depth > missing.length && performance.now() < until;) {
-      await sleep(250);
+    for (const until = performance.now() + 20_000; depth > 0 && performance.now() < until;) {
+      for (const item of await consumers[0]!.claim('drain', { max: 10, waitMs: 1_000 })) {
+        late.push(labelOf(item));
+        await consumers[0]!.ack(item);
+      }
       depth = await producer.depth();
     }
-    // The other face of the same failover defect: a missing item can sit in the stream behind the
-    // new consumer leader's ack floor, never delivered. Nothing else is left.
-    expect(depth).toBeLessThanOrEqual(missing.length);
+    console.log(`nats failover: ${late.length} handled items came back after the run`);
+    expect(late.filter((label) => !result.handled.has(label))).toEqual([]);
+    expect(depth).toBe(0);
 
     // The killed node comes back and catches up; nothing reappears.
     await nats.restart(leader);
     expect(await consumers[0]!.claim('after', { waitMs: 500 })).toEqual([]);
-    expect(await producer.depth()).toBeLessThanOrEqual(missing.length);
+    expect(await producer.depth()).toBe(0);
   }, 120_000);
 });

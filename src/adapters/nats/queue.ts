@@ -5,8 +5,13 @@
  * comes back after `claimTtlMs` (the consumer's ack_wait), `release` is a nak (redelivery at once),
  * `deliveries` is the server's delivery count. Enqueue publishes with `Nats-Msg-Id` = SHA-256 of
  * the payload, so a batch re-published after a crash (or a publish retried after a lost pub-ack)
- * within the stream's duplicate window is stored once. Backpressure is the stream's own limit
- * (max_msgs = maxDepth, discard new): a full stream refuses the publish and enqueue waits.
+ * within the stream's duplicate window is stored once. Backpressure is the handle's: enqueue reads
+ * the stream's message count and waits while it is at maxDepth. The stream itself has no message
+ * limit: on nats-server 2.9 a replicated work-queue stream with `max_msgs` and `discard new`
+ * desynchronises its replicas (each replica checks the limit when it applies a message, while the
+ * acks that remove items reach the replicas at other moments, so a replica refuses a message the
+ * leader stored and confirmed); a consumer leader on such a replica never delivers the message, and
+ * a new stream leader reuses its sequence after a failover. Both lose items (issue 21).
  *
  * What JetStream does not give, the handle keeps locally: a claim's deadline (the consumer forgets
  * nothing when ack_wait lapses, so a late ack is refused here, a margin before the server's
@@ -59,9 +64,11 @@ export const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 export const DEFAULT_RETRY_FOR_MS = 30_000;
 
 const MAX_MESSAGES_EXCEEDED = 10077;
+/** JetStream's "no limit" for a stream's max_msgs. */
+const NO_LIMIT = -1;
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
-/** Longest a producer held by backpressure waits for an ack announcement before trying again. */
+/** Longest a producer held by backpressure waits for an ack announcement before counting again. */
 const BACKPRESSURE_RECHECK_MS = 250;
 /** How long a handle remembers the sequences acked on its topic (see the header). */
 const ACKED_MEMORY_MS = 10 * 60_000;
@@ -130,6 +137,9 @@ function transient(error: unknown): boolean {
 export class NatsQueue implements Queue {
   readonly topic: string;
   private readonly claimTtlMs: number;
+  private readonly maxDepth: number;
+  /** Enqueues past the depth check whose publish is not confirmed yet: counted against maxDepth. */
+  private admitting = 0;
   /** Refuse acks this long before the server's ack_wait lapses (network time of the ack itself). */
   private readonly marginMs: number;
   private readonly retryForMs: number;
@@ -157,6 +167,7 @@ export class NatsQueue implements Queue {
     const normalized = normalizeQueueOptions(options);
     this.topic = normalized.topic;
     this.claimTtlMs = normalized.claimTtlMs;
+    this.maxDepth = normalized.maxDepth;
     this.marginMs = Math.min(Math.max(this.claimTtlMs / 10, 5), 2_000);
     this.retryForMs = options.retryForMs ?? DEFAULT_RETRY_FOR_MS;
     this.stream = streamName(this.topic);
@@ -178,16 +189,17 @@ export class NatsQueue implements Queue {
   }
 
   /**
-   * Add one item. While the stream holds maxDepth items it refuses the publish and this waits
-   * (woken by acks, re-checked every 250 ms); transient failures are retried for `retryForMs`
-   * with the same message id, so a retried publish is stored once.
+   * Add one item. While the stream holds maxDepth items this waits (woken by acks, re-checked
+   * every 250 ms); transient failures are retried for `retryForMs` with the same message id, so a
+   * retried publish is stored once. The bound is exact for one handle; handles in different
+   * processes that check at the same instant may each add one item past it.
    */
   async enqueue(payload: Uint8Array): Promise<string> {
     this.assertOpen();
     const data = payload.slice();
     const msgID = createHash('sha256').update(data).digest('base64url');
-    if (this.producers.waiting === 0) {
-      const id = await this.publish(data, msgID);
+    if (this.producers.waiting === 0 && (await this.admit())) {
+      const id = await this.publishAdmitted(data, msgID);
       if (id !== undefined) return id;
     }
     return this.producers.join(() => this.enqueueWhenFree(data, msgID));
@@ -256,6 +268,38 @@ export class NatsQueue implements Queue {
     }
   }
 
+  /** Reserve a place below maxDepth (false when the stream is full); retried like a publish. */
+  private async admit(): Promise<boolean> {
+    // Publishes admitted here and not confirmed yet count too (erring on the full side).
+    this.admitting += 1;
+    let admitted = false;
+    try {
+      const giveUp = performance.now() + this.retryForMs;
+      for (let attempt = 0; ; attempt++) {
+        this.assertOpen();
+        try {
+          const info = await this.jsm.streams.info(this.stream);
+          admitted = info.state.messages + this.admitting <= this.maxDepth;
+          return admitted;
+        } catch (error) {
+          if (!transient(error) || performance.now() > giveUp) throw this.failure(error, 'enqueue');
+          await sleep(Math.min(50 * 2 ** attempt, 1_000));
+        }
+      }
+    } finally {
+      if (!admitted) this.admitting -= 1;
+    }
+  }
+
+  /** Publish an admitted item, releasing its reservation once the stream answered. */
+  private async publishAdmitted(data: Uint8Array, msgID: string): Promise<string | undefined> {
+    try {
+      return await this.publish(data, msgID);
+    } finally {
+      this.admitting -= 1;
+    }
+  }
+
   /**
    * Stop: waiting claims resolve `[]`, held producers reject QUEUE_CLOSED, the connection closes.
    * Claims still held are not acked; JetStream redelivers them when their ack_wait lapses.
@@ -280,7 +324,10 @@ export class NatsQueue implements Queue {
     return toNexusError(error, `NATS JetStream ${what} on ${this.stream} failed`);
   }
 
-  /** Publish once the stream takes it: its sequence; undefined when the stream is full. */
+  /**
+   * Publish once the stream takes it: its sequence; undefined when the stream refuses it as full
+   * (only with a message limit an operator set on the stream: the adapter sets none).
+   */
   private async publish(data: Uint8Array, msgID: string): Promise<string | undefined> {
     const giveUp = performance.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
@@ -309,8 +356,10 @@ export class NatsQueue implements Queue {
       const freed = new Promise<void>((resolve) => (wake = resolve));
       this.spaceWaiters.add(wake);
       try {
-        const id = await this.publish(data, msgID);
-        if (id !== undefined) return id;
+        if (await this.admit()) {
+          const id = await this.publishAdmitted(data, msgID);
+          if (id !== undefined) return id;
+        }
         const timer = setTimeout(wake, BACKPRESSURE_RECHECK_MS);
         await freed;
         clearTimeout(timer);
@@ -445,9 +494,13 @@ export class NatsQueue implements Queue {
   }
 }
 
-/** Create the topic's stream and shared consumer, or bring maxDepth / ack_wait of existing ones in line. */
+/**
+ * Create the topic's stream and shared consumer, or bring the duplicate window / ack_wait of
+ * existing ones in line. The stream gets no message limit, and one an earlier version set
+ * (max_msgs = maxDepth) is removed: see the header for why backpressure is the handle's.
+ */
 async function ensureStreamAndConsumer(jsm: JetStreamManager, options: NatsQueueOptions): Promise<void> {
-  const { topic, maxDepth, claimTtlMs } = normalizeQueueOptions(options);
+  const { topic, claimTtlMs } = normalizeQueueOptions(options);
   const name = streamName(topic);
   const duplicateWindow = (options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS) * 1_000_000;
   const consumer = options.consumer ?? DEFAULT_CONSUMER;
@@ -464,7 +517,7 @@ async function ensureStreamAndConsumer(jsm: JetStreamManager, options: NatsQueue
         retention: RetentionPolicy.Workqueue,
         storage: StorageType.File,
         num_replicas: options.replicas ?? DEFAULT_REPLICAS,
-        max_msgs: maxDepth,
+        max_msgs: NO_LIMIT,
         discard: DiscardPolicy.New,
         duplicate_window: duplicateWindow,
       })
@@ -474,8 +527,8 @@ async function ensureStreamAndConsumer(jsm: JetStreamManager, options: NatsQueue
       });
   }
   const info = await jsm.streams.info(name);
-  if (info.config.max_msgs !== maxDepth || info.config.duplicate_window !== duplicateWindow) {
-    await jsm.streams.update(name, { ...info.config, max_msgs: maxDepth, duplicate_window: duplicateWindow });
+  if (info.config.max_msgs !== NO_LIMIT || info.config.duplicate_window !== duplicateWindow) {
+    await jsm.streams.update(name, { ...info.config, max_msgs: NO_LIMIT, duplicate_window: duplicateWindow });
   }
   const current = await jsm.consumers.info(name, consumer).catch((error: unknown) => {
     if (apiCode(error) === CONSUMER_NOT_FOUND) return undefined;
@@ -518,9 +571,9 @@ async function awaitSettled(jsm: JetStreamManager, stream: string, consumer: str
 
 /**
  * Connect to NATS (`options.servers`) and open the queue `options.topic` there, creating its stream
- * (with `replicas`) and shared consumer when missing; the last handle opened sets maxDepth and
- * ack_wait (claimTtlMs) for all. Rejects with BACKEND_UNAVAILABLE when NATS or JetStream cannot be
- * reached, CONFIG_INVALID on a bad option.
+ * (with `replicas`) and shared consumer when missing; the last handle opened sets ack_wait
+ * (claimTtlMs) for all, while each handle holds its own producers at its own maxDepth. Rejects
+ * with BACKEND_UNAVAILABLE when NATS or JetStream cannot be reached, CONFIG_INVALID on a bad option.
  */
 export async function createNatsQueue(options: NatsQueueOptions): Promise<NatsQueue> {
   normalizeQueueOptions(options);
