@@ -5,6 +5,7 @@ import { useState } from 'preact/hooks';
 import { getAnalytics, getAnalyticsCsv, type AnalyticsKind, type AnalyticsRow } from '../api';
 import { useLoad } from '../hooks';
 import { href, setQuery } from '../router';
+import { ListTable } from './list-table';
 
 const RANGES: [string, number][] = [
   ['1h', 3_600_000],
@@ -104,51 +105,29 @@ function Table({
       {error ? <p class="error">{error}</p> : null}
       {answer.status === 'ok' && rows.length === 0 ? <p class="empty">{empty}</p> : null}
       {rows.length > 0 ? (
-        <div class="scroll">
-          <table class="list">
-            <thead>
-              <tr>
-                {columns.map(([field, heading]) => (
-                  <th key={field} scope="col">
-                    {heading}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((row, i) => (
-                <tr key={i}>
-                  {columns.map(([field, , show]) => {
-                    const value = row[field] ?? '';
-                    const text = show ? show(value) : String(value);
-                    if (gpuLink && field === 'gpu_id' && typeof row.cluster_id === 'string')
-                      return (
-                        <td key={field} data-field={field}>
-                          <a
-                            href={href(
-                              'clusters',
-                              row.cluster_id,
-                              'hosts',
-                              String(row.hostname),
-                              'gpus',
-                              text,
-                            )}
-                          >
-                            {text}
-                          </a>
-                        </td>
-                      );
-                    return (
-                      <td key={field} data-field={field}>
+        <ListTable headings={columns.map(([, heading]) => heading)}>
+          {rows.map((row, i) => (
+            <tr key={i}>
+              {columns.map(([field, , show]) => {
+                const value = row[field] ?? '';
+                const text = show ? show(value) : String(value);
+                if (gpuLink && field === 'gpu_id' && typeof row.cluster_id === 'string')
+                  return (
+                    <td key={field} data-field={field}>
+                      <a href={href('clusters', row.cluster_id, 'hosts', String(row.hostname), 'gpus', text)}>
                         {text}
-                      </td>
-                    );
-                  })}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+                      </a>
+                    </td>
+                  );
+                return (
+                  <td key={field} data-field={field}>
+                    {text}
+                  </td>
+                );
+              })}
+            </tr>
+          ))}
+        </ListTable>
       ) : null}
     </div>
   );

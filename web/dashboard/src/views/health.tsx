@@ -6,6 +6,7 @@ import { listGpuHealth, type Alert, type Health } from '../api';
 import { useFleetTick, useLoad } from '../hooks';
 import { href, setQuery } from '../router';
 import { alertStore, fleet } from '../store';
+import { ListTable } from './list-table';
 
 const STATES = ['critical', 'warning', 'ok'] as const;
 
@@ -67,41 +68,28 @@ export function HealthView({ query }: { query: URLSearchParams }) {
         <p id="health-empty">No GPU in {states.join(' or ') || 'any chosen'} state.</p>
       ) : null}
       {gpus.status === 'ok' && gpus.value.length > 0 ? (
-        <div class="scroll">
-          <table class="list" id="health">
-            <thead>
-              <tr>
-                <th scope="col">state</th>
-                <th scope="col">GPU</th>
-                <th scope="col">model</th>
-                <th scope="col">since</th>
-                <th scope="col">reasons</th>
-              </tr>
-            </thead>
-            <tbody>
-              {gpus.value.map((g) => (
-                <tr
-                  key={`${g.cluster_id}/${g.hostname}/${g.gpu_id}`}
-                  data-state={g.health.state}
-                  data-host={g.hostname}
-                  data-gpu={g.gpu_id}
-                >
-                  <td class={`state state-${g.health.state}`}>{g.health.state}</td>
-                  <td>
-                    <a href={href('clusters', g.cluster_id, 'hosts', g.hostname, 'gpus', g.gpu_id)}>
-                      {g.hostname} GPU {g.gpu_id}
-                    </a>
-                  </td>
-                  <td>{g.model_name}</td>
-                  <td>{g.health.since}</td>
-                  <td>
-                    <Reasons health={g.health} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable id="health" headings={['state', 'GPU', 'model', 'since', 'reasons']}>
+          {gpus.value.map((g) => (
+            <tr
+              key={`${g.cluster_id}/${g.hostname}/${g.gpu_id}`}
+              data-state={g.health.state}
+              data-host={g.hostname}
+              data-gpu={g.gpu_id}
+            >
+              <td class={`state state-${g.health.state}`}>{g.health.state}</td>
+              <td>
+                <a href={href('clusters', g.cluster_id, 'hosts', g.hostname, 'gpus', g.gpu_id)}>
+                  {g.hostname} GPU {g.gpu_id}
+                </a>
+              </td>
+              <td>{g.model_name}</td>
+              <td>{g.health.since}</td>
+              <td>
+                <Reasons health={g.health} />
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       ) : null}
     </section>
   );
@@ -144,46 +132,34 @@ export function AlertsView() {
       {!store.loaded && !store.unavailable ? <p class="muted">Loading…</p> : null}
       {store.loaded && alerts.length === 0 ? <p id="alerts-empty">No pending or firing alert.</p> : null}
       {alerts.length > 0 ? (
-        <div class="scroll">
-          <table class="list" id="alerts">
-            <thead>
-              <tr>
-                <th scope="col">state</th>
-                <th scope="col">alert</th>
-                <th scope="col">target</th>
-                <th scope="col">severity</th>
-                <th scope="col">value</th>
-                <th scope="col">active since</th>
-                <th scope="col">summary</th>
+        <ListTable
+          id="alerts"
+          headings={['state', 'alert', 'target', 'severity', 'value', 'active since', 'summary']}
+        >
+          {alerts.map((a) => {
+            const target = alertTarget(a);
+            return (
+              <tr key={a.id} data-alert={a.name} data-state={a.state}>
+                <td class={`state state-${a.state.toLowerCase()}`}>{a.state.toLowerCase()}</td>
+                <td>{a.name}</td>
+                <td>
+                  {target ? (
+                    <a href={target}>
+                      {a.labels.Hostname ?? a.labels.hostname}
+                      {a.labels.gpu !== undefined ? ` GPU ${a.labels.gpu}` : ''}
+                    </a>
+                  ) : (
+                    a.clusterId
+                  )}
+                </td>
+                <td>{a.labels.severity ?? ''}</td>
+                <td>{a.value}</td>
+                <td>{a.activeAt}</td>
+                <td>{a.annotations.summary ?? a.annotations.description ?? ''}</td>
               </tr>
-            </thead>
-            <tbody>
-              {alerts.map((a) => {
-                const target = alertTarget(a);
-                return (
-                  <tr key={a.id} data-alert={a.name} data-state={a.state}>
-                    <td class={`state state-${a.state.toLowerCase()}`}>{a.state.toLowerCase()}</td>
-                    <td>{a.name}</td>
-                    <td>
-                      {target ? (
-                        <a href={target}>
-                          {a.labels.Hostname ?? a.labels.hostname}
-                          {a.labels.gpu !== undefined ? ` GPU ${a.labels.gpu}` : ''}
-                        </a>
-                      ) : (
-                        a.clusterId
-                      )}
-                    </td>
-                    <td>{a.labels.severity ?? ''}</td>
-                    <td>{a.value}</td>
-                    <td>{a.activeAt}</td>
-                    <td>{a.annotations.summary ?? a.annotations.description ?? ''}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+            );
+          })}
+        </ListTable>
       ) : null}
     </section>
   );

@@ -1,6 +1,7 @@
 // Dead letters (refused input rows) and scrape targets (only while the server scrapes).
 import { listDeadLetters, listTargets } from '../api';
 import { useLoad } from '../hooks';
+import { ListTable } from './list-table';
 
 /** `#/dead-letters`: the newest refused rows. */
 export function DeadLettersView() {
@@ -19,32 +20,19 @@ export function DeadLettersView() {
         <p id="dead-letters-empty">No dead letters.</p>
       ) : null}
       {rows.status === 'ok' && rows.value.length > 0 ? (
-        <div class="scroll">
-          <table class="list" id="dead-letters">
-            <thead>
-              <tr>
-                <th scope="col">source</th>
-                <th scope="col">line</th>
-                <th scope="col">reason</th>
-                <th scope="col">detail</th>
-                <th scope="col">raw</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.value.map((r, i) => (
-                <tr key={i}>
-                  <td>{r.source}</td>
-                  <td>{r.line}</td>
-                  <td>{r.reason}</td>
-                  <td>{r.detail ?? ''}</td>
-                  <td>
-                    <code>{r.raw}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable id="dead-letters" headings={['source', 'line', 'reason', 'detail', 'raw']}>
+          {rows.value.map((r, i) => (
+            <tr key={i}>
+              <td>{r.source}</td>
+              <td>{r.line}</td>
+              <td>{r.reason}</td>
+              <td>{r.detail ?? ''}</td>
+              <td>
+                <code>{r.raw}</code>
+              </td>
+            </tr>
+          ))}
+        </ListTable>
       ) : null}
     </section>
   );
@@ -66,32 +54,21 @@ export function TargetsView() {
         <p>This server does not scrape (start it with --scrape to see targets here).</p>
       ) : null}
       {targets.status === 'ok' && targets.value ? (
-        <div class="scroll">
-          <table class="list" id="targets">
-            <thead>
-              <tr>
-                <th scope="col">target</th>
-                <th scope="col">health</th>
-                <th scope="col">last scrape</th>
-                <th scope="col">duration</th>
-                <th scope="col">samples</th>
-                <th scope="col">error</th>
-              </tr>
-            </thead>
-            <tbody>
-              {targets.value.map((t) => (
-                <tr key={t.scrapeUrl} data-health={t.health}>
-                  <td>{t.scrapeUrl}</td>
-                  <td class={`health-${t.health}`}>{t.health}</td>
-                  <td>{t.lastScrape}</td>
-                  <td>{(t.lastScrapeDuration * 1000).toFixed(0)} ms</td>
-                  <td>{t.samples ?? ''}</td>
-                  <td>{t.lastError}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ListTable
+          id="targets"
+          headings={['target', 'health', 'last scrape', 'duration', 'samples', 'error']}
+        >
+          {targets.value.map((t) => (
+            <tr key={t.scrapeUrl} data-health={t.health}>
+              <td>{t.scrapeUrl}</td>
+              <td class={`health-${t.health}`}>{t.health}</td>
+              <td>{t.lastScrape}</td>
+              <td>{(t.lastScrapeDuration * 1000).toFixed(0)} ms</td>
+              <td>{t.samples ?? ''}</td>
+              <td>{t.lastError}</td>
+            </tr>
+          ))}
+        </ListTable>
       ) : null}
     </section>
   );
