@@ -17,7 +17,7 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { queueKinds } from '../runtime/registry.js';
 import { runStreamerProcess, startApiProcess, startCollectorProcess } from '../runtime/roles.js';
 import { resolveTopology } from '../runtime/topology.js';
-import { checkBind } from '../api/auth/from-config.js';
+import { checkBind, checkTokensReachable } from '../api/auth/from-config.js';
 import { parseScopes } from '../auth/scopes.js';
 import { tokenStoreOf, type TokenRecord, type TokenStore } from '../auth/token-store.js';
 import { openTopologySampleStore } from '../runtime/backends.js';
@@ -179,6 +179,7 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
       const scraping = config.SCRAPE_TARGETS.length > 0 || follower !== undefined;
       if (scraping) checkScrapeReplacesSource(source, flags);
       const topology = resolveTopology(config, 'start');
+      checkTokensReachable(config);
       const stopWarning = checkBind(config, logger);
       const runtime = await startEmbedded({ config, logger, topology });
       if (runtime.scrapeTargets !== undefined) {

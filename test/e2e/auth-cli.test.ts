@@ -95,6 +95,26 @@ describe('bind safety', () => {
     expect(refused.output).not.toMatch(/API listening on/);
   }, 180_000);
 
+  it('refuses AUTH=token with --memory, where no first admin token could ever be created', async () => {
+    const port = await freePort();
+    const refused = await run(['start', '--no-ingest', '--memory', '--port', String(port)], {
+      AUTH: 'token',
+    });
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain('CONFIG_INVALID');
+    expect(refused.output).toContain('token create --name <name> --scope admin');
+    expect(refused.output).not.toMatch(/API listening on/);
+    // With JWTs as well, a token-less start is usable: it starts.
+    const both = spawnCli(['start', '--no-ingest', '--memory', '--port', String(port)], {
+      ...env,
+      AUTH: 'token,jwt',
+      JWT_JWKS_URL: 'http://127.0.0.1:9/jwks.json', // fetched only when a JWT arrives
+    });
+    await both.waitFor(/API listening on/, 90_000);
+    both.kill('SIGTERM');
+    expect(await both.exited).toBe(0);
+  }, 180_000);
+
   it('accepts --insecure-no-auth on a loopback bind, where it changes nothing', async () => {
     const port = await freePort();
     const insecure = spawnCli(

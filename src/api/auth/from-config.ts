@@ -31,6 +31,22 @@ export function authFromConfig(config: Config, store: SampleStore, logger: Logge
   return settingsOf(config, tokens, logger);
 }
 
+/**
+ * `start --memory` with API tokens only (no JWT): the token table would live in process memory,
+ * where `nexus-telemetry token create` cannot reach it, so no request could ever be authorised.
+ * Refused before anything starts (in-process callers, e.g. tests, mint tokens through the store).
+ * @throws NexusError CONFIG_INVALID naming what to do instead
+ */
+export function checkTokensReachable(config: Config): void {
+  const { token, jwt } = config.AUTH;
+  if (!token || jwt || !config.MEMORY) return;
+  throw new NexusError(
+    'CONFIG_INVALID',
+    'AUTH=token with --memory (MEMORY=true): the token table would be in process memory, where `nexus-telemetry token create` cannot add the first admin token. Keep a data directory (drop --memory, then `nexus-telemetry token create --name <name> --scope admin`), or use AUTH=jwt',
+    { details: { variable: 'AUTH' } },
+  );
+}
+
 /** Auth of the streamer's remote write receiver, and what to close when the streamer stops. */
 export interface ReceiverAuth {
   settings: AuthSettings | undefined;
