@@ -4,12 +4,14 @@
  * values.yaml parse, every `.Values.x` a template uses is defined, every `include` names a defined
  * template, template actions are balanced, the application containers set only variables the code
  * reads, probes and ports are the code's, and the chart agrees with the plain manifests in
- * deployments/k8s (etcd flags, roles, defaults, env var names). Rendering with `helm lint` /
+ * deployments/k8s (etcd flags, roles, defaults, env var names), and the optional NATS JetStream queue
+ * and remote-write sample store values reach the configmap, the secrets and `--queue nats`. Rendering with `helm lint` /
  * `helm template` is left to machines that have helm (docs/operations.md); it is not packaged here.
  */
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/config.js';
+import { resolveTopology } from '../../src/runtime/topology.js';
 import {
   READ_VARIABLES,
   containersOf,
@@ -36,8 +38,8 @@ const templates = Object.fromEntries(
 /** Templates of the application containers (etcd.yaml runs etcd, not this project's image). */
 const APP_TEMPLATES = ['configmap.yaml', 'secret.yaml', 'collector.yaml', 'api.yaml', 'streamer.yaml'];
 
-function valueAt(path: string): unknown {
-  let node: unknown = values;
+function valueAt(path: string, root: unknown = values): unknown {
+  let node: unknown = root;
   for (const key of path.split('.')) {
     if (node === null || typeof node !== 'object' || !(key in node)) return undefined;
     node = (node as Record<string, unknown>)[key];
@@ -45,12 +47,51 @@ function valueAt(path: string): unknown {
   return node;
 }
 
-/** Replace simple value references ({{ .Values.a.b }}, with int64 or | quote) by their defaults. */
-function withDefaults(text: string): string {
+/**
+ * Replace simple value references ({{ .Values.a.b }}, with int64 or | quote) by their defaults, or
+ * by `overrides` (dotted path -> value) where given.
+ */
+function withDefaults(text: string, overrides: Record<string, unknown> = {}): string {
   return text.replace(
     /\{\{-?\s*(?:int64\s+)?\.Values\.([\w.]+)\s*(\|\s*quote\s*)?-?\}\}/g,
-    (_m, path: string) => String(valueAt(path)),
+    (_m, path: string, quote?: string) => {
+      const value = path in overrides ? overrides[path] : valueAt(path);
+      return quote ? JSON.stringify(String(value)) : String(value);
+    },
   );
+}
+
+/**
+ * Lines of a template between `{{- if <condition> }}` and its `{{- else }}` / `{{- end }}`, i.e. what
+ * the branch renders when the condition holds (nested blocks included as text).
+ */
+function branch(text: string, condition: string): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.trim() === `{{- if ${condition} }}`);
+  if (start < 0) throw new Error(`no {{- if ${condition} }}`);
+  const out: string[] = [];
+  let depth = 0;
+  for (const line of lines.slice(start + 1)) {
+    if (/\{\{-?\s*(if|with|range)\b/.test(line)) depth += 1;
+    else if (/\{\{-?\s*end\s*-?\}\}/.test(line) || /\{\{-?\s*else\b/.test(line)) {
+      if (depth === 0) break;
+      if (/\bend\b/.test(line)) depth -= 1;
+    }
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
+/** Depth of if/with/range blocks open at each line containing `needle`. */
+function guardDepths(text: string, needle: RegExp): number[] {
+  const depths: number[] = [];
+  let depth = 0;
+  for (const line of text.split('\n')) {
+    if (needle.test(line)) depths.push(depth);
+    depth += [...line.matchAll(/\{\{-?\s*(if|with|range)\b/g)].length;
+    depth -= [...line.matchAll(/\{\{-?\s*end\s*-?\}\}/g)].length;
+  }
+  return depths;
 }
 
 /** `- --flag=value` lines of a container's args in a template or manifest text. */
@@ -217,6 +258,144 @@ describe('Helm chart deployments/helm/nexus-telemetry', () => {
         const fromManifest = envNames(container, manifests);
         expect(chartEnv(file), name).toEqual(expect.arrayContaining(fromManifest));
       }
+    });
+  });
+
+  describe('NATS JetStream queue and remote-write sample store (issue 21)', () => {
+    it('defines nats.*, remoteWrite.* and the queue choices, off by default', () => {
+      expect(valueAt('nats')).toEqual({
+        url: '',
+        streamReplicas: 3,
+        user: '',
+        existingSecret: '',
+        passwordKey: 'nats-password',
+        password: '',
+      });
+      expect(valueAt('remoteWrite')).toEqual({
+        url: '',
+        readUrl: '',
+        existingSecret: '',
+        bearerTokenKey: 'remote-write-bearer-token',
+        bearerToken: '',
+      });
+      expect(valueAt('collector.queue')).toBe('');
+      expect(valueAt('streamer.queue')).toBe('etcd');
+      // One chart Secret may hold all three: their keys must differ.
+      const keys = ['postgres.passwordKey', 'nats.passwordKey', 'remoteWrite.bearerTokenKey'].map((k) =>
+        valueAt(k),
+      );
+      expect(new Set(keys).size).toBe(3);
+      // NATS_STREAM_REPLICAS accepts the default.
+      expect(
+        loadConfig({ NATS_STREAM_REPLICAS: String(valueAt('nats.streamReplicas')) }).NATS_STREAM_REPLICAS,
+      ).toBe(3);
+    });
+
+    it('names the official charts that run NATS and VictoriaMetrics', () => {
+      const text = read(`${CHART}/values.yaml`);
+      for (const name of ['nats-io/nats', 'victoria-metrics-single', 'victoria-metrics-cluster'])
+        expect(text).toContain(name);
+    });
+
+    it('puts NATS_URL, NATS_STREAM_REPLICAS, REMOTE_WRITE_URL, REMOTE_READ_URL in the configmap only when set', () => {
+      const configmap = templates['configmap.yaml']!;
+      for (const name of ['NATS_URL', 'NATS_STREAM_REPLICAS', 'REMOTE_WRITE_URL', 'REMOTE_READ_URL']) {
+        expect(READ_VARIABLES).toContain(name);
+        const depths = guardDepths(configmap, new RegExp(`^\\s+${name}:`));
+        expect(depths, name).toHaveLength(1);
+        expect(depths[0], `${name} is inside an if/with`).toBeGreaterThan(0);
+      }
+      expect(configmap).toContain(
+        'NATS_URL: {{ required "nats.url is required when collector.queue or streamer.queue is nats" .Values.nats.url | quote }}',
+      );
+      expect(configmap).toContain('{{- with .Values.remoteWrite.url }}\n  REMOTE_WRITE_URL: {{ . | quote }}');
+      expect(configmap).toContain(
+        '{{- with .Values.remoteWrite.readUrl }}\n  REMOTE_READ_URL: {{ . | quote }}',
+      );
+    });
+
+    it("passes NATS_USER with NATS_PASSWORD, and REMOTE_WRITE_BEARER_TOKEN, from a Secret (the chart's or existingSecret)", () => {
+      const helpers = templates['_helpers.tpl']!;
+      const helperEnv = [...helpers.matchAll(/^\s*- name: ([A-Z][A-Z0-9_]*)\s*$/gm)].map((m) => m[1]!);
+      expect(helperEnv.sort()).toEqual(['NATS_PASSWORD', 'NATS_USER', 'REMOTE_WRITE_BEARER_TOKEN']);
+      // NATS_USER only beside NATS_PASSWORD (collector, streamer): the configuration refuses one
+      // without the other, so the API must get neither.
+      expect(templates['configmap.yaml']).not.toContain('NATS_USER');
+      expect(() => loadConfig({ NATS_USER: 'nexus' })).toThrow(/NATS_USER and NATS_PASSWORD/);
+      for (const name of helperEnv) expect(READ_VARIABLES).toContain(name);
+      expect(helpers).toContain('.Values.nats.existingSecret | default (include "nexus.secretName" .)');
+      expect(helpers).toContain(
+        '.Values.remoteWrite.existingSecret | default (include "nexus.secretName" .)',
+      );
+      const natsGuard = '.Values.nats.user';
+      const tokenGuard = 'or .Values.remoteWrite.existingSecret .Values.remoteWrite.bearerToken';
+      const uses: Record<string, string[]> = {
+        'collector.yaml': ['nexus.natsAuthEnv', 'nexus.remoteWriteTokenEnv'],
+        'streamer.yaml': ['nexus.natsAuthEnv'],
+        'api.yaml': ['nexus.remoteWriteTokenEnv'],
+      };
+      for (const [file, includes] of Object.entries(uses)) {
+        const text = templates[file]!;
+        for (const name of ['nexus.natsAuthEnv', 'nexus.remoteWriteTokenEnv']) {
+          const guard = name === 'nexus.natsAuthEnv' ? natsGuard : tokenGuard;
+          const used = includes.includes(name);
+          expect(text.includes(`include "${name}"`), `${file}: ${name}`).toBe(used);
+          if (used)
+            expect(branch(text, guard), `${file}: ${name} under if ${guard}`).toContain(`include "${name}"`);
+        }
+      }
+      const secret = templates['secret.yaml']!;
+      expect(secret).toContain(
+        '{{- $natsPassword := and .Values.nats.user (not .Values.nats.existingSecret) }}',
+      );
+      expect(branch(secret, '$natsPassword')).toContain(
+        '{{ .Values.nats.passwordKey }}: {{ required "nats.password (or nats.existingSecret) is required when nats.user is set" .Values.nats.password | quote }}',
+      );
+      expect(branch(secret, '$bearerToken')).toContain(
+        '{{ .Values.remoteWrite.bearerTokenKey }}: {{ .Values.remoteWrite.bearerToken | quote }}',
+      );
+    });
+
+    it('runs collectors and the streamer with --queue nats when chosen', () => {
+      const argsOf = (text: string): string[] => {
+        const line = text.split('\n').find((l) => /^\s*args: \[/.test(l))!;
+        return (parse(line) as { args: string[] }).args;
+      };
+      const collector = templates['collector.yaml']!;
+      expect(
+        argsOf(withDefaults(branch(collector, '.Values.collector.queue'), { 'collector.queue': 'nats' })),
+      ).toEqual(['collector', '--queue', 'nats']);
+      // The default (collector.queue empty) stays the plain manifests' `args: ['collector']`.
+      expect(collector).toMatch(/\{\{- else \}\}\n\s+args: \['collector'\]\n\s+\{\{- end \}\}/);
+
+      const streamer = templates['streamer.yaml']!;
+      const streamerArgs = (queue: string): string[] => {
+        const block = withDefaults(streamer, { 'streamer.queue': queue }).match(
+          /^(\s+)args:\n((?:\1 {2}- .*\n)+)/m,
+        )!;
+        return [...block[2]!.matchAll(/- (.*)$/gm)].map((m) => parse(m[1]!) as string);
+      };
+      expect(streamerArgs('nats')).toEqual(['streamer', '--queue', 'nats']);
+      expect(streamerArgs(String(valueAt('streamer.queue')))).toEqual(['streamer', '--queue', 'etcd']);
+
+      // What the chart's pods then resolve: the collector consumes the NATS stream only, the
+      // streamer publishes there, and remoteWrite.url selects the victoria sample store.
+      const env = {
+        CLUSTER_ID: String(valueAt('cluster.id')),
+        ETCD_ENDPOINTS: 'etcd-0:2379',
+        DB_HOST: 'postgres',
+        DB_PASSWORD: 'x',
+        NATS_URL: 'nats://nats:4222',
+        NATS_STREAM_REPLICAS: String(valueAt('nats.streamReplicas')),
+        REMOTE_WRITE_URL: 'http://vm-victoria-metrics-single-server:8428/api/v1/write',
+      };
+      const config = loadConfig(env);
+      expect(resolveTopology(config, 'collector', { queue: 'nats' })).toMatchObject({
+        consume: ['nats'],
+        samples: 'victoria',
+      });
+      expect(resolveTopology(config, 'streamer', { queue: 'nats' }).produce).toBe('nats');
+      expect(resolveTopology(config, 'api').samples).toBe('victoria');
     });
   });
 });

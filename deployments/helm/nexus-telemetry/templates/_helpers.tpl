@@ -74,6 +74,39 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 {{- .Values.postgres.existingSecret | default (include "nexus.secretName" .) -}}
 {{- end -}}
 
+{{/* Secret holding NATS_PASSWORD under nats.passwordKey: nats.existingSecret or the chart's. */}}
+{{- define "nexus.natsSecretName" -}}
+{{- .Values.nats.existingSecret | default (include "nexus.secretName" .) -}}
+{{- end -}}
+
+{{/* Secret holding REMOTE_WRITE_BEARER_TOKEN under remoteWrite.bearerTokenKey. */}}
+{{- define "nexus.remoteWriteSecretName" -}}
+{{- .Values.remoteWrite.existingSecret | default (include "nexus.secretName" .) -}}
+{{- end -}}
+
+{{/*
+NATS_USER and NATS_PASSWORD env entries (collector, streamer; included when nats.user is set). Not in
+the ConfigMap: the API would get NATS_USER without NATS_PASSWORD, which the configuration refuses.
+*/}}
+{{- define "nexus.natsAuthEnv" -}}
+- name: NATS_USER
+  value: {{ .Values.nats.user | quote }}
+- name: NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "nexus.natsSecretName" . }}
+      key: {{ .Values.nats.passwordKey }}
+{{- end -}}
+
+{{/* REMOTE_WRITE_BEARER_TOKEN env entry (collector, api; included when a token is configured). */}}
+{{- define "nexus.remoteWriteTokenEnv" -}}
+- name: REMOTE_WRITE_BEARER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "nexus.remoteWriteSecretName" . }}
+      key: {{ .Values.remoteWrite.bearerTokenKey }}
+{{- end -}}
+
 {{/* Pod security context shared by the application pods (the image runs as uid 1000). */}}
 {{- define "nexus.podSecurityContext" -}}
 runAsNonRoot: true
