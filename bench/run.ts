@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S --jetstream-budget-s S --cost-gpus G]`:
+ * `npm run bench [-- --rows N --runs K --query-sizes A,B --nexus-budget-s S --traditional-budget-s S --jetstream-budget-s S --cost-gpus G --analytics-gpus G --analytics-days D]`:
  * generates DCGM CSV with the project's generator, then measures in one run, so every figure has a
  * floor taken on the same machine at the same hour:
  *   1. the CSV parser vs a raw read of the file, and the exposition parser on the same rows (bench/parser.ts)
@@ -16,6 +16,9 @@
  *   7. cost per sample beside Prometheus (issue 18's table: ingest rate, disk per sample, one GPU's
  *      raw hour, latest values; 1,000 GPUs x 10 metrics x 100 scrapes, `--cost-gpus` to change;
  *      bench/cost-per-sample.ts)
+ *   8. fleet analytics: attribution by namespace over 30 days at 1,000 GPUs from rollups (target
+ *      < 1 s), idle and outliers over 7 days, and the raw computation it must equal
+ *      (`--analytics-gpus`, `--analytics-days` to change; bench/analytics.ts)
  * Prints every table and writes one JSON file to bench/results/. Each figure: median of K runs
  * (default 3) and the spread.
  */
@@ -31,6 +34,7 @@ import { benchEvents, formatEventFigures } from './events.js';
 import { figure } from './figure.js';
 import { benchParser } from './parser.js';
 import { benchPipelines, DEFAULT_BUDGET_SECONDS, formatPipelineFigures } from './pipelines.js';
+import { benchAnalytics, formatAnalyticsFigures } from './analytics.js';
 import { benchCostPerSample, formatCostFigures } from './cost-per-sample.js';
 import { benchPromql, formatPromqlFigures } from './promql.js';
 import { benchQueries, formatQueryFigures } from './queries.js';
@@ -96,6 +100,13 @@ async function main(): Promise<void> {
     const events = await benchEvents({ runs, replays: 2, log });
     const promql = await benchPromql({ runs, log });
     const cost = await benchCostPerSample({ runs, gpus: intArg('--cost-gpus', 1000), log });
+    const analytics = await benchAnalytics({
+      gpus: intArg('--analytics-gpus', 1000),
+      days: intArg('--analytics-days', 30),
+      intervalS: 3600,
+      runs: Math.max(runs, 5),
+      log,
+    });
 
     const results = {
       date: new Date().toISOString(),
@@ -126,6 +137,7 @@ async function main(): Promise<void> {
       events,
       promql,
       cost,
+      analytics,
     };
 
     const k = (n: number): string => `${Math.round(n).toLocaleString('en-US')}`;
@@ -172,6 +184,7 @@ async function main(): Promise<void> {
     console.log(`\nevent latency, collector write -> subscriber (embedded)\n${formatEventFigures(events)}`);
     console.log(`\n${formatPromqlFigures(promql)}`);
     console.log(`\n${formatCostFigures(cost)}`);
+    console.log(`\n${formatAnalyticsFigures(analytics)}`);
     console.log(`\nwall time of the whole bench: ${Math.round((performance.now() - benchStarted) / 1000)} s`);
 
     const outDir = new URL('./results/', import.meta.url);

@@ -4,6 +4,7 @@
  * two samples); GPUs never seen twice take the fleet median, then the fallback. Both read paths use
  * the same intervals, so raw and rollup answers agree.
  */
+import { MIG_INSTANCE_LABEL } from '../hierarchy/records.js';
 import type { SampleStore } from '../ports/sample-store.js';
 import { UTIL, gpuKey } from './fields.js';
 
@@ -41,8 +42,26 @@ export async function estimateIntervals(
 ): Promise<Intervals> {
   const byGpu = new Map<string, number>();
   if (fixedMs !== undefined) return { byGpu, fallbackMs: fixedMs };
+  const settled: { clusterId: string; hostname: string; gpuId: string; instance: string }[] = [];
   for (const probe of PROBES_MS) {
     const from = Math.max(startMs, endMs - probe);
+    if (store.sampleSpacing) {
+      // The store computes the same medians in one query.
+      const gpus = await store.sampleSpacing({
+        filter: { metrics: [UTIL] },
+        startMs: from,
+        endMs,
+        instanceLabel: MIG_INSTANCE_LABEL,
+        exclude: settled,
+      });
+      for (const g of gpus) {
+        if (g.medianMs === null) continue;
+        byGpu.set([g.clusterId, g.hostname, g.gpuId, g.instance].join('\u0000'), g.medianMs);
+        settled.push(g);
+      }
+      if (from === startMs) break;
+      continue;
+    }
     const stamps = new Map<string, Set<number>>();
     const rows = await store.selectSeries({
       filter: { metrics: [UTIL] },

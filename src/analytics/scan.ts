@@ -133,22 +133,17 @@ export async function scan(store: SampleStore, req: ScanRequest, sink: ScanSink)
     return;
   }
   const pieces = segments(req.startMs, req.endMs, req.grain);
+  if (req.grain === 'total' && store.summarizeSeries) {
+    // One aggregate query for the whole fleet and every piece, the raw edges included (the store
+    // reads the whole UTC days of the 1h piece from its daily rollup).
+    const [first, ...more] = pieces.map((p) => ({ startMs: p.from, endMs: p.to, resolution: p.resolution }));
+    const rows = await store.summarizeSeries({ filter, ...first!, more });
+    for (const r of rows) sink(r.series, req.startMs, r.count, r.sum, r.min, r.max);
+    return;
+  }
   for (const p of pieces) if (p.resolution === 'raw') await scanRaw(store, p.from, p.to, filter, sink);
   const rolled = pieces.filter((p) => p.resolution !== 'raw');
   if (rolled.length === 0) return;
-  if (req.grain === 'total' && store.summarizeSeries) {
-    // One aggregate query per piece for the whole fleet.
-    for (const p of rolled) {
-      const rows = await store.summarizeSeries({
-        filter,
-        startMs: p.from,
-        endMs: p.to,
-        resolution: p.resolution === '1h' ? '1h' : '1m',
-      });
-      for (const r of rows) sink(r.series, p.from, r.count, r.sum, r.min, r.max);
-    }
-    return;
-  }
   // The GPUs (and MIG instances) with a series in the range, and how many series each has.
   const latest = await store.selectSeries({
     filter,

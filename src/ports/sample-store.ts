@@ -211,12 +211,21 @@ export interface SelectedSeries {
 }
 
 /** What {@link SampleStore.summarizeSeries} reads. */
-export interface SeriesSummarySelect {
+export interface SeriesSummarySelect extends SeriesSummaryWindow {
   filter: SeriesFilter;
-  /** Window [startMs, endMs): the buckets of `resolution` that start in it (align it on buckets). */
+  /** Further windows, disjoint from each other and from the first: the totals cover them all. */
+  more?: readonly SeriesSummaryWindow[];
+}
+
+/** One window of {@link SeriesSummarySelect}. */
+export interface SeriesSummaryWindow {
+  /**
+   * Window [startMs, endMs): the buckets of `resolution` that start in it (align it on buckets),
+   * or with `raw` the samples in it.
+   */
   startMs: number;
   endMs: number;
-  resolution: '1m' | '1h';
+  resolution: 'raw' | '1m' | '1h';
 }
 
 /** One series' rollup totals over a window: what its samples in those buckets add up to. */
@@ -226,6 +235,31 @@ export interface SeriesSummary {
   sum: number;
   min: number;
   max: number;
+}
+
+/** What {@link SampleStore.sampleSpacing} reads. */
+export interface SpacingSelect {
+  filter: SeriesFilter;
+  /** Window [startMs, endMs) of raw samples. */
+  startMs: number;
+  endMs: number;
+  /** Label whose value tells the instances of one GPU apart (MIG: `GPU_I_ID`); '' when absent. */
+  instanceLabel: string;
+  /** GPUs (and instances) to leave out, e.g. those an earlier, shorter window settled. */
+  exclude?: readonly Pick<GpuSpacing, 'clusterId' | 'hostname' | 'gpuId' | 'instance'>[];
+}
+
+/** The distinct sample times of one GPU (or instance) in a window, and their median spacing. */
+export interface GpuSpacing {
+  clusterId: string;
+  hostname: string;
+  gpuId: string;
+  /** Value of the instance label, '' for a whole GPU. */
+  instance: string;
+  /** Distinct timestamps over all the GPU's matching series. */
+  timestamps: number;
+  /** Median gap between consecutive distinct timestamps, ms (mean of the middle two for an even count); null with fewer than two. */
+  medianMs: number | null;
 }
 
 export interface SampleStore {
@@ -247,10 +281,17 @@ export interface SampleStore {
   selectSeries(select: SeriesSelect, signal?: AbortSignal): Promise<SelectedSeries[]>;
   /**
    * Per series matching `select.filter`, the totals (count, sum, min, max) of its `resolution`
-   * rollup buckets starting in [startMs, endMs), in one aggregate query; series without such a
-   * bucket are left out. Optional: stores without rollups do not implement it.
+   * rollup buckets starting in [startMs, endMs) (`raw`: of its samples in that window), and in
+   * the `more` windows, in one aggregate query; series without such a bucket are left out. Optional: stores without rollups
+   * do not implement it.
    */
   summarizeSeries?(select: SeriesSummarySelect, signal?: AbortSignal): Promise<SeriesSummary[]>;
+  /**
+   * Per GPU (cluster, host, index, instance label) with samples of a series matching
+   * `select.filter` in [startMs, endMs): how many distinct timestamps, and the median spacing of
+   * them, computed in one query. Optional: the caller then reads the raw samples itself.
+   */
+  sampleSpacing?(select: SpacingSelect, signal?: AbortSignal): Promise<GpuSpacing[]>;
   /** Dead letters, newest first. */
   listDeadLetters(options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]>;
   /** Total number of stored samples (tests and stats). */

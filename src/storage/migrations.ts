@@ -17,6 +17,10 @@
  *   `nexus_ensure_partitions(days_ms float8[])`, `nexus_drop_partition(parent, name)` and
  *   `nexus_trim_defaults(raw_cutoff, rollup_cutoff)`. `storage_settings.partitioning` records
  *   which path was taken (`native` or `timescaledb`).
+ * - v3: dead letters keyed by content. v4: API tokens.
+ * - v5: `samples_1d`, one row per series per UTC day (not partitioned; backfilled from
+ *   `samples_1h`), kept on write like the other rollups, for long-range summaries (analytics);
+ *   retention deletes whole old days through `nexus_trim_daily(cutoff)` (SECURITY DEFINER).
  */
 import type { SqlExecutor } from './sql-executor.js';
 
@@ -342,6 +346,44 @@ CREATE TABLE api_tokens (
 );
 CREATE UNIQUE INDEX api_tokens_hash ON api_tokens (token_hash);
 CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at IS NULL;
+`,
+  },
+  {
+    version: 5,
+    name: '1d rollups (samples_1d) for long-range analytics, kept on write like 1m and 1h',
+    sql: `
+-- One row per series per UTC day, small enough to read unpartitioned (retention deletes old days
+-- through nexus_trim_daily, as the collector role has no DELETE).
+CREATE TABLE samples_1d (
+  series_id integer NOT NULL,
+  bucket timestamptz NOT NULL,
+  min double precision NOT NULL,
+  max double precision NOT NULL,
+  sum double precision NOT NULL,
+  count bigint NOT NULL,
+  last double precision NOT NULL,
+  last_ts timestamptz NOT NULL,
+  CONSTRAINT samples_1d_pkey PRIMARY KEY (series_id, bucket)
+) WITH (fillfactor = 70);
+INSERT INTO samples_1d (series_id, bucket, min, max, sum, count, last, last_ts)
+SELECT series_id, to_timestamp(floor(extract(epoch FROM bucket) / 86400) * 86400), min(min), max(max),
+       sum(sum), sum(count), (array_agg(last ORDER BY last_ts DESC))[1], max(last_ts)
+FROM samples_1h GROUP BY 1, 2;
+
+-- Delete the days that end at or before the cutoff (the rule the day partitions of samples_1h are
+-- dropped by). Returns the number of rows deleted.
+CREATE FUNCTION nexus_trim_daily(p_cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_n bigint;
+BEGIN
+  DELETE FROM samples_1d WHERE bucket + interval '1 day' <= p_cutoff;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION nexus_trim_daily(timestamptz) FROM PUBLIC;
 `,
   },
 ];

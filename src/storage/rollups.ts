@@ -1,11 +1,11 @@
 /**
- * Rollups: per series, 1-minute and 1-hour buckets of min, max, sum, count and last (by time),
- * in `samples_1m` and `samples_1h`. The write path folds exactly the samples it inserted (never the
+ * Rollups: per series, 1-minute, 1-hour and 1-day buckets of min, max, sum, count and last (by
+ * time), in `samples_1m`, `samples_1h` and `samples_1d`. The write path folds exactly the samples it inserted (never the
  * natural-key duplicates it skipped) into bucket rows here, in memory, then merges them into the
  * tables in the batch transaction with one `INSERT .. ON CONFLICT DO UPDATE` per table, so a replay
  * adds nothing to the counts and the rollups are never behind the raw samples.
  *
- * Buckets are aligned on the Unix epoch, i.e. on UTC minutes and hours.
+ * Buckets are aligned on the Unix epoch, i.e. on UTC minutes, hours and days.
  */
 import type { Resolution } from '../ports/sample-store.js';
 import { numericArrayLiteral, type SqlExecutor } from './sql-executor.js';
@@ -17,11 +17,20 @@ export interface RollupLevel {
   bucketMs: number;
 }
 
-/** The rollup levels, finest first. */
+/** The rollup levels queries can ask for, finest first. */
 export const ROLLUP_LEVELS: readonly RollupLevel[] = [
   { resolution: '1m', table: 'samples_1m', bucketMs: 60_000 },
   { resolution: '1h', table: 'samples_1h', bucketMs: 3_600_000 },
 ];
+
+/**
+ * The daily level (`samples_1d`, migration 5): written like the others, read only by
+ * `summarizeSeries` for the whole UTC days of a long range (not a query resolution).
+ */
+export const DAILY_LEVEL = { table: 'samples_1d', bucketMs: 86_400_000 } as const;
+
+/** A level the write path keeps current. */
+type WrittenLevel = Pick<RollupLevel, 'bucketMs'> & { table: RollupLevel['table'] | 'samples_1d' };
 
 /** The level of a rollup resolution. */
 export function rollupLevel(resolution: Exclude<Resolution, 'raw'>): RollupLevel {
@@ -123,7 +132,7 @@ const MAX_FLOAT8 = '1.7976931348623157e308';
  * Merge one level's bucket rows into its table (inside the batch transaction). Sums that would
  * overflow float8 saturate to +/-Infinity instead of failing the batch.
  */
-export async function mergeRollup(tx: SqlExecutor, level: RollupLevel, rows: RollupRows): Promise<void> {
+export async function mergeRollup(tx: SqlExecutor, level: WrittenLevel, rows: RollupRows): Promise<void> {
   if (rows.seriesIds.length === 0) return;
   await tx.query(
     `INSERT INTO ${level.table} AS r (series_id, bucket, min, max, sum, count, last, last_ts)
@@ -153,7 +162,7 @@ export async function updateRollups(
   values: ArrayLike<number>,
 ): Promise<void> {
   if (seriesIds.length === 0) return;
-  for (const level of ROLLUP_LEVELS) {
+  for (const level of [...ROLLUP_LEVELS, DAILY_LEVEL]) {
     await mergeRollup(tx, level, foldRollup(seriesIds, timestampsMs, values, level.bucketMs));
   }
 }

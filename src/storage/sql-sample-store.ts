@@ -18,6 +18,9 @@ import type {
   SeriesSelect,
   SeriesSummary,
   SeriesSummarySelect,
+  SeriesSummaryWindow,
+  SpacingSelect,
+  GpuSpacing,
   StoredDeadLetter,
   StoredGpu,
   StoredSample,
@@ -58,7 +61,7 @@ import {
   toStoredDeadLetter,
   toStoredGpu,
 } from './queries.js';
-import { rollupLevel } from './rollups.js';
+import { DAILY_LEVEL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
 import {
@@ -72,6 +75,108 @@ import {
 /** A {@link Statement} as the arguments of `SqlExecutor.query`. */
 function statement(s: Statement): [string, unknown[]] {
   return [s.text, s.params];
+}
+
+/** Delete the `samples_1d` days that end at or before `cutoffMs` (retention of the daily rollup). */
+async function trimDaily(db: SqlExecutor, cutoffMs: number): Promise<void> {
+  await db.query('SELECT nexus_trim_daily($1::timestamptz)', [new Date(cutoffMs).toISOString()]);
+}
+
+/**
+ * The statement of {@link SqlSampleStore.summarizeSeries}: per series, count, sum, min and max of
+ * the `resolution` buckets starting in each window [startMs, endMs) (`raw`: of the samples
+ * there); for `1h`, whole UTC days read from `samples_1d` and the hours around them from
+ * `samples_1h`.
+ */
+export function summarizeStatement(select: SeriesSummarySelect): Statement {
+  const { text: selectSql, params } = buildSelectSeries(select.filter);
+  // The filter without its ORDER BY: ordered, the planner probes the rollup per series.
+  const seriesSql = selectSql.replace(/\nORDER BY id$/, '');
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}::float8`;
+  };
+  // Raw and 1m windows are short (the partial minutes and hours at the ends of a range): read
+  // through the primary key, one descent per series (`= ANY(ARRAY(..))`), never a whole day
+  // partition. The 1h and 1d windows read most of their rows anyway: a scan joined to the series.
+  const part = (table: string, from: number, to: number): string => {
+    const time = table === 'samples' ? 'ts' : 'bucket';
+    const columns =
+      table === 'samples'
+        ? '1::bigint AS count, value AS sum, value AS min, value AS max'
+        : 'count, sum, min, max';
+    const series =
+      table === 'samples' || table === 'samples_1m'
+        ? `series_id = ANY(ARRAY(SELECT id FROM (${seriesSql}) AS s))`
+        : `series_id IN (SELECT id FROM (${seriesSql}) AS s)`;
+    return `SELECT series_id, ${columns} FROM ${table}
+  WHERE ${series} AND ${time} >= to_timestamp(${p(from)} / 1000) AND ${time} < to_timestamp(${p(to)} / 1000)`;
+  };
+  const day = DAILY_LEVEL.bucketMs;
+  const partsOf = ({ startMs, endMs, resolution }: SeriesSummaryWindow): string[] => {
+    const d1 = Math.ceil(startMs / day) * day;
+    const d2 = Math.floor(endMs / day) * day;
+    if (resolution === '1h' && d1 < d2)
+      return [
+        ...(startMs < d1 ? [part('samples_1h', startMs, d1)] : []),
+        part(DAILY_LEVEL.table, d1, d2),
+        ...(d2 < endMs ? [part('samples_1h', d2, endMs)] : []),
+      ];
+    return [part(resolution === 'raw' ? 'samples' : rollupLevel(resolution).table, startMs, endMs)];
+  };
+  const parts = [select, ...(select.more ?? [])].flatMap(partsOf);
+  // One JSON text instead of a row per series: the drivers (PGlite's above all) spend far longer
+  // decoding many small rows than the database spends aggregating them.
+  return {
+    text: `SELECT coalesce(json_agg(json_build_array(series_id, count, sum, min, max) ORDER BY series_id), '[]')::text AS rows
+FROM (
+SELECT series_id, sum(count)::float8 AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max
+FROM (${parts.join('\nUNION ALL\n')}) AS r
+GROUP BY series_id
+) AS t`,
+    params,
+  };
+}
+
+/**
+ * The statement of {@link SqlSampleStore.sampleSpacing}: the distinct sample times per GPU and
+ * instance, the gaps between consecutive ones (ms), their count and median (percentile_cont 0.5:
+ * the mean of the middle two for an even count), as one JSON text.
+ */
+export function spacingStatement(select: SpacingSelect): Statement {
+  const { text: selectSql, params } = buildSelectSeries(select.filter);
+  const seriesSql = selectSql.replace(/\nORDER BY id$/, '');
+  const p = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const label = p(select.instanceLabel);
+  const from = p(select.startMs);
+  const to = p(select.endMs);
+  const ex = select.exclude ?? [];
+  const excluded =
+    ex.length === 0
+      ? ''
+      : `WHERE (f.cluster_id, f.hostname, f.gpu_id, coalesce(f.labels ->> ${label}::text, '')) NOT IN (
+    SELECT * FROM unnest(${p(ex.map((g) => g.clusterId))}::text[], ${p(ex.map((g) => g.hostname))}::text[],
+                         ${p(ex.map((g) => g.gpuId))}::text[], ${p(ex.map((g) => g.instance))}::text[]))`;
+  return {
+    text: `WITH t AS (
+  SELECT DISTINCT s.cluster_id, s.hostname, s.gpu_id, coalesce(s.labels ->> ${label}::text, '') AS inst, x.ts
+  FROM samples AS x JOIN (SELECT * FROM (${seriesSql}) AS f ${excluded}) AS s ON s.id = x.series_id
+  WHERE x.ts >= to_timestamp(${from}::float8 / 1000) AND x.ts < to_timestamp(${to}::float8 / 1000)
+), d AS (
+  SELECT cluster_id, hostname, gpu_id, inst,
+    (extract(epoch FROM ts - lag(ts) OVER (PARTITION BY cluster_id, hostname, gpu_id, inst ORDER BY ts)) * 1000)::float8 AS gap
+  FROM t
+)
+SELECT coalesce(json_agg(json_build_array(cluster_id, hostname, gpu_id, inst, n, med)), '[]')::text AS rows
+FROM (
+  SELECT cluster_id, hostname, gpu_id, inst, count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS med
+  FROM d GROUP BY cluster_id, hostname, gpu_id, inst
+) AS g`,
+    params,
+  };
 }
 
 /** Most series rows kept for joining query results in memory. */
@@ -182,8 +287,13 @@ export class SqlSampleStore implements SampleStore {
     const missing = wanted.filter((id) => !this.#seriesById.has(id));
     if (missing.length > 0) {
       const { text, params } = buildSeriesByIds(missing);
-      const { rows } = await this.#backend.executor.query<SeriesRow>(text, params);
-      for (const row of rows) this.#seriesById.set(row.id, row);
+      // As one JSON text: a driver decodes that far faster than thousands of rows (analytics
+      // summaries name tens of thousands of series at once).
+      const { rows } = await this.#backend.executor.query<{ rows: string }>(
+        `SELECT coalesce(json_agg(s), '[]')::text AS rows FROM (${text}) AS s`,
+        params,
+      );
+      for (const row of JSON.parse(rows[0]?.rows ?? '[]') as SeriesRow[]) this.#seriesById.set(row.id, row);
     }
     return this.#seriesById;
   }
@@ -244,35 +354,51 @@ export class SqlSampleStore implements SampleStore {
     });
   }
 
+  /**
+   * One aggregate statement over every window ({@link summarizeStatement}): the whole UTC days of
+   * a `1h` window come from `samples_1d` (a day's row holds exactly the samples of its 24 hourly
+   * buckets), the hours around them from `samples_1h`; series rows come from the cache.
+   */
   summarizeSeries(select: SeriesSummarySelect, signal?: AbortSignal): Promise<SeriesSummary[]> {
     return this.#run('summarizeSeries', async () => {
       signal?.throwIfAborted();
-      const db = this.#backend.executor;
-      const found = await db.query<SeriesRow>(...statement(buildSelectSeries(select.filter)));
-      if (found.rows.length === 0) return [];
-      const byId = new Map(found.rows.map((r) => [r.id, r]));
+      const { text, params } = summarizeStatement(select);
+      const { rows } = await this.#backend.executor.query<{ rows: string }>(text, params);
+      // [series id, count, sum, min, max] per series; a saturated sum arrives as "Infinity".
+      const totals = JSON.parse(rows[0]?.rows ?? '[]') as [number, number, number | string, number, number][];
+      if (totals.length === 0) return [];
       signal?.throwIfAborted();
-      const { table } = rollupLevel(select.resolution);
-      const { rows } = await db.query<{
-        series_id: number;
-        count: number;
-        sum: number;
-        min: number;
-        max: number;
-      }>(
-        `SELECT series_id, sum(count)::float8 AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max
-FROM ${table}
-WHERE series_id = ANY($1::int4[]) AND bucket >= to_timestamp($2::float8 / 1000) AND bucket < to_timestamp($3::float8 / 1000)
-GROUP BY series_id
-ORDER BY series_id`,
-        [[...byId.keys()], select.startMs, select.endMs],
-      );
-      return rows.map((r) => ({
-        series: toStoredSeries(byId.get(r.series_id)!),
-        count: r.count,
-        sum: r.sum,
-        min: r.min,
-        max: r.max,
+      const series = await this.#seriesRows(totals.map((r) => r[0]));
+      return totals.map(([id, count, sum, min, max]) => ({
+        series: toStoredSeries(series.get(id)!),
+        count,
+        sum: Number(sum),
+        min,
+        max,
+      }));
+    });
+  }
+
+  sampleSpacing(select: SpacingSelect, signal?: AbortSignal): Promise<GpuSpacing[]> {
+    return this.#run('sampleSpacing', async () => {
+      signal?.throwIfAborted();
+      const { text, params } = spacingStatement(select);
+      const { rows } = await this.#backend.executor.query<{ rows: string }>(text, params);
+      const gpus = JSON.parse(rows[0]?.rows ?? '[]') as [
+        string,
+        string,
+        string,
+        string,
+        number,
+        number | null,
+      ][];
+      return gpus.map(([clusterId, hostname, gpuId, instance, timestamps, medianMs]) => ({
+        clusterId,
+        hostname,
+        gpuId,
+        instance,
+        timestamps,
+        medianMs,
       }));
     });
   }
@@ -331,6 +457,7 @@ ORDER BY series_id`,
         'SELECT nexus_trim_defaults($1::timestamptz, $2::timestamptz)::float8 AS n',
         [toTs(rawCutoff), toTs(rollupCutoff)],
       );
+      if (rollupCutoff !== undefined) await trimDaily(db, rollupCutoff);
       return { dropped, deletedRows: rows[0]?.n ?? 0 };
     });
   }
@@ -399,6 +526,7 @@ ORDER BY series_id`,
       );
       dropped.push(...r.rows.map((c) => c.chunk));
     }
+    if (policy.rollupMs > 0) await trimDaily(db, anchor - policy.rollupMs);
     return { dropped, deletedRows: 0 };
   }
 

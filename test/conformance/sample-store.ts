@@ -1290,6 +1290,41 @@ export function sampleStoreConformance(
         }
       });
 
+      it('summarizeSeries over whole days and raw windows, and sampleSpacing (when the store has them)', async () => {
+        if (store.summarizeSeries === undefined) return; // optional: stores without rollups lack it
+        const cd = unique('days');
+        const key = seriesKey(cd);
+        const d0 = Math.floor(T0 / DAY) * DAY;
+        const samples = series(key, 150, d0 + 5 * MINUTE, 37 * MINUTE); // about 3.85 days
+        await store.writeBatch(batch(samples));
+        const check = async (from: number, to: number, resolution: 'raw' | '1h') => {
+          const v = samples.filter((s) => s.timestampMs >= from && s.timestampMs < to).map((s) => s.value);
+          const got = await store.summarizeSeries!({
+            filter: { clusterId: cd },
+            startMs: from,
+            endMs: to,
+            resolution,
+          });
+          expect(got.map((r) => [r.count, r.sum, r.min, r.max])).toEqual([
+            [v.length, v.reduce((a, b) => a + b, 0), Math.min(...v), Math.max(...v)],
+          ]);
+        };
+        await check(d0, d0 + 3 * DAY, '1h'); // whole days
+        await check(d0 + 5 * HOUR, d0 + 2 * DAY + 7 * HOUR, '1h'); // hours either side of a day
+        await check(d0 + 5 * HOUR + 3 * MINUTE + 17_000, d0 + DAY + 9 * HOUR + 11_000, 'raw');
+        if (store.sampleSpacing === undefined) return;
+        const select = {
+          filter: { clusterId: cd },
+          startMs: d0,
+          endMs: d0 + 3 * DAY,
+          instanceLabel: 'GPU_I_ID',
+        };
+        const n = samples.filter((s) => s.timestampMs < d0 + 3 * DAY).length;
+        const gpu = { clusterId: cd, hostname: 'host-a', gpuId: '0', instance: '' };
+        expect(await store.sampleSpacing(select)).toEqual([{ ...gpu, timestamps: n, medianMs: 37 * MINUTE }]);
+        expect(await store.sampleSpacing({ ...select, exclude: [gpu] })).toEqual([]);
+      });
+
       it('an aborted signal rejects before reading', async () => {
         const controller = new AbortController();
         controller.abort();
