@@ -172,3 +172,33 @@ export async function* alertEvents(
     await watcher.cancel().catch(() => undefined);
   }
 }
+
+/**
+ * {@link alertEvents} as an iterator whose `return()` ends the stream at once: graphql-ws completes a
+ * subscription with `return()`, which on a bare async generator waits for the pending `next()` (the
+ * next alert change, maybe never) before the watch is cancelled.
+ */
+export function alertEventIterator(
+  coordination: Coordination,
+  options: Omit<AlertEventsOptions, 'signal'>,
+): AsyncIterableIterator<AlertEventNode> {
+  const controller = new AbortController();
+  const events = alertEvents(coordination, { ...options, signal: controller.signal });
+  const done = (): IteratorResult<AlertEventNode> => ({ done: true, value: undefined });
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: () => events.next(),
+    async return() {
+      controller.abort();
+      await events.return(undefined);
+      return done();
+    },
+    async throw(error?: unknown) {
+      controller.abort();
+      await events.return(undefined);
+      throw error;
+    },
+  };
+}

@@ -13,7 +13,7 @@
  */
 import type { GraphQLFieldResolver } from 'graphql';
 import { attributionField, idleField, outliersField } from '../../analytics/requests.js';
-import { alertEvents, listAlerts, type AlertEventNode } from '../../alerting/events.js';
+import { alertEventIterator, listAlerts, type AlertEventNode } from '../../alerting/events.js';
 import { listServices } from '../../discovery/registry.js';
 import { NexusError } from '../../errors.js';
 import { parseCursor } from '../../events/cursor.js';
@@ -347,7 +347,7 @@ export const resolvers: ResolverMap = {
   Subscription: {
     alertUpdates: {
       subscribe: r((_: unknown, args: { clusterId?: Maybe<string> }, ctx) =>
-        alertEvents(ctx.coordination, {
+        alertEventIterator(ctx.coordination, {
           clusterId: args.clusterId ?? undefined,
           maxQueued: ctx.maxQueuedEvents,
           ...(ctx.dropClient ? { onOverflow: ctx.dropClient } : {}),

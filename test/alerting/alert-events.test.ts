@@ -1,0 +1,80 @@
+/**
+ * Ending an alert stream releases its watch at once. graphql-ws completes a subscription with
+ * `return()`; on a bare async generator that call waits for the pending `next()`, i.e. for the next
+ * alert change, so a quiet system kept every completed subscription's watch open. The iterator the
+ * GraphQL resolver uses (`alertEventIterator`) aborts first: its watch is cancelled and the pending
+ * `next()` resolves done. The bare generator's behaviour is checked too, so the test can tell.
+ */
+import { describe, expect, it } from 'vitest';
+import { createEmbeddedCoordination } from '../../src/adapters/embedded/coordination.js';
+import { alertEventIterator, alertEvents } from '../../src/alerting/events.js';
+import type { Coordination } from '../../src/ports/coordination.js';
+import { waitUntil } from '../ws/harness.js';
+
+/** A coordination store that counts the watches open on it. */
+function counting(inner: Coordination): { store: Coordination; open: () => number } {
+  let open = 0;
+  const store = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop !== 'watch') return Reflect.get(target, prop, receiver) as unknown;
+      return async (...args: Parameters<Coordination['watch']>) => {
+        const watcher = await target.watch(...args);
+        open += 1;
+        let cancelled = false;
+        return {
+          cancel: async () => {
+            if (!cancelled) open -= 1;
+            cancelled = true;
+            await watcher.cancel();
+          },
+        };
+      };
+    },
+  });
+  return { store, open: () => open };
+}
+
+const settledWithin = async (p: Promise<unknown>, ms: number): Promise<boolean> =>
+  Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+describe('alert event streams end at once', () => {
+  it('alertEventIterator: return() cancels the watch and ends a pending next()', async () => {
+    const inner = createEmbeddedCoordination();
+    const { store, open } = counting(inner);
+    const events = alertEventIterator(store, { maxQueued: 10 });
+    const pending = events.next();
+    await waitUntil(() => open() === 1, 'the watch to open');
+    expect(await settledWithin(events.return!(), 1_000)).toBe(true);
+    expect(open()).toBe(0);
+    expect(await pending).toEqual({ done: true, value: undefined });
+    await inner.close();
+  });
+
+  it('a bare generator waits for the next alert change (what the iterator avoids)', async () => {
+    const inner = createEmbeddedCoordination();
+    const { store, open } = counting(inner);
+    const events = alertEvents(store, { maxQueued: 10 });
+    const pending = events.next();
+    await waitUntil(() => open() === 1, 'the watch to open');
+    const ending = events.return(undefined);
+    expect(await settledWithin(ending, 300)).toBe(false);
+    expect(open()).toBe(1);
+    // A change of an alert key wakes it; then it ends and cancels its watch.
+    await inner.put(
+      '/telemetry/alerts/c/active/a',
+      JSON.stringify({
+        id: 'a',
+        fingerprint: 'f',
+        state: 'pending',
+        labels: { alertname: 'X' },
+        annotations: {},
+        value: 1,
+        activeAt: 1,
+      }),
+    );
+    await pending;
+    await ending;
+    expect(open()).toBe(0);
+    await inner.close();
+  });
+});
