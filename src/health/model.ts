@@ -237,11 +237,16 @@ function keepSince(reasons: HealthReason[], previous: readonly HealthReason[] | 
   });
 }
 
-/** State and order of a reason list; the state keeps its start time while it does not change. */
-function summarize(reasons: HealthReason[], previous: GpuHealth | undefined, nowMs: number): GpuHealth {
-  const sorted = [...reasons].sort(
+/** Reasons most severe first, then by code: the order every health carries. */
+export function sortReasons(reasons: readonly HealthReason[]): HealthReason[] {
+  return [...reasons].sort(
     (a, b) => RANK[b.severity] - RANK[a.severity] || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0),
   );
+}
+
+/** State and order of a reason list; the state keeps its start time while it does not change. */
+function summarize(reasons: HealthReason[], previous: GpuHealth | undefined, nowMs: number): GpuHealth {
+  const sorted = sortReasons(reasons);
   const state = sorted.reduce<HealthState>((s, r) => worseState(s, r.severity), 'ok');
   // A change is dated by the evaluation that saw it; a first evaluation by its earliest reason.
   let sinceMs = nowMs;
@@ -271,9 +276,7 @@ export function withStaleness(
     message: `no sample for ${Math.round((nowMs - lastSampleMs) / 1000)} s (newest sample ${new Date(lastSampleMs).toISOString()})`,
     sinceMs: since,
   };
-  const reasons = [...health.reasons, stale].sort(
-    (a, b) => RANK[b.severity] - RANK[a.severity] || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0),
-  );
+  const reasons = sortReasons([...health.reasons, stale]);
   const state = worseState(health.state, 'warning');
   return { state, sinceMs: state === health.state ? health.sinceMs : since, reasons };
 }

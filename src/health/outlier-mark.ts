@@ -4,6 +4,7 @@
  * a PEER_OUTLIER health reason at read time, as they judge STALE. The mark is derived data: it is
  * written when a GPU becomes an outlier (or its signal changes) and deleted when it is back in line.
  */
+import { sortReasons } from './model.js';
 import type { GpuHealth, HealthReason } from './types.js';
 
 /** The signals the outlier scan compares (src/analytics/outliers.ts). */
@@ -71,11 +72,10 @@ export function outlierReason(mark: OutlierMark): HealthReason {
 /** `health` with the mark's PEER_OUTLIER reason added (a warning). */
 export function withOutlier(health: GpuHealth, mark: OutlierMark | undefined): GpuHealth {
   if (!mark) return health;
-  const reasons = [...health.reasons.filter((r) => r.code !== 'PEER_OUTLIER'), outlierReason(mark)].sort(
-    (a, b) =>
-      (b.severity === 'critical' ? 1 : 0) - (a.severity === 'critical' ? 1 : 0) ||
-      (a.code < b.code ? -1 : a.code > b.code ? 1 : 0),
-  );
+  const reasons = sortReasons([
+    ...health.reasons.filter((r) => r.code !== 'PEER_OUTLIER'),
+    outlierReason(mark),
+  ]);
   const state = health.state === 'critical' ? 'critical' : 'warning';
   return { state, sinceMs: state === health.state ? health.sinceMs : mark.sinceMs, reasons };
 }

@@ -6,6 +6,7 @@ import { getAnalytics, getAnalyticsCsv, type AnalyticsKind, type AnalyticsRow } 
 import { useLoad } from '../hooks';
 import { href, setQuery } from '../router';
 import { ListTable } from './list-table';
+import { RangeButtons } from './range-buttons';
 
 const RANGES: [string, number][] = [
   ['1h', 3_600_000],
@@ -150,16 +151,7 @@ export function AnalyticsView({ query }: { query: URLSearchParams }) {
     <section>
       <h1>Workload analytics</h1>
       <div class="toolbar" role="group" aria-label="Time range">
-        {RANGES.map(([name]) => (
-          <button
-            key={name}
-            type="button"
-            aria-pressed={name === rangeName}
-            onClick={() => setQuery({ range: name })}
-          >
-            {name}
-          </button>
-        ))}
+        <RangeButtons ranges={RANGES} current={rangeName} />
         <label>
           ending at{' '}
           <input

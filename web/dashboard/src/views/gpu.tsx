@@ -9,6 +9,7 @@ import { formatValue, metricInfo } from '../metrics';
 import { href, setQuery } from '../router';
 import { fleet, gpuKey } from '../store';
 import { Reasons } from './health';
+import { RangeButtons } from './range-buttons';
 
 const RANGES: [string, number][] = [
   ['15m', 15 * 60_000],
@@ -110,16 +111,7 @@ export function GpuView({
         </div>
       ) : null}
       <div class="toolbar" role="group" aria-label="Time range">
-        {RANGES.map(([name]) => (
-          <button
-            key={name}
-            type="button"
-            aria-pressed={name === rangeName}
-            onClick={() => setQuery({ range: name })}
-          >
-            {name}
-          </button>
-        ))}
+        <RangeButtons ranges={RANGES} current={rangeName} />
         <label>
           ending at{' '}
           <select id="range-end" value={anchor} onChange={(e) => setQuery({ end: e.currentTarget.value })}>
