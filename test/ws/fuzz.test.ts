@@ -44,6 +44,8 @@ describe('parseClientMessage (property)', () => {
       ),
       after: fc.oneof(fc.anything(), fc.string()),
       snapshot: fc.anything(),
+      batch: fc.anything(),
+      stream: fc.oneof(fc.constantFrom('telemetry', 'alerts'), fc.anything()),
     },
     { requiredKeys: [] },
   );
@@ -110,6 +112,8 @@ const frames: fc.Arbitrary<Frame> = fc.oneof(
         ),
         after: fc.oneof(fc.constantFrom('1', '12.3', 'x', ''), fc.jsonValue({ maxDepth: 1 })),
         snapshot: fc.jsonValue({ maxDepth: 1 }),
+        batch: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 1 })),
+        stream: fc.oneof(fc.constantFrom('telemetry', 'alerts'), fc.jsonValue({ maxDepth: 1 })),
       },
       { requiredKeys: ['type'] },
     )
