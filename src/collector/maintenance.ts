@@ -157,7 +157,7 @@ export class Maintenance {
       this.lastRetention = Date.now();
       try {
         const result = await retention();
-        this.log.debug({ result }, 'applied sample retention');
+        this.log.debug({ result }, 'applied sample retention and compaction');
       } catch (error) {
         this.log.warn({ err: error }, 'retention pass failed; retrying next interval');
       }

@@ -153,6 +153,8 @@ const schema = z.object({
   COMPACTION_KEEP_REVISIONS: int(0, 100_000_000).default(2_000),
   RETENTION_RAW: duration.default(7 * 86_400_000),
   RETENTION_ROLLUP: duration.default(90 * 86_400_000),
+  /** Hot window: raw samples become compressed chunks once their 6-hour window ended this long ago (0: never). */
+  COMPACT_AFTER: duration.default(2 * 3_600_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(0, 65535).default(8080),

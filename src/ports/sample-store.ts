@@ -140,6 +140,26 @@ export interface RetentionPolicy {
   nowMs?: number;
 }
 
+/** Bounds of {@link SampleStore.compact}. */
+export interface CompactOptions {
+  /** Hot window (ms): samples stay as written until their 6-hour window ended this long ago. */
+  hotMs: number;
+  /** The current time (default `Date.now()`). */
+  nowMs?: number;
+  /** Called after each window compacted (progress). */
+  onWindow?: (window: { startMs: number; samples: number }) => void;
+}
+
+/** What one compaction pass did. */
+export interface CompactResult {
+  /** Windows rebuilt. */
+  windows: number;
+  /** Samples held in the rebuilt windows. */
+  samples: number;
+  /** Storage units freed whole (the SQL stores' emptied day partitions), by name. */
+  droppedPartitions: string[];
+}
+
 /** What one retention pass did. */
 export interface RetentionResult {
   /** Whole partitions (or TimescaleDB chunks) dropped, by name. */
@@ -303,6 +323,13 @@ export interface SampleStore {
    * runs it. Optional: stores without time partitions do not implement it.
    */
   applyRetention?(policy: RetentionPolicy): Promise<RetentionResult>;
+  /**
+   * Compact the raw samples older than the hot window into a denser layout (the SQL stores:
+   * compressed per-series chunks of 6-hour windows, src/storage/chunks.ts). Every read and every
+   * write answers exactly as before: a sample keeps its value, its natural key still refuses a
+   * replay or a conflicting value. Safe beside writers and other passes. Optional.
+   */
+  compact?(options: CompactOptions): Promise<CompactResult>;
   /** Cheap liveness check of the backend; throws when it cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

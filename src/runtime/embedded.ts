@@ -21,6 +21,7 @@ import { createPipelineMetrics, type PipelineMetrics } from '../metrics/registry
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
+import { housekeepingDuty, startRetentionLoop } from '../storage/retention.js';
 import { ScrapeTargetBoard } from '../ingest/scrape.js';
 import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
 import { sleep } from '../util/backoff.js';
@@ -162,6 +163,11 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     });
     collector.start();
     opened.push(() => collector.stop());
+    // Raw samples past the hot window become compressed chunks (no retention here: RETENTION_* are
+    // the collector's).
+    const compaction = housekeepingDuty(store, { compactAfterMs: config.COMPACT_AFTER, logger });
+    const housekeeping = compaction ? startRetentionLoop(compaction, { logger }) : undefined;
+    if (housekeeping) opened.push(() => housekeeping.stop());
 
     // A targets file may list no target yet: its board still exists, and the file fills it.
     const scrapeTargets =
@@ -298,6 +304,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
         await app.close();
         await Promise.all(registrations.map((r) => r.close()));
         await collector.stop();
+        await housekeeping?.stop();
         await alerting.close();
         await queue.close();
         await store.close();

@@ -22,7 +22,7 @@ import { startRemoteWriteServer, type RemoteWriteServer } from './remote-write-s
 import type { Coordination } from '../ports/coordination.js';
 import type { Queue } from '../ports/queue.js';
 import type { SampleStore } from '../ports/sample-store.js';
-import { retentionDuty, startRetentionLoop, type RetentionLoop } from '../storage/retention.js';
+import { housekeepingDuty, startRetentionLoop, type RetentionLoop } from '../storage/retention.js';
 import { runStreamer, type StreamInput, type StreamSummary } from '../streamer/streamer.js';
 import type { Logger } from '../util/logger.js';
 import {
@@ -249,7 +249,11 @@ export async function startCollectorProcess(
       ttlSeconds: Math.round(config.ELECTION_TTL / 1000),
       intervalMs: config.MAINTENANCE_INTERVAL,
       keepRevisions: config.COMPACTION_KEEP_REVISIONS,
-      retention: retentionDuty(store, { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP }),
+      retention: housekeepingDuty(store, {
+        retention: { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP },
+        compactAfterMs: config.COMPACT_AFTER,
+        logger,
+      }),
     });
     maintenance.start();
     try {
@@ -265,7 +269,11 @@ export async function startCollectorProcess(
   // Without a coordination store there is no leader: every collector runs the (idempotent) retention pass.
   const duty = coordination
     ? undefined
-    : retentionDuty(store, { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP });
+    : housekeepingDuty(store, {
+        retention: { rawMs: config.RETENTION_RAW, rollupMs: config.RETENTION_ROLLUP },
+        compactAfterMs: config.COMPACT_AFTER,
+        logger,
+      });
   const retention: RetentionLoop | undefined = duty ? startRetentionLoop(duty, { logger }) : undefined;
   const registration = await maybeRegister(coordination, 'collector', config.COLLECTOR_ID);
   const collector = new Collector({

@@ -386,6 +386,153 @@ $fn$;
 REVOKE ALL ON FUNCTION nexus_trim_daily(timestamptz) FROM PUBLIC;
 `,
   },
+  {
+    version: 6,
+    name: 'compressed chunks of raw samples older than the hot window (sample_chunks, src/storage/chunks.ts)',
+    sql: `
+-- One row per series per 6-hour UTC window: the window's raw samples as two arrays that TOAST
+-- compresses (pglz). Sample i (1-based) is at first_ts + ((i - 1) * step_us + jitter_us[i]) us:
+-- regular scrapes give jitter runs of small numbers, which compress to about a byte a sample.
+CREATE TABLE sample_chunks (
+  series_id integer NOT NULL,
+  start_ts timestamptz NOT NULL,
+  first_ts timestamptz NOT NULL,
+  last_ts timestamptz NOT NULL,
+  n integer NOT NULL,
+  step_us bigint NOT NULL,
+  max_jitter_us bigint NOT NULL,
+  jitter_us bigint[] NOT NULL,
+  vals double precision[] NOT NULL,
+  CONSTRAINT sample_chunks_pkey PRIMARY KEY (series_id, start_ts)
+);
+CREATE INDEX sample_chunks_start_idx ON sample_chunks (start_ts);
+
+-- Windows a compaction pass has rebuilt; dirty when a late sample came in since.
+CREATE TABLE chunk_windows (
+  start_ts timestamptz PRIMARY KEY,
+  dirty boolean NOT NULL DEFAULT false
+);
+
+-- The samples of one chunk in [p_from, p_to] (NULL: unbounded), plus a few either side: only the
+-- slice of the arrays that can hold them is unnested (max_jitter_us bounds how far a sample sits
+-- from its place on the regular grid). Callers filter on ts exactly.
+CREATE FUNCTION nexus_chunk_samples(p_first timestamptz, p_step bigint, p_maxj bigint, p_jitter bigint[],
+                                    p_vals double precision[], p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (ts timestamptz, value double precision)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$
+  SELECT p_first + ((b.lo + u.o - 2) * p_step + u.j) * interval '1 microsecond', u.v
+  FROM (SELECT
+          CASE WHEN p_step <= 0 OR p_from IS NULL THEN 1
+               ELSE greatest(1, floor((extract(epoch FROM p_from - p_first) * 1000000 - p_maxj) / p_step)::bigint + 1)
+          END AS lo,
+          CASE WHEN p_step <= 0 OR p_to IS NULL THEN cardinality(p_vals)::bigint
+               ELSE least(cardinality(p_vals), ceil((extract(epoch FROM p_to - p_first) * 1000000 + p_maxj) / p_step)::bigint + 1)
+          END AS hi) AS b
+  CROSS JOIN LATERAL unnest(p_jitter[b.lo:b.hi], p_vals[b.lo:b.hi]) WITH ORDINALITY AS u(j, v, o)
+$fn$;
+
+-- Write path, before a batch's samples: share-lock the 6-hour windows it writes (a compaction of
+-- one of them waits, and this waits for one in progress) and return those a pass already rebuilt.
+CREATE FUNCTION nexus_lock_windows(p_windows_ms float8[]) RETURNS SETOF float8
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_w float8;
+BEGIN
+  FOR v_w IN SELECT DISTINCT w FROM unnest(p_windows_ms) AS u(w) ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock_shared(7391405, (v_w / 21600000)::integer);
+  END LOOP;
+  RETURN QUERY SELECT (extract(epoch FROM c.start_ts) * 1000)::float8 FROM chunk_windows c
+    WHERE c.start_ts = ANY(ARRAY(SELECT to_timestamp(w / 1000) FROM unnest(p_windows_ms) AS u(w)));
+END
+$fn$;
+
+-- Write path, a batch with samples in rebuilt windows: the chunks of those series and windows go
+-- back to rows (so the natural-key checks see them) and the windows are marked dirty for the
+-- next pass. Returns the samples restored.
+CREATE FUNCTION nexus_expand_chunks(p_series int4[], p_windows_ms float8[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_n bigint;
+BEGIN
+  UPDATE chunk_windows SET dirty = true
+    WHERE start_ts = ANY(ARRAY(SELECT DISTINCT to_timestamp(w / 1000) FROM unnest(p_windows_ms) AS u(w))) AND NOT dirty;
+  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
+  gone AS (DELETE FROM sample_chunks c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
+  INSERT INTO samples (series_id, ts, value)
+  SELECT g.series_id, d.ts, d.value FROM gone g
+  CROSS JOIN LATERAL nexus_chunk_samples(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$fn$;
+
+-- Compaction of one 6-hour window (the caller's transaction, by the maintenance leader or any
+-- collector: the exclusive lock serialises passes and late writes). Every raw row of the window
+-- becomes part of its series' chunk; chunks a late write raced are rebuilt with the rows.
+-- Returns the samples moved into chunks.
+CREATE FUNCTION nexus_compact_window(p_start timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_end timestamptz := p_start + interval '6 hours';
+  v_n bigint;
+BEGIN
+  IF extract(epoch FROM p_start)::numeric % 21600 <> 0 THEN
+    RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
+  WITH gone AS (
+    DELETE FROM sample_chunks c WHERE c.start_ts = p_start
+      AND c.series_id IN (SELECT DISTINCT series_id FROM samples WHERE ts >= p_start AND ts < v_end)
+    RETURNING c.*)
+  INSERT INTO samples (series_id, ts, value)
+  SELECT g.series_id, d.ts, d.value FROM gone g
+  CROSS JOIN LATERAL nexus_chunk_samples(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d;
+  WITH moved AS (DELETE FROM samples WHERE ts >= p_start AND ts < v_end RETURNING series_id, ts, value),
+  o AS (
+    SELECT series_id, ts, value,
+           (extract(epoch FROM ts - min(ts) OVER s) * 1000000)::bigint AS off,
+           row_number() OVER (PARTITION BY series_id ORDER BY ts) - 1 AS k,
+           count(*) OVER s AS n
+    FROM moved WINDOW s AS (PARTITION BY series_id)),
+  st AS (
+    SELECT o.*, CASE WHEN n > 1 THEN round(max(off) OVER (PARTITION BY series_id) / (n - 1.0))::bigint ELSE 0 END AS step
+    FROM o),
+  ins AS (
+    INSERT INTO sample_chunks (series_id, start_ts, first_ts, last_ts, n, step_us, max_jitter_us, jitter_us, vals)
+    SELECT series_id, p_start, min(ts), max(ts), count(*), step, max(abs(off - k * step)),
+           array_agg(off - k * step ORDER BY ts), array_agg(value ORDER BY ts)
+    FROM st GROUP BY series_id, step
+    RETURNING n)
+  SELECT coalesce(sum(n), 0) INTO v_n FROM ins;
+  INSERT INTO chunk_windows (start_ts, dirty) VALUES (p_start, false)
+    ON CONFLICT (start_ts) DO UPDATE SET dirty = false;
+  RETURN v_n;
+END
+$fn$;
+
+-- Retention of chunks: delete the windows that end at or before the cutoff. Returns chunks deleted.
+CREATE FUNCTION nexus_trim_chunks(p_cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_n bigint;
+BEGIN
+  DELETE FROM sample_chunks WHERE start_ts + interval '6 hours' <= p_cutoff;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  DELETE FROM chunk_windows WHERE start_ts + interval '6 hours' <= p_cutoff;
+  RETURN v_n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION nexus_lock_windows(float8[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_expand_chunks(int4[], float8[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_compact_window(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_trim_chunks(timestamptz) FROM PUBLIC;
+`,
+  },
 ];
 
 /** Highest version in {@link MIGRATIONS}. */

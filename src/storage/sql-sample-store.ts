@@ -10,6 +10,8 @@
 import type { Batch } from '../domain/types.js';
 import { NexusError } from '../errors.js';
 import type {
+  CompactOptions,
+  CompactResult,
   RetentionPolicy,
   RetentionResult,
   SampleQuery,
@@ -61,6 +63,7 @@ import {
   toStoredDeadLetter,
   toStoredGpu,
 } from './queries.js';
+import { compactRawSamples, newestChunkDayEnd, rawSamplesSql, trimChunks } from './chunks.js';
 import { DAILY_LEVEL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
@@ -100,17 +103,20 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
   // through the primary key, one descent per series (`= ANY(ARRAY(..))`), never a whole day
   // partition. The 1h and 1d windows read most of their rows anyway: a scan joined to the series.
   const part = (table: string, from: number, to: number): string => {
-    const time = table === 'samples' ? 'ts' : 'bucket';
-    const columns =
-      table === 'samples'
-        ? '1::bigint AS count, value AS sum, value AS min, value AS max'
-        : 'count, sum, min, max';
-    const series =
+    const series = (column: string): string =>
       table === 'samples' || table === 'samples_1m'
-        ? `series_id = ANY(ARRAY(SELECT id FROM (${seriesSql}) AS s))`
-        : `series_id IN (SELECT id FROM (${seriesSql}) AS s)`;
-    return `SELECT series_id, ${columns} FROM ${table}
-  WHERE ${series} AND ${time} >= to_timestamp(${p(from)} / 1000) AND ${time} < to_timestamp(${p(to)} / 1000)`;
+        ? `${column} = ANY(ARRAY(SELECT id FROM (${seriesSql}) AS s))`
+        : `${column} IN (SELECT id FROM (${seriesSql}) AS s)`;
+    if (table === 'samples') {
+      const raw = rawSamplesSql(series, {
+        from: `to_timestamp(${p(from)} / 1000)`,
+        to: `to_timestamp(${p(to)} / 1000)`,
+        toExclusive: true,
+      });
+      return `SELECT series_id, 1::bigint AS count, value AS sum, value AS min, value AS max FROM ${raw} AS x`;
+    }
+    return `SELECT series_id, count, sum, min, max FROM ${table}
+  WHERE ${series('series_id')} AND bucket >= to_timestamp(${p(from)} / 1000) AND bucket < to_timestamp(${p(to)} / 1000)`;
   };
   const day = DAILY_LEVEL.bucketMs;
   const partsOf = ({ startMs, endMs, resolution }: SeriesSummaryWindow): string[] => {
@@ -163,8 +169,12 @@ export function spacingStatement(select: SpacingSelect): Statement {
   return {
     text: `WITH t AS (
   SELECT DISTINCT s.cluster_id, s.hostname, s.gpu_id, coalesce(s.labels ->> ${label}::text, '') AS inst, x.ts
-  FROM samples AS x JOIN (SELECT * FROM (${seriesSql}) AS f ${excluded}) AS s ON s.id = x.series_id
-  WHERE x.ts >= to_timestamp(${from}::float8 / 1000) AND x.ts < to_timestamp(${to}::float8 / 1000)
+  FROM ${rawSamplesSql((column) => `${column} IN (SELECT f.id FROM (${seriesSql}) AS f ${excluded})`, {
+    from: `to_timestamp(${from}::float8 / 1000)`,
+    to: `to_timestamp(${to}::float8 / 1000)`,
+    toExclusive: true,
+  })} AS x
+  JOIN (SELECT * FROM (${seriesSql}) AS f ${excluded}) AS s ON s.id = x.series_id
 ), d AS (
   SELECT cluster_id, hostname, gpu_id, inst,
     (extract(epoch FROM ts - lag(ts) OVER (PARTITION BY cluster_id, hostname, gpu_id, inst ORDER BY ts)) * 1000)::float8 AS gap
@@ -429,7 +439,21 @@ export class SqlSampleStore implements SampleStore {
       this.#partitions.add(ahead);
       const partitions = await listPartitions(db);
       const raw = partitions.filter((p) => p.parent === 'samples');
-      const anchor = await retentionAnchor(db, PARTITIONED_TABLES[0], raw, nowMs);
+      // Compaction drops the raw partitions it emptied: the newest chunk counts as data too.
+      const chunkDayEnd = await newestChunkDayEnd(db);
+      const rowAnchor = await retentionAnchor(db, PARTITIONED_TABLES[0], raw, nowMs);
+      let anchor = rowAnchor;
+      if (chunkDayEnd !== undefined) {
+        // rowAnchor is `nowMs` both for rows up to today and for no rows at all: tell them apart.
+        const rowsFound =
+          rowAnchor < nowMs ||
+          (await db.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM samples) AS found')).rows[0]
+            ?.found;
+        anchor =
+          rowsFound && rowAnchor >= nowMs
+            ? nowMs
+            : Math.min(nowMs, Math.max(rowsFound ? rowAnchor : 0, chunkDayEnd));
+      }
       const rawCutoff = policy.rawMs > 0 ? anchor - policy.rawMs : undefined;
       const rollupCutoff = policy.rollupMs > 0 ? anchor - policy.rollupMs : undefined;
       const expired = [
@@ -458,7 +482,16 @@ export class SqlSampleStore implements SampleStore {
         [toTs(rawCutoff), toTs(rollupCutoff)],
       );
       if (rollupCutoff !== undefined) await trimDaily(db, rollupCutoff);
+      if (rawCutoff !== undefined) await trimChunks(db, rawCutoff);
       return { dropped, deletedRows: rows[0]?.n ?? 0 };
+    });
+  }
+
+  compact(options: CompactOptions): Promise<CompactResult> {
+    return this.#run('compact', async () => {
+      // TimescaleDB compresses its own chunks; the native layout is the one compacted here.
+      if ((await this.#partitioning()) !== 'native') return { windows: 0, samples: 0, droppedPartitions: [] };
+      return compactRawSamples(this.#backend.executor, this.#partitions, options);
     });
   }
 

@@ -9,7 +9,10 @@
  *    (ON CONFLICT DO NOTHING, in key order so concurrent writers lock in one order) and select them.
  *    The series key is a hash of the canonical identity (labels sorted), so label order does not
  *    make a new series.
- * 4. Samples, fast path: binary COPY straight into `samples` under a savepoint. The ledger already
+ * 4. Chunk windows (`chunks.ts`): share-lock the 6-hour windows of the samples; where a compaction
+ *    pass already turned a window into chunks, the chunks of these series there become rows again,
+ *    so the natural key below sees every stored sample.
+ *    Samples, fast path: binary COPY straight into `samples` under a savepoint. The ledger already
  *    filters replays of the same batch, so a natural-key conflict is rare; when one happens
  *    (23505) roll back to the savepoint and insert the same rows with ON CONFLICT DO NOTHING
  *    RETURNING. Only on that slow path, the rows the insert refused are compared with the stored
@@ -37,6 +40,7 @@
 import type { Batch, Sample, SeriesKey } from '../domain/types.js';
 import type { WriteResult } from '../ports/sample-store.js';
 import { encodeSamplesCopy } from './binary-copy.js';
+import { prepareChunkWindows } from './chunks.js';
 import {
   type RefusedSample,
   describeStoreError,
@@ -274,6 +278,8 @@ class SampleWriter {
       timestamps[i] = s.timestampMs;
       values[i] = s.value;
     }
+    // Samples of compacted windows: their series' chunks there become rows again first.
+    await prepareChunkWindows(this.#tx, seriesIds, timestamps);
     const { stored, refused } = await insertSamples(this.#tx, seriesIds, timestamps, values);
     if (this.#rollups && stored.seriesIds.length > 0) {
       await updateRollups(this.#tx, stored.seriesIds, stored.timestampsMs, stored.values);
@@ -368,6 +374,13 @@ interface ConflictingRow {
   storedValue: number;
 }
 
+/**
+ * SQL timestamptz of a float8 ms expression, exact to the microsecond as binary COPY stores it.
+ * `to_timestamp(ms / 1000)` divides in floating point: for times far from 1970 (1850, or 2025 with
+ * sub-ms parts) it can land 1 us off, and the natural key then misses the stored row.
+ */
+const msTimestamp = (ms: string): string => `('epoch'::timestamptz + ${ms} * interval '1 millisecond')`;
+
 /** Natural key of a row as text, for matching rows in memory. */
 const naturalKey = (seriesId: number, tsMs: number): string => `${seriesId}:${tsMs}`;
 
@@ -405,7 +418,7 @@ async function insertSamples(
     const end = Math.min(n, start + WRITE_CHUNK_ROWS);
     const r = await tx.query<{ series_id: number; ts_ms: number; value: number }>(
       `INSERT INTO samples (series_id, ts, value)
-SELECT i, to_timestamp(m / 1000), v FROM unnest($1::int4[], $2::float8[], $3::float8[]) AS u(i, m, v)
+SELECT i, ${msTimestamp('m')}, v FROM unnest($1::int4[], $2::float8[], $3::float8[]) AS u(i, m, v)
 ON CONFLICT DO NOTHING
 RETURNING series_id, (extract(epoch FROM ts) * 1000)::float8 AS ts_ms, value`,
       [
@@ -460,8 +473,8 @@ async function conflictingRows(
     const r = await tx.query<{ ord: number; value: number }>(
       `SELECT u.ord::int AS ord, s.value
 FROM unnest($1::int4[], $2::float8[]) WITH ORDINALITY AS u(i, m, ord)
-JOIN samples s ON s.series_id = u.i AND s.ts = to_timestamp(u.m / 1000)
-WHERE s.ts BETWEEN to_timestamp($3::float8 / 1000) AND to_timestamp($4::float8 / 1000)`,
+JOIN samples s ON s.series_id = u.i AND s.ts = ${msTimestamp('u.m')}
+WHERE s.ts BETWEEN ${msTimestamp('$3::float8')} AND ${msTimestamp('$4::float8')}`,
       [numericArrayLiteral(rows.map((row) => seriesIds[row] as number)), numericArrayLiteral(ts), lo, hi],
     );
     for (const { ord, value } of r.rows) {

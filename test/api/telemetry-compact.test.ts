@@ -3,7 +3,8 @@
  * the same query it holds exactly the samples of the items form (the bundled sample; 30 minutes of
  * generated data with workload labels, raw in both orders and with a limit; 1-minute rollups with
  * their aggregates), series once with times ascending, the GPU once, and it validates against its
- * response schema (every object closed). The byte sizes of both forms are printed for the notes.
+ * response schema (every object closed). The byte sizes of both forms are printed for the notes; for
+ * issue 18's case (one GPU, ten metrics, one hour at 30 s) compact must stay under a tenth of items.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,10 +21,13 @@ import { startSampleServer, type SampleServer } from '../ws/harness.js';
 const work = mkdtempSync(join(tmpdir(), 'nexus-compact-'));
 const GENERATED = join(work, 'generated.csv');
 const MIG_CSV = join(work, 'mig.csv');
+const HOUR_CSV = join(work, 'hour.csv');
 const START = Date.UTC(2025, 6, 18, 20, 42, 30);
+const HOUR_START = Date.UTC(2025, 6, 18, 22, 0, 0);
 const SIM_GPU = '/api/v1/clusters/my-cluster/hosts/sim-dgx1-hgpu-001/gpus/0/telemetry';
 const SAMPLE_GPU = '/api/v1/clusters/my-cluster/hosts/mtv5-dgx1-hgpu-031/gpus/0/telemetry';
 const MIG_GPU = '/api/v1/clusters/my-cluster/hosts/mig-host/gpus/0';
+const HOUR_GPU = '/api/v1/clusters/my-cluster/hosts/hour-dgx1-hgpu-001/gpus/0/telemetry';
 
 /** A GPU with its own series and MIG instance 1's (labels_raw GPU_I_ID), in the CSV's columns. */
 function migCsv(): string {
@@ -66,10 +70,21 @@ beforeAll(async () => {
     workloadFraction: 0.5,
     seed: 7,
   });
+  // Issue 18's size case: one GPU, ten metrics, every 30 s for an hour, on a host of its own.
+  await writeDcgmCsv(HOUR_CSV, {
+    hosts: 1,
+    gpusPerHost: 1,
+    intervalMs: 30_000,
+    durationMs: 60 * 60_000,
+    start: HOUR_START,
+    hostPrefix: 'hour-dgx1-hgpu-',
+    seed: 7,
+  });
   writeFileSync(MIG_CSV, migCsv());
   server = await startSampleServer();
   await server.runtime.ingest({ spec: GENERATED });
   await server.runtime.ingest({ spec: MIG_CSV });
+  await server.runtime.ingest({ spec: HOUR_CSV });
   validator = Fastify({ ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
   validator.post(
     '/validate',
@@ -166,7 +181,7 @@ async function compare(label: string, path: string, query: string, expectedSampl
   console.log(
     `${label}: ${items.body.length} samples in ${compact.body.series.length} series; items ${items.bytes} B, compact ${compact.bytes} B (${ratio}x)`,
   );
-  return { items: items.body, compact: compact.body };
+  return { items: items.body, compact: compact.body, itemsBytes: items.bytes, compactBytes: compact.bytes };
 }
 
 describe('telemetry format=compact', () => {
@@ -222,6 +237,17 @@ describe('telemetry format=compact', () => {
     }
     // Every raw sample is counted in one bucket.
     expect(compact.series.reduce((n, s) => n + s.count!.reduce((a, b) => a + b, 0), 0)).toBe(1800);
+  });
+
+  it('answers one GPU, ten metrics, one hour at 30 s in under a tenth of the items bytes', async () => {
+    const range = 'start_time=2025-07-18T22:00:00Z&end_time=2025-07-18T22:59:59Z&limit=10000';
+    const raw = await compare('1 h at 30 s, raw', HOUR_GPU, `${range}&resolution=raw`, 1200);
+    const rollup = await compare('1 h at 30 s, 1m', HOUR_GPU, `${range}&resolution=1m`, 600);
+    for (const { compact, compactBytes, itemsBytes } of [raw, rollup]) {
+      expect(compact.series).toHaveLength(10);
+      expect(compactBytes * 10).toBeLessThan(itemsBytes);
+    }
+    expect(rollup.compact.series.every((s) => s.count!.every((c) => c === 2))).toBe(true);
   });
 
   it('is served by the UUID route too, with the same body', async () => {

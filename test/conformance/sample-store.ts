@@ -34,6 +34,8 @@ export const SAMPLE_STORE_CAPABILITIES = [
   'timescaledb',
   /** Several stores (processes) on one database write at once; the setup returns `connect`. */
   'concurrentWriters',
+  /** `compact()`: raw samples older than the hot window kept denser, every answer unchanged. */
+  'compaction',
   /** Any sample time in years 0001-9999 is stored (a TSDB keeps only its retention window). */
   'fullTimeRange',
   /** The database refuses a row too large to index (SQLSTATE 54000); the store isolates it. */
@@ -1120,6 +1122,123 @@ export function sampleStoreConformance(
         await own.teardown();
       }
     });
+
+    cap.it(
+      ['compaction', 'retention'],
+      'compact() changes no answer: reads, replays and conflicts refused, late samples, retention of compacted days',
+      async () => {
+        expect(store.compact, 'the runner declares compaction').toBeDefined();
+        const c = unique('cmp');
+        const util = seriesKey(c);
+        const power = seriesKey(c, { metric: 'DCGM_FI_DEV_POWER_USAGE', labels: { job: 'train' } });
+        const day0 = Date.parse('1850-03-01T00:00:00.000Z');
+        // 36 hours at 30 s: utilization with ms jitter (scrape timing), power on the dot with a gap
+        // of 100 scrapes and fractional values; one more window holds a single sample.
+        const samples: Sample[] = [];
+        for (let i = 0; i < 36 * 120; i++) {
+          samples.push(sample(util, day0 + i * 30_000 + ((i * 7919) % 37), 40 + (i % 13)));
+          if (i < 1000 || i >= 1100)
+            samples.push(sample(power, day0 + i * 30_000, 200 + i * 0.125 - (i % 7) / 3));
+        }
+        samples.push(sample(util, day0 - DAY + 5 * HOUR, 7));
+        for (let i = 0; i < samples.length; i += 997)
+          await store.writeBatch(batch(samples.slice(i, i + 997)));
+        const gpu = { uuid: util.uuid };
+        const answers = async () => ({
+          all: await store.querySamples({ gpu, order: 'asc', limit: 20_000 }),
+          slice: await store.querySamples({
+            gpu,
+            startMs: day0 + 5 * HOUR + 123,
+            endMs: day0 + 7 * HOUR - 5,
+            limit: 50,
+          }),
+          newest: await store.querySamples({ gpu, limit: 3 }),
+          oldestOfPower: await store.querySamples({ gpu, metrics: [power.metric], order: 'asc', limit: 2 }),
+          latest: (await store.latestSamples()).filter((s) => s.clusterId === c),
+          selected: await store.selectSeries({
+            filter: { clusterId: c },
+            startMs: day0 + 3 * HOUR,
+            endMs: day0 + 20 * HOUR,
+          }),
+          latestInWindow: await store.selectSeries({
+            filter: { clusterId: c },
+            startMs: day0,
+            endMs: day0 + 8 * HOUR + 1,
+            latestOnly: true,
+          }),
+          // Sums to 12 digits: a float sum depends on the order the database adds in.
+          summary: (
+            await store.summarizeSeries?.({
+              filter: { clusterId: c },
+              startMs: day0 + 61_000,
+              endMs: day0 + 30 * HOUR + 7_000,
+              resolution: 'raw',
+            })
+          )?.map((s) => ({ ...s, sum: Number(s.sum.toPrecision(12)) })),
+          spacing: await store.sampleSpacing?.({
+            filter: { clusterId: c },
+            startMs: day0,
+            endMs: day0 + 12 * HOUR,
+            instanceLabel: 'GPU_I_ID',
+          }),
+          hours: await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100 }),
+        });
+        const before = await answers();
+        expect(before.all).toHaveLength(samples.length);
+        const count = await store.countSamples();
+
+        // Hot window 2 h at 1850-03-02T15:00: windows ending by 12:00 on 03-02 are compacted.
+        const nowMs = day0 + 39 * HOUR;
+        const progress: number[] = [];
+        const result = await store.compact!({
+          hotMs: 2 * HOUR,
+          nowMs,
+          onWindow: (w) => progress.push(w.startMs),
+        });
+        expect(result.windows).toBeGreaterThanOrEqual(7);
+        expect(result.samples).toBeGreaterThanOrEqual(samples.length);
+        expect(progress).toContain(day0 + 30 * HOUR);
+        expect(progress).toContain(day0 - DAY);
+        expect(result.droppedPartitions).toEqual(
+          expect.arrayContaining(['samples_p18500228', 'samples_p18500301']),
+        );
+        expect(await store.countSamples()).toBe(count);
+        expect(await answers()).toEqual(before);
+        // Idempotent: nothing left to rebuild in these windows.
+        expect((await store.compact!({ hotMs: 2 * HOUR, nowMs })).windows).toBe(0);
+
+        // A replay under another batch id stores nothing; a different value is refused and kept out.
+        const replay = await store.writeBatch(batch(samples.slice(2000, 2400)));
+        expect(replay).toMatchObject({ duplicate: false, inserted: 0, conflicts: 0 });
+        const changed = { ...samples[2001]!, value: 99.5 };
+        const conflict = await store.writeBatch(batch([changed]));
+        expect(conflict).toMatchObject({ inserted: 0, conflicts: 1, refusedSamples: [0] });
+        // A late sample inside the power gap of a compacted window is stored, once.
+        const late = sample(power, day0 + 1050 * 30_000, 1234.5);
+        expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
+        expect((await store.writeBatch(batch([late]))).inserted).toBe(0);
+        const withLate = (await answers()).all;
+        expect(withLate).toHaveLength(samples.length + 1);
+        expect(
+          withLate.find((s) => s.timestampMs === late.timestampMs && s.metric === power.metric)?.value,
+        ).toBe(1234.5);
+        expect(
+          withLate.find((s) => s.timestampMs === changed.timestampMs && s.metric === changed.metric)?.value,
+        ).toBe(samples[2001]!.value);
+        // The next pass rebuilds the window the late sample made dirty, and only that one.
+        const again = await store.compact!({ hotMs: 2 * HOUR, nowMs });
+        expect(again.windows).toBe(1);
+        expect((await answers()).all).toEqual(withLate);
+        expect(await store.countSamples()).toBe(count + 1);
+
+        // Retention counts compacted samples as data: a raw bound of 1 day keeps 1850-03-01T15:00 on
+        // (measured from now, 1850-03-02T15:00), so the windows before 12:00 go.
+        await store.applyRetention!({ rawMs: DAY, rollupMs: 0, nowMs });
+        const kept = await store.querySamples({ gpu, order: 'asc', limit: 20_000 });
+        expect(kept[0]!.timestampMs).toBe(day0 + 12 * HOUR);
+        expect(kept).toHaveLength(withLate.filter((s) => s.timestampMs >= day0 + 12 * HOUR).length);
+      },
+    );
 
     cap.it('retention', 'after close(), applyRetention rejects with STORE_CLOSED', async () => {
       const own = await setup();

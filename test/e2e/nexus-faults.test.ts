@@ -27,6 +27,7 @@ import type { SampleStore } from '../../src/ports/sample-store.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { startPostgres, type PostgresHarness } from '../harness/postgres.js';
 import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
+import { ALL_RAW_SAMPLES } from '../../src/storage/chunks.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -62,7 +63,7 @@ async function scenario(name: string, extra: Record<string, string> = {}) {
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM (
          SELECT DISTINCT s.cluster_id, s.hostname, s.gpu_id, s.metric, x.ts
-         FROM samples x JOIN series s ON s.id = x.series_id) d`,
+         FROM ${ALL_RAW_SAMPLES} x JOIN series s ON s.id = x.series_id) d`,
     );
     return Number(rows[0]?.n ?? 0);
   };

@@ -18,6 +18,7 @@ import { createLogger } from '../../src/util/logger.js';
 import { type PostgresHarness, TEST_PG_PASSWORD, startPostgres } from '../harness/postgres.js';
 import { type RedisHandle, startRedis } from '../harness/redis.js';
 import { killAll, spawnCli } from '../support/cli-process.js';
+import { ALL_RAW_SAMPLES } from '../../src/storage/chunks.js';
 
 const ROWS = 120_000;
 const TOPIC = 'telemetry';
@@ -64,7 +65,7 @@ async function tryQuery<T extends object>(url: string, text: string): Promise<T 
 }
 
 const countSamples = async (url: string): Promise<number | undefined> =>
-  (await tryQuery<{ n: number }>(url, 'SELECT count(*)::float8 AS n FROM samples'))?.n;
+  (await tryQuery<{ n: number }>(url, `SELECT count(*)::float8 AS n FROM ${ALL_RAW_SAMPLES} AS a`))?.n;
 
 describe('PostgreSQL stopped (immediate) and restarted during ingest', () => {
   it(
@@ -135,7 +136,7 @@ describe('PostgreSQL stopped (immediate) and restarted during ingest', () => {
       expect(collector.child.signalCode).toBeNull();
       const totals = await tryQuery<{ raw: number; m: number; h: number; ledger: number }>(
         url,
-        `SELECT (SELECT count(*) FROM samples)::float8 AS raw, (SELECT sum(count) FROM samples_1m)::float8 AS m,
+        `SELECT (SELECT count(*) FROM ${ALL_RAW_SAMPLES} AS a)::float8 AS raw, (SELECT sum(count) FROM samples_1m)::float8 AS m,
               (SELECT sum(count) FROM samples_1h)::float8 AS h, (SELECT count(*) FROM batch_ledger)::float8 AS ledger`,
       );
       expect(totals).toEqual({ raw: ROWS, m: ROWS, h: ROWS, ledger: summary.batches });

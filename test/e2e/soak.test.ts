@@ -19,6 +19,7 @@ import { generateDcgmCsv } from '../../src/generate/generator.js';
 import { freePort } from '../harness/free-port.js';
 import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
 import { prng, probeHealth, runHostileClients } from '../support/hostile-clients.js';
+import { ALL_RAW_SAMPLES } from '../../src/storage/chunks.js';
 
 const BUILT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 75) * 1000;
@@ -166,7 +167,7 @@ describe('soak: SIGKILL during ingest, hostile clients, /health', () => {
       const db = await PGlite.create(join(dataDir, 'pglite'));
       try {
         const counts = await db.query<{ stored: number; distinct: number }>(
-          'SELECT count(*)::int AS stored, count(DISTINCT (series_id, ts))::int AS distinct FROM samples',
+          `SELECT count(*)::int AS stored, count(DISTINCT (series_id, ts))::int AS distinct FROM ${ALL_RAW_SAMPLES} AS a`,
         );
         expect(counts.rows[0]).toEqual({ stored: plan.goodRows, distinct: plan.goodRows });
         const dead = await db.query<{ reason: string; line: number }>(

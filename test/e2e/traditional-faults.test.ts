@@ -24,6 +24,7 @@ import { createLogger } from '../../src/util/logger.js';
 import { startPostgres, type PostgresHarness } from '../harness/postgres.js';
 import { startRedis, type RedisHandle } from '../harness/redis.js';
 import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
+import { ALL_RAW_SAMPLES } from '../../src/storage/chunks.js';
 
 const ROWS = 200_000;
 const BATCH_SIZE = 250;
@@ -96,7 +97,7 @@ async function withDb<T>(url: string, fn: (client: pg.Client) => Promise<T>): Pr
 }
 
 async function storedRows(db: pg.Client): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM samples');
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${ALL_RAW_SAMPLES} AS a`);
   return rows[0]!.n;
 }
 
@@ -135,7 +136,7 @@ async function queueState(client: Redis): Promise<Record<string, unknown>> {
 /** The final check of a scenario: every row exactly once, every published batch committed once. */
 async function expectExactlyOnce(db: pg.Client, batches: number): Promise<void> {
   const { rows } = await db.query<{ n: number; distinct_keys: number }>(
-    'SELECT count(*)::int AS n, count(DISTINCT (series_id, ts))::int AS distinct_keys FROM samples',
+    `SELECT count(*)::int AS n, count(DISTINCT (series_id, ts))::int AS distinct_keys FROM ${ALL_RAW_SAMPLES} AS a`,
   );
   expect(rows[0]).toEqual({ n: ROWS, distinct_keys: ROWS });
   const ledger = await db.query<{ batches: number; samples: number }>(

@@ -13,6 +13,7 @@ import { bundledSamplePath } from '../../src/runtime/bundled-sample.js';
 import { startEmbedded, type EmbeddedRuntime } from '../../src/runtime/embedded.js';
 import { createLogger } from '../../src/util/logger.js';
 import { startPostgres, type PostgresHarness } from '../harness/postgres.js';
+import { ALL_RAW_SAMPLES } from '../../src/storage/chunks.js';
 
 const logger = createLogger('silent');
 const scratch = mkdtempSync(join(tmpdir(), 'nexus-start-pg-'));
@@ -78,7 +79,7 @@ describe('start (embedded runtime) on PostgreSQL', () => {
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     try {
-      const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM samples');
+      const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ALL_RAW_SAMPLES} AS a`);
       expect(Number(rows[0]!.n)).toBe(2470);
     } finally {
       await client.end();

@@ -16,6 +16,7 @@ import { type SampleStoreCapabilities, sampleStoreConformance } from '../conform
 /** PGlite runs PostgreSQL in process: native day partitions, rollups and retention, one writer. */
 const capabilities: SampleStoreCapabilities = {
   retention: true,
+  compaction: true,
   rollups: true,
   partitions: true,
   timescaledb: 'PGlite has no TimescaleDB extension; it uses native day partitions',

@@ -40,6 +40,7 @@ sampleStoreConformance(
   },
   {
     retention: true,
+    compaction: true,
     rollups: true,
     partitions: true,
     timescaledb:

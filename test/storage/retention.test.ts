@@ -8,8 +8,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEmbeddedCoordination } from '../../src/adapters/embedded/coordination.js';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import { Maintenance } from '../../src/collector/maintenance.js';
-import type { RetentionResult, SampleStore } from '../../src/ports/sample-store.js';
-import { retentionDuty, startRetentionLoop } from '../../src/storage/retention.js';
+import type { SampleStore } from '../../src/ports/sample-store.js';
+import {
+  type HousekeepingResult,
+  housekeepingDuty,
+  retentionDuty,
+  startRetentionLoop,
+} from '../../src/storage/retention.js';
 
 const DAY = 86_400_000;
 const silent = pino({ level: 'silent' });
@@ -24,11 +29,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 describe('retention loop (no leader)', () => {
   it('runs at once and on its interval, survives failing passes, and stop() waits', async () => {
     let calls = 0;
-    const duty = async (): Promise<RetentionResult> => {
+    const duty = async (): Promise<HousekeepingResult> => {
       calls += 1;
       if (calls === 2) throw new Error('database down');
       await sleep(20);
-      return { dropped: [], deletedRows: 0 };
+      return { retention: { dropped: [], deletedRows: 0 } };
     };
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
@@ -46,6 +51,58 @@ describe('retention loop (no leader)', () => {
   it('has no duty for a store without retention', () => {
     const store = { applyRetention: undefined } as unknown as SampleStore;
     expect(retentionDuty(store, { rawMs: 1, rollupMs: 1 })).toBeUndefined();
+    expect(
+      housekeepingDuty(store, { retention: { rawMs: 1, rollupMs: 1 }, compactAfterMs: 1 }),
+    ).toBeUndefined();
+  });
+
+  it('housekeeping compacts what is past the hot window (logged), and COMPACT_AFTER=0 turns it off', async () => {
+    const store = await createPgliteSampleStore({ memory: true });
+    cleanup.push(() => store.close());
+    await store.migrate();
+    const key = {
+      clusterId: 'c',
+      hostname: 'h',
+      gpuId: '0',
+      uuid: 'GPU-k',
+      device: 'nvidia0',
+      modelName: 'H100',
+      metric: 'DCGM_FI_DEV_GPU_TEMP',
+      container: '',
+      pod: '',
+      namespace: '',
+      labels: {},
+    };
+    const t0 = Date.parse('2024-05-01T00:00:00.000Z');
+    const samples = Array.from({ length: 2880 }, (_, i) => ({
+      ...key,
+      timestampMs: t0 + i * 30_000,
+      value: 40 + (i % 9),
+    }));
+    await store.writeBatch({ id: 'k-1', source: 'k', deadLetters: [], samples });
+    expect(housekeepingDuty(store, { compactAfterMs: 0 })).toBeUndefined();
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const duty = housekeepingDuty(store, { compactAfterMs: 2 * 3_600_000, logger })!;
+    const loop = startRetentionLoop(duty, { logger, intervalMs: 60_000 });
+    await vi.waitFor(() => expect(lines.some((l) => l.includes('compacted raw samples'))).toBe(true), {
+      timeout: 10_000,
+    });
+    await loop.stop();
+    const line = JSON.parse(lines.find((l) => l.includes('compacted raw samples'))!) as Record<
+      string,
+      unknown
+    >;
+    expect(line).toMatchObject({ windows: 4, samples: 2880, droppedPartitions: ['samples_p20240501'] });
+    expect(await store.countSamples()).toBe(2880);
+    const back = await store.querySamples({ gpu: { uuid: 'GPU-k' }, order: 'asc', limit: 5000 });
+    expect(back.map((s) => [s.timestampMs, s.value])).toEqual(samples.map((s) => [s.timestampMs, s.value]));
+    // The rows live as chunks now: nothing raw is left of that day.
+    const raw = await store.withSql(
+      'count',
+      async (db) => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM samples')).rows[0]!.n,
+    );
+    expect(raw).toBe(0);
   });
 });
 

@@ -32,6 +32,7 @@ sampleStoreConformance(
     return { store, teardown: () => store.close() };
   },
   {
+    compaction: 'the TSDB compresses its own storage; the store has no compact()',
     retention: 'the TSDB enforces its own -retentionPeriod; the store has no applyRetention',
     rollups: true,
     partitions: 'samples live in the TSDB, not in SQL day partitions',
