@@ -236,18 +236,13 @@ WHERE ts < to_timestamp($1::float8 / 1000)`,
     let whole = true;
     for (let w = p.dayMs; w < p.dayMs + DAY_MS; w += CHUNK_WINDOW_MS) whole &&= clean.has(w);
     if (!whole) continue;
-    const { rows } = await db.query<{ found: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM samples WHERE ts >= to_timestamp($1::float8 / 1000)
-  AND ts < to_timestamp($2::float8 / 1000)) AS found`,
-      [p.dayMs, p.dayMs + DAY_MS],
+    // Checked and dropped in one function, under the day's window locks: rows a writer is adding
+    // to the partition right now would otherwise be dropped with it.
+    const { rows } = await db.query<{ dropped: boolean }>(
+      'SELECT nexus_drop_compacted_day(to_timestamp($1::float8 / 1000)) AS dropped',
+      [p.dayMs],
     );
-    if (rows[0]?.found) continue;
-    const name = partitionName('samples', p.dayMs);
-    const dropped = await db.query<{ dropped: boolean }>('SELECT nexus_drop_partition($1, $2) AS dropped', [
-      'samples',
-      name,
-    ]);
-    if (dropped.rows[0]?.dropped) result.droppedPartitions.push(name);
+    if (rows[0]?.dropped) result.droppedPartitions.push(partitionName('samples', p.dayMs));
     partitions.forget([p.dayMs]);
   }
   return result;

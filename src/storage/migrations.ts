@@ -421,14 +421,18 @@ CREATE FUNCTION nexus_chunk_samples(p_first timestamptz, p_step bigint, p_maxj b
 RETURNS TABLE (ts timestamptz, value double precision)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$
-  SELECT p_first + ((b.lo + u.o - 2) * p_step + u.j) * interval '1 microsecond', u.v
-  FROM (SELECT
-          CASE WHEN p_step <= 0 OR p_from IS NULL THEN 1
-               ELSE greatest(1, floor((extract(epoch FROM p_from - p_first) * 1000000 - p_maxj) / p_step)::bigint + 1)
-          END AS lo,
-          CASE WHEN p_step <= 0 OR p_to IS NULL THEN cardinality(p_vals)::bigint
-               ELSE least(cardinality(p_vals), ceil((extract(epoch FROM p_to - p_first) * 1000000 + p_maxj) / p_step)::bigint + 1)
-          END AS hi) AS b
+  -- The slice bounds in float8, one index of slack either side; OFFSET 0 keeps them computed once
+  -- per chunk rather than once per sample.
+  SELECT b.base + ((u.o - 1) * p_step + u.j) * interval '1 microsecond', u.v
+  FROM (SELECT lo, p_first + ((lo - 1) * p_step) * interval '1 microsecond' AS base, hi
+        FROM (SELECT
+                CASE WHEN p_step <= 0 OR p_from IS NULL THEN 1
+                     ELSE greatest(1, floor((extract(epoch FROM p_from - p_first)::float8 * 1e6 - p_maxj) / p_step)::bigint)
+                END AS lo,
+                CASE WHEN p_step <= 0 OR p_to IS NULL THEN cardinality(p_vals)::bigint
+                     ELSE least(cardinality(p_vals), ceil((extract(epoch FROM p_to - p_first)::float8 * 1e6 + p_maxj) / p_step)::bigint + 2)
+                END AS hi) AS r
+        OFFSET 0) AS b
   CROSS JOIN LATERAL unnest(p_jitter[b.lo:b.hi], p_vals[b.lo:b.hi]) WITH ORDINALITY AS u(j, v, o)
 $fn$;
 
@@ -514,6 +518,29 @@ BEGIN
 END
 $fn$;
 
+-- Drop the day partition of samples starting at p_day once it holds no row. The four windows of
+-- the day are locked exclusively first: a writer holds its window's shared lock from before its
+-- first row until it commits, so when the check below finds no row, none is on its way into the
+-- partition (a later writer's rows go to the default partition, or to a partition created again).
+CREATE FUNCTION nexus_drop_compacted_day(p_day timestamptz) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_w integer;
+BEGIN
+  IF extract(epoch FROM p_day)::numeric % 86400 <> 0 THEN
+    RAISE EXCEPTION 'not a UTC day start: %', p_day;
+  END IF;
+  FOR v_w IN 0..3 LOOP
+    PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_day) / 21600)::integer + v_w);
+  END LOOP;
+  IF EXISTS (SELECT 1 FROM samples WHERE ts >= p_day AND ts < p_day + interval '1 day') THEN
+    RETURN false;
+  END IF;
+  RETURN nexus_drop_partition('samples', 'samples_p' || to_char(p_day AT TIME ZONE 'UTC', 'YYYYMMDD'));
+END
+$fn$;
+
 -- Retention of chunks: delete the windows that end at or before the cutoff. Returns chunks deleted.
 CREATE FUNCTION nexus_trim_chunks(p_cutoff timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
@@ -531,6 +558,7 @@ REVOKE ALL ON FUNCTION nexus_lock_windows(float8[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_expand_chunks(int4[], float8[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_compact_window(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_trim_chunks(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_drop_compacted_day(timestamptz) FROM PUBLIC;
 `,
   },
 ];

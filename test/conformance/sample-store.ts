@@ -1104,6 +1104,57 @@ export function sampleStoreConformance(
       },
     );
 
+    cap.it(
+      ['concurrentWriters', 'compaction'],
+      'compaction passes from two stores while a third writes into the same days: every sample stored once',
+      async () => {
+        const others = await Promise.all([connect!(), connect!()]);
+        try {
+          await Promise.all(others.map((o) => o.migrate()));
+          const c = unique('cmpw');
+          const key = seriesKey(c);
+          // Two days of 1830 in 60 batches of 100 samples (every 5 minutes), written one after the
+          // other while two stores compact over and over with a hot window that has long passed:
+          // windows are rebuilt, made dirty again and day partitions dropped under the writer.
+          const day0 = Date.parse('1830-06-01T00:00:00.000Z');
+          const all = Array.from({ length: 6000 }, (_, i) =>
+            sample(key, day0 + ((i * 37) % 6000) * 30_000, i),
+          );
+          const before = await store.countSamples();
+          let writing = true;
+          const compactor = async (s: SampleStore): Promise<number> => {
+            let passes = 0;
+            while (writing) {
+              await s.compact!({ hotMs: HOUR, nowMs: day0 + 4 * DAY });
+              passes += 1;
+            }
+            return passes;
+          };
+          const passes = Promise.all(others.map(compactor));
+          let inserted = 0;
+          try {
+            for (let b = 0; b < 60; b++)
+              inserted += (await store.writeBatch(batch(all.slice(b * 100, b * 100 + 100)))).inserted;
+          } finally {
+            writing = false;
+          }
+          expect((await passes).every((n) => n > 0)).toBe(true);
+          expect(inserted).toBe(6000);
+          await others[0]!.compact!({ hotMs: HOUR, nowMs: day0 + 4 * DAY });
+          expect(await store.countSamples()).toBe(before + 6000);
+          const got = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc', limit: 10_000 });
+          expect(got).toHaveLength(6000);
+          expect(new Set(got.map((g) => g.timestampMs)).size).toBe(6000);
+          expect(got.map((g) => g.value).sort((a, b) => a - b)).toEqual(all.map((a) => a.value));
+          // Replayed under new ids after all that: nothing more is stored.
+          const replay = await store.writeBatch(batch(all.slice(0, 500)));
+          expect(replay.inserted).toBe(0);
+        } finally {
+          await Promise.all(others.map((o) => o.close()));
+        }
+      },
+    );
+
     it('after close(), every method rejects with STORE_CLOSED', async () => {
       const own = await setup();
       try {

@@ -3,7 +3,8 @@
  * embedded on-disk store has to show (data survives close and reopen of the same directory, and a
  * data directory of schema v1 upgrades to day partitions and rollups in place).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -51,6 +52,35 @@ sampleStoreConformance(
 );
 
 describe('PGlite sample store on disk', () => {
+  it('bounds its write-ahead log: 32 MB max_wal_size, a checkpoint on close leaves at most that on disk', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-wal-'));
+    try {
+      const store = await createPgliteSampleStore({ dataDir: dir });
+      await store.migrate();
+      const settings = await store.withSql('test', async (db) => {
+        const { rows } = await db.query<{ max: string; min: string }>(
+          "SELECT current_setting('max_wal_size') AS max, current_setting('min_wal_size') AS min",
+        );
+        return rows[0];
+      });
+      expect(settings).toEqual({ max: '32MB', min: '32MB' });
+      // About 100 MB of WAL: more than one bound's worth, so the segments must be recycled on close.
+      await store.withSql('test', (db) =>
+        db.exec(
+          "CREATE TABLE wal_filler AS SELECT g, repeat('x', 400) AS pad FROM generate_series(1, 200000) g",
+        ),
+      );
+      await store.close();
+      const wal = (await readdir(join(dir, 'pg_wal'), { withFileTypes: true }))
+        .filter((e) => e.isFile())
+        .map((e) => statSync(join(dir, 'pg_wal', e.name)).size)
+        .reduce((a, b) => a + b, 0);
+      expect(wal).toBeLessThanOrEqual(64 * 2 ** 20 + 16 * 2 ** 20);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps samples, series, ledger and dead letters across close and reopen', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
     try {

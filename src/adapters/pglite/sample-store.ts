@@ -71,11 +71,23 @@ function transactionExecutorOf(tx: Transaction): TransactionExecutor {
   };
 }
 
+/**
+ * Write-ahead log bounds for PGlite. It runs PostgreSQL as a single-user backend, which never
+ * checkpoints on its own: its `pg_wal` grew to most of the 814 MB a million samples took on disk.
+ * The backend checkpoints itself once this much WAL was written since the last checkpoint, and on
+ * close; `max_wal_size`/`min_wal_size` make a checkpoint recycle the segments down to that.
+ */
+export const PGLITE_CHECKPOINT_WAL_BYTES = 64 * 2 ** 20;
+const PGLITE_WAL_PARAMS = ['-c', 'max_wal_size=32MB', '-c', 'min_wal_size=32MB'];
+/** How often the backend looks at the WAL written since the last checkpoint (ms). */
+const PGLITE_CHECKPOINT_POLL_MS = 10_000;
+
 class PgliteBackend implements SqlBackend {
   readonly name = 'PGlite';
   readonly executor: SqlExecutor;
   readonly #db: PGlite;
   readonly #lock = new SerialLock();
+  readonly #timer: NodeJS.Timeout;
 
   constructor(db: PGlite) {
     this.#db = db;
@@ -84,6 +96,23 @@ class PgliteBackend implements SqlBackend {
       query: (text, params) => this.#lock.run(() => direct.query(text, params)),
       exec: (sql) => this.#lock.run(() => direct.exec(sql)),
     };
+    this.#timer = setInterval(
+      () => void this.checkpointIfDue().catch(() => undefined),
+      PGLITE_CHECKPOINT_POLL_MS,
+    );
+    this.#timer.unref();
+  }
+
+  /** CHECKPOINT when at least {@link PGLITE_CHECKPOINT_WAL_BYTES} of WAL were written since the last one. */
+  async checkpointIfDue(): Promise<boolean> {
+    return this.#lock.run(async () => {
+      const { rows } = await this.#db.query<{ bytes: number }>(
+        'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), (pg_control_checkpoint()).redo_lsn)::float8 AS bytes',
+      );
+      if ((rows[0]?.bytes ?? 0) < PGLITE_CHECKPOINT_WAL_BYTES) return false;
+      await this.#db.exec('CHECKPOINT');
+      return true;
+    });
   }
 
   transaction<T>(fn: (tx: TransactionExecutor) => Promise<T>): Promise<T> {
@@ -100,7 +129,11 @@ class PgliteBackend implements SqlBackend {
   }
 
   close(): Promise<void> {
-    return this.#lock.run(() => this.#db.close());
+    clearInterval(this.#timer);
+    return this.#lock.run(async () => {
+      await this.#db.exec('CHECKPOINT').catch(() => undefined);
+      await this.#db.close();
+    });
   }
 }
 
@@ -118,7 +151,8 @@ export async function createPgliteSampleStore(
   }
   let db: PGlite;
   try {
-    db = await PGlite.create(location);
+    const defaults = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
+    db = await PGlite.create(location, { startParams: [...defaults, ...PGLITE_WAL_PARAMS] });
   } catch (error) {
     throw new NexusError('BACKEND_UNAVAILABLE', `cannot open PGlite at ${location}: ${String(error)}`, {
       cause: error,
