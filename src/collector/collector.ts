@@ -22,7 +22,7 @@
  * different one never collides with it.
  */
 import { createHash } from 'node:crypto';
-import { decodeBatch } from '../domain/batch-codec.js';
+import { decodeBatch, payloadText } from '../domain/batch-codec.js';
 import type { Batch } from '../domain/types.js';
 import { isRetryable } from '../errors.js';
 import type { HierarchyWriter } from '../hierarchy/writer.js';
@@ -289,7 +289,7 @@ export class Collector {
     batch?: Batch,
   ): Promise<void> {
     this.log.error({ item: item.id, reason, detail }, 'dead-lettering a whole queue item');
-    const raw = Buffer.from(item.payload).toString('utf8', 0, Math.min(item.payload.length, 1000));
+    const raw = payloadText(item.payload, 1000);
     try {
       await this.options.store.writeBatch({
         id: deadItemId(queue.topic, item.payload),

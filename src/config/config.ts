@@ -388,7 +388,7 @@ export function batchSizeFor(config: Config, mode: 'embedded' | 'shared'): numbe
 /**
  * Batches the queue holds before producers wait: QUEUE_MAX_DEPTH, else 20 in embedded mode (100k
  * rows of 5,000-row batches, held in this process's memory) and 200 on etcd and Redis (100k rows,
- * about 54 MiB of 500-row batches in the backend).
+ * about 6 MiB of 500-row binary batches in the backend).
  */
 export function queueDepthFor(config: Config, mode: 'embedded' | 'shared'): number {
   return config.QUEUE_MAX_DEPTH ?? (mode === 'embedded' ? 20 : 200);
