@@ -108,7 +108,14 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
         ? `${column} = ANY(ARRAY(SELECT id FROM (${seriesSql}) AS s))`
         : `${column} IN (SELECT id FROM (${seriesSql}) AS s)`;
     if (table === 'samples') {
-      const raw = rawSamplesSql(series, {
+      // Only series with a 1-minute bucket over the piece can have a sample in it (the rollups are
+      // written with the samples): the partial minutes of a long range read a few thousand active
+      // series, not every series the filter matches over the whole range.
+      const minute = Math.floor(from / 60_000) * 60_000;
+      const active = (column: string): string =>
+        `${column} = ANY(ARRAY(SELECT m.series_id FROM samples_1m m WHERE ${series('m.series_id')}
+    AND m.bucket >= to_timestamp(${p(minute)} / 1000) AND m.bucket < to_timestamp(${p(to)} / 1000)))`;
+      const raw = rawSamplesSql(active, {
         from: `to_timestamp(${p(from)} / 1000)`,
         to: `to_timestamp(${p(to)} / 1000)`,
         toExclusive: true,
