@@ -192,7 +192,8 @@ export async function benchCostPerSample(opts: {
     const prom = (query: string): string =>
       `${prometheus!.url}/api/v1/query?${new URLSearchParams({ query, time: String(lastMs / 1000) })}`;
     const gpuPath = `${runtime.address}/api/v1/clusters/bench/hosts/${encodeURIComponent(host)}/gpus/0`;
-    const expected = scrapes * METRICS;
+    // Both ends of the hour are inclusive (Prometheus 2.42 range selectors too): 121 scrapes at most.
+    const expected = Math.min(scrapes, 121) * METRICS;
 
     log('bench cost: one GPU, one hour, raw ...');
     const hourQuery = new URLSearchParams({
