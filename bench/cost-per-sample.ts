@@ -59,6 +59,8 @@ export interface CostFigures {
     ratio: number;
   };
   oneGpuHour: { points: number; ours: LatencyFigure; prometheus: LatencyFigure; ratioP50: number };
+  /** The same hour in the compact form (`format=compact`: labels once, then time/value arrays). */
+  oneGpuHourCompactForm: { ours: LatencyFigure; ratioP50: number };
   /** The same hour once it is past the hot window and compacted into chunks. */
   oneGpuHourCompacted: { ours: LatencyFigure; ratioP50: number };
   /** The compaction pass run before the disk was measured (the hot window passed). */
@@ -209,6 +211,18 @@ export async function benchCostPerSample(opts: {
           `bench cost: the project's hour answered ${Array.isArray(items) ? items.length : '?'} points, expected ${expected}`,
         );
     });
+    const compactPoints = (body: unknown): number =>
+      ((body as { series?: { t: unknown[] }[] }).series ?? []).reduce((n, x) => n + x.t.length, 0);
+    const oursHourCompact = await latency(
+      `${gpuPath}/telemetry?${hourQuery}&format=compact`,
+      opts.runs,
+      (body) => {
+        if (compactPoints(body) !== expected)
+          throw new Error(
+            `bench cost: the compact hour answered ${compactPoints(body)} points, expected ${expected}`,
+          );
+      },
+    );
     const theirHour = await latency(prom(`${selector}[1h]`), opts.runs, (body) => {
       if (matrixPoints(body) !== expected)
         throw new Error(
@@ -292,6 +306,10 @@ GROUP BY 1 ORDER BY 2 DESC`,
         prometheus: theirHour,
         ratioP50: round2(oursHour.p50Ms.median / theirHour.p50Ms.median),
       },
+      oneGpuHourCompactForm: {
+        ours: oursHourCompact,
+        ratioP50: round2(oursHourCompact.p50Ms.median / theirHour.p50Ms.median),
+      },
       oneGpuHourCompacted: {
         ours: oursHourCompacted,
         ratioP50: round2(oursHourCompacted.p50Ms.median / theirHour.p50Ms.median),
@@ -341,6 +359,13 @@ export function formatCostFigures(f: CostFigures): string {
       `${fmt(f.oneGpuHour.ours.p50Ms)} / ${fmt(f.oneGpuHour.ours.p99Ms)}, ${n(f.oneGpuHour.ours.bytes)} B`,
       `p50 ${f.oneGpuHour.ratioP50}x`,
       `p50 <= Prometheus': ${met(f.oneGpuHour.ratioP50 <= 1)}`,
+    ],
+    [
+      'the same hour, format=compact, p50 / p99 ms',
+      '',
+      `${fmt(f.oneGpuHourCompactForm.ours.p50Ms)} / ${fmt(f.oneGpuHourCompactForm.ours.p99Ms)}, ${n(f.oneGpuHourCompactForm.ours.bytes)} B`,
+      `p50 ${f.oneGpuHourCompactForm.ratioP50}x`,
+      `p50 <= Prometheus': ${met(f.oneGpuHourCompactForm.ratioP50 <= 1)}`,
     ],
     [
       `the same hour after compaction (chunks), p50 / p99 ms`,

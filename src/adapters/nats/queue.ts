@@ -569,6 +569,9 @@ async function awaitSettled(jsm: JetStreamManager, stream: string, consumer: str
   }
 }
 
+/** How long opening a queue retries transient JetStream failures (ms). */
+const OPEN_RETRY_MS = 30_000;
+
 /**
  * Connect to NATS (`options.servers`) and open the queue `options.topic` there, creating its stream
  * (with `replicas`) and shared consumer when missing; the last handle opened sets ack_wait
@@ -583,9 +586,19 @@ export async function createNatsQueue(options: NatsQueueOptions): Promise<NatsQu
   }
   const nc = await connectNats(options);
   try {
-    const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-    await ensureStreamAndConsumer(jsm, options);
-    return new NatsQueue(nc, jsm, options);
+    // A busy or just-started server can miss one 5 s API timeout (seen on a loaded CI machine):
+    // transient failures are retried for up to 30 s before the open fails.
+    const deadline = Date.now() + OPEN_RETRY_MS;
+    for (;;) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+        await ensureStreamAndConsumer(jsm, options);
+        return new NatsQueue(nc, jsm, options);
+      } catch (error) {
+        if (!transient(error) || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
   } catch (error) {
     await nc.close().catch(() => undefined);
     throw toNexusError(error, `cannot open the NATS JetStream queue ${options.topic}`);
