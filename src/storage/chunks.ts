@@ -36,6 +36,21 @@ const windowOf = (column: string, b: RawBounds): string[] => [
 ];
 
 /**
+ * Conditions on `sample_chunks c` for the chunks of the series `seriesOf` selects that can hold a
+ * sample in the bounds: a `start_ts` range on the primary key, then their first and last sample.
+ */
+function chunkPrune(seriesOf: (column: string) => string, b: RawBounds): string[] {
+  const before = b.toExclusive ? '<' : '<=';
+  return [
+    seriesOf('c.series_id'),
+    ...(b.from === undefined
+      ? []
+      : [`c.start_ts > ${b.from} - interval '6 hours'`, `c.last_ts >= ${b.from}`]),
+    ...(b.to === undefined ? [] : [`c.start_ts ${before} ${b.to}`, `c.first_ts ${before} ${b.to}`]),
+  ];
+}
+
+/**
  * The chunk half of a raw read: `SELECT <columns> FROM sample_chunks c ... d` with the samples of
  * the chunks of the series `seriesOf('c.series_id')` selects in the bounds, as `c.series_id`,
  * `d.ts`, `d.value`. Chunks are pruned on the primary key (`start_ts` range) and on their first
@@ -46,19 +61,7 @@ export function chunkSamplesFrom(
   b: RawBounds,
   columns: string,
 ): string {
-  const where = [
-    seriesOf('c.series_id'),
-    ...(b.from === undefined
-      ? []
-      : [`c.start_ts > ${b.from} - interval '6 hours'`, `c.last_ts >= ${b.from}`]),
-    ...(b.to === undefined
-      ? []
-      : [
-          `c.start_ts ${b.toExclusive ? '<' : '<='} ${b.to}`,
-          `c.first_ts ${b.toExclusive ? '<' : '<='} ${b.to}`,
-        ]),
-    ...windowOf('d.ts', b),
-  ];
+  const where = [...chunkPrune(seriesOf, b), ...windowOf('d.ts', b)];
   return `SELECT ${columns}
 FROM sample_chunks c
 CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
@@ -108,18 +111,7 @@ export function firstRawSamplesSql(
  * older still.)
  */
 function newestChunkSampleSql(seriesOf: (column: string) => string, b: RawBounds): string {
-  const prune = [
-    seriesOf('c.series_id'),
-    ...(b.from === undefined
-      ? []
-      : [`c.start_ts > ${b.from} - interval '6 hours'`, `c.last_ts >= ${b.from}`]),
-    ...(b.to === undefined
-      ? []
-      : [
-          `c.start_ts ${b.toExclusive ? '<' : '<='} ${b.to}`,
-          `c.first_ts ${b.toExclusive ? '<' : '<='} ${b.to}`,
-        ]),
-  ];
+  const prune = chunkPrune(seriesOf, b);
   const inside = b.to === undefined ? 'true' : `c.last_ts ${b.toExclusive ? '<' : '<='} ${b.to}`;
   return `SELECT x.ts, x.value
 FROM (SELECT * FROM sample_chunks c WHERE ${prune.join(' AND ')} ORDER BY c.start_ts DESC LIMIT 1) AS c
