@@ -235,6 +235,13 @@ WHERE ts < to_timestamp($1::float8 / 1000)`,
       [p.dayMs],
     );
     if (rows[0]?.dropped) result.droppedPartitions.push(partitionName('samples', p.dayMs));
+    // Its 1-minute rows went into chunks in the same windows (minute-chunks.ts): that day
+    // partition goes too, in its own transaction.
+    const { rows: minutes } = await db.query<{ dropped: boolean }>(
+      'SELECT nexus_drop_compacted_minutes(to_timestamp($1::float8 / 1000)) AS dropped',
+      [p.dayMs],
+    );
+    if (minutes[0]?.dropped) result.droppedPartitions.push(partitionName('samples_1m', p.dayMs));
     partitions.forget([p.dayMs]);
   }
   return result;

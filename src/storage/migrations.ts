@@ -21,6 +21,11 @@
  * - v5: `samples_1d`, one row per series per UTC day (not partitioned; backfilled from
  *   `samples_1h`), kept on write like the other rollups, for long-range summaries (analytics);
  *   retention deletes whole old days through `nexus_trim_daily(cutoff)` (SECURITY DEFINER).
+ * - v6: `sample_chunks` and `chunk_windows`: raw samples older than the hot window as compressed
+ *   per-series chunks of 6-hour windows (src/storage/chunks.ts).
+ * - v7: `rollup_chunks_1m`: the 1-minute rollups of those windows as chunks too
+ *   (src/storage/minute-chunks.ts); the compaction, expansion and trim functions of v6 cover them, and
+ *   `nexus_drop_compacted_minutes(day)` drops the emptied 1-minute day partitions.
  */
 import type { SqlExecutor } from './sql-executor.js';
 
@@ -559,6 +564,231 @@ REVOKE ALL ON FUNCTION nexus_expand_chunks(int4[], float8[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_compact_window(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_trim_chunks(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_drop_compacted_day(timestamptz) FROM PUBLIC;
+`,
+  },
+  {
+    version: 7,
+    name: '1-minute rollups older than the hot window as compressed chunks (rollup_chunks_1m, src/storage/minute-chunks.ts)',
+    sql: `
+-- One row per series per 6-hour UTC window: the window's 1-minute buckets. minutes[i] is bucket
+-- i's minute in the window (ascending), counts[i] its count, last_us[i] how far into the minute
+-- its last sample is (us), aggs[i] its min, max, sum and last: one row of a two-dimensional array,
+-- so a bucket's four numbers sit side by side (they are often equal, which pglz finds).
+CREATE TABLE rollup_chunks_1m (
+  series_id integer NOT NULL,
+  start_ts timestamptz NOT NULL,
+  first_ts timestamptz NOT NULL,
+  last_ts timestamptz NOT NULL,
+  n integer NOT NULL,
+  minutes smallint[] NOT NULL,
+  counts integer[] NOT NULL,
+  last_us integer[] NOT NULL,
+  aggs double precision[] NOT NULL,
+  CONSTRAINT rollup_chunks_1m_pkey PRIMARY KEY (series_id, start_ts)
+);
+CREATE INDEX rollup_chunks_1m_start_idx ON rollup_chunks_1m (start_ts);
+
+-- The buckets of one chunk starting in [p_from, p_to] (NULL: unbounded), plus a few around them:
+-- minutes ascend and stay below 360, so bucket i has i - 1 <= minutes[i] <= 359 - (n - i), and
+-- only that slice of the arrays is read. Callers filter on bucket exactly.
+CREATE FUNCTION nexus_minute_chunk_rows(p_start timestamptz, p_minutes smallint[], p_counts integer[],
+                                        p_last_us integer[], p_aggs double precision[],
+                                        p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (bucket timestamptz, min double precision, max double precision, sum double precision,
+               count bigint, last double precision, last_ts timestamptz)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$
+  SELECT p_start + p_minutes[i] * interval '1 minute', p_aggs[i][1], p_aggs[i][2], p_aggs[i][3],
+         p_counts[i]::bigint, p_aggs[i][4],
+         p_start + p_minutes[i] * interval '1 minute' + p_last_us[i] * interval '1 microsecond'
+  FROM (SELECT
+          CASE WHEN p_from IS NULL THEN 1
+               ELSE greatest(1, floor(extract(epoch FROM p_from - p_start)::float8 / 60)::bigint
+                                + cardinality(p_minutes) - 360)
+          END AS lo,
+          CASE WHEN p_to IS NULL THEN cardinality(p_minutes)::bigint
+               ELSE least(cardinality(p_minutes), ceil(extract(epoch FROM p_to - p_start)::float8 / 60)::bigint + 1)
+          END AS hi
+        OFFSET 0) AS r
+  CROSS JOIN LATERAL generate_series(r.lo, r.hi) AS i
+$fn$;
+
+-- Pack the 1-minute rows of one window into chunks (inside nexus_compact_window, under its lock):
+-- chunks of series that also have rows there (a late write raced) are unpacked and rebuilt.
+CREATE FUNCTION nexus_pack_minutes(p_start timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_end timestamptz := p_start + interval '6 hours';
+  v_n bigint;
+BEGIN
+  WITH gone AS (
+    DELETE FROM rollup_chunks_1m c WHERE c.start_ts = p_start
+      AND c.series_id IN (SELECT DISTINCT series_id FROM samples_1m WHERE bucket >= p_start AND bucket < v_end)
+    RETURNING c.*)
+  INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT g.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts FROM gone g
+  CROSS JOIN LATERAL nexus_minute_chunk_rows(g.start_ts, g.minutes, g.counts, g.last_us, g.aggs, NULL, NULL) d;
+  WITH moved AS (DELETE FROM samples_1m WHERE bucket >= p_start AND bucket < v_end RETURNING *),
+  ins AS (
+    INSERT INTO rollup_chunks_1m (series_id, start_ts, first_ts, last_ts, n, minutes, counts, last_us, aggs)
+    SELECT series_id, p_start, min(bucket), max(bucket), count(*),
+           array_agg((extract(epoch FROM bucket - p_start) / 60)::smallint ORDER BY bucket),
+           array_agg(count::integer ORDER BY bucket),
+           array_agg((extract(epoch FROM last_ts - bucket) * 1000000)::integer ORDER BY bucket),
+           array_agg(ARRAY[min, max, sum, last] ORDER BY bucket)
+    FROM moved GROUP BY series_id
+    RETURNING n)
+  SELECT coalesce(sum(n), 0) INTO v_n FROM ins;
+  RETURN v_n;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION nexus_expand_chunks(p_series int4[], p_windows_ms float8[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_n bigint;
+BEGIN
+  UPDATE chunk_windows SET dirty = true
+    WHERE start_ts = ANY(ARRAY(SELECT DISTINCT to_timestamp(w / 1000) FROM unnest(p_windows_ms) AS u(w))) AND NOT dirty;
+  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
+  gone AS (DELETE FROM rollup_chunks_1m c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
+  INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT g.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts FROM gone g
+  CROSS JOIN LATERAL nexus_minute_chunk_rows(g.start_ts, g.minutes, g.counts, g.last_us, g.aggs, NULL, NULL) d;
+  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
+  gone AS (DELETE FROM sample_chunks c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
+  INSERT INTO samples (series_id, ts, value)
+  SELECT g.series_id, d.ts, d.value FROM gone g
+  CROSS JOIN LATERAL nexus_chunk_samples(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION nexus_compact_window(p_start timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_end timestamptz := p_start + interval '6 hours';
+  v_n bigint;
+BEGIN
+  IF extract(epoch FROM p_start)::numeric % 21600 <> 0 THEN
+    RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
+  WITH gone AS (
+    DELETE FROM sample_chunks c WHERE c.start_ts = p_start
+      AND c.series_id IN (SELECT DISTINCT series_id FROM samples WHERE ts >= p_start AND ts < v_end)
+    RETURNING c.*)
+  INSERT INTO samples (series_id, ts, value)
+  SELECT g.series_id, d.ts, d.value FROM gone g
+  CROSS JOIN LATERAL nexus_chunk_samples(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d;
+  WITH moved AS (DELETE FROM samples WHERE ts >= p_start AND ts < v_end RETURNING series_id, ts, value),
+  o AS (
+    SELECT series_id, ts, value,
+           (extract(epoch FROM ts - min(ts) OVER s) * 1000000)::bigint AS off,
+           row_number() OVER (PARTITION BY series_id ORDER BY ts) - 1 AS k,
+           count(*) OVER s AS n
+    FROM moved WINDOW s AS (PARTITION BY series_id)),
+  st AS (
+    SELECT o.*, CASE WHEN n > 1 THEN round(max(off) OVER (PARTITION BY series_id) / (n - 1.0))::bigint ELSE 0 END AS step
+    FROM o),
+  ins AS (
+    INSERT INTO sample_chunks (series_id, start_ts, first_ts, last_ts, n, step_us, max_jitter_us, jitter_us, vals)
+    SELECT series_id, p_start, min(ts), max(ts), count(*), step, max(abs(off - k * step)),
+           array_agg(off - k * step ORDER BY ts), array_agg(value ORDER BY ts)
+    FROM st GROUP BY series_id, step
+    RETURNING n)
+  SELECT coalesce(sum(n), 0) INTO v_n FROM ins;
+  PERFORM nexus_pack_minutes(p_start);
+  INSERT INTO chunk_windows (start_ts, dirty) VALUES (p_start, false)
+    ON CONFLICT (start_ts) DO UPDATE SET dirty = false;
+  RETURN v_n;
+END
+$fn$;
+
+-- As in version 6, with the parent's partition lock taken before the emptiness check (two passes
+-- dropping different days deadlocked otherwise: each held a share lock on samples from its check
+-- while the other, holding the partition lock, waited for an exclusive one).
+CREATE OR REPLACE FUNCTION nexus_drop_compacted_day(p_day timestamptz) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_w integer;
+BEGIN
+  IF extract(epoch FROM p_day)::numeric % 86400 <> 0 THEN
+    RAISE EXCEPTION 'not a UTC day start: %', p_day;
+  END IF;
+  FOR v_w IN 0..3 LOOP
+    PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_day) / 21600)::integer + v_w);
+  END LOOP;
+  PERFORM pg_advisory_xact_lock(7391404, hashtext('samples'));
+  IF EXISTS (SELECT 1 FROM samples WHERE ts >= p_day AND ts < p_day + interval '1 day') THEN
+    RETURN false;
+  END IF;
+  RETURN nexus_drop_partition('samples', 'samples_p' || to_char(p_day AT TIME ZONE 'UTC', 'YYYYMMDD'));
+END
+$fn$;
+
+-- Drop the day partition of samples_1m starting at p_day once it holds no row, under the day's
+-- window locks like nexus_drop_compacted_day (and in a transaction of its own: holding the
+-- exclusive locks of both parents at once could deadlock with a writer, which takes samples first).
+CREATE FUNCTION nexus_drop_compacted_minutes(p_day timestamptz) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_w integer;
+BEGIN
+  IF extract(epoch FROM p_day)::numeric % 86400 <> 0 THEN
+    RAISE EXCEPTION 'not a UTC day start: %', p_day;
+  END IF;
+  FOR v_w IN 0..3 LOOP
+    PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_day) / 21600)::integer + v_w);
+  END LOOP;
+  -- The parent's partition lock before the check below: the check's share lock on the table,
+  -- held while waiting for that lock, would deadlock with a pass dropping another day.
+  PERFORM pg_advisory_xact_lock(7391404, hashtext('samples_1m'));
+  IF EXISTS (SELECT 1 FROM samples_1m WHERE bucket >= p_day AND bucket < p_day + interval '1 day') THEN
+    RETURN false;
+  END IF;
+  RETURN nexus_drop_partition('samples_1m', 'samples_1m_p' || to_char(p_day AT TIME ZONE 'UTC', 'YYYYMMDD'));
+END
+$fn$;
+
+-- Retention of raw chunks. The rebuilt-window marks stay (until the 1-minute chunks of the
+-- window go): a late write there must still turn that window's 1-minute chunks back into rows.
+CREATE OR REPLACE FUNCTION nexus_trim_chunks(p_cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_n bigint;
+BEGIN
+  DELETE FROM sample_chunks WHERE start_ts + interval '6 hours' <= p_cutoff;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$fn$;
+
+-- Retention of 1-minute chunks (the rollup bound) and of the rebuilt-window marks, once no chunk
+-- of either kind is left in their window. Returns chunks deleted.
+CREATE FUNCTION nexus_trim_minute_chunks(p_cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_n bigint;
+BEGIN
+  DELETE FROM rollup_chunks_1m WHERE start_ts + interval '6 hours' <= p_cutoff;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  DELETE FROM chunk_windows w WHERE w.start_ts + interval '6 hours' <= p_cutoff
+    AND NOT EXISTS (SELECT 1 FROM sample_chunks c WHERE c.start_ts = w.start_ts);
+  RETURN v_n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION nexus_pack_minutes(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_trim_minute_chunks(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_drop_compacted_minutes(timestamptz) FROM PUBLIC;
 `,
   },
 ];

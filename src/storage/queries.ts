@@ -15,6 +15,7 @@ import {
 } from '../ports/sample-store.js';
 import { COUNT_RAW_SAMPLES_SQL, type RawBounds, firstRawSamplesSql, rawSamplesSql } from './chunks.js';
 import { bucketStart, rollupLevel } from './rollups.js';
+import { minuteRollupSql } from './minute-chunks.js';
 
 /** Default `limit` of {@link SampleQuery}. */
 export const DEFAULT_SAMPLE_LIMIT = 1000;
@@ -155,18 +156,28 @@ LIMIT ${limit}`,
   }
 
   const level = rollupLevel(resolution);
+  const bounds: RawBounds = {};
   if (q.startMs !== undefined) {
-    const start = bucketStart(q.startMs, level.bucketMs);
-    where.push(`r.bucket >= to_timestamp(${p(start)}::float8 / 1000)`);
+    bounds.from = `to_timestamp(${p(bucketStart(q.startMs, level.bucketMs))}::float8 / 1000)`;
   }
-  if (q.endMs !== undefined) where.push(`r.bucket <= to_timestamp(${p(q.endMs)}::float8 / 1000)`);
+  if (q.endMs !== undefined) bounds.to = `to_timestamp(${p(q.endMs)}::float8 / 1000)`;
   const limit = p(normaliseLimit(q.limit, DEFAULT_SAMPLE_LIMIT));
+  // 1-minute buckets past the hot window are chunks (minute-chunks.ts): read per series, rows and
+  // chunks as one. The hourly level is rows only.
+  const buckets =
+    level.table === 'samples_1m'
+      ? `CROSS JOIN LATERAL ${minuteRollupSql((column) => `${column} = se.id`, bounds)} r`
+      : `JOIN ${level.table} r ON r.series_id = se.id`;
+  if (level.table !== 'samples_1m') {
+    if (bounds.from !== undefined) where.push(`r.bucket >= ${bounds.from}`);
+    if (bounds.to !== undefined) where.push(`r.bucket <= ${bounds.to}`);
+  }
   return {
     resolution,
     text: `SELECT ${columns},
        (extract(epoch FROM r.bucket) * 1000)::float8 AS ts_ms, r.sum / r.count AS value,
        r.min AS agg_min, r.max AS agg_max, r.count::float8 AS agg_count, r.last AS agg_last
-FROM series se JOIN ${level.table} r ON r.series_id = se.id
+FROM series se ${buckets}
 WHERE ${where.join(' AND ')}
 ORDER BY r.bucket ${dir}, se.metric ${dir}, se.id ${dir}
 LIMIT ${limit}`,

@@ -64,6 +64,7 @@ import {
   toStoredGpu,
 } from './queries.js';
 import { compactRawSamples, newestChunkDayEnd, rawSamplesSql, trimChunks } from './chunks.js';
+import { minuteRollupSql, trimMinuteChunks } from './minute-chunks.js';
 import { DAILY_LEVEL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
@@ -113,14 +114,25 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
       // series, not every series the filter matches over the whole range.
       const minute = Math.floor(from / 60_000) * 60_000;
       const active = (column: string): string =>
-        `${column} = ANY(ARRAY(SELECT m.series_id FROM samples_1m m WHERE ${series('m.series_id')}
-    AND m.bucket >= to_timestamp(${p(minute)} / 1000) AND m.bucket < to_timestamp(${p(to)} / 1000)))`;
+        `${column} = ANY(ARRAY(SELECT DISTINCT m.series_id FROM ${minuteRollupSql(series, {
+          from: `to_timestamp(${p(minute)} / 1000)`,
+          to: `to_timestamp(${p(to)} / 1000)`,
+          toExclusive: true,
+        })} AS m))`;
       const raw = rawSamplesSql(active, {
         from: `to_timestamp(${p(from)} / 1000)`,
         to: `to_timestamp(${p(to)} / 1000)`,
         toExclusive: true,
       });
       return `SELECT series_id, 1::bigint AS count, value AS sum, value AS min, value AS max FROM ${raw} AS x`;
+    }
+    if (table === 'samples_1m') {
+      const buckets = minuteRollupSql(series, {
+        from: `to_timestamp(${p(from)} / 1000)`,
+        to: `to_timestamp(${p(to)} / 1000)`,
+        toExclusive: true,
+      });
+      return `SELECT series_id, count, sum, min, max FROM ${buckets} AS m`;
     }
     return `SELECT series_id, count, sum, min, max FROM ${table}
   WHERE ${series('series_id')} AND bucket >= to_timestamp(${p(from)} / 1000) AND bucket < to_timestamp(${p(to)} / 1000)`;
@@ -490,6 +502,7 @@ export class SqlSampleStore implements SampleStore {
       );
       if (rollupCutoff !== undefined) await trimDaily(db, rollupCutoff);
       if (rawCutoff !== undefined) await trimChunks(db, rawCutoff);
+      if (rollupCutoff !== undefined) await trimMinuteChunks(db, rollupCutoff);
       return { dropped, deletedRows: rows[0]?.n ?? 0 };
     });
   }

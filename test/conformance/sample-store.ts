@@ -1233,6 +1233,23 @@ export function sampleStoreConformance(
             instanceLabel: 'GPU_I_ID',
           }),
           hours: await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100 }),
+          minutes: await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 20_000 }),
+          minuteSlice: await store.querySamples({
+            gpu,
+            resolution: '1m',
+            startMs: day0 + 5 * HOUR + 59_123,
+            endMs: day0 + 6 * HOUR + 30_000,
+            order: 'desc',
+            limit: 100,
+          }),
+          minuteSummary: (
+            await store.summarizeSeries?.({
+              filter: { clusterId: c },
+              startMs: day0 + 2 * HOUR + 60_000,
+              endMs: day0 + 29 * HOUR,
+              resolution: '1m',
+            })
+          )?.map((s) => ({ ...s, sum: Number(s.sum.toPrecision(12)) })),
         });
         const before = await answers();
         expect(before.all).toHaveLength(samples.length);
@@ -1277,9 +1294,17 @@ export function sampleStoreConformance(
           withLate.find((s) => s.timestampMs === changed.timestampMs && s.metric === changed.metric)?.value,
         ).toBe(samples[2001]!.value);
         // The next pass rebuilds the window the late sample made dirty, and only that one.
+        const lateMinute = (await answers()).minutes.find(
+          (s) =>
+            s.timestampMs === Math.floor(late.timestampMs / 60_000) * 60_000 && s.metric === power.metric,
+        );
+        expect(lateMinute?.aggregate).toMatchObject({ count: 1, min: 1234.5, max: 1234.5, last: 1234.5 });
         const again = await store.compact!({ hotMs: 2 * HOUR, nowMs });
         expect(again.windows).toBe(1);
-        expect((await answers()).all).toEqual(withLate);
+        const afterLate = await answers();
+        expect(afterLate.all).toEqual(withLate);
+        expect(afterLate.minutes).toHaveLength(before.minutes.length + 1);
+        expect(afterLate.minutes).toEqual(expect.arrayContaining([lateMinute]));
         expect(await store.countSamples()).toBe(count + 1);
 
         // Retention counts compacted samples as data: a raw bound of 1 day keeps 1850-03-01T15:00 on
@@ -1288,6 +1313,11 @@ export function sampleStoreConformance(
         const kept = await store.querySamples({ gpu, order: 'asc', limit: 20_000 });
         expect(kept[0]!.timestampMs).toBe(day0 + 12 * HOUR);
         expect(kept).toHaveLength(withLate.filter((s) => s.timestampMs >= day0 + 12 * HOUR).length);
+        // The same bound on the rollups takes the compacted 1-minute buckets of those windows too.
+        await store.applyRetention!({ rawMs: DAY, rollupMs: DAY, nowMs });
+        const minutesKept = await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 20_000 });
+        expect(minutesKept[0]!.timestampMs).toBe(day0 + 12 * HOUR);
+        expect(minutesKept).toEqual(afterLate.minutes.filter((s) => s.timestampMs >= day0 + 12 * HOUR));
       },
     );
 

@@ -19,6 +19,7 @@ import { type PostgresHarness, TEST_PG_PASSWORD, startPostgres } from '../harnes
 import { type RedisHandle, startRedis } from '../harness/redis.js';
 import { killAll, spawnCli } from '../support/cli-process.js';
 import { ALL_RAW_SAMPLES } from '../../src/storage/chunks.js';
+import { ALL_MINUTE_BUCKETS } from '../../src/storage/minute-chunks.js';
 
 const ROWS = 120_000;
 const TOPIC = 'telemetry';
@@ -136,7 +137,7 @@ describe('PostgreSQL stopped (immediate) and restarted during ingest', () => {
       expect(collector.child.signalCode).toBeNull();
       const totals = await tryQuery<{ raw: number; m: number; h: number; ledger: number }>(
         url,
-        `SELECT (SELECT count(*) FROM ${ALL_RAW_SAMPLES} AS a)::float8 AS raw, (SELECT sum(count) FROM samples_1m)::float8 AS m,
+        `SELECT (SELECT count(*) FROM ${ALL_RAW_SAMPLES} AS a)::float8 AS raw, (SELECT sum(count) FROM ${ALL_MINUTE_BUCKETS} AS mb)::float8 AS m,
               (SELECT sum(count) FROM samples_1h)::float8 AS h, (SELECT count(*) FROM batch_ledger)::float8 AS ledger`,
       );
       expect(totals).toEqual({ raw: ROWS, m: ROWS, h: ROWS, ledger: summary.batches });

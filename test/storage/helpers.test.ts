@@ -195,7 +195,8 @@ describe('resolution rule', () => {
   it('builds rollup statements on the rollup table only, start rounded down to its bucket', () => {
     const s = buildSampleQuery({ gpu: { uuid: 'u' }, startMs: 90_000, endMs: 200_000, resolution: '1m' });
     expect(s.resolution).toBe('1m');
-    expect(s.text).toContain('JOIN samples_1m r');
+    expect(s.text).toContain('FROM samples_1m WHERE');
+    expect(s.text).toContain('FROM rollup_chunks_1m c');
     expect(s.text).not.toMatch(/JOIN samples\b/);
     expect(s.params).toEqual(['u', 60_000, 200_000, 1000]);
   });
