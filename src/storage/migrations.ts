@@ -23,9 +23,10 @@
  *   retention deletes whole old days through `nexus_trim_daily(cutoff)` (SECURITY DEFINER).
  * - v6: `sample_chunks` and `chunk_windows`: raw samples older than the hot window as compressed
  *   per-series chunks of 6-hour windows (src/storage/chunks.ts).
- * - v7: `rollup_chunks_1m`: the 1-minute rollups of those windows as chunks too
- *   (src/storage/minute-chunks.ts); the compaction, expansion and trim functions of v6 cover them, and
- *   `nexus_drop_compacted_minutes(day)` drops the emptied 1-minute day partitions.
+ * - v7: the 1-minute rollups of compacted windows: computed from the raw chunks while those exist,
+ *   stored in `rollup_chunks_1m` once they expire (src/storage/minute-chunks.ts); the compaction,
+ *   expansion and trim functions of v6 cover them, and `nexus_drop_compacted_minutes(day)` drops
+ *   the emptied 1-minute day partitions.
  */
 import type { SqlExecutor } from './sql-executor.js';
 
@@ -568,8 +569,14 @@ REVOKE ALL ON FUNCTION nexus_drop_compacted_day(timestamptz) FROM PUBLIC;
   },
   {
     version: 7,
-    name: '1-minute rollups older than the hot window as compressed chunks (rollup_chunks_1m, src/storage/minute-chunks.ts)',
+    name: '1-minute rollups of compacted windows computed from the raw chunks, stored as chunks once those expire (rollup_chunks_1m, src/storage/minute-chunks.ts)',
     sql: `
+-- While a window's raw samples are chunks, its 1-minute buckets are computed from them (no rows,
+-- no chunk: at a 30 s scrape a bucket's five numbers take more room than its two samples). They
+-- are stored here once the raw chunks expire, and when the raw samples of a window are not all
+-- there any more (a late write after that). Readers take, per series and window, this chunk if
+-- there is one, else the raw chunk's buckets; rows always.
+--
 -- One row per series per 6-hour UTC window: the window's 1-minute buckets. minutes[i] is bucket
 -- i's minute in the window (ascending), counts[i] its count, last_us[i] how far into the minute
 -- its last sample is (us), aggs[i] its min, max, sum and last: one row of a two-dimensional array,
@@ -613,6 +620,21 @@ AS $fn$
   CROSS JOIN LATERAL generate_series(r.lo, r.hi) AS i
 $fn$;
 
+-- The 1-minute buckets of one raw chunk (nexus_chunk_samples' arguments) holding its samples in
+-- [p_from, p_to) (NULL: unbounded); a bucket is whole when the bounds are minutes or unbounded.
+CREATE FUNCTION nexus_chunk_minutes(p_first timestamptz, p_step bigint, p_maxj bigint, p_jitter bigint[],
+                                    p_vals double precision[], p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (bucket timestamptz, min double precision, max double precision, sum double precision,
+               count bigint, last double precision, last_ts timestamptz)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$
+  SELECT to_timestamp((floor(extract(epoch FROM d.ts) / 60) * 60)::float8), min(d.value), max(d.value),
+         sum(d.value ORDER BY d.ts), count(*), (array_agg(d.value ORDER BY d.ts DESC))[1], max(d.ts)
+  FROM nexus_chunk_samples(p_first, p_step, p_maxj, p_jitter, p_vals, p_from, p_to) d
+  WHERE (p_from IS NULL OR d.ts >= p_from) AND (p_to IS NULL OR d.ts < p_to)
+  GROUP BY 1
+$fn$;
+
 -- Pack the 1-minute rows of one window into chunks (inside nexus_compact_window, under its lock):
 -- chunks of series that also have rows there (a late write raced) are unpacked and rebuilt.
 CREATE FUNCTION nexus_pack_minutes(p_start timestamptz) RETURNS bigint
@@ -652,17 +674,24 @@ DECLARE
 BEGIN
   UPDATE chunk_windows SET dirty = true
     WHERE start_ts = ANY(ARRAY(SELECT DISTINCT to_timestamp(w / 1000) FROM unnest(p_windows_ms) AS u(w))) AND NOT dirty;
-  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
-  gone AS (DELETE FROM rollup_chunks_1m c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
+  -- The 1-minute buckets of a raw chunk without a 1-minute chunk come back as rows, computed.
+  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w))
   INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
-  SELECT g.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts FROM gone g
-  CROSS JOIN LATERAL nexus_minute_chunk_rows(g.start_ts, g.minutes, g.counts, g.last_us, g.aggs, NULL, NULL) d;
+  SELECT c.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts
+  FROM k JOIN sample_chunks c ON c.series_id = k.i AND c.start_ts = k.w
+  CROSS JOIN LATERAL nexus_chunk_minutes(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, NULL, NULL) d
+  WHERE NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts);
   WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
   gone AS (DELETE FROM sample_chunks c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
   INSERT INTO samples (series_id, ts, value)
   SELECT g.series_id, d.ts, d.value FROM gone g
   CROSS JOIN LATERAL nexus_chunk_samples(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d;
   GET DIAGNOSTICS v_n = ROW_COUNT;
+  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
+  gone AS (DELETE FROM rollup_chunks_1m c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
+  INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT g.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts FROM gone g
+  CROSS JOIN LATERAL nexus_minute_chunk_rows(g.start_ts, g.minutes, g.counts, g.last_us, g.aggs, NULL, NULL) d;
   RETURN v_n;
 END
 $fn$;
@@ -702,6 +731,14 @@ BEGIN
     FROM st GROUP BY series_id, step
     RETURNING n)
   SELECT coalesce(sum(n), 0) INTO v_n FROM ins;
+  -- A series' 1-minute rows whose counts add up to its chunk's samples are exactly what readers
+  -- compute from the chunk: they go. The rest (raw samples expired before a late write) are packed.
+  WITH m AS (SELECT series_id, sum(count) AS n FROM samples_1m WHERE bucket >= p_start AND bucket < v_end
+             GROUP BY series_id)
+  DELETE FROM samples_1m x USING m, sample_chunks c
+    WHERE x.series_id = m.series_id AND x.bucket >= p_start AND x.bucket < v_end
+      AND c.series_id = m.series_id AND c.start_ts = p_start AND c.n = m.n
+      AND NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = m.series_id AND r.start_ts = p_start);
   PERFORM nexus_pack_minutes(p_start);
   INSERT INTO chunk_windows (start_ts, dirty) VALUES (p_start, false)
     ON CONFLICT (start_ts) DO UPDATE SET dirty = false;
@@ -757,14 +794,26 @@ BEGIN
 END
 $fn$;
 
--- Retention of raw chunks. The rebuilt-window marks stay (until the 1-minute chunks of the
--- window go): a late write there must still turn that window's 1-minute chunks back into rows.
+-- Retention of raw chunks: the 1-minute buckets computed from them are stored first, as chunks.
+-- The rebuilt-window marks stay (until the 1-minute chunks of the window go): a late write there
+-- must still turn that window's 1-minute chunks back into rows.
 CREATE OR REPLACE FUNCTION nexus_trim_chunks(p_cutoff timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
 AS $fn$
 DECLARE
   v_n bigint;
 BEGIN
+  INSERT INTO rollup_chunks_1m (series_id, start_ts, first_ts, last_ts, n, minutes, counts, last_us, aggs)
+  SELECT c.series_id, c.start_ts, min(d.bucket), max(d.bucket), count(*),
+         array_agg((extract(epoch FROM d.bucket - c.start_ts) / 60)::smallint ORDER BY d.bucket),
+         array_agg(d.count::integer ORDER BY d.bucket),
+         array_agg((extract(epoch FROM d.last_ts - d.bucket) * 1000000)::integer ORDER BY d.bucket),
+         array_agg(ARRAY[d.min, d.max, d.sum, d.last] ORDER BY d.bucket)
+  FROM sample_chunks c
+  CROSS JOIN LATERAL nexus_chunk_minutes(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, NULL, NULL) d
+  WHERE c.start_ts + interval '6 hours' <= p_cutoff
+    AND NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)
+  GROUP BY c.series_id, c.start_ts;
   DELETE FROM sample_chunks WHERE start_ts + interval '6 hours' <= p_cutoff;
   GET DIAGNOSTICS v_n = ROW_COUNT;
   RETURN v_n;

@@ -1,11 +1,13 @@
 /**
- * Compressed chunks of 1-minute rollups (migration 7, `rollup_chunks_1m`): the compaction pass that
- * turns a 6-hour window's raw rows into `sample_chunks` (chunks.ts) also turns the window's
- * `samples_1m` rows into one row per series of arrays (minute, count, offset of the last sample,
- * and min/max/sum/last side by side), which TOAST compresses. A late write into the window turns
- * both back into rows, in the same call. Readers of the 1-minute level see rows and chunks as one
- * through {@link minuteRollupSql}. Why: at a 30 s scrape a 1-minute row stored more bytes than the
- * two samples it summarises (docs/performance.md, "1-minute rollups as chunks").
+ * The 1-minute rollups of compacted windows (migration 7). When a compaction pass turns a 6-hour
+ * window's raw rows into `sample_chunks` (chunks.ts), the window's `samples_1m` rows go: readers
+ * compute those buckets from the raw chunks (at a 30 s scrape a bucket's five numbers took more
+ * room than its two samples). When the raw chunks expire, their buckets are stored in
+ * `rollup_chunks_1m`, one row per series and window of arrays (minute, count, offset of the last
+ * sample, and min/max/sum/last side by side) that TOAST compresses; so are the rows of a window
+ * whose raw samples are no longer all there. A late write into a compacted window turns its
+ * chunks back into rows first. Readers of the 1-minute level see all of it as one through
+ * {@link minuteRollupSql}. Measured: docs/performance.md, "1-minute rollups of compacted windows".
  */
 import type { RawBounds } from './chunks.js';
 import type { SqlExecutor } from './sql-executor.js';
@@ -15,30 +17,75 @@ const windowOf = (column: string, b: RawBounds): string[] => [
   ...(b.to === undefined ? [] : [`${column} ${b.toExclusive ? '<' : '<='} ${b.to}`]),
 ];
 
-/**
- * Every 1-minute bucket (`series_id`, `bucket`, `min`, `max`, `sum`, `count`, `last`) of the series
- * `seriesOf(column)` selects whose start lies within the bounds: the rows of `samples_1m` and the
- * chunks' buckets, as one relation (unordered). Chunks are pruned on the primary key and on their
- * first and last bucket; only the slice of a chunk that can hold the bounds is read.
- */
-export function minuteRollupSql(seriesOf: (column: string) => string, b: RawBounds = {}): string {
+/** Conditions on chunk table `c` for the chunks of the series `seriesOf` selects that can overlap the bounds. */
+function chunkPrune(seriesOf: (column: string) => string, b: RawBounds): string[] {
   const before = b.toExclusive ? '<' : '<=';
-  const rows = [seriesOf('series_id'), ...windowOf('bucket', b)];
-  const prune = [
+  return [
     seriesOf('c.series_id'),
     ...(b.from === undefined
       ? []
       : [`c.start_ts > ${b.from} - interval '6 hours'`, `c.last_ts >= ${b.from}`]),
     ...(b.to === undefined ? [] : [`c.start_ts ${before} ${b.to}`, `c.first_ts ${before} ${b.to}`]),
-    ...windowOf('d.bucket', b),
   ];
+}
+
+/**
+ * {@link chunkPrune} for raw chunks: a bucket starting at the upper bound holds samples up to a
+ * minute past it, so the first sample of a chunk may lie that far beyond.
+ */
+function rawChunkPrune(seriesOf: (column: string) => string, b: RawBounds): string[] {
+  return [
+    ...chunkPrune(seriesOf, { ...(b.from === undefined ? {} : { from: b.from }) }),
+    ...(b.to === undefined
+      ? []
+      : [`c.start_ts ${b.toExclusive ? '<' : '<='} ${b.to}`, `c.first_ts < ${b.to} + interval '1 minute'`]),
+  ];
+}
+
+/** The series and window of raw chunk `c` have a 1-minute chunk, which then holds the buckets. */
+const HAS_MINUTE_CHUNK =
+  'EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)';
+
+/**
+ * Every 1-minute bucket (`series_id`, `bucket`, `min`, `max`, `sum`, `count`, `last`) of the series
+ * `seriesOf(column)` selects whose start lies within the bounds, as one relation (unordered): the
+ * rows of `samples_1m`, the 1-minute chunks, and the buckets computed from the raw chunks of the
+ * series and windows without a 1-minute chunk. Chunks are pruned on their primary key and on their
+ * first and last time; only the slice of a chunk that can hold the bounds is read.
+ */
+export function minuteRollupSql(seriesOf: (column: string) => string, b: RawBounds = {}): string {
+  const rows = [seriesOf('series_id'), ...windowOf('bucket', b)];
+  const buckets = windowOf('d.bucket', b);
+  // Raw samples of the buckets starting in the bounds: from the lower bound (a bucket starting at
+  // or after it holds no earlier sample) to a minute past the upper one.
+  const rawTo = b.to === undefined ? 'NULL' : `${b.to} + interval '1 minute'`;
   return `(SELECT series_id, bucket, min, max, sum, count, last FROM samples_1m WHERE ${rows.join(' AND ')}
 UNION ALL
 SELECT c.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last
 FROM rollup_chunks_1m c
 CROSS JOIN LATERAL nexus_minute_chunk_rows(c.start_ts, c.minutes, c.counts, c.last_us, c.aggs,
   ${b.from ?? 'NULL'}, ${b.to ?? 'NULL'}) d
-WHERE ${prune.join(' AND ')})`;
+WHERE ${[...chunkPrune(seriesOf, b), ...buckets].join(' AND ')}
+UNION ALL
+SELECT c.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last
+FROM sample_chunks c
+CROSS JOIN LATERAL nexus_chunk_minutes(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
+  ${b.from ?? 'NULL'}, ${rawTo}) d
+WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, ...buckets].join(' AND ')})`;
+}
+
+/**
+ * The series (`series_id`, repeats possible) `seriesOf(column)` selects that may have a 1-minute
+ * bucket starting within the bounds: those with a row there, and those with a chunk of either
+ * kind over them (a superset, read without computing a bucket).
+ */
+export function minuteSeriesSql(seriesOf: (column: string) => string, b: RawBounds): string {
+  const rows = [seriesOf('series_id'), ...windowOf('bucket', b)];
+  return `(SELECT series_id FROM samples_1m WHERE ${rows.join(' AND ')}
+UNION ALL
+SELECT c.series_id FROM rollup_chunks_1m c WHERE ${chunkPrune(seriesOf, b).join(' AND ')}
+UNION ALL
+SELECT c.series_id FROM sample_chunks c WHERE ${rawChunkPrune(seriesOf, b).join(' AND ')})`;
 }
 
 /** Delete the 1-minute chunks of windows that end at or before `cutoffMs` (the rollup bound). */

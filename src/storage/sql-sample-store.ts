@@ -64,7 +64,7 @@ import {
   toStoredGpu,
 } from './queries.js';
 import { compactRawSamples, newestChunkDayEnd, rawSamplesSql, trimChunks } from './chunks.js';
-import { minuteRollupSql, trimMinuteChunks } from './minute-chunks.js';
+import { minuteRollupSql, minuteSeriesSql, trimMinuteChunks } from './minute-chunks.js';
 import { DAILY_LEVEL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
@@ -114,7 +114,7 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
       // series, not every series the filter matches over the whole range.
       const minute = Math.floor(from / 60_000) * 60_000;
       const active = (column: string): string =>
-        `${column} = ANY(ARRAY(SELECT DISTINCT m.series_id FROM ${minuteRollupSql(series, {
+        `${column} = ANY(ARRAY(SELECT DISTINCT m.series_id FROM ${minuteSeriesSql(series, {
           from: `to_timestamp(${p(minute)} / 1000)`,
           to: `to_timestamp(${p(to)} / 1000)`,
           toExclusive: true,

@@ -1,18 +1,18 @@
 /**
- * 1-minute rollups as chunks (migration 7, src/storage/minute-chunks.ts), on PGlite: compaction
- * moves the 1-minute rows of its windows into `rollup_chunks_1m` and drops the emptied day
- * partitions, every 1-minute read answers as before for random bounds (the slice arithmetic of
- * `nexus_minute_chunk_rows` included), a late write turns the bucket's chunk back into rows and
- * merges into it, and the chunks take a fraction of the rows' bytes.
+ * 1-minute rollups of compacted windows (migration 7, src/storage/minute-chunks.ts), on PGlite:
+ * compaction drops their rows (and emptied day partitions) and every 1-minute read, for random
+ * bounds, answers the same from the raw chunks; raw retention stores them as `rollup_chunks_1m`
+ * (a fraction of the rows' bytes) with the same answers (the slice arithmetic of
+ * `nexus_minute_chunk_rows` included); late samples into either kind of window are merged once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
+import type { SeriesSummary } from '../../src/ports/sample-store.js';
 import type { SqlSampleStore } from '../../src/storage/sql-sample-store.js';
 import { batch, sample } from '../support/samples.js';
 
 const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 const DAY0 = Date.parse('1960-05-01T00:00:00Z');
 
 /** Deterministic pseudo-random numbers in [0, 1). */
@@ -71,93 +71,148 @@ describe('1-minute rollups as chunks (PGlite)', () => {
     await store?.close();
   });
 
-  it('compaction moves the buckets into chunks and answers every 1-minute read as before', async () => {
-    const bounds = Array.from({ length: 40 }, () => {
+  const bounds = [
+    ...Array.from({ length: 40 }, () => {
       const a = DAY0 - HOUR + Math.floor(rand() * 32 * HOUR);
       const b = a + Math.floor(rand() * (rand() < 0.5 ? 20 * 60_000 : 9 * HOUR));
       return [a, b] as const;
-    });
-    const answers = async () => ({
-      all: await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 10_000 }),
-      ranges: await Promise.all(
-        bounds.map(([startMs, endMs], i) =>
-          store.querySamples({
-            gpu,
-            resolution: '1m',
-            startMs,
-            endMs,
-            order: i % 2 ? 'asc' : 'desc',
-            limit: 10_000,
-          }),
+    }),
+    // Ending on a window's first minute, whose first samples come after the bound.
+    [DAY0 + 5 * HOUR, DAY0 + 6 * HOUR],
+    [DAY0 + 6 * HOUR, DAY0 + 6 * HOUR],
+    [DAY0 + 12 * HOUR - 60_000, DAY0 + 12 * HOUR + 1],
+  ] as const;
+  const round = (l: SeriesSummary[]) => l.map((s) => ({ ...s, sum: Number(s.sum.toPrecision(12)) }));
+  /** Every 1-minute answer: the whole series, 40 random ranges, their summaries. */
+  const minuteAnswers = async () => ({
+    all: await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 10_000 }),
+    ranges: await Promise.all(
+      bounds.map(([startMs, endMs], i: number) =>
+        store.querySamples({
+          gpu,
+          resolution: '1m',
+          startMs,
+          endMs,
+          order: i % 2 ? 'asc' : 'desc',
+          limit: 10_000,
+        }),
+      ),
+    ),
+    summaries: await Promise.all(
+      bounds.map(async ([startMs, endMs]) =>
+        round(await store.summarizeSeries({ filter: { clusterId: 'mc' }, startMs, endMs, resolution: '1m' })),
+      ),
+    ),
+  });
+  const rawSummaries = () =>
+    Promise.all(
+      bounds.map(async ([startMs, endMs]) =>
+        round(
+          await store.summarizeSeries({ filter: { clusterId: 'mc' }, startMs, endMs, resolution: 'raw' }),
         ),
       ),
-      summaries: await Promise.all(
-        bounds.map(([startMs, endMs]) =>
-          store.summarizeSeries({ filter: { clusterId: 'mc' }, startMs, endMs, resolution: '1m' }),
-        ),
-      ),
-      rawSummaries: await Promise.all(
-        bounds.map(([startMs, endMs]) =>
-          store.summarizeSeries({ filter: { clusterId: 'mc' }, startMs, endMs, resolution: 'raw' }),
-        ),
-      ),
-    });
-    const rounded = (a: Awaited<ReturnType<typeof answers>>) => ({
-      ...a,
-      summaries: a.summaries.map((l) => l.map((s) => ({ ...s, sum: Number(s.sum.toPrecision(12)) }))),
-      rawSummaries: a.rawSummaries.map((l) => l.map((s) => ({ ...s, sum: Number(s.sum.toPrecision(12)) }))),
-    });
-    const before = rounded(await answers());
+    );
+  const counts = async () =>
+    (
+      await sql<{ rows: number; chunks: number; buckets: number; bytes: number; raw: number }>(
+        `SELECT (SELECT count(*) FROM samples_1m)::float8 AS rows, count(*)::float8 AS chunks,
+                coalesce(sum(n), 0)::float8 AS buckets, coalesce(sum(pg_column_size(c.*)), 0)::float8 AS bytes,
+                (SELECT count(*) FROM sample_chunks)::float8 AS raw
+         FROM rollup_chunks_1m c`,
+      )
+    )[0]!;
+  let before: Awaited<ReturnType<typeof minuteAnswers>>;
+  let rowsBefore: { n: number; bytes: number };
+  const lateMinute = DAY0 + 7 * HOUR + 10 * 60_000; // inside the temperature gap
+  const busyMinute = DAY0 + 3 * HOUR + 5 * 60_000; // a power minute with 3 samples
+  const atMinute = async (startMs: number, metric: string) =>
+    (await store.querySamples({ gpu, resolution: '1m', startMs, endMs: startMs, limit: 10 })).find(
+      (s) => s.metric === metric,
+    );
+
+  it('compaction drops the 1-minute rows of its windows: readers compute them from the raw chunks, same answers', async () => {
+    before = await minuteAnswers();
+    const raw = await rawSummaries();
     // 30 h of power at 20 s: 1,800 minutes with 3 samples each; temperature fills most minutes.
     expect(before.all.filter((s) => s.metric === 'DCGM_FI_DEV_POWER_USAGE')).toHaveLength(1800);
     expect(before.ranges.some((r) => r.length > 100)).toBe(true);
-    const [rowsBefore] = await sql<{ n: number; bytes: number }>(
-      `SELECT count(*)::float8 AS n, sum(pg_column_size(m.*))::float8 AS bytes FROM samples_1m m`,
-    );
+    rowsBefore = (
+      await sql<{ n: number; bytes: number }>(
+        `SELECT count(*)::float8 AS n, sum(pg_column_size(m.*))::float8 AS bytes FROM samples_1m m`,
+      )
+    )[0]!;
 
     const result = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 40 * HOUR });
     expect(result.windows).toBe(6); // 4 + 2 of the second day (the second one empty)
     expect(result.droppedPartitions).toEqual(['samples_p19600501', 'samples_1m_p19600501']);
-    const [after] = await sql<{ rows: number; chunks: number; buckets: number; bytes: number }>(
-      `SELECT (SELECT count(*) FROM samples_1m)::float8 AS rows, count(*)::float8 AS chunks,
-              sum(n)::float8 AS buckets, sum(pg_column_size(c.*))::float8 AS bytes FROM rollup_chunks_1m c`,
-    );
-    // 2 series x 5 windows, every bucket moved; the 1-minute day partition went with the raw one.
-    expect(after).toMatchObject({ rows: 0, chunks: 10, buckets: rowsBefore!.n });
-    expect(after!.bytes).toBeLessThan(rowsBefore!.bytes / 3);
+    // 2 series x 5 windows of raw chunks; no 1-minute row or chunk left.
+    expect(await counts()).toMatchObject({ rows: 0, chunks: 0, raw: 10 });
     const parts = await sql<{ name: string }>(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
        WHERE i.inhparent = 'samples_1m'::regclass ORDER BY 1`,
     );
     expect(parts.map((p) => p.name)).not.toContain('samples_1m_p19600501');
-    expect(rounded(await answers())).toEqual(before);
+    expect(await minuteAnswers()).toEqual(before);
+    expect(await rawSummaries()).toEqual(raw);
   });
 
-  it('a late sample turns its window back into rows and merges into its bucket; the next pass packs it again', async () => {
-    const minute = DAY0 + 7 * HOUR + 10 * 60_000; // inside the temperature gap
-    const existing = DAY0 + 3 * HOUR + 5 * 60_000; // a power minute with 3 samples
-    const read = (startMs: number) =>
-      store.querySamples({ gpu, resolution: '1m', startMs, endMs: startMs, limit: 10 });
-    const [power] = (await read(existing)).filter((s) => s.metric === 'DCGM_FI_DEV_POWER_USAGE');
+  it('a late sample into a compacted window: rows computed back, merged, dropped again by the next pass', async () => {
+    const power = await atMinute(busyMinute, 'DCGM_FI_DEV_POWER_USAGE');
     expect(power?.aggregate?.count).toBe(3);
     const late = [
-      sample({ ...key('DCGM_FI_DEV_GPU_TEMP'), timestampMs: minute + 5_000, value: 12.5 }),
-      sample({ ...key('DCGM_FI_DEV_POWER_USAGE'), timestampMs: existing + 59_999, value: 10_000 }),
+      sample({ ...key('DCGM_FI_DEV_GPU_TEMP'), timestampMs: lateMinute + 5_000, value: 12.5 }),
+      sample({ ...key('DCGM_FI_DEV_POWER_USAGE'), timestampMs: busyMinute + 59_999, value: 10_000 }),
     ];
     expect((await store.writeBatch(batch(late))).inserted).toBe(2);
     const check = async () => {
-      const temp = (await read(minute)).find((s) => s.metric === 'DCGM_FI_DEV_GPU_TEMP');
-      expect(temp?.aggregate).toMatchObject({ count: 1, min: 12.5, max: 12.5, last: 12.5 });
-      const p = (await read(existing)).find((s) => s.metric === 'DCGM_FI_DEV_POWER_USAGE');
-      expect(p?.aggregate).toMatchObject({ count: 4, max: 10_000, last: 10_000, min: power!.aggregate!.min });
+      expect((await atMinute(lateMinute, 'DCGM_FI_DEV_GPU_TEMP'))?.aggregate).toMatchObject({
+        count: 1,
+        min: 12.5,
+        max: 12.5,
+        last: 12.5,
+      });
+      expect((await atMinute(busyMinute, 'DCGM_FI_DEV_POWER_USAGE'))?.aggregate).toMatchObject({
+        count: 4,
+        max: 10_000,
+        last: 10_000,
+        min: power!.aggregate!.min,
+      });
     };
     await check();
-    const [rows] = await sql<{ n: number }>('SELECT count(*)::float8 AS n FROM samples_1m');
-    expect(rows!.n).toBeGreaterThan(100); // a chunk of each window came back as rows
+    // The two chunks the late samples fell in came back as rows, with their buckets.
+    const back = await counts();
+    expect(back).toMatchObject({ chunks: 0, raw: 8 });
+    expect(back.rows).toBeGreaterThan(600);
     const again = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 40 * HOUR });
     expect(again.windows).toBe(2); // the two windows the late samples made dirty
-    const [left] = await sql<{ n: number }>('SELECT count(*)::float8 AS n FROM samples_1m');
-    expect(left!.n).toBe(0);
+    expect(await counts()).toMatchObject({ rows: 0, chunks: 0, raw: 10 });
     await check();
+    before = await minuteAnswers();
+    expect(before.all).toHaveLength(rowsBefore.n + 1);
+  });
+
+  it('raw retention stores the buckets of the expiring chunks as 1-minute chunks, a fraction of the rows', async () => {
+    await store.applyRetention({ rawMs: HOUR, rollupMs: 0, nowMs: DAY0 + 40 * HOUR });
+    const after = await counts();
+    expect(after).toMatchObject({ rows: 0, chunks: 10, raw: 0, buckets: rowsBefore.n + 1 });
+    expect(after.bytes).toBeLessThan(rowsBefore.bytes / 3);
+    expect(await store.querySamples({ gpu, order: 'asc', limit: 10 })).toEqual([]);
+    expect(await minuteAnswers()).toEqual(before);
+  });
+
+  it('a late sample into a window whose raw samples expired: merged into the stored buckets, packed again', async () => {
+    const temp = await atMinute(lateMinute, 'DCGM_FI_DEV_GPU_TEMP');
+    expect(temp?.aggregate?.count).toBe(1);
+    const late = sample({ ...key('DCGM_FI_DEV_GPU_TEMP'), timestampMs: lateMinute + 50_000, value: 3 });
+    expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
+    const merged = { count: 2, min: 3, max: 12.5, last: 3 };
+    expect((await atMinute(lateMinute, 'DCGM_FI_DEV_GPU_TEMP'))?.aggregate).toMatchObject(merged);
+    const again = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 40 * HOUR });
+    expect(again.windows).toBe(1);
+    // The window's one raw sample is a chunk again; its buckets stay stored (the raw chunk does not
+    // hold them all), so readers take the 1-minute chunk over the raw one.
+    expect(await counts()).toMatchObject({ rows: 0, chunks: 10, raw: 1, buckets: rowsBefore.n + 1 });
+    expect((await atMinute(lateMinute, 'DCGM_FI_DEV_GPU_TEMP'))?.aggregate).toMatchObject(merged);
+    expect((await minuteAnswers()).all).toHaveLength(rowsBefore.n + 1);
   });
 });
