@@ -15,7 +15,7 @@
  *   6. PromQL query_range latency beside Prometheus 2.42 on the same data (bench/promql.ts)
  *   7. cost per sample beside Prometheus (issue 18's table: ingest rate, disk per sample, one GPU's
  *      raw hour, latest values; 1,000 GPUs x 10 metrics x 100 scrapes, `--cost-gpus` to change;
- *      bench/cost-per-sample.ts)
+ *      then the same at steady state, 140 GPUs x 720 scrapes; bench/cost-per-sample.ts)
  *   8. fleet analytics: attribution by namespace over 30 days at 1,000 GPUs from rollups (target
  *      < 1 s), idle and outliers over 7 days, and the raw computation it must equal
  *      (`--analytics-gpus`, `--analytics-days` to change; bench/analytics.ts)
@@ -100,6 +100,9 @@ async function main(): Promise<void> {
     const events = await benchEvents({ runs, replays: 2, log });
     const promql = await benchPromql({ runs, log });
     const cost = await benchCostPerSample({ runs, gpus: intArg('--cost-gpus', 1000), log });
+    // The same million samples as 6 hours of 140 GPUs: each series fills its 6-hour chunk, as it
+    // does in a store that has run for a while (the 50 minutes above leave every chunk short).
+    const costSteady = await benchCostPerSample({ runs, gpus: 140, scrapes: 720, log });
     const analytics = await benchAnalytics({
       gpus: intArg('--analytics-gpus', 1000),
       days: intArg('--analytics-days', 30),
@@ -137,6 +140,7 @@ async function main(): Promise<void> {
       events,
       promql,
       cost,
+      costSteady,
       analytics,
     };
 
@@ -184,6 +188,7 @@ async function main(): Promise<void> {
     console.log(`\nevent latency, collector write -> subscriber (embedded)\n${formatEventFigures(events)}`);
     console.log(`\n${formatPromqlFigures(promql)}`);
     console.log(`\n${formatCostFigures(cost)}`);
+    console.log(`\n${formatCostFigures(costSteady)}`);
     console.log(`\n${formatAnalyticsFigures(analytics)}`);
     console.log(`\nwall time of the whole bench: ${Math.round((performance.now() - benchStarted) / 1000)} s`);
 
