@@ -51,6 +51,7 @@ import {
   type Statement,
   buildSeriesByIds,
   toStoredSampleOf,
+  asJsonRows,
   buildListDeadLetters,
   buildLatestSamples,
   buildListGpus,
@@ -302,8 +303,15 @@ export class SqlSampleStore implements SampleStore {
 
   querySamples(query: SampleQuery): Promise<StoredSample[]> {
     return this.#run('querySamples', async () => {
-      const { text, params } = buildSampleQuery(query);
-      const { rows } = await this.#backend.executor.query<NarrowSampleRow>(text, params);
+      const statement = buildSampleQuery(query);
+      if (statement.resolution === 'raw') {
+        const { text, params } = asJsonRows(statement, query.order);
+        const { rows } = await this.#backend.executor.query<{ rows: string }>(text, params);
+        const raw = JSON.parse(rows[0]?.rows ?? '[]') as [number, number, number][];
+        const series = await this.#seriesRows(raw.map((r) => r[0]));
+        return raw.map(([id, ts_ms, value]) => toStoredSampleOf(series.get(id)!, { ts_ms, value }));
+      }
+      const { rows } = await this.#backend.executor.query<NarrowSampleRow>(statement.text, statement.params);
       const series = await this.#seriesRows(rows.map((r) => r.series_id));
       return rows.map((r) => toStoredSampleOf(series.get(r.series_id)!, r));
     });
