@@ -192,7 +192,8 @@ WHERE NOT dirty AND start_ts < to_timestamp($1::float8 / 1000)`,
     ).rows.map((r) => r.w),
   );
   const todo = new Set<number>();
-  const days = (await listPartitions(db)).filter((p) => p.parent === 'samples' && p.dayMs < horizon);
+  const partitionList = await listPartitions(db);
+  const days = partitionList.filter((p) => p.parent === 'samples' && p.dayMs < horizon);
   for (const p of days) {
     for (let w = p.dayMs; w < p.dayMs + DAY_MS && w + CHUNK_WINDOW_MS <= horizon; w += CHUNK_WINDOW_MS) {
       if (!clean.has(w)) todo.add(w);
@@ -223,11 +224,25 @@ WHERE ts < to_timestamp($1::float8 / 1000)`,
     clean.add(w);
     options.onWindow?.({ startMs: w, samples });
   }
+  const wholeDay = (dayMs: number): boolean => {
+    for (let w = dayMs; w < dayMs + DAY_MS; w += CHUNK_WINDOW_MS) if (!clean.has(w)) return false;
+    return true;
+  };
+  // A 1-minute day partition whose raw one went in an earlier pass (a late write came in between
+  // the two drops) goes once empty.
+  const rawDays = new Set(days.map((p) => p.dayMs));
+  for (const p of partitionList) {
+    if (p.parent !== 'samples_1m' || rawDays.has(p.dayMs) || p.dayMs + DAY_MS > horizon) continue;
+    if (!wholeDay(p.dayMs)) continue;
+    const { rows } = await db.query<{ dropped: boolean }>(
+      'SELECT nexus_drop_compacted_minutes(to_timestamp($1::float8 / 1000)) AS dropped',
+      [p.dayMs],
+    );
+    if (rows[0]?.dropped) result.droppedPartitions.push(partitionName('samples_1m', p.dayMs));
+  }
   for (const p of days) {
     if (p.dayMs + DAY_MS > horizon) continue;
-    let whole = true;
-    for (let w = p.dayMs; w < p.dayMs + DAY_MS; w += CHUNK_WINDOW_MS) whole &&= clean.has(w);
-    if (!whole) continue;
+    if (!wholeDay(p.dayMs)) continue;
     // Checked and dropped in one function, under the day's window locks: rows a writer is adding
     // to the partition right now would otherwise be dropped with it.
     const { rows } = await db.query<{ dropped: boolean }>(

@@ -666,6 +666,25 @@ BEGIN
 END
 $fn$;
 
+-- The 1-minute rows of one compacted window (under its lock): a series' rows whose counts add up
+-- to its raw chunk's samples are exactly what readers compute from the chunk, so they go; the rest
+-- (raw samples expired before a late write, or no chunk) are packed into 1-minute chunks.
+CREATE FUNCTION nexus_settle_minutes(p_start timestamptz) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_end timestamptz := p_start + interval '6 hours';
+BEGIN
+  WITH m AS (SELECT series_id, sum(count) AS n FROM samples_1m WHERE bucket >= p_start AND bucket < v_end
+             GROUP BY series_id)
+  DELETE FROM samples_1m x USING m, sample_chunks c
+    WHERE x.series_id = m.series_id AND x.bucket >= p_start AND x.bucket < v_end
+      AND c.series_id = m.series_id AND c.start_ts = p_start AND c.n = m.n
+      AND NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = m.series_id AND r.start_ts = p_start);
+  PERFORM nexus_pack_minutes(p_start);
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION nexus_expand_chunks(p_series int4[], p_windows_ms float8[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT
 AS $fn$
@@ -674,15 +693,16 @@ DECLARE
 BEGIN
   UPDATE chunk_windows SET dirty = true
     WHERE start_ts = ANY(ARRAY(SELECT DISTINCT to_timestamp(w / 1000) FROM unnest(p_windows_ms) AS u(w))) AND NOT dirty;
-  -- The 1-minute buckets of a raw chunk without a 1-minute chunk come back as rows, computed.
-  WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w))
-  INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
-  SELECT c.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts
-  FROM k JOIN sample_chunks c ON c.series_id = k.i AND c.start_ts = k.w
-  CROSS JOIN LATERAL nexus_chunk_minutes(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, NULL, NULL) d
-  WHERE NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts);
+  -- Raw chunks back to rows, and, where no 1-minute chunk holds the buckets, the buckets computed
+  -- from them. Deleted first: a second late writer of the same chunk waits on the delete's row
+  -- lock, then finds nothing left to restore.
   WITH k AS (SELECT DISTINCT i, to_timestamp(w / 1000) AS w FROM unnest(p_series, p_windows_ms) AS u(i, w)),
-  gone AS (DELETE FROM sample_chunks c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*)
+  gone AS (DELETE FROM sample_chunks c USING k WHERE c.series_id = k.i AND c.start_ts = k.w RETURNING c.*),
+  minutes AS (
+    INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+    SELECT g.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last, d.last_ts FROM gone g
+    CROSS JOIN LATERAL nexus_chunk_minutes(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d
+    WHERE NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = g.series_id AND r.start_ts = g.start_ts))
   INSERT INTO samples (series_id, ts, value)
   SELECT g.series_id, d.ts, d.value FROM gone g
   CROSS JOIN LATERAL nexus_chunk_samples(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d;
@@ -731,15 +751,7 @@ BEGIN
     FROM st GROUP BY series_id, step
     RETURNING n)
   SELECT coalesce(sum(n), 0) INTO v_n FROM ins;
-  -- A series' 1-minute rows whose counts add up to its chunk's samples are exactly what readers
-  -- compute from the chunk: they go. The rest (raw samples expired before a late write) are packed.
-  WITH m AS (SELECT series_id, sum(count) AS n FROM samples_1m WHERE bucket >= p_start AND bucket < v_end
-             GROUP BY series_id)
-  DELETE FROM samples_1m x USING m, sample_chunks c
-    WHERE x.series_id = m.series_id AND x.bucket >= p_start AND x.bucket < v_end
-      AND c.series_id = m.series_id AND c.start_ts = p_start AND c.n = m.n
-      AND NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = m.series_id AND r.start_ts = p_start);
-  PERFORM nexus_pack_minutes(p_start);
+  PERFORM nexus_settle_minutes(p_start);
   INSERT INTO chunk_windows (start_ts, dirty) VALUES (p_start, false)
     ON CONFLICT (start_ts) DO UPDATE SET dirty = false;
   RETURN v_n;
@@ -801,21 +813,27 @@ CREATE OR REPLACE FUNCTION nexus_trim_chunks(p_cutoff timestamptz) RETURNS bigin
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
 AS $fn$
 DECLARE
+  v_w timestamptz;
   v_n bigint;
 BEGIN
-  INSERT INTO rollup_chunks_1m (series_id, start_ts, first_ts, last_ts, n, minutes, counts, last_us, aggs)
-  SELECT c.series_id, c.start_ts, min(d.bucket), max(d.bucket), count(*),
-         array_agg((extract(epoch FROM d.bucket - c.start_ts) / 60)::smallint ORDER BY d.bucket),
-         array_agg(d.count::integer ORDER BY d.bucket),
-         array_agg((extract(epoch FROM d.last_ts - d.bucket) * 1000000)::integer ORDER BY d.bucket),
-         array_agg(ARRAY[d.min, d.max, d.sum, d.last] ORDER BY d.bucket)
-  FROM sample_chunks c
-  CROSS JOIN LATERAL nexus_chunk_minutes(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, NULL, NULL) d
-  WHERE c.start_ts + interval '6 hours' <= p_cutoff
-    AND NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)
-  GROUP BY c.series_id, c.start_ts;
-  DELETE FROM sample_chunks WHERE start_ts + interval '6 hours' <= p_cutoff;
-  GET DIAGNOSTICS v_n = ROW_COUNT;
+  -- The expiring windows locked as a compaction pass locks one (ascending, as writers do), so no
+  -- late write or pass changes them between the chunks read and the chunks deleted.
+  FOR v_w IN SELECT DISTINCT start_ts FROM sample_chunks WHERE start_ts + interval '6 hours' <= p_cutoff ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM v_w) / 21600)::integer);
+  END LOOP;
+  WITH gone AS (DELETE FROM sample_chunks WHERE start_ts + interval '6 hours' <= p_cutoff RETURNING *),
+  kept AS (
+    INSERT INTO rollup_chunks_1m (series_id, start_ts, first_ts, last_ts, n, minutes, counts, last_us, aggs)
+    SELECT g.series_id, g.start_ts, min(d.bucket), max(d.bucket), count(*),
+           array_agg((extract(epoch FROM d.bucket - g.start_ts) / 60)::smallint ORDER BY d.bucket),
+           array_agg(d.count::integer ORDER BY d.bucket),
+           array_agg((extract(epoch FROM d.last_ts - d.bucket) * 1000000)::integer ORDER BY d.bucket),
+           array_agg(ARRAY[d.min, d.max, d.sum, d.last] ORDER BY d.bucket)
+    FROM gone g
+    CROSS JOIN LATERAL nexus_chunk_minutes(g.first_ts, g.step_us, g.max_jitter_us, g.jitter_us, g.vals, NULL, NULL) d
+    WHERE NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = g.series_id AND r.start_ts = g.start_ts)
+    GROUP BY g.series_id, g.start_ts)
+  SELECT count(*) INTO v_n FROM gone;
   RETURN v_n;
 END
 $fn$;
@@ -835,7 +853,20 @@ BEGIN
   RETURN v_n;
 END
 $fn$;
+-- Windows compacted before this version kept their 1-minute rows beside the raw chunks: settle
+-- them now, or readers would count those buckets twice (and a late write would restore them on
+-- top of themselves). In a dirty window the series a late write expanded get a 1-minute chunk.
+DO $do$
+DECLARE
+  v_w timestamptz;
+BEGIN
+  FOR v_w IN SELECT start_ts FROM chunk_windows ORDER BY 1 LOOP
+    PERFORM nexus_settle_minutes(v_w);
+  END LOOP;
+END
+$do$;
 REVOKE ALL ON FUNCTION nexus_pack_minutes(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_settle_minutes(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_trim_minute_chunks(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_drop_compacted_minutes(timestamptz) FROM PUBLIC;
 `,

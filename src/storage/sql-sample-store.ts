@@ -235,7 +235,8 @@ export interface SqlSampleStoreOptions {
   seriesCacheSize?: number;
   /**
    * Keep the 1m/1h rollups current on write (default true). Turn off only to measure what the
-   * rollups cost: rollup-resolution queries then miss what this store writes.
+   * rollups cost: rollup-resolution queries then miss what this store writes (and 1-minute reads
+   * of compacted windows, computed from their raw chunks, can miss late samples it writes).
    */
   rollups?: boolean;
 }

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
 import type { SeriesSummary } from '../../src/ports/sample-store.js';
+import { applyMigrations, MIGRATIONS } from '../../src/storage/migrations.js';
+import { ALL_MINUTE_BUCKETS } from '../../src/storage/minute-chunks.js';
 import type { SqlSampleStore } from '../../src/storage/sql-sample-store.js';
 import { batch, sample } from '../support/samples.js';
 
@@ -214,5 +216,52 @@ describe('1-minute rollups as chunks (PGlite)', () => {
     expect(await counts()).toMatchObject({ rows: 0, chunks: 10, raw: 1, buckets: rowsBefore.n + 1 });
     expect((await atMinute(lateMinute, 'DCGM_FI_DEV_GPU_TEMP'))?.aggregate).toMatchObject(merged);
     expect((await minuteAnswers()).all).toHaveLength(rowsBefore.n + 1);
+  });
+});
+
+describe('upgrading a store compacted before migration 7 (PGlite)', () => {
+  it('settles the 1-minute rows kept beside the chunks: each bucket once, late writes merge', async () => {
+    const store = (await createPgliteSampleStore({ memory: true })) as SqlSampleStore;
+    try {
+      await store.withSql('test', (db) =>
+        applyMigrations(
+          db,
+          MIGRATIONS.filter((m) => m.version <= 6),
+        ),
+      );
+      const day = Date.parse('2026-11-20T00:00:00Z');
+      const s: Sample[] = [];
+      for (let t = 0; t < 6 * HOUR; t += 30_000) s.push(sample({ timestampMs: day + t, value: 1 }));
+      await store.writeBatch(batch(s));
+      // Version 6's compaction: raw chunks, the 1-minute rows left as they were.
+      await store.withSql('test', async (db) => {
+        for (let w = 0; w < 4; w++)
+          await db.query('SELECT nexus_compact_window(to_timestamp($1::float8 / 1000))', [
+            day + w * 6 * HOUR,
+          ]);
+      });
+      await store.migrate();
+      const totals = () =>
+        store.withSql(
+          'test',
+          async (db) =>
+            (
+              await db.query<{ buckets: number; samples: number }>(
+                `SELECT count(*)::float8 AS buckets, sum(count)::float8 AS samples FROM ${ALL_MINUTE_BUCKETS} AS x`,
+              )
+            ).rows[0],
+        );
+      expect(await totals()).toEqual({ buckets: 360, samples: 720 });
+      expect(
+        (await store.writeBatch(batch([sample({ timestampMs: day + 15_000, value: 5 })]))).inserted,
+      ).toBe(1);
+      expect(await totals()).toEqual({ buckets: 360, samples: 721 });
+      expect(
+        (await store.compact({ hotMs: 2 * HOUR, nowMs: day + 48 * HOUR })).windows,
+      ).toBeGreaterThanOrEqual(1);
+      expect(await totals()).toEqual({ buckets: 360, samples: 721 });
+    } finally {
+      await store.close();
+    }
   });
 });
