@@ -628,8 +628,8 @@ RETURNS TABLE (bucket timestamptz, min double precision, max double precision, s
                count bigint, last double precision, last_ts timestamptz)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$
-  SELECT to_timestamp((floor(extract(epoch FROM d.ts) / 60) * 60)::float8), min(d.value), max(d.value),
-         sum(d.value ORDER BY d.ts), count(*), (array_agg(d.value ORDER BY d.ts DESC))[1], max(d.ts)
+  SELECT date_bin('1 minute', d.ts, '0001-01-01 00:00:00+00'), min(d.value), max(d.value),
+         sum(d.value ORDER BY d.ts), count(*), (array_agg(d.value ORDER BY d.ts))[count(*)], max(d.ts)
   FROM nexus_chunk_samples(p_first, p_step, p_maxj, p_jitter, p_vals, p_from, p_to) d
   WHERE (p_from IS NULL OR d.ts >= p_from) AND (p_to IS NULL OR d.ts < p_to)
   GROUP BY 1

@@ -42,6 +42,9 @@ function rawChunkPrune(seriesOf: (column: string) => string, b: RawBounds): stri
   ];
 }
 
+/** SQL: the start of the UTC minute holding timestamptz `ts` (an origin before any data: rounds down). */
+const MINUTE_OF = (ts: string): string => `date_bin('1 minute', ${ts}, '0001-01-01 00:00:00+00')`;
+
 /** The series and window of raw chunk `c` have a 1-minute chunk, which then holds the buckets. */
 const HAS_MINUTE_CHUNK =
   'EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)';
@@ -55,23 +58,58 @@ const HAS_MINUTE_CHUNK =
  */
 export function minuteRollupSql(seriesOf: (column: string) => string, b: RawBounds = {}): string {
   const rows = [seriesOf('series_id'), ...windowOf('bucket', b)];
-  const buckets = windowOf('d.bucket', b);
   // Raw samples of the buckets starting in the bounds: from the lower bound (a bucket starting at
   // or after it holds no earlier sample) to a minute past the upper one.
-  const rawTo = b.to === undefined ? 'NULL' : `${b.to} + interval '1 minute'`;
+  const rawTo = b.to === undefined ? undefined : `${b.to} + interval '1 minute'`;
+  const raw = {
+    ...(b.from === undefined ? {} : { from: b.from }),
+    ...(rawTo === undefined ? {} : { to: rawTo }),
+  };
+  // One aggregate over every chunk's samples (an aggregate per chunk cost more than the samples:
+  // hourly data has a few samples per chunk). The sum is added in time order, as nexus_chunk_minutes
+  // adds it; `last` is the value at the greatest time.
   return `(SELECT series_id, bucket, min, max, sum, count, last FROM samples_1m WHERE ${rows.join(' AND ')}
 UNION ALL
 SELECT c.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last
 FROM rollup_chunks_1m c
 CROSS JOIN LATERAL nexus_minute_chunk_rows(c.start_ts, c.minutes, c.counts, c.last_us, c.aggs,
   ${b.from ?? 'NULL'}, ${b.to ?? 'NULL'}) d
-WHERE ${[...chunkPrune(seriesOf, b), ...buckets].join(' AND ')}
+WHERE ${[...chunkPrune(seriesOf, b), ...windowOf('d.bucket', b)].join(' AND ')}
 UNION ALL
-SELECT c.series_id, d.bucket, d.min, d.max, d.sum, d.count, d.last
+SELECT series_id, bucket, min, max, sum, count, last FROM (
+  SELECT c.series_id, ${MINUTE_OF('d.ts')} AS bucket, min(d.value) AS min, max(d.value) AS max,
+         sum(d.value ORDER BY d.ts) AS sum, count(*) AS count, (array_agg(d.value ORDER BY d.ts))[count(*)] AS last
+  FROM sample_chunks c
+  CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
+    ${b.from ?? 'NULL'}, ${rawTo ?? 'NULL'}) d
+  WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', { ...raw, toExclusive: true })].join(' AND ')}
+  GROUP BY 1, 2
+) AS computed WHERE ${['true', ...windowOf('bucket', b)].join(' AND ')})`;
+}
+
+/**
+ * Per series, the totals (`series_id`, `count`, `sum`, `min`, `max`; several rows a series) of the
+ * 1-minute buckets the series `seriesOf` selects have starting in [from, to): rows and 1-minute
+ * chunks as buckets, the raw chunks' samples in [`minuteFrom`, `minuteTo`) (the bounds rounded up
+ * to minutes) one by one, which is the same total without computing a bucket.
+ */
+export function minuteTotalsSql(
+  seriesOf: (column: string) => string,
+  b: { from: string; to: string; minuteFrom: string; minuteTo: string },
+): string {
+  const buckets: RawBounds = { from: b.from, to: b.to, toExclusive: true };
+  const samples: RawBounds = { from: b.minuteFrom, to: b.minuteTo, toExclusive: true };
+  return `(SELECT series_id, count, sum, min, max FROM samples_1m WHERE ${[seriesOf('series_id'), ...windowOf('bucket', buckets)].join(' AND ')}
+UNION ALL
+SELECT c.series_id, d.count, d.sum, d.min, d.max
+FROM rollup_chunks_1m c
+CROSS JOIN LATERAL nexus_minute_chunk_rows(c.start_ts, c.minutes, c.counts, c.last_us, c.aggs, ${b.from}, ${b.to}) d
+WHERE ${[...chunkPrune(seriesOf, buckets), ...windowOf('d.bucket', buckets)].join(' AND ')}
+UNION ALL
+SELECT c.series_id, 1::bigint, d.value, d.value, d.value
 FROM sample_chunks c
-CROSS JOIN LATERAL nexus_chunk_minutes(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
-  ${b.from ?? 'NULL'}, ${rawTo}) d
-WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, ...buckets].join(' AND ')})`;
+CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, ${b.minuteFrom}, ${b.minuteTo}) d
+WHERE ${[...chunkPrune(seriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', samples)].join(' AND ')})`;
 }
 
 /**

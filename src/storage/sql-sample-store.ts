@@ -65,7 +65,7 @@ import {
   toStoredGpu,
 } from './queries.js';
 import { compactRawSamples, newestChunkDayEnd, rawSamplesSql, trimChunks } from './chunks.js';
-import { minuteRollupSql, minuteSeriesSql, trimMinuteChunks } from './minute-chunks.js';
+import { minuteSeriesSql, minuteTotalsSql, trimMinuteChunks } from './minute-chunks.js';
 import { DAILY_LEVEL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
@@ -128,12 +128,14 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
       return `SELECT series_id, 1::bigint AS count, value AS sum, value AS min, value AS max FROM ${raw} AS x`;
     }
     if (table === 'samples_1m') {
-      const buckets = minuteRollupSql(series, {
+      const minute = (ms: number): number => Math.ceil(ms / 60_000) * 60_000;
+      const totals = minuteTotalsSql(series, {
         from: `to_timestamp(${p(from)} / 1000)`,
         to: `to_timestamp(${p(to)} / 1000)`,
-        toExclusive: true,
+        minuteFrom: `to_timestamp(${p(minute(from))} / 1000)`,
+        minuteTo: `to_timestamp(${p(minute(to))} / 1000)`,
       });
-      return `SELECT series_id, count, sum, min, max FROM ${buckets} AS m`;
+      return `SELECT series_id, count, sum, min, max FROM ${totals} AS m`;
     }
     return `SELECT series_id, count, sum, min, max FROM ${table}
   WHERE ${series('series_id')} AND bucket >= to_timestamp(${p(from)} / 1000) AND bucket < to_timestamp(${p(to)} / 1000)`;
