@@ -30,16 +30,18 @@ export interface RawBounds {
   toExclusive?: boolean;
 }
 
-const windowOf = (column: string, b: RawBounds): string[] => [
+/** SQL conditions putting `column` within the bounds. */
+export const windowOf = (column: string, b: RawBounds): string[] => [
   ...(b.from === undefined ? [] : [`${column} >= ${b.from}`]),
   ...(b.to === undefined ? [] : [`${column} ${b.toExclusive ? '<' : '<='} ${b.to}`]),
 ];
 
 /**
- * Conditions on `sample_chunks c` for the chunks of the series `seriesOf` selects that can hold a
- * sample in the bounds: a `start_ts` range on the primary key, then their first and last sample.
+ * Conditions on chunk table `c` (`sample_chunks`, `rollup_chunks_1m`) for the chunks of the series
+ * `seriesOf` selects that can hold a sample (bucket) in the bounds: a `start_ts` range on the
+ * primary key, then their first and last sample (bucket).
  */
-function chunkPrune(seriesOf: (column: string) => string, b: RawBounds): string[] {
+export function chunkPrune(seriesOf: (column: string) => string, b: RawBounds): string[] {
   const before = b.toExclusive ? '<' : '<=';
   return [
     seriesOf('c.series_id'),

@@ -9,25 +9,8 @@
  * chunks back into rows first. Readers of the 1-minute level see all of it as one through
  * {@link minuteRollupSql}. Measured: docs/performance.md, "1-minute rollups of compacted windows".
  */
-import type { RawBounds } from './chunks.js';
+import { chunkPrune, type RawBounds, windowOf } from './chunks.js';
 import type { SqlExecutor } from './sql-executor.js';
-
-const windowOf = (column: string, b: RawBounds): string[] => [
-  ...(b.from === undefined ? [] : [`${column} >= ${b.from}`]),
-  ...(b.to === undefined ? [] : [`${column} ${b.toExclusive ? '<' : '<='} ${b.to}`]),
-];
-
-/** Conditions on chunk table `c` for the chunks of the series `seriesOf` selects that can overlap the bounds. */
-function chunkPrune(seriesOf: (column: string) => string, b: RawBounds): string[] {
-  const before = b.toExclusive ? '<' : '<=';
-  return [
-    seriesOf('c.series_id'),
-    ...(b.from === undefined
-      ? []
-      : [`c.start_ts > ${b.from} - interval '6 hours'`, `c.last_ts >= ${b.from}`]),
-    ...(b.to === undefined ? [] : [`c.start_ts ${before} ${b.to}`, `c.first_ts ${before} ${b.to}`]),
-  ];
-}
 
 /**
  * {@link chunkPrune} for raw chunks: a bucket starting at the upper bound holds samples up to a
