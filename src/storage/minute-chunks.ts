@@ -28,6 +28,12 @@ function rawChunkPrune(seriesOf: (column: string) => string, b: RawBounds): stri
 /** SQL: the start of the UTC minute holding timestamptz `ts` (an origin before any data: rounds down). */
 const MINUTE_OF = (ts: string): string => `date_bin('1 minute', ${ts}, '0001-01-01 00:00:00+00')`;
 
+/**
+ * Raw chunk `c` holds at most one sample a minute (consecutive samples are at least a minute apart:
+ * its step less twice its greatest jitter): each sample is its own bucket, nothing to aggregate.
+ */
+const SPARSE = '(c.n = 1 OR c.step_us - 2 * c.max_jitter_us >= 60000000)';
+
 /** The series and window of raw chunk `c` have a 1-minute chunk, which then holds the buckets. */
 const HAS_MINUTE_CHUNK =
   'EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)';
@@ -59,13 +65,19 @@ CROSS JOIN LATERAL nexus_minute_chunk_rows(c.start_ts, c.minutes, c.counts, c.la
   ${b.from ?? 'NULL'}, ${b.to ?? 'NULL'}) d
 WHERE ${[...chunkPrune(seriesOf, b), ...windowOf('d.bucket', b)].join(' AND ')}
 UNION ALL
+SELECT c.series_id, ${MINUTE_OF('d.ts')}, d.value, d.value, d.value, 1::bigint, d.value
+FROM sample_chunks c
+CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
+  ${b.from ?? 'NULL'}, ${rawTo ?? 'NULL'}) d
+WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, SPARSE, ...windowOf('d.ts', { ...raw, toExclusive: true }), ...windowOf(MINUTE_OF('d.ts'), b)].join(' AND ')}
+UNION ALL
 SELECT series_id, bucket, min, max, sum, count, last FROM (
   SELECT c.series_id, ${MINUTE_OF('d.ts')} AS bucket, min(d.value) AS min, max(d.value) AS max,
          sum(d.value ORDER BY d.ts) AS sum, count(*) AS count, (array_agg(d.value ORDER BY d.ts))[count(*)] AS last
   FROM sample_chunks c
   CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
     ${b.from ?? 'NULL'}, ${rawTo ?? 'NULL'}) d
-  WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', { ...raw, toExclusive: true })].join(' AND ')}
+  WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, `NOT ${SPARSE}`, ...windowOf('d.ts', { ...raw, toExclusive: true })].join(' AND ')}
   GROUP BY 1, 2
 ) AS computed WHERE ${['true', ...windowOf('bucket', b)].join(' AND ')})`;
 }
@@ -79,6 +91,7 @@ SELECT series_id, bucket, min, max, sum, count, last FROM (
 export function minuteTotalsSql(
   seriesOf: (column: string) => string,
   b: { from: string; to: string; minuteFrom: string; minuteTo: string },
+  chunkSeriesOf: (column: string) => string = seriesOf,
 ): string {
   const buckets: RawBounds = { from: b.from, to: b.to, toExclusive: true };
   const samples: RawBounds = { from: b.minuteFrom, to: b.minuteTo, toExclusive: true };
@@ -87,12 +100,12 @@ UNION ALL
 SELECT c.series_id, d.count, d.sum, d.min, d.max
 FROM rollup_chunks_1m c
 CROSS JOIN LATERAL nexus_minute_chunk_rows(c.start_ts, c.minutes, c.counts, c.last_us, c.aggs, ${b.from}, ${b.to}) d
-WHERE ${[...chunkPrune(seriesOf, buckets), ...windowOf('d.bucket', buckets)].join(' AND ')}
+WHERE ${[...chunkPrune(chunkSeriesOf, buckets), ...windowOf('d.bucket', buckets)].join(' AND ')}
 UNION ALL
 SELECT c.series_id, 1::bigint, d.value, d.value, d.value
 FROM sample_chunks c
 CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, ${b.minuteFrom}, ${b.minuteTo}) d
-WHERE ${[...chunkPrune(seriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', samples)].join(' AND ')})`;
+WHERE ${[...chunkPrune(chunkSeriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', samples)].join(' AND ')})`;
 }
 
 /**
@@ -100,13 +113,17 @@ WHERE ${[...chunkPrune(seriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowO
  * bucket starting within the bounds: those with a row there, and those with a chunk of either
  * kind over them (a superset, read without computing a bucket).
  */
-export function minuteSeriesSql(seriesOf: (column: string) => string, b: RawBounds): string {
+export function minuteSeriesSql(
+  seriesOf: (column: string) => string,
+  b: RawBounds,
+  chunkSeriesOf: (column: string) => string = seriesOf,
+): string {
   const rows = [seriesOf('series_id'), ...windowOf('bucket', b)];
   return `(SELECT series_id FROM samples_1m WHERE ${rows.join(' AND ')}
 UNION ALL
-SELECT c.series_id FROM rollup_chunks_1m c WHERE ${chunkPrune(seriesOf, b).join(' AND ')}
+SELECT c.series_id FROM rollup_chunks_1m c WHERE ${chunkPrune(chunkSeriesOf, b).join(' AND ')}
 UNION ALL
-SELECT c.series_id FROM sample_chunks c WHERE ${rawChunkPrune(seriesOf, b).join(' AND ')})`;
+SELECT c.series_id FROM sample_chunks c WHERE ${rawChunkPrune(chunkSeriesOf, b).join(' AND ')})`;
 }
 
 /** Delete the 1-minute chunks of windows that end at or before `cutoffMs` (the rollup bound). */

@@ -66,6 +66,24 @@ describe('1-minute rollups as chunks (PGlite)', () => {
       );
     }
     samples.push(sample({ ...key('DCGM_FI_DEV_GPU_TEMP'), timestampMs: DAY0 + 30 * HOUR - 1, value: 99 }));
+    // At most one sample a minute (read without aggregating): every 90 s with jitter; and every
+    // 55 s with jitter, often two samples in one minute (aggregated).
+    for (let t = 0; t < 30 * HOUR; t += 90_000)
+      samples.push(
+        sample({
+          ...key('DCGM_FI_DEV_XID_ERRORS'),
+          timestampMs: DAY0 + t + Math.floor(rand() * 900),
+          value: Math.floor(rand() * 3),
+        }),
+      );
+    for (let t = 0; t < 30 * HOUR; t += 55_000)
+      samples.push(
+        sample({
+          ...key('DCGM_FI_DEV_SM_CLOCK'),
+          timestampMs: DAY0 + t + Math.floor(rand() * 900),
+          value: 1000 + Math.floor(rand() * 980),
+        }),
+      );
     for (let i = 0; i < samples.length; i += 2000) await store.writeBatch(batch(samples.slice(i, i + 2000)));
   }, 120_000);
 
@@ -147,8 +165,8 @@ describe('1-minute rollups as chunks (PGlite)', () => {
     const result = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 40 * HOUR });
     expect(result.windows).toBe(6); // 4 + 2 of the second day (the second one empty)
     expect(result.droppedPartitions).toEqual(['samples_p19600501', 'samples_1m_p19600501']);
-    // 2 series x 5 windows of raw chunks; no 1-minute row or chunk left.
-    expect(await counts()).toMatchObject({ rows: 0, chunks: 0, raw: 10 });
+    // 4 series x 5 windows of raw chunks; no 1-minute row or chunk left.
+    expect(await counts()).toMatchObject({ rows: 0, chunks: 0, raw: 20 });
     const parts = await sql<{ name: string }>(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
        WHERE i.inhparent = 'samples_1m'::regclass ORDER BY 1`,
@@ -183,11 +201,11 @@ describe('1-minute rollups as chunks (PGlite)', () => {
     await check();
     // The two chunks the late samples fell in came back as rows, with their buckets.
     const back = await counts();
-    expect(back).toMatchObject({ chunks: 0, raw: 8 });
+    expect(back).toMatchObject({ chunks: 0, raw: 18 });
     expect(back.rows).toBeGreaterThan(600);
     const again = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 40 * HOUR });
     expect(again.windows).toBe(2); // the two windows the late samples made dirty
-    expect(await counts()).toMatchObject({ rows: 0, chunks: 0, raw: 10 });
+    expect(await counts()).toMatchObject({ rows: 0, chunks: 0, raw: 20 });
     await check();
     before = await minuteAnswers();
     expect(before.all).toHaveLength(rowsBefore.n + 1);
@@ -196,7 +214,7 @@ describe('1-minute rollups as chunks (PGlite)', () => {
   it('raw retention stores the buckets of the expiring chunks as 1-minute chunks, a fraction of the rows', async () => {
     await store.applyRetention({ rawMs: HOUR, rollupMs: 0, nowMs: DAY0 + 40 * HOUR });
     const after = await counts();
-    expect(after).toMatchObject({ rows: 0, chunks: 10, raw: 0, buckets: rowsBefore.n + 1 });
+    expect(after).toMatchObject({ rows: 0, chunks: 20, raw: 0, buckets: rowsBefore.n + 1 });
     expect(after.bytes).toBeLessThan(rowsBefore.bytes / 3);
     expect(await store.querySamples({ gpu, order: 'asc', limit: 10 })).toEqual([]);
     expect(await minuteAnswers()).toEqual(before);
@@ -213,7 +231,7 @@ describe('1-minute rollups as chunks (PGlite)', () => {
     expect(again.windows).toBe(1);
     // The window's one raw sample is a chunk again; its buckets stay stored (the raw chunk does not
     // hold them all), so readers take the 1-minute chunk over the raw one.
-    expect(await counts()).toMatchObject({ rows: 0, chunks: 10, raw: 1, buckets: rowsBefore.n + 1 });
+    expect(await counts()).toMatchObject({ rows: 0, chunks: 20, raw: 1, buckets: rowsBefore.n + 1 });
     expect((await atMinute(lateMinute, 'DCGM_FI_DEV_GPU_TEMP'))?.aggregate).toMatchObject(merged);
     expect((await minuteAnswers()).all).toHaveLength(rowsBefore.n + 1);
   });
