@@ -230,36 +230,28 @@ WHERE ts < to_timestamp($1::float8 / 1000)`,
     for (let w = dayMs; w < dayMs + DAY_MS; w += CHUNK_WINDOW_MS) if (!clean.has(w)) return false;
     return true;
   };
-  // A 1-minute day partition whose raw one went in an earlier pass (a late write came in between
-  // the two drops) goes once empty.
+  // Each emptied day partition goes in a transaction of its own, under the day's window locks
+  // (checked and dropped in one function: rows a writer is adding right now would otherwise go
+  // with it). Raw first, then 1-minute (its rows went when the windows were compacted,
+  // minute-chunks.ts); a 1-minute partition whose raw one went in an earlier pass goes too.
+  const drop = async (fn: string, parent: 'samples' | 'samples_1m', dayMs: number): Promise<void> => {
+    const { rows } = await db.query<{ dropped: boolean }>(
+      `SELECT ${fn}(to_timestamp($1::float8 / 1000)) AS dropped`,
+      [dayMs],
+    );
+    if (rows[0]?.dropped) result.droppedPartitions.push(partitionName(parent, dayMs));
+  };
   const rawDays = new Set(days.map((p) => p.dayMs));
-  for (const p of partitionList) {
-    if (p.parent !== 'samples_1m' || rawDays.has(p.dayMs) || p.dayMs + DAY_MS > horizon) continue;
-    if (!wholeDay(p.dayMs)) continue;
-    const { rows } = await db.query<{ dropped: boolean }>(
-      'SELECT nexus_drop_compacted_minutes(to_timestamp($1::float8 / 1000)) AS dropped',
-      [p.dayMs],
-    );
-    if (rows[0]?.dropped) result.droppedPartitions.push(partitionName('samples_1m', p.dayMs));
-  }
-  for (const p of days) {
-    if (p.dayMs + DAY_MS > horizon) continue;
-    if (!wholeDay(p.dayMs)) continue;
-    // Checked and dropped in one function, under the day's window locks: rows a writer is adding
-    // to the partition right now would otherwise be dropped with it.
-    const { rows } = await db.query<{ dropped: boolean }>(
-      'SELECT nexus_drop_compacted_day(to_timestamp($1::float8 / 1000)) AS dropped',
-      [p.dayMs],
-    );
-    if (rows[0]?.dropped) result.droppedPartitions.push(partitionName('samples', p.dayMs));
-    // Its 1-minute rows went into chunks in the same windows (minute-chunks.ts): that day
-    // partition goes too, in its own transaction.
-    const { rows: minutes } = await db.query<{ dropped: boolean }>(
-      'SELECT nexus_drop_compacted_minutes(to_timestamp($1::float8 / 1000)) AS dropped',
-      [p.dayMs],
-    );
-    if (minutes[0]?.dropped) result.droppedPartitions.push(partitionName('samples_1m', p.dayMs));
-    partitions.forget([p.dayMs]);
+  const closedDays = new Set(
+    partitionList
+      .filter((p) => (p.parent === 'samples' || p.parent === 'samples_1m') && p.dayMs + DAY_MS <= horizon)
+      .map((p) => p.dayMs),
+  );
+  for (const dayMs of [...closedDays].sort((a, b) => a - b)) {
+    if (!wholeDay(dayMs)) continue;
+    if (rawDays.has(dayMs)) await drop('nexus_drop_compacted_day', 'samples', dayMs);
+    await drop('nexus_drop_compacted_minutes', 'samples_1m', dayMs);
+    partitions.forget([dayMs]);
   }
   return result;
 }
