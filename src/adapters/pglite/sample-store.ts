@@ -4,8 +4,11 @@
  * connection, so every statement and transaction runs through one FIFO lock here. Bulk loads use
  * binary COPY from PGlite's `/dev/blob` device.
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { NexusError } from '../../errors.js';
 import type { SqlExecutor, SqlResult, TransactionExecutor } from '../../storage/sql-executor.js';
@@ -140,6 +143,29 @@ class PgliteBackend implements SqlBackend {
 }
 
 /**
+ * Create a new PGlite data directory in a child process. PGlite runs initdb inside the instance
+ * that opens a new directory and keeps about 500 MiB of it resident for that instance's life; an
+ * instance opening an existing directory starts at about 220 MiB (docs/performance.md, "Embedded
+ * RSS"). A closed instance's memory goes back only when V8 collects it, so the child is what
+ * returns it for certain.
+ */
+async function initDataDir(location: string, startParams: string[]): Promise<void> {
+  const script = `const [path, dir, params] = process.argv.slice(1);
+require(path).PGlite.create(dir, { startParams: JSON.parse(params) }).then((db) => db.close());`;
+  const pglite = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  try {
+    await promisify(execFile)(
+      process.execPath,
+      ['-e', script, pglite, location, JSON.stringify(startParams)],
+      { timeout: 120_000 },
+    );
+  } catch (error) {
+    const stderr = String((error as { stderr?: string }).stderr ?? '').trim();
+    throw new Error(`initdb failed${stderr ? `: ${stderr.slice(-500)}` : ''}`, { cause: error });
+  }
+}
+
+/**
  * Open (creating if needed) an embedded PGlite sample store. Call `migrate()` before writing.
  * Only one process may open a given `dataDir` at a time.
  */
@@ -154,7 +180,10 @@ export async function createPgliteSampleStore(
   let db: PGlite;
   try {
     const defaults = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
-    db = await PGlite.create(location, { startParams: [...defaults, ...PGLITE_WAL_PARAMS] });
+    const startParams = [...defaults, ...PGLITE_WAL_PARAMS];
+    if (!options.memory && !existsSync(join(location, 'PG_VERSION')))
+      await initDataDir(location, startParams);
+    db = await PGlite.create(location, { startParams });
   } catch (error) {
     throw new NexusError('BACKEND_UNAVAILABLE', `cannot open PGlite at ${location}: ${String(error)}`, {
       cause: error,
