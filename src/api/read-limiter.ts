@@ -19,6 +19,8 @@ import { NexusError } from '../errors.js';
 import type {
   SampleQuery,
   SampleStore,
+  SelectedSeries,
+  SeriesSelect,
   StoredDeadLetter,
   StoredGpu,
   StoredSample,
@@ -218,14 +220,20 @@ export class ReadLimiter {
 }
 
 /** The read methods {@link budgetedStore} limits. */
-export type LimitedReads = 'querySamples' | 'listGpus' | 'latestSamples' | 'listDeadLetters';
+export type LimitedReads = 'querySamples' | 'listGpus' | 'latestSamples' | 'listDeadLetters' | 'selectSeries';
 
 /**
  * `store` with its read methods run through `limiter` within `budget`; every other method is the
- * store's own.
+ * store's own. `selectSeries` is limited when it has a `maxSamples` bound (the compact telemetry
+ * page, which reserves its `limit` like `querySamples`); without one (analytics) it is the store's
+ * own, as before.
  */
 export function budgetedStore(store: SampleStore, limiter: ReadLimiter, budget: ReadBudget): SampleStore {
-  const reserveAndRun = async <T extends unknown[]>(reserve: number, read: () => Promise<T>): Promise<T> => {
+  const reserveAndRun = async <T extends unknown[]>(
+    reserve: number,
+    read: () => Promise<T>,
+    count: (rows: T) => number = (rows) => rows.length,
+  ): Promise<T> => {
     budget.checkTime();
     budget.reserve(reserve);
     let rows: T;
@@ -235,7 +243,7 @@ export function budgetedStore(store: SampleStore, limiter: ReadLimiter, budget: 
       budget.settle(reserve, 0);
       throw error;
     }
-    budget.settle(reserve, rows.length);
+    budget.settle(reserve, count(rows));
     return rows;
   };
   const reads: Pick<SampleStore, LimitedReads> = {
@@ -246,6 +254,14 @@ export function budgetedStore(store: SampleStore, limiter: ReadLimiter, budget: 
       reserveAndRun(0, () => store.latestSamples(clusterId)),
     listDeadLetters: (options?: { limit?: number; source?: string }): Promise<StoredDeadLetter[]> =>
       reserveAndRun(options?.limit ?? DEAD_LETTER_DEFAULT_LIMIT, () => store.listDeadLetters(options)),
+    selectSeries: (select: SeriesSelect, signal?: AbortSignal): Promise<SelectedSeries[]> =>
+      select.maxSamples === undefined
+        ? store.selectSeries(select, signal)
+        : reserveAndRun(
+            select.maxSamples + 1,
+            () => store.selectSeries(select, signal),
+            (rows) => rows.reduce((n, s) => n + s.timestamps.length, 0),
+          ),
   };
   return new Proxy(store, {
     get(target, prop, receiver) {

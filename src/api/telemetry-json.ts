@@ -10,7 +10,8 @@
  * against `telemetryResponseSchema` (test/api/telemetry-json.test.ts).
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import type { Resolution, StoredGpu, StoredSample } from '../ports/sample-store.js';
+import type { SeriesKey } from '../domain/types.js';
+import type { Resolution, SelectedSeries, StoredGpu, StoredSample } from '../ports/sample-store.js';
 import type { telemetryCompactResponseSchema } from './schemas.js';
 import { rfc3339, type TelemetryItemView } from './views.js';
 
@@ -98,7 +99,9 @@ export type TelemetryCompactView = FromSchema<typeof telemetryCompactResponseSch
 type CompactSeries = TelemetryCompactView['series'][number];
 type CompactGpu = TelemetryCompactView['gpu'];
 
-const compactGpu = (g: StoredGpu): CompactGpu => ({
+const compactGpu = (
+  g: Pick<SeriesKey, 'clusterId' | 'hostname' | 'gpuId' | 'uuid' | 'device' | 'modelName'>,
+): CompactGpu => ({
   cluster_id: g.clusterId,
   hostname: g.hostname,
   gpu_id: g.gpuId,
@@ -116,13 +119,32 @@ const sameGpu = (a: CompactGpu, b: CompactGpu): boolean =>
   a.model_name === b.model_name;
 
 /** A series' labels: labels_raw, with its container, pod and namespace when they are set. */
-function compactLabels(s: StoredSample): Record<string, string> {
+function compactLabels(s: SeriesKey): Record<string, string> {
   const labels = { ...s.labels };
   if (s.container !== '') labels.container = s.container;
   if (s.pod !== '') labels.pod = s.pod;
   if (s.namespace !== '') labels.namespace = s.namespace;
   return labels;
 }
+
+/** One series of the compact form, before its points, with the key it is sorted by. */
+interface CompactEntry {
+  sortKey: string;
+  series: CompactSeries;
+}
+
+/** A series' entry: metric and labels, and its own `gpu` when it names another than `top`. */
+function compactEntry(key: SeriesKey, top: CompactGpu): CompactEntry {
+  const labels = compactLabels(key);
+  const series: CompactSeries = { metric: key.metric, labels, t: [], v: [] };
+  const own = compactGpu(key);
+  if (!sameGpu(own, top)) series.gpu = own;
+  return { sortKey: `${key.metric}\u0000${JSON.stringify(labels)}\u0000${JSON.stringify(own)}`, series };
+}
+
+/** The series of the compact form, sorted by metric, then labels, then GPU. */
+const sortCompact = (entries: CompactEntry[]): CompactSeries[] =>
+  entries.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0)).map((e) => e.series);
 
 /**
  * `samples` (one page of a telemetry query, in either order) in the compact form: `gpu` once (the
@@ -140,25 +162,17 @@ export function telemetryCompactJson(
   const top = compactGpu(gpu);
   const rollup = resolution !== 'raw';
   const labelsText = new Map<Record<string, string>, string>();
-  const bySeries = new Map<string, { sortKey: string; series: CompactSeries; rows: StoredSample[] }>();
+  const bySeries = new Map<string, CompactEntry & { rows: StoredSample[] }>();
   for (const s of samples) {
     let text = labelsText.get(s.labels);
     if (text === undefined) labelsText.set(s.labels, (text = JSON.stringify(s.labels)));
     const key = `${seriesIdentity(s)}\u0000${text}`;
     let entry = bySeries.get(key);
-    if (!entry) {
-      const labels = compactLabels(s);
-      const series: CompactSeries = { metric: s.metric, labels, t: [], v: [] };
-      const own = compactGpu(s);
-      if (!sameGpu(own, top)) series.gpu = own;
-      const sortKey = `${s.metric}\u0000${JSON.stringify(labels)}\u0000${JSON.stringify(own)}`;
-      bySeries.set(key, (entry = { sortKey, series, rows: [] }));
-    }
+    if (!entry) bySeries.set(key, (entry = { ...compactEntry(s, top), rows: [] }));
     entry.rows.push(s);
   }
-  const series = [...bySeries.values()]
-    .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0))
-    .map(({ series, rows }) => {
+  const series = sortCompact(
+    [...bySeries.values()].map(({ sortKey, series, rows }) => {
       rows.sort((a, b) => a.timestampMs - b.timestampMs);
       series.t = rows.map((r) => r.timestampMs);
       series.v = rows.map((r) => r.value);
@@ -170,8 +184,27 @@ export function telemetryCompactJson(
         series.count = agg.map((a) => a.count);
         series.last = agg.map((a) => a.last);
       }
-      return series;
-    });
+      return { sortKey, series };
+    }),
+  );
   const body: TelemetryCompactView = { gpu: top, resolution, series };
+  return JSON.stringify(body);
+}
+
+/**
+ * Whole raw series (each with every sample of the query's window, times ascending) in the compact
+ * form: the same body {@link telemetryCompactJson} writes for a page holding exactly their samples.
+ */
+export function telemetryCompactSeriesJson(selected: readonly SelectedSeries[], gpu: StoredGpu): string {
+  const top = compactGpu(gpu);
+  const series = sortCompact(
+    selected.map(({ series: key, timestamps, values }) => {
+      const entry = compactEntry(key, top);
+      entry.series.t = timestamps;
+      entry.series.v = values;
+      return entry;
+    }),
+  );
+  const body: TelemetryCompactView = { gpu: top, resolution: 'raw', series };
   return JSON.stringify(body);
 }

@@ -7,16 +7,18 @@
  */
 import type { FastifyReply } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
+import { hasCode } from '../errors.js';
 import {
   chooseResolution,
   type GpuSelector,
+  type SelectedSeries,
   type Resolution,
   type SampleStore,
   type StoredGpu,
 } from '../ports/sample-store.js';
-import { parseMetricList, parseResolution, parseTimeRange } from './params.js';
+import { parseMetricList, parseResolution, parseTimeRange, type TimeRange } from './params.js';
 import { RESOLUTION_HEADER, type telemetryQuerySchema } from './schemas.js';
-import { telemetryCompactJson, telemetryItemsJson } from './telemetry-json.js';
+import { telemetryCompactJson, telemetryCompactSeriesJson, telemetryItemsJson } from './telemetry-json.js';
 
 /**
  * Query string of the telemetry routes, after schema validation and defaults (from the schema:
@@ -62,6 +64,13 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
   const resolution = chooseResolution({ ...range, resolution: parseResolution(query.resolution) });
   return {
     run: async (store, gpu, selector, migInstance) => {
+      if (format === 'compact' && resolution === 'raw' && 'gpuId' in selector) {
+        const whole = await wholeSeries(store, selector, range, metrics, limit, migInstance);
+        if (whole) {
+          const count = whole.reduce((n, s) => n + s.timestamps.length, 0);
+          return { json: telemetryCompactSeriesJson(whole, gpu), count, hasMore: false, resolution };
+        }
+      }
       const samples = await store.querySamples({
         gpu: selector,
         ...(migInstance !== undefined ? { migInstance } : {}),
@@ -89,4 +98,39 @@ export function sendTelemetryPage(reply: FastifyReply, page: TelemetryPage): Fas
     .header(RESOLUTION_HEADER, page.resolution)
     .type('application/json; charset=utf-8')
     .send(page.json);
+}
+
+/**
+ * A compact raw page whose window holds at most `limit` samples, read as whole series
+ * (`selectSeries`, one text per query instead of a row per sample: docs/performance.md, "Series
+ * reads as one text"); undefined when the window has more, or no bounds, and the page must be cut
+ * in time order by the general path. The series are the ones that path reads: the GPU's own (no
+ * `GPU_I_ID` label, or an empty one), or one MIG instance's.
+ */
+async function wholeSeries(
+  store: SampleStore,
+  gpu: { clusterId: string; hostname: string; gpuId: string },
+  range: TimeRange,
+  metrics: string[] | undefined,
+  limit: number,
+  migInstance: string | undefined,
+): Promise<SelectedSeries[] | undefined> {
+  if (range.startMs === undefined || range.endMs === undefined) return undefined;
+  try {
+    return await store.selectSeries({
+      filter: {
+        clusterId: gpu.clusterId,
+        hostname: gpu.hostname,
+        gpuId: gpu.gpuId,
+        ...(metrics ? { metrics } : {}),
+      },
+      accept: (s) => (s.labels.GPU_I_ID ?? '') === (migInstance ?? ''),
+      startMs: range.startMs,
+      endMs: range.endMs,
+      maxSamples: limit,
+    });
+  } catch (error) {
+    if (hasCode(error, 'READ_BUDGET_EXCEEDED')) return undefined;
+    throw error;
+  }
 }

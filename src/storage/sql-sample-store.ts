@@ -58,6 +58,7 @@ import {
   buildSampleQuery,
   buildSelectSeries,
   buildSeriesSamples,
+  parseSeriesSamples,
   type SeriesSampleRow,
   toStoredSeries,
   compareGpus,
@@ -370,36 +371,52 @@ export class SqlSampleStore implements SampleStore {
     return this.#run('selectSeries', async () => {
       signal?.throwIfAborted();
       const db = this.#backend.executor;
-      const found = await db.query<SeriesRow>(...statement(buildSelectSeries(select.filter)));
+      // Ids only, their rows from the cache: a driver decodes ten full series rows (labels as
+      // jsonb) in about as long as the GPU-hour of samples that follows.
+      const { text, params } = buildSelectSeries(select.filter);
+      const found = await db.query<{ ids: string | null }>(
+        `SELECT string_agg(id::text, ' ' ORDER BY id) AS ids FROM (${text}) AS s`,
+        params,
+      );
+      const foundIds = found.rows[0]?.ids?.split(' ').map(Number) ?? [];
+      const byId = await this.#seriesRows(foundIds);
       const chosen = new Map<number, SelectedSeries>();
-      for (const row of found.rows) {
-        const series = toStoredSeries(row);
+      for (const id of foundIds) {
+        const series = toStoredSeries(byId.get(id)!);
         if (select.accept === undefined || select.accept(series)) {
           chosen.set(series.id, { series, timestamps: [], values: [] });
         }
       }
       if (chosen.size === 0) return [];
       signal?.throwIfAborted();
-      const limit = select.latestOnly || select.maxSamples === undefined ? undefined : select.maxSamples + 1;
-      const { rows } = await db.query<SeriesSampleRow>(
-        ...statement(
-          buildSeriesSamples([...chosen.keys()], select.startMs, select.endMs, {
-            latestOnly: select.latestOnly,
-            limit,
-          }),
-        ),
+      const ids = [...chosen.keys()];
+      if (select.latestOnly) {
+        const { rows } = await db.query<SeriesSampleRow>(
+          ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, { latestOnly: true })),
+        );
+        for (const r of rows) {
+          const entry = chosen.get(r.series_id)!;
+          entry.timestamps.push(r.ts_ms);
+          entry.values.push(r.value);
+        }
+        return [...chosen.values()].filter((e) => e.timestamps.length > 0);
+      }
+      const limit = select.maxSamples === undefined ? undefined : select.maxSamples + 1;
+      const { rows } = await db.query<{ samples: string | null }>(
+        ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, { limit })),
       );
-      if (limit !== undefined && rows.length >= limit) {
+      const read = parseSeriesSamples(rows[0]?.samples, select.startMs, select.endMs);
+      if (limit !== undefined && read.reduce((n, f) => n + f.timestamps.length, 0) >= limit) {
         throw new NexusError(
           'READ_BUDGET_EXCEEDED',
           `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
           { details: { maxSamples: select.maxSamples } },
         );
       }
-      for (const r of rows) {
-        const entry = chosen.get(r.series_id)!;
-        entry.timestamps.push(r.ts_ms);
-        entry.values.push(r.value);
+      for (const f of read) {
+        const entry = chosen.get(f.seriesId)!;
+        entry.timestamps = f.timestamps;
+        entry.values = f.values;
       }
       return [...chosen.values()].filter((e) => e.timestamps.length > 0);
     });

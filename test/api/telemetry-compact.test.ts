@@ -250,6 +250,38 @@ describe('telemetry format=compact', () => {
     expect(rollup.compact.series.every((s) => s.count!.every((c) => c === 2))).toBe(true);
   });
 
+  it('answers a window within its limit (read as whole series) with the body of a page cut in time order', async () => {
+    // A window with both ends and at most `limit` samples is read as whole series (selectSeries);
+    // without an end, or over the limit, the page is cut in time order (querySamples).
+    const text = async (path: string) => {
+      const r = await fetch(`${server.base}${path}`);
+      expect(r.status).toBe(200);
+      return { body: await r.text(), hasMore: r.headers.get('x-has-more') };
+    };
+    const window = 'start_time=2025-07-18T20:00:00Z&end_time=2025-07-18T22:00:00Z';
+    for (const [path, query, n] of [
+      [SIM_GPU, '', 1800],
+      [SIM_GPU, 'metric=DCGM_FI_DEV_GPU_UTIL,DCGM_FI_DEV_POWER_USAGE&', 360],
+      [`${MIG_GPU}/mig/1/telemetry`, '', 3],
+      [`${MIG_GPU}/telemetry`, '', 1],
+    ] as const) {
+      const whole = await text(`${path}?${query}${window}&limit=${n}&format=compact`);
+      const cut = await text(`${path}?${query}start_time=2025-07-18T20:00:00Z&limit=${n}&format=compact`);
+      expect(whole.body).toBe(cut.body);
+      expect(whole.hasMore).toBe('false');
+      expect(cut.hasMore).toBe('false');
+      const points = (JSON.parse(whole.body) as TelemetryCompactView).series.reduce(
+        (k, s) => k + s.t.length,
+        0,
+      );
+      expect(points).toBe(n);
+    }
+    // One sample over the limit: the newest 1,799 in time order, and more to come.
+    await compare('raw window, one over the limit', SIM_GPU, `${window}&limit=1799`, 1799);
+    const cutOver = await text(`${SIM_GPU}?${window}&limit=1799&format=compact`);
+    expect(cutOver.hasMore).toBe('true');
+  });
+
   it('is served by the UUID route too, with the same body', async () => {
     const byHost = await get<TelemetryCompactView>(`${SAMPLE_GPU}?format=compact`);
     const uuid = byHost.body.gpu.uuid;

@@ -1441,6 +1441,45 @@ export function sampleStoreConformance(
         });
       });
 
+      cap.it(
+        'fullTimeRange',
+        'times to the microsecond and values bit for bit, in narrow and wide windows',
+        async () => {
+          const cx = unique('selus');
+          const key = seriesKey(cx);
+          const written = [
+            sample(key, -1, 5e-324),
+            sample(key, Date.parse('1999-12-31T23:59:59.999Z'), -0.1),
+            sample(key, T0 + 0.001, 0.1),
+            sample(key, T0 + 123.456, 1e300),
+            sample(key, T0 + 999.999, -12.5),
+            sample(key, T0 + 60_000.5, 1 / 3),
+            sample(key, Date.parse('2199-01-01T00:00:00.001Z') + 0.999, 123456789.12345679),
+          ];
+          await store.writeBatch(batch(written));
+          const pairs = (samples: readonly Sample[]) => samples.map((x) => [x.timestampMs, x.value]);
+          const read = async (startMs: number, endMs: number) =>
+            (await store.selectSeries({ filter: { clusterId: cx }, startMs, endMs })).flatMap((x) =>
+              x.timestamps.map((t, i) => [t, x.values[i]]),
+            );
+          // What querySamples answers is what was written, to the microsecond.
+          expect(pairs(await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' }))).toEqual(
+            pairs(written),
+          );
+          // A window wider than 2^31 seconds, one starting between milliseconds, and narrow ones.
+          expect(await read(-1000, Date.parse('2199-01-02T00:00:00Z'))).toEqual(pairs(written));
+          expect(await read(-0.5, T0 + 70_000)).toEqual(pairs(written.slice(1, 6)));
+          for (const x of written) {
+            expect(await read(Math.floor(x.timestampMs) - 1, Math.ceil(x.timestampMs) + 1)).toEqual(
+              pairs([x]),
+            );
+          }
+          expect(await read(Date.parse('1999-12-31T00:00:00Z'), T0 + 1_000)).toEqual(
+            pairs(written.slice(1, 5)),
+          );
+        },
+      );
+
       it('maxSamples: at the bound it answers, beyond it rejects with READ_BUDGET_EXCEEDED', async () => {
         const select = (maxSamples: number) =>
           store.selectSeries({ filter: { clusterId: c }, ...window, maxSamples });
