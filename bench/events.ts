@@ -85,7 +85,7 @@ export const DEFAULT_EVENT_CONFIGS: EventBenchConfig[] = [
  * Code of the subscriber worker (CommonJS, given `ws` by absolute path). Each latency is kept with
  * its arrival time so the main thread can split a run at the moment the slow client was dropped.
  */
-const WORKER = `
+export const SUBSCRIBER_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const WebSocket = require(workerData.wsPath);
 const received = [];
@@ -209,12 +209,15 @@ async function measureRun(
     slowUrl: `${base}/ws?subscribe=none`,
     slowSubscriptions: SLOW_SUBSCRIPTIONS,
   };
-  const worker = new Worker(WORKER, { eval: true, workerData: { ...common, count, slow: 'none' } });
+  const worker = new Worker(SUBSCRIBER_WORKER, {
+    eval: true,
+    workerData: { ...common, count, slow: 'none' },
+  });
   // The slow client has a thread of its own, so reading or not changes no work in the measured one.
   const slowWorker =
     slow === 'none'
       ? undefined
-      : new Worker(WORKER, { eval: true, workerData: { ...common, count: 0, slow } });
+      : new Worker(SUBSCRIBER_WORKER, { eval: true, workerData: { ...common, count: 0, slow } });
   const wss = runtime.app.realtime!.endpoints.get('/ws')!.wss;
   let droppedAt: number | undefined;
   let maxBuffered = 0;

@@ -11,7 +11,9 @@
  *   3. embedded end-to-end (file -> streamer -> queue -> collector -> PGlite on disk)
  *   4. REST query latency at 1M and 10M stored samples (bench/queries.ts)
  *   5. event latency from the collector's write to /ws and GraphQL subscribers, 1 and 100, and
- *      what a stalled subscriber costs the others (bench/events.ts)
+ *      what a stalled subscriber costs the others (bench/events.ts); then in nexus mode under a
+ *      live load, 100 subscribers per transport while 31 scraped hosts (247 GPUs) change every 2 s
+ *      (bench/events-nexus.ts)
  *   6. PromQL query_range latency beside Prometheus 2.42 on the same data (bench/promql.ts)
  *   7. cost per sample beside Prometheus (issue 18's table: ingest rate, disk per sample, one GPU's
  *      raw hour, latest values; 1,000 GPUs x 10 metrics x 100 scrapes, `--cost-gpus` to change;
@@ -31,6 +33,7 @@ import { startEmbedded } from '../src/runtime/embedded.js';
 import { createLogger } from '../src/util/logger.js';
 import { intArg, intListArg } from './args.js';
 import { benchEvents, formatEventFigures } from './events.js';
+import { benchEventsNexus, formatNexusEventFigures } from './events-nexus.js';
 import { figure } from './figure.js';
 import { benchParser } from './parser.js';
 import { benchPipelines, DEFAULT_BUDGET_SECONDS, formatPipelineFigures } from './pipelines.js';
@@ -98,6 +101,8 @@ async function main(): Promise<void> {
     const queries = await benchQueries({ runs, sizes: querySizes, log });
     // Two replays per run: enough for the stalled client to pass its send-buffer bound and be dropped.
     const events = await benchEvents({ runs, replays: 2, log });
+    // Nexus mode under a live load: 31 scraped hosts, 247 GPUs every 2 s, 100 subscribers per transport.
+    const eventsNexus = await benchEventsNexus({ seconds: 20, intervalMs: 2000, subscribers: 100, log });
     const promql = await benchPromql({ runs, log });
     const cost = await benchCostPerSample({ runs, gpus: intArg('--cost-gpus', 1000), log });
     // The same million samples as 6 hours of 140 GPUs: each series fills its 6-hour chunk, as it
@@ -138,6 +143,7 @@ async function main(): Promise<void> {
       pipelines,
       queries,
       events,
+      eventsNexus,
       promql,
       cost,
       costSteady,
@@ -186,6 +192,7 @@ async function main(): Promise<void> {
     console.log(`\n${formatPipelineFigures(pipelines)}`);
     console.log(`\n${formatQueryFigures(queries)}`);
     console.log(`\nevent latency, collector write -> subscriber (embedded)\n${formatEventFigures(events)}`);
+    console.log(`\n${formatNexusEventFigures(eventsNexus)}`);
     console.log(`\n${formatPromqlFigures(promql)}`);
     console.log(`\n${formatCostFigures(cost)}`);
     console.log(`\n${formatCostFigures(costSteady)}`);

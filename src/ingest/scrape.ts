@@ -15,9 +15,16 @@
  * file, src/ingest/targets-file.ts) starts loops for new targets and stops those of removed ones;
  * unchanged targets keep their loop, phase and state.
  *
+ * Targets are spread over the interval as Prometheus spreads them: a target's first scrape is at
+ * once, and from the next one on it is scraped at a fixed phase of the wall clock derived from its
+ * URL ({@link scrapePhaseMs}), so many targets are not scraped in the same instant (a burst through
+ * queue, store, hierarchy and subscribers once per interval), and every streamer that takes the
+ * target over scrapes it at the same phase.
+ *
  * Memory is bounded: each target holds at most one scrape's rows until the consumer has taken them,
  * so a slow consumer (queue backpressure) delays the next scrape instead of piling scrapes up.
  */
+import { createHash } from 'node:crypto';
 import type { PresentGpu, ScrapePresence } from '../domain/types.js';
 import { readExposition } from './exposition.js';
 import type { RowResult } from './validate.js';
@@ -403,6 +410,21 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
+ * A target's phase within the interval (ms, 0 <= phase < intervalMs): scrapes after its first are at
+ * wall-clock times `t` with `t % intervalMs === phase`. Derived from the URL, so it is the same in
+ * every process and across restarts.
+ */
+export function scrapePhaseMs(url: string, intervalMs: number): number {
+  return createHash('sha1').update(url).digest().readUInt32BE(0) % intervalMs;
+}
+
+/** The first time at or after `fromMs` on `url`'s phase of the interval. */
+function nextPhaseTick(fromMs: number, url: string, intervalMs: number): number {
+  const wait = (scrapePhaseMs(url, intervalMs) - (fromMs % intervalMs) + intervalMs) % intervalMs;
+  return fromMs + wait;
+}
+
+/**
  * Scrape every target on the interval until `options.signal` aborts (or `rounds` scrapes each), and
  * yield each scrape's rows and presence (a failed scrape yields no row and an empty presence); every
  * outcome is also recorded on the board. Ends once every target loop has stopped; results already scraped when the
@@ -438,7 +460,8 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
 
   const loop = async (url: string, own: AbortSignal): Promise<void> => {
     board.add(url);
-    let next = Date.now();
+    const started = Date.now();
+    let next = started;
     for (let round = 0; round < rounds && !own.aborted; round++) {
       const outcome = await scrapeOnce(url, { ...options, signal: own });
       // Stopped by the run, or the target was removed while it was scraped: nothing is recorded.
@@ -447,8 +470,12 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
       options.onScrape?.(outcome);
       await hand({ source: url, rows: outcome.rows, presence: presenceOf(outcome, options.clusterId) });
       if (round + 1 >= rounds) break;
-      // Keep the phase: the next scrape starts one interval after this one did (missed ticks skipped).
-      next += options.intervalMs;
+      // Keep the phase: the next scrape starts one interval after this one did (missed ticks skipped);
+      // the first one is followed by the target's own phase, at least one interval later.
+      next =
+        round === 0
+          ? nextPhaseTick(started + options.intervalMs, url, options.intervalMs)
+          : next + options.intervalMs;
       const nowMs = Date.now();
       if (next < nowMs) next += Math.ceil((nowMs - next) / options.intervalMs) * options.intervalMs;
       await pause(next - nowMs, own);

@@ -9,6 +9,7 @@ import {
   SCRAPE_ACCEPT,
   ScrapeTargetBoard,
   scrapeOnce,
+  scrapePhaseMs,
   scrapeTargets,
   type ScrapeResult,
 } from '../../src/ingest/scrape.js';
@@ -192,6 +193,41 @@ describe('scrapeTargets', () => {
     expect(states[garbage.url]).toMatchObject({ health: 'down', samples: 0, scrapes: 3 });
     expect(Date.parse(states[good.url]!.lastScrape!)).toBeGreaterThan(0);
     expect(good.requests).toHaveLength(3);
+  });
+
+  it('spreads targets over the interval: first scrape at once, then each at its own phase of the clock', async () => {
+    // The phase comes from the URL alone, within the interval, and differs between targets.
+    const urls = Array.from({ length: 50 }, (_, i) => `http://node-${i}:9400/metrics`);
+    const phases = urls.map((u) => scrapePhaseMs(u, 10_000));
+    expect(urls.map((u) => scrapePhaseMs(u, 10_000))).toEqual(phases);
+    expect(phases.every((p) => Number.isInteger(p) && p >= 0 && p < 10_000)).toBe(true);
+    expect(new Set(phases.map((p) => Math.floor(p / 1000))).size).toBeGreaterThanOrEqual(6);
+
+    const interval = 600;
+    const times = new Map<string, number[]>();
+    const targets: Standin[] = [];
+    for (let i = 0; i < 3; i++) {
+      const seen: number[] = [];
+      const t = await standin({ body: () => (seen.push(Date.now()), BODY) });
+      times.set(t.url, seen);
+      targets.push(t);
+    }
+    const started = Date.now();
+    for await (const _ of scrapeTargets({
+      ...base,
+      targets: targets.map((t) => t.url),
+      intervalMs: interval,
+      rounds: 3,
+    }));
+    for (const [url, [first, second, third]] of times) {
+      const phase = scrapePhaseMs(url, interval);
+      expect(first! - started).toBeLessThan(interval); // at once
+      // Never early: the second at least one interval after the first, on the phase; then one interval.
+      expect(second! - first!).toBeGreaterThanOrEqual(interval - 1);
+      const tick = first! + interval + ((phase - ((first! + interval) % interval) + interval) % interval);
+      expect(second!).toBeGreaterThanOrEqual(tick - 1);
+      expect(third!).toBeGreaterThanOrEqual(tick + interval - 1);
+    }
   });
 
   it('stops promptly on abort, even while a scrape is in flight', async () => {
