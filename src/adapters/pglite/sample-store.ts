@@ -83,7 +83,15 @@ function transactionExecutorOf(tx: Transaction): TransactionExecutor {
  * store keeps one 16 MB segment, as an empty one does, not 32 MB (measured: issue 18's disk figures).
  */
 export const PGLITE_CHECKPOINT_WAL_BYTES = 64 * 2 ** 20;
-const PGLITE_WAL_PARAMS = ['-c', 'max_wal_size=32MB', '-c', 'min_wal_size=32MB', '-c', 'wal_recycle=off'];
+/**
+ * The WAL bounds above, and 32 MB of shared buffers instead of PostgreSQL's 128: they live in the
+ * WebAssembly heap, which never shrinks once touched, so they were about 90 MiB of the process's
+ * RSS; ingest and query figures did not move (docs/performance.md, "Embedded RSS").
+ */
+const PGLITE_PARAMS = [
+  ...['-c', 'max_wal_size=32MB', '-c', 'min_wal_size=32MB', '-c', 'wal_recycle=off'],
+  ...['-c', 'shared_buffers=32MB'],
+];
 /** How often the backend looks at the WAL written since the last checkpoint (ms). */
 const PGLITE_CHECKPOINT_POLL_MS = 10_000;
 
@@ -180,7 +188,7 @@ export async function createPgliteSampleStore(
   let db: PGlite;
   try {
     const defaults = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
-    const startParams = [...defaults, ...PGLITE_WAL_PARAMS];
+    const startParams = [...defaults, ...PGLITE_PARAMS];
     if (!options.memory && !existsSync(join(location, 'PG_VERSION')))
       await initDataDir(location, startParams);
     db = await PGlite.create(location, { startParams });
