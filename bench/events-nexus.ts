@@ -145,9 +145,23 @@ async function measure(
     // Everything received before this point is dropped: the clients were still subscribing.
     const from = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const report = await new Promise<{ latencies: number[]; received: number[] }>((resolve) => {
+    const report = await new Promise<{ latencies: number[]; received: number[] }>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`the ${transport} subscribers did not report in 60 s`)),
+        60_000,
+      );
       worker.on('message', (m: { type: string; latencies: number[]; received: number[] }) => {
-        if (m.type === 'report') resolve(m);
+        if (m.type !== 'report') return;
+        clearTimeout(timer);
+        resolve(m);
+      });
+      worker.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      worker.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the ${transport} subscriber worker exited (${code}) before reporting`));
       });
       worker.postMessage('report');
     });
@@ -177,7 +191,9 @@ export async function benchEventsNexus(options: NexusEventOptions = {}): Promise
   const procs: CliProcess[] = [];
   try {
     log('bench events-nexus: etcd, PostgreSQL, collector, api, scraping streamer ...');
-    [pg, etcd] = await Promise.all([startPostgres(), startEtcd({ members: 1 })]);
+    // One after the other: a failure of the second must not leave the first unstopped.
+    pg = await startPostgres();
+    etcd = await startEtcd({ members: 1 });
     for (const body of perHost(template).values()) standins.push(await startStandin({ body: fresh(body) }));
     const env: Record<string, string> = {
       CLUSTER_ID: CLUSTER,

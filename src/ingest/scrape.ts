@@ -16,8 +16,8 @@
  * unchanged targets keep their loop, phase and state.
  *
  * Targets are spread over the interval as Prometheus spreads them: a target's first scrape is at
- * once, and from the next one on it is scraped at a fixed phase of the wall clock derived from its
- * URL ({@link scrapePhaseMs}), so many targets are not scraped in the same instant (a burst through
+ * once, and from the next one on (0.5 to 1.5 intervals later) it is scraped at a fixed phase of the
+ * wall clock derived from its URL ({@link scrapePhaseMs}), so many targets are not scraped in the same instant (a burst through
  * queue, store, hierarchy and subscribers once per interval), and every streamer that takes the
  * target over scrapes it at the same phase.
  *
@@ -471,10 +471,11 @@ export async function* scrapeTargets(options: ScrapeOptions): AsyncGenerator<Scr
       await hand({ source: url, rows: outcome.rows, presence: presenceOf(outcome, options.clusterId) });
       if (round + 1 >= rounds) break;
       // Keep the phase: the next scrape starts one interval after this one did (missed ticks skipped);
-      // the first one is followed by the target's own phase, at least one interval later.
+      // the first one is followed by the target's own phase, half an interval to one and a half later
+      // (never so late that a long interval leaves the target's GPUs stale after a start).
       next =
         round === 0
-          ? nextPhaseTick(started + options.intervalMs, url, options.intervalMs)
+          ? nextPhaseTick(started + options.intervalMs / 2, url, options.intervalMs)
           : next + options.intervalMs;
       const nowMs = Date.now();
       if (next < nowMs) next += Math.ceil((nowMs - next) / options.intervalMs) * options.intervalMs;

@@ -279,11 +279,15 @@ export interface SeriesSampleRow {
  * Otherwise the answer is one text (`samples`, null when none), read by {@link parseSeriesSamples}:
  * per series its id, its sample count, then each sample's time and value, all separated by spaces.
  * A driver decodes one text far faster than a row per sample. A time is written as seconds after
- * the window's start when `startMs` is a whole millisecond and the window spans less than 2^31
- * seconds: `date_part` of that interval is a float8, which PostgreSQL writes about twice as fast as
- * `extract`'s numeric (1,210 samples: 2.0 against 3.4 ms on PGlite, docs/performance.md "Series
- * reads as one text"), and below 2^31 seconds it is exact to a fraction of a microsecond. Other
- * windows get whole microseconds since the epoch through `extract` (exact, slower).
+ * the window's start when that start is a whole millisecond within 2^33 seconds of 1970 and the
+ * window spans less than 2^31 seconds: `date_part` of that interval is a float8, which PostgreSQL
+ * writes about twice as fast as `extract`'s numeric (1,210 samples: 2.0 against 3.4 ms on PGlite,
+ * docs/performance.md "Series reads as one text"), and it is then exact to a fraction of a
+ * microsecond. Other windows get milliseconds since the epoch as `extract`'s exact numeric text.
+ *
+ * With `limit`, at most that many samples are read, in no order (the scan stops there), and
+ * `over` says whether the window holds that many: the caller refuses it then, and `samples` is
+ * null. So a window far over the limit costs `limit` rows, not a sort of the whole window.
  */
 export function buildSeriesSamples(
   ids: readonly number[],
@@ -305,28 +309,29 @@ ORDER BY s.id`,
       params,
     };
   }
-  let samples = `${rawSamplesSql((column) => `${column} = ANY($1::int4[])`, bounds)} AS r`;
-  if (options.limit !== undefined) {
-    params.push(options.limit);
-    samples = `(SELECT series_id, ts, value FROM ${samples} ORDER BY series_id, ts LIMIT $4) AS r`;
-  }
+  const raw = rawSamplesSql((column) => `${column} = ANY($1::int4[])`, bounds);
   const time = relativeTimes(startMs, endMs)
     ? `date_part('epoch', ts - ${bounds.from})::text`
-    : `(extract(epoch FROM ts) * 1000000)::int8::text`;
-  return {
-    text: `SELECT string_agg(series_id::text || ' ' || n::text || ' ' || pairs, ' ' ORDER BY series_id) AS samples
+    : `(extract(epoch FROM ts) * 1000)::text`;
+  const text = (
+    from: string,
+  ): string => `SELECT string_agg(series_id::text || ' ' || n::text || ' ' || pairs, ' ' ORDER BY series_id) AS samples
 FROM (SELECT series_id, count(*) AS n, string_agg(${time} || ' ' || value::text, ' ' ORDER BY ts) AS pairs
-  FROM ${samples}
-  GROUP BY series_id) AS g`,
+  FROM ${from} AS r
+  GROUP BY series_id) AS g`;
+  if (options.limit === undefined) return { text: text(raw), params };
+  params.push(options.limit);
+  return {
+    text: `WITH w AS MATERIALIZED (SELECT series_id, ts, value FROM ${raw} AS r LIMIT $4),
+  over AS (SELECT count(*) >= $4 AS over FROM w)
+SELECT over.over, CASE WHEN over.over THEN NULL ELSE (${text('w')}) END AS samples FROM over`,
     params,
   };
 }
 
 /** Whether {@link buildSeriesSamples} writes times as float seconds after `startMs` (see there). */
 function relativeTimes(startMs: number, endMs: number): boolean {
-  return (
-    Number.isSafeInteger(startMs * 1000) && Number.isInteger(startMs) && endMs - startMs < 2 ** 31 * 1000
-  );
+  return Number.isInteger(startMs) && Math.abs(startMs) < 2 ** 33 * 1000 && endMs - startMs < 2 ** 31 * 1000;
 }
 
 /** One series' samples from {@link parseSeriesSamples}: times in ms since epoch, ascending. */
@@ -337,9 +342,10 @@ export interface SeriesSamples {
 }
 
 /**
- * The text of {@link buildSeriesSamples} for the same window, as series. Times become whole
- * microseconds first (exact: see there), then milliseconds by one division, the same number the
- * row queries' `extract(epoch FROM ts) * 1000` gives.
+ * The text of {@link buildSeriesSamples} for the same window, as series. Relative times become
+ * whole microseconds first (exact: see there), then milliseconds by one division; absolute ones are
+ * exact decimal milliseconds read with one rounding. Either way the number is the one the row
+ * queries' `(extract(epoch FROM ts) * 1000)::float8` gives.
  */
 export function parseSeriesSamples(
   text: string | null | undefined,
@@ -348,8 +354,7 @@ export function parseSeriesSamples(
 ): SeriesSamples[] {
   if (!text) return [];
   const relative = relativeTimes(startMs, endMs);
-  const baseUs = relative ? startMs * 1000 : 0;
-  const scale = relative ? 1e6 : 1;
+  const baseUs = startMs * 1000;
   const parts = text.split(' ');
   const out: SeriesSamples[] = [];
   let i = 0;
@@ -360,7 +365,7 @@ export function parseSeriesSamples(
     const timestamps = new Array<number>(n);
     const values = new Array<number>(n);
     for (let k = 0; k < n; k++, i += 2) {
-      timestamps[k] = (baseUs + Math.round(Number(parts[i]) * scale)) / 1000;
+      timestamps[k] = relative ? (baseUs + Math.round(Number(parts[i]) * 1e6)) / 1000 : Number(parts[i]);
       values[k] = Number(parts[i + 1]);
     }
     out.push({ seriesId, timestamps, values });

@@ -334,9 +334,15 @@ export class SqlSampleStore implements SampleStore {
 
   /** Series rows by id, from the cache or one query for the missing ones (series never change). */
   async #seriesRows(ids: number[]): Promise<Map<number, SeriesRow>> {
-    const wanted = [...new Set(ids)];
-    if (this.#seriesById.size + wanted.length > SERIES_CACHE_LIMIT) this.#seriesById.clear();
-    const missing = wanted.filter((id) => !this.#seriesById.has(id));
+    // The answer is a map of its own, taken from the cache before any await: a concurrent call may
+    // clear the cache while this one waits for its missing rows.
+    const found = new Map<number, SeriesRow>();
+    const missing: number[] = [];
+    for (const id of new Set(ids)) {
+      const row = this.#seriesById.get(id);
+      if (row) found.set(id, row);
+      else missing.push(id);
+    }
     if (missing.length > 0) {
       const { text, params } = buildSeriesByIds(missing);
       // As one JSON text: a driver decodes that far faster than thousands of rows (analytics
@@ -345,9 +351,13 @@ export class SqlSampleStore implements SampleStore {
         `SELECT coalesce(json_agg(s), '[]')::text AS rows FROM (${text}) AS s`,
         params,
       );
-      for (const row of JSON.parse(rows[0]?.rows ?? '[]') as SeriesRow[]) this.#seriesById.set(row.id, row);
+      if (this.#seriesById.size + missing.length > SERIES_CACHE_LIMIT) this.#seriesById.clear();
+      for (const row of JSON.parse(rows[0]?.rows ?? '[]') as SeriesRow[]) {
+        this.#seriesById.set(row.id, row);
+        found.set(row.id, row);
+      }
     }
-    return this.#seriesById;
+    return found;
   }
 
   listGpus(clusterId?: string): Promise<StoredGpu[]> {
@@ -402,17 +412,17 @@ export class SqlSampleStore implements SampleStore {
         return [...chosen.values()].filter((e) => e.timestamps.length > 0);
       }
       const limit = select.maxSamples === undefined ? undefined : select.maxSamples + 1;
-      const { rows } = await db.query<{ samples: string | null }>(
+      const { rows } = await db.query<{ samples: string | null; over?: boolean }>(
         ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, { limit })),
       );
-      const read = parseSeriesSamples(rows[0]?.samples, select.startMs, select.endMs);
-      if (limit !== undefined && read.reduce((n, f) => n + f.timestamps.length, 0) >= limit) {
+      if (rows[0]?.over === true) {
         throw new NexusError(
           'READ_BUDGET_EXCEEDED',
           `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
           { details: { maxSamples: select.maxSamples } },
         );
       }
+      const read = parseSeriesSamples(rows[0]?.samples, select.startMs, select.endMs);
       for (const f of read) {
         const entry = chosen.get(f.seriesId)!;
         entry.timestamps = f.timestamps;

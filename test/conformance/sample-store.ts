@@ -1455,6 +1455,9 @@ export function sampleStoreConformance(
             sample(key, T0 + 999.999, -12.5),
             sample(key, T0 + 60_000.5, 1 / 3),
             sample(key, Date.parse('2199-01-01T00:00:00.001Z') + 0.999, 123456789.12345679),
+            // Past 2^33 s (relative times would be inexact) and past 2^53 microseconds since 1970.
+            sample(key, Date.parse('2250-06-01T00:00:00.001Z') + 0.999, 7),
+            sample(key, Date.parse('2260-01-01T00:00:00.123Z') + 0.456, 8),
           ];
           await store.writeBatch(batch(written));
           const pairs = (samples: readonly Sample[]) => samples.map((x) => [x.timestampMs, x.value]);
@@ -1467,7 +1470,7 @@ export function sampleStoreConformance(
             pairs(written),
           );
           // A window wider than 2^31 seconds, one starting between milliseconds, and narrow ones.
-          expect(await read(-1000, Date.parse('2199-01-02T00:00:00Z'))).toEqual(pairs(written));
+          expect(await read(-1000, Date.parse('2261-01-01T00:00:00Z'))).toEqual(pairs(written));
           expect(await read(-0.5, T0 + 70_000)).toEqual(pairs(written.slice(1, 6)));
           for (const x of written) {
             expect(await read(Math.floor(x.timestampMs) - 1, Math.ceil(x.timestampMs) + 1)).toEqual(

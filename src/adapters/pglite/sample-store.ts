@@ -5,7 +5,7 @@
  * binary COPY from PGlite's `/dev/blob` device.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -158,18 +158,27 @@ class PgliteBackend implements SqlBackend {
  * returns it for certain.
  */
 async function initDataDir(location: string, startParams: string[]): Promise<void> {
+  // Into a sibling directory, renamed into place once complete: a child killed halfway (timeout,
+  // out of memory) leaves no half-made directory that a later start would take for a database.
+  const staging = `${location}.initdb-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
   const script = `const [path, dir, params] = process.argv.slice(1);
 require(path).PGlite.create(dir, { startParams: JSON.parse(params) }).then((db) => db.close());`;
   const pglite = createRequire(import.meta.url).resolve('@electric-sql/pglite');
   try {
     await promisify(execFile)(
       process.execPath,
-      ['-e', script, pglite, location, JSON.stringify(startParams)],
+      ['-e', script, pglite, staging, JSON.stringify(startParams)],
       { timeout: 120_000 },
     );
+    // Replaces the empty directory created above; one holding other files is refused (ENOTEMPTY).
+    renameSync(staging, location);
   } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
     const stderr = String((error as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`initdb failed${stderr ? `: ${stderr.slice(-500)}` : ''}`, { cause: error });
+    throw new Error(`initdb failed${stderr ? `: ${stderr.slice(-500)}` : `: ${String(error)}`}`, {
+      cause: error,
+    });
   }
 }
 
