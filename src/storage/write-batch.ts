@@ -54,6 +54,7 @@ import {
   SeriesIdCache,
   pgLabelsJson,
   pgText,
+  sameSeries,
   seriesIdentity,
   seriesKeyHash,
 } from './series.js';
@@ -304,15 +305,22 @@ async function resolveSeries(
   cache: SeriesIdLookup,
   out: Int32Array,
 ): Promise<ResolvedSeries[]> {
-  // Cache misses, grouped by canonical identity: identity -> sample indexes.
+  // Cache misses, grouped by canonical identity: identity -> sample indexes. A batch of new series
+  // (a backfill file lists each series' samples together) misses on every sample: the identity of
+  // the sample before is reused when it is the same series, instead of building the text again
+  // (about 2.4 of 20 CPU-seconds of an embedded 1M-sample ingest, docs/performance.md).
   const missing = new Map<string, number[]>();
+  let previous: Sample | undefined;
+  let previousIdentity = '';
   samples.forEach((s, i) => {
     const id = cache.get(s);
     if (id !== undefined) {
       out[i] = id;
       return;
     }
-    const identity = seriesIdentity(s);
+    const identity = previous !== undefined && sameSeries(s, previous) ? previousIdentity : seriesIdentity(s);
+    previous = s;
+    previousIdentity = identity;
     const indexes = missing.get(identity);
     if (indexes === undefined) missing.set(identity, [i]);
     else indexes.push(i);
