@@ -16,14 +16,15 @@
  * pass through untouched (/ready's store check never waits behind reads).
  */
 import { NexusError } from '../errors.js';
-import type {
-  SampleQuery,
-  SampleStore,
-  SelectedSeries,
-  SeriesSelect,
-  StoredDeadLetter,
-  StoredGpu,
-  StoredSample,
+import {
+  countSelectedSamples,
+  type SampleQuery,
+  type SampleStore,
+  type SelectedSeries,
+  type SeriesSelect,
+  type StoredDeadLetter,
+  type StoredGpu,
+  type StoredSample,
 } from '../ports/sample-store.js';
 
 /** Settings of the read limits (READ_CONCURRENCY, READ_QUEUE, READ_TIMEOUT, READ_MAX_ROWS). */
@@ -260,7 +261,7 @@ export function budgetedStore(store: SampleStore, limiter: ReadLimiter, budget: 
         : reserveAndRun(
             select.maxSamples + 1,
             () => store.selectSeries(select, signal),
-            (rows) => rows.reduce((n, s) => n + s.timestamps.length, 0),
+            countSelectedSamples,
           ),
   };
   return new Proxy(store, {

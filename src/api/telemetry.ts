@@ -10,6 +10,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { hasCode } from '../errors.js';
 import {
   chooseResolution,
+  countSelectedSamples,
   type GpuSelector,
   type SelectedSeries,
   type Resolution,
@@ -67,8 +68,8 @@ export function prepareTelemetryQuery(query: TelemetryQuerystring): PreparedTele
       if (format === 'compact' && resolution === 'raw' && 'gpuId' in selector) {
         const whole = await wholeSeries(store, selector, range, metrics, limit, migInstance);
         if (whole) {
-          const count = whole.reduce((n, s) => n + s.timestamps.length, 0);
-          return { json: telemetryCompactSeriesJson(whole, gpu), count, hasMore: false, resolution };
+          const json = telemetryCompactSeriesJson(whole, gpu);
+          return { json, count: countSelectedSamples(whole), hasMore: false, resolution };
         }
       }
       const samples = await store.querySamples({

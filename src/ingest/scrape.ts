@@ -17,9 +17,9 @@
  *
  * Targets are spread over the interval as Prometheus spreads them: a target's first scrape is at
  * once, and from the next one on (0.5 to 1.5 intervals later) it is scraped at a fixed phase of the
- * wall clock derived from its URL ({@link scrapePhaseMs}), so many targets are not scraped in the same instant (a burst through
- * queue, store, hierarchy and subscribers once per interval), and every streamer that takes the
- * target over scrapes it at the same phase.
+ * wall clock derived from its URL ({@link scrapePhaseMs}). So many targets are not scraped in the
+ * same instant (a burst through queue, store, hierarchy and subscribers once per interval), and
+ * every streamer that takes the target over scrapes it at the same phase.
  *
  * Memory is bounded: each target holds at most one scrape's rows until the consumer has taken them,
  * so a slow consumer (queue backpressure) delays the next scrape instead of piling scrapes up.

@@ -230,6 +230,11 @@ export interface SelectedSeries {
   values: number[];
 }
 
+/** Samples in all of `selected` (what a `maxSamples` bound counts). */
+export function countSelectedSamples(selected: readonly SelectedSeries[]): number {
+  return selected.reduce((n, s) => n + s.timestamps.length, 0);
+}
+
 /** What {@link SampleStore.summarizeSeries} reads. */
 export interface SeriesSummarySelect extends SeriesSummaryWindow {
   filter: SeriesFilter;

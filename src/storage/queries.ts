@@ -264,19 +264,36 @@ ORDER BY id`,
   };
 }
 
-/** Row shape of {@link buildSeriesSamples} with `latestOnly`. */
+/** Row shape of {@link buildLatestSeriesSamples}. */
 export interface SeriesSampleRow {
   series_id: number;
   ts_ms: number;
   value: number;
 }
 
+/** Bounds of the series sample statements: [$2, $3] in ms since epoch. */
+const SERIES_WINDOW: RawBounds = {
+  from: 'to_timestamp($2::float8 / 1000)',
+  to: 'to_timestamp($3::float8 / 1000)',
+};
+
 /**
- * Raw samples of these series in [startMs, endMs], time ascending per series, at most `limit` in
- * all (the first by series, then time); with `latestOnly`, only the newest sample of each series in
- * the window (one index probe per series on the (series_id, ts) key), as {@link SeriesSampleRow}s.
- *
- * Otherwise the answer is one text (`samples`, null when none), read by {@link parseSeriesSamples}:
+ * The newest sample of each of these series in [startMs, endMs] (one index probe per series on
+ * the (series_id, ts) key), as {@link SeriesSampleRow}s by series.
+ */
+export function buildLatestSeriesSamples(ids: readonly number[], startMs: number, endMs: number): Statement {
+  return {
+    text: `SELECT s.id AS series_id, (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
+FROM unnest($1::int4[]) AS s(id)
+CROSS JOIN LATERAL ${firstRawSamplesSql((column) => `${column} = s.id`, SERIES_WINDOW, 'DESC', '1')} sa
+ORDER BY s.id`,
+    params: [[...ids], startMs, endMs],
+  };
+}
+
+/**
+ * Raw samples of these series in [startMs, endMs], time ascending per series, as one text
+ * (`samples`, null when none), read by {@link parseSeriesSamples}:
  * per series its id, its sample count, then each sample's time and value, all separated by spaces.
  * A driver decodes one text far faster than a row per sample. A time is written as seconds after
  * the window's start when that start is a whole millisecond within 2^33 seconds of 1970 and the
@@ -293,22 +310,10 @@ export function buildSeriesSamples(
   ids: readonly number[],
   startMs: number,
   endMs: number,
-  options: { latestOnly?: boolean; limit?: number } = {},
+  limit?: number,
 ): Statement {
-  const bounds: RawBounds = {
-    from: 'to_timestamp($2::float8 / 1000)',
-    to: 'to_timestamp($3::float8 / 1000)',
-  };
+  const bounds = SERIES_WINDOW;
   const params: unknown[] = [[...ids], startMs, endMs];
-  if (options.latestOnly) {
-    return {
-      text: `SELECT s.id AS series_id, (extract(epoch FROM sa.ts) * 1000)::float8 AS ts_ms, sa.value
-FROM unnest($1::int4[]) AS s(id)
-CROSS JOIN LATERAL ${firstRawSamplesSql((column) => `${column} = s.id`, bounds, 'DESC', '1')} sa
-ORDER BY s.id`,
-      params,
-    };
-  }
   const raw = rawSamplesSql((column) => `${column} = ANY($1::int4[])`, bounds);
   const time = relativeTimes(startMs, endMs)
     ? `date_part('epoch', ts - ${bounds.from})::text`
@@ -319,8 +324,8 @@ ORDER BY s.id`,
 FROM (SELECT series_id, count(*) AS n, string_agg(${time} || ' ' || value::text, ' ' ORDER BY ts) AS pairs
   FROM ${from} AS r
   GROUP BY series_id) AS g`;
-  if (options.limit === undefined) return { text: text(raw), params };
-  params.push(options.limit);
+  if (limit === undefined) return { text: text(raw), params };
+  params.push(limit);
   return {
     text: `WITH w AS MATERIALIZED (SELECT series_id, ts, value FROM ${raw} AS r LIMIT $4),
   over AS (SELECT count(*) >= $4 AS over FROM w)

@@ -57,6 +57,7 @@ import {
   buildListGpus,
   buildSampleQuery,
   buildSelectSeries,
+  buildLatestSeriesSamples,
   buildSeriesSamples,
   parseSeriesSamples,
   type SeriesSampleRow,
@@ -402,7 +403,7 @@ export class SqlSampleStore implements SampleStore {
       const ids = [...chosen.keys()];
       if (select.latestOnly) {
         const { rows } = await db.query<SeriesSampleRow>(
-          ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, { latestOnly: true })),
+          ...statement(buildLatestSeriesSamples(ids, select.startMs, select.endMs)),
         );
         for (const r of rows) {
           const entry = chosen.get(r.series_id)!;
@@ -413,7 +414,7 @@ export class SqlSampleStore implements SampleStore {
       }
       const limit = select.maxSamples === undefined ? undefined : select.maxSamples + 1;
       const { rows } = await db.query<{ samples: string | null; over?: boolean }>(
-        ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, { limit })),
+        ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, limit)),
       );
       if (rows[0]?.over === true) {
         throw new NexusError(

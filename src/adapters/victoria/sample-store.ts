@@ -37,6 +37,7 @@ import {
   type StoredSeries,
   type WriteResult,
   chooseResolution,
+  countSelectedSamples,
 } from '../../ports/sample-store.js';
 import { compareGpus } from '../../storage/queries.js';
 import { type RefusedSample, refusalDeadLetters, unstorableSampleProblem } from '../../storage/refusals.js';
@@ -494,7 +495,7 @@ export class VictoriaSampleStore implements SampleStore {
           : { series: r.series, timestamps: r.timestamps, values: r.values },
       );
       if (select.maxSamples !== undefined && select.latestOnly !== true) {
-        const total = out.reduce((n, s) => n + s.timestamps.length, 0);
+        const total = countSelectedSamples(out);
         if (total > select.maxSamples) {
           throw new NexusError(
             'READ_BUDGET_EXCEEDED',
