@@ -4,7 +4,7 @@
  * data directory of schema v1 upgrades to day partitions and rollups in place).
  */
 import { statSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -185,6 +185,23 @@ describe('PGlite sample store on disk', () => {
       await store.migrate();
       await store.ping();
       await store.close();
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a non-empty directory that holds no database, and leaves nothing of its own there', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    try {
+      const dataDir = join(parent, 'pglite');
+      await mkdir(dataDir);
+      await writeFile(join(dataDir, 'notes.txt'), 'not a database');
+      const opened = createPgliteSampleStore({ dataDir });
+      await expect(opened).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+      await expect(opened).rejects.toThrow(/initdb failed/);
+      // The directory is as it was, and the staging directory initdb ran in is gone.
+      expect(await readdir(dataDir)).toEqual(['notes.txt']);
+      expect(await readdir(parent)).toEqual(['pglite']);
     } finally {
       await rm(parent, { recursive: true, force: true });
     }
