@@ -211,6 +211,7 @@ export async function benchAnalytics(o: {
     // Thirty-day-old samples of a running store are chunks, not rows: read them as such.
     log('bench: analytics: compacting raw samples past the hot window ...');
     const c0 = performance.now();
+    await store.flushRollups();
     const compacted = await store.compact({ hotMs: 2 * 3_600_000 });
     const compaction = {
       seconds: Math.round((performance.now() - c0) / 100) / 10,

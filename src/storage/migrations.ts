@@ -19,7 +19,7 @@
  *   which path was taken (`native` or `timescaledb`).
  * - v3: dead letters keyed by content. v4: API tokens.
  * - v5: `samples_1d`, one row per series per UTC day (not partitioned; backfilled from
- *   `samples_1h`), kept on write like the other rollups, for long-range summaries (analytics);
+ *   `samples_1h`), kept like the other rollups, for long-range summaries (analytics);
  *   retention deletes whole old days through `nexus_trim_daily(cutoff)` (SECURITY DEFINER).
  * - v6: `sample_chunks` and `chunk_windows`: raw samples older than the hot window as compressed
  *   per-series chunks of 6-hour windows (src/storage/chunks.ts).
@@ -27,8 +27,13 @@
  *   stored in `rollup_chunks_1m` once they expire (src/storage/minute-chunks.ts); the compaction,
  *   expansion and trim functions of v6 cover them, and `nexus_drop_compacted_minutes(day)` drops
  *   the emptied 1-minute day partitions.
+ * - v8: rollups folded in bulk: the write path queues the samples it inserted in `rollup_pending`;
+ *   `nexus_flush_rollups()` (executable by every role) folds the queue into the three levels.
  */
 import type { SqlExecutor } from './sql-executor.js';
+
+/** Largest finite float8 (sums past it saturate to +/-Infinity). */
+const MAX_FLOAT8 = '1.7976931348623157e308';
 
 /** One schema step. Versions are applied in ascending order and never edited once released. */
 export interface Migration {
@@ -869,6 +874,126 @@ REVOKE ALL ON FUNCTION nexus_pack_minutes(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_settle_minutes(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_trim_minute_chunks(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_drop_compacted_minutes(timestamptz) FROM PUBLIC;
+`,
+  },
+  {
+    version: 8,
+    name: 'rollups folded in bulk: the write path queues its samples in rollup_pending, nexus_flush_rollups() folds them into samples_1m, samples_1h and samples_1d (src/storage/rollups.ts)',
+    sql: `
+-- The samples a batch inserted, as three arrays side by side (one row per batch part, written in
+-- the batch's transaction). Stored uncompressed: float arrays hardly compress, and pglz on every
+-- insert costs more than the bytes it saves. Rows live seconds: nexus_flush_rollups() deletes them.
+CREATE TABLE rollup_pending (
+  series_ids integer[] NOT NULL,
+  ts_ms double precision[] NOT NULL,
+  vals double precision[] NOT NULL
+);
+ALTER TABLE rollup_pending
+  ALTER COLUMN series_ids SET STORAGE EXTERNAL,
+  ALTER COLUMN ts_ms SET STORAGE EXTERNAL,
+  ALTER COLUMN vals SET STORAGE EXTERNAL;
+
+-- float8 addition saturating to +/-Infinity past the float8 range, as JavaScript adds (float8's
+-- own + raises an error there), and the aggregate over it: the sum of the rare fold that overflowed.
+CREATE FUNCTION nexus_saturating_add(a double precision, b double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT
+AS $fn$
+  SELECT CASE WHEN sign(a) = sign(b) AND abs(a) > '${MAX_FLOAT8}'::float8 - abs(b)
+              THEN sign(a) * 'Infinity'::float8 ELSE a + b END
+$fn$;
+CREATE AGGREGATE nexus_saturating_sum(double precision) (SFUNC = nexus_saturating_add, STYPE = double precision);
+
+-- Fold every committed pending row into the three rollup levels and delete it, in one statement
+-- (one snapshot: exactly the rows deleted are folded). Each aggregate reads its rows in time order
+-- (sorted input, consumed in order): sums are added as the chunk readers add them, and the last
+-- row of a group is its last sample. p_saturate adds with nexus_saturating_sum (slower; taken when
+-- a float8 sum overflowed).
+CREATE FUNCTION nexus_fold_pending(p_saturate boolean) RETURNS bigint
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_n bigint;
+  v_sum_v text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(v)' ELSE 'sum(v)' END;
+  v_sum_s text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(s)' ELSE 'sum(s)' END;
+  v_merge text := $m$
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+  min = least(r.min, excluded.min),
+  max = greatest(r.max, excluded.max),
+  sum = CASE WHEN sign(r.sum) = sign(excluded.sum) AND abs(r.sum) > '${MAX_FLOAT8}'::float8 - abs(excluded.sum)
+             THEN sign(r.sum) * 'Infinity'::float8 ELSE r.sum + excluded.sum END,
+  count = r.count + excluded.count,
+  last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
+  last_ts = greatest(r.last_ts, excluded.last_ts)$m$;
+BEGIN
+  EXECUTE format($q$
+WITH p AS (DELETE FROM rollup_pending RETURNING series_ids, ts_ms, vals),
+u AS (
+  SELECT x.i, floor(x.t / 60000) * 60000 AS b, x.t, x.v
+  FROM p CROSS JOIN LATERAL unnest(p.series_ids, p.ts_ms, p.vals) AS x(i, t, v) ORDER BY 1, 2, 3),
+m AS MATERIALIZED (
+  SELECT i, b, min(v) AS mn, max(v) AS mx, %1$s AS s, count(*) AS c, max(t) AS lt,
+         (array_agg(v))[count(*)] AS l
+  FROM u GROUP BY 1, 2),
+h AS MATERIALIZED (
+  SELECT i, floor(b / 3600000) * 3600000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
+         max(lt) AS lt, (array_agg(l))[count(*)] AS l
+  FROM (SELECT * FROM m ORDER BY i, b) AS o GROUP BY 1, 2),
+d AS (
+  SELECT i, floor(b / 86400000) * 86400000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
+         max(lt) AS lt, (array_agg(l))[count(*)] AS l
+  FROM (SELECT * FROM h ORDER BY i, b) AS o GROUP BY 1, 2),
+w1 AS (
+  INSERT INTO samples_1m AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM m ORDER BY i, b %3$s),
+w2 AS (
+  INSERT INTO samples_1h AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM h ORDER BY i, b %3$s),
+w3 AS (
+  INSERT INTO samples_1d AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM d ORDER BY i, b %3$s)
+SELECT coalesce(sum(c), 0)::bigint FROM m$q$, v_sum_v, v_sum_s, v_merge) INTO v_n;
+  RETURN v_n;
+END
+$fn$;
+
+-- Fold the queued samples into the rollups (see nexus_fold_pending); returns the samples folded.
+-- Flushes are serialised; a flush that finds nothing committed returns at once. Executable by
+-- every role, the read-only API's included: rollup reads call it first, so they see every
+-- committed sample, and it takes no argument and changes nothing but the rollups' freshness.
+CREATE FUNCTION nexus_flush_rollups() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM rollup_pending) THEN
+    RETURN 0;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391406, 0);
+  BEGIN
+    RETURN nexus_fold_pending(false);
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    RETURN nexus_fold_pending(true);
+  END;
+END
+$fn$;
+
+-- Compaction folds the queued samples first, under the window's lock: it deletes the window's
+-- 1-minute rows (minute-chunks.ts), so a sample queued before it and folded after would count twice.
+ALTER FUNCTION nexus_compact_window(timestamptz) RENAME TO nexus_compact_window_rows;
+CREATE FUNCTION nexus_compact_window(p_start timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+BEGIN
+  IF extract(epoch FROM p_start)::numeric % 21600 <> 0 THEN
+    RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
+  PERFORM nexus_flush_rollups();
+  RETURN nexus_compact_window_rows(p_start);
+END
+$fn$;
+REVOKE ALL ON FUNCTION nexus_fold_pending(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_compact_window_rows(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_compact_window(timestamptz) FROM PUBLIC;
 `,
   },
 ];

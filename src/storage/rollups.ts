@@ -1,9 +1,13 @@
 /**
  * Rollups: per series, 1-minute, 1-hour and 1-day buckets of min, max, sum, count and last (by
- * time), in `samples_1m`, `samples_1h` and `samples_1d`. The write path folds exactly the samples it inserted (never the
- * natural-key duplicates it skipped) into bucket rows here, in memory, then merges them into the
- * tables in the batch transaction with one `INSERT .. ON CONFLICT DO UPDATE` per table, so a replay
- * adds nothing to the counts and the rollups are never behind the raw samples.
+ * time), in `samples_1m`, `samples_1h` and `samples_1d`. The write path queues exactly the samples
+ * it inserted (never the natural-key duplicates it skipped) in `rollup_pending`, in the batch
+ * transaction; `nexus_flush_rollups()` (migration 8) folds the queue into the three tables in bulk
+ * and deletes it, in one statement, so every queued sample is folded exactly once. The store
+ * flushes in the background as samples accumulate, and before every read of the rollups and every
+ * compaction or retention pass, so readers never see rollups behind the committed raw samples.
+ * Folding in bulk, not by an upsert per batch, is what made ingest ~2.5x faster
+ * (docs/performance.md, "Rollups folded in bulk").
  *
  * Buckets are aligned on the Unix epoch, i.e. on UTC minutes, hours and days.
  */
@@ -24,13 +28,10 @@ export const ROLLUP_LEVELS: readonly RollupLevel[] = [
 ];
 
 /**
- * The daily level (`samples_1d`, migration 5): written like the others, read only by
+ * The daily level (`samples_1d`, migration 5): folded like the others, read only by
  * `summarizeSeries` for the whole UTC days of a long range (not a query resolution).
  */
 export const DAILY_LEVEL = { table: 'samples_1d', bucketMs: 86_400_000 } as const;
-
-/** A level the write path keeps current. */
-type WrittenLevel = Pick<RollupLevel, 'bucketMs'> & { table: RollupLevel['table'] | 'samples_1d' };
 
 /** The level of a rollup resolution. */
 export function rollupLevel(resolution: Exclude<Resolution, 'raw'>): RollupLevel {
@@ -125,44 +126,23 @@ export function foldRollup(
   return out;
 }
 
-/** Largest finite float8, for the overflow-safe sum below. */
-const MAX_FLOAT8 = '1.7976931348623157e308';
-
 /**
- * Merge one level's bucket rows into its table (inside the batch transaction). Sums that would
- * overflow float8 saturate to +/-Infinity instead of failing the batch.
+ * Queue the samples a write inserted for the rollups (inside the batch transaction): one
+ * `rollup_pending` row of three arrays, folded into every level in bulk by
+ * `nexus_flush_rollups()` (migration 8; {@link FLUSH_ROLLUPS_SQL}).
  */
-export async function mergeRollup(tx: SqlExecutor, level: WrittenLevel, rows: RollupRows): Promise<void> {
-  if (rows.seriesIds.length === 0) return;
-  await tx.query(
-    `INSERT INTO ${level.table} AS r (series_id, bucket, min, max, sum, count, last, last_ts)
-SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000)
-FROM unnest($1::int4[], $2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::int8[], $7::float8[],
-            $8::float8[]) AS u(i, b, mn, mx, s, c, l, lt)
-ORDER BY i, b
-ON CONFLICT (series_id, bucket) DO UPDATE SET
-  min = least(r.min, excluded.min),
-  max = greatest(r.max, excluded.max),
-  sum = CASE WHEN sign(r.sum) = sign(excluded.sum) AND abs(r.sum) > '${MAX_FLOAT8}'::float8 - abs(excluded.sum)
-             THEN sign(r.sum) * 'Infinity'::float8 ELSE r.sum + excluded.sum END,
-  count = r.count + excluded.count,
-  last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
-  last_ts = greatest(r.last_ts, excluded.last_ts)`,
-    [rows.seriesIds, rows.buckets, rows.min, rows.max, rows.sum, rows.count, rows.last, rows.lastTs].map(
-      numericArrayLiteral,
-    ),
-  );
-}
-
-/** Fold and merge every rollup level for the samples a write inserted. */
-export async function updateRollups(
+export async function queueRollups(
   tx: SqlExecutor,
   seriesIds: ArrayLike<number>,
   timestampsMs: ArrayLike<number>,
   values: ArrayLike<number>,
 ): Promise<void> {
   if (seriesIds.length === 0) return;
-  for (const level of [...ROLLUP_LEVELS, DAILY_LEVEL]) {
-    await mergeRollup(tx, level, foldRollup(seriesIds, timestampsMs, values, level.bucketMs));
-  }
+  await tx.query(
+    'INSERT INTO rollup_pending (series_ids, ts_ms, vals) VALUES ($1::int4[], $2::float8[], $3::float8[])',
+    [seriesIds, timestampsMs, values].map(numericArrayLiteral),
+  );
 }
+
+/** Fold every committed queued sample into the rollups; `n` is the samples folded. */
+export const FLUSH_ROLLUPS_SQL = 'SELECT nexus_flush_rollups()::float8 AS n';

@@ -68,7 +68,7 @@ import {
 } from './queries.js';
 import { compactRawSamples, newestChunkDayEnd, rawSamplesSql, trimChunks } from './chunks.js';
 import { minuteSeriesSql, minuteTotalsSql, trimMinuteChunks } from './minute-chunks.js';
-import { DAILY_LEVEL, rollupLevel } from './rollups.js';
+import { DAILY_LEVEL, FLUSH_ROLLUPS_SQL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
 import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
 import {
@@ -115,8 +115,8 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
         ? `${column} = ANY(ARRAY(SELECT id FROM (${seriesSql}) AS s))`
         : hashed(column);
     if (table === 'samples') {
-      // Only series with a 1-minute bucket over the piece can have a sample in it (the rollups are
-      // written with the samples): the partial minutes of a long range read a few thousand active
+      // Only series with a 1-minute bucket over the piece can have a sample in it (summarizeSeries
+      // folds the rollup queue before it reads): the partial minutes of a long range read a few thousand active
       // series, not every series the filter matches over the whole range.
       const minute = Math.floor(from / 60_000) * 60_000;
       const active = (column: string): string =>
@@ -242,7 +242,18 @@ export interface SqlBackend {
   mapError(error: unknown, operation: string): NexusError;
   /** Release the backend; called once, after in-flight operations settled. */
   close(): Promise<void>;
+  /**
+   * VACUUM `rollup_pending` after a flush emptied it (PGlite: no autovacuum runs in its
+   * single-user backend, and a table of deleted rows would only grow). PostgreSQL's autovacuum
+   * does it there.
+   */
+  readonly vacuumAfterFlush?: boolean;
 }
+
+/** Queued samples after which a write starts a rollup flush in the background. */
+const FLUSH_AFTER_SAMPLES = 50_000;
+/** Longest a queued sample waits for a background flush (checked after each write). */
+const FLUSH_AFTER_MS = 5_000;
 
 /** Options of {@link SqlSampleStore}. */
 export interface SqlSampleStoreOptions {
@@ -265,6 +276,10 @@ export class SqlSampleStore implements SampleStore {
   readonly #partitions = new PartitionCache();
   readonly #rollups: boolean;
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Samples this store queued for the rollups since its last flush, and when that was. */
+  #queued = 0;
+  #flushedAt = Date.now();
+  #flushing: Promise<void> | undefined;
   #mode: PartitioningMode | undefined;
   #closing: Promise<void> | undefined;
 
@@ -313,13 +328,59 @@ export class SqlSampleStore implements SampleStore {
         outcome = await write({ isolate: true });
       }
       this.#cache.addAll(outcome.resolvedSeries);
+      if (this.#rollups) this.#queued += outcome.result.inserted;
+      if (
+        this.#queued >= FLUSH_AFTER_SAMPLES ||
+        (this.#queued > 0 && Date.now() - this.#flushedAt >= FLUSH_AFTER_MS)
+      ) {
+        this.#flushInBackground();
+      }
       return outcome.result;
     });
+  }
+
+  /**
+   * Fold the samples every writer queued into the rollup tables (rollups.ts). Reads of the
+   * rollups, compaction and retention call it first; writes start it in the background.
+   */
+  flushRollups(): Promise<number> {
+    return this.#run('flushRollups', () => this.#flushRollups());
+  }
+
+  async #flushRollups(): Promise<number> {
+    if (!this.#rollups) return 0;
+    const queued = this.#queued;
+    const { rows } = await this.#backend.executor.query<{ n: number }>(FLUSH_ROLLUPS_SQL);
+    this.#queued = Math.max(0, this.#queued - queued);
+    this.#flushedAt = Date.now();
+    const n = rows[0]?.n ?? 0;
+    if (n > 0 && this.#backend.vacuumAfterFlush === true) {
+      await this.#backend.executor.query('VACUUM rollup_pending');
+    }
+    return n;
+  }
+
+  /**
+   * One background flush at a time. Its failure is not reported here: the queue is durable, and
+   * the next flush (at the latest before the next rollup read, which reports its own error)
+   * takes it up again.
+   */
+  #flushInBackground(): void {
+    if (this.#flushing !== undefined || this.#closing !== undefined) return;
+    this.#flushing = this.flushRollups()
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        this.#flushing = undefined;
+      });
   }
 
   querySamples(query: SampleQuery): Promise<StoredSample[]> {
     return this.#run('querySamples', async () => {
       const statement = buildSampleQuery(query);
+      if (statement.resolution !== 'raw') await this.#flushRollups();
       if (statement.resolution === 'raw') {
         const { text, params } = asJsonRows(statement, query.order);
         const { rows } = await this.#backend.executor.query<{ rows: string }>(text, params);
@@ -441,6 +502,7 @@ export class SqlSampleStore implements SampleStore {
   summarizeSeries(select: SeriesSummarySelect, signal?: AbortSignal): Promise<SeriesSummary[]> {
     return this.#run('summarizeSeries', async () => {
       signal?.throwIfAborted();
+      await this.#flushRollups();
       const { text, params } = summarizeStatement(select);
       const { rows } = await this.#backend.executor.query<{ rows: string }>(text, params);
       // [series id, count, sum, min, max] per series; a saturated sum arrives as "Infinity".
@@ -499,6 +561,7 @@ export class SqlSampleStore implements SampleStore {
 
   applyRetention(policy: RetentionPolicy): Promise<RetentionResult> {
     return this.#run('applyRetention', async () => {
+      await this.#flushRollups();
       const nowMs = policy.nowMs ?? Date.now();
       const ahead = Array.from({ length: DAYS_AHEAD + 1 }, (_, i) => dayStart(nowMs) + i * DAY_MS);
       const db = this.#backend.executor;

@@ -20,8 +20,8 @@
  *    replay. COPY is about twice as fast as unnest or staging + ON CONFLICT (docs/performance.md,
  *    "Why the write path is shaped so").
  * 5. Rollups: the samples actually inserted (all of them after a clean COPY; the rows the
- *    conflict path's INSERT returned otherwise) are folded into 1m and 1h buckets and merged
- *    into `samples_1m` / `samples_1h` (see `rollups.ts`), in the same transaction.
+ *    conflict path's INSERT returned otherwise) are queued in `rollup_pending`, in the same
+ *    transaction, for the store to fold into the rollup tables in bulk (see `rollups.ts`).
  * 6. Dead letters: the batch's own, then one per refused sample (and the ledger's count updated).
  *
  * Steps 3-5 run once for the whole batch with no savepoint of their own (a clean batch costs what
@@ -48,7 +48,7 @@ import {
   refusalDeadLetters,
   unstorableSampleProblem,
 } from './refusals.js';
-import { updateRollups } from './rollups.js';
+import { queueRollups } from './rollups.js';
 import {
   type SeriesIdLookup,
   SeriesIdCache,
@@ -86,7 +86,7 @@ export interface BatchWriteOutcome {
 /** Options of {@link writeBatchInTransaction}. */
 export interface WriteBatchOptions {
   /**
-   * Keep the 1m/1h rollups current (default true). Off only to measure what rollups cost:
+   * Queue the samples for the rollups (default true). Off only to measure what rollups cost:
    * without them, rollup-resolution queries miss this batch.
    */
   rollups?: boolean;
@@ -283,7 +283,7 @@ class SampleWriter {
     await prepareChunkWindows(this.#tx, seriesIds, timestamps);
     const { stored, refused } = await insertSamples(this.#tx, seriesIds, timestamps, values);
     if (this.#rollups && stored.seriesIds.length > 0) {
-      await updateRollups(this.#tx, stored.seriesIds, stored.timestampsMs, stored.values);
+      await queueRollups(this.#tx, stored.seriesIds, stored.timestampsMs, stored.values);
     }
     const conflicts = refused.map(({ row, storedValue }): RefusedSample => {
       const s = rows[row] as Sample;

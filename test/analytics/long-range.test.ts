@@ -204,6 +204,7 @@ describe('retention trims the daily rollup with the hourly one', () => {
       await store.writeBatch(batch(samples, [], 'ret-1'));
       const days = () =>
         store.withSql('test', async (db) => {
+          await db.query('SELECT nexus_flush_rollups()');
           const { rows } = await db.query<{ d: string }>(
             "SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS d FROM samples_1d ORDER BY bucket",
           );

@@ -876,6 +876,55 @@ export function sampleStoreConformance(
     );
 
     cap.it(
+      'rollups',
+      'rollup sums past the float8 range saturate to +/-Infinity, in one write and across writes',
+      async () => {
+        const t = Date.parse('2026-10-02T03:04:00.000Z');
+        const big = 1.5e308;
+        // One batch: two huge samples in one minute (their sum overflows while folding), beside an
+        // ordinary series whose sums must stay exact.
+        const one = seriesKey(unique('sat1'));
+        const plain = seriesKey(unique('sat2'));
+        await store.writeBatch(
+          batch([
+            sample(one, t, big),
+            sample(one, t + 10_000, big),
+            sample(plain, t, 0.1),
+            sample(plain, t + 10_000, 0.2),
+          ]),
+        );
+        // Across writes with a read between (the second write merges into a stored bucket).
+        const across = seriesKey(unique('sat3'));
+        await store.writeBatch(batch([sample(across, t, -big)]));
+        expect(
+          (await store.querySamples({ gpu: { uuid: across.uuid }, resolution: '1m' }))[0]?.aggregate?.avg,
+        ).toBe(-big);
+        await store.writeBatch(batch([sample(across, t + 10_000, -big)]));
+        const minute = async (uuid: string, resolution: '1m' | '1h') =>
+          (await store.querySamples({ gpu: { uuid }, resolution }))[0]?.aggregate;
+        for (const resolution of ['1m', '1h'] as const) {
+          expect(await minute(one.uuid, resolution)).toMatchObject({
+            avg: Infinity,
+            count: 2,
+            min: big,
+            max: big,
+          });
+          expect(await minute(across.uuid, resolution)).toMatchObject({
+            avg: -Infinity,
+            count: 2,
+            min: -big,
+            max: -big,
+          });
+          expect(await minute(plain.uuid, resolution)).toMatchObject({
+            avg: (0.1 + 0.2) / 2,
+            count: 2,
+            last: 0.2,
+          });
+        }
+      },
+    );
+
+    cap.it(
       ['rollups', 'fullTimeRange'],
       'rollup queries honour bounds (start rounded down to its bucket), order, limit and metrics',
       async () => {

@@ -165,6 +165,7 @@ describe('PostgreSQL ingest volume', () => {
         const c = new pg.Client({ connectionString: u });
         await c.connect();
         try {
+          await c.query('SELECT nexus_flush_rollups()');
           const { rows: r } = await c.query<{ n: number | null }>(
             'SELECT sum(count)::float8 AS n FROM samples_1m',
           );

@@ -135,6 +135,7 @@ describe('PostgreSQL stopped (immediate) and restarted during ingest', () => {
       expect(collector.child.pid).toBe(pid);
       expect(collector.child.exitCode).toBeNull();
       expect(collector.child.signalCode).toBeNull();
+      await tryQuery(url, 'SELECT nexus_flush_rollups()'); // what a reader of the rollups does first
       const totals = await tryQuery<{ raw: number; m: number; h: number; ledger: number }>(
         url,
         `SELECT (SELECT count(*) FROM ${ALL_RAW_SAMPLES} AS a)::float8 AS raw, (SELECT sum(count) FROM ${ALL_MINUTE_BUCKETS} AS mb)::float8 AS m,

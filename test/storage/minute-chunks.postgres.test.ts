@@ -52,12 +52,14 @@ async function compactedWindow(): Promise<{
   const { rows } = await a.query<{ id: number }>(
     "SELECT id FROM series WHERE metric = 'DCGM_FI_DEV_GPU_UTIL'",
   );
-  const totals = async () =>
-    (
-      await a.query<{ buckets: number; samples: number }>(
-        `SELECT count(*)::int AS buckets, sum(count)::int AS samples FROM ${ALL_MINUTE_BUCKETS} AS x`,
-      )
-    ).rows[0]!;
+  // The rollup queue folded first (what every reader of the store does).
+  const totals = async () => {
+    await a.query('SELECT nexus_flush_rollups()');
+    const { rows } = await a.query<{ buckets: number; samples: number }>(
+      `SELECT count(*)::int AS buckets, sum(count)::int AS samples FROM ${ALL_MINUTE_BUCKETS} AS x`,
+    );
+    return rows[0]!;
+  };
   return {
     store,
     a,

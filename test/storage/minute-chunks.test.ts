@@ -250,7 +250,19 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
       const day = Date.parse('2026-11-20T00:00:00Z');
       const s: Sample[] = [];
       for (let t = 0; t < 6 * HOUR; t += 30_000) s.push(sample({ timestampMs: day + t, value: 1 }));
+      // Today's write path queues the rollups (migration 8); a version 6 store folded them on
+      // write: the queue stands in for the write, then becomes the 1-minute rows it wrote.
+      await store.withSql('test', (db) =>
+        db.query('CREATE TABLE rollup_pending (series_ids int4[], ts_ms float8[], vals float8[])'),
+      );
       await store.writeBatch(batch(s));
+      await store.withSql('test', async (db) => {
+        await db.query(`INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+SELECT i, to_timestamp(floor(t / 60000) * 60), min(v), max(v), sum(v), count(*), (array_agg(v ORDER BY t))[count(*)],
+       to_timestamp(max(t) / 1000)
+FROM rollup_pending, unnest(series_ids, ts_ms, vals) AS x(i, t, v) GROUP BY 1, 2`);
+        await db.query('DROP TABLE rollup_pending');
+      });
       // Version 6's compaction: raw chunks, the 1-minute rows left as they were.
       await store.withSql('test', async (db) => {
         for (let w = 0; w < 4; w++)
@@ -259,8 +271,9 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
           ]);
       });
       await store.migrate();
-      const totals = () =>
-        store.withSql(
+      const totals = async () => {
+        await store.flushRollups();
+        return store.withSql(
           'test',
           async (db) =>
             (
@@ -269,6 +282,7 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
               )
             ).rows[0],
         );
+      };
       expect(await totals()).toEqual({ buckets: 360, samples: 720 });
       expect(
         (await store.writeBatch(batch([sample({ timestampMs: day + 15_000, value: 5 })]))).inserted,

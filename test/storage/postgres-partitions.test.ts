@@ -185,6 +185,7 @@ describe('PostgreSQL time partitions', () => {
       expect((await a.writeBatch(batch([sample(day + 2 * HOUR, 2)]))).inserted).toBe(1);
       const inDefault = () =>
         withClient(url, async (c) => {
+          await c.query('SELECT nexus_flush_rollups()');
           const { rows } = await c.query(`SELECT (SELECT count(*) FROM samples_default)::int AS raw,
             (SELECT count(*) FROM samples_1m_default)::int AS m, (SELECT count(*) FROM samples_1h_default)::int AS h`);
           return rows[0] as { raw: number; m: number; h: number };

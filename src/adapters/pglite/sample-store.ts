@@ -97,6 +97,7 @@ const PGLITE_CHECKPOINT_POLL_MS = 10_000;
 
 class PgliteBackend implements SqlBackend {
   readonly name = 'PGlite';
+  readonly vacuumAfterFlush = true;
   readonly executor: SqlExecutor;
   readonly #db: PGlite;
   readonly #lock = new SerialLock();
