@@ -13,7 +13,7 @@
  * dcgm-exporter's 10 s default when the interval is 1 s.
  *
  * Measured per transport (/ws with one message per event, /ws `batch=true`, GraphQL over
- * graphql-ws): `--subscribers` clients in one worker thread (bench/events.ts's subscriber code),
+ * graphql-ws, `telemetryUpdates` and `telemetryUpdateBatches`): `--subscribers` clients in one worker thread (bench/events.ts's subscriber code),
  * all subscribed to GPU_UPDATE, for `--seconds` after they are all subscribed. A latency is the
  * receiving time minus the event's `observedAt` (the collector's clock just before its etcd write;
  * same machine, same clock). Prints p50/p99/max and deliveries per second, with met/missed for p99
@@ -36,7 +36,7 @@ import { percentile } from './timing.js';
 
 /** One transport's figures. */
 export interface NexusEventFigure {
-  transport: 'ws' | 'ws batch' | 'graphql';
+  transport: 'ws' | 'ws batch' | 'graphql' | 'graphql batch';
   subscribers: number;
   deliveries: number;
   deliveriesPerSec: number;
@@ -66,7 +66,7 @@ export interface NexusEventOptions {
 }
 
 const CLUSTER = 'bench';
-const TRANSPORTS: NexusEventFigure['transport'][] = ['ws', 'ws batch', 'graphql'];
+const TRANSPORTS: NexusEventFigure['transport'][] = ['ws', 'ws batch', 'graphql', 'graphql batch'];
 
 /**
  * The sample's exposition split per host, as dcgm-exporter serves it (one target per node): the
@@ -113,15 +113,15 @@ async function measure(
   seconds: number,
 ): Promise<number[]> {
   const ws = apiBase.replace(/^http/, 'ws');
-  const url =
-    transport === 'graphql'
-      ? `${ws}/graphql`
-      : `${ws}/ws?eventTypes=GPU_UPDATE${transport === 'ws batch' ? '&batch=true' : ''}`;
+  const url = transport.startsWith('graphql')
+    ? `${ws}/graphql`
+    : `${ws}/ws?eventTypes=GPU_UPDATE${transport === 'ws batch' ? '&batch=true' : ''}`;
   const worker = new Worker(SUBSCRIBER_WORKER, {
     eval: true,
     workerData: {
       url,
-      transport: transport === 'graphql' ? 'graphql' : 'ws',
+      transport: transport.startsWith('graphql') ? 'graphql' : 'ws',
+      batch: transport.endsWith('batch'),
       wsPath: createRequire(import.meta.url).resolve('ws'),
       count,
       slow: 'none',

@@ -32,7 +32,7 @@ export interface EventBenchConfig {
   subscribers: number;
   /** An extra /ws client with {@link SLOW_SUBSCRIPTIONS} subscriptions to every GPU event (default none). */
   slow?: SlowClientMode;
-  /** /ws only: subscribe with `batch=true` (events framed per store revision). */
+  /** /ws: subscribe with `batch=true`; GraphQL: telemetryUpdateBatches (events framed together). */
   batch?: boolean;
 }
 
@@ -77,6 +77,7 @@ export const DEFAULT_EVENT_CONFIGS: EventBenchConfig[] = [
   { transport: 'ws', subscribers: 100, batch: true },
   { transport: 'graphql', subscribers: 1 },
   { transport: 'graphql', subscribers: 100 },
+  { transport: 'graphql', subscribers: 100, batch: true },
   { transport: 'ws', subscribers: 100, slow: 'reading' },
   { transport: 'ws', subscribers: 100, slow: 'stalled' },
 ];
@@ -105,13 +106,20 @@ for (let i = 0; i < workerData.count; i++) {
     const now = Date.now();
     const m = JSON.parse(String(data));
     if (m.type === 'connection_ack') {
-      ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { telemetryUpdates(eventTypes: [GPU_UPDATE]) { observedAt } }' } }));
+      const query = workerData.batch
+        ? 'subscription { telemetryUpdateBatches(eventTypes: [GPU_UPDATE]) { events { observedAt } } }'
+        : 'subscription { telemetryUpdates(eventTypes: [GPU_UPDATE]) { observedAt } }';
+      ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
       setTimeout(isReady, 200);
       return;
     }
     if (m.type === 'subscribed') return isReady();
     if (m.type === 'events') {
       for (const item of m.events) if (item.event.observedAt) { received.push(now); latencies.push(now - Date.parse(item.event.observedAt)); }
+      return;
+    }
+    if (m.type === 'next' && m.payload.data.telemetryUpdateBatches) {
+      for (const e of m.payload.data.telemetryUpdateBatches.events) if (e.observedAt) { received.push(now); latencies.push(now - Date.parse(e.observedAt)); }
       return;
     }
     const observedAt = m.type === 'event' ? m.event.observedAt : m.type === 'next' ? m.payload.data.telemetryUpdates.observedAt : null;
@@ -205,6 +213,7 @@ async function measureRun(
   const common = {
     url,
     transport,
+    batch: config.batch === true,
     wsPath,
     slowUrl: `${base}/ws?subscribe=none`,
     slowSubscriptions: SLOW_SUBSCRIPTIONS,

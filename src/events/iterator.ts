@@ -14,11 +14,14 @@ export interface EventIteratorOptions extends Pick<SubscribeOptions, 'filter' | 
   onOverflow?: () => void;
 }
 
+/** An event iterator that can also hand over what is already queued, without waiting. */
+export interface EventIterator extends AsyncGenerator<TelemetryEvent, undefined, unknown> {
+  /** Remove and return up to `max` queued events, oldest first (none: an empty array). */
+  takeQueued(max: number): TelemetryEvent[];
+}
+
 /** Subscribe to `hub` and iterate over the events; `return()` unsubscribes. */
-export function subscribeIterator(
-  hub: EventHub,
-  options: EventIteratorOptions,
-): AsyncGenerator<TelemetryEvent, undefined, unknown> {
+export function subscribeIterator(hub: EventHub, options: EventIteratorOptions): EventIterator {
   const queue: TelemetryEvent[] = [];
   let waiting:
     | { resolve: (r: IteratorResult<TelemetryEvent, undefined>) => void; reject: (e: unknown) => void }
@@ -73,7 +76,10 @@ export function subscribeIterator(
       (error: unknown) => finish(error),
     );
 
-  const iterator: AsyncGenerator<TelemetryEvent, undefined, unknown> = {
+  const iterator: EventIterator = {
+    takeQueued(max: number): TelemetryEvent[] {
+      return queue.splice(0, max);
+    },
     next(): Promise<IteratorResult<TelemetryEvent, undefined>> {
       const event = queue.shift();
       if (event) return Promise.resolve({ done: false, value: event });
@@ -94,6 +100,80 @@ export function subscribeIterator(
     throw(error: unknown): Promise<IteratorResult<TelemetryEvent, undefined>> {
       finish();
       return Promise.reject(error);
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
+
+/** Most events in one batch of {@link subscribeBatchIterator} (as the /ws `events` frames). */
+export const MAX_EVENTS_PER_BATCH = 500;
+
+/** A number per event object, to key shared batches by their events' identities. */
+const eventIds = new WeakMap<TelemetryEvent, number>();
+let nextEventId = 0;
+/** Batches by their first event, then by the identities of all their events. */
+const batches = new WeakMap<TelemetryEvent, Map<string, readonly TelemetryEvent[]>>();
+
+/**
+ * The one array object for this sequence of events: subscribers handed the same events (the hub
+ * hands every subscriber the same event objects) get the same batch, so GraphQL's shared execution
+ * (src/api/graphql/shared-subscribe.ts, keyed by the payload object) runs once per batch and
+ * operation, not once per subscriber.
+ */
+function sharedBatch(events: TelemetryEvent[]): readonly TelemetryEvent[] {
+  const first = events[0] as TelemetryEvent;
+  const key = events
+    .map((e) => {
+      let id = eventIds.get(e);
+      if (id === undefined) eventIds.set(e, (id = nextEventId++));
+      return id;
+    })
+    .join(',');
+  let byKey = batches.get(first);
+  if (!byKey) batches.set(first, (byKey = new Map()));
+  let batch = byKey.get(key);
+  if (!batch) byKey.set(key, (batch = Object.freeze(events)));
+  return batch;
+}
+
+/**
+ * {@link subscribeIterator} in batches: each step is the first event to come and every event
+ * that follows it before a turn of the event loop passes without one (at most
+ * {@link MAX_EVENTS_PER_BATCH}), as the /ws `events` frames gather them. The hub hands over a
+ * store revision's changes (one collector write of many GPUs, or a whole snapshot) back to back, so
+ * a revision (or several written back to back) arrives as one batch and costs a subscriber one
+ * message; no event waits on a timer.
+ */
+export function subscribeBatchIterator(
+  hub: EventHub,
+  options: EventIteratorOptions,
+): AsyncGenerator<readonly TelemetryEvent[], undefined, unknown> {
+  const source = subscribeIterator(hub, options);
+  const iterator: AsyncGenerator<readonly TelemetryEvent[], undefined, unknown> = {
+    async next(): Promise<IteratorResult<readonly TelemetryEvent[], undefined>> {
+      const first = await source.next();
+      if (first.done === true) return { done: true, value: undefined };
+      // The rest of the revision: the hub hands its changes over back to back, each after the
+      // other's handler. Gather until a turn of the event loop passes without a new one.
+      const events = [first.value];
+      while (events.length < MAX_EVENTS_PER_BATCH) {
+        await new Promise((resolve) => setImmediate(resolve));
+        const more = source.takeQueued(MAX_EVENTS_PER_BATCH - events.length);
+        if (more.length === 0) break;
+        events.push(...more);
+      }
+      return { done: false, value: sharedBatch(events) };
+    },
+    async return(): Promise<IteratorResult<readonly TelemetryEvent[], undefined>> {
+      await source.return(undefined);
+      return { done: true, value: undefined };
+    },
+    async throw(error: unknown): Promise<IteratorResult<readonly TelemetryEvent[], undefined>> {
+      await source.throw(error);
+      return { done: true, value: undefined };
     },
     [Symbol.asyncIterator]() {
       return iterator;

@@ -904,17 +904,18 @@ $fn$;
 CREATE AGGREGATE nexus_saturating_sum(double precision) (SFUNC = nexus_saturating_add, STYPE = double precision);
 
 -- Fold every committed pending row into the three rollup levels and delete it, in one statement
--- (one snapshot: exactly the rows deleted are folded). Each aggregate reads its rows in time order
--- (sorted input, consumed in order): sums are added as the chunk readers add them, and the last
--- row of a group is its last sample. p_saturate adds with nexus_saturating_sum (slower; taken when
--- a float8 sum overflowed).
+-- (one snapshot: exactly the rows deleted are folded). The minute level reads its samples in time
+-- order (the subquery's sort matches its GROUP BY, so the planner feeds it as sorted): its sums are
+-- added as the chunk readers add them, and a group's last row is its last sample. The hour and day
+-- levels add the minutes' sums in bucket order (ordered aggregates over few rows).
+-- p_saturate adds with nexus_saturating_sum (slower; taken when a float8 sum overflowed).
 CREATE FUNCTION nexus_fold_pending(p_saturate boolean) RETURNS bigint
 LANGUAGE plpgsql SET search_path FROM CURRENT
 AS $fn$
 DECLARE
   v_n bigint;
   v_sum_v text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(v)' ELSE 'sum(v)' END;
-  v_sum_s text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(s)' ELSE 'sum(s)' END;
+  v_sum_s text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(s ORDER BY b)' ELSE 'sum(s ORDER BY b)' END;
   v_merge text := $m$
 ON CONFLICT (series_id, bucket) DO UPDATE SET
   min = least(r.min, excluded.min),
@@ -936,12 +937,12 @@ m AS MATERIALIZED (
   FROM u GROUP BY 1, 2),
 h AS MATERIALIZED (
   SELECT i, floor(b / 3600000) * 3600000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
-         max(lt) AS lt, (array_agg(l))[count(*)] AS l
-  FROM (SELECT * FROM m ORDER BY i, b) AS o GROUP BY 1, 2),
+         max(lt) AS lt, (array_agg(l ORDER BY lt DESC))[1] AS l
+  FROM m GROUP BY 1, 2),
 d AS (
   SELECT i, floor(b / 86400000) * 86400000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
-         max(lt) AS lt, (array_agg(l))[count(*)] AS l
-  FROM (SELECT * FROM h ORDER BY i, b) AS o GROUP BY 1, 2),
+         max(lt) AS lt, (array_agg(l ORDER BY lt DESC))[1] AS l
+  FROM h GROUP BY 1, 2),
 w1 AS (
   INSERT INTO samples_1m AS r (series_id, bucket, min, max, sum, count, last, last_ts)
   SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM m ORDER BY i, b %3$s),
@@ -976,8 +977,25 @@ BEGIN
 END
 $fn$;
 
--- Compaction folds the queued samples first, under the window's lock: it deletes the window's
--- 1-minute rows (minute-chunks.ts), so a sample queued before it and folded after would count twice.
+-- Under a window's lock (writers of the window wait, their queue rows are committed): fold the
+-- queue when it holds a sample of [p_from, p_to), so that nothing queued there is folded after
+-- what follows. Otherwise leave the flush lock alone: held to the end of a compaction, it would
+-- stall every rollup reader behind it.
+CREATE FUNCTION nexus_flush_rollups_between(p_from timestamptz, p_to timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_from float8 := extract(epoch FROM p_from) * 1000;
+  v_to float8 := extract(epoch FROM p_to) * 1000;
+BEGIN
+  IF EXISTS (SELECT 1 FROM rollup_pending p, unnest(p.ts_ms) AS t WHERE t >= v_from AND t < v_to) THEN
+    PERFORM nexus_flush_rollups();
+  END IF;
+END
+$fn$;
+
+-- Compaction folds the window's queued samples first: it deletes the window's 1-minute rows
+-- (minute-chunks.ts), so a sample queued before it and folded after would count twice.
 ALTER FUNCTION nexus_compact_window(timestamptz) RENAME TO nexus_compact_window_rows;
 CREATE FUNCTION nexus_compact_window(p_start timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
@@ -987,11 +1005,42 @@ BEGIN
     RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
   END IF;
   PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
-  PERFORM nexus_flush_rollups();
+  PERFORM nexus_flush_rollups_between(p_start, p_start + interval '6 hours');
   RETURN nexus_compact_window_rows(p_start);
 END
 $fn$;
+
+-- Dropping a compacted day's 1-minute partition: the same, under the day's window locks (a flush
+-- writing a late sample's bucket into that partition would otherwise go with it).
+ALTER FUNCTION nexus_drop_compacted_minutes(timestamptz) RENAME TO nexus_drop_compacted_minutes_rows;
+CREATE FUNCTION nexus_drop_compacted_minutes(p_day timestamptz) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_w integer;
+BEGIN
+  IF extract(epoch FROM p_day)::numeric % 86400 <> 0 THEN
+    RAISE EXCEPTION 'not a UTC day start: %', p_day;
+  END IF;
+  FOR v_w IN 0..3 LOOP
+    PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_day) / 21600)::integer + v_w);
+  END LOOP;
+  PERFORM nexus_flush_rollups_between(p_day, p_day + interval '1 day');
+  RETURN nexus_drop_compacted_minutes_rows(p_day);
+END
+$fn$;
+-- The functions every role may call name their tables through the migration's search_path with
+-- pg_temp last (a temporary rollup_pending of the caller's must not stand in for ours).
+DO $do$
+BEGIN
+  EXECUTE format('ALTER FUNCTION nexus_flush_rollups() SET search_path = %s, pg_temp', current_setting('search_path'));
+  EXECUTE format('ALTER FUNCTION nexus_fold_pending(boolean) SET search_path = %s, pg_temp', current_setting('search_path'));
+END
+$do$;
 REVOKE ALL ON FUNCTION nexus_fold_pending(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_flush_rollups_between(timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_drop_compacted_minutes_rows(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_drop_compacted_minutes(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_compact_window_rows(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_compact_window(timestamptz) FROM PUBLIC;
 `,

@@ -6,8 +6,8 @@
  * and deletes it, in one statement, so every queued sample is folded exactly once. The store
  * flushes in the background as samples accumulate, and before every read of the rollups and every
  * compaction or retention pass, so readers never see rollups behind the committed raw samples.
- * Folding in bulk, not by an upsert per batch, is what made ingest ~2.5x faster
- * (docs/performance.md, "Rollups folded in bulk").
+ * Folded in bulk, each bucket row is written once per flush instead of once per batch: writes of
+ * scrape-shaped batches 2.3x faster (docs/performance.md, "Rollups folded in bulk").
  *
  * Buckets are aligned on the Unix epoch, i.e. on UTC minutes, hours and days.
  */

@@ -250,9 +250,9 @@ export interface SqlBackend {
   readonly vacuumAfterFlush?: boolean;
 }
 
-/** Queued samples after which a write starts a rollup flush in the background. */
+/** Default queued samples after which a write starts a rollup flush in the background. */
 const FLUSH_AFTER_SAMPLES = 50_000;
-/** Longest a queued sample waits for a background flush (checked after each write). */
+/** Default longest wait of a queued sample for a background flush (checked after each write). */
 const FLUSH_AFTER_MS = 5_000;
 
 /** Options of {@link SqlSampleStore}. */
@@ -265,6 +265,16 @@ export interface SqlSampleStoreOptions {
    * of compacted windows, computed from their raw chunks, can miss late samples it writes).
    */
   rollups?: boolean;
+  /**
+   * When a write starts a background flush of the rollup queue (rollups.ts): once this store
+   * queued `samples` (default 50,000), or `ms` after its last flush (default 5,000).
+   */
+  rollupFlush?: { samples?: number; ms?: number };
+  /**
+   * Called when a background flush fails (the queue is durable: the next flush, at the latest the
+   * next rollup read, takes it up again). Default: a process warning.
+   */
+  onFlushError?: (error: unknown) => void;
 }
 
 /** A SampleStore over any {@link SqlBackend}. */
@@ -280,6 +290,9 @@ export class SqlSampleStore implements SampleStore {
   #queued = 0;
   #flushedAt = Date.now();
   #flushing: Promise<void> | undefined;
+  readonly #flushAfterSamples: number;
+  readonly #flushAfterMs: number;
+  readonly #onFlushError: (error: unknown) => void;
   #mode: PartitioningMode | undefined;
   #closing: Promise<void> | undefined;
 
@@ -287,6 +300,12 @@ export class SqlSampleStore implements SampleStore {
     this.#backend = backend;
     this.#cache = new SeriesIdCache(options.seriesCacheSize);
     this.#rollups = options.rollups !== false;
+    this.#flushAfterSamples = options.rollupFlush?.samples ?? FLUSH_AFTER_SAMPLES;
+    this.#flushAfterMs = options.rollupFlush?.ms ?? FLUSH_AFTER_MS;
+    this.#onFlushError =
+      options.onFlushError ??
+      ((error) =>
+        process.emitWarning(`rollup flush failed (retried on the next one): ${(error as Error).message}`));
   }
 
   /** True once `close()` was called. */
@@ -329,10 +348,8 @@ export class SqlSampleStore implements SampleStore {
       }
       this.#cache.addAll(outcome.resolvedSeries);
       if (this.#rollups) this.#queued += outcome.result.inserted;
-      if (
-        this.#queued >= FLUSH_AFTER_SAMPLES ||
-        (this.#queued > 0 && Date.now() - this.#flushedAt >= FLUSH_AFTER_MS)
-      ) {
+      const due = Date.now() - this.#flushedAt >= this.#flushAfterMs;
+      if (this.#queued >= this.#flushAfterSamples || (this.#queued > 0 && due)) {
         this.#flushInBackground();
       }
       return outcome.result;
@@ -361,16 +378,18 @@ export class SqlSampleStore implements SampleStore {
   }
 
   /**
-   * One background flush at a time. Its failure is not reported here: the queue is durable, and
-   * the next flush (at the latest before the next rollup read, which reports its own error)
-   * takes it up again.
+   * One background flush at a time. A failure goes to `onFlushError` and nowhere else: the queue
+   * is durable, and the next flush (at the latest before the next rollup read, which reports its
+   * own error) takes it up again.
    */
   #flushInBackground(): void {
     if (this.#flushing !== undefined || this.#closing !== undefined) return;
     this.#flushing = this.flushRollups()
       .then(
         () => undefined,
-        () => undefined,
+        (error: unknown) => {
+          if (this.#closing === undefined) this.#onFlushError(error);
+        },
       )
       .finally(() => {
         this.#flushing = undefined;

@@ -240,6 +240,7 @@ describe('30-day range at auto resolution', () => {
   });
 
   it('keeps 1-minute rollups whole across the month (counts add up to the raw samples)', async () => {
+    await client.query('SELECT nexus_flush_rollups()'); // what a reader of the rollups does first
     const { rows } = await client.query<{ raw: number; m: number; h: number }>(
       `SELECT (SELECT count(*) FROM samples)::float8 AS raw, (SELECT sum(count) FROM samples_1m)::float8 AS m,
               (SELECT sum(count) FROM samples_1h)::float8 AS h`,

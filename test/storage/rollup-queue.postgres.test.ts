@@ -114,8 +114,10 @@ describe('rollup queue (PostgreSQL)', () => {
 
   it('a reader arriving during a flush waits for it and sees every sample committed before it', async () => {
     const cs = await newDatabase();
-    const writer = await createPostgresSampleStore({ connectionString: cs, poolSize: 2 });
-    const reader = await createPostgresSampleStore({ connectionString: cs, poolSize: 2 });
+    // No background flush from the writer: the test holds the only one.
+    const quiet = { rollupFlush: { samples: 1e9, ms: 1e9 } };
+    const writer = await createPostgresSampleStore({ connectionString: cs, poolSize: 2, ...quiet });
+    const reader = await createPostgresSampleStore({ connectionString: cs, poolSize: 2, ...quiet });
     await writer.migrate();
     const a = new pg.Client({ connectionString: cs });
     await a.connect();
@@ -142,6 +144,58 @@ describe('rollup queue (PostgreSQL)', () => {
       await a.end();
       await writer.close();
       await reader.close();
+    }
+  });
+
+  it("dropping a compacted day's 1-minute partition waits for a flush writing a late bucket into it", async () => {
+    const cs = await newDatabase();
+    const quiet = { rollupFlush: { samples: 1e9, ms: 1e9 } };
+    const store = await createPostgresSampleStore({ connectionString: cs, poolSize: 2, ...quiet });
+    await store.migrate();
+    const a = new pg.Client({ connectionString: cs });
+    const b = new pg.Client({ connectionString: cs });
+    await a.connect();
+    await b.connect();
+    try {
+      const HOUR = 3_600_000;
+      const day = Date.parse('2026-11-10T00:00:00Z');
+      const util = (t: number) => sample({ uuid: 'GPU-drop', timestampMs: t, value: 1 });
+      const s: ReturnType<typeof sample>[] = [];
+      for (let t = 0; t < 24 * HOUR; t += 60_000) s.push(util(day + t));
+      await store.writeBatch(batch(s));
+      const pass = await store.compact!({ hotMs: 2 * HOUR, nowMs: day + 72 * HOUR });
+      expect(pass.droppedPartitions).toContain('samples_1m_p20261110');
+      // A late sample of another series (no chunk to expand) in that day: queued, not folded.
+      const late = sample({
+        uuid: 'GPU-drop',
+        metric: 'DCGM_FI_DEV_GPU_TEMP',
+        timestampMs: day + HOUR,
+        value: 7,
+      });
+      expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
+      // A flush folds it into the recreated day partition, not committed yet ...
+      await a.query('BEGIN');
+      expect((await a.query<{ n: string }>('SELECT nexus_flush_rollups() AS n')).rows[0]!.n).toBe('1');
+      // ... while a compaction pass would drop that partition: it waits, then keeps it.
+      let dropped: boolean | undefined;
+      const drop = b
+        .query<{ dropped: boolean }>('SELECT nexus_drop_compacted_minutes($1::timestamptz) AS dropped', [
+          new Date(day).toISOString(),
+        ])
+        .then((r) => (dropped = r.rows[0]!.dropped));
+      await sleep(300);
+      expect(dropped).toBeUndefined();
+      await a.query('COMMIT');
+      await drop;
+      expect(dropped).toBe(false);
+      const { rows } = await a.query<{ n: number }>(
+        "SELECT sum(m.count)::int AS n FROM samples_1m m JOIN series s ON s.id = m.series_id WHERE s.metric = 'DCGM_FI_DEV_GPU_TEMP'",
+      );
+      expect(rows[0]!.n).toBe(1);
+    } finally {
+      await a.end();
+      await b.end();
+      await store.close();
     }
   });
 });

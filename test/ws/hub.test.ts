@@ -17,7 +17,7 @@ import { NexusError } from '../../src/errors.js';
 import { type Cursor, parseCursor, wholeRevision } from '../../src/events/cursor.js';
 import { compileFilter } from '../../src/events/filter.js';
 import { EventHub } from '../../src/events/hub.js';
-import { subscribeIterator } from '../../src/events/iterator.js';
+import { subscribeBatchIterator, subscribeIterator } from '../../src/events/iterator.js';
 import { EventRing } from '../../src/events/ring.js';
 import type { TelemetryEvent } from '../../src/events/types.js';
 import { clusterKey, CLUSTERS_PREFIX, gpuKey, hostKey } from '../../src/hierarchy/paths.js';
@@ -452,6 +452,41 @@ describe('subscribeIterator', () => {
     const it2 = subscribeIterator(hub, { filter: compileFilter({}), maxQueued: 10 });
     await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
     await it2.return(undefined);
+    expect(hub.stats.subscribers).toBe(0);
+  });
+});
+
+describe('subscribeBatchIterator', () => {
+  it("yields a revision's events as one batch, the same array object for every subscriber", async () => {
+    const putGpus = async (round: number, gpus: number): Promise<number> => {
+      const ops = Array.from({ length: gpus }, (_, gpu) => ({
+        type: 'put' as const,
+        key: gpuKey('c1', 'h1', String(gpu)),
+        value: gpuRecord('h1', gpu, round),
+      }));
+      return (await coordination.txn([], ops)).revision;
+    };
+    const a = subscribeBatchIterator(hub, { filter: compileFilter({}), maxQueued: 1000 });
+    const b = subscribeBatchIterator(hub, { filter: compileFilter({}), maxQueued: 1000 });
+    const hot = subscribeBatchIterator(hub, {
+      filter: compileFilter({ gpuId: uuid('h1', 1) }),
+      maxQueued: 1000,
+    });
+    const pending = [a.next(), b.next(), hot.next()];
+    await waitUntil(() => hub.stats.subscribers === 3, 'subscribed');
+    const first = await putGpus(1, 8);
+    const [fromA, fromB, fromHot] = await Promise.all(pending);
+    const batchA = fromA!.value as readonly TelemetryEvent[];
+    expect(batchA.map((e) => `${e.revision}.${e.index}`)).toEqual(
+      Array.from({ length: 8 }, (_, i) => `${first}.${i}`),
+    );
+    expect(fromB!.value).toBe(batchA); // shared: GraphQL executes it once per operation
+    expect((fromHot!.value as readonly TelemetryEvent[]).map((e) => e.gpuIndex)).toEqual(['1']);
+    // A second revision is a second batch; nothing of the first one is repeated.
+    const second = await putGpus(2, 3);
+    const next = (await a.next()).value as readonly TelemetryEvent[];
+    expect(next.map((e) => e.revision)).toEqual([second, second, second]);
+    await Promise.all([a.return(undefined), b.return(undefined), hot.return(undefined)]);
     expect(hub.stats.subscribers).toBe(0);
   });
 });

@@ -11,7 +11,7 @@
  * `gpus` under every host is every GPU, under one cluster's hosts the largest cluster's GPU count,
  * under one host the largest host's GPU count. Other list fields multiply what is selected under them
  * by their `limit` argument when they have one (default 100), else by an assumed size (metrics and
- * values 16, labels 8, services 10, metricCatalog 40). Fields that query the sample store
+ * values 16, labels 8, services 10, metricCatalog 40, a subscription batch's events 32). Fields that query the sample store
  * (`telemetry`, `deadLetters`, the three `analytics*`) add 100 each time they run, `services` and
  * `alerts` 5. An array batch is costed
  * as a whole (the sum of its operations).
@@ -95,6 +95,8 @@ const LIST_SIZE: Record<string, number> = {
   metricCatalog: 40,
   // A GPU holds at most 7 MIG GPU instances.
   migInstances: 7,
+  // telemetryUpdateBatches: a result is one revision, a collector write of up to 32 GPUs.
+  events: 32,
 };
 
 /** Extra cost of fields that query the sample store or the coordination store. */

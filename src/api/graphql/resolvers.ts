@@ -16,9 +16,13 @@ import { attributionField, idleField, outliersField } from '../../analytics/requ
 import { alertEventIterator, listAlerts, type AlertEventNode } from '../../alerting/events.js';
 import { listServices } from '../../discovery/registry.js';
 import { NexusError } from '../../errors.js';
-import { parseCursor } from '../../events/cursor.js';
+import { eventCursor, parseCursor } from '../../events/cursor.js';
 import { compileFilter, resolveMetricName } from '../../events/filter.js';
-import { subscribeIterator } from '../../events/iterator.js';
+import {
+  subscribeBatchIterator,
+  subscribeIterator,
+  type EventIteratorOptions,
+} from '../../events/iterator.js';
 import type { EventFilter, TelemetryEvent, TelemetryEventType } from '../../events/types.js';
 import type { GpuStatus } from '../../hierarchy/reader.js';
 import {
@@ -221,6 +225,38 @@ function eventFilter(args: SubscriptionArgs): EventFilter {
   return filter;
 }
 
+/**
+ * The hub subscription of telemetryUpdates / telemetryUpdateBatches: its filter, checked cluster,
+ * cursor and queue bound.
+ */
+async function telemetrySubscription(
+  args: SubscriptionArgs,
+  ctx: GraphqlContext,
+): Promise<EventIteratorOptions> {
+  if (!ctx.hub) throw new NexusError('BAD_REQUEST', 'subscriptions are not enabled on this server');
+  const filter = compileFilter(eventFilter(args));
+  // A cluster that is not (yet) registered: an error, unless the client asked to wait for it.
+  if (args.clusterId != null && args.waitForCluster !== true)
+    await requireCluster(
+      ctx,
+      args.clusterId,
+      'clusterId',
+      ' (to wait for a cluster not registered yet, subscribe with waitForCluster: true)',
+    );
+  return {
+    filter,
+    ...(args.after != null ? { after: parseCursor(args.after) } : {}),
+    snapshot: args.snapshot === true,
+    maxQueued: ctx.maxQueuedEvents,
+    ...(ctx.dropClient ? { onOverflow: ctx.dropClient } : {}),
+  };
+}
+
+/** An event's metrics, narrowed to the subscription's `metrics` argument when it has one. */
+function eventMetrics(event: TelemetryEvent, args: SubscriptionArgs): TelemetryEvent['metrics'] {
+  return args.metrics ? compileFilter({ metrics: args.metrics }).project(event.metrics) : event.metrics;
+}
+
 /** Every resolver of the schema. */
 export const resolvers: ResolverMap = {
   Query: {
@@ -356,31 +392,21 @@ export const resolvers: ResolverMap = {
       resolve: r((event: AlertEventNode) => ({ ...event, revision: String(event.revision) })),
     },
     telemetryUpdates: {
-      subscribe: r(async (_: unknown, args: SubscriptionArgs, ctx) => {
-        if (!ctx.hub) throw new NexusError('BAD_REQUEST', 'subscriptions are not enabled on this server');
-        const filter = compileFilter(eventFilter(args));
-        // A cluster that is not (yet) registered: an error, unless the client asked to wait for it.
-        if (args.clusterId != null && args.waitForCluster !== true)
-          await requireCluster(
-            ctx,
-            args.clusterId,
-            'clusterId',
-            ' (to wait for a cluster not registered yet, subscribe with waitForCluster: true)',
-          );
-        return subscribeIterator(ctx.hub, {
-          filter,
-          ...(args.after != null ? { after: parseCursor(args.after) } : {}),
-          snapshot: args.snapshot === true,
-          maxQueued: ctx.maxQueuedEvents,
-          ...(ctx.dropClient ? { onOverflow: ctx.dropClient } : {}),
-        });
-      }),
-      resolve: r((event: TelemetryEvent, args: SubscriptionArgs) => {
-        const metrics = args.metrics
-          ? compileFilter({ metrics: args.metrics }).project(event.metrics)
-          : event.metrics;
-        return eventNode(event, metrics);
-      }),
+      subscribe: r(async (_: unknown, args: SubscriptionArgs, ctx) =>
+        subscribeIterator(ctx.hub!, await telemetrySubscription(args, ctx)),
+      ),
+      resolve: r((event: TelemetryEvent, args: SubscriptionArgs) =>
+        eventNode(event, eventMetrics(event, args)),
+      ),
+    },
+    telemetryUpdateBatches: {
+      subscribe: r(async (_: unknown, args: SubscriptionArgs, ctx) =>
+        subscribeBatchIterator(ctx.hub!, await telemetrySubscription(args, ctx)),
+      ),
+      resolve: r((batch: readonly TelemetryEvent[], args: SubscriptionArgs) => ({
+        cursor: eventCursor(batch[batch.length - 1] as TelemetryEvent),
+        events: batch.map((event) => eventNode(event, eventMetrics(event, args))),
+      })),
     },
   },
 };

@@ -189,6 +189,35 @@ type Subscription {
     """
     waitForCluster: Boolean = false
   ): TelemetryEvent!
+  """
+  telemetryUpdates framed: each result holds the events that arrived together (one collector write
+  of many GPUs, a whole snapshot, or several writes back to back), at most 500, in order; same
+  arguments and events. A burst costs a subscriber one message instead of one per GPU.
+  """
+  telemetryUpdateBatches(
+    """
+    Only this cluster. A cluster not registered in the live hierarchy is an error with code NOT_FOUND
+    (listing the known ones), unless waitForCluster is true.
+    """
+    clusterId: ID
+    """Only this host (and its GPUs)."""
+    hostId: ID
+    """Only this GPU: UUID, or index within hostId."""
+    gpuId: ID
+    """Only GPU updates carrying one of these metrics (friendly or DCGM names); data is narrowed to them."""
+    metrics: [String!]
+    """Only these kinds of events (RESYNC markers are always sent)."""
+    eventTypes: [TelemetryEventType!]
+    """Resume after this cursor (the \`cursor\` of the last event processed)."""
+    after: String
+    """Start with one SNAPSHOT event per GPU (current values), then live updates."""
+    snapshot: Boolean = false
+    """
+    With clusterId: accept a cluster that is not registered yet and deliver its events once a
+    collector reports it (e.g. subscribing before the first ingest in nexus mode), instead of NOT_FOUND.
+    """
+    waitForCluster: Boolean = false
+  ): TelemetryEventBatch!
   """Alert state changes from now on: PENDING, FIRING, RESOLVED, CANCELLED (docs/alerting.md)."""
   alertUpdates(
     """Only this cluster."""
@@ -726,6 +755,14 @@ enum ResyncReason {
   RESTARTED
   """Too many clients were replaying old history at once."""
   REPLAY_LIMIT
+}
+
+"""Events of telemetryUpdateBatches that arrived together, in order."""
+type TelemetryEventBatch {
+  """Cursor of the last event: resume with telemetryUpdateBatches(after:) or telemetryUpdates(after:)."""
+  cursor: String!
+  """The events, in order (at most 500)."""
+  events: [TelemetryEvent!]!
 }
 
 """One change to the live hierarchy."""
