@@ -111,11 +111,18 @@ export function subscribeIterator(hub: EventHub, options: EventIteratorOptions):
 /** Most events in one batch of {@link subscribeBatchIterator} (as the /ws `events` frames). */
 export const MAX_EVENTS_PER_BATCH = 500;
 
+/** Longest a batch gathers after its first event (ms), when every turn brings another. */
+const MAX_GATHER_MS = 5;
+
 /** A number per event object, to key shared batches by their events' identities. */
 const eventIds = new WeakMap<TelemetryEvent, number>();
 let nextEventId = 0;
-/** Batches by their first event, then by the identities of all their events. */
-const batches = new WeakMap<TelemetryEvent, Map<string, readonly TelemetryEvent[]>>();
+/**
+ * Batches made in this turn of the event loop, by the identities of their events. Subscribers
+ * handed one delivery of the hub finish gathering it in the same turn; the map is dropped at the
+ * next one, so no batch outlives its delivery here.
+ */
+let recentBatches: Map<string, readonly TelemetryEvent[]> | undefined;
 
 /**
  * The one array object for this sequence of events: subscribers handed the same events (the hub
@@ -124,7 +131,6 @@ const batches = new WeakMap<TelemetryEvent, Map<string, readonly TelemetryEvent[
  * operation, not once per subscriber.
  */
 function sharedBatch(events: TelemetryEvent[]): readonly TelemetryEvent[] {
-  const first = events[0] as TelemetryEvent;
   const key = events
     .map((e) => {
       let id = eventIds.get(e);
@@ -132,35 +138,43 @@ function sharedBatch(events: TelemetryEvent[]): readonly TelemetryEvent[] {
       return id;
     })
     .join(',');
-  let byKey = batches.get(first);
-  if (!byKey) batches.set(first, (byKey = new Map()));
-  let batch = byKey.get(key);
-  if (!batch) byKey.set(key, (batch = Object.freeze(events)));
+  if (recentBatches === undefined) {
+    const made = (recentBatches = new Map());
+    setImmediate(() => {
+      if (recentBatches === made) recentBatches = undefined;
+    });
+  }
+  let batch = recentBatches.get(key);
+  if (!batch) recentBatches.set(key, (batch = Object.freeze(events)));
   return batch;
 }
 
 /**
  * {@link subscribeIterator} in batches: each step is the first event to come and every event
  * that follows it before a turn of the event loop passes without one (at most
- * {@link MAX_EVENTS_PER_BATCH}), as the /ws `events` frames gather them. The hub hands over a
- * store revision's changes (one collector write of many GPUs, or a whole snapshot) back to back, so
- * a revision (or several written back to back) arrives as one batch and costs a subscriber one
- * message; no event waits on a timer.
+ * {@link MAX_EVENTS_PER_BATCH}, and at most {@link MAX_GATHER_MS} after the first), as the /ws
+ * `events` frames gather them. The hub hands over a store revision's changes (one collector write
+ * of many GPUs, or a whole snapshot) back to back, so a revision (or several written back to back)
+ * arrives as one batch and costs a subscriber one message. `return()` while a batch is gathering
+ * ends it: that batch is dropped, not delivered after the subscriber left.
  */
 export function subscribeBatchIterator(
   hub: EventHub,
   options: EventIteratorOptions,
 ): AsyncGenerator<readonly TelemetryEvent[], undefined, unknown> {
   const source = subscribeIterator(hub, options);
+  let closed = false;
   const iterator: AsyncGenerator<readonly TelemetryEvent[], undefined, unknown> = {
     async next(): Promise<IteratorResult<readonly TelemetryEvent[], undefined>> {
       const first = await source.next();
-      if (first.done === true) return { done: true, value: undefined };
+      if (first.done === true || closed) return { done: true, value: undefined };
       // The rest of the revision: the hub hands its changes over back to back, each after the
       // other's handler. Gather until a turn of the event loop passes without a new one.
       const events = [first.value];
-      while (events.length < MAX_EVENTS_PER_BATCH) {
+      const start = performance.now();
+      while (events.length < MAX_EVENTS_PER_BATCH && performance.now() - start < MAX_GATHER_MS) {
         await new Promise((resolve) => setImmediate(resolve));
+        if (closed) return { done: true, value: undefined };
         const more = source.takeQueued(MAX_EVENTS_PER_BATCH - events.length);
         if (more.length === 0) break;
         events.push(...more);
@@ -168,10 +182,12 @@ export function subscribeBatchIterator(
       return { done: false, value: sharedBatch(events) };
     },
     async return(): Promise<IteratorResult<readonly TelemetryEvent[], undefined>> {
+      closed = true;
       await source.return(undefined);
       return { done: true, value: undefined };
     },
     async throw(error: unknown): Promise<IteratorResult<readonly TelemetryEvent[], undefined>> {
+      closed = true;
       await source.throw(error);
       return { done: true, value: undefined };
     },

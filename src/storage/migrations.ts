@@ -881,12 +881,15 @@ REVOKE ALL ON FUNCTION nexus_drop_compacted_minutes(timestamptz) FROM PUBLIC;
     name: 'rollups folded in bulk: the write path queues its samples in rollup_pending, nexus_flush_rollups() folds them into samples_1m, samples_1h and samples_1d (src/storage/rollups.ts)',
     sql: `
 -- The samples a batch inserted, as three arrays side by side (one row per batch part, written in
--- the batch's transaction). Stored uncompressed: float arrays hardly compress, and pglz on every
--- insert costs more than the bytes it saves. Rows live seconds: nexus_flush_rollups() deletes them.
+-- the batch's transaction), and their first and last time. Stored uncompressed: float arrays
+-- hardly compress, and pglz on every insert costs more than the bytes it saves. Rows live seconds:
+-- nexus_flush_rollups() deletes them.
 CREATE TABLE rollup_pending (
   series_ids integer[] NOT NULL,
   ts_ms double precision[] NOT NULL,
-  vals double precision[] NOT NULL
+  vals double precision[] NOT NULL,
+  ts_min double precision NOT NULL,
+  ts_max double precision NOT NULL
 );
 ALTER TABLE rollup_pending
   ALTER COLUMN series_ids SET STORAGE EXTERNAL,
@@ -978,9 +981,10 @@ END
 $fn$;
 
 -- Under a window's lock (writers of the window wait, their queue rows are committed): fold the
--- queue when it holds a sample of [p_from, p_to), so that nothing queued there is folded after
--- what follows. Otherwise leave the flush lock alone: held to the end of a compaction, it would
--- stall every rollup reader behind it.
+-- queue when a row of it spans [p_from, p_to), so that nothing queued there is folded after what
+-- follows. Otherwise leave the flush lock alone: held to the end of a compaction, it would stall
+-- every rollup reader behind it. Sound in READ COMMITTED (each statement a fresh snapshot: rows a
+-- flush in progress deleted are still seen, and its lock then waited for), as the callers run.
 CREATE FUNCTION nexus_flush_rollups_between(p_from timestamptz, p_to timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT
 AS $fn$
@@ -988,7 +992,7 @@ DECLARE
   v_from float8 := extract(epoch FROM p_from) * 1000;
   v_to float8 := extract(epoch FROM p_to) * 1000;
 BEGIN
-  IF EXISTS (SELECT 1 FROM rollup_pending p, unnest(p.ts_ms) AS t WHERE t >= v_from AND t < v_to) THEN
+  IF EXISTS (SELECT 1 FROM rollup_pending WHERE ts_max >= v_from AND ts_min < v_to) THEN
     PERFORM nexus_flush_rollups();
   END IF;
 END
@@ -1032,9 +1036,12 @@ $fn$;
 -- The functions every role may call name their tables through the migration's search_path with
 -- pg_temp last (a temporary rollup_pending of the caller's must not stand in for ours).
 DO $do$
+DECLARE
+  v_path text := (SELECT string_agg(quote_ident(n), ', ') FROM unnest(current_schemas(false)) AS u(n));
 BEGIN
-  EXECUTE format('ALTER FUNCTION nexus_flush_rollups() SET search_path = %s, pg_temp', current_setting('search_path'));
-  EXECUTE format('ALTER FUNCTION nexus_fold_pending(boolean) SET search_path = %s, pg_temp', current_setting('search_path'));
+  v_path := coalesce(v_path || ', ', '') || 'pg_temp';
+  EXECUTE format('ALTER FUNCTION nexus_flush_rollups() SET search_path = %s', v_path);
+  EXECUTE format('ALTER FUNCTION nexus_fold_pending(boolean) SET search_path = %s', v_path);
 END
 $do$;
 REVOKE ALL ON FUNCTION nexus_fold_pending(boolean) FROM PUBLIC;

@@ -138,9 +138,17 @@ export async function queueRollups(
   values: ArrayLike<number>,
 ): Promise<void> {
   if (seriesIds.length === 0) return;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < timestampsMs.length; i++) {
+    const t = timestampsMs[i] as number;
+    if (t < min) min = t;
+    if (t > max) max = t;
+  }
   await tx.query(
-    'INSERT INTO rollup_pending (series_ids, ts_ms, vals) VALUES ($1::int4[], $2::float8[], $3::float8[])',
-    [seriesIds, timestampsMs, values].map(numericArrayLiteral),
+    `INSERT INTO rollup_pending (series_ids, ts_ms, vals, ts_min, ts_max)
+VALUES ($1::int4[], $2::float8[], $3::float8[], $4, $5)`,
+    [...[seriesIds, timestampsMs, values].map(numericArrayLiteral), min, max],
   );
 }
 

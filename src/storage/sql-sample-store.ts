@@ -388,7 +388,14 @@ export class SqlSampleStore implements SampleStore {
       .then(
         () => undefined,
         (error: unknown) => {
-          if (this.#closing === undefined) this.#onFlushError(error);
+          // The next attempt waits like a due flush, instead of following every write.
+          this.#flushedAt = Date.now();
+          if (this.#closing !== undefined) return;
+          try {
+            this.#onFlushError(error);
+          } catch {
+            // a reporter that throws must not leave a rejection nobody handles
+          }
         },
       )
       .finally(() => {

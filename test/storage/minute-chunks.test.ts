@@ -253,7 +253,9 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
       // Today's write path queues the rollups (migration 8); a version 6 store folded them on
       // write: the queue stands in for the write, then becomes the 1-minute rows it wrote.
       await store.withSql('test', (db) =>
-        db.query('CREATE TABLE rollup_pending (series_ids int4[], ts_ms float8[], vals float8[])'),
+        db.query(
+          'CREATE TABLE rollup_pending (series_ids int4[], ts_ms float8[], vals float8[], ts_min float8, ts_max float8)',
+        ),
       );
       await store.writeBatch(batch(s));
       await store.withSql('test', async (db) => {

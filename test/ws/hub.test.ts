@@ -488,6 +488,16 @@ describe('subscribeBatchIterator', () => {
     expect(next.map((e) => e.revision)).toEqual([second, second, second]);
     await Promise.all([a.return(undefined), b.return(undefined), hot.return(undefined)]);
     expect(hub.stats.subscribers).toBe(0);
+
+    // return() while a batch gathers: the batch is dropped, the pending next() is done.
+    const c = subscribeBatchIterator(hub, { filter: compileFilter({}), maxQueued: 1000 });
+    const pendingC = c.next();
+    await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+    await putGpus(3, 8);
+    await new Promise((resolve) => setImmediate(resolve)); // its first event is in: gathering
+    await c.return(undefined);
+    expect(await pendingC).toEqual({ done: true, value: undefined });
+    expect(hub.stats.subscribers).toBe(0);
   });
 });
 

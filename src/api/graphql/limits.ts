@@ -95,7 +95,8 @@ const LIST_SIZE: Record<string, number> = {
   metricCatalog: 40,
   // A GPU holds at most 7 MIG GPU instances.
   migInstances: 7,
-  // telemetryUpdateBatches: a result is one revision, a collector write of up to 32 GPUs.
+  // telemetryUpdateBatches: a result is typically one collector write of up to 32 GPUs (a snapshot
+  // or a burst can hold up to 500 events; the cost is an estimate of the usual result).
   events: 32,
 };
 

@@ -403,10 +403,15 @@ export const resolvers: ResolverMap = {
       subscribe: r(async (_: unknown, args: SubscriptionArgs, ctx) =>
         subscribeBatchIterator(ctx.hub!, await telemetrySubscription(args, ctx)),
       ),
-      resolve: r((batch: readonly TelemetryEvent[], args: SubscriptionArgs) => ({
-        cursor: eventCursor(batch[batch.length - 1] as TelemetryEvent),
-        events: batch.map((event) => eventNode(event, eventMetrics(event, args))),
-      })),
+      resolve: r((batch: readonly TelemetryEvent[], args: SubscriptionArgs) => {
+        const narrow = args.metrics ? compileFilter({ metrics: args.metrics }) : undefined;
+        return {
+          cursor: eventCursor(batch[batch.length - 1] as TelemetryEvent),
+          events: batch.map((event) =>
+            eventNode(event, narrow ? narrow.project(event.metrics) : event.metrics),
+          ),
+        };
+      }),
     },
   },
 };
