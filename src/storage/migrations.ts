@@ -980,11 +980,9 @@ BEGIN
 END
 $fn$;
 
--- Under a window's lock (writers of the window wait, their queue rows are committed): fold the
--- queue when a row of it spans [p_from, p_to), so that nothing queued there is folded after what
--- follows. Otherwise leave the flush lock alone: held to the end of a compaction, it would stall
--- every rollup reader behind it. Sound in READ COMMITTED (each statement a fresh snapshot: rows a
--- flush in progress deleted are still seen, and its lock then waited for), as the callers run.
+-- Under a window's lock (writers of the window wait, their queue rows are committed) and the
+-- flush lock (taken first by the callers): fold the queue when a row of it spans [p_from, p_to),
+-- so that nothing queued there is folded after what follows.
 CREATE FUNCTION nexus_flush_rollups_between(p_from timestamptz, p_to timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT
 AS $fn$
@@ -1008,6 +1006,10 @@ BEGIN
   IF extract(epoch FROM p_start)::numeric % 21600 <> 0 THEN
     RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
   END IF;
+  -- The flush lock before the window's: every transaction that takes both takes them in this
+  -- order (waiting for the flush lock while holding a window, a pass deadlocked with a flush
+  -- waiting behind a partition drop that waited for a writer of that window).
+  PERFORM pg_advisory_xact_lock(7391406, 0);
   PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
   PERFORM nexus_flush_rollups_between(p_start, p_start + interval '6 hours');
   RETURN nexus_compact_window_rows(p_start);
@@ -1026,6 +1028,7 @@ BEGIN
   IF extract(epoch FROM p_day)::numeric % 86400 <> 0 THEN
     RAISE EXCEPTION 'not a UTC day start: %', p_day;
   END IF;
+  PERFORM pg_advisory_xact_lock(7391406, 0); -- before the windows, as in nexus_compact_window
   FOR v_w IN 0..3 LOOP
     PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_day) / 21600)::integer + v_w);
   END LOOP;
