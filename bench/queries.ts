@@ -39,8 +39,8 @@
  *     ALTER TABLE .. ATTACH PARTITION), filled by binary COPY: raw rows encoded by the store's
  *     `encodeSamplesCopy`, in scrape order (time-major, rows within a scrape in the pipeline's
  *     metric/host/GPU order, as the collector appends them), and the 1m/1h rollup rows of exactly
- *     those samples, folded as the store's `foldRollup` folds them (min, max, sum in time order,
- *     count, value of the newest sample; in typed arrays, as its maps cost ~1 us per sample), whole
+ *     those samples, folded as the store's rollup flush folds them (min, max, sum in time order,
+ *     count, value of the newest sample; in typed arrays, as JS maps cost ~1 us per sample), whole
  *     UTC hours at a time (buckets never straddle hours). ATTACH then builds the indexes by sort
  *     instead of row by row;
  *   - VACUUM (ANALYZE), as autovacuum would do on its own (and so it does not start mid-measurement).
@@ -277,8 +277,8 @@ function writeTimestamp(buf: Buffer, o: number, ms: number): number {
 /**
  * The rollup buckets of one level for a time range, folded while the samples are generated (each
  * series in time order): min, max, sum (added in time order), count, and the value of the newest
- * sample, i.e. what the store's `foldRollup` computes, in typed arrays (`foldRollup`'s maps took
- * ~1 us per sample here, most of the load time). Slot = (series position, bucket).
+ * sample, i.e. what the store's rollup flush (`nexus_fold_pending`) computes, in typed arrays (JS
+ * maps took ~1 us per sample here, most of the load time). Slot = (series position, bucket).
  */
 class BucketFolder {
   #min = new Float64Array(0);

@@ -20,7 +20,7 @@ import {
   partitionDay,
   partitionName,
 } from '../../src/storage/partitions.js';
-import { foldRollup } from '../../src/storage/rollups.js';
+import { bucketStart } from '../../src/storage/rollups.js';
 import { numericArrayLiteral } from '../../src/storage/sql-executor.js';
 
 const key: SeriesKey = {
@@ -202,26 +202,10 @@ describe('resolution rule', () => {
   });
 });
 
-describe('rollup folding', () => {
-  it('folds samples into sorted buckets with min, max, sum, count and last by time', () => {
-    const rows = foldRollup(
-      [2, 1, 1, 1, 2],
-      [61_000, 5_000, 1_000, 70_000, 60_000],
-      [4, 3, 9, -1, 5],
-      60_000,
-    );
-    expect(rows).toEqual({
-      seriesIds: [1, 1, 2],
-      buckets: [0, 60_000, 60_000],
-      min: [3, -1, 4],
-      max: [9, -1, 5],
-      sum: [12, -1, 9],
-      count: [2, 1, 2],
-      last: [3, -1, 4],
-      lastTs: [5_000, 70_000, 61_000],
-    });
-    // Before 1970: buckets still align on whole minutes.
-    expect(foldRollup([1], [-1], [0], 60_000).buckets).toEqual([-60_000]);
+describe('rollup helpers', () => {
+  it('aligns buckets on whole UTC minutes, also before 1970', () => {
+    expect(bucketStart(61_000, 60_000)).toBe(60_000);
+    expect(bucketStart(-1, 60_000)).toBe(-60_000);
   });
 
   it('writes numeric arrays as PostgreSQL array text', () => {
