@@ -1055,6 +1055,104 @@ REVOKE ALL ON FUNCTION nexus_compact_window_rows(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nexus_compact_window(timestamptz) FROM PUBLIC;
 `,
   },
+  {
+    version: 9,
+    name: '1-minute buckets of raw rows computed at read: the fold writes samples_1m rows only for series and windows that already have them (src/storage/minute-chunks.ts)',
+    sql: `
+-- A series' 6-hour window either has its 1-minute buckets as samples_1m rows (every bucket of its
+-- samples: windows written before this version, windows whose chunks a late write turned back into
+-- rows, windows whose raw rows expired) or none, and readers then compute them from its raw rows
+-- as they do from raw chunks. The fold keeps the first kind whole and writes nothing for the
+-- second: at a 30 s scrape a bucket row cost more to write than its two samples. On TimescaleDB
+-- every window keeps rows: its retention policy drops raw chunks without asking.
+CREATE OR REPLACE FUNCTION nexus_fold_pending(p_saturate boolean) RETURNS bigint
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_n bigint;
+  v_all boolean := EXISTS (SELECT 1 FROM storage_settings WHERE key = 'partitioning' AND value = 'timescaledb');
+  v_sum_v text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(v)' ELSE 'sum(v)' END;
+  v_sum_s text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(s ORDER BY b)' ELSE 'sum(s ORDER BY b)' END;
+  v_merge text := $m$
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+  min = least(r.min, excluded.min),
+  max = greatest(r.max, excluded.max),
+  sum = CASE WHEN sign(r.sum) = sign(excluded.sum) AND abs(r.sum) > '${MAX_FLOAT8}'::float8 - abs(excluded.sum)
+             THEN sign(r.sum) * 'Infinity'::float8 ELSE r.sum + excluded.sum END,
+  count = r.count + excluded.count,
+  last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
+  last_ts = greatest(r.last_ts, excluded.last_ts)$m$;
+BEGIN
+  EXECUTE format($q$
+WITH p AS (DELETE FROM rollup_pending RETURNING series_ids, ts_ms, vals),
+u AS (
+  SELECT x.i, floor(x.t / 60000) * 60000 AS b, x.t, x.v
+  FROM p CROSS JOIN LATERAL unnest(p.series_ids, p.ts_ms, p.vals) AS x(i, t, v) ORDER BY 1, 2, 3),
+m AS MATERIALIZED (
+  SELECT i, b, min(v) AS mn, max(v) AS mx, %1$s AS s, count(*) AS c, max(t) AS lt,
+         (array_agg(v))[count(*)] AS l
+  FROM u GROUP BY 1, 2),
+rw AS (
+  SELECT k.i, k.w FROM (SELECT DISTINCT i, floor(b / 21600000) * 21600000 AS w FROM m) AS k
+  WHERE %4$s OR EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = k.i
+    AND x.bucket >= to_timestamp(k.w / 1000) AND x.bucket < to_timestamp((k.w + 21600000) / 1000))),
+h AS MATERIALIZED (
+  SELECT i, floor(b / 3600000) * 3600000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
+         max(lt) AS lt, (array_agg(l ORDER BY lt DESC))[1] AS l
+  FROM m GROUP BY 1, 2),
+d AS (
+  SELECT i, floor(b / 86400000) * 86400000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
+         max(lt) AS lt, (array_agg(l ORDER BY lt DESC))[1] AS l
+  FROM h GROUP BY 1, 2),
+w1 AS (
+  INSERT INTO samples_1m AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT m.i, to_timestamp(m.b / 1000), m.mn, m.mx, m.s, m.c, m.l, to_timestamp(m.lt / 1000)
+  FROM m JOIN rw ON rw.i = m.i AND rw.w = floor(m.b / 21600000) * 21600000 ORDER BY m.i, m.b %3$s),
+w2 AS (
+  INSERT INTO samples_1h AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM h ORDER BY i, b %3$s),
+w3 AS (
+  INSERT INTO samples_1d AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM d ORDER BY i, b %3$s)
+SELECT coalesce(sum(c), 0)::bigint FROM m$q$, v_sum_v, v_sum_s, v_merge, v_all::text) INTO v_n;
+  RETURN v_n;
+END
+$fn$;
+
+-- Before raw rows of one window go (retention), the 1-minute buckets of its series that have no
+-- rows there are stored from those raw rows: after the rows, only samples_1m holds them. Under the
+-- flush lock and the window's (writers of the window wait; their queued samples are folded first),
+-- so no sample is both counted here and folded into the rows this makes. Returns the rows written.
+CREATE FUNCTION nexus_store_raw_minutes(p_start timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_end timestamptz := p_start + interval '6 hours';
+  v_n bigint;
+BEGIN
+  IF extract(epoch FROM p_start)::numeric % 21600 <> 0 THEN
+    RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391406, 0); -- before the window, as in nexus_compact_window
+  PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
+  PERFORM nexus_flush_rollups_between(p_start, v_end);
+  INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT g.series_id, g.bucket, g.min, g.max, g.sum, g.count, g.last, g.last_ts FROM (
+    SELECT s.series_id, date_bin('1 minute', s.ts, '0001-01-01 00:00:00+00') AS bucket, min(s.value) AS min,
+           max(s.value) AS max, sum(s.value ORDER BY s.ts) AS sum, count(*) AS count,
+           (array_agg(s.value ORDER BY s.ts))[count(*)] AS last, max(s.ts) AS last_ts
+    FROM samples s WHERE s.ts >= p_start AND s.ts < v_end
+    GROUP BY 1, 2) AS g
+  WHERE NOT EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = g.series_id
+                    AND x.bucket >= p_start AND x.bucket < v_end)
+  ORDER BY 1, 2;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION nexus_store_raw_minutes(timestamptz) FROM PUBLIC;
+`,
+  },
 ];
 
 /** Highest version in {@link MIGRATIONS}. */

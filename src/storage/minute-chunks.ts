@@ -38,6 +38,19 @@ const SPARSE = '(c.n = 1 OR c.step_us - 2 * c.max_jitter_us >= 60000000)';
 const HAS_MINUTE_CHUNK =
   'EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)';
 
+/** SQL: the start of the 6-hour UTC window holding timestamptz `ts`. */
+const WINDOW_OF = (ts: string): string => `date_bin('6 hours', ${ts}, '1970-01-01 00:00:00+00')`;
+
+/**
+ * Raw rows of series `series` in the window starting at `window` are not where that window's
+ * buckets come from: the series has `samples_1m` rows there (then they hold every bucket of the
+ * window) or a 1-minute chunk. `series` and `window` must be qualified names: a bare `series_id` or
+ * `bucket` would be the subqueries' own columns.
+ */
+const BUCKETS_STORED = (series: string, window: string): string =>
+  `(EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = ${series} AND x.bucket >= ${window} AND x.bucket < ${window} + interval '6 hours')
+  OR EXISTS (SELECT 1 FROM rollup_chunks_1m x WHERE x.series_id = ${series} AND x.start_ts = ${window}))`;
+
 /**
  * Every 1-minute bucket (`series_id`, `bucket`, `min`, `max`, `sum`, `count`, `last`) of the series
  * `seriesOf(column)` selects whose start lies within the bounds, as one relation (unordered): the
@@ -45,7 +58,14 @@ const HAS_MINUTE_CHUNK =
  * series and windows without a 1-minute chunk. Chunks are pruned on their primary key and on their
  * first and last time; only the slice of a chunk that can hold the bounds is read.
  */
-export function minuteRollupSql(seriesOf: (column: string) => string, b: RawBounds = {}): string {
+export function minuteRollupSql(
+  seriesOf: (column: string) => string,
+  b: RawBounds = {},
+  saturate = false,
+): string {
+  // float8's sum raises an error past its range; the saturating aggregate adds as JavaScript does
+  // (slower: taken only when the plain one failed, see SqlSampleStore.querySamples).
+  const sum = saturate ? 'nexus_saturating_sum' : 'sum';
   const rows = [seriesOf('series_id'), ...windowOf('bucket', b)];
   // Raw samples of the buckets starting in the bounds: from the lower bound (a bucket starting at
   // or after it holds no earlier sample) to a minute past the upper one.
@@ -73,13 +93,21 @@ WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, SPARSE, ...wi
 UNION ALL
 SELECT series_id, bucket, min, max, sum, count, last FROM (
   SELECT c.series_id, ${MINUTE_OF('d.ts')} AS bucket, min(d.value) AS min, max(d.value) AS max,
-         sum(d.value ORDER BY d.ts) AS sum, count(*) AS count, (array_agg(d.value ORDER BY d.ts))[count(*)] AS last
+         ${sum}(d.value ORDER BY d.ts) AS sum, count(*) AS count, (array_agg(d.value ORDER BY d.ts))[count(*)] AS last
   FROM sample_chunks c
   CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
     ${b.from ?? 'NULL'}, ${rawTo ?? 'NULL'}) d
   WHERE ${[...rawChunkPrune(seriesOf, b), `NOT ${HAS_MINUTE_CHUNK}`, `NOT ${SPARSE}`, ...windowOf('d.ts', { ...raw, toExclusive: true })].join(' AND ')}
   GROUP BY 1, 2
-) AS computed WHERE ${['true', ...windowOf('bucket', b)].join(' AND ')})`;
+) AS computed WHERE ${['true', ...windowOf('bucket', b)].join(' AND ')}
+UNION ALL
+SELECT series_id, bucket, min, max, sum, count, last FROM (
+  SELECT s.series_id, ${MINUTE_OF('s.ts')} AS bucket, min(s.value) AS min, max(s.value) AS max,
+         ${sum}(s.value ORDER BY s.ts) AS sum, count(*) AS count, (array_agg(s.value ORDER BY s.ts))[count(*)] AS last
+  FROM samples s
+  WHERE ${[seriesOf('s.series_id'), ...windowOf('s.ts', { ...raw, toExclusive: true })].join(' AND ')}
+  GROUP BY 1, 2
+) AS computed_rows WHERE ${[...windowOf('bucket', b), `NOT ${BUCKETS_STORED('computed_rows.series_id', WINDOW_OF('computed_rows.bucket'))}`].join(' AND ')})`;
 }
 
 /**
@@ -105,7 +133,10 @@ UNION ALL
 SELECT c.series_id, 1::bigint, d.value, d.value, d.value
 FROM sample_chunks c
 CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, ${b.minuteFrom}, ${b.minuteTo}) d
-WHERE ${[...chunkPrune(chunkSeriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', samples)].join(' AND ')})`;
+WHERE ${[...chunkPrune(chunkSeriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', samples)].join(' AND ')}
+UNION ALL
+SELECT s.series_id, 1::bigint, s.value, s.value, s.value FROM samples s
+WHERE ${[seriesOf('s.series_id'), ...windowOf('s.ts', samples), `NOT ${BUCKETS_STORED('s.series_id', WINDOW_OF('s.ts'))}`].join(' AND ')})`;
 }
 
 /**
@@ -123,7 +154,33 @@ export function minuteSeriesSql(
 UNION ALL
 SELECT c.series_id FROM rollup_chunks_1m c WHERE ${chunkPrune(chunkSeriesOf, b).join(' AND ')}
 UNION ALL
-SELECT c.series_id FROM sample_chunks c WHERE ${rawChunkPrune(chunkSeriesOf, b).join(' AND ')})`;
+SELECT c.series_id FROM sample_chunks c WHERE ${rawChunkPrune(chunkSeriesOf, b).join(' AND ')}
+UNION ALL
+SELECT s.series_id FROM samples s WHERE ${[
+    seriesOf('s.series_id'),
+    ...windowOf('s.ts', {
+      ...(b.from === undefined ? {} : { from: b.from }),
+      ...(b.to === undefined ? {} : { to: `${b.to} + interval '1 minute'` }),
+      toExclusive: true,
+    }),
+  ].join(' AND ')})`;
+}
+
+/**
+ * Store as `samples_1m` rows the 1-minute buckets that readers compute from raw rows, for the
+ * 6-hour windows starting at `windowsMs`, before retention deletes those rows (one transaction per
+ * window: `nexus_store_raw_minutes`). Returns the rows written.
+ */
+export async function storeRawMinutes(db: SqlExecutor, windowsMs: Iterable<number>): Promise<number> {
+  let n = 0;
+  for (const w of [...new Set(windowsMs)].sort((a, b) => a - b)) {
+    const { rows } = await db.query<{ n: number }>(
+      'SELECT nexus_store_raw_minutes(to_timestamp($1::float8 / 1000))::float8 AS n',
+      [w],
+    );
+    n += rows[0]?.n ?? 0;
+  }
+  return n;
 }
 
 /** Delete the 1-minute chunks of windows that end at or before `cutoffMs` (the rollup bound). */

@@ -108,7 +108,11 @@ function normaliseLimit(limit: number | undefined, fallback: number): number {
  * resolution the start bound is rounded down to its bucket and only the rollup table is read
  * (time bounds are plain parameters, so the planner prunes its partitions).
  */
-export function buildSampleQuery(q: SampleQuery, nowMs: number = Date.now()): SampleStatement {
+export function buildSampleQuery(
+  q: SampleQuery,
+  nowMs: number = Date.now(),
+  saturate = false,
+): SampleStatement {
   const resolution = chooseResolution(q, nowMs);
   const params: unknown[] = [];
   const p = (v: unknown): string => {
@@ -166,7 +170,7 @@ LIMIT ${limit}`,
   // chunks as one. The hourly level is rows only.
   const buckets =
     level.table === 'samples_1m'
-      ? `CROSS JOIN LATERAL ${minuteRollupSql((column) => `${column} = se.id`, bounds)} r`
+      ? `CROSS JOIN LATERAL ${minuteRollupSql((column) => `${column} = se.id`, bounds, saturate)} r`
       : `JOIN ${level.table} r ON r.series_id = se.id`;
   if (level.table !== 'samples_1m') {
     if (bounds.from !== undefined) where.push(`r.bucket >= ${bounds.from}`);

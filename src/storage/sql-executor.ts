@@ -43,6 +43,9 @@ export function sqlState(error: unknown): string | undefined {
 /** SQLSTATE unique_violation. */
 export const UNIQUE_VIOLATION = '23505';
 
+/** SQLSTATE numeric_value_out_of_range (a float8 sum past its range, among others). */
+export const NUMERIC_VALUE_OUT_OF_RANGE = '22003';
+
 /**
  * A numeric array as PostgreSQL array text (`{1,2.5,-3e+300}`), to pass as a `$n::float8[]` or
  * `$n::int4[]` parameter. Several times faster than letting the driver serialise a JS array

@@ -66,11 +66,22 @@ import {
   toStoredDeadLetter,
   toStoredGpu,
 } from './queries.js';
-import { compactRawSamples, newestChunkDayEnd, rawSamplesSql, trimChunks } from './chunks.js';
-import { minuteSeriesSql, minuteTotalsSql, trimMinuteChunks } from './minute-chunks.js';
+import {
+  CHUNK_WINDOW_MS,
+  compactRawSamples,
+  newestChunkDayEnd,
+  rawSamplesSql,
+  trimChunks,
+} from './chunks.js';
+import { minuteSeriesSql, minuteTotalsSql, storeRawMinutes, trimMinuteChunks } from './minute-chunks.js';
 import { DAILY_LEVEL, FLUSH_ROLLUPS_SQL, rollupLevel } from './rollups.js';
 import { SeriesIdCache } from './series.js';
-import { type SqlExecutor, type TransactionExecutor, sqlState } from './sql-executor.js';
+import {
+  NUMERIC_VALUE_OUT_OF_RANGE,
+  type SqlExecutor,
+  type TransactionExecutor,
+  sqlState,
+} from './sql-executor.js';
 import {
   InvalidBatchError,
   type WriteBatchOptions,
@@ -405,7 +416,8 @@ export class SqlSampleStore implements SampleStore {
 
   querySamples(query: SampleQuery): Promise<StoredSample[]> {
     return this.#run('querySamples', async () => {
-      const statement = buildSampleQuery(query);
+      const nowMs = Date.now();
+      const statement = buildSampleQuery(query, nowMs);
       if (statement.resolution !== 'raw') await this.#flushRollups();
       if (statement.resolution === 'raw') {
         const { text, params } = asJsonRows(statement, query.order);
@@ -414,9 +426,18 @@ export class SqlSampleStore implements SampleStore {
         const series = await this.#seriesRows(raw.map((r) => r[0]));
         return raw.map(([id, ts_ms, value]) => toStoredSampleOf(series.get(id)!, { ts_ms, value }));
       }
-      const { rows } = await this.#backend.executor.query<NarrowSampleRow>(statement.text, statement.params);
-      const series = await this.#seriesRows(rows.map((r) => r.series_id));
-      return rows.map((r) => toStoredSampleOf(series.get(r.series_id)!, r));
+      const db = this.#backend.executor;
+      const rows = await db
+        .query<NarrowSampleRow>(statement.text, statement.params)
+        .catch(async (error: unknown) => {
+          // A 1-minute bucket computed from raw samples whose sum leaves float8's range: again with
+          // sums that saturate to +/-Infinity, as the stored rollups do.
+          if (sqlState(error) !== NUMERIC_VALUE_OUT_OF_RANGE) throw error;
+          const saturating = buildSampleQuery(query, nowMs, true);
+          return db.query<NarrowSampleRow>(saturating.text, saturating.params);
+        });
+      const series = await this.#seriesRows(rows.rows.map((r) => r.series_id));
+      return rows.rows.map((r) => toStoredSampleOf(series.get(r.series_id)!, r));
     });
   }
 
@@ -623,6 +644,20 @@ export class SqlSampleStore implements SampleStore {
               rollupCutoff,
             )),
       ];
+      if (rawCutoff !== undefined) {
+        // Raw rows about to go: the minutes readers computed from them are stored first.
+        const windows = expired
+          .filter((p) => p.parent === 'samples')
+          .flatMap((p) =>
+            Array.from({ length: DAY_MS / CHUNK_WINDOW_MS }, (_, i) => p.dayMs + i * CHUNK_WINDOW_MS),
+          );
+        const stray = await db.query<{ w: number }>(
+          `SELECT DISTINCT (floor(extract(epoch FROM ts) / 21600) * 21600000)::float8 AS w FROM samples_default
+WHERE ts < to_timestamp($1::float8 / 1000)`,
+          [rawCutoff],
+        );
+        await storeRawMinutes(db, [...windows, ...stray.rows.map((r) => r.w)]);
+      }
       const dropped: string[] = [];
       // One short transaction per partition: a drop locks its parent.
       for (const p of expired) {

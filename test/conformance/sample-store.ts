@@ -1073,6 +1073,11 @@ export function sampleStoreConformance(
         const hours = await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100 });
         expect(hours[0]!.timestampMs).toBe(day0 + 5 * DAY + 9 * HOUR);
         expect(hours).toHaveLength(30);
+        // The 1-minute buckets of the raw days that went stay, as the hours do.
+        const minutes = await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 100 });
+        expect(minutes.map((m) => [m.timestampMs, m.value, m.aggregate?.count])).toEqual(
+          samples.slice(10).map((x) => [x.timestampMs, x.value, 1]),
+        );
 
         // Idempotent, and 0 keeps everything.
         expect((await store.applyRetention!({ rawMs: 7 * DAY, rollupMs: 14 * DAY, nowMs })).dropped).toEqual(

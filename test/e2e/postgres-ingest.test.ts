@@ -13,6 +13,7 @@ import { createPostgresSampleStore } from '../../src/adapters/postgres/sample-st
 import type { Batch, Sample } from '../../src/domain/types.js';
 import { generateDcgmCsv, type GeneratorOptions } from '../../src/generate/generator.js';
 import { DcgmParser } from '../../src/ingest/dcgm-reader.js';
+import { ALL_MINUTE_BUCKETS } from '../../src/storage/minute-chunks.js';
 import { type PostgresHarness, startPostgres } from '../harness/postgres.js';
 
 const ROWS = 1_000_000;
@@ -109,7 +110,7 @@ describe('PostgreSQL ingest volume', () => {
           ledger: number;
           defaults: number;
         }>(
-          `SELECT (SELECT sum(count) FROM samples_1m)::float8 AS m, (SELECT sum(count) FROM samples_1h)::float8 AS h,
+          `SELECT (SELECT sum(count) FROM ${ALL_MINUTE_BUCKETS} b)::float8 AS m, (SELECT sum(count) FROM samples_1h)::float8 AS h,
                   (SELECT count(*) FROM series)::float8 AS series, (SELECT count(*) FROM batch_ledger)::float8 AS ledger,
                   (SELECT count(*) FROM samples_default)::float8 AS defaults`,
         );
@@ -167,7 +168,7 @@ describe('PostgreSQL ingest volume', () => {
         try {
           await c.query('SELECT nexus_flush_rollups()');
           const { rows: r } = await c.query<{ n: number | null }>(
-            'SELECT sum(count)::float8 AS n FROM samples_1m',
+            `SELECT sum(count)::float8 AS n FROM samples_1h`,
           );
           return r[0]?.n ?? 0;
         } finally {

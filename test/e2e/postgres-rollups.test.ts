@@ -19,6 +19,7 @@ import { buildApp } from '../../src/api/app.js';
 import type { Sample } from '../../src/domain/types.js';
 import { createPipelineMetrics } from '../../src/metrics/registry.js';
 import type { Coordination } from '../../src/ports/coordination.js';
+import { ALL_MINUTE_BUCKETS } from '../../src/storage/minute-chunks.js';
 import { buildSampleQuery } from '../../src/storage/queries.js';
 import { type PostgresHarness, startPostgres } from '../harness/postgres.js';
 
@@ -242,7 +243,7 @@ describe('30-day range at auto resolution', () => {
   it('keeps 1-minute rollups whole across the month (counts add up to the raw samples)', async () => {
     await client.query('SELECT nexus_flush_rollups()'); // what a reader of the rollups does first
     const { rows } = await client.query<{ raw: number; m: number; h: number }>(
-      `SELECT (SELECT count(*) FROM samples)::float8 AS raw, (SELECT sum(count) FROM samples_1m)::float8 AS m,
+      `SELECT (SELECT count(*) FROM samples)::float8 AS raw, (SELECT sum(count) FROM ${ALL_MINUTE_BUCKETS} b)::float8 AS m,
               (SELECT sum(count) FROM samples_1h)::float8 AS h`,
     );
     const total = DAYS * (DAY / STEP) * METRICS.length * GPUS.length;

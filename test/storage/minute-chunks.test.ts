@@ -158,7 +158,7 @@ describe('1-minute rollups as chunks (PGlite)', () => {
     expect(before.ranges.some((r) => r.length > 100)).toBe(true);
     rowsBefore = (
       await sql<{ n: number; bytes: number }>(
-        `SELECT count(*)::float8 AS n, sum(pg_column_size(m.*))::float8 AS bytes FROM samples_1m m`,
+        `SELECT count(*)::float8 AS n, sum(pg_column_size(m.*))::float8 AS bytes FROM ${ALL_MINUTE_BUCKETS} m`,
       )
     )[0]!;
 
