@@ -1119,16 +1119,27 @@ SELECT coalesce(sum(c), 0)::bigint FROM m$q$, v_sum_v, v_sum_s, v_merge, v_all::
 END
 $fn$;
 
--- Before raw rows of one window go (retention), the 1-minute buckets of its series that have no
--- rows there are stored from those raw rows: after the rows, only samples_1m holds them. Under the
--- flush lock and the window's (writers of the window wait; their queued samples are folded first),
--- so no sample is both counted here and folded into the rows this makes. Returns the rows written.
+-- Before raw rows of one window go (retention), the 1-minute buckets of its series that have none
+-- stored there (no row, no 1-minute chunk) are stored from those raw rows: after the rows, only
+-- samples_1m holds them. Under the flush lock and the window's (writers of the window wait; their
+-- queued samples are folded first), so no sample is both counted here and folded into the rows
+-- this makes. A float8 sum past its range is stored as +/-Infinity, as the fold stores it.
+-- Returns the rows written.
 CREATE FUNCTION nexus_store_raw_minutes(p_start timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
 AS $fn$
 DECLARE
   v_end timestamptz := p_start + interval '6 hours';
   v_n bigint;
+  v_sql text := $q$
+INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
+SELECT s.series_id, date_bin('1 minute', s.ts, '0001-01-01 00:00:00+00'), min(s.value), max(s.value),
+       %s(s.value ORDER BY s.ts), count(*), (array_agg(s.value ORDER BY s.ts))[count(*)], max(s.ts)
+FROM samples s
+WHERE s.ts >= $1 AND s.ts < $2
+  AND s.series_id NOT IN (SELECT x.series_id FROM samples_1m x WHERE x.bucket >= $1 AND x.bucket < $2)
+  AND s.series_id NOT IN (SELECT r.series_id FROM rollup_chunks_1m r WHERE r.start_ts = $1)
+GROUP BY 1, 2 ORDER BY 1, 2$q$;
 BEGIN
   IF extract(epoch FROM p_start)::numeric % 21600 <> 0 THEN
     RAISE EXCEPTION 'not a 6-hour window start: %', p_start;
@@ -1136,18 +1147,89 @@ BEGIN
   PERFORM pg_advisory_xact_lock(7391406, 0); -- before the window, as in nexus_compact_window
   PERFORM pg_advisory_xact_lock(7391405, (extract(epoch FROM p_start) / 21600)::integer);
   PERFORM nexus_flush_rollups_between(p_start, v_end);
-  INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
-  SELECT g.series_id, g.bucket, g.min, g.max, g.sum, g.count, g.last, g.last_ts FROM (
-    SELECT s.series_id, date_bin('1 minute', s.ts, '0001-01-01 00:00:00+00') AS bucket, min(s.value) AS min,
-           max(s.value) AS max, sum(s.value ORDER BY s.ts) AS sum, count(*) AS count,
-           (array_agg(s.value ORDER BY s.ts))[count(*)] AS last, max(s.ts) AS last_ts
-    FROM samples s WHERE s.ts >= p_start AND s.ts < v_end
-    GROUP BY 1, 2) AS g
-  WHERE NOT EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = g.series_id
-                    AND x.bucket >= p_start AND x.bucket < v_end)
-  ORDER BY 1, 2;
+  BEGIN
+    EXECUTE format(v_sql, 'sum') USING p_start, v_end;
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    EXECUTE format(v_sql, 'nexus_saturating_sum') USING p_start, v_end;
+  END;
   GET DIAGNOSTICS v_n = ROW_COUNT;
   RETURN v_n;
+END
+$fn$;
+
+-- Guards for whatever deletes raw rows without storing their buckets first (a process of an older
+-- version during an upgrade, a hand-made call): a raw day partition holding a sample whose series
+-- and window have no stored 1-minute buckets is not dropped (checked under the parent's exclusive
+-- lock, so no write slips in between), and the default partition's raw rows go only where their
+-- buckets are stored. Retention (src/storage/sql-sample-store.ts) stores them first, window by
+-- window (nexus_store_raw_minutes), so its drops pass; a late write in between leaves the day for
+-- the next pass.
+CREATE OR REPLACE FUNCTION nexus_drop_partition(p_parent text, p_name text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_unsaved boolean;
+BEGIN
+  IF p_parent NOT IN ('samples', 'samples_1m', 'samples_1h') THEN
+    RAISE EXCEPTION 'not a partitioned sample table: %', p_parent;
+  END IF;
+  IF p_name = p_parent || '_default' THEN
+    RAISE EXCEPTION 'the default partition % is never dropped', p_name;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391404, hashtext(p_parent));
+  -- The drop locks the parent anyway; locking first also refreshes the catalog view (see above).
+  EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', p_parent);
+  IF NOT EXISTS (
+    SELECT 1 FROM pg_inherits
+    WHERE inhparent = to_regclass(p_parent) AND inhrelid = to_regclass(quote_ident(p_name))
+  ) THEN
+    RETURN false;
+  END IF;
+  IF p_parent = 'samples' THEN
+    EXECUTE format($q$
+SELECT EXISTS (
+  SELECT 1 FROM (SELECT DISTINCT series_id, to_timestamp(floor(extract(epoch FROM ts) / 21600) * 21600) AS w FROM %I) AS k
+  WHERE NOT EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = k.series_id AND x.bucket >= k.w AND x.bucket < k.w + interval '6 hours')
+    AND NOT EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = k.series_id AND r.start_ts = k.w))$q$, p_name)
+      INTO v_unsaved;
+    IF v_unsaved THEN
+      RETURN false;
+    END IF;
+  END IF;
+  EXECUTE format('DROP TABLE IF EXISTS %I', p_name);
+  RETURN true;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION nexus_trim_defaults(p_raw_cutoff timestamptz, p_rollup_cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+  v_total bigint := 0;
+  v_n bigint;
+BEGIN
+  IF to_regclass('samples_default') IS NULL THEN
+    RETURN 0;
+  END IF;
+  IF p_raw_cutoff IS NOT NULL THEN
+    DELETE FROM samples_default s WHERE s.ts < p_raw_cutoff
+      AND (EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = s.series_id
+                   AND x.bucket >= to_timestamp(floor(extract(epoch FROM s.ts) / 21600) * 21600)
+                   AND x.bucket < to_timestamp(floor(extract(epoch FROM s.ts) / 21600) * 21600) + interval '6 hours')
+           OR EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = s.series_id
+                      AND r.start_ts = to_timestamp(floor(extract(epoch FROM s.ts) / 21600) * 21600)));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+  END IF;
+  IF p_rollup_cutoff IS NOT NULL THEN
+    DELETE FROM samples_1m_default WHERE bucket < p_rollup_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+    DELETE FROM samples_1h_default WHERE bucket < p_rollup_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+  END IF;
+  RETURN v_total;
 END
 $fn$;
 REVOKE ALL ON FUNCTION nexus_store_raw_minutes(timestamptz) FROM PUBLIC;

@@ -38,18 +38,30 @@ const SPARSE = '(c.n = 1 OR c.step_us - 2 * c.max_jitter_us >= 60000000)';
 const HAS_MINUTE_CHUNK =
   'EXISTS (SELECT 1 FROM rollup_chunks_1m r WHERE r.series_id = c.series_id AND r.start_ts = c.start_ts)';
 
-/** SQL: the start of the 6-hour UTC window holding timestamptz `ts`. */
-const WINDOW_OF = (ts: string): string => `date_bin('6 hours', ${ts}, '1970-01-01 00:00:00+00')`;
+/** SQL: the start of the 6-hour UTC window holding timestamptz `ts` (as chunk windows are cut). */
+const WINDOW_OF = (ts: string): string => `to_timestamp(floor(date_part('epoch', ${ts}) / 21600) * 21600)`;
 
 /**
- * Raw rows of series `series` in the window starting at `window` are not where that window's
- * buckets come from: the series has `samples_1m` rows there (then they hold every bucket of the
- * window) or a 1-minute chunk. `series` and `window` must be qualified names: a bare `series_id` or
- * `bucket` would be the subqueries' own columns.
+ * SQL: the raw rows of `samples s` that readers compute buckets from, i.e. those whose series and
+ * window have no stored 1-minute bucket (no `samples_1m` row in the window, which then holds every
+ * bucket of it, and no 1-minute chunk): the series the rows belong to (`seriesOf`) and the raw
+ * bounds (`raw`) select them; the stored (series, window) pairs around them are read once and
+ * joined out before any aggregate (the raw rows of a window with stored buckets are never summed).
  */
-const BUCKETS_STORED = (series: string, window: string): string =>
-  `(EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = ${series} AND x.bucket >= ${window} AND x.bucket < ${window} + interval '6 hours')
-  OR EXISTS (SELECT 1 FROM rollup_chunks_1m x WHERE x.series_id = ${series} AND x.start_ts = ${window}))`;
+function computedRawRows(seriesOf: (column: string) => string, raw: RawBounds): string {
+  const near = (column: string): string[] => [
+    ...(raw.from === undefined ? [] : [`${column} > ${raw.from} - interval '6 hours'`]),
+    ...(raw.to === undefined ? [] : [`${column} < ${raw.to} + interval '6 hours'`]),
+  ];
+  return `samples s
+  LEFT JOIN (SELECT DISTINCT x.series_id, ${WINDOW_OF('x.bucket')} AS w FROM samples_1m x
+             WHERE ${[seriesOf('x.series_id'), ...near('x.bucket')].join(' AND ')}) AS st
+    ON st.series_id = s.series_id AND st.w = ${WINDOW_OF('s.ts')}
+  LEFT JOIN (SELECT x.series_id, x.start_ts AS w FROM rollup_chunks_1m x
+             WHERE ${[seriesOf('x.series_id'), ...near('x.start_ts')].join(' AND ')}) AS sc
+    ON sc.series_id = s.series_id AND sc.w = ${WINDOW_OF('s.ts')}
+  WHERE ${[seriesOf('s.series_id'), ...windowOf('s.ts', raw), 'st.series_id IS NULL', 'sc.series_id IS NULL'].join(' AND ')}`;
+}
 
 /**
  * Every 1-minute bucket (`series_id`, `bucket`, `min`, `max`, `sum`, `count`, `last`) of the series
@@ -104,10 +116,9 @@ UNION ALL
 SELECT series_id, bucket, min, max, sum, count, last FROM (
   SELECT s.series_id, ${MINUTE_OF('s.ts')} AS bucket, min(s.value) AS min, max(s.value) AS max,
          ${sum}(s.value ORDER BY s.ts) AS sum, count(*) AS count, (array_agg(s.value ORDER BY s.ts))[count(*)] AS last
-  FROM samples s
-  WHERE ${[seriesOf('s.series_id'), ...windowOf('s.ts', { ...raw, toExclusive: true })].join(' AND ')}
+  FROM ${computedRawRows(seriesOf, { ...raw, toExclusive: true })}
   GROUP BY 1, 2
-) AS computed_rows WHERE ${[...windowOf('bucket', b), `NOT ${BUCKETS_STORED('computed_rows.series_id', WINDOW_OF('computed_rows.bucket'))}`].join(' AND ')})`;
+) AS computed_rows WHERE ${['true', ...windowOf('bucket', b)].join(' AND ')})`;
 }
 
 /**
@@ -135,8 +146,7 @@ FROM sample_chunks c
 CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals, ${b.minuteFrom}, ${b.minuteTo}) d
 WHERE ${[...chunkPrune(chunkSeriesOf, samples), `NOT ${HAS_MINUTE_CHUNK}`, ...windowOf('d.ts', samples)].join(' AND ')}
 UNION ALL
-SELECT s.series_id, 1::bigint, s.value, s.value, s.value FROM samples s
-WHERE ${[seriesOf('s.series_id'), ...windowOf('s.ts', samples), `NOT ${BUCKETS_STORED('s.series_id', WINDOW_OF('s.ts'))}`].join(' AND ')})`;
+SELECT s.series_id, 1::bigint, s.value, s.value, s.value FROM ${computedRawRows(seriesOf, samples)})`;
 }
 
 /**

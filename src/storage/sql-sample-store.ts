@@ -105,8 +105,9 @@ async function trimDaily(db: SqlExecutor, cutoffMs: number): Promise<void> {
  * the `resolution` buckets starting in each window [startMs, endMs) (`raw`: of the samples
  * there); for `1h`, whole UTC days read from `samples_1d` and the hours around them from
  * `samples_1h`.
+ * `saturate` adds the totals with `nexus_saturating_sum` (a retry after a float8 overflow).
  */
-export function summarizeStatement(select: SeriesSummarySelect): Statement {
+export function summarizeStatement(select: SeriesSummarySelect, saturate = false): Statement {
   const { text: selectSql, params } = buildSelectSeries(select.filter);
   // The filter without its ORDER BY: ordered, the planner probes the rollup per series.
   const seriesSql = selectSql.replace(/\nORDER BY id$/, '');
@@ -182,7 +183,7 @@ export function summarizeStatement(select: SeriesSummarySelect): Statement {
   return {
     text: `SELECT coalesce(json_agg(json_build_array(series_id, count, sum, min, max) ORDER BY series_id), '[]')::text AS rows
 FROM (
-SELECT series_id, sum(count)::float8 AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max
+SELECT series_id, sum(count)::float8 AS count, ${saturate ? 'nexus_saturating_sum' : 'sum'}(sum) AS sum, min(min) AS min, max(max) AS max
 FROM (${parts.join('\nUNION ALL\n')}) AS r
 GROUP BY series_id
 ) AS t`,
@@ -550,8 +551,15 @@ export class SqlSampleStore implements SampleStore {
     return this.#run('summarizeSeries', async () => {
       signal?.throwIfAborted();
       await this.#flushRollups();
+      const db = this.#backend.executor;
       const { text, params } = summarizeStatement(select);
-      const { rows } = await this.#backend.executor.query<{ rows: string }>(text, params);
+      const { rows } = await db.query<{ rows: string }>(text, params).catch(async (error: unknown) => {
+        // Raw samples (and buckets computed from them) whose total leaves float8's range: again
+        // with a sum that saturates to +/-Infinity, as the stored rollups do.
+        if (sqlState(error) !== NUMERIC_VALUE_OUT_OF_RANGE) throw error;
+        const saturating = summarizeStatement(select, true);
+        return db.query<{ rows: string }>(saturating.text, saturating.params);
+      });
       // [series id, count, sum, min, max] per series; a saturated sum arrives as "Infinity".
       const totals = JSON.parse(rows[0]?.rows ?? '[]') as [number, number, number | string, number, number][];
       if (totals.length === 0) return [];

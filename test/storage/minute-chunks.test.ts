@@ -15,6 +15,7 @@ import type { SqlSampleStore } from '../../src/storage/sql-sample-store.js';
 import { batch, sample } from '../support/samples.js';
 
 const HOUR = 3_600_000;
+const DAY = 24 * 3_600_000;
 const DAY0 = Date.parse('1960-05-01T00:00:00Z');
 
 /** Deterministic pseudo-random numbers in [0, 1). */
@@ -294,6 +295,86 @@ FROM rollup_pending, unnest(series_ids, ts_ms, vals) AS x(i, t, v) GROUP BY 1, 2
         (await store.compact({ hotMs: 2 * HOUR, nowMs: day + 48 * HOUR })).windows,
       ).toBeGreaterThanOrEqual(1);
       expect(await totals()).toEqual({ buckets: 360, samples: 721 });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('1-minute buckets of raw rows (PGlite, migration 9)', () => {
+  it('retention stores them before the raw rows go: sums past float8 saturate, a window both stored and raw counts once, a drop that would lose them is refused', async () => {
+    const store = (await createPgliteSampleStore({ memory: true })) as SqlSampleStore;
+    const sql = <T>(text: string, params: unknown[] = []): Promise<T[]> =>
+      store.withSql(
+        'test',
+        async (db) => (await db.query<T & Record<string, unknown>>(text, params)).rows as T[],
+      );
+    try {
+      await store.migrate();
+      const day = Date.parse('1970-02-01T00:00:00Z');
+      const huge = { clusterId: 'raw1m', uuid: 'GPU-huge', metric: 'DCGM_FI_DEV_POWER_USAGE' };
+      const plain = { clusterId: 'raw1m', uuid: 'GPU-plain', metric: 'DCGM_FI_DEV_GPU_UTIL' };
+      const plainSamples = Array.from({ length: 1440 }, (_, i) =>
+        sample({ ...plain, timestampMs: day + i * 30_000, value: (i * 7) % 100 }),
+      );
+      await store.writeBatch(
+        batch([
+          sample({ ...huge, timestampMs: day + HOUR + 10_000, value: 1.5e308 }),
+          sample({ ...huge, timestampMs: day + HOUR + 20_000, value: 1.5e308 }),
+          ...plainSamples,
+          // Newer data: retention counts its bounds back from the newest sample.
+          sample({ ...plain, uuid: 'GPU-later', timestampMs: day + 10 * DAY, value: 1 }),
+        ]),
+      );
+      await store.flushRollups();
+      expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM samples_1m'))[0]!.n).toBe(0);
+      const minutes = async (uuid: string) =>
+        store.querySamples({ gpu: { uuid }, resolution: '1m', order: 'asc', limit: 10_000 });
+      const summary = async () =>
+        (
+          await store.summarizeSeries({
+            filter: { clusterId: 'raw1m' },
+            startMs: day,
+            endMs: day + 12 * HOUR,
+            resolution: '1m',
+          })
+        ).map((s) => [s.series.uuid, s.count, s.sum]);
+      const plainSum = plainSamples.reduce((a, s) => a + s.value, 0);
+      const expected = [
+        ['GPU-huge', 2, Infinity],
+        ['GPU-plain', 1440, plainSum],
+      ];
+      // Computed from raw rows: the huge minute's sum saturates (the query is retried).
+      expect((await minutes('GPU-huge')).map((m) => [m.aggregate?.count, m.aggregate?.avg])).toEqual([
+        [2, Infinity],
+      ]);
+      expect(await summary()).toEqual(expected);
+
+      // A drop that would take computed buckets with it is refused.
+      expect(
+        (await sql<{ d: boolean }>("SELECT nexus_drop_partition('samples', 'samples_p19700201') AS d"))[0]!.d,
+      ).toBe(false);
+      expect(await store.countSamples()).toBe(1443);
+
+      // The first window's buckets stored while its raw rows stay: every sample still counts once.
+      await sql('SELECT nexus_store_raw_minutes($1::timestamptz)', [new Date(day).toISOString()]);
+      expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM samples_1m'))[0]!.n).toBe(361);
+      const plainMinutes = await minutes('GPU-plain');
+      expect(plainMinutes).toHaveLength(720);
+      expect(plainMinutes.reduce((n, m) => n + (m.aggregate?.count ?? 0), 0)).toBe(1440);
+      expect(await summary()).toEqual(expected);
+
+      // Retention: every window's buckets stored (the huge one saturated), then the day goes.
+      const r = await store.applyRetention({ rawMs: DAY, rollupMs: 0, nowMs: day + 10 * DAY });
+      expect(r.dropped).toContain('samples_p19700201');
+      expect(await store.countSamples()).toBe(1);
+      expect((await minutes('GPU-huge')).map((m) => [m.aggregate?.count, m.aggregate?.avg])).toEqual([
+        [2, Infinity],
+      ]);
+      expect((await minutes('GPU-plain')).map((m) => [m.timestampMs, m.aggregate?.count])).toEqual(
+        plainMinutes.map((m) => [m.timestampMs, m.aggregate?.count]),
+      );
+      expect(await summary()).toEqual(expected);
     } finally {
       await store.close();
     }
