@@ -170,6 +170,16 @@ export async function prepareChunkWindows(
   return expanded[0]?.n ?? 0;
 }
 
+/** Starts (ms) of the 6-hour windows that hold raw rows of the default partition older than `beforeMs`. */
+export async function defaultPartitionWindows(db: SqlExecutor, beforeMs: number): Promise<number[]> {
+  const { rows } = await db.query<{ w: number }>(
+    `SELECT DISTINCT (floor(extract(epoch FROM ts) / 21600) * 21600000)::float8 AS w FROM samples_default
+WHERE ts < to_timestamp($1::float8 / 1000)`,
+    [beforeMs],
+  );
+  return rows.map((r) => r.w);
+}
+
 /**
  * One compaction pass: every chunk window that ended `hotMs` before now and has raw rows (a day
  * partition's windows not rebuilt yet, windows a late write made dirty, rows in the default
@@ -207,12 +217,7 @@ WHERE dirty AND start_ts < to_timestamp($1::float8 / 1000)`,
     [horizon],
   );
   for (const r of dirty.rows) todo.add(r.w);
-  const stray = await db.query<{ w: number }>(
-    `SELECT DISTINCT (floor(extract(epoch FROM ts) / 21600) * 21600000)::float8 AS w FROM samples_default
-WHERE ts < to_timestamp($1::float8 / 1000)`,
-    [horizon],
-  );
-  for (const r of stray.rows) todo.add(r.w);
+  for (const w of await defaultPartitionWindows(db, horizon)) todo.add(w);
 
   const result: CompactResult = { windows: 0, samples: 0, droppedPartitions: [] };
   for (const w of [...todo].sort((a, b) => a - b)) {

@@ -69,6 +69,7 @@ import {
 import {
   CHUNK_WINDOW_MS,
   compactRawSamples,
+  defaultPartitionWindows,
   newestChunkDayEnd,
   rawSamplesSql,
   trimChunks,
@@ -79,6 +80,7 @@ import { SeriesIdCache } from './series.js';
 import {
   NUMERIC_VALUE_OUT_OF_RANGE,
   type SqlExecutor,
+  type SqlResult,
   type TransactionExecutor,
   sqlState,
 } from './sql-executor.js';
@@ -93,6 +95,25 @@ import {
 /** A {@link Statement} as the arguments of `SqlExecutor.query`. */
 function statement(s: Statement): [string, unknown[]] {
   return [s.text, s.params];
+}
+
+/**
+ * Run `statement`; when a float8 sum in it leaves the type's range (SQLSTATE 22003: sums computed
+ * from raw samples), run `saturating()` instead, whose sums saturate to +/-Infinity as the stored
+ * rollups do.
+ */
+async function querySaturating<R extends object>(
+  db: SqlExecutor,
+  statement: Statement,
+  saturating: () => Statement,
+): Promise<SqlResult<R>> {
+  try {
+    return await db.query<R>(statement.text, statement.params);
+  } catch (error) {
+    if (sqlState(error) !== NUMERIC_VALUE_OUT_OF_RANGE) throw error;
+    const again = saturating();
+    return db.query<R>(again.text, again.params);
+  }
 }
 
 /** Delete the `samples_1d` days that end at or before `cutoffMs` (retention of the daily rollup). */
@@ -427,16 +448,9 @@ export class SqlSampleStore implements SampleStore {
         const series = await this.#seriesRows(raw.map((r) => r[0]));
         return raw.map(([id, ts_ms, value]) => toStoredSampleOf(series.get(id)!, { ts_ms, value }));
       }
-      const db = this.#backend.executor;
-      const rows = await db
-        .query<NarrowSampleRow>(statement.text, statement.params)
-        .catch(async (error: unknown) => {
-          // A 1-minute bucket computed from raw samples whose sum leaves float8's range: again with
-          // sums that saturate to +/-Infinity, as the stored rollups do.
-          if (sqlState(error) !== NUMERIC_VALUE_OUT_OF_RANGE) throw error;
-          const saturating = buildSampleQuery(query, nowMs, true);
-          return db.query<NarrowSampleRow>(saturating.text, saturating.params);
-        });
+      const rows = await querySaturating<NarrowSampleRow>(this.#backend.executor, statement, () =>
+        buildSampleQuery(query, nowMs, true),
+      );
       const series = await this.#seriesRows(rows.rows.map((r) => r.series_id));
       return rows.rows.map((r) => toStoredSampleOf(series.get(r.series_id)!, r));
     });
@@ -551,15 +565,11 @@ export class SqlSampleStore implements SampleStore {
     return this.#run('summarizeSeries', async () => {
       signal?.throwIfAborted();
       await this.#flushRollups();
-      const db = this.#backend.executor;
-      const { text, params } = summarizeStatement(select);
-      const { rows } = await db.query<{ rows: string }>(text, params).catch(async (error: unknown) => {
-        // Raw samples (and buckets computed from them) whose total leaves float8's range: again
-        // with a sum that saturates to +/-Infinity, as the stored rollups do.
-        if (sqlState(error) !== NUMERIC_VALUE_OUT_OF_RANGE) throw error;
-        const saturating = summarizeStatement(select, true);
-        return db.query<{ rows: string }>(saturating.text, saturating.params);
-      });
+      const { rows } = await querySaturating<{ rows: string }>(
+        this.#backend.executor,
+        summarizeStatement(select),
+        () => summarizeStatement(select, true),
+      );
       // [series id, count, sum, min, max] per series; a saturated sum arrives as "Infinity".
       const totals = JSON.parse(rows[0]?.rows ?? '[]') as [number, number, number | string, number, number][];
       if (totals.length === 0) return [];
@@ -659,12 +669,7 @@ export class SqlSampleStore implements SampleStore {
           .flatMap((p) =>
             Array.from({ length: DAY_MS / CHUNK_WINDOW_MS }, (_, i) => p.dayMs + i * CHUNK_WINDOW_MS),
           );
-        const stray = await db.query<{ w: number }>(
-          `SELECT DISTINCT (floor(extract(epoch FROM ts) / 21600) * 21600000)::float8 AS w FROM samples_default
-WHERE ts < to_timestamp($1::float8 / 1000)`,
-          [rawCutoff],
-        );
-        await storeRawMinutes(db, [...windows, ...stray.rows.map((r) => r.w)]);
+        await storeRawMinutes(db, [...windows, ...(await defaultPartitionWindows(db, rawCutoff))]);
       }
       const dropped: string[] = [];
       // One short transaction per partition: a drop locks its parent.

@@ -4,10 +4,15 @@
  * each result's cursor the cursor of its last event), a snapshot in one result, and `after:` resumes
  * from a batch's cursor.
  */
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import { recordHierarchy, startSampleServer, waitUntil, type SampleServer } from '../ws/harness.js';
+import {
+  recordHierarchy,
+  startSampleServer,
+  waitUntil,
+  type SampleServer,
+  graphqlClient,
+} from '../ws/harness.js';
 
 interface Event {
   cursor: string;
@@ -27,7 +32,7 @@ let client: Client;
 
 beforeAll(async () => {
   server = await startSampleServer();
-  client = createClient({ url: `${server.wsBase}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+  client = graphqlClient(server);
 });
 
 afterAll(async () => {

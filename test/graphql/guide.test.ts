@@ -4,9 +4,8 @@
  * subscription delivers every GPU update of a replay, in order; the guide's troubleshooting curl
  * commands (sent with fetch) work as written.
  */
-import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import type { Client, FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 
 type ExecutionResult<T> = FormattedExecutionResult<T, unknown>;
 import { readSampleRows } from '../support/sample-csv.js';
@@ -17,6 +16,7 @@ import {
   startSampleServer,
   waitUntil,
   type SampleServer,
+  graphqlClient,
 } from '../ws/harness.js';
 
 interface GuideGpu {
@@ -38,7 +38,7 @@ let client: Client;
 
 beforeAll(async () => {
   server = await startSampleServer();
-  client = createClient({ url: `${server.wsBase}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+  client = graphqlClient(server);
 });
 
 afterAll(async () => {

@@ -6,9 +6,8 @@
  * a cluster not registered yet (nexus mode, before its first ingest) is NOT_FOUND too, unless it passes
  * `waitForCluster: true`: then it receives the cluster's events once a collector writes it.
  */
-import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import type { Client, FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { unknownCluster } from '../../src/api/graphql/resolvers.js';
 import { clusterKey } from '../../src/hierarchy/paths.js';
 import {
@@ -17,6 +16,7 @@ import {
   startSampleServer,
   waitUntil,
   type SampleServer,
+  graphqlClient,
 } from '../ws/harness.js';
 
 type Result = FormattedExecutionResult<Record<string, unknown>, unknown>;
@@ -43,7 +43,7 @@ async function post(server: SampleServer, query: string): Promise<{ status: numb
 }
 
 function client(server: SampleServer): Client {
-  const c = createClient({ url: `${server.wsBase}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const c = graphqlClient(server);
   clients.push(c);
   return c;
 }

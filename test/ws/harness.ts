@@ -4,6 +4,7 @@
  * are checked against), a small JSON WebSocket client that collects messages, and bounded waits.
  */
 import type { FastifyInstance } from 'fastify';
+import { createClient, type Client } from 'graphql-ws';
 import { WebSocket, type ClientOptions } from 'ws';
 import { apiOptionsFromConfig, buildApp, type ApiMode, type Realtime } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -68,6 +69,11 @@ export interface SampleServer {
   /** Run the bundled sample through the pipeline once more (original timestamps: every GPU record is rewritten). */
   replay(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A graphql-ws client of `server`'s /graphql (no retries: a test sees every failure). */
+export function graphqlClient(server: SampleServer): Client {
+  return createClient({ url: `${server.wsBase}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
 }
 
 /** Start an embedded runtime on 127.0.0.1:0 with config overrides; ingest the sample unless `ingest: false`. */
