@@ -1235,6 +1235,221 @@ $fn$;
 REVOKE ALL ON FUNCTION nexus_store_raw_minutes(timestamptz) FROM PUBLIC;
 `,
   },
+  {
+    version: 10,
+    name: 'rollups of backfill-shaped batches from marked hours: such a batch marks its (series, hour) pairs in rollup_marks, the flush rebuilds marked hours from raw rows (src/storage/rollups.ts)',
+    sql: `
+-- Hours to rebuild from their raw rows: what a batch of few series over a long time (a backfill)
+-- writes instead of queueing its samples (src/storage/rollups.ts). The build replaces the hour's
+-- row, so a mark counts nothing twice, however many batches marked the hour.
+CREATE TABLE rollup_marks (
+  series_id integer NOT NULL,
+  hour_ms double precision NOT NULL,
+  CONSTRAINT rollup_marks_pkey PRIMARY KEY (series_id, hour_ms)
+);
+
+-- Rebuild the marked hours of the windows in [p_from, p_to) (ms; NULL: every window) from their raw
+-- rows, under the flush lock (taken by the caller). The windows are locked first, exclusively and
+-- in ascending order (writers hold them shared for their transaction; a caller already holding one
+-- takes it again at no cost): a writer's mark that a build deleted while the writer had not
+-- committed would otherwise stand for rows the build did not see. Only the marks of locked windows
+-- are taken. Each hour's row is replaced by the aggregate of its raw rows, unless that holds fewer
+-- samples than the row (raw rows deleted since: the row is kept); the 1-minute rows of series and
+-- windows that have them are rebuilt the same way; the days of the rebuilt hours are then
+-- recomputed from their hours. Returns the rebuilt hours (the queue fold skips their samples) and
+-- the raw samples they hold.
+CREATE FUNCTION nexus_build_marks(p_from float8, p_to float8, p_saturate boolean,
+                                  OUT o_series integer[], OUT o_hours double precision[], OUT o_n bigint)
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_windows double precision[];
+  v_w double precision;
+  v_all boolean := EXISTS (SELECT 1 FROM storage_settings WHERE key = 'partitioning' AND value = 'timescaledb');
+  v_sum_v text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(s.value ORDER BY s.ts)' ELSE 'sum(s.value ORDER BY s.ts)' END;
+  v_sum_h text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(h.sum ORDER BY h.bucket)' ELSE 'sum(h.sum ORDER BY h.bucket)' END;
+  v_replace text := $m$
+ON CONFLICT (series_id, bucket) DO UPDATE SET min = excluded.min, max = excluded.max, sum = excluded.sum,
+  count = excluded.count, last = excluded.last, last_ts = excluded.last_ts
+WHERE excluded.count >= r.count$m$;
+BEGIN
+  o_series := '{}';
+  o_hours := '{}';
+  o_n := 0;
+  SELECT array_agg(w ORDER BY w) INTO v_windows FROM (
+    SELECT DISTINCT floor(hour_ms / 21600000) * 21600000 AS w FROM rollup_marks
+    WHERE (p_from IS NULL OR hour_ms >= p_from) AND (p_to IS NULL OR hour_ms < p_to)) AS x;
+  IF v_windows IS NULL THEN
+    RETURN;
+  END IF;
+  FOREACH v_w IN ARRAY v_windows LOOP
+    PERFORM pg_advisory_xact_lock(7391405, (v_w / 21600000)::integer);
+  END LOOP;
+  -- From here on (new statements, new snapshots) every writer of those windows has committed.
+  EXECUTE format($q$
+WITH mk AS (
+  DELETE FROM rollup_marks WHERE floor(hour_ms / 21600000) * 21600000 = ANY($1) RETURNING series_id AS i, hour_ms AS hb),
+agg AS MATERIALIZED (
+  SELECT mk.i, mk.hb, min(s.value) AS mn, max(s.value) AS mx, %1$s AS sm, count(*) AS c, max(s.ts) AS lt,
+         (array_agg(s.value ORDER BY s.ts DESC))[1] AS l
+  FROM mk JOIN samples s ON s.series_id = mk.i AND s.ts >= to_timestamp(mk.hb / 1000)
+    AND s.ts < to_timestamp((mk.hb + 3600000) / 1000)
+  GROUP BY 1, 2),
+wh AS (
+  INSERT INTO samples_1h AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(hb / 1000), mn, mx, sm, c, l, lt FROM agg ORDER BY i, hb %2$s),
+rw AS (
+  SELECT k.i, k.w FROM (SELECT DISTINCT i, floor(hb / 21600000) * 21600000 AS w FROM mk) AS k
+  WHERE %3$s OR EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = k.i
+    AND x.bucket >= to_timestamp(k.w / 1000) AND x.bucket < to_timestamp((k.w + 21600000) / 1000))),
+mm AS (
+  SELECT s.series_id AS i, date_bin('1 minute', s.ts, '0001-01-01 00:00:00+00') AS b, min(s.value) AS mn,
+         max(s.value) AS mx, %1$s AS sm, count(*) AS c, max(s.ts) AS lt, (array_agg(s.value ORDER BY s.ts DESC))[1] AS l
+  FROM mk JOIN rw ON rw.i = mk.i AND rw.w = floor(mk.hb / 21600000) * 21600000
+  JOIN samples s ON s.series_id = mk.i AND s.ts >= to_timestamp(mk.hb / 1000) AND s.ts < to_timestamp((mk.hb + 3600000) / 1000)
+  GROUP BY 1, 2),
+wm AS (
+  INSERT INTO samples_1m AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, b, mn, mx, sm, c, l, lt FROM mm ORDER BY i, b %2$s)
+SELECT coalesce(array_agg(mk.i), '{}'), coalesce(array_agg(mk.hb), '{}'), (SELECT coalesce(sum(c), 0)::bigint FROM agg)
+FROM mk$q$, v_sum_v, v_replace, v_all::text) USING v_windows INTO o_series, o_hours, o_n;
+  EXECUTE format($q$
+INSERT INTO samples_1d AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+SELECT h.series_id, date_bin('1 day', h.bucket, '1970-01-01 00:00:00+00'), min(h.min), max(h.max), %1$s,
+       sum(h.count), (array_agg(h.last ORDER BY h.last_ts DESC))[1], max(h.last_ts)
+FROM samples_1h h
+JOIN (SELECT DISTINCT u.i, to_timestamp(floor(u.hb / 86400000) * 86400 ) AS d FROM unnest($1, $2) AS u(i, hb)) AS k
+  ON h.series_id = k.i AND h.bucket >= k.d AND h.bucket < k.d + interval '1 day'
+GROUP BY 1, 2 ORDER BY 1, 2 %2$s$q$, v_sum_h, v_replace) USING o_series, o_hours;
+END
+$fn$;
+
+-- The queue fold of version 9 (1-minute rows written only for series and windows that have them,
+-- or everything on TimescaleDB), with the samples of the hours a build just rebuilt left out
+-- (their raw rows were in the build's snapshot: folding them too would count them twice).
+DROP FUNCTION nexus_fold_pending(boolean);
+CREATE FUNCTION nexus_fold_pending(p_saturate boolean, p_skip_series integer[], p_skip_hours double precision[])
+RETURNS bigint
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_n bigint;
+  v_all boolean := EXISTS (SELECT 1 FROM storage_settings WHERE key = 'partitioning' AND value = 'timescaledb');
+  v_sum_v text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(v)' ELSE 'sum(v)' END;
+  v_sum_s text := CASE WHEN p_saturate THEN 'nexus_saturating_sum(s ORDER BY b)' ELSE 'sum(s ORDER BY b)' END;
+  v_merge text := $m$
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+  min = least(r.min, excluded.min),
+  max = greatest(r.max, excluded.max),
+  sum = CASE WHEN sign(r.sum) = sign(excluded.sum) AND abs(r.sum) > '${MAX_FLOAT8}'::float8 - abs(excluded.sum)
+             THEN sign(r.sum) * 'Infinity'::float8 ELSE r.sum + excluded.sum END,
+  count = r.count + excluded.count,
+  last = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last ELSE r.last END,
+  last_ts = greatest(r.last_ts, excluded.last_ts)$m$;
+BEGIN
+  EXECUTE format($q$
+WITH p AS (DELETE FROM rollup_pending RETURNING series_ids, ts_ms, vals),
+skip AS (SELECT DISTINCT k.i, k.hb FROM unnest($1, $2) AS k(i, hb)),
+u AS (
+  SELECT x.i, floor(x.t / 60000) * 60000 AS b, x.t, x.v
+  FROM p CROSS JOIN LATERAL unnest(p.series_ids, p.ts_ms, p.vals) AS x(i, t, v)
+  LEFT JOIN skip ON skip.i = x.i AND skip.hb = floor(x.t / 3600000) * 3600000
+  WHERE skip.i IS NULL
+  ORDER BY 1, 2, 3),
+m AS MATERIALIZED (
+  SELECT i, b, min(v) AS mn, max(v) AS mx, %1$s AS s, count(*) AS c, max(t) AS lt,
+         (array_agg(v))[count(*)] AS l
+  FROM u GROUP BY 1, 2),
+rw AS (
+  SELECT k.i, k.w FROM (SELECT DISTINCT i, floor(b / 21600000) * 21600000 AS w FROM m) AS k
+  WHERE %4$s OR EXISTS (SELECT 1 FROM samples_1m x WHERE x.series_id = k.i
+    AND x.bucket >= to_timestamp(k.w / 1000) AND x.bucket < to_timestamp((k.w + 21600000) / 1000))),
+h AS MATERIALIZED (
+  SELECT i, floor(b / 3600000) * 3600000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
+         max(lt) AS lt, (array_agg(l ORDER BY lt DESC))[1] AS l
+  FROM m GROUP BY 1, 2),
+d AS (
+  SELECT i, floor(b / 86400000) * 86400000 AS b, min(mn) AS mn, max(mx) AS mx, %2$s AS s, sum(c) AS c,
+         max(lt) AS lt, (array_agg(l ORDER BY lt DESC))[1] AS l
+  FROM h GROUP BY 1, 2),
+w1 AS (
+  INSERT INTO samples_1m AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT m.i, to_timestamp(m.b / 1000), m.mn, m.mx, m.s, m.c, m.l, to_timestamp(m.lt / 1000)
+  FROM m JOIN rw ON rw.i = m.i AND rw.w = floor(m.b / 21600000) * 21600000 ORDER BY m.i, m.b %3$s),
+w2 AS (
+  INSERT INTO samples_1h AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM h ORDER BY i, b %3$s),
+w3 AS (
+  INSERT INTO samples_1d AS r (series_id, bucket, min, max, sum, count, last, last_ts)
+  SELECT i, to_timestamp(b / 1000), mn, mx, s, c, l, to_timestamp(lt / 1000) FROM d ORDER BY i, b %3$s)
+SELECT coalesce(sum(c), 0)::bigint FROM m$q$, v_sum_v, v_sum_s, v_merge, v_all::text)
+  USING p_skip_series, p_skip_hours INTO v_n;
+  RETURN v_n;
+END
+$fn$;
+
+-- The flush: marked hours first (rebuilt), then the queue (its samples of those hours left out).
+CREATE OR REPLACE FUNCTION nexus_flush_rollups() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET lock_timeout = '30s'
+AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM rollup_pending) AND NOT EXISTS (SELECT 1 FROM rollup_marks) THEN
+    RETURN 0;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7391406, 0);
+  RETURN nexus_flush_rollups_locked(NULL, NULL);
+END
+$fn$;
+
+-- Under the flush lock: build the marks of [p_from, p_to) (NULL: all) and fold the whole queue;
+-- a float8 sum past its range redoes both with saturating sums.
+CREATE FUNCTION nexus_flush_rollups_locked(p_from float8, p_to float8) RETURNS bigint
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_series integer[];
+  v_hours double precision[];
+  v_n bigint;
+BEGIN
+  BEGIN
+    SELECT * FROM nexus_build_marks(p_from, p_to, false) INTO v_series, v_hours, v_n;
+    RETURN v_n + nexus_fold_pending(false, v_series, v_hours);
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    SELECT * FROM nexus_build_marks(p_from, p_to, true) INTO v_series, v_hours, v_n;
+    RETURN v_n + nexus_fold_pending(true, v_series, v_hours);
+  END;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION nexus_flush_rollups_between(p_from timestamptz, p_to timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+  v_from float8 := extract(epoch FROM p_from) * 1000;
+  v_to float8 := extract(epoch FROM p_to) * 1000;
+BEGIN
+  IF EXISTS (SELECT 1 FROM rollup_pending WHERE ts_max >= v_from AND ts_min < v_to)
+     OR EXISTS (SELECT 1 FROM rollup_marks WHERE hour_ms >= v_from AND hour_ms < v_to) THEN
+    PERFORM nexus_flush_rollups_locked(v_from, v_to);
+  END IF;
+END
+$fn$;
+DO $do$
+DECLARE
+  v_path text := (SELECT string_agg(quote_ident(n), ', ') FROM unnest(current_schemas(false)) AS u(n));
+BEGIN
+  v_path := coalesce(v_path || ', ', '') || 'pg_temp';
+  EXECUTE format('ALTER FUNCTION nexus_flush_rollups() SET search_path = %s', v_path);
+  EXECUTE format('ALTER FUNCTION nexus_flush_rollups_locked(float8, float8) SET search_path = %s', v_path);
+  EXECUTE format('ALTER FUNCTION nexus_build_marks(float8, float8, boolean) SET search_path = %s', v_path);
+  EXECUTE format('ALTER FUNCTION nexus_fold_pending(boolean, integer[], double precision[]) SET search_path = %s', v_path);
+END
+$do$;
+REVOKE ALL ON FUNCTION nexus_flush_rollups_locked(float8, float8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_build_marks(float8, float8, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nexus_fold_pending(boolean, integer[], double precision[]) FROM PUBLIC;
+`,
+  },
 ];
 
 /** Highest version in {@link MIGRATIONS}. */

@@ -44,9 +44,18 @@ export function bucketStart(ms: number, bucketMs: number): number {
 }
 
 /**
- * Queue the samples a write inserted for the rollups (inside the batch transaction): one
- * `rollup_pending` row of three arrays, folded into every level in bulk by
- * `nexus_flush_rollups()` (migration 8; {@link FLUSH_ROLLUPS_SQL}).
+ * A batch marks its hours instead of queueing its samples when it has at most one distinct
+ * (series, hour) per this many samples: a backfill's batch (each series' samples together) marks a
+ * handful of hours, a live scrape's would mark one per sample and is queued.
+ */
+export const SAMPLES_PER_MARK = 8;
+
+/**
+ * Record the samples a write inserted for the rollups (inside the batch transaction). Either the
+ * hours they fall in are marked (`rollup_marks`: the flush rebuilds a marked hour from its raw
+ * rows, whatever marked it) or, when the samples spread over many series and hours, they are
+ * queued as one `rollup_pending` row of three arrays and folded into every level in bulk. Both go
+ * through `nexus_flush_rollups()` (migrations 8 and 10; {@link FLUSH_ROLLUPS_SQL}).
  */
 export async function queueRollups(
   tx: SqlExecutor,
@@ -57,10 +66,26 @@ export async function queueRollups(
   if (seriesIds.length === 0) return;
   let min = Infinity;
   let max = -Infinity;
+  const hours = new Map<string, [number, number]>();
+  const markLimit = Math.floor(seriesIds.length / SAMPLES_PER_MARK);
   for (let i = 0; i < timestampsMs.length; i++) {
     const t = timestampsMs[i] as number;
     if (t < min) min = t;
     if (t > max) max = t;
+    if (hours.size <= markLimit) {
+      const id = seriesIds[i] as number;
+      const hour = Math.floor(t / 3_600_000) * 3_600_000;
+      hours.set(`${id}:${hour}`, [id, hour]);
+    }
+  }
+  if (hours.size <= markLimit) {
+    const marks = [...hours.values()];
+    await tx.query(
+      `INSERT INTO rollup_marks (series_id, hour_ms)
+SELECT * FROM unnest($1::int4[], $2::float8[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
+      [numericArrayLiteral(marks.map((m) => m[0])), numericArrayLiteral(marks.map((m) => m[1]))],
+    );
+    return;
   }
   await tx.query(
     `INSERT INTO rollup_pending (series_ids, ts_ms, vals, ts_min, ts_max)

@@ -276,7 +276,7 @@ export interface SqlBackend {
   /** Release the backend; called once, after in-flight operations settled. */
   close(): Promise<void>;
   /**
-   * VACUUM `rollup_pending` after a flush emptied it (PGlite: no autovacuum runs in its
+   * VACUUM `rollup_pending` and `rollup_marks` after a flush emptied them (PGlite: no autovacuum runs in its
    * single-user backend, and a table of deleted rows would only grow). PostgreSQL's autovacuum
    * does it there.
    */
@@ -405,7 +405,7 @@ export class SqlSampleStore implements SampleStore {
     this.#flushedAt = Date.now();
     const n = rows[0]?.n ?? 0;
     if (n > 0 && this.#backend.vacuumAfterFlush === true) {
-      await this.#backend.executor.query('VACUUM rollup_pending');
+      await this.#backend.executor.query('VACUUM rollup_pending, rollup_marks');
     }
     return n;
   }

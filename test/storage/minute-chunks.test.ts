@@ -251,20 +251,24 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
       const day = Date.parse('2026-11-20T00:00:00Z');
       const s: Sample[] = [];
       for (let t = 0; t < 6 * HOUR; t += 30_000) s.push(sample({ timestampMs: day + t, value: 1 }));
-      // Today's write path queues the rollups (migration 8); a version 6 store folded them on
-      // write: the queue stands in for the write, then becomes the 1-minute rows it wrote.
-      await store.withSql('test', (db) =>
-        db.query(
+      // Today's write path queues or marks the rollups (migrations 8, 10); a version 6 store folded
+      // them on write: stand-in tables take the write, then the raw rows become the 1-minute rows
+      // it wrote.
+      await store.withSql('test', async (db) => {
+        await db.query(
           'CREATE TABLE rollup_pending (series_ids int4[], ts_ms float8[], vals float8[], ts_min float8, ts_max float8)',
-        ),
-      );
+        );
+        await db.query(
+          'CREATE TABLE rollup_marks (series_id int4, hour_ms float8, PRIMARY KEY (series_id, hour_ms))',
+        );
+      });
       await store.writeBatch(batch(s));
       await store.withSql('test', async (db) => {
         await db.query(`INSERT INTO samples_1m (series_id, bucket, min, max, sum, count, last, last_ts)
-SELECT i, to_timestamp(floor(t / 60000) * 60), min(v), max(v), sum(v), count(*), (array_agg(v ORDER BY t))[count(*)],
-       to_timestamp(max(t) / 1000)
-FROM rollup_pending, unnest(series_ids, ts_ms, vals) AS x(i, t, v) GROUP BY 1, 2`);
-        await db.query('DROP TABLE rollup_pending');
+SELECT series_id, date_bin('1 minute', ts, '1970-01-01 00:00:00+00'), min(value), max(value), sum(value ORDER BY ts),
+       count(*), (array_agg(value ORDER BY ts))[count(*)], max(ts)
+FROM samples GROUP BY 1, 2`);
+        await db.query('DROP TABLE rollup_pending, rollup_marks');
       });
       // Version 6's compaction: raw chunks, the 1-minute rows left as they were.
       await store.withSql('test', async (db) => {

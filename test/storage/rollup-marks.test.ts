@@ -1,0 +1,121 @@
+/**
+ * Rollups of marked hours (migration 10, src/storage/rollups.ts), on PGlite: a backfill-shaped
+ * batch (few series, many samples each) marks its (series, hour) pairs instead of queueing its
+ * samples, and the flush rebuilds those hours from their raw rows, then folds the queue without
+ * the samples of the rebuilt hours. Every level must equal the raw rows' aggregates whatever mix
+ * of marked and queued writes reached an hour, redeliveries included.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
+import type { Sample } from '../../src/domain/types.js';
+import { ALL_MINUTE_BUCKETS } from '../../src/storage/minute-chunks.js';
+import { SAMPLES_PER_MARK } from '../../src/storage/rollups.js';
+import type { SqlSampleStore } from '../../src/storage/sql-sample-store.js';
+import { batch, sample } from '../support/samples.js';
+
+const T0 = Date.parse('2026-10-05T00:00:00Z');
+
+describe('rollups of marked hours (PGlite)', () => {
+  let store: SqlSampleStore;
+  const sql = <T>(text: string): Promise<T[]> =>
+    store.withSql('test', async (db) => (await db.query<T & Record<string, unknown>>(text)).rows as T[]);
+  const count = async (table: string): Promise<number> =>
+    (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+  const power = { clusterId: 'marks', uuid: 'GPU-marks-0', metric: 'DCGM_FI_DEV_POWER_USAGE' };
+
+  /**
+   * Rows of one level that differ from the raw rows' aggregate of their bucket, either way (a
+   * bucket missing on one side counts too; the 1-minute relation has no `last_ts`). Sums compared to 1e-9 relative: the levels add in
+   * other orders than one straight sum.
+   */
+  const mismatches = async (level: string, width: string, lastTs = true): Promise<unknown[]> =>
+    sql(`
+WITH raw AS (
+  SELECT series_id, date_bin('${width}', ts, '1970-01-01 00:00:00+00') AS bucket, min(value) AS min,
+         max(value) AS max, sum(value) AS sum, count(*)::int AS count,
+         (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts
+  FROM samples GROUP BY 1, 2)
+SELECT raw.series_id AS raw_series, l.series_id AS level_series, raw.bucket, l.bucket AS level_bucket,
+       raw.count, l.count AS level_count, raw.sum, l.sum AS level_sum
+FROM raw FULL JOIN ${level} l ON l.series_id = raw.series_id AND l.bucket = raw.bucket
+WHERE raw.series_id IS NULL OR l.series_id IS NULL OR raw.count <> l.count OR raw.min <> l.min
+   OR raw.max <> l.max OR raw.last <> l.last ${lastTs ? 'OR raw.last_ts <> l.last_ts' : ''}
+   OR abs(raw.sum - l.sum) > 1e-9 * greatest(1, abs(raw.sum))
+ORDER BY 1, 3`);
+
+  const expectLevelsExact = async (): Promise<void> => {
+    expect(await mismatches(`(${ALL_MINUTE_BUCKETS})`, '1 minute', false)).toEqual([]);
+    expect(await mismatches('samples_1h', '1 hour')).toEqual([]);
+    expect(await mismatches('samples_1d', '1 day')).toEqual([]);
+  };
+
+  /** One series' samples every 10 s over [from, from + hours), offset by `shiftMs`. */
+  const backfill = (from: number, hours: number, shiftMs: number, seed: number): Sample[] =>
+    Array.from({ length: hours * 360 }, (_, i) =>
+      sample({ ...power, timestampMs: from + shiftMs + i * 10_000, value: ((i * 37 + seed) % 500) / 4 }),
+    );
+
+  beforeAll(async () => {
+    store = (await createPgliteSampleStore({ memory: true })) as SqlSampleStore;
+    await store.migrate();
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it('a backfill batch marks its hours, a scrape batch is queued, and each sample is counted once in every level', async () => {
+    // Two hours of one series in one batch: 2 (series, hour) pairs for 720 samples.
+    const first = backfill(T0, 2, 0, 1);
+    expect(first.length / 2).toBeGreaterThanOrEqual(SAMPLES_PER_MARK);
+    expect((await store.writeBatch(batch(first, [], 'backfill-1'))).inserted).toBe(720);
+    expect(await count('rollup_marks')).toBe(2);
+    expect(await count('rollup_pending')).toBe(0);
+
+    // A scrape across 100 GPUs, the backfilled series among them, inside the first marked hour:
+    // one (series, hour) per sample, so queued. Its sample of the marked hour is in the raw rows the
+    // rebuild reads and in the queue: the fold must leave it out.
+    const scrape = [
+      sample({ ...power, timestampMs: T0 + 5_000, value: 999 }),
+      ...Array.from({ length: 99 }, (_, g) =>
+        sample({ ...power, uuid: `GPU-marks-s${g}`, timestampMs: T0 + 5_000, value: g }),
+      ),
+    ];
+    expect((await store.writeBatch(batch(scrape, [], 'scrape-1'))).inserted).toBe(100);
+    expect(await count('rollup_pending')).toBe(1);
+    expect(await count('rollup_marks')).toBe(2);
+
+    await store.flushRollups();
+    expect(await count('rollup_marks')).toBe(0);
+    expect(await count('rollup_pending')).toBe(0);
+    const hours = await sql<{ count: number; max: number }>(
+      `SELECT h.count::int AS count, h.max FROM samples_1h h JOIN series s ON s.id = h.series_id
+       WHERE s.uuid = '${power.uuid}' ORDER BY h.bucket`,
+    );
+    expect(hours).toEqual([
+      { count: 361, max: 999 },
+      { count: 360, max: 124.75 },
+    ]);
+    await expectLevelsExact();
+  });
+
+  it('a later backfill into a rebuilt hour, with a redelivery, is counted once; the day follows its hours', async () => {
+    const again = backfill(T0, 2, 0, 1);
+    expect((await store.writeBatch(batch(again, [], 'backfill-1'))).inserted).toBe(0);
+    const late = backfill(T0, 1, 2_500, 9).slice(0, 50);
+    expect((await store.writeBatch(batch(late, [], 'backfill-2'))).inserted).toBe(50);
+    // Scrape-shaped writes into the same hour before the flush: queued beside the mark.
+    const scrape = Array.from({ length: 40 }, (_, g) =>
+      sample({ ...power, uuid: `GPU-marks-s${g}`, timestampMs: T0 + 7_000, value: g + 0.5 }),
+    );
+    expect((await store.writeBatch(batch(scrape, [], 'scrape-2'))).inserted).toBe(40);
+    expect(await count('rollup_marks')).toBe(1);
+    expect(await count('rollup_pending')).toBe(1);
+    await store.flushRollups();
+    const day = await sql<{ count: number }>(
+      `SELECT d.count::int AS count FROM samples_1d d JOIN series s ON s.id = d.series_id
+       WHERE s.uuid = '${power.uuid}'`,
+    );
+    expect(day).toEqual([{ count: 771 }]);
+    await expectLevelsExact();
+  });
+});
