@@ -137,6 +137,23 @@ export const COUNT_RAW_SAMPLES_SQL =
   'SELECT ((SELECT count(*) FROM samples) + (SELECT coalesce(sum(n), 0) FROM sample_chunks))::float8 AS n';
 
 /**
+ * Share-lock the chunk windows of all of a batch's samples at once, in ascending order, before a
+ * write in parts: each part then takes only locks it holds already, so a part never waits for a
+ * window while holding a later one (a flush or compaction locks windows exclusively, ascending).
+ */
+export async function lockChunkWindows(
+  tx: TransactionExecutor,
+  timestampsMs: Iterable<number>,
+): Promise<void> {
+  const windows = new Set<number>();
+  for (const t of timestampsMs) windows.add(chunkWindowStart(t));
+  if (windows.size === 0) return;
+  await tx.query('SELECT count(*) FROM nexus_lock_windows($1::float8[])', [
+    numericArrayLiteral([...windows]),
+  ]);
+}
+
+/**
  * Write path, before the samples of a batch (or part) are stored: share-lock the chunk windows
  * they fall in and, when a compaction pass already rebuilt some of them, turn the chunks of these
  * series in those windows back into rows (the windows are marked dirty for the next pass).

@@ -51,11 +51,13 @@ export function bucketStart(ms: number, bucketMs: number): number {
 export const SAMPLES_PER_MARK = 8;
 
 /**
- * Record the samples a write inserted for the rollups (inside the batch transaction). Either the
- * hours they fall in are marked (`rollup_marks`: the flush rebuilds a marked hour from its raw
- * rows, whatever marked it) or, when the samples spread over many series and hours, they are
- * queued as one `rollup_pending` row of three arrays and folded into every level in bulk. Both go
- * through `nexus_flush_rollups()` (migrations 8 and 10; {@link FLUSH_ROLLUPS_SQL}).
+ * Record the samples a write inserted for the rollups (inside the batch transaction, after its
+ * windows are locked). A batch shaped like a backfill (at most one distinct (series, hour) per
+ * {@link SAMPLES_PER_MARK} samples) marks its hours that nothing has counted yet
+ * (`nexus_mark_hours`: the flush rebuilds a marked hour from its raw rows, whatever marked it);
+ * every other sample is queued as one `rollup_pending` row of three arrays and folded into every
+ * level in bulk. Both go through `nexus_flush_rollups()` (migrations 8 and 10;
+ * {@link FLUSH_ROLLUPS_SQL}).
  */
 export async function queueRollups(
   tx: SqlExecutor,
@@ -64,28 +66,51 @@ export async function queueRollups(
   values: ArrayLike<number>,
 ): Promise<void> {
   if (seriesIds.length === 0) return;
-  let min = Infinity;
-  let max = -Infinity;
   const hours = new Map<string, [number, number]>();
   const markLimit = Math.floor(seriesIds.length / SAMPLES_PER_MARK);
+  for (let i = 0; i < timestampsMs.length && hours.size <= markLimit; i++) {
+    const id = seriesIds[i] as number;
+    const hour = bucketStart(timestampsMs[i] as number, 3_600_000);
+    hours.set(`${id}:${hour}`, [id, hour]);
+  }
+  if (hours.size > markLimit) {
+    await queueSamples(tx, seriesIds, timestampsMs, values);
+    return;
+  }
+  const pairs = [...hours.values()];
+  const { rows: counted } = await tx.query<{ o_series: number; o_hour: number }>(
+    'SELECT o_series, o_hour FROM nexus_mark_hours($1::int4[], $2::float8[])',
+    [numericArrayLiteral(pairs.map((p) => p[0])), numericArrayLiteral(pairs.map((p) => p[1]))],
+  );
+  if (counted.length === 0) return;
+  // Hours already counted (or TimescaleDB): their samples are merged through the queue.
+  const queued = new Set(counted.map((r) => `${r.o_series}:${r.o_hour}`));
+  const ids: number[] = [];
+  const times: number[] = [];
+  const vals: number[] = [];
+  for (let i = 0; i < seriesIds.length; i++) {
+    const t = timestampsMs[i] as number;
+    if (!queued.has(`${seriesIds[i] as number}:${bucketStart(t, 3_600_000)}`)) continue;
+    ids.push(seriesIds[i] as number);
+    times.push(t);
+    vals.push(values[i] as number);
+  }
+  await queueSamples(tx, ids, times, vals);
+}
+
+/** Queue samples as one `rollup_pending` row (series, times, values and the time range). */
+async function queueSamples(
+  tx: SqlExecutor,
+  seriesIds: ArrayLike<number>,
+  timestampsMs: ArrayLike<number>,
+  values: ArrayLike<number>,
+): Promise<void> {
+  let min = Infinity;
+  let max = -Infinity;
   for (let i = 0; i < timestampsMs.length; i++) {
     const t = timestampsMs[i] as number;
     if (t < min) min = t;
     if (t > max) max = t;
-    if (hours.size <= markLimit) {
-      const id = seriesIds[i] as number;
-      const hour = Math.floor(t / 3_600_000) * 3_600_000;
-      hours.set(`${id}:${hour}`, [id, hour]);
-    }
-  }
-  if (hours.size <= markLimit) {
-    const marks = [...hours.values()];
-    await tx.query(
-      `INSERT INTO rollup_marks (series_id, hour_ms)
-SELECT * FROM unnest($1::int4[], $2::float8[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
-      [numericArrayLiteral(marks.map((m) => m[0])), numericArrayLiteral(marks.map((m) => m[1]))],
-    );
-    return;
   }
   await tx.query(
     `INSERT INTO rollup_pending (series_ids, ts_ms, vals, ts_min, ts_max)

@@ -40,7 +40,7 @@
 import type { Batch, Sample, SeriesKey } from '../domain/types.js';
 import type { WriteResult } from '../ports/sample-store.js';
 import { encodeSamplesCopy } from './binary-copy.js';
-import { prepareChunkWindows } from './chunks.js';
+import { lockChunkWindows, prepareChunkWindows } from './chunks.js';
 import {
   type RefusedSample,
   describeStoreError,
@@ -199,6 +199,11 @@ class SampleWriter {
 
   /** Samples in parts under savepoints; a refused part is split until its refused rows are found. */
   async isolate(indexes: number[]): Promise<void> {
+    // Every window first, outside the parts' savepoints (a rolled-back part would release them).
+    await lockChunkWindows(
+      this.#tx,
+      indexes.map((i) => this.#sample(i).timestampMs),
+    );
     // The caller saw the whole batch refused: start with its halves.
     await this.#split(indexes);
   }

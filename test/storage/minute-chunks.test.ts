@@ -252,15 +252,14 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
       const s: Sample[] = [];
       for (let t = 0; t < 6 * HOUR; t += 30_000) s.push(sample({ timestampMs: day + t, value: 1 }));
       // Today's write path queues or marks the rollups (migrations 8, 10); a version 6 store folded
-      // them on write: stand-in tables take the write, then the raw rows become the 1-minute rows
-      // it wrote.
+      // them on write: a stand-in queue (and a mark function that queues everything) takes the
+      // write, then the raw rows become the 1-minute rows it wrote.
       await store.withSql('test', async (db) => {
         await db.query(
           'CREATE TABLE rollup_pending (series_ids int4[], ts_ms float8[], vals float8[], ts_min float8, ts_max float8)',
         );
-        await db.query(
-          'CREATE TABLE rollup_marks (series_id int4, hour_ms float8, PRIMARY KEY (series_id, hour_ms))',
-        );
+        await db.query(`CREATE FUNCTION nexus_mark_hours(p_series int4[], p_hours float8[])
+RETURNS TABLE (o_series int4, o_hour float8) LANGUAGE sql AS 'SELECT * FROM unnest(p_series, p_hours)'`);
       });
       await store.writeBatch(batch(s));
       await store.withSql('test', async (db) => {
@@ -268,7 +267,8 @@ describe('upgrading a store compacted before migration 7 (PGlite)', () => {
 SELECT series_id, date_bin('1 minute', ts, '1970-01-01 00:00:00+00'), min(value), max(value), sum(value ORDER BY ts),
        count(*), (array_agg(value ORDER BY ts))[count(*)], max(ts)
 FROM samples GROUP BY 1, 2`);
-        await db.query('DROP TABLE rollup_pending, rollup_marks');
+        await db.query('DROP TABLE rollup_pending');
+        await db.query('DROP FUNCTION nexus_mark_hours(int4[], float8[])');
       });
       // Version 6's compaction: raw chunks, the 1-minute rows left as they were.
       await store.withSql('test', async (db) => {

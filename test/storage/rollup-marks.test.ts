@@ -3,9 +3,11 @@
  * batch (few series, many samples each) marks its (series, hour) pairs instead of queueing its
  * samples, and the flush rebuilds those hours from their raw rows, then folds the queue without
  * the samples of the rebuilt hours. Every level must equal the raw rows' aggregates whatever mix
- * of marked and queued writes reached an hour, redeliveries included.
+ * of marked and queued writes reached an hour, redeliveries included; an hour already counted is
+ * never rebuilt (its raw rows may have expired), and raw rows of a marked hour outlive retention's
+ * partition drop until the build has read them.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
 import { ALL_MINUTE_BUCKETS } from '../../src/storage/minute-chunks.js';
@@ -98,7 +100,7 @@ ORDER BY 1, 3`);
     await expectLevelsExact();
   });
 
-  it('a later backfill into a rebuilt hour, with a redelivery, is counted once; the day follows its hours', async () => {
+  it('a later backfill into a counted hour is queued; with a redelivery, each sample is counted once', async () => {
     const again = backfill(T0, 2, 0, 1);
     expect((await store.writeBatch(batch(again, [], 'backfill-1'))).inserted).toBe(0);
     const late = backfill(T0, 1, 2_500, 9).slice(0, 50);
@@ -108,8 +110,10 @@ ORDER BY 1, 3`);
       sample({ ...power, uuid: `GPU-marks-s${g}`, timestampMs: T0 + 7_000, value: g + 0.5 }),
     );
     expect((await store.writeBatch(batch(scrape, [], 'scrape-2'))).inserted).toBe(40);
-    expect(await count('rollup_marks')).toBe(1);
-    expect(await count('rollup_pending')).toBe(1);
+    // The hour has a row now: the backfill is queued too (a rebuild from raw rows is only for
+    // hours nothing has counted yet).
+    expect(await count('rollup_marks')).toBe(0);
+    expect(await count('rollup_pending')).toBe(2);
     await store.flushRollups();
     const day = await sql<{ count: number }>(
       `SELECT d.count::int AS count FROM samples_1d d JOIN series s ON s.id = d.series_id
@@ -117,5 +121,90 @@ ORDER BY 1, 3`);
     );
     expect(day).toEqual([{ count: 771 }]);
     await expectLevelsExact();
+  });
+});
+
+describe('marks beside raw retention (PGlite)', () => {
+  const DAY = 86_400_000;
+  let store: SqlSampleStore;
+  afterEach(async () => {
+    await store?.close();
+  });
+  const sql = <T>(text: string): Promise<T[]> =>
+    store.withSql('test', async (db) => (await db.query<T & Record<string, unknown>>(text)).rows as T[]);
+  const power = { clusterId: 'marks', uuid: 'GPU-marks-0', metric: 'DCGM_FI_DEV_POWER_USAGE' };
+  /** `n` samples of one series every 10 s from T0 + shift. */
+  const run = (n: number, shiftMs: number, value: number, uuid = power.uuid): Sample[] =>
+    Array.from({ length: n }, (_, i) =>
+      sample({ ...power, uuid, timestampMs: T0 + shiftMs + i * 10_000, value }),
+    );
+  const levels = async (uuid = power.uuid) => {
+    const q = (t: string) =>
+      sql<{ count: number; sum: number }>(
+        `SELECT x.count::int AS count, x.sum FROM ${t} x JOIN series s ON s.id = x.series_id
+         WHERE s.uuid = '${uuid}' ORDER BY x.bucket`,
+      );
+    return { hour: await q('samples_1h'), day: await q('samples_1d') };
+  };
+  const fresh = async (): Promise<void> => {
+    store = (await createPgliteSampleStore({ memory: true })) as SqlSampleStore;
+    await store.migrate();
+    await store.writeBatch(batch(run(360, 0, 1), [], 'first'));
+  };
+
+  // The raw rows of an hour counted 360 times are gone (retention keeps the rollups); a late
+  // write into that hour must add to them, whatever its shape: a rebuild from the raw rows left
+  // would drop the 360 (or keep the row and drop the late samples).
+  for (const n of [7, 8, 360]) {
+    it(`${n} late samples into an hour whose raw rows expired are added to it`, async () => {
+      await fresh();
+      await store.writeBatch(batch([sample({ uuid: 'GPU-newer', timestampMs: T0 + 10 * DAY })], [], 'newer'));
+      await store.flushRollups();
+      const r = await store.applyRetention({ rawMs: DAY, rollupMs: 0, nowMs: T0 + 10 * DAY + 3_600_000 });
+      expect(r.dropped).toContain('samples_p20261005');
+      expect(await levels()).toEqual({ hour: [{ count: 360, sum: 360 }], day: [{ count: 360, sum: 360 }] });
+      await store.writeBatch(batch(run(n, 5_000, 2), [], 'late'));
+      await store.flushRollups();
+      const total = { count: 360 + n, sum: 360 + 2 * n };
+      expect(await levels()).toEqual({ hour: [total], day: [total] });
+    });
+  }
+
+  it('a partition drop waits for the build of a mark into it: a late backfill between the store step and the drop is kept', async () => {
+    await fresh();
+    await store.flushRollups();
+    // Retention, step 1: the window's 1-minute buckets stored (its marks and queue built first).
+    await sql(`SELECT nexus_store_raw_minutes('2026-10-05T00:00:00Z')`);
+    // A late backfill of an hour nothing counted yet commits here: marked.
+    await store.writeBatch(batch(run(8, 3_600_000, 2), [], 'late'));
+    expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM rollup_marks'))[0]!.n).toBe(0);
+    expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM rollup_pending'))[0]!.n).toBe(1);
+    // (The day has a row, so even this is queued: marks go only to days nothing counted yet.)
+    await store.writeBatch(batch(run(8, 0, 3, 'GPU-marks-late'), [], 'late-new-series'));
+    expect((await sql<{ n: number }>('SELECT count(*)::int AS n FROM rollup_marks'))[0]!.n).toBe(1);
+    // Retention, step 2: refused while the mark stands (and the new series has no stored buckets).
+    const drop = async () =>
+      (
+        await sql<{ dropped: boolean }>(
+          `SELECT nexus_drop_partition('samples', 'samples_p20261005') AS dropped`,
+        )
+      )[0]!.dropped;
+    expect(await drop()).toBe(false);
+    await store.flushRollups();
+    await sql(`SELECT nexus_store_raw_minutes('2026-10-05T00:00:00Z')`);
+    expect(await drop()).toBe(true);
+    expect(await levels()).toEqual({
+      hour: [
+        { count: 360, sum: 360 },
+        { count: 8, sum: 16 },
+      ],
+      day: [{ count: 368, sum: 376 }],
+    });
+    expect(await levels('GPU-marks-late')).toEqual({
+      hour: [{ count: 8, sum: 24 }],
+      day: [{ count: 8, sum: 24 }],
+    });
+    const [m] = await sql<{ count: number }>('SELECT sum(count)::int AS count FROM samples_1m');
+    expect(m!.count).toBe(360 + 8 + 8);
   });
 });
