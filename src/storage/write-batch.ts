@@ -202,7 +202,7 @@ class SampleWriter {
     // Every window first, outside the parts' savepoints (a rolled-back part would release them).
     await lockChunkWindows(
       this.#tx,
-      indexes.map((i) => this.#sample(i).timestampMs),
+      indexes.map((i) => storedMs(this.#sample(i).timestampMs)),
     );
     // The caller saw the whole batch refused: start with its halves.
     await this.#split(indexes);
@@ -281,7 +281,7 @@ class SampleWriter {
     at.stage = 'samples';
     for (let i = 0; i < n; i++) {
       const s = rows[i] as Sample;
-      timestamps[i] = s.timestampMs;
+      timestamps[i] = storedMs(s.timestampMs);
       values[i] = s.value;
     }
     // Samples of compacted windows: their series' chunks there become rows again first.
@@ -393,6 +393,13 @@ interface ConflictingRow {
  * sub-ms parts) it can land 1 us off, and the natural key then misses the stored row.
  */
 const msTimestamp = (ms: string): string => `('epoch'::timestamptz + ${ms} * interval '1 millisecond')`;
+
+/**
+ * A sample's time as its row stores it (whole microseconds): the windows a write locks and the
+ * hours it marks or queues must be those the stored row falls in (0.3 us before an hour is stored
+ * in the next one).
+ */
+const storedMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** Natural key of a row as text, for matching rows in memory. */
 const naturalKey = (seriesId: number, tsMs: number): string => `${seriesId}:${tsMs}`;

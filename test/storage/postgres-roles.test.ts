@@ -168,4 +168,45 @@ describe('least-privilege roles from docs/storage.md', () => {
     await expect(api.applyRetention!({ rawMs: DAY, rollupMs: DAY })).rejects.toThrow(/permission denied/);
     expect(await api.countSamples()).toBe(3);
   });
+  it('a backfill the collector marks is built by an API read (the flush is SECURITY DEFINER); the API role cannot mark', async () => {
+    const t = Date.parse('2024-02-05T05:00:00.000Z');
+    const b: Batch = { ...batch('r-mark', t), deadLetters: [] };
+    b.samples = Array.from({ length: 16 }, (_, i) => ({
+      ...batch('x', t).samples[0]!,
+      timestampMs: t + i * 1000,
+      value: i,
+    }));
+    const c = new pg.Client({ connectionString: urlFor('nexus_collector', 'collector-change-me') });
+    const a = new pg.Client({ connectionString: urlFor('nexus_api', 'api-change-me') });
+    await c.connect();
+    await a.connect();
+    try {
+      expect((await collector.writeBatch(b)).inserted).toBe(16);
+      expect((await c.query('SELECT count(*)::int AS n FROM rollup_marks')).rows[0].n).toBe(1);
+      expect((await c.query('SELECT count(*)::int AS n FROM rollup_pending')).rows[0].n).toBe(0);
+      const got = await api.querySamples({
+        gpu: { uuid: 'GPU-roles' },
+        resolution: '1h',
+        startMs: t,
+        endMs: t + 3_600_000,
+      });
+      expect(got.map((s) => s.aggregate?.count)).toEqual([16]);
+      expect((await c.query('SELECT count(*)::int AS n FROM rollup_marks')).rows[0].n).toBe(0);
+      await expect(a.query("SELECT * FROM nexus_mark_hours('{1}'::int4[], '{0}'::float8[])")).rejects.toThrow(
+        /permission denied/,
+      );
+      // The collector may insert marks (harmless: a rebuild is a function of stored rows) but not build them itself.
+      expect((await c.query("SELECT * FROM nexus_mark_hours('{1}'::int4[], '{0}'::float8[])")).rows).toEqual(
+        [],
+      );
+      await expect(c.query('SELECT * FROM nexus_build_marks(NULL, NULL, false)')).rejects.toThrow(
+        /permission denied/,
+      );
+      await api.flushRollups();
+      expect((await c.query('SELECT count(*)::int AS n FROM rollup_marks')).rows[0].n).toBe(0);
+    } finally {
+      await c.end();
+      await a.end();
+    }
+  });
 });

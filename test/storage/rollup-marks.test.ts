@@ -100,6 +100,42 @@ ORDER BY 1, 3`);
     await expectLevelsExact();
   });
 
+  it('a sample under half a microsecond before an hour is marked in the hour it is stored in', async () => {
+    const edge = { ...power, uuid: 'GPU-marks-edge' };
+    const h = Date.parse('2026-10-06T03:00:00Z');
+    const samples = [
+      ...Array.from({ length: 15 }, (_, i) => sample({ ...edge, timestampMs: h + i * 1000, value: 1 })),
+      // Stored as h + 1 hour (microsecond resolution).
+      sample({ ...edge, timestampMs: h + 3_600_000 - 0.000244140625, value: 100 }),
+    ];
+    expect((await store.writeBatch(batch(samples, [], 'edge'))).inserted).toBe(16);
+    await store.flushRollups();
+    const hours = await sql<{ count: number }>(
+      `SELECT h.count::int AS count FROM samples_1h h JOIN series s ON s.id = h.series_id
+       WHERE s.uuid = '${edge.uuid}' ORDER BY h.bucket`,
+    );
+    expect(hours).toEqual([{ count: 15 }, { count: 1 }]);
+  });
+
+  it('the last value of a marked hour written out of order is its newest sample', async () => {
+    const shuffled = { ...power, uuid: 'GPU-marks-shuffled' };
+    const h = Date.parse('2026-10-07T03:00:00Z');
+    const samples = Array.from({ length: 360 }, (_, i) =>
+      sample({ ...shuffled, timestampMs: h + (359 - i) * 10_000, value: 359 - i }),
+    );
+    for (let i = samples.length - 1; i > 0; i--) {
+      const j = (i * 7919) % (i + 1);
+      [samples[i], samples[j]] = [samples[j]!, samples[i]!];
+    }
+    await store.writeBatch(batch(samples, [], 'shuffled'));
+    await store.flushRollups();
+    const rows = await sql<{ last: number; count: number; lt: number }>(
+      `SELECT h.last, h.count::int AS count, (extract(epoch FROM h.last_ts) * 1000)::float8 AS lt
+       FROM samples_1h h JOIN series s ON s.id = h.series_id WHERE s.uuid = '${shuffled.uuid}'`,
+    );
+    expect(rows).toEqual([{ last: 359, count: 360, lt: h + 359 * 10_000 }]);
+  });
+
   it('a later backfill into a counted hour is queued; with a redelivery, each sample is counted once', async () => {
     const again = backfill(T0, 2, 0, 1);
     expect((await store.writeBatch(batch(again, [], 'backfill-1'))).inserted).toBe(0);
