@@ -137,20 +137,22 @@ export const COUNT_RAW_SAMPLES_SQL =
   'SELECT ((SELECT count(*) FROM samples) + (SELECT coalesce(sum(n), 0) FROM sample_chunks))::float8 AS n';
 
 /**
- * Share-lock the chunk windows of all of a batch's samples at once, in ascending order, before a
- * write in parts: each part then takes only locks it holds already, so a part never waits for a
- * window while holding a later one (a flush or compaction locks windows exclusively, ascending).
+ * Share-lock the chunk windows of these times, in ascending order; resolves to those a compaction
+ * pass already rebuilt. A write in parts calls it for all its samples first: each part then takes
+ * only locks it holds already, so a part never waits for a window while holding a later one (a
+ * flush or compaction locks windows exclusively, ascending).
  */
 export async function lockChunkWindows(
   tx: TransactionExecutor,
-  timestampsMs: Iterable<number>,
-): Promise<void> {
+  timestampsMs: ArrayLike<number>,
+): Promise<Set<number>> {
   const windows = new Set<number>();
-  for (const t of timestampsMs) windows.add(chunkWindowStart(t));
-  if (windows.size === 0) return;
-  await tx.query('SELECT count(*) FROM nexus_lock_windows($1::float8[])', [
+  for (let i = 0; i < timestampsMs.length; i++) windows.add(chunkWindowStart(timestampsMs[i] as number));
+  if (windows.size === 0) return new Set();
+  const { rows } = await tx.query<{ w: number }>('SELECT w FROM nexus_lock_windows($1::float8[]) AS w', [
     numericArrayLiteral([...windows]),
   ]);
+  return new Set(rows.map((r) => r.w));
 }
 
 /**
@@ -164,14 +166,8 @@ export async function prepareChunkWindows(
   seriesIds: ArrayLike<number>,
   timestampsMs: ArrayLike<number>,
 ): Promise<number> {
-  const windows = new Set<number>();
-  for (let i = 0; i < timestampsMs.length; i++) windows.add(chunkWindowStart(timestampsMs[i] as number));
-  if (windows.size === 0) return 0;
-  const { rows } = await tx.query<{ w: number }>('SELECT w FROM nexus_lock_windows($1::float8[]) AS w', [
-    numericArrayLiteral([...windows]),
-  ]);
-  if (rows.length === 0) return 0;
-  const rebuilt = new Set(rows.map((r) => r.w));
+  const rebuilt = await lockChunkWindows(tx, timestampsMs);
+  if (rebuilt.size === 0) return 0;
   const pairs = new Map<string, [number, number]>();
   for (let i = 0; i < timestampsMs.length; i++) {
     const w = chunkWindowStart(timestampsMs[i] as number);

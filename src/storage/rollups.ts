@@ -50,6 +50,8 @@ export function bucketStart(ms: number, bucketMs: number): number {
  */
 export const SAMPLES_PER_MARK = 8;
 
+const HOUR_MS = 3_600_000;
+
 /**
  * Record the samples a write inserted for the rollups (inside the batch transaction, after its
  * windows are locked). A batch shaped like a backfill (at most one distinct (series, hour) per
@@ -70,7 +72,7 @@ export async function queueRollups(
   const markLimit = Math.floor(seriesIds.length / SAMPLES_PER_MARK);
   for (let i = 0; i < timestampsMs.length && hours.size <= markLimit; i++) {
     const id = seriesIds[i] as number;
-    const hour = bucketStart(timestampsMs[i] as number, 3_600_000);
+    const hour = bucketStart(timestampsMs[i] as number, HOUR_MS);
     hours.set(`${id}:${hour}`, [id, hour]);
   }
   if (hours.size > markLimit) {
@@ -90,7 +92,7 @@ export async function queueRollups(
   const vals: number[] = [];
   for (let i = 0; i < seriesIds.length; i++) {
     const t = timestampsMs[i] as number;
-    if (!queued.has(`${seriesIds[i] as number}:${bucketStart(t, 3_600_000)}`)) continue;
+    if (!queued.has(`${seriesIds[i] as number}:${bucketStart(t, HOUR_MS)}`)) continue;
     ids.push(seriesIds[i] as number);
     times.push(t);
     vals.push(values[i] as number);
