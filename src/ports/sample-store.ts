@@ -202,6 +202,21 @@ export interface SeriesFilter {
   container?: string;
   pod?: string;
   namespace?: string;
+  /**
+   * Only series whose label has this value (a label is one of a series' extra labels, e.g.
+   * `GPU_I_ID`); `''` matches a series without the label as well.
+   */
+  labels?: Readonly<Record<string, string>>;
+}
+
+/** Whether a series' extra `labels` hold every value `wanted` asks for (see {@link SeriesFilter.labels}). */
+export function labelsMatch(
+  labels: Readonly<Record<string, string>>,
+  wanted: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (wanted === undefined) return true;
+  for (const [name, value] of Object.entries(wanted)) if ((labels[name] ?? '') !== value) return false;
+  return true;
 }
 
 /** A stored series: its identity and storage id. */

@@ -260,6 +260,9 @@ export function buildSelectSeries(filter: SeriesFilter): Statement {
     const value = filter[field as keyof typeof SERIES_FILTER_COLUMNS];
     if (value !== undefined) where.push(`${column} = ${p(value)}`);
   }
+  for (const [name, value] of Object.entries(filter.labels ?? {})) {
+    where.push(`coalesce(labels ->> ${p(name)}, '') = ${p(value)}`);
+  }
   return {
     text: `SELECT id, cluster_id, hostname, gpu_id, uuid, device, model_name, metric, container, pod, namespace, labels
 FROM series${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}
@@ -298,17 +301,19 @@ ORDER BY s.id`,
 /**
  * Raw samples of these series in [startMs, endMs], time ascending per series, as one text
  * (`samples`, null when none), read by {@link parseSeriesSamples}:
- * per series its id, its sample count, then each sample's time and value, all separated by spaces.
- * A driver decodes one text far faster than a row per sample. A time is written as seconds after
- * the window's start when that start is a whole millisecond within 2^33 seconds of 1970 and the
- * window spans less than 2^31 seconds: `date_part` of that interval is a float8, which PostgreSQL
- * writes about twice as fast as `extract`'s numeric (1,210 samples: 2.0 against 3.4 ms on PGlite,
- * docs/performance.md "Series reads as one text"), and it is then exact to a fraction of a
- * microsecond. Other windows get milliseconds since the epoch as `extract`'s exact numeric text.
+ * per series its id, its sample count and its samples in hex, separated by spaces. The hex is each
+ * sample's 16 bytes in time order: its time as PostgreSQL's binary `timestamptz` (int64
+ * microseconds since 2000-01-01, exact), then its value's float8 bits (exact), both big-endian.
+ * A driver decodes one text far faster than a row per sample, and PostgreSQL writes these bytes in
+ * about half the time it formats the same numbers as decimal text (docs/performance.md, "Series
+ * reads with a kept plan").
  *
  * With `limit`, at most that many samples are read, in no order (the scan stops there), and
  * `over` says whether the window holds that many: the caller refuses it then, and `samples` is
  * null. So a window far over the limit costs `limit` rows, not a sort of the whole window.
+ *
+ * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_samples` (migration 11,
+ * the same statement with its plan kept per connection); more get the statement itself.
  */
 export function buildSeriesSamples(
   ids: readonly number[],
@@ -316,16 +321,16 @@ export function buildSeriesSamples(
   endMs: number,
   limit?: number,
 ): Statement {
-  const bounds = SERIES_WINDOW;
+  if (ids.length <= PLANNED_READ_MAX_SERIES) {
+    return seriesSamplesCall('$1::int4[]', [[...ids]], startMs, endMs, limit);
+  }
   const params: unknown[] = [[...ids], startMs, endMs];
-  const raw = rawSamplesSql((column) => `${column} = ANY($1::int4[])`, bounds);
-  const time = relativeTimes(startMs, endMs)
-    ? `date_part('epoch', ts - ${bounds.from})::text`
-    : `(extract(epoch FROM ts) * 1000)::text`;
+  const raw = rawSamplesSql((column) => `${column} = ANY($1::int4[])`, SERIES_WINDOW);
   const text = (
     from: string,
   ): string => `SELECT string_agg(series_id::text || ' ' || n::text || ' ' || pairs, ' ' ORDER BY series_id) AS samples
-FROM (SELECT series_id, count(*) AS n, string_agg(${time} || ' ' || value::text, ' ' ORDER BY ts) AS pairs
+FROM (SELECT series_id, count(*) AS n,
+        encode(string_agg(timestamptz_send(ts) || float8send(value), ''::bytea ORDER BY ts), 'hex') AS pairs
   FROM ${from} AS r
   GROUP BY series_id) AS g`;
   if (limit === undefined) return { text: text(raw), params };
@@ -338,9 +343,50 @@ SELECT over.over, CASE WHEN over.over THEN NULL ELSE (${text('w')}) END AS sampl
   };
 }
 
-/** Whether {@link buildSeriesSamples} writes times as float seconds after `startMs` (see there). */
-function relativeTimes(startMs: number, endMs: number): boolean {
-  return Number.isInteger(startMs) && Math.abs(startMs) < 2 ** 33 * 1000 && endMs - startMs < 2 ** 31 * 1000;
+/**
+ * Most series a read sends through `nexus_series_samples` (migration 11), whose plan is made once
+ * per connection: a generic plan, right for the index probes of a few series, and planning was a
+ * third of a GPU-hour's read. Reads of more series get a statement planned for their window.
+ */
+export const PLANNED_READ_MAX_SERIES = 64;
+
+/**
+ * The raw samples of every series of one GPU that `filter` selects, as {@link buildSeriesSamples}
+ * writes them for those series' ids, in one statement: the ids are looked up inside it. For a
+ * filter that pins one GPU (see {@link pinsOneGpu}), so the series are few.
+ */
+export function buildGpuSeriesSamples(
+  filter: SeriesFilter,
+  startMs: number,
+  endMs: number,
+  limit?: number,
+): Statement {
+  const { text, params } = buildSelectSeries(filter);
+  return seriesSamplesCall(`ARRAY(SELECT id FROM (${text}) AS s)`, params, startMs, endMs, limit);
+}
+
+/** Whether `filter` selects the series of at most one GPU (its UUID, or its cluster, host and index). */
+export function pinsOneGpu(filter: SeriesFilter): boolean {
+  return (
+    filter.uuid !== undefined ||
+    (filter.clusterId !== undefined && filter.hostname !== undefined && filter.gpuId !== undefined)
+  );
+}
+
+/** `nexus_series_samples` of the ids `idsSql` gives (its parameters `params`, numbered first). */
+function seriesSamplesCall(
+  idsSql: string,
+  params: unknown[],
+  startMs: number,
+  endMs: number,
+  limit: number | undefined,
+): Statement {
+  const n = params.length;
+  return {
+    text: `SELECT f.o_over AS over, f.o_samples AS samples
+FROM nexus_series_samples(${idsSql}, $${n + 1}::float8, $${n + 2}::float8, $${n + 3}::int8) AS f`,
+    params: [...params, startMs, endMs, limit ?? null],
+  };
 }
 
 /** One series' samples from {@link parseSeriesSamples}: times in ms since epoch, ascending. */
@@ -350,36 +396,48 @@ export interface SeriesSamples {
   values: number[];
 }
 
+/** Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
+const PG_EPOCH_US = 946_684_800_000_000;
+
 /**
- * The text of {@link buildSeriesSamples} for the same window, as series. Relative times become
- * whole microseconds first (exact: see there), then milliseconds by one division; absolute ones are
- * exact decimal milliseconds read with one rounding. Either way the number is the one the row
- * queries' `(extract(epoch FROM ts) * 1000)::float8` gives.
+ * The text of {@link buildSeriesSamples}, as series. A time becomes milliseconds since 1970 as the
+ * row queries' `(extract(epoch FROM ts) * 1000)::float8` gives it: the double nearest to the exact
+ * decimal (whole microseconds over 1000, one correctly rounded division; past 2^53 microseconds,
+ * about the year 2255, read from its decimal text).
  */
-export function parseSeriesSamples(
-  text: string | null | undefined,
-  startMs: number,
-  endMs: number,
-): SeriesSamples[] {
+export function parseSeriesSamples(text: string | null | undefined): SeriesSamples[] {
   if (!text) return [];
-  const relative = relativeTimes(startMs, endMs);
-  const baseUs = startMs * 1000;
   const parts = text.split(' ');
   const out: SeriesSamples[] = [];
-  let i = 0;
-  while (i < parts.length) {
-    const seriesId = Number(parts[i]);
+  for (let i = 0; i + 2 < parts.length; i += 3) {
     const n = Number(parts[i + 1]);
-    i += 2;
+    const bytes = Buffer.from(parts[i + 2]!, 'hex');
+    if (bytes.length !== n * 16) {
+      throw new Error(`series samples: ${bytes.length} bytes for ${n} samples`);
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
     const timestamps = new Array<number>(n);
     const values = new Array<number>(n);
-    for (let k = 0; k < n; k++, i += 2) {
-      timestamps[k] = relative ? (baseUs + Math.round(Number(parts[i]) * 1e6)) / 1000 : Number(parts[i]);
-      values[k] = Number(parts[i + 1]);
+    for (let k = 0, at = 0; k < n; k++, at += 16) {
+      const high = view.getInt32(at);
+      // Within 2^52 us of 2000 (1857-2142) the sum is exact; elsewhere BigInt and decimal text.
+      timestamps[k] =
+        high >= -(2 ** 20) && high < 2 ** 20
+          ? (high * 2 ** 32 + view.getUint32(at + 4) + PG_EPOCH_US) / 1000
+          : exactMs(view.getBigInt64(at));
+      values[k] = view.getFloat64(at + 8);
     }
-    out.push({ seriesId, timestamps, values });
+    out.push({ seriesId: Number(parts[i]), timestamps, values });
   }
   return out;
+}
+
+/** Milliseconds since 1970 of `pgUs` microseconds since 2000, through its exact decimal text. */
+function exactMs(pgUs: bigint): number {
+  const us = pgUs + BigInt(PG_EPOCH_US);
+  const sign = us < 0n ? '-' : '';
+  const abs = us < 0n ? -us : us;
+  return Number(`${sign}${abs / 1000n}.${String(abs % 1000n).padStart(3, '0')}`);
 }
 
 /** A port series from its row. */

@@ -58,8 +58,11 @@ import {
   buildSampleQuery,
   buildSelectSeries,
   buildLatestSeriesSamples,
+  buildGpuSeriesSamples,
   buildSeriesSamples,
   parseSeriesSamples,
+  pinsOneGpu,
+  type SeriesSamples,
   type SeriesSampleRow,
   toStoredSeries,
   compareGpus,
@@ -505,6 +508,20 @@ export class SqlSampleStore implements SampleStore {
     return this.#run('selectSeries', async () => {
       signal?.throwIfAborted();
       const db = this.#backend.executor;
+      const limit = select.maxSamples === undefined ? undefined : select.maxSamples + 1;
+      if (select.accept === undefined && select.latestOnly !== true && pinsOneGpu(select.filter)) {
+        // One GPU's series: their ids are looked up in the same statement (one round trip).
+        const { rows } = await db.query<{ samples: string | null; over: boolean }>(
+          ...statement(buildGpuSeriesSamples(select.filter, select.startMs, select.endMs, limit)),
+        );
+        const read = this.#overBudget(rows[0], select);
+        const byId = await this.#seriesRows(read.map((f) => f.seriesId));
+        return read.map((f) => ({
+          series: toStoredSeries(byId.get(f.seriesId)!),
+          timestamps: f.timestamps,
+          values: f.values,
+        }));
+      }
       // Ids only, their rows from the cache: a driver decodes ten full series rows (labels as
       // jsonb) in about as long as the GPU-hour of samples that follows.
       const { text, params } = buildSelectSeries(select.filter);
@@ -535,18 +552,10 @@ export class SqlSampleStore implements SampleStore {
         }
         return [...chosen.values()].filter((e) => e.timestamps.length > 0);
       }
-      const limit = select.maxSamples === undefined ? undefined : select.maxSamples + 1;
-      const { rows } = await db.query<{ samples: string | null; over?: boolean }>(
+      const { rows } = await db.query<{ samples: string | null; over?: boolean | null }>(
         ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, limit)),
       );
-      if (rows[0]?.over === true) {
-        throw new NexusError(
-          'READ_BUDGET_EXCEEDED',
-          `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
-          { details: { maxSamples: select.maxSamples } },
-        );
-      }
-      const read = parseSeriesSamples(rows[0]?.samples, select.startMs, select.endMs);
+      const read = this.#overBudget(rows[0], select);
       for (const f of read) {
         const entry = chosen.get(f.seriesId)!;
         entry.timestamps = f.timestamps;
@@ -554,6 +563,24 @@ export class SqlSampleStore implements SampleStore {
       }
       return [...chosen.values()].filter((e) => e.timestamps.length > 0);
     });
+  }
+
+  /**
+   * The series of a {@link buildSeriesSamples} answer (window bounds: `select`'s); READ_BUDGET_EXCEEDED
+   * when it says the window holds more than `maxSamples`.
+   */
+  #overBudget(
+    row: { samples: string | null; over?: boolean | null } | undefined,
+    select: SeriesSelect,
+  ): SeriesSamples[] {
+    if (row?.over === true) {
+      throw new NexusError(
+        'READ_BUDGET_EXCEEDED',
+        `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
+        { details: { maxSamples: select.maxSamples } },
+      );
+    }
+    return parseSeriesSamples(row?.samples);
   }
 
   /**

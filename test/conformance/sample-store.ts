@@ -1439,6 +1439,16 @@ export function sampleStoreConformance(
         ).toEqual(['DCGM_FI_DEV_GPU_UTIL/1']);
         expect(await ids({ pod: 'p1', namespace: 'ns', container: '' })).toEqual(['DCGM_FI_DEV_GPU_TEMP/0']);
         expect(await ids({ modelName: 'other' })).toEqual([]);
+        // Extra labels: a value, or '' for "without the label", beside the columns of one GPU.
+        expect(await ids({ labels: { DCGM_FI_DRIVER_VERSION: '535' } })).toEqual(['DCGM_FI_DEV_GPU_UTIL/0']);
+        expect((await ids({ labels: { DCGM_FI_DRIVER_VERSION: '' } })).sort()).toEqual([
+          'DCGM_FI_DEV_GPU_TEMP/0',
+          'DCGM_FI_DEV_GPU_UTIL/1',
+        ]);
+        expect(await ids({ hostname: 'host-a', gpuId: '0', labels: { DCGM_FI_DRIVER_VERSION: '' } })).toEqual(
+          ['DCGM_FI_DEV_GPU_TEMP/0'],
+        );
+        expect(await ids({ uuid: `GPU-${c}-a-0`, labels: { DCGM_FI_DRIVER_VERSION: '536' } })).toEqual([]);
       });
 
       it('returns each series once with its samples in the window, ascending, and its identity', async () => {

@@ -38,6 +38,7 @@ import {
   type WriteResult,
   chooseResolution,
   countSelectedSamples,
+  labelsMatch,
 } from '../../ports/sample-store.js';
 import { compareGpus } from '../../storage/queries.js';
 import { type RefusedSample, refusalDeadLetters, unstorableSampleProblem } from '../../storage/refusals.js';
@@ -487,6 +488,7 @@ export class VictoriaSampleStore implements SampleStore {
       const chosen = found
         .filter((r) => r.timestamps.length > 0)
         .filter((r) => columns.every(([field]) => f[field] === undefined || r.series[field] === f[field]))
+        .filter((r) => labelsMatch(r.series.labels, f.labels))
         .filter((r) => (select.accept === undefined ? true : select.accept(r.series)))
         .sort((a, b) => a.series.id - b.series.id);
       const out = chosen.map((r) =>
