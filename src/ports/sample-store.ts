@@ -215,7 +215,9 @@ export function labelsMatch(
   wanted: Readonly<Record<string, string>> | undefined,
 ): boolean {
   if (wanted === undefined) return true;
-  for (const [name, value] of Object.entries(wanted)) if ((labels[name] ?? '') !== value) return false;
+  for (const [name, value] of Object.entries(wanted)) {
+    if ((Object.hasOwn(labels, name) ? labels[name] : '') !== value) return false;
+  }
   return true;
 }
 

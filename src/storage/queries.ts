@@ -313,15 +313,17 @@ ORDER BY s.id`,
  * null. So a window far over the limit costs `limit` rows, not a sort of the whole window.
  *
  * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_samples` (migration 11,
- * the same statement with its plan kept per connection); more get the statement itself.
+ * the same statement with its plan kept per connection) unless `planned` is false (TimescaleDB,
+ * whose chunk exclusion wants the values at plan time); more get the statement itself.
  */
 export function buildSeriesSamples(
   ids: readonly number[],
   startMs: number,
   endMs: number,
   limit?: number,
+  planned = true,
 ): Statement {
-  if (ids.length <= PLANNED_READ_MAX_SERIES) {
+  if (planned && ids.length <= PLANNED_READ_MAX_SERIES) {
     return seriesSamplesCall('$1::int4[]', [[...ids]], startMs, endMs, limit);
   }
   const params: unknown[] = [[...ids], startMs, endMs];
@@ -352,8 +354,9 @@ export const PLANNED_READ_MAX_SERIES = 64;
 
 /**
  * The raw samples of every series of one GPU that `filter` selects, as {@link buildSeriesSamples}
- * writes them for those series' ids, in one statement: the ids are looked up inside it. For a
- * filter that pins one GPU (see {@link pinsOneGpu}), so the series are few.
+ * writes them for those series' ids, in one statement through `nexus_series_samples`: the ids are
+ * looked up inside it. For a filter that pins one GPU (see {@link pinsOneGpu}): one GPU's series
+ * are index probes however many pods and containers add (the generic plan stays right).
  */
 export function buildGpuSeriesSamples(
   filter: SeriesFilter,
@@ -402,8 +405,8 @@ const PG_EPOCH_US = 946_684_800_000_000;
 /**
  * The text of {@link buildSeriesSamples}, as series. A time becomes milliseconds since 1970 as the
  * row queries' `(extract(epoch FROM ts) * 1000)::float8` gives it: the double nearest to the exact
- * decimal (whole microseconds over 1000, one correctly rounded division; past 2^53 microseconds,
- * about the year 2255, read from its decimal text).
+ * decimal (whole microseconds over 1000, one correctly rounded division; more than 2^52
+ * microseconds from 2000, outside 1857-2142, read from its decimal text).
  */
 export function parseSeriesSamples(text: string | null | undefined): SeriesSamples[] {
   if (!text) return [];

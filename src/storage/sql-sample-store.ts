@@ -509,7 +509,9 @@ export class SqlSampleStore implements SampleStore {
       signal?.throwIfAborted();
       const db = this.#backend.executor;
       const limit = select.maxSamples === undefined ? undefined : select.maxSamples + 1;
-      if (select.accept === undefined && select.latestOnly !== true && pinsOneGpu(select.filter)) {
+      // TimescaleDB excludes its chunks best with the values at plan time: no kept plan there.
+      const planned = (await this.#partitioning()) === 'native';
+      if (planned && select.accept === undefined && select.latestOnly !== true && pinsOneGpu(select.filter)) {
         // One GPU's series: their ids are looked up in the same statement (one round trip).
         const { rows } = await db.query<{ samples: string | null; over: boolean }>(
           ...statement(buildGpuSeriesSamples(select.filter, select.startMs, select.endMs, limit)),
@@ -553,7 +555,7 @@ export class SqlSampleStore implements SampleStore {
         return [...chosen.values()].filter((e) => e.timestamps.length > 0);
       }
       const { rows } = await db.query<{ samples: string | null; over?: boolean | null }>(
-        ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, limit)),
+        ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, limit, planned)),
       );
       const read = this.#overBudget(rows[0], select);
       for (const f of read) {

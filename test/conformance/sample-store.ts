@@ -1449,6 +1449,9 @@ export function sampleStoreConformance(
           ['DCGM_FI_DEV_GPU_TEMP/0'],
         );
         expect(await ids({ uuid: `GPU-${c}-a-0`, labels: { DCGM_FI_DRIVER_VERSION: '536' } })).toEqual([]);
+        // A name every JavaScript object answers to is still just a label no series has.
+        expect(await ids({ labels: { constructor: '', toString: '' } })).toHaveLength(3);
+        expect(await ids({ labels: { constructor: 'x' } })).toEqual([]);
       });
 
       it('returns each series once with its samples in the window, ascending, and its identity', async () => {

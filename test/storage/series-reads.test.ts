@@ -1,12 +1,14 @@
 /**
- * Series reads (`selectSeries`) on PGlite through their three statements: a few series by id
+ * Series reads (`selectSeries`) on PGlite and PostgreSQL through their three statements: a few series by id
  * through `nexus_series_samples` (migration 11, a plan kept per connection), many series through
  * the statement planned for each read, and one GPU's series with the ids looked up in the same
  * statement. The function is a copy of the statement, so the two must answer the same text for
  * every window, over chunks and rows alike, with and without a sample bound.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
+import { createPostgresSampleStore } from '../../src/adapters/postgres/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
 import {
   PLANNED_READ_MAX_SERIES,
@@ -14,6 +16,7 @@ import {
   parseSeriesSamples,
 } from '../../src/storage/queries.js';
 import type { SqlSampleStore } from '../../src/storage/sql-sample-store.js';
+import { type PostgresHarness, startPostgres } from '../harness/postgres.js';
 import { batch, sample } from '../support/samples.js';
 
 const HOUR = 3_600_000;
@@ -29,133 +32,159 @@ function prng(seed: number): () => number {
   };
 }
 
-describe('series reads: the planned function, the statement and one GPU in one statement (PGlite)', () => {
-  let store: SqlSampleStore;
-  let ids: number[];
-  const rand = prng(11);
-  const written: Sample[] = [];
+let server: PostgresHarness | undefined;
+afterAll(async () => {
+  await server?.stop();
+});
 
-  beforeAll(async () => {
-    store = (await createPgliteSampleStore({ memory: true })) as SqlSampleStore;
-    await store.migrate();
-    // Two GPUs x 3 metrics over 14 hours, every 30 s with sub-millisecond jitter; the first 12
-    // hours are compacted into chunks, the last 2 stay rows.
-    const samples = written;
-    for (const gpuId of ['0', '1'])
-      for (const metric of METRICS)
-        for (let t = 0; t < 14 * HOUR; t += 30_000)
-          samples.push(
-            sample({
-              clusterId: 'reads',
-              gpuId,
-              uuid: `GPU-reads-${gpuId}`,
-              metric,
-              timestampMs: DAY0 + t + Math.floor(rand() * 900_000) / 1000,
-              value: Math.round(rand() * 1e6) / 1e3,
-            }),
-          );
-    for (let i = 0; i < samples.length; i += 2000) await store.writeBatch(batch(samples.slice(i, i + 2000)));
-    const compacted = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 16 * HOUR });
-    expect(compacted.windows).toBeGreaterThan(0);
-    ids = await store.withSql('test', async (db) =>
-      (
-        await db.query<{ id: number }>("SELECT id FROM series WHERE cluster_id = 'reads' ORDER BY id")
-      ).rows.map((r) => r.id),
-    );
-    expect(ids).toHaveLength(6);
-  }, 120_000);
+/** A migrated store of each SQL backend. */
+const backends: [string, () => Promise<SqlSampleStore>][] = [
+  ['PGlite', async () => (await createPgliteSampleStore({ memory: true })) as SqlSampleStore],
+  [
+    'PostgreSQL',
+    async () => {
+      server ??= await startPostgres();
+      const url = await server.createDatabase(`nexus_${randomUUID().replaceAll('-', '').slice(0, 16)}`);
+      return (await createPostgresSampleStore({ connectionString: url, poolSize: 2 })) as SqlSampleStore;
+    },
+  ],
+];
 
-  afterAll(async () => {
-    await store?.close();
-  });
+describe.each(backends)(
+  'series reads: the planned function, the statement and one GPU in one statement (%s)',
+  (_name, open) => {
+    let store: SqlSampleStore;
+    let ids: number[];
+    const rand = prng(11);
+    const written: Sample[] = [];
 
-  /** `buildSeriesSamples`' answer for `seriesIds` as the store's executor returns it. */
-  const answer = (seriesIds: number[], startMs: number, endMs: number, limit?: number) =>
-    store.withSql('test', async (db) => {
-      const { text, params } = buildSeriesSamples(seriesIds, startMs, endMs, limit);
-      return (await db.query<{ samples: string | null; over?: boolean | null }>(text, params)).rows[0];
+    beforeAll(async () => {
+      store = await open();
+      await store.migrate();
+      // Two GPUs x 3 metrics over 14 hours, every 30 s with sub-millisecond jitter; the first 12
+      // hours are compacted into chunks, the last 2 stay rows.
+      const samples = written;
+      for (const gpuId of ['0', '1'])
+        for (const metric of METRICS)
+          for (let t = 0; t < 14 * HOUR; t += 30_000)
+            samples.push(
+              sample({
+                clusterId: 'reads',
+                gpuId,
+                uuid: `GPU-reads-${gpuId}`,
+                metric,
+                timestampMs: DAY0 + t + Math.floor(rand() * 900_000) / 1000,
+                value: Math.round(rand() * 1e6) / 1e3,
+              }),
+            );
+      for (let i = 0; i < samples.length; i += 2000)
+        await store.writeBatch(batch(samples.slice(i, i + 2000)));
+      const compacted = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 16 * HOUR });
+      expect(compacted.windows).toBeGreaterThan(0);
+      ids = await store.withSql('test', async (db) =>
+        (
+          await db.query<{ id: number }>("SELECT id FROM series WHERE cluster_id = 'reads' ORDER BY id")
+        ).rows.map((r) => r.id),
+      );
+      expect(ids).toHaveLength(6);
+    }, 120_000);
+
+    afterAll(async () => {
+      await store?.close();
     });
 
-  const windows: [number, number][] = [
-    ...Array.from({ length: 25 }, (): [number, number] => {
-      const a = DAY0 - HOUR + Math.floor(rand() * 16 * HOUR);
-      return [a, a + Math.floor(rand() * (rand() < 0.5 ? 40 * 60_000 : 10 * HOUR))];
-    }),
-    [DAY0 + 0.5, DAY0 + 13 * HOUR + 0.25], // bounds between milliseconds
-    [DAY0 - 1, DAY0 + 20 * HOUR], // everything, chunks and rows
-    [DAY0 + 11 * HOUR, DAY0 + 13 * HOUR], // across the last chunk window and the rows
-  ];
-  /** Windows that start or end exactly on a stored sample, in chunks and in rows. */
-  const onSamples = (): [number, number][] =>
-    [0.1, 0.5, 0.8, 0.95].flatMap((at): [number, number][] => {
-      const t = written[Math.floor(at * 1680)]!.timestampMs;
-      return [
-        [Math.floor(t) - 600_000, t],
-        [t, Math.floor(t) + 600_000],
-      ];
-    });
+    /** `buildSeriesSamples`' answer for `seriesIds` as the store's executor returns it. */
+    const answer = (seriesIds: number[], startMs: number, endMs: number, limit?: number) =>
+      store.withSql('test', async (db) => {
+        const { text, params } = buildSeriesSamples(seriesIds, startMs, endMs, limit);
+        return (await db.query<{ samples: string | null; over?: boolean | null }>(text, params)).rows[0];
+      });
 
-  it('few ids read through the function; the function answers what the statement answers', async () => {
-    // Ids that name no series push a read past the function's bound without changing its answer.
-    const padded = [...ids, ...Array.from({ length: PLANNED_READ_MAX_SERIES }, (_, i) => -1 - i)];
-    expect(buildSeriesSamples(ids, DAY0, DAY0 + HOUR).text).toContain('nexus_series_samples');
-    expect(buildSeriesSamples(padded, DAY0, DAY0 + HOUR).text).not.toContain('nexus_series_samples');
-    let nonEmpty = 0;
-    for (const [startMs, endMs] of [...windows, ...onSamples()]) {
-      const planned = await answer(ids, startMs, endMs);
-      expect(planned?.samples ?? null).toEqual((await answer(padded, startMs, endMs))?.samples ?? null);
-      if (planned?.samples) nonEmpty += 1;
-      // The bound: exactly at the window's count it answers, one under it says "over".
-      const count = planned?.samples ? countSamples(planned.samples) : 0;
-      for (const limit of [count + 1, Math.max(1, count)]) {
-        const a = await answer(ids, startMs, endMs, limit);
-        const b = await answer(padded, startMs, endMs, limit);
-        expect(Boolean(a?.over)).toBe(Boolean(b?.over));
-        expect(Boolean(a?.over)).toBe(count >= limit);
-        expect(a?.samples ?? null).toEqual(b?.samples ?? null);
+    const windows: [number, number][] = [
+      ...Array.from({ length: 25 }, (): [number, number] => {
+        const a = DAY0 - HOUR + Math.floor(rand() * 16 * HOUR);
+        return [a, a + Math.floor(rand() * (rand() < 0.5 ? 40 * 60_000 : 10 * HOUR))];
+      }),
+      [DAY0 + 0.5, DAY0 + 13 * HOUR + 0.25], // bounds between milliseconds
+      [DAY0 - 1, DAY0 + 20 * HOUR], // everything, chunks and rows
+      [DAY0 + 11 * HOUR, DAY0 + 13 * HOUR], // across the last chunk window and the rows
+    ];
+    /** Windows that start or end exactly on a stored sample, in chunks and in rows. */
+    const onSamples = (): [number, number][] =>
+      [0.1, 0.5, 0.8, 0.95].flatMap((at): [number, number][] => {
+        const t = written[Math.floor(at * 1680)]!.timestampMs;
+        return [
+          [Math.floor(t) - 600_000, t],
+          [t, Math.floor(t) + 600_000],
+        ];
+      });
+
+    it('few ids read through the function; the function answers what the statement answers', async () => {
+      // Ids that name no series push a read past the function's bound without changing its answer.
+      const padded = [...ids, ...Array.from({ length: PLANNED_READ_MAX_SERIES }, (_, i) => -1 - i)];
+      expect(buildSeriesSamples(ids, DAY0, DAY0 + HOUR).text).toContain('nexus_series_samples');
+      expect(buildSeriesSamples(padded, DAY0, DAY0 + HOUR).text).not.toContain('nexus_series_samples');
+      // TimescaleDB's reads keep a statement planned for their values.
+      expect(buildSeriesSamples(ids, DAY0, DAY0 + HOUR, undefined, false).text).not.toContain(
+        'nexus_series_samples',
+      );
+      let nonEmpty = 0;
+      for (const [startMs, endMs] of [...windows, ...onSamples()]) {
+        const planned = await answer(ids, startMs, endMs);
+        expect(planned?.samples ?? null).toEqual((await answer(padded, startMs, endMs))?.samples ?? null);
+        if (planned?.samples) nonEmpty += 1;
+        // The bound: exactly at the window's count it answers, one under it says "over".
+        const count = planned?.samples ? countSamples(planned.samples) : 0;
+        for (const limit of [count + 1, Math.max(1, count)]) {
+          const a = await answer(ids, startMs, endMs, limit);
+          const b = await answer(padded, startMs, endMs, limit);
+          expect(Boolean(a?.over)).toBe(Boolean(b?.over));
+          expect(Boolean(a?.over)).toBe(count >= limit);
+          expect(a?.samples ?? null).toEqual(b?.samples ?? null);
+        }
       }
-    }
-    expect(nonEmpty).toBeGreaterThan(20);
-  });
-
-  it('one GPU in one statement answers what the ids first answer', async () => {
-    for (const [startMs, endMs] of [...windows, ...onSamples()]) {
-      for (const maxSamples of [undefined, 100_000]) {
-        // `accept` keeps the read on the ids-first path; the pinned filter takes the one statement.
-        const viaIds = await store.selectSeries({
-          filter: { clusterId: 'reads', uuid: 'GPU-reads-1' },
-          accept: () => true,
-          startMs,
-          endMs,
-          maxSamples,
-        });
-        const pinned = await store.selectSeries({
-          filter: { clusterId: 'reads', hostname: 'host-a', gpuId: '1' },
-          startMs,
-          endMs,
-          maxSamples,
-        });
-        expect(pinned).toEqual(viaIds);
-        expect(pinned.every((s) => s.series.gpuId === '1')).toBe(true);
-      }
-    }
-    const all = await store.selectSeries({
-      filter: { clusterId: 'reads', uuid: 'GPU-reads-0' },
-      startMs: DAY0 - 1,
-      endMs: DAY0 + 20 * HOUR,
+      expect(nonEmpty).toBeGreaterThan(20);
     });
-    expect(all.map((s) => s.series.metric).sort()).toEqual([...METRICS].sort());
-    expect(all.map((s) => s.timestamps.length)).toEqual([1680, 1680, 1680]);
-    await expect(
-      store.selectSeries({
+
+    it('one GPU in one statement answers what the ids first answer', async () => {
+      for (const [startMs, endMs] of [...windows, ...onSamples()]) {
+        for (const maxSamples of [undefined, 100_000]) {
+          // `accept` keeps the read on the ids-first path; the pinned filter takes the one statement.
+          const viaIds = await store.selectSeries({
+            filter: { clusterId: 'reads', uuid: 'GPU-reads-1' },
+            accept: () => true,
+            startMs,
+            endMs,
+            maxSamples,
+          });
+          const pinned = await store.selectSeries({
+            filter: { clusterId: 'reads', hostname: 'host-a', gpuId: '1' },
+            startMs,
+            endMs,
+            maxSamples,
+          });
+          expect(pinned).toEqual(viaIds);
+          expect(pinned.every((s) => s.series.gpuId === '1')).toBe(true);
+        }
+      }
+      const all = await store.selectSeries({
         filter: { clusterId: 'reads', uuid: 'GPU-reads-0' },
         startMs: DAY0 - 1,
         endMs: DAY0 + 20 * HOUR,
-        maxSamples: 5039,
-      }),
-    ).rejects.toMatchObject({ code: 'READ_BUDGET_EXCEEDED' });
-  });
-});
+      });
+      expect(all.map((s) => s.series.metric).sort()).toEqual([...METRICS].sort());
+      expect(all.map((s) => s.timestamps.length)).toEqual([1680, 1680, 1680]);
+      await expect(
+        store.selectSeries({
+          filter: { clusterId: 'reads', uuid: 'GPU-reads-0' },
+          startMs: DAY0 - 1,
+          endMs: DAY0 + 20 * HOUR,
+          maxSamples: 5039,
+        }),
+      ).rejects.toMatchObject({ code: 'READ_BUDGET_EXCEEDED' });
+    });
+  },
+);
 
 describe('parseSeriesSamples', () => {
   it('times as the double nearest the exact decimal milliseconds, 1700 to 2300; values bit for bit', () => {
