@@ -151,6 +151,11 @@ describe('alerting across leader failover (nexus mode, real processes)', () => {
     expect(firing.activeAt).toBe(pending.activeAt);
     expect(firing.firedAt! - firing.activeAt).toBeGreaterThanOrEqual(15 * S);
     await until('the firing webhook', 20_000, async () => receiver.received.length >= 1);
+    // Killed before it records the delivery, a leader's successor sends it again (at least once,
+    // the idempotency key then lets a receiver drop it): this test kills after the record.
+    await until('the firing webhook recorded', 20_000, async () =>
+      Boolean((await alertState())?.sent.includes(`webhook:firing:${receiver.url}`)),
+    );
 
     // Restart of the evaluating process: SIGKILL it; the restarted first collector takes over.
     processes.get(second)!.kill('SIGKILL');
