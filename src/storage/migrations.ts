@@ -1579,6 +1579,26 @@ REVOKE ALL ON FUNCTION nexus_fold_pending(boolean, integer[], double precision[]
 -- planned for their window (a generic plan knows neither the window nor the number of series).
 -- p_limit NULL reads everything; otherwise o_over says the window holds p_limit samples or more
 -- and o_samples is NULL. Samples as hex of their binary time and value (see buildSeriesSamples).
+
+-- Rows and chunks of the series in the window, as one relation (rawSamplesSql in
+-- src/storage/chunks.ts, as it stood at this version); a SQL function, so inlined where it is used.
+CREATE FUNCTION nexus_series_raw(p_ids int4[], p_from_ms float8, p_to_ms float8)
+RETURNS TABLE (series_id integer, ts timestamptz, value double precision)
+LANGUAGE sql STABLE
+AS $fn$
+  SELECT s.series_id, s.ts, s.value FROM samples s
+  WHERE s.series_id = ANY(p_ids) AND s.ts >= to_timestamp(p_from_ms / 1000) AND s.ts <= to_timestamp(p_to_ms / 1000)
+  UNION ALL
+  SELECT c.series_id, d.ts, d.value
+  FROM sample_chunks c
+  CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
+    to_timestamp(p_from_ms / 1000), to_timestamp(p_to_ms / 1000)) d
+  WHERE c.series_id = ANY(p_ids) AND c.start_ts > to_timestamp(p_from_ms / 1000) - interval '6 hours'
+    AND c.last_ts >= to_timestamp(p_from_ms / 1000) AND c.start_ts <= to_timestamp(p_to_ms / 1000)
+    AND c.first_ts <= to_timestamp(p_to_ms / 1000) AND d.ts >= to_timestamp(p_from_ms / 1000)
+    AND d.ts <= to_timestamp(p_to_ms / 1000)
+$fn$;
+
 CREATE FUNCTION nexus_series_samples(p_ids int4[], p_from_ms float8, p_to_ms float8, p_limit int8)
 RETURNS TABLE (o_over boolean, o_samples text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan
@@ -1589,35 +1609,13 @@ BEGIN
     SELECT false, string_agg(g.series_id::text || ' ' || g.n::text || ' ' || g.pairs, ' ' ORDER BY g.series_id)
     FROM (SELECT r.series_id, count(*) AS n,
                  encode(string_agg(timestamptz_send(r.ts) || float8send(r.value), ''::bytea ORDER BY r.ts), 'hex') AS pairs
-          FROM (SELECT s.series_id, s.ts, s.value FROM samples s
-                WHERE s.series_id = ANY(p_ids) AND s.ts >= to_timestamp(p_from_ms / 1000)
-                  AND s.ts <= to_timestamp(p_to_ms / 1000)
-                UNION ALL
-                SELECT c.series_id, d.ts, d.value
-                FROM sample_chunks c
-                CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
-                  to_timestamp(p_from_ms / 1000), to_timestamp(p_to_ms / 1000)) d
-                WHERE c.series_id = ANY(p_ids) AND c.start_ts > to_timestamp(p_from_ms / 1000) - interval '6 hours'
-                  AND c.last_ts >= to_timestamp(p_from_ms / 1000) AND c.start_ts <= to_timestamp(p_to_ms / 1000)
-                  AND c.first_ts <= to_timestamp(p_to_ms / 1000) AND d.ts >= to_timestamp(p_from_ms / 1000)
-                  AND d.ts <= to_timestamp(p_to_ms / 1000)) AS r
+          FROM nexus_series_raw(p_ids, p_from_ms, p_to_ms) AS r
           GROUP BY r.series_id) AS g;
   ELSE
     RETURN QUERY
     WITH w AS MATERIALIZED (
       SELECT r.series_id, r.ts, r.value
-      FROM (SELECT s.series_id, s.ts, s.value FROM samples s
-            WHERE s.series_id = ANY(p_ids) AND s.ts >= to_timestamp(p_from_ms / 1000)
-              AND s.ts <= to_timestamp(p_to_ms / 1000)
-            UNION ALL
-            SELECT c.series_id, d.ts, d.value
-            FROM sample_chunks c
-            CROSS JOIN LATERAL nexus_chunk_samples(c.first_ts, c.step_us, c.max_jitter_us, c.jitter_us, c.vals,
-              to_timestamp(p_from_ms / 1000), to_timestamp(p_to_ms / 1000)) d
-            WHERE c.series_id = ANY(p_ids) AND c.start_ts > to_timestamp(p_from_ms / 1000) - interval '6 hours'
-              AND c.last_ts >= to_timestamp(p_from_ms / 1000) AND c.start_ts <= to_timestamp(p_to_ms / 1000)
-              AND c.first_ts <= to_timestamp(p_to_ms / 1000) AND d.ts >= to_timestamp(p_from_ms / 1000)
-              AND d.ts <= to_timestamp(p_to_ms / 1000)) AS r
+      FROM nexus_series_raw(p_ids, p_from_ms, p_to_ms) AS r
       LIMIT p_limit),
     x AS (SELECT count(*) >= p_limit AS full_window FROM w)
     SELECT x.full_window,
