@@ -308,12 +308,13 @@ ORDER BY s.id`,
  * about half the time it formats the same numbers as decimal text (docs/performance.md, "Series
  * reads with a kept plan").
  *
- * With `limit`, at most that many samples are read, in no order (the scan stops there), and
+ * With `limit`, at most that many samples are read (the scan stops there) and aggregated, and
  * `over` says whether the window holds that many: the caller refuses it then, and `samples` is
- * null. So a window far over the limit costs `limit` rows, not a sort of the whole window.
+ * null. So a window far over the limit costs `limit` rows, not a sort of the whole window; one
+ * under it is read once (counting it first, in a materialised CTE, cost a fifth of the read).
  *
- * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_samples` (migration 11,
- * the same statement with its plan kept per connection) unless `planned` is false (TimescaleDB,
+ * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_samples` (migrations 11
+ * and 12, the same statement with its plan kept per connection) unless `planned` is false (TimescaleDB,
  * whose chunk exclusion wants the values at plan time); more get the statement itself.
  */
 export function buildSeriesSamples(
@@ -328,19 +329,17 @@ export function buildSeriesSamples(
   }
   const params: unknown[] = [[...ids], startMs, endMs];
   const raw = rawSamplesSql((column) => `${column} = ANY($1::int4[])`, SERIES_WINDOW);
-  const text = (
-    from: string,
-  ): string => `SELECT string_agg(series_id::text || ' ' || n::text || ' ' || pairs, ' ' ORDER BY series_id) AS samples
-FROM (SELECT series_id, count(*) AS n,
+  const grouped = (from: string): string => `FROM (SELECT series_id, count(*) AS n,
         encode(string_agg(timestamptz_send(ts) || float8send(value), ''::bytea ORDER BY ts), 'hex') AS pairs
   FROM ${from} AS r
   GROUP BY series_id) AS g`;
-  if (limit === undefined) return { text: text(raw), params };
+  const all = `string_agg(series_id::text || ' ' || n::text || ' ' || pairs, ' ' ORDER BY series_id)`;
+  if (limit === undefined) return { text: `SELECT ${all} AS samples\n${grouped(raw)}`, params };
   params.push(limit);
   return {
-    text: `WITH w AS MATERIALIZED (SELECT series_id, ts, value FROM ${raw} AS r LIMIT $4),
-  over AS (SELECT count(*) >= $4 AS over FROM w)
-SELECT over.over, CASE WHEN over.over THEN NULL ELSE (${text('w')}) END AS samples FROM over`,
+    text: `SELECT coalesce(sum(n), 0) >= $4::int8 AS over,
+  CASE WHEN coalesce(sum(n), 0) >= $4::int8 THEN NULL ELSE ${all} END AS samples
+${grouped(`(SELECT series_id, ts, value FROM ${raw} AS w LIMIT $4::int8)`)}`,
     params,
   };
 }
@@ -352,11 +351,23 @@ SELECT over.over, CASE WHEN over.over THEN NULL ELSE (${text('w')}) END AS sampl
  */
 export const PLANNED_READ_MAX_SERIES = 64;
 
+/** Filter fields `nexus_gpu_series_samples` (migration 12) takes; any other needs a planned statement. */
+const GPU_FUNCTION_FIELDS: ReadonlySet<string> = new Set([
+  'clusterId',
+  'hostname',
+  'gpuId',
+  'uuid',
+  'metrics',
+  'labels',
+]);
+
 /**
  * The raw samples of every series of one GPU that `filter` selects, as {@link buildSeriesSamples}
- * writes them for those series' ids, in one statement through `nexus_series_samples`: the ids are
- * looked up inside it. For a filter that pins one GPU (see {@link pinsOneGpu}): one GPU's series
- * are index probes however many pods and containers add (the generic plan stays right).
+ * writes them for those series' ids, in one statement: the ids are looked up inside it. For a
+ * filter that pins one GPU (see {@link pinsOneGpu}): one GPU's series are index probes however many
+ * pods and containers add (the generic plan stays right). A filter of UUID or cluster, host and
+ * index, metrics and labels goes through `nexus_gpu_series_samples`, whose plan, lookup included,
+ * is kept per connection; other fields make the lookup an argument of `nexus_series_samples`.
  */
 export function buildGpuSeriesSamples(
   filter: SeriesFilter,
@@ -364,6 +375,27 @@ export function buildGpuSeriesSamples(
   endMs: number,
   limit?: number,
 ): Statement {
+  const fields = Object.entries(filter).filter(([, value]) => value !== undefined);
+  if (fields.every(([name]) => GPU_FUNCTION_FIELDS.has(name))) {
+    const labels = Object.entries(filter.labels ?? {});
+    return {
+      text: `SELECT f.o_over AS over, f.o_samples AS samples
+FROM nexus_gpu_series_samples($1::text, $2::text, $3::text, $4::text, $5::text[], $6::text[], $7::text[],
+  $8::float8, $9::float8, $10::int8) AS f`,
+      params: [
+        filter.clusterId ?? null,
+        filter.hostname ?? null,
+        filter.gpuId ?? null,
+        filter.uuid ?? null,
+        filter.metrics === undefined ? null : [...filter.metrics],
+        labels.map(([name]) => name),
+        labels.map(([, value]) => value),
+        startMs,
+        endMs,
+        limit ?? null,
+      ],
+    };
+  }
   const { text, params } = buildSelectSeries(filter);
   return seriesSamplesCall(`ARRAY(SELECT id FROM (${text}) AS s)`, params, startMs, endMs, limit);
 }

@@ -1,8 +1,8 @@
 /**
- * Series reads (`selectSeries`) on PGlite and PostgreSQL through their three statements: a few series by id
- * through `nexus_series_samples` (migration 11, a plan kept per connection), many series through
- * the statement planned for each read, and one GPU's series with the ids looked up in the same
- * statement. The function is a copy of the statement, so the two must answer the same text for
+ * Series reads (`selectSeries`) on PGlite and PostgreSQL through their statements: a few series by id
+ * through `nexus_series_samples` (migrations 11 and 12, a plan kept per connection), many series
+ * through the statement planned for each read, and one GPU's series with the ids looked up in the
+ * same statement (through `nexus_gpu_series_samples`, or in the statement for other fields). The function is a copy of the statement, so the two must answer the same text for
  * every window, over chunks and rows alike, with and without a sample bound.
  */
 import { randomUUID } from 'node:crypto';
@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import { createPostgresSampleStore } from '../../src/adapters/postgres/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
+import type { SeriesFilter } from '../../src/ports/sample-store.js';
 import {
   PLANNED_READ_MAX_SERIES,
+  buildGpuSeriesSamples,
   buildSeriesSamples,
   parseSeriesSamples,
 } from '../../src/storage/queries.js';
@@ -77,6 +79,22 @@ describe.each(backends)(
                 value: Math.round(rand() * 1e6) / 1e3,
               }),
             );
+      // GPU 1 also has a MIG instance's series and a pod's: the label and field filters pick them.
+      for (const extra of [
+        { metric: METRICS[0]!, labels: { gpu: '0', GPU_I_ID: '3' } },
+        { metric: METRICS[1]!, pod: 'trainer-0', namespace: 'ml' },
+      ])
+        for (let t = 0; t < 14 * HOUR; t += 30_000)
+          samples.push(
+            sample({
+              clusterId: 'reads',
+              gpuId: '1',
+              uuid: 'GPU-reads-1',
+              ...extra,
+              timestampMs: DAY0 + t + Math.floor(rand() * 900_000) / 1000,
+              value: Math.round(rand() * 1e6) / 1e3,
+            }),
+          );
       for (let i = 0; i < samples.length; i += 2000)
         await store.writeBatch(batch(samples.slice(i, i + 2000)));
       const compacted = await store.compact({ hotMs: 2 * HOUR, nowMs: DAY0 + 16 * HOUR });
@@ -86,7 +104,7 @@ describe.each(backends)(
           await db.query<{ id: number }>("SELECT id FROM series WHERE cluster_id = 'reads' ORDER BY id")
         ).rows.map((r) => r.id),
       );
-      expect(ids).toHaveLength(6);
+      expect(ids).toHaveLength(8);
     }, 120_000);
 
     afterAll(async () => {
@@ -135,7 +153,7 @@ describe.each(backends)(
         if (planned?.samples) nonEmpty += 1;
         // The bound: exactly at the window's count it answers, one under it says "over".
         const count = planned?.samples ? countSamples(planned.samples) : 0;
-        for (const limit of [count + 1, Math.max(1, count)]) {
+        for (const limit of [count + 1, Math.max(1, count), Math.max(1, Math.floor(count / 2))]) {
           const a = await answer(ids, startMs, endMs, limit);
           const b = await answer(padded, startMs, endMs, limit);
           expect(Boolean(a?.over)).toBe(Boolean(b?.over));
@@ -167,6 +185,35 @@ describe.each(backends)(
           expect(pinned.every((s) => s.series.gpuId === '1')).toBe(true);
         }
       }
+      // The same filters read ids first (`accept`) and in one statement: through
+      // nexus_gpu_series_samples (UUID or cluster, host and index; metrics; labels), or with the
+      // lookup in the statement when another field is set (pod).
+      const filters: SeriesFilter[] = [
+        { uuid: 'GPU-reads-1' },
+        { clusterId: 'reads', uuid: 'GPU-reads-1', labels: { GPU_I_ID: '' } },
+        { clusterId: 'reads', hostname: 'host-a', gpuId: '1', labels: { GPU_I_ID: '3' } },
+        { clusterId: 'reads', hostname: 'host-a', gpuId: '1', labels: { GPU_I_ID: '', gpu: '0' } },
+        { clusterId: 'reads', hostname: 'host-a', gpuId: '1', labels: { constructor: '' } },
+        { clusterId: 'reads', hostname: 'host-a', gpuId: '1', metrics: [METRICS[0]!, METRICS[2]!] },
+        { clusterId: 'reads', hostname: 'host-a', gpuId: '1', metrics: [] },
+        { clusterId: 'other', uuid: 'GPU-reads-1' },
+        { clusterId: 'reads', hostname: 'host-a', gpuId: '1', pod: 'trainer-0' },
+        { uuid: 'GPU-reads-1', labels: { GPU_I_ID: '' }, namespace: '' },
+      ];
+      const viaFunction = filters.map((filter) =>
+        buildGpuSeriesSamples(filter, DAY0, DAY0 + HOUR).text.includes('nexus_gpu_series_samples'),
+      );
+      expect(viaFunction).toEqual([true, true, true, true, true, true, true, true, false, false]);
+      const seen: number[] = [];
+      for (const filter of filters) {
+        for (const maxSamples of [undefined, 100_000]) {
+          const window = { startMs: DAY0 + 11 * HOUR, endMs: DAY0 + 13 * HOUR, maxSamples };
+          const viaIds = await store.selectSeries({ filter, accept: () => true, ...window });
+          expect(await store.selectSeries({ filter, ...window })).toEqual(viaIds);
+          seen.push(viaIds.length);
+        }
+      }
+      expect(seen).toEqual([5, 5, 4, 4, 1, 1, 4, 4, 5, 5, 3, 3, 0, 0, 0, 0, 1, 1, 3, 3]);
       const all = await store.selectSeries({
         filter: { clusterId: 'reads', uuid: 'GPU-reads-0' },
         startMs: DAY0 - 1,
