@@ -80,7 +80,15 @@ const engines = {
       `import { PGlite } from '@electric-sql/pglite'; await (await PGlite.create(${JSON.stringify(join(dir, 'pg'))})).close();`,
     ]);
     const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(join(dir, 'pg'));
+    // The product's settings (src/adapters/pglite/sample-store.ts, PGLITE_PARAMS): a 32 MB WAL
+    // budget without recycling, 32 MB of shared buffers. PGlite starts with fsync off.
+    const db = await PGlite.create(join(dir, 'pg'), {
+      startParams: [
+        ...PGlite.defaultStartParams,
+        ...['-c', 'max_wal_size=32MB', '-c', 'min_wal_size=32MB', '-c', 'wal_recycle=off'],
+        ...['-c', 'shared_buffers=32MB'],
+      ],
+    });
     await db.exec(`CREATE TABLE series (id integer PRIMARY KEY, key text NOT NULL);
 CREATE TABLE samples (series_id integer NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL,
   PRIMARY KEY (series_id, ts));`);
@@ -177,9 +185,7 @@ CREATE TABLE samples (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REA
     const c = await instance.connect();
     await c.run(`CREATE TABLE samples (series_id INTEGER NOT NULL, ts BIGINT NOT NULL, value DOUBLE NOT NULL,
       PRIMARY KEY (series_id, ts))`);
-    const read = await c.prepare(
-      'SELECT series_id, ts, value FROM samples WHERE list_contains($1::INTEGER[], series_id) AND ts BETWEEN $2 AND $3 ORDER BY series_id, ts',
-    );
+
     return {
       async write(b) {
         // One transaction per batch; INSERT OR IGNORE from column lists keeps writes idempotent.
@@ -193,8 +199,12 @@ CREATE TABLE samples (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REA
       },
       finish: () => c.run('CHECKPOINT'),
       async hour(ids, from, to) {
-        read.bind([duck.listValue(ids), BigInt(from), BigInt(to)]);
-        const r = await read.runAndReadAll();
+        // Integer ids as an IN list: list_contains on a list parameter was 3.5x slower.
+        const r = await c.runAndReadAll(
+          `SELECT series_id, ts, value FROM samples WHERE series_id IN (${ids.map(Number).join(',')})
+           AND ts BETWEEN $1 AND $2 ORDER BY series_id, ts`,
+          [BigInt(from), BigInt(to)],
+        );
         return group(r.getRows().map(([i, t, v]) => [i, Number(t), v]));
       },
       close: () => c.closeSync?.(),

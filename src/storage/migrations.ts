@@ -1632,7 +1632,7 @@ $fn$;
   },
   {
     version: 12,
-    name: "one GPU's series reads look their ids up inside a planned function (nexus_gpu_series_samples); a bounded nexus_series_samples aggregates its LIMITed rows directly instead of materialising them first (src/storage/queries.ts)",
+    name: "series reads leave chunk samples to the caller (nexus_series_read) and look one GPU's ids up in their kept plan (nexus_gpu_series_read); a bounded nexus_series_samples aggregates its LIMITed rows directly instead of materialising them first (src/storage/queries.ts)",
     sql: `
 -- The bounded branch counts the window while it aggregates it: at most p_limit rows are read and
 -- aggregated, and their sum says whether the window holds p_limit or more (then o_samples is
@@ -1662,15 +1662,85 @@ BEGIN
 END
 $fn$;
 
--- nexus_series_samples of one GPU's series (by UUID, or by cluster, host and index), optionally
--- only some metrics and label values (p_label_names/p_label_values: a label's value, '' also
--- matching a series without it). The ids lookup is part of the kept plan: as an ARRAY(...)
--- argument of an ad-hoc statement it was planned for every read, about 0.4 ms of a GPU-hour's
--- 1.9 on PGlite. Both branches keep their own plan; the UUID one uses series_uuid_idx.
-CREATE FUNCTION nexus_gpu_series_samples(p_cluster text, p_host text, p_gpu text, p_uuid text,
-                                         p_metrics text[], p_label_names text[], p_label_values text[],
-                                         p_from_ms float8, p_to_ms float8, p_limit int8)
-RETURNS TABLE (o_over boolean, o_samples text)
+-- The samples of these series in [p_from_ms, p_to_ms] as nexus_series_samples reads them, with the
+-- chunks' samples left to the caller: o_samples holds the raw rows (its format), o_chunks per chunk
+-- that can hold samples of the window "series_id lo first step jitter values": the slice
+-- [lo, hi] of its arrays that can (nexus_chunk_samples' slice), first_ts as hex of its binary
+-- timestamptz, step_us, the jitter slice as decimal text joined by ',', the values slice as hex of
+-- array_send; o_bounds the window's ends as hex of their binary timestamptz. Sample k of a slice
+-- is at first + (lo - 1 + k) * step + jitter[k] microseconds; the caller keeps those within the
+-- bounds and orders each series' rows and slices by time. Unnesting, timing and filtering every
+-- chunk sample in SQL was most of a read from chunks (an hour of 10 series: 2.5 ms in SQL before,
+-- 0.8 after, docs/performance.md). A bounded read (p_limit) aggregates at most p_limit rows;
+-- when those and the slices could hold p_limit samples, the window is counted exactly (stopping
+-- at p_limit) and o_over is true when it holds that many (the other columns NULL then).
+CREATE FUNCTION nexus_series_read(p_ids int4[], p_from_ms float8, p_to_ms float8, p_limit int8)
+RETURNS TABLE (o_over boolean, o_samples text, o_chunks text, o_bounds text)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan
+AS $fn$
+DECLARE
+  v_from timestamptz := to_timestamp(p_from_ms / 1000);
+  v_to timestamptz := to_timestamp(p_to_ms / 1000);
+  v_rows bigint;
+  v_samples text;
+  v_upper bigint;
+  v_chunks text;
+BEGIN
+  SELECT coalesce(sum(g.n), 0), string_agg(g.series_id::text || ' ' || g.n::text || ' ' || g.pairs, ' ' ORDER BY g.series_id)
+  INTO v_rows, v_samples
+  FROM (SELECT r.series_id, count(*) AS n,
+               encode(string_agg(timestamptz_send(r.ts) || float8send(r.value), ''::bytea ORDER BY r.ts), 'hex') AS pairs
+        FROM (SELECT s.series_id, s.ts, s.value FROM samples s
+              WHERE s.series_id = ANY(p_ids) AND s.ts >= v_from AND s.ts <= v_to
+              LIMIT p_limit) AS r
+        GROUP BY r.series_id) AS g;
+  IF p_limit IS NOT NULL THEN
+    -- The slices' lengths bound what the chunks hold in the window (c.n, no detoasting).
+    SELECT coalesce(sum(greatest(b.hi - b.lo + 1, 0)), 0) INTO v_upper
+    FROM sample_chunks c
+    CROSS JOIN LATERAL (SELECT
+        CASE WHEN c.step_us <= 0 THEN 1
+             ELSE greatest(1, floor((extract(epoch FROM v_from - c.first_ts)::float8 * 1e6 - c.max_jitter_us) / c.step_us)::bigint)
+        END AS lo,
+        CASE WHEN c.step_us <= 0 THEN c.n::bigint
+             ELSE least(c.n, ceil((extract(epoch FROM v_to - c.first_ts)::float8 * 1e6 + c.max_jitter_us) / c.step_us)::bigint + 2)
+        END AS hi) AS b
+    WHERE c.series_id = ANY(p_ids) AND c.start_ts > v_from - interval '6 hours'
+      AND c.last_ts >= v_from AND c.start_ts <= v_to AND c.first_ts <= v_to;
+    -- They could: count the window exactly, stopping at p_limit (rows and unnested chunks).
+    IF v_rows + v_upper >= p_limit
+       AND (SELECT count(*) FROM (SELECT 1 FROM nexus_series_raw(p_ids, p_from_ms, p_to_ms) LIMIT p_limit) AS x) >= p_limit THEN
+      RETURN QUERY SELECT true, NULL::text, NULL::text, NULL::text;
+      RETURN;
+    END IF;
+  END IF;
+  SELECT string_agg(c.series_id::text || ' ' || b.lo::text || ' ' || encode(timestamptz_send(c.first_ts), 'hex')
+           || ' ' || c.step_us::text || ' ' || array_to_string(c.jitter_us[b.lo:b.hi], ',')
+           || ' ' || encode(array_send(c.vals[b.lo:b.hi]), 'hex'), ' ' ORDER BY c.series_id, c.start_ts)
+  INTO v_chunks
+  FROM sample_chunks c
+  CROSS JOIN LATERAL (SELECT
+      CASE WHEN c.step_us <= 0 THEN 1
+           ELSE greatest(1, floor((extract(epoch FROM v_from - c.first_ts)::float8 * 1e6 - c.max_jitter_us) / c.step_us)::bigint)
+      END AS lo,
+      CASE WHEN c.step_us <= 0 THEN cardinality(c.vals)::bigint
+           ELSE least(cardinality(c.vals), ceil((extract(epoch FROM v_to - c.first_ts)::float8 * 1e6 + c.max_jitter_us) / c.step_us)::bigint + 2)
+      END AS hi) AS b
+  WHERE c.series_id = ANY(p_ids) AND c.start_ts > v_from - interval '6 hours'
+    AND c.last_ts >= v_from AND c.start_ts <= v_to AND c.first_ts <= v_to AND b.hi >= b.lo;
+  RETURN QUERY SELECT false, v_samples, v_chunks, encode(timestamptz_send(v_from) || timestamptz_send(v_to), 'hex');
+END
+$fn$;
+
+-- nexus_series_read of one GPU's series (by UUID, or by cluster, host and index), optionally only
+-- some metrics and label values (p_label_names/p_label_values: a label's value, '' also matching
+-- a series without it). The ids lookup is part of the kept plan: as an ARRAY(...) argument of an
+-- ad-hoc statement it was planned for every read, about 0.4 ms of a GPU-hour's 1.9 on PGlite.
+-- Both branches keep their own plan; the UUID one uses series_uuid_idx.
+CREATE FUNCTION nexus_gpu_series_read(p_cluster text, p_host text, p_gpu text, p_uuid text,
+                                      p_metrics text[], p_label_names text[], p_label_values text[],
+                                      p_from_ms float8, p_to_ms float8, p_limit int8)
+RETURNS TABLE (o_over boolean, o_samples text, o_chunks text, o_bounds text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
@@ -1696,7 +1766,8 @@ BEGIN
                         WHERE coalesce(s.labels ->> l.k, '') <> l.v)
       ORDER BY s.id);
   END IF;
-  RETURN QUERY SELECT f.o_over, f.o_samples FROM nexus_series_samples(v_ids, p_from_ms, p_to_ms, p_limit) AS f;
+  RETURN QUERY SELECT f.o_over, f.o_samples, f.o_chunks, f.o_bounds
+    FROM nexus_series_read(v_ids, p_from_ms, p_to_ms, p_limit) AS f;
 END
 $fn$;
 `,

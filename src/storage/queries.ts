@@ -313,9 +313,10 @@ ORDER BY s.id`,
  * null. So a window far over the limit costs `limit` rows, not a sort of the whole window; one
  * under it is read once (counting it first, in a materialised CTE, cost a fifth of the read).
  *
- * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_samples` (migrations 11
- * and 12, the same statement with its plan kept per connection) unless `planned` is false (TimescaleDB,
- * whose chunk exclusion wants the values at plan time); more get the statement itself.
+ * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_read` (migration 12:
+ * its plan kept per connection, and the chunks' samples decoded here, see {@link parseSeriesRead})
+ * unless `planned` is false (TimescaleDB, whose chunk exclusion wants the values at plan time);
+ * more get the statement itself. Either way read the row with {@link parseSeriesRead}.
  */
 export function buildSeriesSamples(
   ids: readonly number[],
@@ -345,13 +346,13 @@ ${grouped(`(SELECT series_id, ts, value FROM ${raw} AS w LIMIT $4::int8)`)}`,
 }
 
 /**
- * Most series a read sends through `nexus_series_samples` (migration 11), whose plan is made once
+ * Most series a read sends through `nexus_series_read` (migration 12), whose plan is made once
  * per connection: a generic plan, right for the index probes of a few series, and planning was a
  * third of a GPU-hour's read. Reads of more series get a statement planned for their window.
  */
 export const PLANNED_READ_MAX_SERIES = 64;
 
-/** Filter fields `nexus_gpu_series_samples` (migration 12) takes; any other needs a planned statement. */
+/** Filter fields `nexus_gpu_series_read` (migration 12) takes; any other needs a planned statement. */
 const GPU_FUNCTION_FIELDS: ReadonlySet<string> = new Set([
   'clusterId',
   'hostname',
@@ -366,8 +367,9 @@ const GPU_FUNCTION_FIELDS: ReadonlySet<string> = new Set([
  * writes them for those series' ids, in one statement: the ids are looked up inside it. For a
  * filter that pins one GPU (see {@link pinsOneGpu}): one GPU's series are index probes however many
  * pods and containers add (the generic plan stays right). A filter of UUID or cluster, host and
- * index, metrics and labels goes through `nexus_gpu_series_samples`, whose plan, lookup included,
- * is kept per connection; other fields make the lookup an argument of `nexus_series_samples`.
+ * index, metrics and labels goes through `nexus_gpu_series_read`, whose plan, lookup included,
+ * is kept per connection; other fields make the lookup an argument of `nexus_series_read`. Read
+ * the row with {@link parseSeriesRead}.
  */
 export function buildGpuSeriesSamples(
   filter: SeriesFilter,
@@ -375,12 +377,13 @@ export function buildGpuSeriesSamples(
   endMs: number,
   limit?: number,
 ): Statement {
+  if (!pinsOneGpu(filter)) throw new Error('buildGpuSeriesSamples: the filter does not pin one GPU');
   const fields = Object.entries(filter).filter(([, value]) => value !== undefined);
   if (fields.every(([name]) => GPU_FUNCTION_FIELDS.has(name))) {
     const labels = Object.entries(filter.labels ?? {});
     return {
-      text: `SELECT f.o_over AS over, f.o_samples AS samples
-FROM nexus_gpu_series_samples($1::text, $2::text, $3::text, $4::text, $5::text[], $6::text[], $7::text[],
+      text: `SELECT ${READ_COLUMNS}
+FROM nexus_gpu_series_read($1::text, $2::text, $3::text, $4::text, $5::text[], $6::text[], $7::text[],
   $8::float8, $9::float8, $10::int8) AS f`,
       params: [
         filter.clusterId ?? null,
@@ -408,7 +411,7 @@ export function pinsOneGpu(filter: SeriesFilter): boolean {
   );
 }
 
-/** `nexus_series_samples` of the ids `idsSql` gives (its parameters `params`, numbered first). */
+/** `nexus_series_read` of the ids `idsSql` gives (its parameters `params`, numbered first). */
 function seriesSamplesCall(
   idsSql: string,
   params: unknown[],
@@ -418,10 +421,25 @@ function seriesSamplesCall(
 ): Statement {
   const n = params.length;
   return {
-    text: `SELECT f.o_over AS over, f.o_samples AS samples
-FROM nexus_series_samples(${idsSql}, $${n + 1}::float8, $${n + 2}::float8, $${n + 3}::int8) AS f`,
+    text: `SELECT ${READ_COLUMNS}
+FROM nexus_series_read(${idsSql}, $${n + 1}::float8, $${n + 2}::float8, $${n + 3}::int8) AS f`,
     params: [...params, startMs, endMs, limit ?? null],
   };
+}
+
+/** The columns of `nexus_series_read` and `nexus_gpu_series_read` as a {@link SeriesReadRow}. */
+const READ_COLUMNS = 'f.o_over AS over, f.o_samples AS samples, f.o_chunks AS chunks, f.o_bounds AS bounds';
+
+/**
+ * A row of the series read statements: `samples` as {@link parseSeriesSamples} reads it, and from
+ * the functions (migration 12) the chunks' slices and the window's bounds that
+ * {@link parseSeriesRead} turns into samples; `over` when the window holds the read's `limit`.
+ */
+export interface SeriesReadRow {
+  over?: boolean | null;
+  samples: string | null;
+  chunks?: string | null;
+  bounds?: string | null;
 }
 
 /** One series' samples from {@link parseSeriesSamples}: times in ms since epoch, ascending. */
@@ -465,6 +483,107 @@ export function parseSeriesSamples(text: string | null | undefined): SeriesSampl
     out.push({ seriesId: Number(parts[i]), timestamps, values });
   }
   return out;
+}
+
+/**
+ * The samples of a {@link SeriesReadRow}: its rows' samples and, from the functions, its chunks'
+ * slices, kept within the window's bounds, each series' samples in time order, series by id (what
+ * the statement answers for the same read, where SQL unnests and filters the chunks itself).
+ */
+export function parseSeriesRead(row: SeriesReadRow | undefined): SeriesSamples[] {
+  const fromRows = parseSeriesSamples(row?.samples);
+  if (!row?.chunks) return fromRows;
+  if (!row.bounds) throw new Error('series read: chunk slices without the window bounds');
+  const bounds = Buffer.from(row.bounds, 'hex');
+  const fromUs = bounds.readBigInt64BE(0);
+  const toUs = bounds.readBigInt64BE(8);
+  const pieces = new Map<number, SeriesSamples[]>();
+  for (const s of fromRows) pieces.set(s.seriesId, [s]);
+  const parts = row.chunks.split(' ');
+  for (let i = 0; i + 5 < parts.length; i += 6) {
+    const seriesId = Number(parts[i]);
+    const piece = chunkSlice(seriesId, parts.slice(i + 1, i + 6) as SliceFields, fromUs, toUs);
+    if (piece.timestamps.length === 0) continue;
+    const list = pieces.get(seriesId);
+    if (list) list.push(piece);
+    else pieces.set(seriesId, [piece]);
+  }
+  return [...pieces.keys()].sort((a, b) => a - b).map((id) => joinPieces(id, pieces.get(id)!));
+}
+
+/** A chunk entry of `nexus_series_read` after its series id: lo, first, step, jitter, values. */
+type SliceFields = [lo: string, firstHex: string, step: string, jitter: string, valuesHex: string];
+
+/**
+ * The samples of one chunk slice within [fromUs, toUs] (microseconds since 2000), in time order.
+ * Sample k is at first + (lo - 1 + k) * step + jitter[k] microseconds, as nexus_chunk_samples
+ * computes it; in doubles when every term keeps the sum an exact integer, else in BigInt.
+ */
+function chunkSlice(seriesId: number, fields: SliceFields, fromUs: bigint, toUs: bigint): SeriesSamples {
+  const [loText, firstHex, stepText, jitterText, valuesHex] = fields;
+  const values = float8ArrayOf(valuesHex);
+  const jitter = jitterText.split(',');
+  if (jitter.length !== values.length) {
+    throw new Error(`series read: a chunk slice of ${jitter.length} times and ${values.length} values`);
+  }
+  const first = Buffer.from(firstHex, 'hex').readBigInt64BE(0);
+  const lo = BigInt(loText);
+  const step = BigInt(stepText);
+  const skipped = (lo - 1n) * step;
+  const spanned = BigInt(values.length) * step;
+  const abs = (x: bigint): bigint => (x < 0n ? -x : x);
+  // |first| <= 2^51, |skipped| <= 2^50, |k * step| <= 2^51, |jitter| <= 2^50: the sum stays
+  // under 2^53, so each double operation below is exact.
+  const fast = abs(first) <= 2n ** 51n && abs(skipped) <= 2n ** 50n && abs(spanned) <= 2n ** 51n;
+  const base = Number(first + skipped);
+  const stepUs = Number(step);
+  const from = Number(fromUs);
+  const to = Number(toUs);
+  const out: SeriesSamples = { seriesId, timestamps: [], values: [] };
+  for (let k = 0; k < values.length; k++) {
+    const j = Number(jitter[k]);
+    if (fast && Math.abs(j) <= 2 ** 50) {
+      const t = base + k * stepUs + j;
+      if (t < from || t > to) continue;
+      out.timestamps.push(Math.abs(t) < 2 ** 52 ? (t + PG_EPOCH_US) / 1000 : exactMs(BigInt(t)));
+    } else {
+      const t = first + skipped + BigInt(k) * step + BigInt(jitter[k]!);
+      if (t < fromUs || t > toUs) continue;
+      out.timestamps.push(exactMs(t));
+    }
+    out.values.push(values[k]!);
+  }
+  return out;
+}
+
+/** The elements of a one-dimensional float8[] in PostgreSQL's binary array format (array_send), hex. */
+function float8ArrayOf(hex: string): number[] {
+  const bytes = Buffer.from(hex, 'hex');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const dims = view.getInt32(0);
+  if (dims === 0) return [];
+  if (dims !== 1 || view.getInt32(4) !== 0)
+    throw new Error('series read: values are not a float8[] without nulls');
+  const n = view.getInt32(12);
+  if (bytes.length !== 20 + n * 12) throw new Error(`series read: ${bytes.length} bytes for ${n} values`);
+  const values = new Array<number>(n);
+  for (let k = 0, at = 20; k < n; k++, at += 12) values[k] = view.getFloat64(at + 4);
+  return values;
+}
+
+/** One series from its pieces (rows, chunk slices), in time order. */
+function joinPieces(seriesId: number, pieces: SeriesSamples[]): SeriesSamples {
+  pieces.sort((a, b) => a.timestamps[0]! - b.timestamps[0]!);
+  const timestamps = pieces.length === 1 ? pieces[0]!.timestamps : pieces.flatMap((p) => p.timestamps);
+  const values = pieces.length === 1 ? pieces[0]!.values : pieces.flatMap((p) => p.values);
+  for (let k = 1; k < timestamps.length; k++) {
+    if (timestamps[k]! < timestamps[k - 1]!) {
+      // Out of order (chunks are not written so, but read as the statement would): sort them.
+      const order = timestamps.map((_, i) => i).sort((a, b) => timestamps[a]! - timestamps[b]!);
+      return { seriesId, timestamps: order.map((i) => timestamps[i]!), values: order.map((i) => values[i]!) };
+    }
+  }
+  return { seriesId, timestamps, values };
 }
 
 /** Milliseconds since 1970 of `pgUs` microseconds since 2000, through its exact decimal text. */

@@ -60,8 +60,9 @@ import {
   buildLatestSeriesSamples,
   buildGpuSeriesSamples,
   buildSeriesSamples,
-  parseSeriesSamples,
+  parseSeriesRead,
   pinsOneGpu,
+  type SeriesReadRow,
   type SeriesSamples,
   type SeriesSampleRow,
   toStoredSeries,
@@ -513,7 +514,7 @@ export class SqlSampleStore implements SampleStore {
       const planned = (await this.#partitioning()) === 'native';
       if (planned && select.accept === undefined && select.latestOnly !== true && pinsOneGpu(select.filter)) {
         // One GPU's series: their ids are looked up in the same statement (one round trip).
-        const { rows } = await db.query<{ samples: string | null; over: boolean }>(
+        const { rows } = await db.query<SeriesReadRow>(
           ...statement(buildGpuSeriesSamples(select.filter, select.startMs, select.endMs, limit)),
         );
         const read = this.#overBudget(rows[0], select);
@@ -554,7 +555,7 @@ export class SqlSampleStore implements SampleStore {
         }
         return [...chosen.values()].filter((e) => e.timestamps.length > 0);
       }
-      const { rows } = await db.query<{ samples: string | null; over?: boolean | null }>(
+      const { rows } = await db.query<SeriesReadRow>(
         ...statement(buildSeriesSamples(ids, select.startMs, select.endMs, limit, planned)),
       );
       const read = this.#overBudget(rows[0], select);
@@ -571,10 +572,7 @@ export class SqlSampleStore implements SampleStore {
    * The series of a {@link buildSeriesSamples} answer (window bounds: `select`'s); READ_BUDGET_EXCEEDED
    * when it says the window holds more than `maxSamples`.
    */
-  #overBudget(
-    row: { samples: string | null; over?: boolean | null } | undefined,
-    select: SeriesSelect,
-  ): SeriesSamples[] {
+  #overBudget(row: SeriesReadRow | undefined, select: SeriesSelect): SeriesSamples[] {
     if (row?.over === true) {
       throw new NexusError(
         'READ_BUDGET_EXCEEDED',
@@ -582,7 +580,7 @@ export class SqlSampleStore implements SampleStore {
         { details: { maxSamples: select.maxSamples } },
       );
     }
-    return parseSeriesSamples(row?.samples);
+    return parseSeriesRead(row);
   }
 
   /**

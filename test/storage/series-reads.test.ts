@@ -1,20 +1,23 @@
 /**
  * Series reads (`selectSeries`) on PGlite and PostgreSQL through their statements: a few series by id
- * through `nexus_series_samples` (migrations 11 and 12, a plan kept per connection), many series
- * through the statement planned for each read, and one GPU's series with the ids looked up in the
- * same statement (through `nexus_gpu_series_samples`, or in the statement for other fields). The function is a copy of the statement, so the two must answer the same text for
- * every window, over chunks and rows alike, with and without a sample bound.
+ * through `nexus_series_read` (migration 12, a plan kept per connection, the chunks' samples decoded
+ * by `parseSeriesRead`), many series through the statement planned for each read (SQL unnests the
+ * chunks), and one GPU's series with the ids looked up in the same statement (through
+ * `nexus_gpu_series_read`, or in the statement for other fields). Function and statement must
+ * answer the same samples for every window, over chunks and rows alike, with and without a bound.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import { createPostgresSampleStore } from '../../src/adapters/postgres/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
-import type { SeriesFilter } from '../../src/ports/sample-store.js';
+import { type SeriesFilter, countSelectedSamples } from '../../src/ports/sample-store.js';
 import {
   PLANNED_READ_MAX_SERIES,
+  type SeriesReadRow,
   buildGpuSeriesSamples,
   buildSeriesSamples,
+  parseSeriesRead,
   parseSeriesSamples,
 } from '../../src/storage/queries.js';
 import type { SqlSampleStore } from '../../src/storage/sql-sample-store.js';
@@ -115,7 +118,7 @@ describe.each(backends)(
     const answer = (seriesIds: number[], startMs: number, endMs: number, limit?: number) =>
       store.withSql('test', async (db) => {
         const { text, params } = buildSeriesSamples(seriesIds, startMs, endMs, limit);
-        return (await db.query<{ samples: string | null; over?: boolean | null }>(text, params)).rows[0];
+        return (await db.query<SeriesReadRow>(text, params)).rows[0];
       });
 
     const windows: [number, number][] = [
@@ -140,28 +143,40 @@ describe.each(backends)(
     it('few ids read through the function; the function answers what the statement answers', async () => {
       // Ids that name no series push a read past the function's bound without changing its answer.
       const padded = [...ids, ...Array.from({ length: PLANNED_READ_MAX_SERIES }, (_, i) => -1 - i)];
-      expect(buildSeriesSamples(ids, DAY0, DAY0 + HOUR).text).toContain('nexus_series_samples');
-      expect(buildSeriesSamples(padded, DAY0, DAY0 + HOUR).text).not.toContain('nexus_series_samples');
+      expect(buildSeriesSamples(ids, DAY0, DAY0 + HOUR).text).toContain('nexus_series_read');
+      expect(buildSeriesSamples(padded, DAY0, DAY0 + HOUR).text).not.toContain('nexus_series_read');
       // TimescaleDB's reads keep a statement planned for their values.
       expect(buildSeriesSamples(ids, DAY0, DAY0 + HOUR, undefined, false).text).not.toContain(
-        'nexus_series_samples',
+        'nexus_series_read',
       );
       let nonEmpty = 0;
+      let sliced = 0;
       for (const [startMs, endMs] of [...windows, ...onSamples()]) {
+        // The function leaves the chunks' samples to parseSeriesRead; the statement unnests them.
         const planned = await answer(ids, startMs, endMs);
-        expect(planned?.samples ?? null).toEqual((await answer(padded, startMs, endMs))?.samples ?? null);
-        if (planned?.samples) nonEmpty += 1;
-        // The bound: exactly at the window's count it answers, one under it says "over".
-        const count = planned?.samples ? countSamples(planned.samples) : 0;
-        for (const limit of [count + 1, Math.max(1, count), Math.max(1, Math.floor(count / 2))]) {
+        const decoded = parseSeriesRead(planned);
+        expect(decoded).toEqual(parseSeriesRead(await answer(padded, startMs, endMs)));
+        if (decoded.length > 0) nonEmpty += 1;
+        if (planned?.chunks) sliced += 1;
+        // The bound: exactly at the window's count it answers, one under it says "over"; far above
+        // it the slices come back as unbounded.
+        const count = decoded.reduce((n, s) => n + s.timestamps.length, 0);
+        for (const limit of [
+          count + 1000,
+          count + 1,
+          Math.max(1, count),
+          Math.max(1, Math.floor(count / 2)),
+        ]) {
           const a = await answer(ids, startMs, endMs, limit);
           const b = await answer(padded, startMs, endMs, limit);
           expect(Boolean(a?.over)).toBe(Boolean(b?.over));
           expect(Boolean(a?.over)).toBe(count >= limit);
-          expect(a?.samples ?? null).toEqual(b?.samples ?? null);
+          expect(parseSeriesRead(a)).toEqual(parseSeriesRead(b));
+          if (limit === count + 1000 && a?.chunks) sliced += 1;
         }
       }
       expect(nonEmpty).toBeGreaterThan(20);
+      expect(sliced).toBeGreaterThan(20);
     });
 
     it('one GPU in one statement answers what the ids first answer', async () => {
@@ -186,7 +201,7 @@ describe.each(backends)(
         }
       }
       // The same filters read ids first (`accept`) and in one statement: through
-      // nexus_gpu_series_samples (UUID or cluster, host and index; metrics; labels), or with the
+      // nexus_gpu_series_read (UUID or cluster, host and index; metrics; labels), or with the
       // lookup in the statement when another field is set (pod).
       const filters: SeriesFilter[] = [
         { uuid: 'GPU-reads-1' },
@@ -201,7 +216,7 @@ describe.each(backends)(
         { uuid: 'GPU-reads-1', labels: { GPU_I_ID: '' }, namespace: '' },
       ];
       const viaFunction = filters.map((filter) =>
-        buildGpuSeriesSamples(filter, DAY0, DAY0 + HOUR).text.includes('nexus_gpu_series_samples'),
+        buildGpuSeriesSamples(filter, DAY0, DAY0 + HOUR).text.includes('nexus_gpu_series_read'),
       );
       expect(viaFunction).toEqual([true, true, true, true, true, true, true, true, false, false]);
       const seen: number[] = [];
@@ -211,6 +226,22 @@ describe.each(backends)(
           const viaIds = await store.selectSeries({ filter, accept: () => true, ...window });
           expect(await store.selectSeries({ filter, ...window })).toEqual(viaIds);
           seen.push(viaIds.length);
+        }
+        // A budget the window's samples exceed is refused by both paths, one they fit is not.
+        const total = countSelectedSamples(
+          await store.selectSeries({ filter, startMs: DAY0 + 11 * HOUR, endMs: DAY0 + 13 * HOUR }),
+        );
+        for (const maxSamples of [Math.max(0, total - 1), total]) {
+          const window = { startMs: DAY0 + 11 * HOUR, endMs: DAY0 + 13 * HOUR, maxSamples };
+          const outcome = (read: Promise<unknown>) =>
+            read.then(
+              (series) => ({ series }),
+              (error: { code?: string }) => ({ code: error.code }),
+            );
+          const viaIds = await outcome(store.selectSeries({ filter, accept: () => true, ...window }));
+          expect(await outcome(store.selectSeries({ filter, ...window }))).toEqual(viaIds);
+          if (total > 0)
+            expect(viaIds).toEqual(maxSamples < total ? { code: 'READ_BUDGET_EXCEEDED' } : expect.anything());
         }
       }
       expect(seen).toEqual([5, 5, 4, 4, 1, 1, 4, 4, 5, 5, 3, 3, 0, 0, 0, 0, 1, 1, 3, 3]);
@@ -232,6 +263,76 @@ describe.each(backends)(
     });
   },
 );
+
+describe('parseSeriesRead', () => {
+  it('chunk slices: every sample within the bounds at first + (lo - 1 + k) * step + jitter, exact 1700 to 2300', () => {
+    const rand = prng(9);
+    const pgEpochUs = 946_684_800_000_000n;
+    const hex64 = (v: bigint): string => {
+      const b = Buffer.alloc(8);
+      b.writeBigInt64BE(v);
+      return b.toString('hex');
+    };
+    const float8Array = (values: number[]): string => {
+      const b = Buffer.alloc(values.length === 0 ? 12 : 20 + values.length * 12);
+      b.writeInt32BE(values.length === 0 ? 0 : 1, 0);
+      b.writeInt32BE(0, 4);
+      b.writeInt32BE(701, 8);
+      if (values.length > 0) {
+        b.writeInt32BE(values.length, 12);
+        b.writeInt32BE(1, 16);
+        values.forEach((v, k) => {
+          b.writeInt32BE(8, 20 + k * 12);
+          b.writeDoubleBE(v, 24 + k * 12);
+        });
+      }
+      return b.toString('hex');
+    };
+    const decimalMs = (u: bigint): number => {
+      const x = u + pgEpochUs;
+      const a = x < 0n ? -x : x;
+      return Number(`${x < 0n ? '-' : ''}${a / 1000n}.${String(a % 1000n).padStart(3, '0')}`);
+    };
+    let kept = 0;
+    let dropped = 0;
+    for (let round = 0; round < 200; round++) {
+      const years = -300 + rand() * 600; // around 2000
+      const first = BigInt(Math.round(years * 365.25 * 86_400 * 1e6));
+      const r = rand();
+      // Steps under the jitter's spread put some slices out of time order (never written so).
+      const step = BigInt(Math.floor(rand() * (r < 0.2 ? 1e12 : r < 0.3 ? 1e6 : 60e6)));
+      const lo = BigInt(1 + Math.floor(rand() * 500));
+      const n = Math.floor(rand() * 40);
+      const jitter = Array.from({ length: n }, () => BigInt(Math.floor((rand() - 0.5) * 2e6)));
+      const values = Array.from({ length: n }, () => (rand() - 0.5) * 1e6);
+      const times = jitter.map((j, k) => first + (lo - 1n + BigInt(k)) * step + j);
+      const sorted = [...times].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const from = n === 0 ? first : sorted[Math.floor(rand() * n)]! - BigInt(Math.floor(rand() * 3));
+      const to = n === 0 ? first : sorted[Math.floor(rand() * n)]! + BigInt(Math.floor(rand() * 3));
+      const row: SeriesReadRow = {
+        samples: null,
+        chunks: n === 0 ? null : `7 ${lo} ${hex64(first)} ${step} ${jitter.join(',')} ${float8Array(values)}`,
+        bounds: hex64(from) + hex64(to),
+      };
+      const want = times
+        .map((t, k) => ({ t, v: values[k]! }))
+        .filter(({ t }) => t >= from && t <= to)
+        .sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
+      const got = parseSeriesRead(row);
+      if (want.length === 0) {
+        expect(got).toEqual([]);
+      } else {
+        expect(got).toEqual([
+          { seriesId: 7, timestamps: want.map((w) => decimalMs(w.t)), values: want.map((w) => w.v) },
+        ]);
+      }
+      kept += want.length;
+      dropped += n - want.length;
+    }
+    expect(kept).toBeGreaterThan(500);
+    expect(dropped).toBeGreaterThan(500);
+  });
+});
 
 describe('parseSeriesSamples', () => {
   it('times as the double nearest the exact decimal milliseconds, 1700 to 2300; values bit for bit', () => {
@@ -262,11 +363,3 @@ describe('parseSeriesSamples', () => {
     expect(() => parseSeriesSamples('1 2 00ff')).toThrow(/2 bytes for 2 samples/);
   });
 });
-
-/** Samples in a series-samples text: per series its id, its count, then its samples in hex. */
-function countSamples(text: string): number {
-  const parts = text.split(' ');
-  let total = 0;
-  for (let i = 0; i < parts.length; i += 3) total += Number(parts[i + 1]);
-  return total;
-}
