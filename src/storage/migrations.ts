@@ -1632,48 +1632,28 @@ $fn$;
   },
   {
     version: 12,
-    name: "series reads leave chunk samples to the caller (nexus_series_read) and look one GPU's ids up in their kept plan (nexus_gpu_series_read); a bounded nexus_series_samples aggregates its LIMITed rows directly instead of materialising them first (src/storage/queries.ts)",
+    name: "series reads leave chunk samples to the caller (nexus_series_read) and look one GPU's ids up in their kept plan (nexus_gpu_series_read); a chunk's n is its arrays' length (src/storage/queries.ts)",
     sql: `
--- The bounded branch counts the window while it aggregates it: at most p_limit rows are read and
--- aggregated, and their sum says whether the window holds p_limit or more (then o_samples is
--- NULL). Materialising the rows in a CTE first cost about 0.3 ms of a GPU-hour's 1.3 on PGlite.
-CREATE OR REPLACE FUNCTION nexus_series_samples(p_ids int4[], p_from_ms float8, p_to_ms float8, p_limit int8)
-RETURNS TABLE (o_over boolean, o_samples text)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan
-AS $fn$
-BEGIN
-  IF p_limit IS NULL THEN
-    RETURN QUERY
-    SELECT false, string_agg(g.series_id::text || ' ' || g.n::text || ' ' || g.pairs, ' ' ORDER BY g.series_id)
-    FROM (SELECT r.series_id, count(*) AS n,
-                 encode(string_agg(timestamptz_send(r.ts) || float8send(r.value), ''::bytea ORDER BY r.ts), 'hex') AS pairs
-          FROM nexus_series_raw(p_ids, p_from_ms, p_to_ms) AS r
-          GROUP BY r.series_id) AS g;
-  ELSE
-    RETURN QUERY
-    SELECT coalesce(sum(g.n), 0) >= p_limit,
-           CASE WHEN coalesce(sum(g.n), 0) >= p_limit THEN NULL
-                ELSE string_agg(g.series_id::text || ' ' || g.n::text || ' ' || g.pairs, ' ' ORDER BY g.series_id) END
-    FROM (SELECT r.series_id, count(*) AS n,
-                 encode(string_agg(timestamptz_send(r.ts) || float8send(r.value), ''::bytea ORDER BY r.ts), 'hex') AS pairs
-          FROM (SELECT w.series_id, w.ts, w.value FROM nexus_series_raw(p_ids, p_from_ms, p_to_ms) AS w LIMIT p_limit) AS r
-          GROUP BY r.series_id) AS g;
-  END IF;
-END
-$fn$;
+-- Every chunk's count is its arrays' length (compaction writes them together): series reads bound
+-- a window's samples by n without detoasting the arrays.
+ALTER TABLE sample_chunks ADD CONSTRAINT sample_chunks_n_is_length
+  CHECK (n = cardinality(vals) AND n = cardinality(jitter_us)) NOT VALID;
 
--- The samples of these series in [p_from_ms, p_to_ms] as nexus_series_samples reads them, with the
--- chunks' samples left to the caller: o_samples holds the raw rows (its format), o_chunks per chunk
--- that can hold samples of the window "series_id lo first step jitter values": the slice
--- [lo, hi] of its arrays that can (nexus_chunk_samples' slice), first_ts as hex of its binary
--- timestamptz, step_us, the jitter slice as decimal text joined by ',', the values slice as hex of
--- array_send; o_bounds the window's ends as hex of their binary timestamptz. Sample k of a slice
--- is at first + (lo - 1 + k) * step + jitter[k] microseconds; the caller keeps those within the
--- bounds and orders each series' rows and slices by time. Unnesting, timing and filtering every
--- chunk sample in SQL was most of a read from chunks (an hour of 10 series: 2.5 ms in SQL before,
--- 0.8 after, docs/performance.md). A bounded read (p_limit) aggregates at most p_limit rows;
--- when those and the slices could hold p_limit samples, the window is counted exactly (stopping
--- at p_limit) and o_over is true when it holds that many (the other columns NULL then).
+-- The samples of these series in [p_from_ms, p_to_ms] as nexus_series_samples (migration 11, kept
+-- for processes of the version before) reads them, with the chunks' samples left to the caller:
+-- o_samples holds the raw rows (its format); o_chunks, per chunk that can hold samples of the
+-- window, "series_id lo first step jitter values": the slice [lo, hi] of its arrays that can
+-- (nexus_chunk_samples' slice), first_ts as hex of its binary timestamptz, step_us, the jitter
+-- slice as decimal text joined by ',', the values slice as hex of array_send; o_bounds the
+-- window's ends as hex of their binary timestamptz. Sample k of a slice is at
+-- first + (lo - 1 + k) * step + jitter[k] microseconds (nexus_chunk_samples' sum, exact; that
+-- one rounds through float8 beyond 2^53, which compaction's 6-hour windows never reach); the
+-- caller keeps those within the bounds and orders each series' rows and slices by time.
+-- Unnesting, timing and filtering every chunk sample in SQL was most of a read from chunks (an
+-- hour of 10 series: 2.5 ms in SQL before, 0.8 after, docs/performance.md). A bounded read
+-- (p_limit) aggregates at most p_limit rows; when those and the slices could hold p_limit
+-- samples, the window is counted exactly (stopping at p_limit) and o_over is true when it holds
+-- that many (the other columns NULL then).
 CREATE FUNCTION nexus_series_read(p_ids int4[], p_from_ms float8, p_to_ms float8, p_limit int8)
 RETURNS TABLE (o_over boolean, o_samples text, o_chunks text, o_bounds text)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan

@@ -308,10 +308,12 @@ ORDER BY s.id`,
  * about half the time it formats the same numbers as decimal text (docs/performance.md, "Series
  * reads with a kept plan").
  *
- * With `limit`, at most that many samples are read (the scan stops there) and aggregated, and
- * `over` says whether the window holds that many: the caller refuses it then, and `samples` is
- * null. So a window far over the limit costs `limit` rows, not a sort of the whole window; one
- * under it is read once (counting it first, in a materialised CTE, cost a fifth of the read).
+ * With `limit`, at most that many rows are read (the scan stops there) and aggregated, and
+ * `over` says whether the window holds that many samples: the caller refuses it then, and
+ * `samples` is null. So a window far over the limit costs `limit` rows, not a sort of the whole
+ * window; one well under it is read once (counting it first, in a materialised CTE, cost a fifth
+ * of the read). Through the function, a window whose rows and chunk slices could reach the limit
+ * is also counted exactly, stopping at the limit.
  *
  * Up to {@link PLANNED_READ_MAX_SERIES} series read through `nexus_series_read` (migration 12:
  * its plan kept per connection, and the chunks' samples decoded here, see {@link parseSeriesRead})
@@ -516,8 +518,9 @@ type SliceFields = [lo: string, firstHex: string, step: string, jitter: string, 
 
 /**
  * The samples of one chunk slice within [fromUs, toUs] (microseconds since 2000), in time order.
- * Sample k is at first + (lo - 1 + k) * step + jitter[k] microseconds, as nexus_chunk_samples
- * computes it; in doubles when every term keeps the sum an exact integer, else in BigInt.
+ * Sample k is at first + (lo - 1 + k) * step + jitter[k] microseconds, nexus_chunk_samples' sum,
+ * computed exactly (that one rounds through float8 beyond 2^53 us, which compaction's 6-hour
+ * windows never reach): in doubles when every term keeps the sum an exact integer, else in BigInt.
  */
 function chunkSlice(seriesId: number, fields: SliceFields, fromUs: bigint, toUs: bigint): SeriesSamples {
   const [loText, firstHex, stepText, jitterText, valuesHex] = fields;

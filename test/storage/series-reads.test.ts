@@ -179,6 +179,22 @@ describe.each(backends)(
       expect(sliced).toBeGreaterThan(20);
     });
 
+    it("refuses a chunk whose count is not its arrays' length (reads bound windows by it)", async () => {
+      const insert = (n: number) =>
+        store.withSql('test', (db) =>
+          db.query(
+            `INSERT INTO sample_chunks (series_id, start_ts, first_ts, last_ts, n, step_us, max_jitter_us, jitter_us, vals)
+             VALUES ($1, '2020-01-01', '2020-01-01', '2020-01-01 00:01', $2, 30000000, 0, '{0,0,0}', '{1,2,3}')`,
+            [ids[0], n],
+          ),
+        );
+      await expect(insert(1)).rejects.toThrow(/sample_chunks_n_is_length/);
+      await expect(insert(3)).resolves.toBeDefined();
+      await store.withSql('test', (db) =>
+        db.query(`DELETE FROM sample_chunks WHERE start_ts = '2020-01-01'`),
+      );
+    });
+
     it('one GPU in one statement answers what the ids first answer', async () => {
       for (const [startMs, endMs] of [...windows, ...onSamples()]) {
         for (const maxSamples of [undefined, 100_000]) {
