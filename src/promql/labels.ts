@@ -59,12 +59,21 @@ export function dropName(l: Labels): Labels {
   return d;
 }
 
+/** The cache key of a matching or grouping spec: pass it to {@link signature} when calling it per sample. */
+export function signatureSpec(on: boolean, names: readonly string[]): string {
+  return (on ? '1' : '0') + names.join(SEP);
+}
+
 /**
  * The matching signature of a label set: only `names` (on) or all labels but `names` and
  * `__name__` (ignoring / without), as Prometheus' signatureFunc and grouping keys.
  */
-export function signature(l: Labels, on: boolean, names: readonly string[]): string {
-  const spec = (on ? '1' : '0') + names.join(SEP);
+export function signature(
+  l: Labels,
+  on: boolean,
+  names: readonly string[],
+  spec: string = signatureSpec(on, names),
+): string {
   let m = sigCache.get(l);
   if (!m) {
     m = new Map();
