@@ -83,10 +83,10 @@ const groupLabelsCache = new WeakMap<Labels, Map<string, Labels>>();
 
 /**
  * The labels of the group `metric` falls in: `groupBy`'s labels (`by`), or all but those and
- * `__name__` (`without`); `spec` is the grouping's {@link signatureSpec}. The same object for the same input object and grouping, so a range query's
- * output series keep one label object across steps and their identity keys are computed once (as
- * new objects at every step, the keys were a fifth of a 100-series dashboard query). Label sets are
- * never changed in place.
+ * `__name__` (`without`); `spec` is the grouping's {@link signatureSpec}. The same object for the
+ * same input object and grouping, so a range query's output series keep one label object across
+ * steps and their identity keys are computed once (as new objects at every step, the keys were a
+ * fifth of a 100-series dashboard query). Label sets are never changed in place.
  */
 function groupLabels(metric: Labels, groupBy: string[], without: boolean, spec: string): Labels {
   let bySpec = groupLabelsCache.get(metric);
