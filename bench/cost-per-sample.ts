@@ -1,20 +1,23 @@
 /**
  * Cost per sample beside Prometheus (issue 18's table), same data, same run:
  *
- *   npx tsx bench/cost-per-sample.ts [--gpus 1000] [--scrapes 100] [--runs 3] [--out results.json]
+ *   npx tsx bench/cost-per-sample.ts [--gpus 1000] [--scrapes 100] [--runs 3] [--store pglite|sqlite]
+ *     [--out results.json]
  *
  * Data (test/support/promql-data.ts): `--gpus` GPUs (8 per host) x 10 dcgm-exporter gauges x
  * `--scrapes` scrapes 30 s apart (default 1,000 x 10 x 100 = 1,000,000 samples, 50 minutes).
  * - ingest: `promtool tsdb create-blocks-from openmetrics` (Prometheus' own bulk path) against the
  *   project's embedded runtime reading the same samples as exposition text (file source -> queue
- *   -> collector -> PGlite on disk), samples per second of each; the project's stored count checked;
- * - disk: bytes of the block directory against bytes of the PGlite data directory once the runtime
- *   is closed, per sample;
+ *   -> collector -> the embedded sample store on disk: PGlite, or SQLite with `--store sqlite`),
+ *   samples per second of each; the project's stored count checked;
+ * - disk: bytes of the block directory against bytes of the store's data directory once the
+ *   runtime is closed, per sample;
  * - one GPU's 10 metrics over the data's hour, raw: Prometheus `{Hostname=.., gpu="0"}[1h]` (an
  *   instant query returning every raw point) against the project's REST telemetry route
  *   (`limit=10000`), each answer checked to hold every point; p50/p99 and response bytes; the
  *   same in the compact form (`format=compact`: labels once, then times and values, the shape of
- *   Prometheus' matrix), and both again once the data is compacted into chunks;
+ *   Prometheus' matrix), and both again once the data is compacted into chunks (stores with
+ *   `compact()`: PGlite);
  * - latest values of one GPU: Prometheus' instant query `{Hostname=.., gpu="0"}` against the
  *   project's `GET .../gpus/0` (its `metrics` are the latest values);
  * - the bench process's peak RSS during the project's ingest (the embedded runtime runs in it).
@@ -49,6 +52,8 @@ export interface LatencyFigure {
 /** Everything {@link benchCostPerSample} measured. */
 export interface CostFigures {
   date: string;
+  /** The embedded sample store measured (`EMBEDDED_STORE`). */
+  store: EmbeddedStore;
   machine: { cpus: number; node: string };
   runs: number;
   data: { gpus: number; metrics: number; scrapes: number; samples: number; intervalSec: number };
@@ -78,12 +83,12 @@ export interface CostFigures {
   oneGpuHour: { points: number; ours: LatencyFigure; prometheus: LatencyFigure; ratioP50: number };
   /** The same hour in the compact form (`format=compact`: labels once, then time/value arrays). */
   oneGpuHourCompactForm: { ours: LatencyFigure; ratioP50: number };
-  /** The same hour once it is past the hot window and compacted into chunks. */
-  oneGpuHourCompacted: { ours: LatencyFigure; ratioP50: number };
+  /** The same hour once it is past the hot window and compacted into chunks (stores with compact()). */
+  oneGpuHourCompacted?: { ours: LatencyFigure; ratioP50: number };
   /** The same compacted hour in the compact form. */
-  oneGpuHourCompactedCompactForm: { ours: LatencyFigure; ratioP50: number };
+  oneGpuHourCompactedCompactForm?: { ours: LatencyFigure; ratioP50: number };
   /** The compaction pass run before the disk was measured (the hot window passed). */
-  compaction: { seconds: number; windows: number; samples: number };
+  compaction?: { seconds: number; windows: number; samples: number };
   /** Where the project's bytes are: PostgreSQL's write-ahead log, and the relations by table. */
   diskBreakdown: { walBytes: number; relations: Record<string, number> };
   latest: { ours: LatencyFigure; prometheus: LatencyFigure; ratioP50: number };
@@ -92,6 +97,9 @@ export interface CostFigures {
 }
 
 type Log = (line: string) => void;
+
+/** The embedded sample stores `start` can run on. */
+export type EmbeddedStore = 'pglite' | 'sqlite';
 
 /** Total size of the files under `dir`. */
 async function directoryBytes(dir: string): Promise<number> {
@@ -144,8 +152,12 @@ export async function benchCostPerSample(opts: {
   runs: number;
   gpus?: number;
   scrapes?: number;
+  /** The embedded sample store (default pglite). */
+  store?: EmbeddedStore;
   log?: Log;
 }): Promise<CostFigures> {
+  const store = opts.store ?? 'pglite';
+  const env = { PORT: 0, HOST: '127.0.0.1', LOG_LEVEL: 'silent', CLUSTER_ID: 'bench', EMBEDDED_STORE: store };
   const log = opts.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const gpus = opts.gpus ?? 1000;
   const scrapes = opts.scrapes ?? 100;
@@ -196,23 +208,17 @@ export async function benchCostPerSample(opts: {
     // recycled), so that the bytes the samples add can be told from that fixed floor.
     const emptyDir = join(dir, 'empty');
     const empty = await startEmbedded({
-      config: loadConfig(
-        {},
-        { DATA_DIR: emptyDir, PORT: 0, HOST: '127.0.0.1', LOG_LEVEL: 'silent', CLUSTER_ID: 'bench' },
-      ),
+      config: loadConfig({}, { ...env, DATA_DIR: emptyDir }),
       logger: createLogger('silent'),
     });
     await empty.close();
     const emptyStoreBytes = await directoryBytes(emptyDir);
     const emptyStoreWalBytes = await directoryBytes(join(emptyDir, 'pglite', 'pg_wal')).catch(() => 0);
 
-    log('bench cost: ingest into the embedded runtime (PGlite on disk) ...');
+    log(`bench cost: ingest into the embedded runtime (${store} on disk) ...`);
     const dataDir = join(dir, 'nexus');
     runtime = await startEmbedded({
-      config: loadConfig(
-        {},
-        { DATA_DIR: dataDir, PORT: 0, HOST: '127.0.0.1', LOG_LEVEL: 'silent', CLUSTER_ID: 'bench' },
-      ),
+      config: loadConfig({}, { ...env, DATA_DIR: dataDir }),
       logger: createLogger('silent'),
     });
     let peakRss = process.memoryUsage().rss;
@@ -280,49 +286,58 @@ export async function benchCostPerSample(opts: {
     });
 
     // Disk is measured after the hot window: the data's windows compacted as the embedded
-    // runtime's housekeeping would once their day is over (nowMs moved on by 30 hours: the day partition goes too).
-    log('bench cost: compaction past the hot window, then the same hour from chunks ...');
-    started = performance.now();
-    const compacted = await runtime.store.compact!({ hotMs: 2 * 3_600_000, nowMs: lastMs + 30 * 3_600_000 });
-    const compaction = {
-      seconds: round2((performance.now() - started) / 1000),
-      windows: compacted.windows,
-      samples: compacted.samples,
-    };
-    if (compacted.samples !== samples || (await runtime.store.countSamples()) !== samples)
-      throw new Error(`bench cost: compaction kept ${compacted.samples} of ${samples} samples`);
-    const oursHourCompacted = await latency(`${gpuPath}/telemetry?${hourQuery}`, opts.runs, (body) => {
-      const items = (body as { data?: unknown[] }).data ?? (body as unknown[]);
-      if (!Array.isArray(items) || items.length !== expected)
-        throw new Error(
-          `bench cost: the compacted hour answered ${Array.isArray(items) ? items.length : '?'} points`,
-        );
-    });
-    const oursHourCompactedCompact = await latency(
-      `${gpuPath}/telemetry?${hourQuery}&format=compact`,
-      opts.runs,
-      (body) => {
-        if (compactPoints(body) !== expected)
-          throw new Error(`bench cost: the compacted compact hour answered ${compactPoints(body)} points`);
-      },
-    );
-    const relations = await (
-      runtime.store as unknown as {
-        withSql<T>(
-          op: string,
-          fn: (db: { query<R>(t: string): Promise<{ rows: R[] }> }) => Promise<T>,
-        ): Promise<T>;
-      }
-    ).withSql('bench', async (db) => {
-      const { rows } = await db.query<{ name: string; bytes: number }>(
-        `SELECT coalesce(i.inhparent::regclass::text, c.relname) AS name, sum(pg_total_relation_size(c.oid))::float8 AS bytes
+    // runtime's housekeeping would once their day is over (nowMs moved on by 30 hours: the day
+    // partition goes too). A store without compact() keeps its rows as they are.
+    let compaction: CostFigures['compaction'];
+    let oursHourCompacted: LatencyFigure | undefined;
+    let oursHourCompactedCompact: LatencyFigure | undefined;
+    let relations: Record<string, number> = {};
+    if (runtime.store.compact !== undefined) {
+      log('bench cost: compaction past the hot window, then the same hour from chunks ...');
+      started = performance.now();
+      const compacted = await runtime.store.compact!({
+        hotMs: 2 * 3_600_000,
+        nowMs: lastMs + 30 * 3_600_000,
+      });
+      compaction = {
+        seconds: round2((performance.now() - started) / 1000),
+        windows: compacted.windows,
+        samples: compacted.samples,
+      };
+      if (compacted.samples !== samples || (await runtime.store.countSamples()) !== samples)
+        throw new Error(`bench cost: compaction kept ${compacted.samples} of ${samples} samples`);
+      oursHourCompacted = await latency(`${gpuPath}/telemetry?${hourQuery}`, opts.runs, (body) => {
+        const items = (body as { data?: unknown[] }).data ?? (body as unknown[]);
+        if (!Array.isArray(items) || items.length !== expected)
+          throw new Error(
+            `bench cost: the compacted hour answered ${Array.isArray(items) ? items.length : '?'} points`,
+          );
+      });
+      oursHourCompactedCompact = await latency(
+        `${gpuPath}/telemetry?${hourQuery}&format=compact`,
+        opts.runs,
+        (body) => {
+          if (compactPoints(body) !== expected)
+            throw new Error(`bench cost: the compacted compact hour answered ${compactPoints(body)} points`);
+        },
+      );
+      relations = await (
+        runtime.store as unknown as {
+          withSql<T>(
+            op: string,
+            fn: (db: { query<R>(t: string): Promise<{ rows: R[] }> }) => Promise<T>,
+          ): Promise<T>;
+        }
+      ).withSql('bench', async (db) => {
+        const { rows } = await db.query<{ name: string; bytes: number }>(
+          `SELECT coalesce(i.inhparent::regclass::text, c.relname) AS name, sum(pg_total_relation_size(c.oid))::float8 AS bytes
 FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace
 GROUP BY 1 ORDER BY 2 DESC`,
-      );
-      return Object.fromEntries(rows.filter((r) => r.bytes > 0).map((r) => [r.name, r.bytes]));
-    });
-
+        );
+        return Object.fromEntries(rows.filter((r) => r.bytes > 0).map((r) => [r.name, r.bytes]));
+      });
+    }
     await runtime.close();
     runtime = undefined;
     const oursBytes = await directoryBytes(dataDir);
@@ -331,6 +346,7 @@ GROUP BY 1 ORDER BY 2 DESC`,
     const oursPerSec = samples / oursSec;
     return {
       date: new Date().toISOString(),
+      store,
       machine: { cpus: cpus().length, node: process.version },
       runs: opts.runs,
       data: { gpus, metrics: METRICS, scrapes, samples, intervalSec: INTERVAL_MS / 1000 },
@@ -364,14 +380,18 @@ GROUP BY 1 ORDER BY 2 DESC`,
         ours: oursHourCompact,
         ratioP50: round2(oursHourCompact.p50Ms.median / theirHour.p50Ms.median),
       },
-      oneGpuHourCompacted: {
-        ours: oursHourCompacted,
-        ratioP50: round2(oursHourCompacted.p50Ms.median / theirHour.p50Ms.median),
-      },
-      oneGpuHourCompactedCompactForm: {
-        ours: oursHourCompactedCompact,
-        ratioP50: round2(oursHourCompactedCompact.p50Ms.median / theirHour.p50Ms.median),
-      },
+      ...(oursHourCompacted === undefined || oursHourCompactedCompact === undefined
+        ? {}
+        : {
+            oneGpuHourCompacted: {
+              ours: oursHourCompacted,
+              ratioP50: round2(oursHourCompacted.p50Ms.median / theirHour.p50Ms.median),
+            },
+            oneGpuHourCompactedCompactForm: {
+              ours: oursHourCompactedCompact,
+              ratioP50: round2(oursHourCompactedCompact.p50Ms.median / theirHour.p50Ms.median),
+            },
+          }),
       compaction,
       diskBreakdown: { walBytes, relations },
       latest: {
@@ -396,7 +416,7 @@ const met = (ok: boolean): string => (ok ? 'met' : 'MISSED');
 export function formatCostFigures(f: CostFigures): string {
   const n = (v: number): string => v.toLocaleString('en-US');
   const rows = [
-    ['', 'Prometheus 2.42', 'nexus-telemetry (embedded)', 'ratio', 'target (issue 18)'],
+    ['', 'Prometheus 2.42', `nexus-telemetry (embedded, ${f.store})`, 'ratio', 'target (issue 18)'],
     [
       'ingest, samples/s',
       `${n(f.ingest.prometheusSamplesPerSec)} (promtool backfill)`,
@@ -439,20 +459,24 @@ export function formatCostFigures(f: CostFigures): string {
       `p50 ${f.oneGpuHourCompactForm.ratioP50}x`,
       `p50 <= Prometheus': ${met(f.oneGpuHourCompactForm.ratioP50 <= 1)}; p99 <= 20 ms: ${met(f.oneGpuHourCompactForm.ours.p99Ms.median <= 20)}`,
     ],
-    [
-      `the same hour after compaction (chunks), p50 / p99 ms`,
-      '',
-      `${fmt(f.oneGpuHourCompacted.ours.p50Ms)} / ${fmt(f.oneGpuHourCompacted.ours.p99Ms)}`,
-      `p50 ${f.oneGpuHourCompacted.ratioP50}x`,
-      `p50 <= Prometheus': ${met(f.oneGpuHourCompacted.ratioP50 <= 1)}`,
-    ],
-    [
-      `the same hour after compaction, format=compact, p50 / p99 ms`,
-      '',
-      `${fmt(f.oneGpuHourCompactedCompactForm.ours.p50Ms)} / ${fmt(f.oneGpuHourCompactedCompactForm.ours.p99Ms)}`,
-      `p50 ${f.oneGpuHourCompactedCompactForm.ratioP50}x`,
-      `p50 <= Prometheus': ${met(f.oneGpuHourCompactedCompactForm.ratioP50 <= 1)}`,
-    ],
+    ...(f.oneGpuHourCompacted === undefined || f.oneGpuHourCompactedCompactForm === undefined
+      ? []
+      : [
+          [
+            `the same hour after compaction (chunks), p50 / p99 ms`,
+            '',
+            `${fmt(f.oneGpuHourCompacted.ours.p50Ms)} / ${fmt(f.oneGpuHourCompacted.ours.p99Ms)}`,
+            `p50 ${f.oneGpuHourCompacted.ratioP50}x`,
+            `p50 <= Prometheus': ${met(f.oneGpuHourCompacted.ratioP50 <= 1)}`,
+          ],
+          [
+            `the same hour after compaction, format=compact, p50 / p99 ms`,
+            '',
+            `${fmt(f.oneGpuHourCompactedCompactForm.ours.p50Ms)} / ${fmt(f.oneGpuHourCompactedCompactForm.ours.p99Ms)}`,
+            `p50 ${f.oneGpuHourCompactedCompactForm.ratioP50}x`,
+            `p50 <= Prometheus': ${met(f.oneGpuHourCompactedCompactForm.ratioP50 <= 1)}`,
+          ],
+        ]),
     [
       'latest values of one GPU, p50 / p99 ms',
       `${fmt(f.latest.prometheus.p50Ms)} / ${fmt(f.latest.prometheus.p99Ms)}`,
@@ -464,7 +488,9 @@ export function formatCostFigures(f: CostFigures): string {
   ];
   const mb = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const breakdown =
-    `disk after compaction (${f.compaction.windows} windows, ${n(f.compaction.samples)} samples, ${f.compaction.seconds} s): ` +
+    (f.compaction === undefined
+      ? 'disk (no compaction: the store keeps rows): '
+      : `disk after compaction (${f.compaction.windows} windows, ${n(f.compaction.samples)} samples, ${f.compaction.seconds} s): `) +
     `write-ahead log ${mb(f.diskBreakdown.walBytes)}; ` +
     Object.entries(f.diskBreakdown.relations)
       .slice(0, 8)
@@ -485,6 +511,15 @@ export function formatCostFigures(f: CostFigures): string {
   ].join('\n');
 }
 
+/** `--store pglite|sqlite` (default pglite). */
+function storeArg(): EmbeddedStore {
+  const i = process.argv.indexOf('--store');
+  const value = i === -1 ? 'pglite' : process.argv[i + 1];
+  if (value !== 'pglite' && value !== 'sqlite')
+    throw new Error(`--store must be pglite or sqlite, got ${value}`);
+  return value;
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const out = process.argv.indexOf('--out');
   const main = async (): Promise<void> => {
@@ -492,6 +527,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       runs: intArg('--runs', 3),
       gpus: intArg('--gpus', 1000),
       scrapes: intArg('--scrapes', 100),
+      store: storeArg(),
     });
     console.log(`\n${formatCostFigures(figures)}`);
     if (out !== -1 && process.argv[out + 1])

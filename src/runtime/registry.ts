@@ -313,6 +313,21 @@ registerSampleStoreBackend({
 });
 
 registerSampleStoreBackend({
+  kind: 'sqlite',
+  needs: [],
+  shared: false,
+  summary:
+    'SQLite (WebAssembly) in `DATA_DIR/sqlite/samples.db` (locked to one process), or in memory with `MEMORY`; `start` with `EMBEDDED_STORE=sqlite`',
+  exclusiveDir: (config) => (config.MEMORY ? undefined : config.DATA_DIR),
+  async open(config) {
+    const { createSqliteSampleStore } = await import('../adapters/sqlite/sample-store.js');
+    return config.MEMORY
+      ? createSqliteSampleStore({ memory: true })
+      : createSqliteSampleStore({ file: join(config.DATA_DIR, 'sqlite', 'samples.db') });
+  },
+});
+
+registerSampleStoreBackend({
   kind: 'postgres',
   needs: [['DATABASE_URL', 'DB_HOST']],
   shared: true,

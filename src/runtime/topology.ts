@@ -114,7 +114,7 @@ export function resolveTopology(config: Config, role: Role, flags: TopologyFlags
         { variable: 'MEMORY' },
       );
     }
-    const samples = postgres ? 'postgres' : 'pglite';
+    const samples = postgres ? 'postgres' : config.EMBEDDED_STORE;
     requireNeeds(sampleStoreBackend(samples), 'sample store', config);
     return Object.freeze({
       role,

@@ -21,6 +21,7 @@ describe('docs/configuration.md backends', () => {
       'coordination:embedded=none',
       'coordination:etcd=`ETCD_ENDPOINTS`',
       'sample store:pglite=none',
+      'sample store:sqlite=none',
       'sample store:postgres=`DATABASE_URL` or `DB_HOST`',
       'sample store:victoria=`REMOTE_WRITE_URL`, `DATABASE_URL` or `DB_HOST`',
     ]);

@@ -2,6 +2,7 @@
  * The foundation's promise, end to end in one process: the bundled sample goes through streamer,
  * embedded queue, collector, PGlite and the live hierarchy, and the REST API answers with the CSV's
  * exact values. A restart on the same data directory re-ingests without duplicating a sample.
+ * Run once per embedded sample store (`EMBEDDED_STORE`: PGlite, SQLite).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,28 +23,33 @@ interface TelemetryItem {
   gpu_id: string;
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), 'nexus-e2e-'));
-const config = loadConfig({}, { DATA_DIR: dataDir, CLUSTER_ID: 'dgx-lab', LOG_LEVEL: 'silent' });
 const logger = createLogger('silent');
-let runtime: EmbeddedRuntime;
 
-async function get<T>(url: string): Promise<{ status: number; body: T }> {
-  const response = await runtime.app.inject({ method: 'GET', url });
-  return { status: response.statusCode, body: response.json() as T };
-}
+describe.each(['pglite', 'sqlite'] as const)('embedded pipeline on the bundled sample (%s)', (store) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'nexus-e2e-'));
+  const config = loadConfig(
+    {},
+    { DATA_DIR: dataDir, CLUSTER_ID: 'dgx-lab', LOG_LEVEL: 'silent', EMBEDDED_STORE: store },
+  );
+  let runtime: EmbeddedRuntime;
 
-beforeAll(async () => {
-  runtime = await startEmbedded({ config, logger, listen: false });
-  const summary = await runtime.ingest({ spec: bundledSamplePath() });
-  expect(summary).toMatchObject({ rows: 2470, badRows: 0 });
-});
+  async function get<T>(url: string): Promise<{ status: number; body: T }> {
+    const response = await runtime.app.inject({ method: 'GET', url });
+    return { status: response.statusCode, body: response.json() as T };
+  }
 
-afterAll(async () => {
-  await runtime?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+  beforeAll(async () => {
+    runtime = await startEmbedded({ config, logger, listen: false });
+    expect(runtime.topology.samples).toBe(store);
+    const summary = await runtime.ingest({ spec: bundledSamplePath() });
+    expect(summary).toMatchObject({ rows: 2470, badRows: 0 });
+  });
 
-describe('embedded pipeline on the bundled sample', () => {
+  afterAll(async () => {
+    await runtime?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
   it('reports 31 hosts and 247 GPUs, all active, in the guide shape', async () => {
     const { status, body } = await get<Record<string, unknown>>('/api/v1/clusters/dgx-lab');
     expect(status).toBe(200);

@@ -25,9 +25,13 @@ export function authFromConfig(config: Config, store: SampleStore, logger: Logge
   if (!token && !jwt) return undefined;
   const tokens = token ? tokenStoreOf(store) : undefined;
   if (token && tokens === undefined)
-    throw new NexusError('CONFIG_INVALID', 'AUTH=token needs a SQL sample store (PGlite or PostgreSQL)', {
-      details: { variable: 'AUTH' },
-    });
+    throw new NexusError(
+      'CONFIG_INVALID',
+      'AUTH=token needs a SQL sample store to keep its tokens in (PGlite or PostgreSQL; EMBEDDED_STORE=sqlite has no token table)',
+      {
+        details: { variable: 'AUTH' },
+      },
+    );
   return settingsOf(config, tokens, logger);
 }
 

@@ -1,0 +1,641 @@
+/**
+ * Embedded sample store on SQLite (node-sqlite3-wasm: SQLite 3.53 compiled to WebAssembly, no
+ * native build, a synchronous API over a file in `DATA_DIR/sqlite`, or in memory). Chosen for
+ * `start` with `EMBEDDED_STORE=sqlite`; measured against PGlite in docs/performance.md.
+ *
+ * Every call runs synchronously inside one JavaScript turn, so a batch is one SQLite transaction
+ * that nothing interleaves with: the ledger row, the samples and the dead letters commit together
+ * (rollback journal, fsync at commit). Raw samples live in a clustered (series, time) b-tree;
+ * 1-minute and 1-hour rollups are computed from them at read time, and `applyRetention` folds the
+ * buckets of the raw samples it deletes into the `rollups` table first, which reads merge in.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import sqlite3, { type Database, type Statement } from 'node-sqlite3-wasm';
+import type { Batch, DeadLetter, SeriesKey } from '../../domain/types.js';
+import { NexusError } from '../../errors.js';
+import {
+  type RetentionPolicy,
+  type RetentionResult,
+  type SampleAggregate,
+  type SampleQuery,
+  type SampleStore,
+  type SelectedSeries,
+  type SeriesFilter,
+  type SeriesSelect,
+  type StoredDeadLetter,
+  type StoredGpu,
+  type StoredSample,
+  type StoredSeries,
+  type WriteResult,
+  chooseResolution,
+  labelsMatch,
+} from '../../ports/sample-store.js';
+import { DEFAULT_DEAD_LETTER_LIMIT, DEFAULT_SAMPLE_LIMIT, compareGpus } from '../../storage/queries.js';
+import { type RefusedSample, refusalDeadLetters, unstorableSampleProblem } from '../../storage/refusals.js';
+import { SeriesIdCache, pgText, seriesIdentity, seriesKeyHash } from '../../storage/series.js';
+import { SQLITE_MIGRATIONS } from './schema.js';
+
+// A CommonJS module: Node's ESM loader gives its exports as the default import only.
+const { Database: SqliteDatabase } = sqlite3;
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+
+/** Options of {@link createSqliteSampleStore}. */
+export interface SqliteSampleStoreOptions {
+  /** The database file (its directory is created if missing); omit with `memory`. */
+  file?: string;
+  /** Keep everything in memory and nothing on disk. */
+  memory?: boolean;
+  /** SQLite page cache in KiB (default 32768: 32 MiB). */
+  cacheKib?: number;
+}
+
+type Row = Record<string, unknown>;
+
+/** A series row as stored. */
+interface SeriesRow {
+  id: number;
+  cluster_id: string;
+  hostname: string;
+  gpu_id: string;
+  uuid: string;
+  device: string;
+  model_name: string;
+  metric: string;
+  container: string;
+  pod: string;
+  namespace: string;
+  labels: string;
+}
+
+const SERIES_COLUMNS =
+  'id, cluster_id, hostname, gpu_id, uuid, device, model_name, metric, container, pod, namespace, labels';
+
+/** Series columns of {@link SeriesFilter} fields. */
+const FILTER_COLUMNS = {
+  clusterId: 'cluster_id',
+  hostname: 'hostname',
+  gpuId: 'gpu_id',
+  uuid: 'uuid',
+  device: 'device',
+  modelName: 'model_name',
+  container: 'container',
+  pod: 'pod',
+  namespace: 'namespace',
+} as const;
+
+function toStoredSeries(r: SeriesRow): StoredSeries {
+  return {
+    id: r.id,
+    clusterId: r.cluster_id,
+    hostname: r.hostname,
+    gpuId: r.gpu_id,
+    uuid: r.uuid,
+    device: r.device,
+    modelName: r.model_name,
+    metric: r.metric,
+    container: r.container,
+    pod: r.pod,
+    namespace: r.namespace,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+  };
+}
+
+function keyOf(s: StoredSeries): SeriesKey {
+  const { id: _id, ...key } = s;
+  return key;
+}
+
+/** Identity of a dead letter (source, line, reason, raw): a replay of it is stored once. */
+function deadLetterKey(d: DeadLetter): string {
+  return createHash('sha256').update(`${d.source}\n${d.line}\n${d.reason}\n${d.raw}`).digest('hex');
+}
+
+function normaliseLimit(limit: number | undefined, fallback: number): number {
+  if (limit === undefined || !Number.isFinite(limit)) return fallback;
+  return Math.max(0, Math.floor(limit));
+}
+
+/** A rollup bucket being read: the aggregate's parts, merged across raw and folded buckets. */
+interface Bucket {
+  bucket: number;
+  min: number;
+  max: number;
+  sum: number;
+  count: number;
+  last: number;
+  lastTs: number;
+}
+
+function mergeBucket(into: Bucket, b: Bucket): void {
+  into.min = Math.min(into.min, b.min);
+  into.max = Math.max(into.max, b.max);
+  into.sum += b.sum;
+  into.count += b.count;
+  if (b.lastTs > into.lastTs) {
+    into.last = b.last;
+    into.lastTs = b.lastTs;
+  }
+}
+
+function aggregateOf(b: Bucket): SampleAggregate {
+  return { min: b.min, max: b.max, avg: b.sum / b.count, count: b.count, last: b.last };
+}
+
+/** A SampleStore on SQLite (see the module comment). Call `migrate()` before use. */
+export class SqliteSampleStore implements SampleStore {
+  readonly #db: Database;
+  readonly #cache = new SeriesIdCache();
+  readonly #statements = new Map<string, Statement>();
+  #closed = false;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  /** The prepared statement of `sql`, kept until close. */
+  #stmt(sql: string): Statement {
+    let s = this.#statements.get(sql);
+    if (s === undefined) {
+      s = this.#db.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  #all<R>(sql: string, values: unknown[] = []): R[] {
+    return this.#stmt(sql).all(values as never) as R[];
+  }
+
+  #get<R>(sql: string, values: unknown[] = []): R | undefined {
+    return (this.#stmt(sql).get(values as never) as R | null) ?? undefined;
+  }
+
+  /** Run `fn` unless closed, with SQLite's errors as NexusErrors. */
+  #run<T>(operation: string, fn: () => T): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new NexusError('STORE_CLOSED', 'sqlite sample store is closed'));
+    }
+    try {
+      return Promise.resolve(fn());
+    } catch (error) {
+      if (error instanceof NexusError) return Promise.reject(error);
+      const message = error instanceof Error ? error.message : String(error);
+      return Promise.reject(
+        new NexusError('BACKEND_UNAVAILABLE', `sqlite failed in ${operation}: ${message}`, {
+          cause: error,
+          details: { operation },
+        }),
+      );
+    }
+  }
+
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.#db.exec('COMMIT');
+      return out;
+    } catch (error) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  migrate(): Promise<void> {
+    return this.#run('migrate', () => {
+      const current = Number(this.#db.get('PRAGMA user_version')?.user_version ?? 0);
+      for (const m of SQLITE_MIGRATIONS) {
+        if (m.version <= current) continue;
+        this.#transaction(() => {
+          this.#db.exec(m.sql);
+          this.#db.exec(`PRAGMA user_version = ${m.version}`);
+        });
+      }
+    });
+  }
+
+  writeBatch(batch: Batch): Promise<WriteResult> {
+    return this.#run('writeBatch', () => this.#write(batch));
+  }
+
+  #write(batch: Batch): WriteResult {
+    const resolved: { key: SeriesKey; id: number }[] = [];
+    const result = this.#transaction((): WriteResult => {
+      const ledger = this.#stmt(
+        `INSERT INTO batch_ledger (batch_id, source, sample_count, dead_letter_count, committed_ms)
+         VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`,
+      ).run([pgText(batch.id), pgText(batch.source), batch.samples.length, Date.now()]);
+      if (ledger.changes === 0) {
+        return { duplicate: true, inserted: 0, deadLetters: 0, unstorable: 0, conflicts: 0 };
+      }
+      const insert = this.#stmt(
+        'INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      );
+      const stored = this.#stmt('SELECT value FROM samples WHERE series_id = ? AND ts = ?');
+      const fresh = new Map<string, number>();
+      const refused: RefusedSample[] = [];
+      let inserted = 0;
+      batch.samples.forEach((s, index) => {
+        const problem = unstorableSampleProblem(s);
+        if (problem !== undefined) {
+          refused.push({ index, reason: 'unstorable_row', detail: problem });
+          return;
+        }
+        let id = this.#cache.get(s);
+        if (id === undefined) {
+          const identity = seriesIdentity(s);
+          id = fresh.get(identity);
+          if (id === undefined) {
+            id = this.#seriesId(s, identity);
+            fresh.set(identity, id);
+            resolved.push({ key: s, id });
+          }
+        }
+        if (insert.run([id, s.timestampMs, s.value]).changes === 1) {
+          inserted += 1;
+          return;
+        }
+        const before = (stored.get([id, s.timestampMs]) as { value: number } | null)?.value;
+        if (before !== s.value) {
+          refused.push({
+            index,
+            reason: 'conflicting_duplicate',
+            detail: `stored value ${before}, refused value ${s.value} for ${s.metric} of ${s.uuid} (${s.hostname}) at ${new Date(s.timestampMs).toISOString()}`,
+          });
+        }
+      });
+      refused.sort((a, b) => a.index - b.index);
+      const letters =
+        refused.length === 0
+          ? batch.deadLetters
+          : [...batch.deadLetters, ...refusalDeadLetters(batch, refused)];
+      const deadLetters = this.#insertDeadLetters(batch, letters);
+      if (deadLetters > 0) {
+        this.#stmt('UPDATE batch_ledger SET dead_letter_count = ? WHERE batch_id = ?').run([
+          deadLetters,
+          pgText(batch.id),
+        ]);
+      }
+      const conflicts = refused.filter((r) => r.reason === 'conflicting_duplicate').length;
+      return {
+        duplicate: false,
+        inserted,
+        deadLetters,
+        unstorable: refused.length - conflicts,
+        conflicts,
+        ...(refused.length > 0 ? { refusedSamples: refused.map((r) => r.index) } : {}),
+      };
+    });
+    // Only committed ids enter the cache: a rolled back transaction may have handed out others.
+    if (resolved.length > 0) this.#cache.addAll(resolved);
+    return result;
+  }
+
+  /** The id of the series of `s`, created when new. */
+  #seriesId(s: SeriesKey, identity: string): number {
+    const hash = seriesKeyHash(identity);
+    this.#stmt(
+      `INSERT INTO series (key_hash, cluster_id, hostname, gpu_id, uuid, device, model_name, metric,
+         container, pod, namespace, labels)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING`,
+    ).run([
+      hash,
+      pgText(s.clusterId),
+      pgText(s.hostname),
+      pgText(s.gpuId),
+      pgText(s.uuid),
+      pgText(s.device),
+      pgText(s.modelName),
+      pgText(s.metric),
+      pgText(s.container),
+      pgText(s.pod),
+      pgText(s.namespace),
+      // JSON escapes NUL as \u0000: the labels keep it, unlike the text columns.
+      JSON.stringify(s.labels),
+    ]);
+    return (this.#get<{ id: number }>('SELECT id FROM series WHERE key_hash = ?', [hash]) as { id: number })
+      .id;
+  }
+
+  #insertDeadLetters(batch: Batch, letters: readonly DeadLetter[]): number {
+    if (letters.length === 0) return 0;
+    const insert = this.#stmt(
+      `INSERT INTO dead_letters (batch_id, source, line, raw, reason, detail, received_ms, dedupe_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+    );
+    const now = Date.now();
+    let n = 0;
+    for (const d of letters) {
+      const line = Number.isSafeInteger(d.line) ? d.line : 0;
+      const letter = { ...d, source: pgText(d.source), raw: pgText(d.raw), reason: pgText(d.reason), line };
+      n += insert.run([
+        pgText(batch.id),
+        letter.source,
+        line,
+        letter.raw,
+        letter.reason,
+        pgText(d.detail),
+        now,
+        deadLetterKey(letter),
+      ]).changes;
+    }
+    return n;
+  }
+
+  /** Series rows matching the equality filters of `filter` (labels and prefixes left to the caller). */
+  #seriesWhere(filter: SeriesFilter): StoredSeries[] {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (filter.metrics !== undefined) {
+      if (filter.metrics.length === 0) return [];
+      where.push(`metric IN (${filter.metrics.map(() => '?').join(', ')})`);
+      values.push(...filter.metrics);
+    }
+    for (const [field, column] of Object.entries(FILTER_COLUMNS)) {
+      const value = filter[field as keyof typeof FILTER_COLUMNS];
+      if (value !== undefined) {
+        where.push(`${column} = ?`);
+        values.push(value);
+      }
+    }
+    const rows = this.#all<SeriesRow>(
+      `SELECT ${SERIES_COLUMNS} FROM series${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id`,
+      values,
+    );
+    const prefix = filter.metricPrefix;
+    return rows
+      .map(toStoredSeries)
+      .filter((s) => (prefix === undefined ? true : s.metric.startsWith(prefix)))
+      .filter((s) => labelsMatch(s.labels, filter.labels));
+  }
+
+  /** The series of the queried GPU (one MIG instance's with `migInstance`, else the GPU's own). */
+  #gpuSeries(q: SampleQuery): StoredSeries[] {
+    const filter: SeriesFilter =
+      'uuid' in q.gpu
+        ? { uuid: q.gpu.uuid }
+        : { clusterId: q.gpu.clusterId, hostname: q.gpu.hostname, gpuId: q.gpu.gpuId };
+    if (q.metrics !== undefined && q.metrics.length > 0) filter.metrics = q.metrics;
+    const instance = q.migInstance ?? '';
+    return this.#seriesWhere(filter).filter(
+      (s) => (Object.hasOwn(s.labels, 'GPU_I_ID') ? s.labels.GPU_I_ID : '') === instance,
+    );
+  }
+
+  querySamples(query: SampleQuery): Promise<StoredSample[]> {
+    return this.#run('querySamples', () => {
+      const limit = normaliseLimit(query.limit, DEFAULT_SAMPLE_LIMIT);
+      if (limit === 0) return [];
+      const desc = query.order !== 'asc';
+      const resolution = chooseResolution(query);
+      // Ties on time are ordered by metric, then series id (as the SQL stores do).
+      const series = this.#gpuSeries(query).sort((a, b) =>
+        a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.id - b.id,
+      );
+      const from = query.startMs ?? -Infinity;
+      const to = query.endMs ?? Infinity;
+      type Point = { t: number; rank: number; value: number; aggregate?: SampleAggregate };
+      const points: Point[] = [];
+      series.forEach((s, rank) => {
+        if (resolution === 'raw') {
+          const rows = this.#all<{ ts: number; value: number }>(
+            `SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ?
+             ORDER BY ts ${desc ? 'DESC' : 'ASC'} LIMIT ?`,
+            [s.id, from, to, limit],
+          );
+          for (const r of rows) points.push({ t: r.ts, rank, value: r.value });
+          return;
+        }
+        const bucketMs = resolution === '1m' ? MINUTE_MS : HOUR_MS;
+        const start =
+          query.startMs === undefined ? -Infinity : Math.floor(query.startMs / bucketMs) * bucketMs;
+        for (const b of this.#buckets(s.id, bucketMs, start, to)) {
+          const aggregate = aggregateOf(b);
+          points.push({ t: b.bucket, rank, value: aggregate.avg, aggregate });
+        }
+      });
+      points.sort((a, b) => (desc ? b.t - a.t || b.rank - a.rank : a.t - b.t || a.rank - b.rank));
+      return points.slice(0, limit).map((p) => {
+        const key = keyOf(series[p.rank]!);
+        return p.aggregate === undefined
+          ? { ...key, timestampMs: p.t, value: p.value }
+          : { ...key, timestampMs: p.t, value: p.value, aggregate: p.aggregate };
+      });
+    });
+  }
+
+  /**
+   * Rollup buckets of one series whose start lies in [from, to], ascending: those of the raw
+   * samples stored now merged with those retention folded before deleting raw samples.
+   */
+  #buckets(seriesId: number, bucketMs: number, from: number, to: number): Bucket[] {
+    const raw = this.#all<Bucket>(
+      `SELECT g.bucket, g.min, g.max, g.sum, g.count, g.lastTs,
+         (SELECT value FROM samples WHERE series_id = ?1 AND ts = g.lastTs) AS last
+       FROM (SELECT floor(ts / ?2) * ?2 AS bucket, min(value) AS min, max(value) AS max,
+               sum(value) AS sum, count(*) AS count, max(ts) AS lastTs
+             FROM samples WHERE series_id = ?1 AND ts >= ?3 AND ts < ?4 + ?2 GROUP BY 1) AS g
+       WHERE g.bucket <= ?4
+       ORDER BY g.bucket`,
+      [seriesId, bucketMs, from, to],
+    );
+    const folded = this.#all<Bucket>(
+      `SELECT bucket, min, max, sum, count, last, last_ts AS lastTs FROM rollups
+       WHERE res = ? AND series_id = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket`,
+      [bucketMs, seriesId, from, to],
+    );
+    if (folded.length === 0) return raw;
+    const byBucket = new Map<number, Bucket>();
+    for (const b of [...folded, ...raw]) {
+      const into = byBucket.get(b.bucket);
+      if (into === undefined) byBucket.set(b.bucket, { ...b });
+      else mergeBucket(into, b);
+    }
+    return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket);
+  }
+
+  listGpus(clusterId?: string): Promise<StoredGpu[]> {
+    return this.#run('listGpus', () => {
+      const rows = this.#all<Row>(
+        `SELECT DISTINCT cluster_id, hostname, gpu_id, uuid, device, model_name FROM series
+         ${clusterId === undefined ? '' : 'WHERE cluster_id = ?'}`,
+        clusterId === undefined ? [] : [clusterId],
+      );
+      const gpus = new Map<string, StoredGpu>();
+      for (const r of rows) {
+        const gpu: StoredGpu = {
+          clusterId: r.cluster_id as string,
+          hostname: r.hostname as string,
+          gpuId: r.gpu_id as string,
+          uuid: r.uuid as string,
+          device: r.device as string,
+          modelName: r.model_name as string,
+        };
+        gpus.set(JSON.stringify([gpu.clusterId, gpu.hostname, gpu.gpuId, gpu.uuid]), gpu);
+      }
+      return [...gpus.values()].sort(compareGpus);
+    });
+  }
+
+  latestSamples(clusterId?: string): Promise<StoredSample[]> {
+    return this.#run('latestSamples', () => {
+      const rows = this.#all<SeriesRow & { ts: number; value: number }>(
+        `SELECT ${SERIES_COLUMNS.split(', ')
+          .map((c) => `se.${c}`)
+          .join(', ')}, sa.ts, sa.value
+         FROM series se
+         JOIN samples sa ON sa.series_id = se.id
+           AND sa.ts = (SELECT max(ts) FROM samples WHERE series_id = se.id)
+         ${clusterId === undefined ? '' : 'WHERE se.cluster_id = ?'}
+         ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
+        clusterId === undefined ? [] : [clusterId],
+      );
+      return rows.map((r) => ({ ...keyOf(toStoredSeries(r)), timestampMs: r.ts, value: r.value }));
+    });
+  }
+
+  selectSeries(select: SeriesSelect, signal?: AbortSignal): Promise<SelectedSeries[]> {
+    return this.#run('selectSeries', () => {
+      signal?.throwIfAborted();
+      const chosen = this.#seriesWhere(select.filter).filter((s) => select.accept?.(s) ?? true);
+      const out: SelectedSeries[] = [];
+      let total = 0;
+      const window = [select.startMs, select.endMs];
+      for (const series of chosen) {
+        const rows = this.#all<{ ts: number; value: number }>(
+          select.latestOnly === true
+            ? 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT 1'
+            : 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts',
+          [series.id, ...window],
+        );
+        if (rows.length === 0) continue;
+        total += rows.length;
+        if (select.maxSamples !== undefined && select.latestOnly !== true && total > select.maxSamples) {
+          throw new NexusError(
+            'READ_BUDGET_EXCEEDED',
+            `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
+            { details: { maxSamples: select.maxSamples } },
+          );
+        }
+        out.push({ series, timestamps: rows.map((r) => r.ts), values: rows.map((r) => r.value) });
+      }
+      return out;
+    });
+  }
+
+  listDeadLetters(options: { limit?: number; source?: string } = {}): Promise<StoredDeadLetter[]> {
+    return this.#run('listDeadLetters', () => {
+      const limit = normaliseLimit(options.limit, DEFAULT_DEAD_LETTER_LIMIT);
+      const rows = this.#all<Row>(
+        `SELECT id, source, line, raw, reason, detail, received_ms FROM dead_letters
+         ${options.source === undefined ? '' : 'WHERE source = ?'} ORDER BY id DESC LIMIT ?`,
+        options.source === undefined ? [limit] : [options.source, limit],
+      );
+      return rows.map((r) => ({
+        id: Number(r.id),
+        source: r.source as string,
+        line: Number(r.line),
+        raw: r.raw as string,
+        reason: r.reason as string,
+        detail: r.detail as string,
+        receivedAtMs: r.received_ms as number,
+      }));
+    });
+  }
+
+  countSamples(): Promise<number> {
+    return this.#run('countSamples', () =>
+      Number(this.#get<{ n: number }>('SELECT count(*) AS n FROM samples')?.n ?? 0),
+    );
+  }
+
+  /**
+   * Delete raw samples older than `rawMs` and folded buckets older than `rollupMs` (both measured
+   * from `nowMs`; 0 keeps everything). Bounds are rounded down to whole hours, and the 1m and 1h
+   * buckets of the raw samples deleted are folded into `rollups` first, in the same transaction.
+   */
+  applyRetention(policy: RetentionPolicy): Promise<RetentionResult> {
+    return this.#run('applyRetention', () =>
+      this.#transaction((): RetentionResult => {
+        const nowMs = policy.nowMs ?? Date.now();
+        let deletedRows = 0;
+        if (policy.rawMs > 0) {
+          const bound = Math.floor((nowMs - policy.rawMs) / HOUR_MS) * HOUR_MS;
+          for (const res of [MINUTE_MS, HOUR_MS]) {
+            this.#db.run(
+              `INSERT INTO rollups (res, series_id, bucket, min, max, sum, count, last, last_ts)
+               SELECT ?1, g.series_id, g.bucket, g.min, g.max, g.sum, g.count,
+                 (SELECT value FROM samples s WHERE s.series_id = g.series_id AND s.ts = g.last_ts), g.last_ts
+               FROM (SELECT series_id, floor(ts / ?1) * ?1 AS bucket, min(value) AS min, max(value) AS max,
+                       sum(value) AS sum, count(*) AS count, max(ts) AS last_ts
+                     FROM samples WHERE ts < ?2 GROUP BY 1, 2) AS g
+               WHERE true
+               ON CONFLICT (res, series_id, bucket) DO UPDATE SET
+                 min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max),
+                 sum = rollups.sum + excluded.sum, count = rollups.count + excluded.count,
+                 last = CASE WHEN excluded.last_ts > rollups.last_ts THEN excluded.last ELSE rollups.last END,
+                 last_ts = max(rollups.last_ts, excluded.last_ts)`,
+              [res, bound],
+            );
+          }
+          deletedRows += this.#db.run('DELETE FROM samples WHERE ts < ?', [bound]).changes;
+        }
+        if (policy.rollupMs > 0) {
+          const bound = Math.floor((nowMs - policy.rollupMs) / HOUR_MS) * HOUR_MS;
+          deletedRows += this.#db.run('DELETE FROM rollups WHERE bucket < ?', [bound]).changes;
+        }
+        return { dropped: [], deletedRows };
+      }),
+    );
+  }
+
+  ping(): Promise<void> {
+    return this.#run('ping', () => {
+      this.#db.get('SELECT 1');
+    });
+  }
+
+  /** Finalize the statements and close the database. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    for (const s of this.#statements.values()) s.finalize();
+    this.#statements.clear();
+    this.#db.close();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Open (or create) an SQLite sample store. Call `migrate()` before use.
+ * @throws NexusError BACKEND_UNAVAILABLE when the file cannot be opened as an SQLite database
+ */
+export function createSqliteSampleStore(options: SqliteSampleStoreOptions): SqliteSampleStore {
+  if (options.memory !== true && options.file === undefined) {
+    throw new NexusError('CONFIG_INVALID', 'the sqlite sample store needs a file, or memory: true');
+  }
+  let db: Database | undefined;
+  try {
+    if (options.memory === true) db = new SqliteDatabase(':memory:');
+    else {
+      mkdirSync(dirname(options.file!), { recursive: true });
+      db = new SqliteDatabase(options.file!);
+    }
+    db.exec(`PRAGMA cache_size = -${options.cacheKib ?? 32_768}`);
+    // Reading the schema fails here, not at the first write, when the file is no database.
+    db.get('PRAGMA user_version');
+    return new SqliteSampleStore(db);
+  } catch (error) {
+    db?.close();
+    const message = error instanceof Error ? error.message : String(error);
+    throw new NexusError(
+      'BACKEND_UNAVAILABLE',
+      `cannot open the SQLite database ${options.memory === true ? 'in memory' : options.file}: ${message}`,
+      { cause: error },
+    );
+  }
+}

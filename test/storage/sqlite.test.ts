@@ -1,0 +1,165 @@
+/**
+ * What only the SQLite store has to show beyond the conformance suite: retention deletes raw
+ * samples by whole hours and folds their 1m/1h buckets first (answers unchanged, later samples
+ * merged into folded buckets), data survives close and reopen, and a file that is no database is
+ * refused with a clear error.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createSqliteSampleStore, type SqliteSampleStore } from '../../src/adapters/sqlite/sample-store.js';
+import type { Batch, Sample } from '../../src/domain/types.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const T0 = Date.parse('2026-01-10T00:00:00.000Z');
+
+const key = {
+  clusterId: 'c1',
+  hostname: 'h1',
+  gpuId: '0',
+  uuid: 'GPU-sqlite',
+  device: 'nvidia0',
+  modelName: 'NVIDIA H100 80GB HBM3',
+  metric: 'DCGM_FI_DEV_GPU_UTIL',
+  container: '',
+  pod: '',
+  namespace: '',
+  labels: {},
+};
+
+let n = 0;
+function batch(samples: Sample[]): Batch {
+  n += 1;
+  return { id: `b-${n}`, source: 'sqlite-test', samples, deadLetters: [] };
+}
+
+/** One sample every 45 s for `hours` hours from `start`, values going up and down. */
+function samples(start: number, hours: number): Sample[] {
+  return Array.from({ length: (hours * HOUR) / 45_000 }, (_, i) => ({
+    ...key,
+    timestampMs: start + i * 45_000 + (i % 7),
+    value: (i * 37) % 101,
+  }));
+}
+
+describe('SQLite sample store: retention', () => {
+  let dir: string;
+  let store: SqliteSampleStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nexus-sqlite-'));
+    store = createSqliteSampleStore({ file: join(dir, 'samples.db') });
+    await store.migrate();
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const gpu = { uuid: key.uuid };
+  const rollups = async () => ({
+    minutes: await store.querySamples({ gpu, resolution: '1m', order: 'asc', limit: 100_000 }),
+    hours: await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100_000 }),
+  });
+
+  it('deletes raw samples before the whole-hour bound and keeps their rollups, exactly', async () => {
+    const written = samples(T0, 48);
+    for (let i = 0; i < written.length; i += 1000) await store.writeBatch(batch(written.slice(i, i + 1000)));
+    const before = await rollups();
+    expect(before.hours).toHaveLength(48);
+    expect(before.hours.reduce((s, h) => s + h.aggregate!.count, 0)).toBe(written.length);
+
+    // Now is T0 + 48 h 30 min; a raw bound of 30 h keeps raw samples from T0 + 18 h (hour-rounded).
+    const nowMs = T0 + 48 * HOUR + 30 * 60_000;
+    const result = await store.applyRetention({ rawMs: 30 * HOUR, rollupMs: 0, nowMs });
+    const kept = written.filter((s) => s.timestampMs >= T0 + 18 * HOUR);
+    expect(result).toEqual({ dropped: [], deletedRows: written.length - kept.length });
+    expect(await store.countSamples()).toBe(kept.length);
+    const raw = await store.querySamples({ gpu, order: 'asc', limit: 100_000 });
+    expect(raw[0]!.timestampMs).toBe(kept[0]!.timestampMs);
+    expect(raw).toHaveLength(kept.length);
+    // Every 1m and 1h bucket answers as before, the deleted ones from the folded table.
+    expect(await rollups()).toEqual(before);
+
+    // A late sample in a folded hour merges into its bucket (count, min, and `last` by time).
+    const late = { ...key, timestampMs: T0 + 5 * HOUR + 59 * 60_000 + 59_000, value: -5 };
+    expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
+    const hour5 = (await rollups()).hours[5]!;
+    expect(hour5.aggregate).toMatchObject({
+      count: before.hours[5]!.aggregate!.count + 1,
+      min: -5,
+      last: -5,
+    });
+    // Folding it again on the next pass keeps the merged figures.
+    await store.applyRetention({ rawMs: 30 * HOUR, rollupMs: 0, nowMs });
+    expect((await rollups()).hours[5]).toEqual(hour5);
+
+    // The rollup bound deletes folded buckets older than it.
+    await store.applyRetention({ rawMs: 30 * HOUR, rollupMs: 40 * HOUR, nowMs });
+    const after = await rollups();
+    expect(after.hours[0]!.timestampMs).toBe(T0 + 8 * HOUR);
+    expect(after.hours).toEqual(before.hours.slice(8).map((h, i) => (i === 5 - 8 ? hour5 : h)));
+  });
+
+  it('keeps everything with zero bounds', async () => {
+    await store.writeBatch(batch(samples(T0, 2)));
+    expect(await store.applyRetention({ rawMs: 0, rollupMs: 0, nowMs: T0 + 30 * DAY })).toEqual({
+      dropped: [],
+      deletedRows: 0,
+    });
+    expect(await store.countSamples()).toBe(160);
+  });
+});
+
+describe('SQLite sample store on disk', () => {
+  it('keeps samples, series, ledger and dead letters across close and reopen', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-sqlite-'));
+    try {
+      const file = join(dir, 'nested', 'samples.db');
+      const first = createSqliteSampleStore({ file });
+      await first.migrate();
+      const b: Batch = {
+        id: 'reopen-1',
+        source: 'f.csv',
+        samples: samples(T0, 1),
+        deadLetters: [{ source: 'f.csv', line: 7, raw: 'x', reason: 'column_count', detail: 'd' }],
+      };
+      expect(await first.writeBatch(b)).toMatchObject({ inserted: 80, deadLetters: 1 });
+      await first.close();
+
+      const second = createSqliteSampleStore({ file });
+      try {
+        await second.migrate();
+        expect(await second.countSamples()).toBe(80);
+        expect(await second.writeBatch(b)).toMatchObject({ duplicate: true, inserted: 0 });
+        expect(await second.listDeadLetters()).toMatchObject([{ line: 7, raw: 'x' }]);
+        // A fresh series cache resolves the stored series instead of creating another one.
+        const more = { ...b, id: 'reopen-2', samples: [{ ...key, timestampMs: T0 + 2 * HOUR, value: 1 }] };
+        expect(await second.writeBatch(more)).toMatchObject({ inserted: 1 });
+        const selected = await second.selectSeries({ filter: {}, startMs: T0, endMs: T0 + 3 * HOUR });
+        expect(selected).toHaveLength(1);
+        expect(selected[0]!.timestamps).toHaveLength(81);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a file that is no SQLite database, naming it, and leaves it as it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-sqlite-'));
+    try {
+      const file = join(dir, 'samples.db');
+      const text = 'not a database, just some text that is long enough to have a header'.repeat(20);
+      await writeFile(file, text);
+      expect(() => createSqliteSampleStore({ file })).toThrow(
+        expect.objectContaining({ code: 'BACKEND_UNAVAILABLE', message: expect.stringContaining(file) }),
+      );
+      expect(await readFile(file, 'utf8')).toBe(text);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
