@@ -140,7 +140,7 @@ function configFrom(flags: CommonFlags, extra: Parameters<typeof loadConfig>[1] 
 
 withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
   .description(
-    'run the whole pipeline in one process (embedded mode; samples in PGlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
+    'run the whole pipeline in one process (embedded mode; samples in PGlite, or SQLite with EMBEDDED_STORE=sqlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
   .option(

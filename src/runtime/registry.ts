@@ -323,7 +323,7 @@ registerSampleStoreBackend({
     const { createSqliteSampleStore } = await import('../adapters/sqlite/sample-store.js');
     return config.MEMORY
       ? createSqliteSampleStore({ memory: true })
-      : createSqliteSampleStore({ file: join(config.DATA_DIR, 'sqlite', 'samples.db') });
+      : createSqliteSampleStore({ file: join(config.DATA_DIR, 'sqlite', 'samples.db'), ownsFile: true });
   },
 });
 

@@ -4,6 +4,8 @@
  * merged into folded buckets), data survives close and reopen, and a file that is no database is
  * refused with a clear error.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +145,58 @@ describe('SQLite sample store on disk', () => {
       } finally {
         await second.close();
       }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('after a process dies holding the database (SIGKILL), its committed batches are there on reopen', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-sqlite-'));
+    try {
+      const file = join(dir, 'samples.db');
+      // A child process writes two batches and kills itself without closing: the write-ahead log
+      // and the lock directory stay behind.
+      const script = join(dir, 'crash.mts');
+      await writeFile(
+        script,
+        `import { createSqliteSampleStore } from ${JSON.stringify(new URL('../../src/adapters/sqlite/sample-store.ts', import.meta.url).pathname)};
+const store = createSqliteSampleStore({ file: ${JSON.stringify(file)} });
+await store.migrate();
+const key = ${JSON.stringify(key)};
+for (const b of [0, 1]) {
+  const samples = Array.from({ length: 500 }, (_, i) => ({ ...key, timestampMs: ${T0} + (b * 500 + i) * 1000, value: i }));
+  await store.writeBatch({ id: 'crash-' + b, source: 'crash', samples, deadLetters: [] });
+}
+process.kill(process.pid, 'SIGKILL');
+`,
+      );
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8' });
+      expect(child.signal, child.stderr).toBe('SIGKILL');
+      expect(existsSync(`${file}-wal`)).toBe(true);
+      expect(existsSync(`${file}.lock`)).toBe(true);
+
+      // Without the DATA_DIR lock's guarantee the leftover lock refuses the open, naming it.
+      expect(() => createSqliteSampleStore({ file })).toThrow(
+        expect.objectContaining({
+          code: 'BACKEND_UNAVAILABLE',
+          message: expect.stringContaining(`${file}.lock`),
+        }),
+      );
+      const store = createSqliteSampleStore({ file, ownsFile: true });
+      try {
+        await store.migrate();
+        expect(await store.countSamples()).toBe(1000);
+        expect(
+          await store.writeBatch({ id: 'crash-1', source: 'crash', samples: [], deadLetters: [] }),
+        ).toMatchObject({
+          duplicate: true,
+        });
+      } finally {
+        await store.close();
+      }
+      // A clean close leaves the database file alone: the log checkpointed, the lock released.
+      expect(existsSync(`${file}-wal`)).toBe(false);
+      expect(existsSync(`${file}.lock`)).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

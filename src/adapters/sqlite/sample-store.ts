@@ -10,7 +10,7 @@
  * buckets of the raw samples it deletes into the `rollups` table first, which reads merge in.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import sqlite3, { type Database, type Statement } from 'node-sqlite3-wasm';
 import type { Batch, DeadLetter, SeriesKey } from '../../domain/types.js';
@@ -51,6 +51,12 @@ export interface SqliteSampleStoreOptions {
   memory?: boolean;
   /** SQLite page cache in KiB (default 32768: 32 MiB). */
   cacheKib?: number;
+  /**
+   * The caller holds the only lock on the file's directory (the runtime's DATA_DIR lock), so a
+   * `<file>.lock` directory left by a process that died holding the database is stale and removed.
+   * Without it, such a directory refuses the open (BACKEND_UNAVAILABLE naming it).
+   */
+  ownsFile?: boolean;
 }
 
 type Row = Record<string, unknown>;
@@ -236,7 +242,8 @@ export class SqliteSampleStore implements SampleStore {
         'INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       );
       const stored = this.#stmt('SELECT value FROM samples WHERE series_id = ? AND ts = ?');
-      const fresh = new Map<string, number>();
+      // Series first seen in this batch: looked up like the cache (no identity text per sample).
+      const fresh = new SeriesIdCache(Number.MAX_SAFE_INTEGER);
       const refused: RefusedSample[] = [];
       let inserted = 0;
       batch.samples.forEach((s, index) => {
@@ -245,15 +252,11 @@ export class SqliteSampleStore implements SampleStore {
           refused.push({ index, reason: 'unstorable_row', detail: problem });
           return;
         }
-        let id = this.#cache.get(s);
+        let id = this.#cache.get(s) ?? fresh.get(s);
         if (id === undefined) {
-          const identity = seriesIdentity(s);
-          id = fresh.get(identity);
-          if (id === undefined) {
-            id = this.#seriesId(s, identity);
-            fresh.set(identity, id);
-            resolved.push({ key: s, id });
-          }
+          id = this.#seriesId(s, seriesIdentity(s));
+          fresh.addAll([{ key: s, id }]);
+          resolved.push({ key: s, id });
         }
         if (insert.run([id, s.timestampMs, s.value]).changes === 1) {
           inserted += 1;
@@ -623,8 +626,24 @@ export function createSqliteSampleStore(options: SqliteSampleStoreOptions): Sqli
     if (options.memory === true) db = new SqliteDatabase(':memory:');
     else {
       mkdirSync(dirname(options.file!), { recursive: true });
+      // The WebAssembly build locks a database by creating this directory; a crash leaves it.
+      const lock = `${options.file!}.lock`;
+      if (existsSync(lock)) {
+        if (options.ownsFile !== true) {
+          throw new Error(`${lock} exists: another process holds the database, or one died holding it`);
+        }
+        rmSync(lock, { recursive: true, force: true });
+      }
       db = new SqliteDatabase(options.file!);
     }
+    // One process owns the file (the runtime's DATA_DIR lock): exclusive locking lets the
+    // WebAssembly build, which has no shared memory, run the write-ahead log. Set before the first
+    // access, or SQLite asks for shared memory and cannot open a WAL database at all.
+    db.exec('PRAGMA locking_mode = EXCLUSIVE');
+    if (options.memory !== true) db.get('PRAGMA journal_mode = WAL');
+    // With the WAL, NORMAL syncs at checkpoints, not at every commit: a commit survives a crash of
+    // the process; an operating system crash can lose the last ones (PGlite runs with fsync off).
+    db.exec('PRAGMA synchronous = NORMAL');
     db.exec(`PRAGMA cache_size = -${options.cacheKib ?? 32_768}`);
     // Reading the schema fails here, not at the first write, when the file is no database.
     db.get('PRAGMA user_version');
