@@ -84,6 +84,14 @@ describe('SQLite sample store: retention', () => {
     // Every 1m and 1h bucket answers as before, the deleted ones from the folded table.
     expect(await rollups()).toEqual(before);
 
+    // Limits apply to the merge of folded and computed buckets, from either end.
+    expect(await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 20 })).toEqual(
+      before.hours.slice(0, 20),
+    );
+    expect(await store.querySamples({ gpu, resolution: '1h', limit: 31 })).toEqual(
+      before.hours.slice(-31).reverse(),
+    );
+
     // A late sample in a folded hour merges into its bucket (count, min, and `last` by time).
     const late = { ...key, timestampMs: T0 + 5 * HOUR + 59 * 60_000 + 59_000, value: -5 };
     expect((await store.writeBatch(batch([late]))).inserted).toBe(1);
@@ -104,6 +112,26 @@ describe('SQLite sample store: retention', () => {
     expect(after.hours).toEqual(before.hours.slice(8).map((h, i) => (i === 5 - 8 ? hour5 : h)));
   });
 
+  it('measures from the newest day holding raw samples when that is earlier than now, as PostgreSQL does', async () => {
+    const old = samples(T0, 2);
+    await store.writeBatch(batch(old));
+    // 400 days later, a 7-day bound: the data is a backfill, not expired.
+    const nowMs = T0 + 400 * DAY;
+    expect(await store.applyRetention({ rawMs: 7 * DAY, rollupMs: 7 * DAY, nowMs })).toEqual({
+      dropped: [],
+      deletedRows: 0,
+    });
+    expect(await store.countSamples()).toBe(old.length);
+    // One more day of data, 3 days on: the bound of 1 day (from the end of that day) takes the first.
+    const later = samples(T0 + 3 * DAY, 1);
+    await store.writeBatch(batch(later));
+    expect(await store.applyRetention({ rawMs: DAY, rollupMs: 0, nowMs })).toEqual({
+      dropped: [],
+      deletedRows: old.length,
+    });
+    expect(await store.countSamples()).toBe(later.length);
+  });
+
   it('keeps everything with zero bounds', async () => {
     await store.writeBatch(batch(samples(T0, 2)));
     expect(await store.applyRetention({ rawMs: 0, rollupMs: 0, nowMs: T0 + 30 * DAY })).toEqual({
@@ -111,6 +139,58 @@ describe('SQLite sample store: retention', () => {
       deletedRows: 0,
     });
     expect(await store.countSamples()).toBe(160);
+  });
+});
+
+describe('SQLite sample store: filters and order', () => {
+  let store: SqliteSampleStore;
+  beforeEach(async () => {
+    store = createSqliteSampleStore({ memory: true });
+    await store.migrate();
+  });
+  afterEach(() => store.close());
+
+  it('refuses a NUL character in filters and batch ids (the binding would cut the text there)', async () => {
+    await store.writeBatch(batch(samples(T0, 1)));
+    const refusals = [
+      store.querySamples({ gpu: { uuid: `${key.uuid}\0x` } }),
+      store.listGpus('c1\0x'),
+      store.latestSamples('c1\0x'),
+      store.selectSeries({ filter: { hostname: 'h1\0x' }, startMs: 0, endMs: T0 * 2 }),
+      store.selectSeries({ filter: { metrics: [`${key.metric}\0x`] }, startMs: 0, endMs: T0 * 2 }),
+      store.listDeadLetters({ source: 'sqlite-test\0x' }),
+      store.writeBatch({ id: 'a\0b', source: 's', samples: [], deadLetters: [] }),
+    ];
+    for (const refused of refusals) await expect(refused).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await store.listGpus('c1')).toHaveLength(1);
+  });
+
+  it('answers a list of 40,000 metric names (bound as one value, not 40,000 parameters)', async () => {
+    await store.writeBatch(batch(samples(T0, 1)));
+    const metrics = [...Array.from({ length: 40_000 }, (_, i) => `M_${i}`), key.metric];
+    const got = await store.selectSeries({ filter: { metrics }, startMs: T0, endMs: T0 + HOUR });
+    expect(got.map((s) => s.series.metric)).toEqual([key.metric]);
+    expect(got[0]!.timestamps).toHaveLength(80);
+  });
+
+  it('orders ties on time by metric in code point order, and reads MIG instances apart', async () => {
+    const metrics = ['M_\u{1F600}', 'M_\uFF5E', 'M_a'];
+    const own = metrics.map((metric, i) => ({ ...key, metric, timestampMs: T0, value: i }));
+    const mig = { ...key, labels: { GPU_I_ID: '' }, metric: 'M_mig', timestampMs: T0, value: 9 };
+    const mig1 = { ...key, labels: { GPU_I_ID: '1' }, metric: 'M_mig', timestampMs: T0, value: 10 };
+    await store.writeBatch(batch([...own, mig, mig1]));
+    const asc = await store.querySamples({ gpu: { uuid: key.uuid }, order: 'asc' });
+    // UTF-8 byte order: U+FF5E sorts before U+1F600 (UTF-16 units would put the emoji first).
+    expect(asc.map((s) => s.metric)).toEqual(['M_a', 'M_mig', 'M_\uFF5E', 'M_\u{1F600}']);
+    const latest = (await store.latestSamples()).map((s) => s.metric);
+    expect(latest.filter((m) => m !== 'M_mig')).toEqual(['M_a', 'M_\uFF5E', 'M_\u{1F600}']);
+    // An explicit '' instance is the series labelled so; none asked: the GPU's own series.
+    expect(
+      (await store.querySamples({ gpu: { uuid: key.uuid }, migInstance: '' })).map((s) => s.value),
+    ).toEqual([9]);
+    expect(
+      (await store.querySamples({ gpu: { uuid: key.uuid }, migInstance: '1' })).map((s) => s.value),
+    ).toEqual([10]);
   });
 });
 

@@ -41,6 +41,9 @@ import { SQLITE_MIGRATIONS } from './schema.js';
 const { Database: SqliteDatabase } = sqlite3;
 
 const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+/** Most prepared statements kept at once. */
+const MAX_STATEMENTS = 256;
 const HOUR_MS = 3_600_000;
 
 /** Options of {@link createSqliteSampleStore}. */
@@ -115,6 +118,22 @@ function keyOf(s: StoredSeries): SeriesKey {
   return key;
 }
 
+/**
+ * `value`, or BAD_REQUEST when it holds a NUL character: the binding passes text to SQLite as a
+ * C string, so it would be cut there and match something else (PostgreSQL refuses it too).
+ */
+function refuseNul(value: string, what: string): string {
+  if (value.includes('\0')) {
+    throw new NexusError('BAD_REQUEST', `${what} must not contain a NUL character`, { details: { what } });
+  }
+  return value;
+}
+
+/** Orders text by code point, as SQLite (and PostgreSQL's C collation) do; JavaScript's `<` compares UTF-16 units. */
+function compareCodePoints(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
 /** Identity of a dead letter (source, line, reason, raw): a replay of it is stored once. */
 function deadLetterKey(d: DeadLetter): string {
   return createHash('sha256').update(`${d.source}\n${d.line}\n${d.reason}\n${d.raw}`).digest('hex');
@@ -162,22 +181,37 @@ export class SqliteSampleStore implements SampleStore {
     this.#db = db;
   }
 
-  /** The prepared statement of `sql`, kept until close. */
+  /**
+   * The prepared statement of `sql`, kept until close. The texts are a bounded family (lists are
+   * bound as one JSON value); past {@link MAX_STATEMENTS} the cache starts over anyway, since each
+   * statement holds WebAssembly memory until finalized.
+   */
   #stmt(sql: string): Statement {
     let s = this.#statements.get(sql);
     if (s === undefined) {
+      if (this.#statements.size >= MAX_STATEMENTS) this.#finalizeStatements();
       s = this.#db.prepare(sql);
       this.#statements.set(sql, s);
     }
     return s;
   }
 
+  #finalizeStatements(): void {
+    for (const s of this.#statements.values()) s.finalize();
+    this.#statements.clear();
+  }
+
   #all<R>(sql: string, values: unknown[] = []): R[] {
     return this.#stmt(sql).all(values as never) as R[];
   }
 
+  /**
+   * The first row of `sql`. Read to the end (`all`), never with the binding's `get`: that leaves
+   * the statement stepping, and an unfinished read keeps its transaction open, so checkpoints
+   * could not reset the write-ahead log.
+   */
   #get<R>(sql: string, values: unknown[] = []): R | undefined {
-    return (this.#stmt(sql).get(values as never) as R | null) ?? undefined;
+    return this.#all<R>(sql, values)[0];
   }
 
   /** Run `fn` unless closed, with SQLite's errors as NexusErrors. */
@@ -234,7 +268,7 @@ export class SqliteSampleStore implements SampleStore {
       const ledger = this.#stmt(
         `INSERT INTO batch_ledger (batch_id, source, sample_count, dead_letter_count, committed_ms)
          VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`,
-      ).run([pgText(batch.id), pgText(batch.source), batch.samples.length, Date.now()]);
+      ).run([refuseNul(batch.id, 'a batch id'), pgText(batch.source), batch.samples.length, Date.now()]);
       if (ledger.changes === 0) {
         return { duplicate: true, inserted: 0, deadLetters: 0, unstorable: 0, conflicts: 0 };
       }
@@ -262,7 +296,7 @@ export class SqliteSampleStore implements SampleStore {
           inserted += 1;
           return;
         }
-        const before = (stored.get([id, s.timestampMs]) as { value: number } | null)?.value;
+        const before = (stored.all([id, s.timestampMs]) as { value: number }[])[0]?.value;
         if (before !== s.value) {
           refused.push({
             index,
@@ -280,7 +314,7 @@ export class SqliteSampleStore implements SampleStore {
       if (deadLetters > 0) {
         this.#stmt('UPDATE batch_ledger SET dead_letter_count = ? WHERE batch_id = ?').run([
           deadLetters,
-          pgText(batch.id),
+          batch.id,
         ]);
       }
       const conflicts = refused.filter((r) => r.reason === 'conflicting_duplicate').length;
@@ -336,7 +370,7 @@ export class SqliteSampleStore implements SampleStore {
       const line = Number.isSafeInteger(d.line) ? d.line : 0;
       const letter = { ...d, source: pgText(d.source), raw: pgText(d.raw), reason: pgText(d.reason), line };
       n += insert.run([
-        pgText(batch.id),
+        batch.id,
         letter.source,
         line,
         letter.raw,
@@ -355,14 +389,14 @@ export class SqliteSampleStore implements SampleStore {
     const values: unknown[] = [];
     if (filter.metrics !== undefined) {
       if (filter.metrics.length === 0) return [];
-      where.push(`metric IN (${filter.metrics.map(() => '?').join(', ')})`);
-      values.push(...filter.metrics);
+      where.push('metric IN (SELECT value FROM json_each(?))');
+      values.push(JSON.stringify(filter.metrics.map((m) => refuseNul(m, 'a metric name'))));
     }
     for (const [field, column] of Object.entries(FILTER_COLUMNS)) {
       const value = filter[field as keyof typeof FILTER_COLUMNS];
       if (value !== undefined) {
         where.push(`${column} = ?`);
-        values.push(value);
+        values.push(refuseNul(value, field));
       }
     }
     const rows = this.#all<SeriesRow>(
@@ -383,9 +417,12 @@ export class SqliteSampleStore implements SampleStore {
         ? { uuid: q.gpu.uuid }
         : { clusterId: q.gpu.clusterId, hostname: q.gpu.hostname, gpuId: q.gpu.gpuId };
     if (q.metrics !== undefined && q.metrics.length > 0) filter.metrics = q.metrics;
-    const instance = q.migInstance ?? '';
-    return this.#seriesWhere(filter).filter(
-      (s) => (Object.hasOwn(s.labels, 'GPU_I_ID') ? s.labels.GPU_I_ID : '') === instance,
+    // A MIG instance's series carry its GPU_I_ID label; the GPU's own carry none or an empty one.
+    const instance = q.migInstance;
+    return this.#seriesWhere(filter).filter((s) =>
+      instance === undefined
+        ? !Object.hasOwn(s.labels, 'GPU_I_ID') || s.labels.GPU_I_ID === ''
+        : Object.hasOwn(s.labels, 'GPU_I_ID') && s.labels.GPU_I_ID === instance,
     );
   }
 
@@ -396,8 +433,8 @@ export class SqliteSampleStore implements SampleStore {
       const desc = query.order !== 'asc';
       const resolution = chooseResolution(query);
       // Ties on time are ordered by metric, then series id (as the SQL stores do).
-      const series = this.#gpuSeries(query).sort((a, b) =>
-        a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.id - b.id,
+      const series = this.#gpuSeries(query).sort(
+        (a, b) => compareCodePoints(a.metric, b.metric) || a.id - b.id,
       );
       const from = query.startMs ?? -Infinity;
       const to = query.endMs ?? Infinity;
@@ -416,7 +453,7 @@ export class SqliteSampleStore implements SampleStore {
         const bucketMs = resolution === '1m' ? MINUTE_MS : HOUR_MS;
         const start =
           query.startMs === undefined ? -Infinity : Math.floor(query.startMs / bucketMs) * bucketMs;
-        for (const b of this.#buckets(s.id, bucketMs, start, to)) {
+        for (const b of this.#buckets(s.id, bucketMs, start, to, desc, limit)) {
           const aggregate = aggregateOf(b);
           points.push({ t: b.bucket, rank, value: aggregate.avg, aggregate });
         }
@@ -432,10 +469,20 @@ export class SqliteSampleStore implements SampleStore {
   }
 
   /**
-   * Rollup buckets of one series whose start lies in [from, to], ascending: those of the raw
-   * samples stored now merged with those retention folded before deleting raw samples.
+   * The first `limit` rollup buckets (in `desc` or ascending order) of one series whose start lies
+   * in [from, to]: those of the raw samples stored now merged with those retention folded before
+   * deleting raw samples. A bucket among the first `limit` of the merge is among the first `limit`
+   * of each side it has a part in, so each side is read with the limit.
    */
-  #buckets(seriesId: number, bucketMs: number, from: number, to: number): Bucket[] {
+  #buckets(
+    seriesId: number,
+    bucketMs: number,
+    from: number,
+    to: number,
+    desc: boolean,
+    limit: number,
+  ): Bucket[] {
+    const dir = desc ? 'DESC' : 'ASC';
     const raw = this.#all<Bucket>(
       `SELECT g.bucket, g.min, g.max, g.sum, g.count, g.lastTs,
          (SELECT value FROM samples WHERE series_id = ?1 AND ts = g.lastTs) AS last
@@ -443,13 +490,13 @@ export class SqliteSampleStore implements SampleStore {
                sum(value) AS sum, count(*) AS count, max(ts) AS lastTs
              FROM samples WHERE series_id = ?1 AND ts >= ?3 AND ts < ?4 + ?2 GROUP BY 1) AS g
        WHERE g.bucket <= ?4
-       ORDER BY g.bucket`,
-      [seriesId, bucketMs, from, to],
+       ORDER BY g.bucket ${dir} LIMIT ?5`,
+      [seriesId, bucketMs, from, to, limit],
     );
     const folded = this.#all<Bucket>(
       `SELECT bucket, min, max, sum, count, last, last_ts AS lastTs FROM rollups
-       WHERE res = ? AND series_id = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket`,
-      [bucketMs, seriesId, from, to],
+       WHERE res = ? AND series_id = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket ${dir} LIMIT ?`,
+      [bucketMs, seriesId, from, to, limit],
     );
     if (folded.length === 0) return raw;
     const byBucket = new Map<number, Bucket>();
@@ -458,7 +505,9 @@ export class SqliteSampleStore implements SampleStore {
       if (into === undefined) byBucket.set(b.bucket, { ...b });
       else mergeBucket(into, b);
     }
-    return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket);
+    return [...byBucket.values()]
+      .sort((a, b) => (desc ? b.bucket - a.bucket : a.bucket - b.bucket))
+      .slice(0, limit);
   }
 
   listGpus(clusterId?: string): Promise<StoredGpu[]> {
@@ -466,7 +515,7 @@ export class SqliteSampleStore implements SampleStore {
       const rows = this.#all<Row>(
         `SELECT DISTINCT cluster_id, hostname, gpu_id, uuid, device, model_name FROM series
          ${clusterId === undefined ? '' : 'WHERE cluster_id = ?'}`,
-        clusterId === undefined ? [] : [clusterId],
+        clusterId === undefined ? [] : [refuseNul(clusterId, 'clusterId')],
       );
       const gpus = new Map<string, StoredGpu>();
       for (const r of rows) {
@@ -495,7 +544,7 @@ export class SqliteSampleStore implements SampleStore {
            AND sa.ts = (SELECT max(ts) FROM samples WHERE series_id = se.id)
          ${clusterId === undefined ? '' : 'WHERE se.cluster_id = ?'}
          ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
-        clusterId === undefined ? [] : [clusterId],
+        clusterId === undefined ? [] : [refuseNul(clusterId, 'clusterId')],
       );
       return rows.map((r) => ({ ...keyOf(toStoredSeries(r)), timestampMs: r.ts, value: r.value }));
     });
@@ -507,17 +556,23 @@ export class SqliteSampleStore implements SampleStore {
       const chosen = this.#seriesWhere(select.filter).filter((s) => select.accept?.(s) ?? true);
       const out: SelectedSeries[] = [];
       let total = 0;
-      const window = [select.startMs, select.endMs];
+      const budget = select.latestOnly === true ? undefined : select.maxSamples;
       for (const series of chosen) {
+        // With a budget, read at most one sample past what is left of it (-1: no limit).
         const rows = this.#all<{ ts: number; value: number }>(
           select.latestOnly === true
-            ? 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT 1'
-            : 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts',
-          [series.id, ...window],
+            ? 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT ?'
+            : 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?',
+          [
+            series.id,
+            select.startMs,
+            select.endMs,
+            select.latestOnly === true ? 1 : budget === undefined ? -1 : budget + 1 - total,
+          ],
         );
         if (rows.length === 0) continue;
         total += rows.length;
-        if (select.maxSamples !== undefined && select.latestOnly !== true && total > select.maxSamples) {
+        if (budget !== undefined && total > budget) {
           throw new NexusError(
             'READ_BUDGET_EXCEEDED',
             `the selection holds more than ${select.maxSamples} samples in the window; narrow the selectors or the time range`,
@@ -536,7 +591,7 @@ export class SqliteSampleStore implements SampleStore {
       const rows = this.#all<Row>(
         `SELECT id, source, line, raw, reason, detail, received_ms FROM dead_letters
          ${options.source === undefined ? '' : 'WHERE source = ?'} ORDER BY id DESC LIMIT ?`,
-        options.source === undefined ? [limit] : [options.source, limit],
+        options.source === undefined ? [limit] : [refuseNul(options.source, 'source'), limit],
       );
       return rows.map((r) => ({
         id: Number(r.id),
@@ -564,10 +619,10 @@ export class SqliteSampleStore implements SampleStore {
   applyRetention(policy: RetentionPolicy): Promise<RetentionResult> {
     return this.#run('applyRetention', () =>
       this.#transaction((): RetentionResult => {
-        const nowMs = policy.nowMs ?? Date.now();
+        const anchor = this.#retentionAnchor(policy.nowMs ?? Date.now());
         let deletedRows = 0;
         if (policy.rawMs > 0) {
-          const bound = Math.floor((nowMs - policy.rawMs) / HOUR_MS) * HOUR_MS;
+          const bound = Math.floor((anchor - policy.rawMs) / HOUR_MS) * HOUR_MS;
           for (const res of [MINUTE_MS, HOUR_MS]) {
             this.#db.run(
               `INSERT INTO rollups (res, series_id, bucket, min, max, sum, count, last, last_ts)
@@ -588,12 +643,26 @@ export class SqliteSampleStore implements SampleStore {
           deletedRows += this.#db.run('DELETE FROM samples WHERE ts < ?', [bound]).changes;
         }
         if (policy.rollupMs > 0) {
-          const bound = Math.floor((nowMs - policy.rollupMs) / HOUR_MS) * HOUR_MS;
+          const bound = Math.floor((anchor - policy.rollupMs) / HOUR_MS) * HOUR_MS;
           deletedRows += this.#db.run('DELETE FROM rollups WHERE bucket < ?', [bound]).changes;
         }
         return { dropped: [], deletedRows };
       }),
     );
+  }
+
+  /**
+   * What retention measures from, as on PostgreSQL: `nowMs`, or the end of the newest day holding
+   * a raw sample when that is earlier, so a store holding only old data (a backfill, a machine
+   * that was off) is not emptied by its first pass. One probe of the (series, time) key per series.
+   */
+  #retentionAnchor(nowMs: number): number {
+    const newest = this.#get<{ t: number | null }>(
+      'SELECT max((SELECT max(ts) FROM samples WHERE series_id = s.id AND ts <= ?)) AS t FROM series s',
+      [nowMs],
+    )?.t;
+    if (newest === null || newest === undefined) return nowMs;
+    return Math.min(nowMs, Math.floor(newest / DAY_MS) * DAY_MS + DAY_MS);
   }
 
   ping(): Promise<void> {
@@ -606,8 +675,7 @@ export class SqliteSampleStore implements SampleStore {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    for (const s of this.#statements.values()) s.finalize();
-    this.#statements.clear();
+    this.#finalizeStatements();
     this.#db.close();
     return Promise.resolve();
   }
