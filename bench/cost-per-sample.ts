@@ -321,22 +321,24 @@ export async function benchCostPerSample(opts: {
             throw new Error(`bench cost: the compacted compact hour answered ${compactPoints(body)} points`);
         },
       );
-      relations = await (
-        runtime.store as unknown as {
-          withSql<T>(
-            op: string,
-            fn: (db: { query<R>(t: string): Promise<{ rows: R[] }> }) => Promise<T>,
-          ): Promise<T>;
-        }
-      ).withSql('bench', async (db) => {
-        const { rows } = await db.query<{ name: string; bytes: number }>(
-          `SELECT coalesce(i.inhparent::regclass::text, c.relname) AS name, sum(pg_total_relation_size(c.oid))::float8 AS bytes
+      const sqlStore = runtime.store as unknown as { withSql?: unknown };
+      if (typeof sqlStore.withSql === 'function')
+        relations = await (
+          runtime.store as unknown as {
+            withSql<T>(
+              op: string,
+              fn: (db: { query<R>(t: string): Promise<{ rows: R[] }> }) => Promise<T>,
+            ): Promise<T>;
+          }
+        ).withSql('bench', async (db) => {
+          const { rows } = await db.query<{ name: string; bytes: number }>(
+            `SELECT coalesce(i.inhparent::regclass::text, c.relname) AS name, sum(pg_total_relation_size(c.oid))::float8 AS bytes
 FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace
 GROUP BY 1 ORDER BY 2 DESC`,
-        );
-        return Object.fromEntries(rows.filter((r) => r.bytes > 0).map((r) => [r.name, r.bytes]));
-      });
+          );
+          return Object.fromEntries(rows.filter((r) => r.bytes > 0).map((r) => [r.name, r.bytes]));
+        });
     }
     await runtime.close();
     runtime = undefined;

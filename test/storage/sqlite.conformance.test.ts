@@ -10,7 +10,7 @@ import { type SampleStoreCapabilities, sampleStoreConformance } from '../conform
 /** One process owns the file; rollups are computed at read time; retention deletes rows by hour. */
 const capabilities: SampleStoreCapabilities = {
   retention: true,
-  compaction: 'SQLite keeps raw samples in a clustered (series, time) b-tree; the store has no compact()',
+  compaction: true,
   rollups: true,
   partitions: 'SQLite has no table partitions; retention deletes rows older than whole-hour bounds',
   timescaledb: 'SQLite has no TimescaleDB',

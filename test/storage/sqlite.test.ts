@@ -5,7 +5,7 @@
  * refused with a clear error.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,14 +65,15 @@ describe('SQLite sample store: retention', () => {
     hours: await store.querySamples({ gpu, resolution: '1h', order: 'asc', limit: 100_000 }),
   });
 
-  it('deletes raw samples before the whole-hour bound and keeps their rollups, exactly', async () => {
+  it('deletes raw samples before the 6-hour window bound and keeps their rollups, exactly', async () => {
     const written = samples(T0, 48);
     for (let i = 0; i < written.length; i += 1000) await store.writeBatch(batch(written.slice(i, i + 1000)));
     const before = await rollups();
     expect(before.hours).toHaveLength(48);
     expect(before.hours.reduce((s, h) => s + h.aggregate!.count, 0)).toBe(written.length);
 
-    // Now is T0 + 48 h 30 min; a raw bound of 30 h keeps raw samples from T0 + 18 h (hour-rounded).
+    // Now is T0 + 48 h 30 min, the data ends on T0 + 48 h (the end of its newest day, which retention
+    // measures from); a raw bound of 30 h keeps raw samples from T0 + 18 h (a window start).
     const nowMs = T0 + 48 * HOUR + 30 * 60_000;
     const result = await store.applyRetention({ rawMs: 30 * HOUR, rollupMs: 0, nowMs });
     const kept = written.filter((s) => s.timestampMs >= T0 + 18 * HOUR);
@@ -105,11 +106,11 @@ describe('SQLite sample store: retention', () => {
     await store.applyRetention({ rawMs: 30 * HOUR, rollupMs: 0, nowMs });
     expect((await rollups()).hours[5]).toEqual(hour5);
 
-    // The rollup bound deletes folded buckets older than it.
+    // The rollup bound (T0 + 8 h, rounded down to its window: T0 + 6 h) deletes folded buckets before it.
     await store.applyRetention({ rawMs: 30 * HOUR, rollupMs: 40 * HOUR, nowMs });
     const after = await rollups();
-    expect(after.hours[0]!.timestampMs).toBe(T0 + 8 * HOUR);
-    expect(after.hours).toEqual(before.hours.slice(8).map((h, i) => (i === 5 - 8 ? hour5 : h)));
+    expect(after.hours[0]!.timestampMs).toBe(T0 + 6 * HOUR);
+    expect(after.hours).toEqual(before.hours.slice(6));
   });
 
   it('measures from the newest day holding raw samples when that is earlier than now, as PostgreSQL does', async () => {
@@ -139,6 +140,137 @@ describe('SQLite sample store: retention', () => {
       deletedRows: 0,
     });
     expect(await store.countSamples()).toBe(160);
+  });
+});
+
+describe('SQLite sample store: compaction', () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteSampleStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nexus-sqlite-'));
+    file = join(dir, 'samples.db');
+    store = createSqliteSampleStore({ file });
+    await store.migrate();
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** `gpus` GPUs x 3 metrics, one sample each 30 s for `hours` from `start`. */
+  function fleet(gpus: number, start: number, hours: number): Sample[] {
+    const out: Sample[] = [];
+    for (let i = 0; i < (hours * HOUR) / 30_000; i++) {
+      for (let g = 0; g < gpus; g++) {
+        for (const metric of ['M_A', 'M_B', 'M_C']) {
+          out.push({
+            ...key,
+            uuid: `GPU-${g}`,
+            gpuId: String(g),
+            metric,
+            timestampMs: start + i * 30_000,
+            value: Math.round(((i * 7 + g * 13) % 1000) * 1.37) / 100,
+          });
+        }
+      }
+    }
+    return out;
+  }
+  const answers = async (uuid: string) => ({
+    raw: await store.querySamples({ gpu: { uuid }, order: 'asc', limit: 100_000 }),
+    minutes: await store.querySamples({ gpu: { uuid }, resolution: '1m', order: 'asc', limit: 100_000 }),
+    hours: await store.querySamples({ gpu: { uuid }, resolution: '1h', order: 'asc', limit: 100_000 }),
+  });
+
+  it('compacts while batches are written, loses and doubles nothing, and gives the space back', async () => {
+    // 100 GPUs x 3 metrics: 300 series, two transactions of a pass (200 series each at most).
+    const old = fleet(100, T0, 12);
+    for (let i = 0; i < old.length; i += 6000) await store.writeBatch(batch(old.slice(i, i + 6000)));
+    const before = await answers('GPU-7');
+    const bytesBefore = statSync(file).size + statSync(`${file}-wal`).size;
+
+    // The pass yields between its transactions; writes land there: new scrapes, a replay, and late
+    // samples (new times in old windows) of a series done already (GPU-0) and one still to do (GPU-90).
+    const pass = store.compact({ hotMs: 2 * HOUR, nowMs: T0 + 30 * HOUR });
+    const fresh = fleet(100, T0 + 24 * HOUR, 0.25);
+    const late = [0, 90].map((g) => ({
+      ...key,
+      uuid: `GPU-${g}`,
+      gpuId: String(g),
+      metric: 'M_A',
+      timestampMs: T0 + HOUR + 15_000,
+      value: -1,
+    }));
+    const results: { inserted: number; conflicts: number }[] = [];
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    // After one turn the pass has done its first transaction (GPU-0) and not its second (GPU-90).
+    await tick();
+    results.push(await store.writeBatch(batch(late)));
+    for (let i = 0; i < fresh.length; i += 1000) {
+      await tick();
+      results.push(await store.writeBatch(batch(fresh.slice(i, i + 1000))));
+    }
+    await tick();
+    results.push(await store.writeBatch(batch(old.slice(0, 3000)))); // a replay: nothing new
+    const result = await pass;
+    expect(result).toMatchObject({ windows: 2, samples: old.length + 1 });
+    expect(results.reduce((n, r) => n + r.inserted, 0)).toBe(fresh.length + late.length);
+    expect(results.every((r) => r.conflicts === 0)).toBe(true);
+    expect(await store.countSamples()).toBe(old.length + fresh.length + late.length);
+    // GPU-0's late sample missed the pass: the next one compacts it, and nothing else.
+    const again = await store.compact({ hotMs: 2 * HOUR, nowMs: T0 + 30 * HOUR });
+    expect(again).toMatchObject({ windows: 1, samples: 1 });
+    expect((await store.compact({ hotMs: 2 * HOUR, nowMs: T0 + 30 * HOUR })).windows).toBe(0);
+    expect(await store.countSamples()).toBe(old.length + fresh.length + late.length);
+
+    // GPU-7 answers as before compaction, plus its fresh samples; the late samples are there once.
+    const after = await answers('GPU-7');
+    const oldPart = <T extends { timestampMs: number }>(xs: T[]) =>
+      xs.filter((x) => x.timestampMs < T0 + 24 * HOUR);
+    expect(oldPart(after.raw)).toEqual(before.raw);
+    expect(oldPart(after.minutes)).toEqual(before.minutes);
+    expect(oldPart(after.hours)).toEqual(before.hours);
+    expect(after.raw).toHaveLength(before.raw.length + fresh.length / 100);
+    for (const g of [0, 90]) {
+      const got = await store.querySamples({
+        gpu: { uuid: `GPU-${g}` },
+        metrics: ['M_A'],
+        startMs: T0 + HOUR,
+        endMs: T0 + HOUR + 30_000,
+        order: 'asc',
+      });
+      expect(got.map((x) => x.value)).toEqual([
+        old.find((x) => x.uuid === `GPU-${g}` && x.metric === 'M_A' && x.timestampMs === T0 + HOUR)!.value,
+        -1,
+        old.find((x) => x.uuid === `GPU-${g}` && x.metric === 'M_A' && x.timestampMs === T0 + HOUR + 30_000)!
+          .value,
+      ]);
+    }
+    // The rows' pages went back to the file system: the chunks take a fraction of them.
+    await store.close();
+    expect(statSync(file).size).toBeLessThan(bytesBefore / 2);
+    store = createSqliteSampleStore({ file });
+    await store.migrate();
+    // After reopening, replays of compacted samples store nothing and a changed value is refused.
+    expect(await store.writeBatch(batch(old.slice(5000, 9000)))).toMatchObject({ inserted: 0, conflicts: 0 });
+    const changed = { ...old[6000]!, value: old[6000]!.value + 1 };
+    expect(await store.writeBatch(batch([changed, changed]))).toMatchObject({ inserted: 0, conflicts: 2 });
+    expect(await answers('GPU-7')).toEqual(after);
+  });
+
+  it('retention of compacted windows folds their minutes first: 1m and 1h answers unchanged', async () => {
+    const data = fleet(2, T0, 48);
+    await store.writeBatch(batch(data));
+    await store.compact({ hotMs: 0, nowMs: T0 + 48 * HOUR });
+    const before = await answers('GPU-1');
+    expect(before.raw).toHaveLength(48 * 120 * 3);
+    const result = await store.applyRetention({ rawMs: 24 * HOUR, rollupMs: 0, nowMs: T0 + 48 * HOUR });
+    expect(result.deletedRows).toBe(data.length / 2);
+    const after = await answers('GPU-1');
+    expect(after.raw).toEqual(before.raw.filter((s) => s.timestampMs >= T0 + 24 * HOUR));
+    expect(after.minutes).toEqual(before.minutes);
+    expect(after.hours).toEqual(before.hours);
   });
 });
 

@@ -16,6 +16,8 @@ import sqlite3, { type Database, type Statement } from 'node-sqlite3-wasm';
 import type { Batch, DeadLetter, SeriesKey } from '../../domain/types.js';
 import { NexusError } from '../../errors.js';
 import {
+  type CompactOptions,
+  type CompactResult,
   type RetentionPolicy,
   type RetentionResult,
   type SampleAggregate,
@@ -35,6 +37,20 @@ import {
 import { DEFAULT_DEAD_LETTER_LIMIT, DEFAULT_SAMPLE_LIMIT, compareGpus } from '../../storage/queries.js';
 import { type RefusedSample, refusalDeadLetters, unstorableSampleProblem } from '../../storage/refusals.js';
 import { SeriesIdCache, pgText, seriesIdentity, seriesKeyHash } from '../../storage/series.js';
+import {
+  type Bucket,
+  type ChunkCache,
+  type SqliteAccess,
+  WINDOW_MS,
+  chunkBuckets,
+  chunkValue,
+  compactSeries,
+  foldChunkMinutes,
+  foldRows,
+  mergeBucket,
+  seriesSamples,
+  windowOf,
+} from './chunks.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
 
 // A CommonJS module: Node's ESM loader gives its exports as the default import only.
@@ -42,6 +58,8 @@ const { Database: SqliteDatabase } = sqlite3;
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
+/** Series compacted in one transaction of a compaction pass. */
+const COMPACT_SERIES_PER_TRANSACTION = 200;
 /** Most prepared statements kept at once. */
 const MAX_STATEMENTS = 256;
 const HOUR_MS = 3_600_000;
@@ -134,6 +152,11 @@ function compareCodePoints(a: string, b: string): number {
   return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+/** `samples_pYYYYMMDD`: the name PostgreSQL's day partition of `dayMs` has. */
+function dayPartitionName(dayMs: number): string {
+  return `samples_p${new Date(dayMs).toISOString().slice(0, 10).replaceAll('-', '')}`;
+}
+
 /** Identity of a dead letter (source, line, reason, raw): a replay of it is stored once. */
 function deadLetterKey(d: DeadLetter): string {
   return createHash('sha256').update(`${d.source}\n${d.line}\n${d.reason}\n${d.raw}`).digest('hex');
@@ -142,28 +165,6 @@ function deadLetterKey(d: DeadLetter): string {
 function normaliseLimit(limit: number | undefined, fallback: number): number {
   if (limit === undefined || !Number.isFinite(limit)) return fallback;
   return Math.max(0, Math.floor(limit));
-}
-
-/** A rollup bucket being read: the aggregate's parts, merged across raw and folded buckets. */
-interface Bucket {
-  bucket: number;
-  min: number;
-  max: number;
-  sum: number;
-  count: number;
-  last: number;
-  lastTs: number;
-}
-
-function mergeBucket(into: Bucket, b: Bucket): void {
-  into.min = Math.min(into.min, b.min);
-  into.max = Math.max(into.max, b.max);
-  into.sum += b.sum;
-  into.count += b.count;
-  if (b.lastTs > into.lastTs) {
-    into.last = b.last;
-    into.lastTs = b.lastTs;
-  }
 }
 
 function aggregateOf(b: Bucket): SampleAggregate {
@@ -175,6 +176,14 @@ export class SqliteSampleStore implements SampleStore {
   readonly #db: Database;
   readonly #cache = new SeriesIdCache();
   readonly #statements = new Map<string, Statement>();
+  /** Per series, the end of its newest compacted window (-Infinity: none), as far as known. */
+  readonly #compactedUntil = new Map<number, number>();
+  /** This store's statements for chunks.ts. */
+  readonly #access: SqliteAccess = {
+    all: (sql, values) => this.#all(sql, values),
+    run: (sql, values) => this.#stmt(sql).run((values ?? []) as never).changes,
+  };
+  #compacting: Promise<CompactResult> | undefined;
   #closed = false;
 
   constructor(db: Database) {
@@ -278,6 +287,7 @@ export class SqliteSampleStore implements SampleStore {
       const stored = this.#stmt('SELECT value FROM samples WHERE series_id = ? AND ts = ?');
       // Series first seen in this batch: looked up like the cache (no identity text per sample).
       const fresh = new SeriesIdCache(Number.MAX_SAFE_INTEGER);
+      const chunks: ChunkCache = new Map();
       const refused: RefusedSample[] = [];
       let inserted = 0;
       batch.samples.forEach((s, index) => {
@@ -292,11 +302,16 @@ export class SqliteSampleStore implements SampleStore {
           fresh.addAll([{ key: s, id }]);
           resolved.push({ key: s, id });
         }
-        if (insert.run([id, s.timestampMs, s.value]).changes === 1) {
+        // A time in a compacted window may be in its chunk: the chunk's value is the stored one.
+        const inChunk =
+          s.timestampMs < this.#compactedEnd(id)
+            ? chunkValue(this.#access, id, s.timestampMs, chunks)
+            : undefined;
+        if (inChunk === undefined && insert.run([id, s.timestampMs, s.value]).changes === 1) {
           inserted += 1;
           return;
         }
-        const before = (stored.all([id, s.timestampMs]) as { value: number }[])[0]?.value;
+        const before = inChunk ?? (stored.all([id, s.timestampMs]) as { value: number }[])[0]?.value;
         if (before !== s.value) {
           refused.push({
             index,
@@ -330,6 +345,20 @@ export class SqliteSampleStore implements SampleStore {
     // Only committed ids enter the cache: a rolled back transaction may have handed out others.
     if (resolved.length > 0) this.#cache.addAll(resolved);
     return result;
+  }
+
+  /** End of the newest compacted window of a series (-Infinity when it has none). */
+  #compactedEnd(seriesId: number): number {
+    let end = this.#compactedUntil.get(seriesId);
+    if (end === undefined) {
+      const w = this.#get<{ w: number | null }>(
+        'SELECT max(window_start) AS w FROM chunks WHERE series_id = ?',
+        [seriesId],
+      )?.w;
+      end = w === null || w === undefined ? -Infinity : w + WINDOW_MS;
+      this.#compactedUntil.set(seriesId, end);
+    }
+    return end;
   }
 
   /** The id of the series of `s`, created when new. */
@@ -442,12 +471,8 @@ export class SqliteSampleStore implements SampleStore {
       const points: Point[] = [];
       series.forEach((s, rank) => {
         if (resolution === 'raw') {
-          const rows = this.#all<{ ts: number; value: number }>(
-            `SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ?
-             ORDER BY ts ${desc ? 'DESC' : 'ASC'} LIMIT ?`,
-            [s.id, from, to, limit],
-          );
-          for (const r of rows) points.push({ t: r.ts, rank, value: r.value });
+          const got = seriesSamples(this.#access, s.id, from, to, desc, limit);
+          got.ts.forEach((t, i) => points.push({ t, rank, value: got.values[i]! }));
           return;
         }
         const bucketMs = resolution === '1m' ? MINUTE_MS : HOUR_MS;
@@ -498,9 +523,12 @@ export class SqliteSampleStore implements SampleStore {
        WHERE res = ? AND series_id = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket ${dir} LIMIT ?`,
       [bucketMs, seriesId, from, to, limit],
     );
-    if (folded.length === 0) return raw;
+    // A chunk's minutes are computed from it (its hours were folded when it was written).
+    const fromChunks =
+      bucketMs === MINUTE_MS ? chunkBuckets(this.#access, seriesId, bucketMs, from, to, desc, limit) : [];
+    if (folded.length === 0 && fromChunks.length === 0) return raw;
     const byBucket = new Map<number, Bucket>();
-    for (const b of [...folded, ...raw]) {
+    for (const b of [...folded, ...fromChunks, ...raw]) {
       const into = byBucket.get(b.bucket);
       if (into === undefined) byBucket.set(b.bucket, { ...b });
       else mergeBucket(into, b);
@@ -535,18 +563,29 @@ export class SqliteSampleStore implements SampleStore {
 
   latestSamples(clusterId?: string): Promise<StoredSample[]> {
     return this.#run('latestSamples', () => {
-      const rows = this.#all<SeriesRow & { ts: number; value: number }>(
+      // The newest row and the newest chunk's last sample of each series: one probe each.
+      const rows = this.#all<SeriesRow & { rts: number | null; rv: number; cts: number | null; cv: number }>(
         `SELECT ${SERIES_COLUMNS.split(', ')
           .map((c) => `se.${c}`)
-          .join(', ')}, sa.ts, sa.value
+          .join(', ')}, sa.ts AS rts, sa.value AS rv, c.last_ts AS cts, c.last_value AS cv
          FROM series se
-         JOIN samples sa ON sa.series_id = se.id
+         LEFT JOIN samples sa ON sa.series_id = se.id
            AND sa.ts = (SELECT max(ts) FROM samples WHERE series_id = se.id)
-         ${clusterId === undefined ? '' : 'WHERE se.cluster_id = ?'}
+         LEFT JOIN chunks c ON c.series_id = se.id
+           AND c.window_start = (SELECT max(window_start) FROM chunks WHERE series_id = se.id)
+         WHERE (sa.ts IS NOT NULL OR c.last_ts IS NOT NULL)
+         ${clusterId === undefined ? '' : 'AND se.cluster_id = ?'}
          ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
         clusterId === undefined ? [] : [refuseNul(clusterId, 'clusterId')],
       );
-      return rows.map((r) => ({ ...keyOf(toStoredSeries(r)), timestampMs: r.ts, value: r.value }));
+      return rows.map((r) => {
+        const fromRow = r.cts === null || (r.rts !== null && r.rts > r.cts);
+        return {
+          ...keyOf(toStoredSeries(r)),
+          timestampMs: fromRow ? r.rts! : r.cts!,
+          value: fromRow ? r.rv : r.cv,
+        };
+      });
     });
   }
 
@@ -559,19 +598,16 @@ export class SqliteSampleStore implements SampleStore {
       const budget = select.latestOnly === true ? undefined : select.maxSamples;
       for (const series of chosen) {
         // With a budget, read at most one sample past what is left of it (-1: no limit).
-        const rows = this.#all<{ ts: number; value: number }>(
-          select.latestOnly === true
-            ? 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT ?'
-            : 'SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?',
-          [
-            series.id,
-            select.startMs,
-            select.endMs,
-            select.latestOnly === true ? 1 : budget === undefined ? -1 : budget + 1 - total,
-          ],
+        const got = seriesSamples(
+          this.#access,
+          series.id,
+          select.startMs,
+          select.endMs,
+          select.latestOnly === true,
+          select.latestOnly === true ? 1 : budget === undefined ? -1 : budget + 1 - total,
         );
-        if (rows.length === 0) continue;
-        total += rows.length;
+        if (got.ts.length === 0) continue;
+        total += got.ts.length;
         if (budget !== undefined && total > budget) {
           throw new NexusError(
             'READ_BUDGET_EXCEEDED',
@@ -579,7 +615,7 @@ export class SqliteSampleStore implements SampleStore {
             { details: { maxSamples: select.maxSamples } },
           );
         }
-        out.push({ series, timestamps: rows.map((r) => r.ts), values: rows.map((r) => r.value) });
+        out.push({ series, timestamps: got.ts, values: got.values });
       }
       return out;
     });
@@ -607,48 +643,97 @@ export class SqliteSampleStore implements SampleStore {
 
   countSamples(): Promise<number> {
     return this.#run('countSamples', () =>
-      Number(this.#get<{ n: number }>('SELECT count(*) AS n FROM samples')?.n ?? 0),
+      Number(
+        this.#get<{ n: number }>(
+          'SELECT (SELECT count(*) FROM samples) + (SELECT coalesce(sum(n), 0) FROM chunks) AS n',
+        )?.n ?? 0,
+      ),
     );
   }
 
   /**
-   * Delete raw samples older than `rawMs` and folded buckets older than `rollupMs` (both measured
-   * from `nowMs`; 0 keeps everything). Bounds are rounded down to whole hours, and the 1m and 1h
-   * buckets of the raw samples deleted are folded into `rollups` first, in the same transaction.
+   * Delete raw samples (rows and chunks) older than `rawMs` and folded buckets older than
+   * `rollupMs`, both measured back from {@link #retentionAnchor} and rounded down to a 6-hour
+   * window (0 keeps everything). The 1m and 1h buckets of the rows deleted are folded into
+   * `rollups` first (a chunk's were folded when it was written), in the same transaction.
+   * `deletedRows` counts samples and buckets deleted.
    */
   applyRetention(policy: RetentionPolicy): Promise<RetentionResult> {
-    return this.#run('applyRetention', () =>
-      this.#transaction((): RetentionResult => {
+    return this.#run('applyRetention', () => {
+      const result = this.#transaction((): RetentionResult => {
         const anchor = this.#retentionAnchor(policy.nowMs ?? Date.now());
         let deletedRows = 0;
         if (policy.rawMs > 0) {
-          const bound = Math.floor((anchor - policy.rawMs) / HOUR_MS) * HOUR_MS;
-          for (const res of [MINUTE_MS, HOUR_MS]) {
-            this.#db.run(
-              `INSERT INTO rollups (res, series_id, bucket, min, max, sum, count, last, last_ts)
-               SELECT ?1, g.series_id, g.bucket, g.min, g.max, g.sum, g.count,
-                 (SELECT value FROM samples s WHERE s.series_id = g.series_id AND s.ts = g.last_ts), g.last_ts
-               FROM (SELECT series_id, floor(ts / ?1) * ?1 AS bucket, min(value) AS min, max(value) AS max,
-                       sum(value) AS sum, count(*) AS count, max(ts) AS last_ts
-                     FROM samples WHERE ts < ?2 GROUP BY 1, 2) AS g
-               WHERE true
-               ON CONFLICT (res, series_id, bucket) DO UPDATE SET
-                 min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max),
-                 sum = rollups.sum + excluded.sum, count = rollups.count + excluded.count,
-                 last = CASE WHEN excluded.last_ts > rollups.last_ts THEN excluded.last ELSE rollups.last END,
-                 last_ts = max(rollups.last_ts, excluded.last_ts)`,
-              [res, bound],
-            );
-          }
-          deletedRows += this.#db.run('DELETE FROM samples WHERE ts < ?', [bound]).changes;
+          const bound = windowOf(anchor - policy.rawMs);
+          foldRows(this.#access, 'ts < ?', [bound]);
+          foldChunkMinutes(this.#access, bound);
+          deletedRows += this.#access.run('DELETE FROM samples WHERE ts < ?', [bound]);
+          deletedRows += Number(
+            this.#get<{ n: number }>('SELECT coalesce(sum(n), 0) AS n FROM chunks WHERE window_start < ?', [
+              bound,
+            ])?.n ?? 0,
+          );
+          this.#access.run('DELETE FROM chunks WHERE window_start < ?', [bound]);
+          // Series whose chunks went answer `#compactedEnd` from the table again.
+          this.#compactedUntil.clear();
         }
         if (policy.rollupMs > 0) {
-          const bound = Math.floor((anchor - policy.rollupMs) / HOUR_MS) * HOUR_MS;
-          deletedRows += this.#db.run('DELETE FROM rollups WHERE bucket < ?', [bound]).changes;
+          const bound = windowOf(anchor - policy.rollupMs);
+          deletedRows += this.#access.run('DELETE FROM rollups WHERE bucket < ?', [bound]);
         }
         return { dropped: [], deletedRows };
-      }),
+      });
+      if (result.deletedRows > 0) this.#db.exec('PRAGMA incremental_vacuum');
+      return result;
+    });
+  }
+
+  /**
+   * Move the raw samples of every window that ended `hotMs` or more before `nowMs` into chunks
+   * (chunks.ts), a few hundred series per transaction, yielding to the event loop between them
+   * (writes and reads go on meanwhile; a late sample written into a window already done waits for
+   * the next pass). Idempotent: a second pass finds no rows to move. One pass at a time.
+   * `droppedPartitions` names the days (as PostgreSQL's day partitions) left without rows.
+   */
+  compact(options: CompactOptions): Promise<CompactResult> {
+    if (this.#closed) return Promise.reject(new NexusError('STORE_CLOSED', 'sqlite sample store is closed'));
+    this.#compacting ??= this.#compact(options).finally(() => {
+      this.#compacting = undefined;
+    });
+    return this.#compacting;
+  }
+
+  async #compact(options: CompactOptions): Promise<CompactResult> {
+    const horizon = windowOf((options.nowMs ?? Date.now()) - options.hotMs);
+    const ids = (
+      await this.#run('compact', () => this.#all<{ id: number }>('SELECT id FROM series ORDER BY id'))
+    ).map((r) => r.id);
+    const moved = new Map<number, number>();
+    for (let i = 0; i < ids.length && !this.#closed; i += COMPACT_SERIES_PER_TRANSACTION) {
+      const group = ids.slice(i, i + COMPACT_SERIES_PER_TRANSACTION);
+      await this.#run('compact', () =>
+        this.#transaction(() => {
+          for (const id of group) {
+            if (compactSeries(this.#access, id, horizon, moved) > 0) {
+              this.#compactedUntil.set(id, Math.max(this.#compactedEnd(id), horizon));
+            }
+          }
+        }),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (moved.size > 0 && !this.#closed)
+      await this.#run('compact', () => this.#db.exec('PRAGMA incremental_vacuum'));
+    const windows = [...moved.keys()].sort((a, b) => a - b);
+    for (const w of windows) options.onWindow?.({ startMs: w, samples: moved.get(w)! });
+    const days = new Set(
+      windows.map((w) => Math.floor(w / DAY_MS) * DAY_MS).filter((d) => d + DAY_MS <= horizon),
     );
+    return {
+      windows: windows.length,
+      samples: [...moved.values()].reduce((a, b) => a + b, 0),
+      droppedPartitions: [...days].sort((a, b) => a - b).map(dayPartitionName),
+    };
   }
 
   /**
@@ -657,10 +742,16 @@ export class SqliteSampleStore implements SampleStore {
    * that was off) is not emptied by its first pass. One probe of the (series, time) key per series.
    */
   #retentionAnchor(nowMs: number): number {
-    const newest = this.#get<{ t: number | null }>(
-      'SELECT max((SELECT max(ts) FROM samples WHERE series_id = s.id AND ts <= ?)) AS t FROM series s',
+    const found = this.#get<{ r: number | null; c: number | null }>(
+      `SELECT max((SELECT max(ts) FROM samples WHERE series_id = s.id AND ts <= ?1)) AS r,
+              max((SELECT max(last_ts) FROM chunks WHERE series_id = s.id AND last_ts <= ?1)) AS c
+       FROM series s`,
       [nowMs],
-    )?.t;
+    );
+    const newest =
+      found === undefined || (found.r === null && found.c === null)
+        ? null
+        : Math.max(found.r ?? -Infinity, found.c ?? -Infinity);
     if (newest === null || newest === undefined) return nowMs;
     return Math.min(nowMs, Math.floor(newest / DAY_MS) * DAY_MS + DAY_MS);
   }
@@ -708,6 +799,9 @@ export function createSqliteSampleStore(options: SqliteSampleStoreOptions): Sqli
     // WebAssembly build, which has no shared memory, run the write-ahead log. Set before the first
     // access, or SQLite asks for shared memory and cannot open a WAL database at all.
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
+    // Pages freed by compaction and retention go back to the file system (`incremental_vacuum`
+    // after each pass) instead of staying in the file; settable only before the first table.
+    db.exec('PRAGMA auto_vacuum = INCREMENTAL');
     if (options.memory !== true) db.get('PRAGMA journal_mode = WAL');
     // With the WAL, NORMAL syncs at checkpoints, not at every commit: a commit survives a crash of
     // the process; an operating system crash can lose the last ones (PGlite runs with fsync off).

@@ -1,7 +1,7 @@
 /**
  * Schema of the SQLite sample store (src/adapters/sqlite/sample-store.ts): series, raw samples keyed
- * on (series, time) in a clustered b-tree, the rollup buckets folded before retention deletes raw
- * samples, the batch ledger and dead letters. Versioned through `PRAGMA user_version`; each step runs
+ * on (series, time) in a clustered b-tree, compacted chunks, the rollup buckets folded when rows are
+ * compacted or deleted, the batch ledger and dead letters. Versioned through `PRAGMA user_version`; each step runs
  * in the transaction that records it.
  */
 
@@ -45,8 +45,8 @@ CREATE TABLE samples (
   PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
 
--- Buckets of raw samples that retention deleted (res: 60000 or 3600000 ms); reads merge them with
--- the buckets of the raw samples still stored.
+-- Buckets of raw samples that compaction or retention took away (res: 60000 or 3600000 ms); reads
+-- merge them with the buckets of the raw samples still stored.
 CREATE TABLE rollups (
   res INTEGER NOT NULL,
   series_id INTEGER NOT NULL,
@@ -80,6 +80,22 @@ CREATE TABLE dead_letters (
   dedupe_key TEXT NOT NULL UNIQUE
 );
 CREATE INDEX dead_letters_source ON dead_letters (source, id);
+`,
+  },
+  {
+    version: 2,
+    name: 'compacted chunks: one per series and 6-hour window (src/adapters/sqlite/chunks.ts)',
+    sql: `
+CREATE TABLE chunks (
+  series_id INTEGER NOT NULL,
+  window_start REAL NOT NULL,
+  n INTEGER NOT NULL,
+  first_ts REAL NOT NULL,
+  last_ts REAL NOT NULL,
+  last_value REAL NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (series_id, window_start)
+) WITHOUT ROWID;
 `,
   },
 ];
