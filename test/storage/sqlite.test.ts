@@ -218,9 +218,9 @@ describe('SQLite sample store: compaction', () => {
     expect(results.reduce((n, r) => n + r.inserted, 0)).toBe(fresh.length + late.length);
     expect(results.every((r) => r.conflicts === 0)).toBe(true);
     expect(await store.countSamples()).toBe(old.length + fresh.length + late.length);
-    // GPU-0's late sample missed the pass: the next one compacts it, and nothing else.
+    // GPU-0's late sample missed the pass: the next one rebuilds that window (720 + 1), nothing else.
     const again = await store.compact({ hotMs: 2 * HOUR, nowMs: T0 + 30 * HOUR });
-    expect(again).toMatchObject({ windows: 1, samples: 1 });
+    expect(again).toMatchObject({ windows: 1, samples: 721 });
     expect((await store.compact({ hotMs: 2 * HOUR, nowMs: T0 + 30 * HOUR })).windows).toBe(0);
     expect(await store.countSamples()).toBe(old.length + fresh.length + late.length);
 
@@ -257,6 +257,41 @@ describe('SQLite sample store: compaction', () => {
     const changed = { ...old[6000]!, value: old[6000]!.value + 1 };
     expect(await store.writeBatch(batch([changed, changed]))).toMatchObject({ inserted: 0, conflicts: 2 });
     expect(await answers('GPU-7')).toEqual(after);
+  });
+
+  it('keeps the hours of windows still held as chunks when rollups expire before raw samples', async () => {
+    await store.writeBatch(batch(fleet(1, T0, 72)));
+    await store.compact({ hotMs: 0, nowMs: T0 + 72 * HOUR });
+    const before = await answers('GPU-0');
+    expect(before.hours).toHaveLength(72 * 3);
+    // Raw samples kept forever, rollups a day: the chunks answer raw and 1m, the folded hours 1h.
+    await store.applyRetention({ rawMs: 0, rollupMs: DAY, nowMs: T0 + 72 * HOUR });
+    expect(await answers('GPU-0')).toEqual(before);
+  });
+
+  it('an operation keeps the statements it prepared when the cache is full (it starts over between operations)', async () => {
+    // A cache of 3 statements: every operation prepares more than that.
+    const small = createSqliteSampleStore({ memory: true, maxStatements: 3 });
+    try {
+      await small.migrate();
+      const data = fleet(2, T0, 12);
+      await small.writeBatch(batch(data));
+      await small.compact({ hotMs: 0, nowMs: T0 + 12 * HOUR });
+      for (let k = 0; k < 5; k++) {
+        // A replay of a compacted sample (its chunk lookup prepares statements mid-batch) and a new one.
+        const fresh = { ...data[0]!, timestampMs: T0 + 13 * HOUR + k * 1000 };
+        expect(await small.writeBatch(batch([data[10 + k]!, fresh]))).toMatchObject({
+          inserted: 1,
+          conflicts: 0,
+        });
+        expect(
+          await small.selectSeries({ filter: { uuid: 'GPU-1' }, startMs: T0, endMs: T0 + HOUR }),
+        ).toHaveLength(3);
+      }
+      expect(await small.countSamples()).toBe(data.length + 5);
+    } finally {
+      await small.close();
+    }
   });
 
   it('retention of compacted windows folds their minutes first: 1m and 1h answers unchanged', async () => {

@@ -27,6 +27,30 @@ interface ChunkRow {
   data: Uint8Array;
 }
 
+/** Where a chunk is and how many samples it holds (its bytes are read only when needed). */
+interface ChunkPlace {
+  window_start: number;
+  n: number;
+}
+
+/** The chunks of a series that may hold samples in [from, to], in window order. */
+function chunksIn(db: SqliteAccess, seriesId: number, from: number, to: number, desc: boolean): ChunkPlace[] {
+  return db.all<ChunkPlace>(
+    `SELECT window_start, n FROM chunks
+     WHERE series_id = ? AND window_start > ? AND window_start <= ? AND last_ts >= ? AND first_ts <= ?
+     ORDER BY window_start ${desc ? 'DESC' : 'ASC'}`,
+    [seriesId, from - WINDOW_MS, to, from, to],
+  );
+}
+
+/** The bytes of one chunk. */
+function chunkData(db: SqliteAccess, seriesId: number, windowStart: number): Uint8Array {
+  return db.all<{ data: Uint8Array }>('SELECT data FROM chunks WHERE series_id = ? AND window_start = ?', [
+    seriesId,
+    windowStart,
+  ])[0]!.data;
+}
+
 /** Start of the window holding `ts`. */
 export function windowOf(ts: number): number {
   return Math.floor(ts / WINDOW_MS) * WINDOW_MS;
@@ -50,12 +74,7 @@ export function seriesSamples(
     `SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts ${dir} LIMIT ?`,
     [seriesId, from, to, limit],
   );
-  const chunks = db.all<ChunkRow>(
-    `SELECT n, data FROM chunks
-     WHERE series_id = ? AND window_start > ? AND window_start <= ? AND last_ts >= ? AND first_ts <= ?
-     ORDER BY window_start ${dir}`,
-    [seriesId, from - WINDOW_MS, to, from, to],
-  );
+  const chunks = chunksIn(db, seriesId, from, to, desc);
   const rowTs = rows.map((r) => r.ts);
   const rowValues = rows.map((r) => r.value);
   if (chunks.length === 0) return { ts: rowTs, values: rowValues };
@@ -63,7 +82,7 @@ export function seriesSamples(
   const cts: number[] = [];
   const cvs: number[] = [];
   for (const c of chunks) {
-    const d = decodeChunk(c.data, c.n);
+    const d = decodeChunk(chunkData(db, seriesId, c.window_start), c.n);
     for (let k = 0; k < c.n; k++) {
       const i = desc ? c.n - 1 - k : k;
       const t = d.ts[i]!;
@@ -131,15 +150,11 @@ export function chunkBuckets(
   desc: boolean,
   limit: number,
 ): Bucket[] {
-  const chunks = db.all<ChunkRow>(
-    `SELECT n, data FROM chunks
-     WHERE series_id = ? AND window_start > ? AND window_start <= ? AND last_ts >= ? AND first_ts < ?
-     ORDER BY window_start ${desc ? 'DESC' : 'ASC'}`,
-    [seriesId, from - WINDOW_MS, to, from, to + bucketMs],
-  );
+  // A bucket starting at or before `to` may hold samples up to `to + bucketMs`.
+  const chunks = chunksIn(db, seriesId, from, to + bucketMs, desc);
   const out: Bucket[] = [];
   for (const c of chunks) {
-    const d = decodeChunk(c.data, c.n);
+    const d = decodeChunk(chunkData(db, seriesId, c.window_start), c.n);
     const buckets: Bucket[] = [];
     let current: Bucket | undefined;
     let err = 0;
@@ -242,13 +257,14 @@ export function foldRows(
 /**
  * Move the rows of `seriesId` older than `horizon` (a window start) into its chunks: each window's
  * rows merged with the chunk already there (late samples), the rows' hourly buckets folded into
- * `rollups`, the rows deleted. Adds the samples moved per window to `moved`; returns how many.
+ * `rollups`, the rows deleted. Adds to `held` the samples each rebuilt window's chunk now holds;
+ * returns how many rows moved.
  */
 export function compactSeries(
   db: SqliteAccess,
   seriesId: number,
   horizon: number,
-  moved: Map<number, number>,
+  held: Map<number, number>,
 ): number {
   const rows = db.all<{ ts: number; value: number }>(
     'SELECT ts, value FROM samples WHERE series_id = ? AND ts < ? ORDER BY ts',
@@ -286,7 +302,7 @@ export function compactSeries(
         encodeChunk(merged.ts, merged.values),
       ],
     );
-    moved.set(window, (moved.get(window) ?? 0) + (end - start));
+    held.set(window, (held.get(window) ?? 0) + n);
     start = end;
   }
   // The hourly buckets only: a chunk's minutes are computed from it when read (a row a minute

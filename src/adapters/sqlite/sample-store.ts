@@ -58,8 +58,8 @@ const { Database: SqliteDatabase } = sqlite3;
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
-/** Series compacted in one transaction of a compaction pass. */
-const COMPACT_SERIES_PER_TRANSACTION = 200;
+/** Rows a compaction transaction moves (at least one series' whole backlog). */
+const COMPACT_ROWS_PER_TRANSACTION = 50_000;
 /** Most prepared statements kept at once. */
 const MAX_STATEMENTS = 256;
 const HOUR_MS = 3_600_000;
@@ -72,6 +72,8 @@ export interface SqliteSampleStoreOptions {
   memory?: boolean;
   /** SQLite page cache in KiB (default 32768: 32 MiB). */
   cacheKib?: number;
+  /** Prepared statements kept before the cache starts over (default 256). */
+  maxStatements?: number;
   /**
    * The caller holds the only lock on the file's directory (the runtime's DATA_DIR lock), so a
    * `<file>.lock` directory left by a process that died holding the database is stale and removed.
@@ -186,19 +188,22 @@ export class SqliteSampleStore implements SampleStore {
   #compacting: Promise<CompactResult> | undefined;
   #closed = false;
 
-  constructor(db: Database) {
+  readonly #maxStatements: number;
+
+  constructor(db: Database, maxStatements = MAX_STATEMENTS) {
     this.#db = db;
+    this.#maxStatements = maxStatements;
   }
 
   /**
    * The prepared statement of `sql`, kept until close. The texts are a bounded family (lists are
-   * bound as one JSON value); past {@link MAX_STATEMENTS} the cache starts over anyway, since each
-   * statement holds WebAssembly memory until finalized.
+   * bound as one JSON value); past `maxStatements` the cache starts over anyway (each
+   * statement holds WebAssembly memory until finalized), at the start of an operation: one in
+   * progress holds statements it prepared.
    */
   #stmt(sql: string): Statement {
     let s = this.#statements.get(sql);
     if (s === undefined) {
-      if (this.#statements.size >= MAX_STATEMENTS) this.#finalizeStatements();
       s = this.#db.prepare(sql);
       this.#statements.set(sql, s);
     }
@@ -229,6 +234,7 @@ export class SqliteSampleStore implements SampleStore {
       return Promise.reject(new NexusError('STORE_CLOSED', 'sqlite sample store is closed'));
     }
     try {
+      if (this.#statements.size >= this.#maxStatements && !this.#db.inTransaction) this.#finalizeStatements();
       return Promise.resolve(fn());
     } catch (error) {
       if (error instanceof NexusError) return Promise.reject(error);
@@ -679,7 +685,12 @@ export class SqliteSampleStore implements SampleStore {
         }
         if (policy.rollupMs > 0) {
           const bound = windowOf(anchor - policy.rollupMs);
-          deletedRows += this.#access.run('DELETE FROM rollups WHERE bucket < ?', [bound]);
+          // The hours of a window still held as a chunk exist only here: kept while the chunk is.
+          deletedRows += this.#access.run(
+            `DELETE FROM rollups WHERE bucket < ?1 AND NOT (res = 3600000 AND EXISTS (SELECT 1 FROM chunks c
+               WHERE c.series_id = rollups.series_id AND c.window_start = floor(rollups.bucket / ?2) * ?2))`,
+            [bound, WINDOW_MS],
+          );
         }
         return { dropped: [], deletedRows };
       });
@@ -690,17 +701,23 @@ export class SqliteSampleStore implements SampleStore {
 
   /**
    * Move the raw samples of every window that ended `hotMs` or more before `nowMs` into chunks
-   * (chunks.ts), a few hundred series per transaction, yielding to the event loop between them
+   * (chunks.ts), about 50,000 rows per transaction, yielding to the event loop between them
    * (writes and reads go on meanwhile; a late sample written into a window already done waits for
    * the next pass). Idempotent: a second pass finds no rows to move. One pass at a time.
    * `droppedPartitions` names the days (as PostgreSQL's day partitions) left without rows.
    */
   compact(options: CompactOptions): Promise<CompactResult> {
     if (this.#closed) return Promise.reject(new NexusError('STORE_CLOSED', 'sqlite sample store is closed'));
-    this.#compacting ??= this.#compact(options).finally(() => {
-      this.#compacting = undefined;
-    });
-    return this.#compacting;
+    // Passes run one after the other, each with its own options.
+    const pass = (this.#compacting ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.#compact(options));
+    this.#compacting = pass;
+    void pass.then(
+      () => this.#compacting === pass && (this.#compacting = undefined),
+      () => this.#compacting === pass && (this.#compacting = undefined),
+    );
+    return pass;
   }
 
   async #compact(options: CompactOptions): Promise<CompactResult> {
@@ -708,20 +725,25 @@ export class SqliteSampleStore implements SampleStore {
     const ids = (
       await this.#run('compact', () => this.#all<{ id: number }>('SELECT id FROM series ORDER BY id'))
     ).map((r) => r.id);
-    const moved = new Map<number, number>();
-    for (let i = 0; i < ids.length && !this.#closed; i += COMPACT_SERIES_PER_TRANSACTION) {
-      const group = ids.slice(i, i + COMPACT_SERIES_PER_TRANSACTION);
+    const held = new Map<number, number>();
+    let next = 0;
+    let movedRows = 0;
+    while (next < ids.length && !this.#closed) {
       await this.#run('compact', () =>
         this.#transaction(() => {
-          for (const id of group) {
-            if (compactSeries(this.#access, id, horizon, moved) > 0) {
-              this.#compactedUntil.set(id, Math.max(this.#compactedEnd(id), horizon));
-            }
+          // Up to a budget of rows a transaction, so the event loop is never held long.
+          const start = movedRows;
+          while (next < ids.length && movedRows - start < COMPACT_ROWS_PER_TRANSACTION) {
+            const id = ids[next++]!;
+            const rows = compactSeries(this.#access, id, horizon, held);
+            if (rows > 0) this.#compactedUntil.set(id, Math.max(this.#compactedEnd(id), horizon));
+            movedRows += rows;
           }
         }),
       );
       await new Promise((resolve) => setImmediate(resolve));
     }
+    const moved = held;
     if (moved.size > 0 && !this.#closed)
       await this.#run('compact', () => this.#db.exec('PRAGMA incremental_vacuum'));
     const windows = [...moved.keys()].sort((a, b) => a - b);
@@ -809,7 +831,7 @@ export function createSqliteSampleStore(options: SqliteSampleStoreOptions): Sqli
     db.exec(`PRAGMA cache_size = -${options.cacheKib ?? 32_768}`);
     // Reading the schema fails here, not at the first write, when the file is no database.
     db.get('PRAGMA user_version');
-    return new SqliteSampleStore(db);
+    return new SqliteSampleStore(db, options.maxStatements);
   } catch (error) {
     db?.close();
     const message = error instanceof Error ? error.message : String(error);
