@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import sqlite3, { type Database, type Statement } from 'node-sqlite3-wasm';
-import type { Batch, DeadLetter, SeriesKey } from '../../domain/types.js';
+import type { Batch, DeadLetter, Sample, SeriesKey } from '../../domain/types.js';
 import { NexusError } from '../../errors.js';
 import {
   type CompactOptions,
@@ -154,6 +154,20 @@ function compareCodePoints(a: string, b: string): number {
   return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+/** Rows one insert statement takes (3 parameters each, far below SQLite's 32,766). */
+const INSERT_GROUP = 256;
+const INSERT_ONE_SQL = 'INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
+const INSERT_GROUP_SQL = `INSERT INTO samples (series_id, ts, value) VALUES ${Array.from({ length: INSERT_GROUP }, () => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`;
+
+/** The refusal of `s` (at `index` of its batch) whose (series, time) holds `stored` already. */
+function conflict(s: Sample, index: number, stored: number | undefined): RefusedSample {
+  return {
+    index,
+    reason: 'conflicting_duplicate',
+    detail: `stored value ${stored}, refused value ${s.value} for ${s.metric} of ${s.uuid} (${s.hostname}) at ${new Date(s.timestampMs).toISOString()}`,
+  };
+}
+
 /** `samples_pYYYYMMDD`: the name PostgreSQL's day partition of `dayMs` has. */
 function dayPartitionName(dayMs: number): string {
   return `samples_p${new Date(dayMs).toISOString().slice(0, 10).replaceAll('-', '')}`;
@@ -287,10 +301,9 @@ export class SqliteSampleStore implements SampleStore {
       if (ledger.changes === 0) {
         return { duplicate: true, inserted: 0, deadLetters: 0, unstorable: 0, conflicts: 0 };
       }
-      const insert = this.#stmt(
-        'INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
-      );
       const stored = this.#stmt('SELECT value FROM samples WHERE series_id = ? AND ts = ?');
+      // Samples to insert as rows, in batch order: index, series id, time, value.
+      const pending: number[] = [];
       // Series first seen in this batch: looked up like the cache (no identity text per sample).
       const fresh = new SeriesIdCache(Number.MAX_SAFE_INTEGER);
       const chunks: ChunkCache = new Map();
@@ -313,19 +326,36 @@ export class SqliteSampleStore implements SampleStore {
           s.timestampMs < this.#compactedEnd(id)
             ? chunkValue(this.#access, id, s.timestampMs, chunks)
             : undefined;
-        if (inChunk === undefined && insert.run([id, s.timestampMs, s.value]).changes === 1) {
-          inserted += 1;
-          return;
-        }
-        const before = inChunk ?? (stored.all([id, s.timestampMs]) as { value: number }[])[0]?.value;
-        if (before !== s.value) {
-          refused.push({
-            index,
-            reason: 'conflicting_duplicate',
-            detail: `stored value ${before}, refused value ${s.value} for ${s.metric} of ${s.uuid} (${s.hostname}) at ${new Date(s.timestampMs).toISOString()}`,
-          });
-        }
+        if (inChunk === undefined) pending.push(index, id, s.timestampMs, s.value);
+        else if (inChunk !== s.value) refused.push(conflict(s, index, inChunk));
       });
+      // Rows go in groups of INSERT_GROUP: one statement each instead of one per sample. A group
+      // that inserted fewer rows than it holds had repeats of a stored (series, time): those rows
+      // are compared with what is stored (the first of repeats inside a group is what got in).
+      const group = this.#stmt(INSERT_GROUP_SQL);
+      const single = this.#stmt(INSERT_ONE_SQL);
+      for (let at = 0; at < pending.length;) {
+        // Whole groups, then the rest one by one (two statement texts, not one per size).
+        const rows = pending.length - at >= 4 * INSERT_GROUP ? INSERT_GROUP : 1;
+        const values: number[] = [];
+        for (let k = 0; k < rows; k++)
+          values.push(pending[at + 4 * k + 1]!, pending[at + 4 * k + 2]!, pending[at + 4 * k + 3]!);
+        const changes = (rows === INSERT_GROUP ? group : single).run(values).changes;
+        inserted += changes;
+        if (changes < rows) {
+          for (let k = 0; k < rows; k++) {
+            const [index, id, ts, value] = pending.slice(at + 4 * k, at + 4 * k + 4) as [
+              number,
+              number,
+              number,
+              number,
+            ];
+            const before = (stored.all([id, ts]) as { value: number }[])[0]?.value;
+            if (before !== value) refused.push(conflict(batch.samples[index]!, index, before));
+          }
+        }
+        at += 4 * rows;
+      }
       refused.sort((a, b) => a.index - b.index);
       const letters =
         refused.length === 0
