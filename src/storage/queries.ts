@@ -223,7 +223,7 @@ ORDER BY se.cluster_id, se.hostname, se.gpu_id, se.metric, se.id`,
 }
 
 /** Series columns of {@link SeriesFilter} fields, in SQL. */
-const SERIES_FILTER_COLUMNS = {
+export const SERIES_FILTER_COLUMNS = {
   clusterId: 'cluster_id',
   hostname: 'hostname',
   gpuId: 'gpu_id',

@@ -4,18 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeChunk, encodeChunk } from '../../src/adapters/sqlite/chunk-codec.js';
-
-/** A deterministic pseudo-random source (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../support/hostile-clients.js';
 
 const bits = (v: number): string => Buffer.from(new Float64Array([v]).buffer).toString('hex');
 
@@ -61,7 +50,7 @@ describe('SQLite chunk codec', () => {
   });
 
   it('round-trips 300 random chunks of scrape-like and arbitrary samples', () => {
-    const next = random(18);
+    const next = prng(18);
     for (let c = 0; c < 300; c++) {
       const n = 1 + Math.floor(next() * 400);
       const ts: number[] = [];

@@ -34,7 +34,13 @@ import {
   chooseResolution,
   labelsMatch,
 } from '../../ports/sample-store.js';
-import { DEFAULT_DEAD_LETTER_LIMIT, DEFAULT_SAMPLE_LIMIT, compareGpus } from '../../storage/queries.js';
+import {
+  DEFAULT_DEAD_LETTER_LIMIT,
+  DEFAULT_SAMPLE_LIMIT,
+  SERIES_FILTER_COLUMNS,
+  compareGpus,
+  toStoredSeries as toSeries,
+} from '../../storage/queries.js';
 import { type RefusedSample, refusalDeadLetters, unstorableSampleProblem } from '../../storage/refusals.js';
 import { SeriesIdCache, pgText, seriesIdentity, seriesKeyHash } from '../../storage/series.js';
 import {
@@ -103,34 +109,9 @@ interface SeriesRow {
 const SERIES_COLUMNS =
   'id, cluster_id, hostname, gpu_id, uuid, device, model_name, metric, container, pod, namespace, labels';
 
-/** Series columns of {@link SeriesFilter} fields. */
-const FILTER_COLUMNS = {
-  clusterId: 'cluster_id',
-  hostname: 'hostname',
-  gpuId: 'gpu_id',
-  uuid: 'uuid',
-  device: 'device',
-  modelName: 'model_name',
-  container: 'container',
-  pod: 'pod',
-  namespace: 'namespace',
-} as const;
-
+/** A series row as SQLite returns it: labels as JSON text. */
 function toStoredSeries(r: SeriesRow): StoredSeries {
-  return {
-    id: r.id,
-    clusterId: r.cluster_id,
-    hostname: r.hostname,
-    gpuId: r.gpu_id,
-    uuid: r.uuid,
-    device: r.device,
-    modelName: r.model_name,
-    metric: r.metric,
-    container: r.container,
-    pod: r.pod,
-    namespace: r.namespace,
-    labels: JSON.parse(r.labels) as Record<string, string>,
-  };
+  return toSeries({ ...r, labels: JSON.parse(r.labels) as Record<string, string> });
 }
 
 function keyOf(s: StoredSeries): SeriesKey {
@@ -457,8 +438,8 @@ export class SqliteSampleStore implements SampleStore {
       where.push('metric IN (SELECT value FROM json_each(?))');
       values.push(JSON.stringify(filter.metrics.map((m) => refuseNul(m, 'a metric name'))));
     }
-    for (const [field, column] of Object.entries(FILTER_COLUMNS)) {
-      const value = filter[field as keyof typeof FILTER_COLUMNS];
+    for (const [field, column] of Object.entries(SERIES_FILTER_COLUMNS)) {
+      const value = filter[field as keyof typeof SERIES_FILTER_COLUMNS];
       if (value !== undefined) {
         where.push(`${column} = ?`);
         values.push(refuseNul(value, field));
