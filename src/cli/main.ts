@@ -508,7 +508,11 @@ async function withTokenStore<T>(flags: CommonFlags, fn: (tokens: TokenStore) =>
       await store.migrate();
       const tokens = tokenStoreOf(store);
       if (tokens === undefined)
-        throw new NexusError('CONFIG_INVALID', 'API tokens need a SQL sample store (PGlite or PostgreSQL)');
+        throw new NexusError(
+          'CONFIG_INVALID',
+          'API tokens need a SQL sample store to keep them in (PGlite or PostgreSQL; EMBEDDED_STORE=sqlite has no token table)',
+          { details: { variable: 'EMBEDDED_STORE' } },
+        );
       return await fn(tokens);
     } finally {
       await store.close();

@@ -115,6 +115,27 @@ describe('bind safety', () => {
     expect(await both.exited).toBe(0);
   }, 180_000);
 
+  it('with EMBEDDED_STORE=sqlite (no token table), token commands and AUTH=token start refuse, naming it', async () => {
+    const sqliteDir = join(work, 'sqlite-data');
+    const created = await run(
+      ['token', 'create', '--data-dir', sqliteDir, '--name', 'x', '--scope', 'read'],
+      {
+        EMBEDDED_STORE: 'sqlite',
+      },
+    );
+    expect(created.code).toBe(2);
+    expect(created.output).toContain('CONFIG_INVALID');
+    expect(created.output).toContain('EMBEDDED_STORE=sqlite has no token table');
+    const port = await freePort();
+    const refused = await run(['start', '--no-ingest', '--data-dir', sqliteDir, '--port', String(port)], {
+      AUTH: 'token',
+      EMBEDDED_STORE: 'sqlite',
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain('EMBEDDED_STORE=sqlite has no token table');
+    expect(refused.output).not.toMatch(/API listening on/);
+  }, 180_000);
+
   it('accepts --insecure-no-auth on a loopback bind, where it changes nothing', async () => {
     const port = await freePort();
     const insecure = spawnCli(
