@@ -135,8 +135,15 @@ interface SqlCapableStore {
   withSql: SqlRunner;
 }
 
-/** The token store in `store`'s database, or undefined when the store has no SQL database. */
+/** A sample store that keeps its own token store (the SQLite store). */
+interface TokenKeepingStore {
+  tokenStore(): TokenStore;
+}
+
+/** The token store in `store`'s database, or undefined when the store has no database for it. */
 export function tokenStoreOf(store: SampleStore): TokenStore | undefined {
+  const keeping = store as SampleStore & Partial<TokenKeepingStore>;
+  if (typeof keeping.tokenStore === 'function') return keeping.tokenStore();
   const candidate = store as SampleStore & Partial<SqlCapableStore>;
   if (typeof candidate.withSql !== 'function') return undefined;
   const sql = candidate as SampleStore & SqlCapableStore;

@@ -510,8 +510,7 @@ async function withTokenStore<T>(flags: CommonFlags, fn: (tokens: TokenStore) =>
       if (tokens === undefined)
         throw new NexusError(
           'CONFIG_INVALID',
-          'API tokens need a SQL sample store to keep them in (PGlite or PostgreSQL; EMBEDDED_STORE=sqlite has no token table)',
-          { details: { variable: 'EMBEDDED_STORE' } },
+          'API tokens need a sample store that keeps them (PGlite, SQLite or PostgreSQL)',
         );
       return await fn(tokens);
     } finally {

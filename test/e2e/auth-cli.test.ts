@@ -115,25 +115,34 @@ describe('bind safety', () => {
     expect(await both.exited).toBe(0);
   }, 180_000);
 
-  it('with EMBEDDED_STORE=sqlite (no token table), token commands and AUTH=token start refuse, naming it', async () => {
+  it('with EMBEDDED_STORE=sqlite: tokens are created, listed, served and revoked in the SQLite file', async () => {
     const sqliteDir = join(work, 'sqlite-data');
+    const extra = { EMBEDDED_STORE: 'sqlite' };
     const created = await run(
-      ['token', 'create', '--data-dir', sqliteDir, '--name', 'x', '--scope', 'read'],
-      {
-        EMBEDDED_STORE: 'sqlite',
-      },
+      ['token', 'create', '--data-dir', sqliteDir, '--name', 'ci', '--scope', 'read'],
+      extra,
     );
-    expect(created.code).toBe(2);
-    expect(created.output).toContain('CONFIG_INVALID');
-    expect(created.output).toContain('EMBEDDED_STORE=sqlite has no token table');
+    expect(created.code, created.output).toBe(0);
+    const token = /nxt_[A-Za-z0-9_-]{43}/.exec(created.output)?.[0];
+    expect(token).toBeDefined();
+    const listed = await run(['token', 'list', '--data-dir', sqliteDir], extra);
+    expect(listed.output).toMatch(/\tci\tread\t.*\tvalid/);
+
     const port = await freePort();
-    const refused = await run(['start', '--no-ingest', '--data-dir', sqliteDir, '--port', String(port)], {
+    const server = spawnCli(['start', '--no-ingest', '--data-dir', sqliteDir, '--port', String(port)], {
+      ...env,
+      ...extra,
       AUTH: 'token',
-      EMBEDDED_STORE: 'sqlite',
     });
-    expect(refused.code).not.toBe(0);
-    expect(refused.output).toContain('EMBEDDED_STORE=sqlite has no token table');
-    expect(refused.output).not.toMatch(/API listening on/);
+    await server.waitFor(/API listening on/, 90_000);
+    const url = `http://127.0.0.1:${port}/api/v1/clusters`;
+    expect((await fetch(url)).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    server.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    const revoked = await run(['token', 'revoke', '--data-dir', sqliteDir, 'ci'], extra);
+    expect(revoked.code, revoked.output).toBe(0);
+    expect((await run(['token', 'list', '--data-dir', sqliteDir], extra)).output).not.toMatch(/\tci\t/);
   }, 180_000);
 
   it('accepts --insecure-no-auth on a loopback bind, where it changes nothing', async () => {

@@ -409,8 +409,10 @@ describe('nats queue on a three-node cluster (R3)', () => {
     expect(result.handled.size).toBe(total);
     expect(result.acks.size).toBe(total);
     expect(result.refused).toBe(0);
-    // Producers were held (the stream reached the bound) and never let past it.
-    expect(deepest).toBe(30);
+    // Producers were held (the stream reached the bound) and never let past it. The sampler polls
+    // every 20 ms and can miss the exact peak on a loaded machine (a CI run saw 28 of 30).
+    expect(deepest).toBeGreaterThanOrEqual(25);
+    expect(deepest).toBeLessThanOrEqual(30);
     expect(await producer.depth()).toBe(0);
     // Every replica holds what the leader holds: the same last sequence, no message left.
     const stream = `NEXUS_${name}`;

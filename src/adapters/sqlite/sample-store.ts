@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import sqlite3, { type Database, type Statement } from 'node-sqlite3-wasm';
 import type { Batch, DeadLetter, Sample, SeriesKey } from '../../domain/types.js';
+import type { TokenStore } from '../../auth/token-store.js';
 import { NexusError } from '../../errors.js';
 import {
   type CompactOptions,
@@ -58,6 +59,7 @@ import {
   windowOf,
 } from './chunks.js';
 import { SQLITE_MIGRATIONS } from './schema.js';
+import { sqliteTokenStore } from './token-store.js';
 
 // A CommonJS module: Node's ESM loader gives its exports as the default import only.
 const { Database: SqliteDatabase } = sqlite3;
@@ -787,6 +789,13 @@ export class SqliteSampleStore implements SampleStore {
         : Math.max(found.r ?? -Infinity, found.c ?? -Infinity);
     if (newest === null || newest === undefined) return nowMs;
     return Math.min(nowMs, Math.floor(newest / DAY_MS) * DAY_MS + DAY_MS);
+  }
+
+  /** The API token store in this database (src/auth/token-store.ts's port; `tokenStoreOf` finds it). */
+  tokenStore(): TokenStore {
+    return sqliteTokenStore((operation, fn) =>
+      this.#run(operation, () => fn((sql, values) => this.#all(sql, values ?? []))),
+    );
   }
 
   ping(): Promise<void> {

@@ -98,4 +98,19 @@ CREATE TABLE chunks (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 3,
+    name: 'API tokens: sha256 of each token, its name and scopes (src/adapters/sqlite/token-store.ts)',
+    sql: `
+CREATE TABLE api_tokens (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  token_hash BLOB NOT NULL UNIQUE,
+  scopes TEXT NOT NULL,
+  created_ms REAL NOT NULL,
+  revoked_ms REAL
+);
+CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_ms IS NULL;
+`,
+  },
 ];

@@ -27,7 +27,7 @@ export function authFromConfig(config: Config, store: SampleStore, logger: Logge
   if (token && tokens === undefined)
     throw new NexusError(
       'CONFIG_INVALID',
-      'AUTH=token needs a SQL sample store to keep its tokens in (PGlite or PostgreSQL; EMBEDDED_STORE=sqlite has no token table)',
+      'AUTH=token needs a sample store that keeps API tokens (PGlite, SQLite or PostgreSQL)',
       {
         details: { variable: 'AUTH' },
       },
