@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSqliteSampleStore, type SqliteSampleStore } from '../../src/adapters/sqlite/sample-store.js';
 import type { Batch, Sample } from '../../src/domain/types.js';
+import type { SampleStore, StoredSeries } from '../../src/ports/sample-store.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -464,3 +465,84 @@ process.kill(process.pid, 'SIGKILL');
     }
   });
 });
+
+describe('SQLite sample store: summaries and spacing answer as PGlite does', () => {
+  it('summarizeSeries (raw, 1m, 1h, more windows) and sampleSpacing, before and after compaction', async () => {
+    const { createPgliteSampleStore } = await import('../../src/adapters/pglite/sample-store.js');
+    const lite = createSqliteSampleStore({ memory: true });
+    const pg = await createPgliteSampleStore({ memory: true });
+    try {
+      await lite.migrate();
+      await pg.migrate();
+      const data: Sample[] = [];
+      for (let i = 0; i < 3 * 288; i++) {
+        for (let g = 0; g < 4; g++) {
+          for (const metric of ['M_A', 'M_B']) {
+            // GPU 3 has two MIG instances; GPU 2 skips some scrapes; times jitter by a few ms.
+            const labels: Record<string, string> = g === 3 ? { GPU_I_ID: String(i % 2) } : {};
+            if (g === 2 && i % 7 === 3) continue;
+            data.push({
+              ...key,
+              uuid: `GPU-${g}`,
+              gpuId: String(g),
+              metric,
+              labels,
+              timestampMs: T0 + i * 300_000 + ((i * 31 + g) % 9),
+              value: Math.round(((i * 13 + g * 7) % 97) * 10.1) / 10,
+            });
+          }
+        }
+      }
+      // One more GPU with gaps of 10, 20, 30 and 40 ms: the median of an even count is 25.
+      for (const [i, dt] of [0, 10, 30, 60, 100].entries()) {
+        data.push({
+          ...key,
+          uuid: 'GPU-9',
+          gpuId: '9',
+          metric: 'M_A',
+          timestampMs: T0 + 2 * HOUR + dt,
+          value: i,
+        });
+      }
+      for (const store of [lite, pg]) await store.writeBatch(batch(data));
+      const filter = { clusterId: 'c1' };
+      const summary = async (store: SampleStore) =>
+        (
+          await store.summarizeSeries!({
+            filter,
+            startMs: T0 + 7 * HOUR + 5 * 60_000, // buckets starting in the window: from 08:00
+            endMs: T0 + 30 * HOUR,
+            resolution: '1h',
+            more: [
+              { startMs: T0 + 30 * HOUR, endMs: T0 + 31 * HOUR + 17 * 60_000, resolution: '1m' },
+              { startMs: T0 + 31 * HOUR + 17 * 60_000 + 1234, endMs: T0 + 40 * HOUR + 5, resolution: 'raw' },
+            ],
+          })
+        )
+          .map((r) => ({ ...r, series: keyOfSeries(r.series), sum: Number(r.sum.toPrecision(12)) }))
+          .sort((a, b) => (JSON.stringify(a.series) < JSON.stringify(b.series) ? -1 : 1));
+      const spacing = (store: SampleStore) =>
+        store.sampleSpacing!({
+          filter,
+          startMs: T0 + HOUR,
+          endMs: T0 + 50 * HOUR,
+          instanceLabel: 'GPU_I_ID',
+          exclude: [{ clusterId: 'c1', hostname: 'h1', gpuId: '1', instance: '' }],
+        });
+      const want = { summary: await summary(pg), spacing: await spacing(pg) };
+      expect(want.summary).toHaveLength(10); // GPU 3's two instances are series of their own; GPU 9 is before the windows
+      expect(want.spacing.find((g) => g.gpuId === '9')).toMatchObject({ timestamps: 5, medianMs: 25 });
+      expect({ summary: await summary(lite), spacing: await spacing(lite) }).toEqual(want);
+      await lite.compact({ hotMs: 0, nowMs: T0 + 3 * DAY });
+      expect({ summary: await summary(lite), spacing: await spacing(lite) }).toEqual(want);
+    } finally {
+      await lite.close();
+      await pg.close();
+    }
+  });
+});
+
+function keyOfSeries(s: StoredSeries): Omit<StoredSeries, 'id'> {
+  const { id: _id, ...rest } = s;
+  return rest;
+}

@@ -25,8 +25,12 @@ import {
   type SampleQuery,
   type SampleStore,
   type SelectedSeries,
+  type GpuSpacing,
   type SeriesFilter,
   type SeriesSelect,
+  type SeriesSummary,
+  type SeriesSummarySelect,
+  type SpacingSelect,
   type StoredDeadLetter,
   type StoredGpu,
   type StoredSample,
@@ -552,9 +556,8 @@ export class SqliteSampleStore implements SampleStore {
       if (into === undefined) byBucket.set(b.bucket, { ...b });
       else mergeBucket(into, b);
     }
-    return [...byBucket.values()]
-      .sort((a, b) => (desc ? b.bucket - a.bucket : a.bucket - b.bucket))
-      .slice(0, limit);
+    const merged = [...byBucket.values()].sort((a, b) => (desc ? b.bucket - a.bucket : a.bucket - b.bucket));
+    return limit < 0 ? merged : merged.slice(0, limit);
   }
 
   listGpus(clusterId?: string): Promise<StoredGpu[]> {
@@ -637,6 +640,94 @@ export class SqliteSampleStore implements SampleStore {
         out.push({ series, timestamps: got.ts, values: got.values });
       }
       return out;
+    });
+  }
+
+  /**
+   * Per series of the filter, the totals of its buckets of each window's resolution that start in
+   * the window (its samples there for `raw`): the same rows, chunks and folded buckets reads merge.
+   */
+  summarizeSeries(select: SeriesSummarySelect, signal?: AbortSignal): Promise<SeriesSummary[]> {
+    return this.#run('summarizeSeries', () => {
+      signal?.throwIfAborted();
+      const windows = [select, ...(select.more ?? [])];
+      const out: SeriesSummary[] = [];
+      for (const series of this.#seriesWhere(select.filter)) {
+        const total = { count: 0, sum: 0, min: Infinity, max: -Infinity };
+        for (const w of windows) {
+          if (w.resolution === 'raw') {
+            const got = seriesSamples(this.#access, series.id, w.startMs, w.endMs, false, -1);
+            got.values.forEach((v, i) => {
+              if (got.ts[i]! >= w.endMs) return;
+              total.count += 1;
+              total.sum += v;
+              total.min = Math.min(total.min, v);
+              total.max = Math.max(total.max, v);
+            });
+            continue;
+          }
+          const res = w.resolution === '1m' ? MINUTE_MS : HOUR_MS;
+          // Buckets start on multiples of their width: those in [startMs, endMs).
+          const from = Math.ceil(w.startMs / res) * res;
+          if (from >= w.endMs) continue;
+          for (const b of this.#buckets(series.id, res, from, w.endMs - 1, false, -1)) {
+            total.count += b.count;
+            total.sum += b.sum;
+            total.min = Math.min(total.min, b.min);
+            total.max = Math.max(total.max, b.max);
+          }
+        }
+        if (total.count > 0) out.push({ series, ...total });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Per GPU (cluster, host, index, value of the instance label) with samples of the filter's series
+   * in [startMs, endMs): its distinct sample times and the median gap between consecutive ones
+   * (the mean of the middle two for an even count, as PostgreSQL's percentile_cont; null with one).
+   */
+  sampleSpacing(select: SpacingSelect, signal?: AbortSignal): Promise<GpuSpacing[]> {
+    return this.#run('sampleSpacing', () => {
+      signal?.throwIfAborted();
+      const label = select.instanceLabel;
+      const keyOfGpu = (g: Pick<GpuSpacing, 'clusterId' | 'hostname' | 'gpuId' | 'instance'>): string =>
+        JSON.stringify([g.clusterId, g.hostname, g.gpuId, g.instance]);
+      const excluded = new Set((select.exclude ?? []).map(keyOfGpu));
+      const gpus = new Map<
+        string,
+        { gpu: Omit<GpuSpacing, 'timestamps' | 'medianMs'>; times: Set<number> }
+      >();
+      for (const series of this.#seriesWhere(select.filter)) {
+        const gpu = {
+          clusterId: series.clusterId,
+          hostname: series.hostname,
+          gpuId: series.gpuId,
+          instance: Object.hasOwn(series.labels, label) ? series.labels[label]! : '',
+        };
+        const key = keyOfGpu(gpu);
+        if (excluded.has(key)) continue;
+        const got = seriesSamples(this.#access, series.id, select.startMs, select.endMs, false, -1);
+        const times = got.ts.filter((t) => t < select.endMs);
+        if (times.length === 0) continue;
+        let entry = gpus.get(key);
+        if (entry === undefined) gpus.set(key, (entry = { gpu, times: new Set() }));
+        for (const t of times) entry.times.add(t);
+      }
+      return [...gpus.values()]
+        .map(({ gpu, times }) => {
+          const sorted = [...times].sort((a, b) => a - b);
+          const gaps = sorted
+            .slice(1)
+            .map((t, i) => t - sorted[i]!)
+            .sort((a, b) => a - b);
+          const mid = gaps.length >> 1;
+          const medianMs =
+            gaps.length === 0 ? null : gaps.length % 2 === 1 ? gaps[mid]! : (gaps[mid - 1]! + gaps[mid]!) / 2;
+          return { ...gpu, timestamps: sorted.length, medianMs };
+        })
+        .sort((a, b) => compareCodePoints(keyOfGpu(a), keyOfGpu(b)));
     });
   }
 
