@@ -72,6 +72,11 @@ export function checkTokenName(name: string): void {
       'a token name is 1-64 characters: letters, digits, ".", "_" or "-", starting with a letter or digit',
       { details: { parameter: 'name' } },
     );
+  // `revoke` reads digits as an id: a name of digits alone would revoke another token.
+  if (/^[0-9]+$/.test(name))
+    throw new NexusError('BAD_REQUEST', 'a token name must not be digits alone (those name token ids)', {
+      details: { parameter: 'name' },
+    });
 }
 
 /** A {@link TokenStore} on the `api_tokens` table of a migrated sample-store database. */

@@ -34,6 +34,9 @@ describe.each(stores)('API tokens in the %s store', (_name, open) => {
       expect(await tokens.lookup('not a token')).toBeUndefined();
       await expect(tokens.create('grafana', ['read'])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
       await expect(tokens.create('bad name!', ['read'])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      // Digits alone name ids: `revoke('1')` must never meet a token named "1".
+      await expect(tokens.create('1', ['read'])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await tokens.revoke('1234567890123456789')).toBeUndefined();
       expect((await tokens.list()).map((t) => t.name)).toEqual(['admin-1', 'grafana']);
 
       const revoked = await tokens.revoke('grafana');

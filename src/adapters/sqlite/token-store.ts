@@ -64,11 +64,12 @@ export function sqliteTokenStore(sql: TokenSql): TokenStore {
       return rows.map(recordOf);
     },
     async revoke(idOrName) {
-      const byId = /^[0-9]{1,15}$/.test(idOrName);
+      // As the PostgreSQL store reads ids (names are never digits alone).
+      const byId = /^[0-9]{1,18}$/.test(idOrName);
       const rows = await sql('revokeToken', (all) =>
         all<TokenRow>(
           `UPDATE api_tokens SET revoked_ms = ? WHERE revoked_ms IS NULL AND ${byId ? 'id' : 'name'} = ? RETURNING ${COLUMNS}`,
-          [Date.now(), byId ? Number(idOrName) : idOrName],
+          [Date.now(), byId ? BigInt(idOrName) : idOrName],
         ),
       );
       return rows[0] === undefined ? undefined : recordOf(rows[0]);
