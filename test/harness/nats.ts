@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,11 +114,27 @@ function trackForExit(child: ChildProcess): void {
   }
 }
 
+/** A node exited while the cluster was starting; `message` ends with the tail of its log. */
+class EarlyExit extends Error {}
+
 /**
  * Start `nodes` nats-server processes with JetStream (a cluster with routes when 3) and wait until
  * JetStream is ready. Throws if /usr/sbin/nats-server is missing ("install the Debian package nats-server").
+ * A node that exits while starting has most often lost one of its ports (picked free, then bound
+ * by another test's server before it) and is the reason a start is tried again on new ports, up
+ * to 3 times; the error then carries the node's log.
  */
 export async function startNatsCluster(options: StartNatsOptions = {}): Promise<NatsHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(options);
+    } catch (error) {
+      if (!(error instanceof EarlyExit) || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startNatsClusterOnce(options: StartNatsOptions): Promise<NatsHandle> {
   if (!existsSync(NATS_SERVER)) {
     throw new Error(
       `nats-server not found: install the Debian package nats-server (expected ${NATS_SERVER})`,
@@ -186,10 +202,12 @@ export async function startNatsCluster(options: StartNatsOptions = {}): Promise<
       const leaders = probes.map((p) => p.leader);
       if (leaders.every((l) => l !== undefined) && new Set(leaders).size === 1) return;
       const dead = nodes.find((n) => n.process !== undefined && n.process.exitCode !== null);
-      if (dead)
-        throw new Error(
-          `nats-server ${dead.name} exited with ${dead.process?.exitCode}; log: ${dead.logFile}`,
+      if (dead) {
+        const log = await readFile(dead.logFile, 'utf8').catch(() => '');
+        throw new EarlyExit(
+          `nats-server ${dead.name} exited with ${dead.process?.exitCode}; log ${dead.logFile} ends:\n${log.split('\n').slice(-8).join('\n')}`,
         );
+      }
       if (Date.now() > deadline) {
         const states = up.map((n, i) => `${n.name}: ${probes[i]?.why ?? '?'}`).join('; ');
         throw new Error(
