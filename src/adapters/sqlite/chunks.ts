@@ -51,6 +51,13 @@ function chunkData(db: SqliteAccess, seriesId: number, windowStart: number): Uin
   ])[0]!.data;
 }
 
+/** How a bucket folded into `rollups` joins the one already there for its (res, series, bucket). */
+const MERGE_INTO_ROLLUPS = `ON CONFLICT (res, series_id, bucket) DO UPDATE SET
+  min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max),
+  sum = rollups.sum + excluded.sum, count = rollups.count + excluded.count,
+  last = CASE WHEN excluded.last_ts > rollups.last_ts THEN excluded.last ELSE rollups.last END,
+  last_ts = max(rollups.last_ts, excluded.last_ts)`;
+
 /** Start of the window holding `ts`. */
 export function windowOf(ts: number): number {
   return Math.floor(ts / WINDOW_MS) * WINDOW_MS;
@@ -244,11 +251,7 @@ export function foldRows(
                sum(value) AS sum, count(*) AS count, max(ts) AS last_ts
              FROM samples WHERE ${where} GROUP BY 1, 2) AS g
        WHERE true
-       ON CONFLICT (res, series_id, bucket) DO UPDATE SET
-         min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max),
-         sum = rollups.sum + excluded.sum, count = rollups.count + excluded.count,
-         last = CASE WHEN excluded.last_ts > rollups.last_ts THEN excluded.last ELSE rollups.last END,
-         last_ts = max(rollups.last_ts, excluded.last_ts)`,
+       ${MERGE_INTO_ROLLUPS}`,
       [res, res, res, ...params],
     );
   }
@@ -325,11 +328,7 @@ export function foldChunkMinutes(db: SqliteAccess, bound: number): void {
       db.run(
         `INSERT INTO rollups (res, series_id, bucket, min, max, sum, count, last, last_ts)
          VALUES (60000, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (res, series_id, bucket) DO UPDATE SET
-           min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max),
-           sum = rollups.sum + excluded.sum, count = rollups.count + excluded.count,
-           last = CASE WHEN excluded.last_ts > rollups.last_ts THEN excluded.last ELSE rollups.last END,
-           last_ts = max(rollups.last_ts, excluded.last_ts)`,
+         ${MERGE_INTO_ROLLUPS}`,
         [id, b.bucket, b.min, b.max, b.sum, b.count, b.last, b.lastTs],
       );
     }

@@ -43,6 +43,7 @@ import {
   DEFAULT_DEAD_LETTER_LIMIT,
   DEFAULT_SAMPLE_LIMIT,
   SERIES_FILTER_COLUMNS,
+  type SeriesRow as SqlSeriesRow,
   compareGpus,
   toStoredSeries as toSeries,
 } from '../../storage/queries.js';
@@ -96,21 +97,8 @@ export interface SqliteSampleStoreOptions {
 
 type Row = Record<string, unknown>;
 
-/** A series row as stored. */
-interface SeriesRow {
-  id: number;
-  cluster_id: string;
-  hostname: string;
-  gpu_id: string;
-  uuid: string;
-  device: string;
-  model_name: string;
-  metric: string;
-  container: string;
-  pod: string;
-  namespace: string;
-  labels: string;
-}
+/** A series row as SQLite returns it: queries.ts' row with its labels as JSON text. */
+type SeriesRow = Omit<SqlSeriesRow, 'labels'> & { labels: string };
 
 const SERIES_COLUMNS =
   'id, cluster_id, hostname, gpu_id, uuid, device, model_name, metric, container, pod, namespace, labels';
