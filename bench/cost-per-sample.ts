@@ -1,14 +1,14 @@
 /**
  * Cost per sample beside Prometheus (issue 18's table), same data, same run:
  *
- *   npx tsx bench/cost-per-sample.ts [--gpus 1000] [--scrapes 100] [--runs 3] [--store pglite|sqlite]
+ *   npx tsx bench/cost-per-sample.ts [--gpus 1000] [--scrapes 100] [--runs 3] [--store sqlite|pglite]
  *     [--out results.json]
  *
  * Data (test/support/promql-data.ts): `--gpus` GPUs (8 per host) x 10 dcgm-exporter gauges x
  * `--scrapes` scrapes 30 s apart (default 1,000 x 10 x 100 = 1,000,000 samples, 50 minutes).
  * - ingest: `promtool tsdb create-blocks-from openmetrics` (Prometheus' own bulk path) against the
  *   project's embedded runtime reading the same samples as exposition text (file source -> queue
- *   -> collector -> the embedded sample store on disk: PGlite, or SQLite with `--store sqlite`),
+ *   -> collector -> the embedded sample store on disk: SQLite, or PGlite with `--store pglite`),
  *   samples per second of each; the project's stored count checked;
  * - disk: bytes of the block directory against bytes of the store's data directory once the
  *   runtime is closed, per sample;
@@ -17,7 +17,7 @@
  *   (`limit=10000`), each answer checked to hold every point; p50/p99 and response bytes; the
  *   same in the compact form (`format=compact`: labels once, then times and values, the shape of
  *   Prometheus' matrix), and both again once the data is compacted into chunks (stores with
- *   `compact()`: PGlite);
+ *   `compact()`: SQLite and PGlite);
  * - latest values of one GPU: Prometheus' instant query `{Hostname=.., gpu="0"}` against the
  *   project's `GET .../gpus/0` (its `metrics` are the latest values);
  * - the bench process's peak RSS during the project's ingest (the embedded runtime runs in it).
@@ -152,11 +152,11 @@ export async function benchCostPerSample(opts: {
   runs: number;
   gpus?: number;
   scrapes?: number;
-  /** The embedded sample store (default pglite). */
+  /** The embedded sample store (default sqlite, `start`'s). */
   store?: EmbeddedStore;
   log?: Log;
 }): Promise<CostFigures> {
-  const store = opts.store ?? 'pglite';
+  const store = opts.store ?? 'sqlite';
   const env = { PORT: 0, HOST: '127.0.0.1', LOG_LEVEL: 'silent', CLUSTER_ID: 'bench', EMBEDDED_STORE: store };
   const log = opts.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const gpus = opts.gpus ?? 1000;
@@ -513,10 +513,10 @@ export function formatCostFigures(f: CostFigures): string {
   ].join('\n');
 }
 
-/** `--store pglite|sqlite` (default pglite). */
+/** `--store sqlite|pglite` (default sqlite, as `start`'s on a new data directory). */
 function storeArg(): EmbeddedStore {
   const i = process.argv.indexOf('--store');
-  const value = i === -1 ? 'pglite' : process.argv[i + 1];
+  const value = i === -1 ? 'sqlite' : process.argv[i + 1];
   if (value !== 'pglite' && value !== 'sqlite')
     throw new Error(`--store must be pglite or sqlite, got ${value}`);
   return value;

@@ -140,7 +140,7 @@ function configFrom(flags: CommonFlags, extra: Parameters<typeof loadConfig>[1] 
 
 withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
   .description(
-    'run the whole pipeline in one process (embedded mode; samples in PGlite, or SQLite with EMBEDDED_STORE=sqlite, or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
+    'run the whole pipeline in one process (embedded mode; samples in SQLite (EMBEDDED_STORE: PGlite for a data directory that holds one), or PostgreSQL when DATABASE_URL or DB_HOST is set) and ingest a source (default: the bundled sample)',
   )
   .option('--no-ingest', 'serve the API on stored data without ingesting')
   .option(
@@ -198,7 +198,7 @@ withScrapeFlags(withSourceFlags(withCommonFlags(program.command('start'))))
       }, logger);
 
       print(
-        `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${topology.samples === 'postgres' ? 'samples in PostgreSQL' : config.MEMORY ? 'in memory' : `data in ${config.DATA_DIR}`})`,
+        `nexus-telemetry API listening on ${runtime.address} (cluster ${config.CLUSTER_ID}, ${storeWhere(topology.samples, config)})`,
       );
       if (flags.ingest && scraping) {
         print(
@@ -479,8 +479,15 @@ function startBind<F extends CommonFlags>(flags: F): F {
   return hostSet ? flags : { ...flags, host: '127.0.0.1' };
 }
 
+/** Where `start` keeps samples, for its first line: the store and its place (EMBEDDED_STORE=auto decided). */
+function storeWhere(samples: string | undefined, config: Config): string {
+  if (samples === 'postgres') return 'samples in PostgreSQL';
+  const name = samples === 'pglite' ? 'PGlite' : 'SQLite';
+  return config.MEMORY ? `samples in ${name}, in memory` : `samples in ${name} under ${config.DATA_DIR}`;
+}
+
 /**
- * Run `fn` on the token store of the configured sample store (PGlite under DATA_DIR, or PostgreSQL),
+ * Run `fn` on the token store of the configured sample store (SQLite or PGlite under DATA_DIR, or PostgreSQL),
  * migrated first. An embedded data directory in use by `start` is refused (DATA_DIR_LOCKED):
  * the running server's admin endpoints do the same job then.
  */

@@ -96,8 +96,11 @@ const schema = z.object({
   REMOTE_WRITE_BEARER_TOKEN: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   MEMORY: bool.default(false),
-  /** Sample store of `start` without PostgreSQL: `pglite` (DATA_DIR/pglite) or `sqlite` (DATA_DIR/sqlite). */
-  EMBEDDED_STORE: z.enum(['pglite', 'sqlite']).default('pglite'),
+  /**
+   * Sample store of `start` without PostgreSQL: `sqlite` (DATA_DIR/sqlite), `pglite` (DATA_DIR/pglite),
+   * or `auto`: PGlite for a DATA_DIR holding `pglite/` alone, else SQLite (`embeddedStoreKind`).
+   */
+  EMBEDDED_STORE: z.enum(['auto', 'pglite', 'sqlite']).default('auto'),
   ENABLE_NEXUS: bool.default(true),
   ENABLE_WATCH_API: bool.default(true),
   ENABLE_GRAPHQL: bool.default(true),

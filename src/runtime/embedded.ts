@@ -1,9 +1,9 @@
 /**
  * Composition root of embedded mode (the `start` command): the whole pipeline in one process, on the
- * backends of its `start` topology: in-process queue and coordination, and PGlite samples under
- * DATA_DIR (or in memory), or PostgreSQL when DATABASE_URL / DB_HOST is set. The collector, the API,
- * and a streamer run per ingest call. PGlite's data directory is locked to this process; PostgreSQL
- * needs no lock.
+ * backends of its `start` topology: in-process queue and coordination, and SQLite or PGlite samples
+ * under DATA_DIR (or in memory), or PostgreSQL when DATABASE_URL / DB_HOST is set. The collector,
+ * the API, and a streamer run per ingest call. The embedded store's data directory is locked to this
+ * process; PostgreSQL needs no lock.
  */
 import { hostname } from 'node:os';
 import { registerService } from '../discovery/registry.js';

@@ -302,7 +302,8 @@ registerSampleStoreBackend({
   kind: 'pglite',
   needs: [],
   shared: false,
-  summary: 'PGlite in `DATA_DIR/pglite` (locked to one process), or in memory with `MEMORY`',
+  summary:
+    'PGlite in `DATA_DIR/pglite` (locked to one process), or in memory with `MEMORY`; `start` with `EMBEDDED_STORE=pglite`, or `auto` on a DATA_DIR holding `pglite/` alone',
   exclusiveDir: (config) => (config.MEMORY ? undefined : config.DATA_DIR),
   async open(config) {
     const { createPgliteSampleStore } = await import('../adapters/pglite/sample-store.js');
@@ -317,7 +318,7 @@ registerSampleStoreBackend({
   needs: [],
   shared: false,
   summary:
-    'SQLite (WebAssembly) in `DATA_DIR/sqlite/samples.db` (locked to one process), or in memory with `MEMORY`; `start` with `EMBEDDED_STORE=sqlite`',
+    "SQLite (WebAssembly) in `DATA_DIR/sqlite/samples.db` (locked to one process), or in memory with `MEMORY`; `start`'s default (`EMBEDDED_STORE=auto`, unless DATA_DIR holds `pglite/` alone)",
   exclusiveDir: (config) => (config.MEMORY ? undefined : config.DATA_DIR),
   async open(config) {
     const { createSqliteSampleStore } = await import('../adapters/sqlite/sample-store.js');

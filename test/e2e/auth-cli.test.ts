@@ -4,7 +4,7 @@
  * lock pointing at the admin endpoints, and the refusal of a non-loopback bind without auth unless
  * `--insecure-no-auth` (which then warns). The server's output is scanned for the token.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -56,6 +56,9 @@ describe('token commands and a token-protected start', () => {
     });
     await server.waitFor(/API listening on/, 90_000);
     expect(server.output()).toContain(`API listening on http://127.0.0.1:${port}`);
+    // The default embedded store on a new directory is SQLite, and the first line says so.
+    expect(server.output()).toContain(`samples in SQLite under ${dataDir}`);
+    expect(existsSync(join(dataDir, 'sqlite', 'samples.db'))).toBe(true);
     const url = `http://127.0.0.1:${port}/api/v1/clusters`;
     expect((await fetch(url)).status).toBe(401);
     const ok = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
@@ -115,21 +118,21 @@ describe('bind safety', () => {
     expect(await both.exited).toBe(0);
   }, 180_000);
 
-  it('with EMBEDDED_STORE=sqlite: tokens are created, listed, served and revoked in the SQLite file', async () => {
-    const sqliteDir = join(work, 'sqlite-data');
-    const extra = { EMBEDDED_STORE: 'sqlite' };
+  it('with EMBEDDED_STORE=pglite: tokens are created, listed, served and revoked in the PGlite database', async () => {
+    const pgliteDir = join(work, 'pglite-data');
+    const extra = { EMBEDDED_STORE: 'pglite' };
     const created = await run(
-      ['token', 'create', '--data-dir', sqliteDir, '--name', 'ci', '--scope', 'read'],
+      ['token', 'create', '--data-dir', pgliteDir, '--name', 'ci', '--scope', 'read'],
       extra,
     );
     expect(created.code, created.output).toBe(0);
     const token = /nxt_[A-Za-z0-9_-]{43}/.exec(created.output)?.[0];
     expect(token).toBeDefined();
-    const listed = await run(['token', 'list', '--data-dir', sqliteDir], extra);
+    const listed = await run(['token', 'list', '--data-dir', pgliteDir], extra);
     expect(listed.output).toMatch(/\tci\tread\t.*\tvalid/);
 
     const port = await freePort();
-    const server = spawnCli(['start', '--no-ingest', '--data-dir', sqliteDir, '--port', String(port)], {
+    const server = spawnCli(['start', '--no-ingest', '--data-dir', pgliteDir, '--port', String(port)], {
       ...env,
       ...extra,
       AUTH: 'token',
@@ -140,9 +143,12 @@ describe('bind safety', () => {
     expect((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     server.kill('SIGTERM');
     expect(await server.exited).toBe(0);
-    const revoked = await run(['token', 'revoke', '--data-dir', sqliteDir, 'ci'], extra);
+    const revoked = await run(['token', 'revoke', '--data-dir', pgliteDir, 'ci'], extra);
     expect(revoked.code, revoked.output).toBe(0);
-    expect((await run(['token', 'list', '--data-dir', sqliteDir], extra)).output).not.toMatch(/\tci\t/);
+    expect((await run(['token', 'list', '--data-dir', pgliteDir], extra)).output).not.toMatch(/\tci\t/);
+    // The tokens went to PGlite's directory; no SQLite file was made beside it.
+    expect(existsSync(join(pgliteDir, 'pglite'))).toBe(true);
+    expect(existsSync(join(pgliteDir, 'sqlite'))).toBe(false);
   }, 180_000);
 
   it('accepts --insecure-no-auth on a loopback bind, where it changes nothing', async () => {

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import { writeDcgmCsv } from '../../src/generate/generator.js';
 import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
+import { storedCounts } from '../support/data-dir-store.js';
 import { freePort } from '../harness/free-port.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nexus-lifecycle-'));
@@ -33,17 +33,6 @@ async function startServing(dataDir: string): Promise<{ cli: CliProcess; port: n
   const cli = spawnCli(['start', '--no-ingest', '--data-dir', dataDir, '--port', String(port)], env);
   await cli.waitFor(/API listening on/, 90_000);
   return { cli, port };
-}
-
-async function storedCounts(dataDir: string): Promise<{ samples: number; deadLetters: string[] }> {
-  const store = await createPgliteSampleStore({ dataDir: join(dataDir, 'pglite') });
-  try {
-    const samples = await store.countSamples();
-    const deadLetters = (await store.listDeadLetters({ limit: 1000 })).map((d) => `${d.reason}: ${d.detail}`);
-    return { samples, deadLetters };
-  } finally {
-    await store.close();
-  }
 }
 
 describe('one process per data directory', () => {

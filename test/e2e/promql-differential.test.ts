@@ -16,8 +16,9 @@
  * behind the dashboard's template variables (label values, series, labels) are compared too.
  * Every mismatch is collected and printed (expression, query, series, both values)
  * before the test fails, so one run shows all of them; PROMQL_DIFF_REPORT=<file> also writes them
- * as JSON. The project stores in PGlite (in memory); PROMQL_DIFF_STORE=postgres runs the same test
- * on a throwaway PostgreSQL (test/harness/postgres.ts) instead.
+ * as JSON. The project stores in its default embedded store (SQLite, in memory);
+ * PROMQL_DIFF_STORE=pglite runs the same test on PGlite, PROMQL_DIFF_STORE=postgres on a throwaway
+ * PostgreSQL (test/harness/postgres.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,7 @@ const dataset: PromqlDataset = generatePromqlDataset({
 });
 const corpus: CorpusEntry[] = buildCorpus(dataset);
 
-const STORE = process.env.PROMQL_DIFF_STORE === 'postgres' ? 'postgres' : 'pglite';
+const STORE = (['postgres', 'pglite'] as const).find((s) => s === process.env.PROMQL_DIFF_STORE) ?? 'sqlite';
 
 let prometheus: BackfilledPrometheus;
 let postgres: PostgresHarness | undefined;
@@ -239,6 +240,7 @@ beforeAll(async () => {
     overrides.DATABASE_URL = await postgres.createDatabase('promql_diff');
   } else {
     overrides.MEMORY = true;
+    overrides.EMBEDDED_STORE = STORE;
   }
   runtime = await startEmbedded({ config: loadConfig({}, overrides), logger: createLogger('silent') });
   expect(runtime.topology.samples).toBe(STORE);

@@ -3,17 +3,29 @@
  * coordination store, which sample store, and the CONFIG_INVALID errors when the configuration
  * cannot give a process what it needs.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { NexusError } from '../../src/errors.js';
-import { resolveTopology, type Role, type TopologyFlags } from '../../src/runtime/topology.js';
+import {
+  embeddedStoreKind,
+  resolveTopology,
+  type Role,
+  type TopologyFlags,
+} from '../../src/runtime/topology.js';
 
 const ETCD = '127.0.0.1:2379';
 const REDIS = 'redis://127.0.0.1:6379';
 const PG = 'postgres://u:p@127.0.0.1:5432/db';
 
+// An empty data directory, so the embedded store `auto` picks does not depend on the working directory.
+const dataDir = mkdtempSync(join(tmpdir(), 'nexus-topology-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
 function config(env: Record<string, string>) {
-  return loadConfig(env);
+  return loadConfig({ DATA_DIR: join(dataDir, 'empty'), ...env });
 }
 
 function errorOf(
@@ -32,14 +44,14 @@ function errorOf(
 }
 
 describe('resolveTopology', () => {
-  it('start: in-process queue and coordination, PGlite unless PostgreSQL is configured', () => {
+  it('start: in-process queue and coordination, SQLite unless PostgreSQL is configured', () => {
     expect(resolveTopology(config({}), 'start')).toEqual({
       role: 'start',
       mode: 'embedded',
       produce: 'embedded',
       consume: ['embedded'],
       coordination: 'embedded',
-      samples: 'pglite',
+      samples: 'sqlite',
     });
     // etcd and Redis settings do not pull `start` out of embedded mode.
     expect(
@@ -53,6 +65,28 @@ describe('resolveTopology', () => {
       samples: 'postgres',
     });
     expect(resolveTopology(config({ DB_HOST: 'db.internal' }), 'start').samples).toBe('postgres');
+  });
+
+  it('start: EMBEDDED_STORE=auto keeps a data directory on the store it holds; pglite and sqlite are obeyed', () => {
+    const dir = (name: string, ...subdirs: string[]): string => {
+      const path = join(dataDir, name);
+      for (const sub of subdirs) mkdirSync(join(path, sub), { recursive: true });
+      return path;
+    };
+    const kind = (env: Record<string, string>): string | undefined =>
+      resolveTopology(config(env), 'start').samples;
+    expect(kind({ DATA_DIR: dir('fresh') })).toBe('sqlite');
+    expect(kind({ DATA_DIR: dir('old', 'pglite') })).toBe('pglite');
+    expect(kind({ DATA_DIR: dir('old', 'pglite'), EMBEDDED_STORE: 'auto' })).toBe('pglite');
+    // Both present: SQLite was opened there since PGlite was, by choice.
+    expect(kind({ DATA_DIR: dir('both', 'pglite', 'sqlite') })).toBe('sqlite');
+    expect(kind({ DATA_DIR: dir('old', 'pglite'), MEMORY: 'true' })).toBe('sqlite');
+    expect(kind({ DATA_DIR: dir('fresh'), EMBEDDED_STORE: 'pglite' })).toBe('pglite');
+    expect(kind({ DATA_DIR: dir('old', 'pglite'), EMBEDDED_STORE: 'sqlite' })).toBe('sqlite');
+    expect(kind({ DATA_DIR: dir('fresh'), DATABASE_URL: PG })).toBe('postgres');
+    // The choice reads the directory, nothing else: a file system where nothing exists gives SQLite.
+    expect(embeddedStoreKind(config({ DATA_DIR: dir('old', 'pglite') }), () => false)).toBe('sqlite');
+    expect(() => loadConfig({ EMBEDDED_STORE: 'duckdb' })).toThrow(/EMBEDDED_STORE/);
   });
 
   it('start: refuses MEMORY with PostgreSQL, and the flags of the separate processes', () => {
