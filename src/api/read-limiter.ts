@@ -1,6 +1,6 @@
 /**
  * Limits on sample-store reads made for API requests (REST and GraphQL), so one heavy client cannot
- * hold the store, or the main thread PGlite runs on, for everyone:
+ * hold the store, or the main thread the embedded store (SQLite, PGlite) runs on, for everyone:
  *
  * - {@link ReadLimiter}, one per app: at most `concurrency` store reads run at once; up to
  *   `maxQueued` more wait in a FIFO queue; a read arriving while the queue is full is refused with

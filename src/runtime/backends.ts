@@ -2,7 +2,7 @@
  * Opens what a {@link Topology} names, through the backend registry (`registry.ts`): the queue a
  * process publishes to, the queues it consumes, its coordination store and its sample store. The
  * registry imports each adapter dynamically, so a process loads only the client libraries (etcd3,
- * ioredis, pg, PGlite) of the backends its topology names.
+ * ioredis, pg, PGlite, node-sqlite3-wasm) of the backends its topology names.
  */
 import { queueDepthFor, type Config } from '../config/config.js';
 import { NexusError } from '../errors.js';

@@ -64,7 +64,7 @@ export interface IngestSummary extends StreamSummary {
 /** A running embedded pipeline. */
 export interface EmbeddedRuntime {
   readonly config: Config;
-  /** What this runtime opened (in particular, which sample store: `pglite` or `postgres`). */
+  /** What this runtime opened (in particular, which sample store: `sqlite`, `pglite` or `postgres`). */
   readonly topology: Topology;
   readonly coordination: Coordination;
   readonly queue: Queue;
@@ -100,8 +100,8 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
   const { config, logger } = options;
   const topology = options.topology ?? resolveTopology(config, 'start');
   const metrics = createPipelineMetrics();
-  // Before anything opens the store: a second process on this PGlite directory stops here, touching
-  // nothing. PostgreSQL (or PGlite in memory) has no directory to lock.
+  // Before anything opens the store: a second process on this data directory stops here, touching
+  // nothing. PostgreSQL (or an embedded store in memory) has no directory to lock.
   const lockDir =
     topology.samples === undefined ? undefined : sampleStoreBackend(topology.samples).exclusiveDir?.(config);
   const dirLock = lockDir === undefined ? undefined : await lockDataDir(lockDir);

@@ -2,7 +2,7 @@
  * The backend registry: one table per port (queue, coordination, sample store), keyed by backend
  * kind. A row says what the backend needs from the configuration, whether separate processes can
  * share it, and how to open it; `open` imports the adapter dynamically, so a process loads only the
- * client libraries (etcd3, ioredis, pg, PGlite) of the backends it opens.
+ * client libraries (etcd3, ioredis, pg, PGlite, node-sqlite3-wasm) of the backends it opens.
  *
  * Everything else that names backends comes from here: the topology (`topology.ts`) checks kinds
  * and their needs against it, the openers (`backends.ts`) open through it, the CLI offers

@@ -535,6 +535,31 @@ describe('SQLite sample store: summaries and spacing answer as PGlite does', () 
       expect({ summary: await summary(lite), spacing: await spacing(lite) }).toEqual(want);
       await lite.compact({ hotMs: 0, nowMs: T0 + 3 * DAY });
       expect({ summary: await summary(lite), spacing: await spacing(lite) }).toEqual(want);
+
+      // Raw rows and chunks expired, their buckets folded into `rollups`: the series hold nothing
+      // else in the windows, and the bucket windows still give the same totals (an idle-series
+      // probe that missed folded buckets would drop them). One later sample of another cluster
+      // moves retention's bound past every window.
+      const bucketWindows = async (store: SampleStore) =>
+        (
+          await store.summarizeSeries!({
+            filter,
+            startMs: T0 + 7 * HOUR + 5 * 60_000,
+            endMs: T0 + 30 * HOUR,
+            resolution: '1h',
+            more: [{ startMs: T0 + 30 * HOUR, endMs: T0 + 31 * HOUR + 17 * 60_000, resolution: '1m' }],
+          })
+        )
+          .map((r) => ({ series: keyOfSeries(r.series), count: r.count }))
+          .sort((a, b) => (JSON.stringify(a.series) < JSON.stringify(b.series) ? -1 : 1));
+      const beforeExpiry = await bucketWindows(lite);
+      expect(beforeExpiry).toHaveLength(10); // as above: GPU 9 has nothing in these windows
+      expect(beforeExpiry).toEqual(await bucketWindows(pg));
+      await lite.writeBatch(batch([{ ...key, clusterId: 'c2', timestampMs: T0 + 10 * DAY, value: 1 }]));
+      await lite.applyRetention({ rawMs: DAY, rollupMs: 0, nowMs: T0 + 10 * DAY });
+      expect(await lite.countSamples()).toBe(1);
+      expect(await bucketWindows(lite)).toEqual(beforeExpiry);
+      expect(await spacing(lite)).toEqual([]);
     } finally {
       await lite.close();
       await pg.close();

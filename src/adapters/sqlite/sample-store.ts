@@ -1,13 +1,15 @@
 /**
  * Embedded sample store on SQLite (node-sqlite3-wasm: SQLite 3.53 compiled to WebAssembly, no
- * native build, a synchronous API over a file in `DATA_DIR/sqlite`, or in memory). Chosen for
- * `start` with `EMBEDDED_STORE=sqlite`; measured against PGlite in docs/performance.md.
+ * native build, a synchronous API over a file in `DATA_DIR/sqlite`, or in memory): `start`'s
+ * embedded store by default (EMBEDDED_STORE=auto; measured against PGlite in docs/performance.md).
  *
  * Every call runs synchronously inside one JavaScript turn, so a batch is one SQLite transaction
  * that nothing interleaves with: the ledger row, the samples and the dead letters commit together
- * (rollback journal, fsync at commit). Raw samples live in a clustered (series, time) b-tree;
- * 1-minute and 1-hour rollups are computed from them at read time, and `applyRetention` folds the
- * buckets of the raw samples it deletes into the `rollups` table first, which reads merge in.
+ * (write-ahead log in exclusive locking mode, synchronous=NORMAL: a commit survives a crash of the
+ * process). Raw samples live in a clustered (series, time) b-tree until compaction moves closed
+ * 6-hour windows into per-series chunks (chunks.ts); 1-minute and 1-hour rollups are computed at
+ * read time, and compaction and retention fold the buckets of what they remove into `rollups`
+ * first, which reads merge in.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -206,6 +208,24 @@ export class SqliteSampleStore implements SampleStore {
 
   #all<R>(sql: string, values: unknown[] = []): R[] {
     return this.#stmt(sql).all(values as never) as R[];
+  }
+
+  /**
+   * Whether series `id` may hold anything in [from, to): a raw row in it, a chunk whose samples
+   * meet it, or (with `folded`) a bucket folded into `rollups` starting in it (or the hour before).
+   * A few index seeks: summaries and spacing skip idle series with it instead of running their
+   * reads per window (10,000 idle series took seconds, docs/storage.md).
+   */
+  #mayHoldIn(id: number, from: number, to: number, folded: boolean): boolean {
+    const rows = this.#all<{ any: number }>(
+      `SELECT EXISTS (SELECT 1 FROM samples WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3)
+           OR EXISTS (SELECT 1 FROM chunks WHERE series_id = ?1 AND window_start > ?2 - ?4
+                        AND window_start < ?3 AND last_ts >= ?2 AND first_ts < ?3)
+           OR (?5 AND EXISTS (SELECT 1 FROM rollups WHERE res IN (60000, 3600000) AND series_id = ?1
+                                AND bucket >= ?2 - 3600000 AND bucket < ?3)) AS any`,
+      [id, from, to, WINDOW_MS, folded ? 1 : 0],
+    );
+    return rows[0]?.any === 1;
   }
 
   /**
@@ -639,8 +659,11 @@ export class SqliteSampleStore implements SampleStore {
     return this.#run('summarizeSeries', () => {
       signal?.throwIfAborted();
       const windows = [select, ...(select.more ?? [])];
+      const from = Math.min(...windows.map((w) => w.startMs));
+      const to = Math.max(...windows.map((w) => w.endMs));
       const out: SeriesSummary[] = [];
       for (const series of this.#seriesWhere(select.filter)) {
+        if (!this.#mayHoldIn(series.id, from, to, true)) continue;
         const total = { count: 0, sum: 0, min: Infinity, max: -Infinity };
         for (const w of windows) {
           if (w.resolution === 'raw') {
@@ -695,7 +718,7 @@ export class SqliteSampleStore implements SampleStore {
           instance: Object.hasOwn(series.labels, label) ? series.labels[label]! : '',
         };
         const key = keyOfGpu(gpu);
-        if (excluded.has(key)) continue;
+        if (excluded.has(key) || !this.#mayHoldIn(series.id, select.startMs, select.endMs, false)) continue;
         const got = seriesSamples(this.#access, series.id, select.startMs, select.endMs, false, -1);
         const times = got.ts.filter((t) => t < select.endMs);
         if (times.length === 0) continue;
