@@ -1,10 +1,11 @@
 /**
  * Peak RSS of the compiled `start` while it ingests a generated exposition file:
  *
- *   npm run build && npx tsx bench/embedded-rss.ts [--store sqlite|pglite] [--gpus 1400] [--scrapes 720]
+ *   npm run build && npx tsx bench/embedded-rss.ts [--store sqlite|pglite] [--gpus 1400] [--scrapes 720] [--no-node-flags]
  *
  * The data (test/support/promql-data.ts, 10 gauges a GPU, 30 s apart) is written once to
- * `/tmp/nexus-rss-<gpus>x<scrapes>.prom` and reused. `node dist/cli/main.js start <file>` runs in a
+ * `/tmp/nexus-rss-<gpus>x<scrapes>.prom` and reused. `node --max-semi-space-size=32 dist/cli/main.js
+ * start <file>` (as `npm start`; `--no-node-flags` drops the flag) runs in a
  * child process (EMBEDDED_STORE as asked, a temporary DATA_DIR, NODE_OPTIONS passed through, so
  * `NODE_OPTIONS=--max-old-space-size=192` measures a bounded heap); its VmHWM and VmRSS are read from
  * /proc every 250 ms until it prints its ingest summary. Prints the rate, the peak and the RSS at
@@ -45,6 +46,8 @@ try {
   const child = spawn(
     process.execPath,
     [
+      // As `npm start` runs it, unless `--no-node-flags` measures Node's defaults.
+      ...(process.argv.includes('--no-node-flags') ? [] : ['--max-semi-space-size=32']),
       'dist/cli/main.js',
       'start',
       file,
@@ -91,7 +94,7 @@ try {
   const bytes = Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
   const quarter = (q: number): number => Math.round(rss[Math.max(0, Math.ceil(q * rss.length) - 1)] ?? 0);
   console.log(
-    `${store}, ${gpus} GPUs x 10 metrics x ${scrapes} scrapes, NODE_OPTIONS=${process.env.NODE_OPTIONS ?? ''}`,
+    `${store}, ${gpus} GPUs x 10 metrics x ${scrapes} scrapes, node flags: ${process.argv.includes('--no-node-flags') ? 'none' : '--max-semi-space-size=32'}, NODE_OPTIONS=${process.env.NODE_OPTIONS ?? ''}`,
   );
   console.log(`  ${summary}`);
   console.log(

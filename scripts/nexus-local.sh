@@ -30,6 +30,8 @@ PG_PORT=${PG_PORT:-5433}
 REDIS_PORT=${REDIS_PORT:-6379}
 API_PORT=${API_PORT:-${PORT:-8080}}
 CLI_JS=$ROOT/dist/cli/main.js
+# As `npm start` and the image run it (docs/operations.md, "Node.js flags").
+NODE_FLAGS=(--max-semi-space-size=32)
 
 # Application settings (docs/configuration.md), defaulting to the guide's local development values.
 export CLUSTER_ID=${CLUSTER_ID:-my-cluster}
@@ -224,7 +226,7 @@ spawn() {
   touch "$logfile"
   local offset
   offset=$(($(stat -c %s "$logfile") + 1))
-  setsid nohup node "$CLI_JS" "$@" >>"$logfile" 2>&1 </dev/null &
+  setsid nohup node "${NODE_FLAGS[@]}" "$CLI_JS" "$@" >>"$logfile" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$PIDS/$name.pid"
   local deadline=$((SECONDS + ${SPAWN_TIMEOUT:-90}))
@@ -256,7 +258,7 @@ run_foreground() {
     trap '' INT TERM
     exec tee -a "$LOGS/$name.log"
   ) 2>&1
-  exec node "$CLI_JS" "$@"
+  exec node "${NODE_FLAGS[@]}" "$CLI_JS" "$@"
 }
 
 # Stop the process of pid file $1 (marker $2): SIGTERM, then SIGKILL after $3 seconds.
