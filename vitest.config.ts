@@ -11,7 +11,7 @@ export default defineConfig({
     pool: 'forks',
     // Two files at once: most files wait on the services they start more than they compute. On this
     // 2-core machine the whole run took 26 min one file at a time (Vitest's default here) and
-    // 17.6 min two at a time, every test passing; more at once is untested.
+    // 17.6 min two at a time, every test passing; more at once is untested (`--maxWorkers=N` overrides).
     maxWorkers: 2,
     minWorkers: 1,
     // Builds dist/web/* (the dashboard, GraphiQL) when stale, for the browser tests.

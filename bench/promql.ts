@@ -6,7 +6,7 @@
  * Data (test/support/promql-data.ts): 100 GPUs (8 per host, 13 hosts) x 10 dcgm-exporter gauges x
  * 241 scrapes (1 hour at 15 s, both ends) = 241,000 samples, no gap, no reset. Prometheus (Debian `prometheus`) gets it through
  * `promtool tsdb create-blocks-from openmetrics` (test/harness/promtool.ts); the project through an
- * embedded runtime (file source -> queue -> collector -> PGlite on disk), its stored count checked.
+ * embedded runtime (file source -> queue -> collector -> the default embedded store on disk, SQLite), its stored count checked.
  * Both serve over HTTP on 127.0.0.1; one client in this process (`fetch`, one request at a time).
  *
  * Queries, both as GET /api/v1/query_range over the data's hour at step 15 s (241 steps):
@@ -159,7 +159,7 @@ export async function benchPromql(opts: { runs: number; gpus?: number; log?: Log
     prometheus = await startBackfilledPrometheus(join(dir, 'data.om'));
     const prometheusBackfillSec = round2((performance.now() - started) / 1000);
 
-    log('bench promql: ingest into the embedded runtime (PGlite on disk) ...');
+    log('bench promql: ingest into the embedded runtime (SQLite on disk) ...');
     runtime = await startEmbedded({
       config: loadConfig(
         {},
@@ -169,6 +169,7 @@ export async function benchPromql(opts: { runs: number; gpus?: number; log?: Log
           HOST: '127.0.0.1',
           LOG_LEVEL: 'silent',
           CLUSTER_ID: 'bench',
+          EMBEDDED_STORE: 'sqlite',
         },
       ),
       logger: createLogger('silent'),
@@ -303,7 +304,7 @@ export function formatPromqlFigures(f: PromqlFigures): string {
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return [
-    `PromQL latency, nexus-telemetry (embedded, PGlite on disk) beside Prometheus 2.42 (backfilled TSDB), same data, same run: ` +
+    `PromQL latency, nexus-telemetry (embedded, SQLite on disk) beside Prometheus 2.42 (backfilled TSDB), same data, same run: ` +
       `${f.data.gpus} GPUs x ${f.data.metrics} metrics x ${f.data.hours} h at ${f.data.intervalSec} s = ${f.data.samples.toLocaleString('en-US')} samples; ` +
       `median of ${f.runs} rounds (min..max); ${f.machine.cpus} cores, node ${f.machine.node}, load ${f.loadAverage.join('/')}`,
     `load: promtool backfill + Prometheus start ${f.load.prometheusBackfillSec} s; project ingest ${f.load.oursIngestSec} s (${f.load.oursRowsPerSec.toLocaleString('en-US')} rows/s)`,

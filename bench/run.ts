@@ -8,7 +8,7 @@
  *      PostgreSQL) and jetstream (NATS JetStream -> 2 collectors -> PostgreSQL) end-to-end with
  *      their ratio to that floor, peak RSS and CPU of every process,
  *      and etcd's database size (bench/pipelines.ts)
- *   3. embedded end-to-end (file -> streamer -> queue -> collector -> PGlite on disk)
+ *   3. embedded end-to-end (file -> streamer -> queue -> collector -> the default embedded store on disk, SQLite)
  *   4. REST query latency at 1M and 10M stored samples (bench/queries.ts)
  *   5. event latency from the collector's write to /ws and GraphQL subscribers, 1 and 100, and
  *      what a stalled subscriber costs the others (bench/events.ts); then in nexus mode under a
@@ -45,7 +45,10 @@ import { benchQueries, formatQueryFigures } from './queries.js';
 async function embeddedEndToEnd(file: string, rows: number): Promise<{ rowsPerSec: number; rssMiB: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nexus-bench-'));
   const runtime = await startEmbedded({
-    config: loadConfig({}, { DATA_DIR: dataDir, LOG_LEVEL: 'silent', CLUSTER_ID: 'bench' }),
+    config: loadConfig(
+      {},
+      { DATA_DIR: dataDir, LOG_LEVEL: 'silent', CLUSTER_ID: 'bench', EMBEDDED_STORE: 'sqlite' },
+    ),
     logger: createLogger('silent'),
     listen: false,
   });
@@ -176,7 +179,7 @@ async function main(): Promise<void> {
         `>= 1.00x CSV ${parser.expositionVsCsv >= 1 ? 'met' : 'MISSED'}`,
       ],
       [
-        'embedded end-to-end (PGlite disk)',
+        'embedded end-to-end (SQLite disk)',
         k(e2e.median),
         `${k(e2e.min)}..${k(e2e.max)}`,
         `${results.embedded.ratioToParser.toFixed(2)}x parser`,

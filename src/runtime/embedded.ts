@@ -28,7 +28,7 @@ import { sleep } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import { openProducerQueue, openTopologyCoordination, openTopologySampleStore } from './backends.js';
 import { queueBackend, sampleStoreBackend } from './registry.js';
-import { resolveTopology, type Topology } from './topology.js';
+import { pgliteLeftBeside, resolveTopology, type Topology } from './topology.js';
 import { embeddedStateFile, startAlerting, type Alerting } from '../alerting/from-config.js';
 
 export interface EmbeddedRuntimeOptions {
@@ -99,6 +99,12 @@ export interface EmbeddedRuntime {
 export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<EmbeddedRuntime> {
   const { config, logger } = options;
   const topology = options.topology ?? resolveTopology(config, 'start');
+  if (topology.samples === 'sqlite' && pgliteLeftBeside(config)) {
+    logger.warn(
+      { dataDir: config.DATA_DIR },
+      'DATA_DIR holds a PGlite database (pglite/) beside the SQLite one: serving SQLite; set EMBEDDED_STORE=pglite to serve the PGlite data instead',
+    );
+  }
   const metrics = createPipelineMetrics();
   // Before anything opens the store: a second process on this data directory stops here, touching
   // nothing. PostgreSQL (or an embedded store in memory) has no directory to lock.

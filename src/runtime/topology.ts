@@ -109,6 +109,19 @@ export function embeddedStoreKind(
     : 'sqlite';
 }
 
+/**
+ * Whether `auto` chose SQLite beside a PGlite database in the same DATA_DIR (both `pglite/` and
+ * `sqlite/` there): `start` warns, since that PGlite data is then not what it serves.
+ */
+export function pgliteLeftBeside(config: Config, exists: (path: string) => boolean = existsSync): boolean {
+  return (
+    config.EMBEDDED_STORE === 'auto' &&
+    !config.MEMORY &&
+    exists(join(config.DATA_DIR, 'pglite')) &&
+    exists(join(config.DATA_DIR, 'sqlite'))
+  );
+}
+
 const NO_QUEUE =
   'no shared queue configured: set ETCD_ENDPOINTS (nexus mode) or REDIS_URL (traditional mode), or use --queue';
 

@@ -66,7 +66,9 @@ describe('Dockerfile', () => {
     const user = lines.filter((l) => /^USER\s/.test(l)).at(-1);
     expect(user).toBeDefined();
     expect(user).not.toMatch(/^USER\s+(root|0)(:|$)/);
-    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "--max-semi-space-size=32", "\/app\/dist\/cli\/main\.js"\]/);
+    expect(dockerfile).toMatch(
+      /ENTRYPOINT \["node", "--max-semi-space-size=32", "\/app\/dist\/cli\/main\.js"\]/,
+    );
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(dockerfile).toContain('scripts/healthcheck.mjs');
   });

@@ -1,6 +1,6 @@
 /**
  * Alerting end to end in one process (`start`): generated data with injected faults (the generator's
- * `faults`) goes through the pipeline into PGlite, the built-in GPU health rules are evaluated at the
+ * `faults`) goes through the pipeline into the embedded store, the built-in GPU health rules are evaluated at the
  * times of an injected clock, and each fault's alert goes pending, fires after its `for` and
  * resolves when the fault ends; no other alert shows. The process is restarted on the same
  * DATA_DIR while GPUOverheating is pending: it fires once, at the time `for` gives, and a webhook

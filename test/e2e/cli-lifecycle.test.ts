@@ -28,20 +28,36 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function startServing(dataDir: string): Promise<{ cli: CliProcess; port: number }> {
+async function startServing(
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+  ingest = false,
+): Promise<{ cli: CliProcess; port: number }> {
   const port = await freePort();
-  const cli = spawnCli(['start', '--no-ingest', '--data-dir', dataDir, '--port', String(port)], env);
-  await cli.waitFor(/API listening on/, 90_000);
+  const cli = spawnCli(
+    ['start', ...(ingest ? [] : ['--no-ingest']), '--data-dir', dataDir, '--port', String(port)],
+    { ...env, ...extraEnv },
+  );
+  await cli.waitFor(ingest ? /ingested [\d,]+ rows/ : /API listening on/, 90_000);
   return { cli, port };
 }
 
-describe('one process per data directory', () => {
+// Both embedded stores: SQLite is what a new directory gets; PGlite is what older ones keep.
+describe.each(['sqlite', 'pglite'] as const)('one process per data directory (%s)', (store) => {
   it('refuses a second start with the holder named, and recovers at once after the holder is SIGKILLed', async () => {
-    const dataDir = join(work, 'locked');
-    const first = await startServing(dataDir);
+    const dataDir = join(work, `locked-${store}`);
+    const storeEnv = { EMBEDDED_STORE: store };
+    // The bundled sample, stored before the kill.
+    const first = await startServing(dataDir, storeEnv, true);
+    expect(first.cli.output()).toContain(
+      `samples in ${store === 'sqlite' ? 'SQLite' : 'PGlite'} under ${dataDir}`,
+    );
     const pid = first.cli.child.pid!;
 
-    const second = spawnCli(['start', '--data-dir', dataDir, '--port', String(await freePort())], env);
+    const second = spawnCli(['start', '--data-dir', dataDir, '--port', String(await freePort())], {
+      ...env,
+      ...storeEnv,
+    });
     expect(await second.exited).toBe(1);
     expect(second.output()).toContain(
       `DATA_DIR_LOCKED: data directory ${dataDir} is in use by process ${pid}`,
@@ -54,9 +70,18 @@ describe('one process per data directory', () => {
 
     first.cli.kill('SIGKILL');
     expect(await first.cli.exited).toBe('SIGKILL');
+    // `auto` (no EMBEDDED_STORE) finds the store the directory holds, and its data survived the kill.
     const third = await startServing(dataDir);
+    expect(third.cli.output()).toContain(
+      `samples in ${store === 'sqlite' ? 'SQLite' : 'PGlite'} under ${dataDir}`,
+    );
+    const cluster = (await (await fetch(`http://127.0.0.1:${third.port}/api/v1/clusters/local`)).json()) as {
+      metadata: { total_gpus: number };
+    };
+    expect(cluster.metadata.total_gpus).toBe(247);
     third.cli.kill('SIGTERM');
     expect(await third.cli.exited).toBe(0);
+    expect((await storedCounts(dataDir)).samples).toBe(2470);
   }, 240_000);
 });
 

@@ -1,7 +1,7 @@
 /**
- * A failed start-up closes what it opened: `startEmbedded` on a PGlite data directory whose API
- * port is taken throws EADDRINUSE, and afterwards the directory is free again (its lock released,
- * PGlite closed), so a second start on it succeeds and finds the data the first one stored. The same
+ * A failed start-up closes what it opened: `startEmbedded` on a data directory (the default store,
+ * SQLite) whose API port is taken throws EADDRINUSE, and afterwards the directory is free again (its
+ * lock released, the store closed), so a second start on it succeeds and finds the data the first one stored. The same
  * holds for a failure before the API exists (a rule file with an error).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ describe('startEmbedded after a failed start-up', () => {
     const taken = Number(new URL(holder.address!).port);
     await expect(start(data, { PORT: taken })).rejects.toMatchObject({ code: 'EADDRINUSE' });
 
-    // The directory is usable again: lock released, PGlite closed, the samples still there.
+    // The directory is usable again: lock released, the store closed, the samples still there.
     const again = await start(data);
     running.push(again);
     expect(port).toBeGreaterThan(0);

@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { NexusError } from '../../src/errors.js';
 import {
   embeddedStoreKind,
+  pgliteLeftBeside,
   resolveTopology,
   type Role,
   type TopologyFlags,
@@ -80,6 +81,11 @@ describe('resolveTopology', () => {
     expect(kind({ DATA_DIR: dir('old', 'pglite'), EMBEDDED_STORE: 'auto' })).toBe('pglite');
     // Both present: SQLite was opened there since PGlite was, by choice.
     expect(kind({ DATA_DIR: dir('both', 'pglite', 'sqlite') })).toBe('sqlite');
+    expect(pgliteLeftBeside(config({ DATA_DIR: dir('both', 'pglite', 'sqlite') }))).toBe(true);
+    expect(pgliteLeftBeside(config({ DATA_DIR: dir('old', 'pglite') }))).toBe(false);
+    expect(
+      pgliteLeftBeside(config({ DATA_DIR: dir('both', 'pglite', 'sqlite'), EMBEDDED_STORE: 'sqlite' })),
+    ).toBe(false);
     expect(kind({ DATA_DIR: dir('old', 'pglite'), MEMORY: 'true' })).toBe('sqlite');
     expect(kind({ DATA_DIR: dir('fresh'), EMBEDDED_STORE: 'pglite' })).toBe('pglite');
     expect(kind({ DATA_DIR: dir('old', 'pglite'), EMBEDDED_STORE: 'sqlite' })).toBe('sqlite');

@@ -659,8 +659,14 @@ export class SqliteSampleStore implements SampleStore {
     return this.#run('summarizeSeries', () => {
       signal?.throwIfAborted();
       const windows = [select, ...(select.more ?? [])];
+      // The span the reads below may touch: a bucket starting before a window's end holds samples
+      // up to the bucket's end (windows are meant to be aligned, but nothing is lost if not).
       const from = Math.min(...windows.map((w) => w.startMs));
-      const to = Math.max(...windows.map((w) => w.endMs));
+      const to = Math.max(
+        ...windows.map((w) =>
+          w.resolution === 'raw' ? w.endMs : w.endMs + (w.resolution === '1m' ? MINUTE_MS : HOUR_MS),
+        ),
+      );
       const out: SeriesSummary[] = [];
       for (const series of this.#seriesWhere(select.filter)) {
         if (!this.#mayHoldIn(series.id, from, to, true)) continue;
