@@ -16,6 +16,7 @@ import { createPgliteSampleStore } from '../src/adapters/pglite/sample-store.js'
 import { createSqliteSampleStore } from '../src/adapters/sqlite/sample-store.js';
 import type { Sample } from '../src/domain/types.js';
 import type { SampleStore } from '../src/ports/sample-store.js';
+import { sample as testSample } from '../test/support/samples.js';
 import { intArg } from './args.js';
 
 const DAY = 86_400_000;
@@ -36,21 +37,19 @@ const store: SampleStore =
 try {
   await store.migrate();
   const now = Math.floor(Date.now() / HOUR) * HOUR;
-  const sample = (host: string, gpu: number, metric: string, timestampMs: number, value: number): Sample => ({
-    clusterId: 'bench',
-    hostname: host,
-    gpuId: String(gpu),
-    uuid: `GPU-${host}-${gpu}`,
-    device: `nvidia${gpu}`,
-    modelName: 'NVIDIA H100 80GB HBM3',
-    metric,
-    container: '',
-    pod: '',
-    namespace: '',
-    labels: {},
-    timestampMs,
-    value,
-  });
+  // test/support's builder (its model, empty workload fields), with this bench's names.
+  const sample = (host: string, gpu: number, metric: string, timestampMs: number, value: number): Sample =>
+    testSample({
+      clusterId: 'bench',
+      hostname: host,
+      gpuId: String(gpu),
+      uuid: `GPU-${host}-${gpu}`,
+      device: `nvidia${gpu}`,
+      metric,
+      labels: {},
+      timestampMs,
+      value,
+    });
   let pending: Sample[] = [];
   let batches = 0;
   const flush = async (): Promise<void> => {

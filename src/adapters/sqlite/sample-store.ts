@@ -685,9 +685,9 @@ export class SqliteSampleStore implements SampleStore {
           }
           const res = w.resolution === '1m' ? MINUTE_MS : HOUR_MS;
           // Buckets start on multiples of their width: those in [startMs, endMs).
-          const from = Math.ceil(w.startMs / res) * res;
-          if (from >= w.endMs) continue;
-          for (const b of this.#buckets(series.id, res, from, w.endMs - 1, false, -1)) {
+          const firstBucket = Math.ceil(w.startMs / res) * res;
+          if (firstBucket >= w.endMs) continue;
+          for (const b of this.#buckets(series.id, res, firstBucket, w.endMs - 1, false, -1)) {
             total.count += b.count;
             total.sum += b.sum;
             total.min = Math.min(total.min, b.min);
