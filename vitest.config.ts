@@ -1,5 +1,6 @@
 // Vitest configuration: tests run in forked processes; service-backed suites get generous timeouts.
 import { configDefaults, defineConfig } from 'vitest/config';
+import WatchdogReporter from './test/setup/watchdog-reporter.js';
 
 // The soak test times /health answers; it runs alone (`npm run test:soak`, part of `npm test`).
 const soak = 'test/e2e/soak.test.ts';
@@ -18,6 +19,7 @@ export default defineConfig({
     globalSetup: ['test/setup/web-build.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    reporters: ['default'],
+    // A file that hangs (a blocked event loop, a stopped process) fails the run, named, after 15 min.
+    reporters: ['default', new WatchdogReporter()],
   },
 });
