@@ -535,14 +535,69 @@ export function decodeBatch(payload: Uint8Array): Batch {
     }
   }
   r.need(width * n, 'series indexes');
-  const samples: Sample[] = new Array(n);
-  let p = r.p;
+  const seriesOf = indexColumn(buf, r.p, width, n);
   for (let i = 0; i < n; i++) {
-    let k = buf[p++]!;
-    if (width >= 2) k |= buf[p++]! << 8;
-    if (width === 4) k = (k | (buf[p++]! << 16)) + buf[p++]! * 0x1000000;
-    const key = series[k];
-    if (!key) throw new Error(`batch ${id}: sample refers to unknown series ${k}`);
+    if (seriesOf[i]! >= seriesCount)
+      throw new Error(`batch ${id}: sample refers to unknown series ${seriesOf[i]}`);
+  }
+  r.p += width * n;
+  if (r.p !== buf.length) r.fail(`${buf.length - r.p} bytes after the end`);
+  const batch = columnarBatch(id, source, { series, seriesOf, times, values }, deadLetters as DeadLetter[]);
+  if (presence !== undefined) batch.presence = checkedPresence(id, presence);
+  return batch;
+}
+
+/** The `n` series indexes of `width` bytes at `at`: a view of `buf` when aligned, else a copy. */
+function indexColumn(buf: Buffer, at: number, width: number, n: number): SampleColumns['seriesOf'] {
+  const offset = buf.byteOffset + at;
+  if (width === 1) return new Uint8Array(buf.buffer, offset, n);
+  if (LITTLE_ENDIAN && offset % width === 0)
+    return width === 2 ? new Uint16Array(buf.buffer, offset, n) : new Uint32Array(buf.buffer, offset, n);
+  const column = width === 2 ? new Uint16Array(n) : new Uint32Array(n);
+  for (let i = 0; i < n; i++)
+    column[i] = width === 2 ? buf.readUInt16LE(at + 2 * i) : buf.readUInt32LE(at + 4 * i);
+  return column;
+}
+
+/**
+ * A decoded batch's samples as the columns format 2 carries: sample `i` is of series
+ * `series[seriesOf[i]]`, at `times[i]`, with `values[i]`. A reader that takes them (the SQLite
+ * write path, the hierarchy writer) builds no object per sample: those were most of the write path's
+ * garbage.
+ */
+export interface SampleColumns {
+  readonly series: readonly SeriesKey[];
+  readonly seriesOf: Uint8Array | Uint16Array | Uint32Array;
+  readonly times: Float64Array;
+  readonly values: Float64Array;
+}
+
+const columnsOfBatch = new WeakMap<Batch, SampleColumns>();
+
+/**
+ * The columns of a batch {@link decodeBatch} returned, or undefined for any other batch (a copy
+ * of one included: `{ ...batch, samples }` holds what its `samples` say).
+ */
+export function sampleColumns(batch: Batch): SampleColumns | undefined {
+  return columnsOfBatch.get(batch);
+}
+
+/** A batch whose `samples` are built from `columns` when first read. */
+function columnarBatch(id: string, source: string, columns: SampleColumns, deadLetters: DeadLetter[]): Batch {
+  let samples: Sample[] | undefined;
+  const batch = { id, source, deadLetters } as Batch;
+  Object.defineProperty(batch, 'samples', {
+    enumerable: true,
+    get: () => (samples ??= samplesOf(columns)),
+  });
+  columnsOfBatch.set(batch, columns);
+  return batch;
+}
+
+function samplesOf({ series, seriesOf, times, values }: SampleColumns): Sample[] {
+  const samples: Sample[] = new Array(times.length);
+  for (let i = 0; i < samples.length; i++) {
+    const key = series[seriesOf[i]!]!;
     samples[i] = {
       clusterId: key.clusterId,
       hostname: key.hostname,
@@ -559,11 +614,7 @@ export function decodeBatch(payload: Uint8Array): Batch {
       value: values[i]!,
     };
   }
-  r.p = p;
-  if (r.p !== buf.length) r.fail(`${buf.length - r.p} bytes after the end`);
-  const batch: Batch = { id, source, samples, deadLetters: deadLetters as DeadLetter[] };
-  if (presence !== undefined) batch.presence = checkedPresence(id, presence);
-  return batch;
+  return samples;
 }
 
 /**

@@ -42,9 +42,13 @@ export const MAX_REFUSED_RAW = 1000;
 
 /** Why the database cannot hold this sample, found without asking it; undefined when it can try. */
 export function unstorableSampleProblem(s: Sample): string | undefined {
-  const ts = s.timestampMs;
+  return unstorablePointProblem(s.timestampMs, s.value);
+}
+
+/** {@link unstorableSampleProblem} of a sample's time and value (its series is never the problem). */
+export function unstorablePointProblem(ts: number, value: number): string | undefined {
   if (!(ts >= MIN_TS_MS && ts <= MAX_TS_MS)) return `timestamp ${ts} ms is outside the years 0001-9999`;
-  if (!Number.isFinite(s.value)) return `value ${s.value} is not finite`;
+  if (!Number.isFinite(value)) return `value ${value} is not finite`;
   return undefined;
 }
 

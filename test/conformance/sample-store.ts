@@ -16,6 +16,7 @@
  * checks the declaration against what the store itself reports (`applyRetention`, `partitioning()`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeBatch, encodeBatch } from '../../src/domain/batch-codec.js';
 import type { Batch, DeadLetter, Sample, SeriesKey } from '../../src/domain/types.js';
 import { NexusError } from '../../src/errors.js';
 import type { SampleStore, StoredSample } from '../../src/ports/sample-store.js';
@@ -591,6 +592,59 @@ export function sampleStoreConformance(
       // Redelivery of the same batch id: the ledger stops it, no second pair of dead letters.
       expect(await store.writeBatch(b)).toMatchObject({ duplicate: true, conflicts: 0 });
       expect(await store.listDeadLetters({ source: src })).toHaveLength(2);
+    });
+
+    it('a batch as a collector gets it (decoded from its queue payload) is stored and refused as the batch itself', async () => {
+      const c = unique('wire');
+      const src = `${c}.csv`;
+      const util = seriesKey(c);
+      const power = seriesKey(c, { metric: 'DCGM_FI_DEV_POWER_USAGE', labels: { job: 'a' } });
+      const other = seriesKey(c, { gpuId: '1', uuid: `GPU-${c}-a-1` });
+      await store.writeBatch({ ...batch(series(util, 3)), source: src });
+      const samples = [
+        sample(power, T0, 10),
+        sample(util, T0, 0), // replay of a stored sample: silent
+        sample(other, T0, 20),
+        sample(util, T0 + 1000, 9), // stored value 1: refused
+        sample(power, T0 + 1000, NaN), // unstorable
+        sample(other, T0 + 1000, 21),
+        sample(power, T0, 11), // conflicts with the first sample of the batch
+        sample(util, T0 + 5000, 5),
+      ];
+      const written = { ...batch(samples), source: src };
+      const decoded = decodeBatch(encodeBatch(written));
+      expect(decoded.samples).toEqual(samples);
+      expect(await store.writeBatch(decodeBatch(encodeBatch(written)))).toEqual({
+        duplicate: false,
+        inserted: 4,
+        deadLetters: 3,
+        unstorable: 1,
+        conflicts: 2,
+        refusedSamples: [3, 4, 6],
+      });
+      const letters = await store.listDeadLetters({ source: src });
+      expect(letters.map((d) => [d.reason, d.detail.replace(/ for .*/, '')]).sort()).toEqual([
+        ['conflicting_duplicate', `batch ${written.id}, sample 3 of 8: stored value 1, refused value 9`],
+        ['conflicting_duplicate', `batch ${written.id}, sample 6 of 8: stored value 10, refused value 11`],
+        ['unstorable_row', `batch ${written.id}, sample 4 of 8: value NaN is not finite`],
+      ]);
+      const got = [
+        ...(await store.querySamples({ gpu: { uuid: util.uuid }, order: 'asc', limit: 100 })),
+        ...(await store.querySamples({ gpu: { uuid: other.uuid }, order: 'asc', limit: 100 })),
+      ];
+      expect(got.map((s) => [s.uuid, s.metric, s.timestampMs - T0, s.value]).sort()).toEqual(
+        [
+          [util.uuid, util.metric, 0, 0],
+          [util.uuid, util.metric, 1000, 1],
+          [util.uuid, util.metric, 2000, 2],
+          [util.uuid, util.metric, 5000, 5],
+          [power.uuid, power.metric, 0, 10],
+          [other.uuid, other.metric, 0, 20],
+          [other.uuid, other.metric, 1000, 21],
+        ].sort(),
+      );
+      // Its redelivery is a duplicate, as the batch's own would be.
+      expect(await store.writeBatch(decodeBatch(encodeBatch(written)))).toMatchObject({ duplicate: true });
     });
 
     it('time bounds are inclusive at both ends', async () => {

@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import sqlite3, { type Database, type Statement } from 'node-sqlite3-wasm';
-import type { Batch, DeadLetter, Sample, SeriesKey } from '../../domain/types.js';
+import type { Batch, DeadLetter, SeriesKey } from '../../domain/types.js';
+import { sampleColumns } from '../../domain/batch-codec.js';
 import type { TokenStore } from '../../auth/token-store.js';
 import { NexusError } from '../../errors.js';
 import {
@@ -49,7 +50,7 @@ import {
   compareGpus,
   toStoredSeries as toSeries,
 } from '../../storage/queries.js';
-import { type RefusedSample, refusalDeadLetters, unstorableSampleProblem } from '../../storage/refusals.js';
+import { type RefusedSample, refusalDeadLetters, unstorablePointProblem } from '../../storage/refusals.js';
 import { SeriesIdCache, pgText, seriesIdentity, seriesKeyHash } from '../../storage/series.js';
 import {
   type Bucket,
@@ -136,13 +137,25 @@ const INSERT_GROUP = 256;
 const INSERT_ONE_SQL = 'INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
 const INSERT_GROUP_SQL = `INSERT INTO samples (series_id, ts, value) VALUES ${Array.from({ length: INSERT_GROUP }, () => '(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`;
 
-/** The refusal of `s` (at `index` of its batch) whose (series, time) holds `stored` already. */
-function conflict(s: Sample, index: number, stored: number | undefined): RefusedSample {
+/** The refusal of the sample at `index` of its batch, whose (series, time) holds `stored` already. */
+function conflict(
+  s: SeriesKey,
+  ts: number,
+  value: number,
+  index: number,
+  stored: number | undefined,
+): RefusedSample {
   return {
     index,
     reason: 'conflicting_duplicate',
-    detail: `stored value ${stored}, refused value ${s.value} for ${s.metric} of ${s.uuid} (${s.hostname}) at ${new Date(s.timestampMs).toISOString()}`,
+    detail: `stored value ${stored}, refused value ${value} for ${s.metric} of ${s.uuid} (${s.hostname}) at ${new Date(ts).toISOString()}`,
   };
+}
+
+/** The series of the sample at `index` of `batch`, from its columns when it has them. */
+function seriesAt(batch: Batch, index: number): SeriesKey {
+  const columns = sampleColumns(batch);
+  return columns === undefined ? batch.samples[index]! : columns.series[columns.seriesOf[index]!]!;
 }
 
 /** `samples_pYYYYMMDD`: the name PostgreSQL's day partition of `dayMs` has. */
@@ -304,26 +317,46 @@ export class SqliteSampleStore implements SampleStore {
       const chunks: ChunkCache = new Map();
       const refused: RefusedSample[] = [];
       let inserted = 0;
-      batch.samples.forEach((s, index) => {
-        const problem = unstorableSampleProblem(s);
+      // Decoded batches carry columns: one series lookup per distinct series, no object per sample.
+      const columns = sampleColumns(batch);
+      const samples = columns === undefined ? batch.samples : undefined;
+      const count = columns?.times.length ?? samples!.length;
+      const idOfIndex: (number | undefined)[] = columns === undefined ? [] : new Array(columns.series.length);
+      const idOf = (key: SeriesKey): number => {
+        let id = this.#cache.get(key) ?? fresh.get(key);
+        if (id === undefined) {
+          id = this.#seriesId(key, seriesIdentity(key));
+          fresh.addAll([{ key, id }]);
+          resolved.push({ key, id });
+        }
+        return id;
+      };
+      for (let index = 0; index < count; index++) {
+        let ts: number;
+        let value: number;
+        let key: SeriesKey;
+        let k = -1;
+        if (columns !== undefined) {
+          k = columns.seriesOf[index]!;
+          key = columns.series[k]!;
+          ts = columns.times[index]!;
+          value = columns.values[index]!;
+        } else {
+          key = samples![index]!;
+          ts = samples![index]!.timestampMs;
+          value = samples![index]!.value;
+        }
+        const problem = unstorablePointProblem(ts, value);
         if (problem !== undefined) {
           refused.push({ index, reason: 'unstorable_row', detail: problem });
-          return;
+          continue;
         }
-        let id = this.#cache.get(s) ?? fresh.get(s);
-        if (id === undefined) {
-          id = this.#seriesId(s, seriesIdentity(s));
-          fresh.addAll([{ key: s, id }]);
-          resolved.push({ key: s, id });
-        }
+        const id = k < 0 ? idOf(key) : (idOfIndex[k] ??= idOf(key));
         // A time in a compacted window may be in its chunk: the chunk's value is the stored one.
-        const inChunk =
-          s.timestampMs < this.#compactedEnd(id)
-            ? chunkValue(this.#access, id, s.timestampMs, chunks)
-            : undefined;
-        if (inChunk === undefined) pending.push(index, id, s.timestampMs, s.value);
-        else if (inChunk !== s.value) refused.push(conflict(s, index, inChunk));
-      });
+        const inChunk = ts < this.#compactedEnd(id) ? chunkValue(this.#access, id, ts, chunks) : undefined;
+        if (inChunk === undefined) pending.push(index, id, ts, value);
+        else if (inChunk !== value) refused.push(conflict(key, ts, value, index, inChunk));
+      }
       // Rows go in groups of INSERT_GROUP: one statement each instead of one per sample. A group
       // that inserted fewer rows than it holds had repeats of a stored (series, time): those rows
       // are compared with what is stored (the first of repeats inside a group is what got in).
@@ -346,7 +379,7 @@ export class SqliteSampleStore implements SampleStore {
               number,
             ];
             const before = (stored.all([id, ts]) as { value: number }[])[0]?.value;
-            if (before !== value) refused.push(conflict(batch.samples[index]!, index, before));
+            if (before !== value) refused.push(conflict(seriesAt(batch, index), ts, value, index, before));
           }
         }
         at += 4 * rows;
