@@ -4,8 +4,9 @@
  *   npm run build && npx tsx bench/embedded-rss.ts [--store sqlite|pglite] [--gpus 1400] [--scrapes 720] [--no-node-flags]
  *
  * The data (test/support/promql-data.ts, 10 gauges a GPU, 30 s apart) is written once to
- * `/tmp/nexus-rss-<gpus>x<scrapes>.prom` and reused. `node --max-semi-space-size=32 dist/cli/main.js
- * start <file>` (as `npm start`; `--no-node-flags` drops the flag) runs in a
+ * `/tmp/nexus-rss-<gpus>x<scrapes>.prom` and reused. `node --max-semi-space-size=16
+ * --no-allocation-site-pretenuring dist/cli/main.js start <file>` (as `npm start`; `--no-node-flags`
+ * drops the flags; RSS_EXTRA_FLAGS adds more, after them) runs in a
  * child process (EMBEDDED_STORE as asked, a temporary DATA_DIR, NODE_OPTIONS passed through, so
  * `NODE_OPTIONS=--max-old-space-size=192` measures a bounded heap); its VmHWM and VmRSS are read from
  * /proc every 250 ms until it prints its ingest summary. Prints the rate, the peak and the RSS at
@@ -17,6 +18,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generatePromqlDataset, PROMQL_GAUGES, writeDataset } from '../test/support/promql-data.js';
 import { intArg } from './args.js';
+
+/** The Node.js flags `npm start` passes (package.json), so this measures what `npm start` runs. */
+const NODE_FLAGS = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    scripts: { start: string };
+  }
+).scripts.start
+  .split(' ')
+  .filter((arg) => arg.startsWith('--'));
+const extraFlags = (process.env.RSS_EXTRA_FLAGS ?? '').split(' ').filter(Boolean);
 
 const store = process.argv.includes('--store') ? process.argv[process.argv.indexOf('--store') + 1] : 'sqlite';
 if (store !== 'sqlite' && store !== 'pglite')
@@ -47,7 +58,8 @@ try {
     process.execPath,
     [
       // As `npm start` runs it, unless `--no-node-flags` measures Node's defaults.
-      ...(process.argv.includes('--no-node-flags') ? [] : ['--max-semi-space-size=32']),
+      ...(process.argv.includes('--no-node-flags') ? [] : NODE_FLAGS),
+      ...extraFlags,
       'dist/cli/main.js',
       'start',
       file,
@@ -94,7 +106,7 @@ try {
   const bytes = Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
   const quarter = (q: number): number => Math.round(rss[Math.max(0, Math.ceil(q * rss.length) - 1)] ?? 0);
   console.log(
-    `${store}, ${gpus} GPUs x 10 metrics x ${scrapes} scrapes, node flags: ${process.argv.includes('--no-node-flags') ? 'none' : '--max-semi-space-size=32'}, NODE_OPTIONS=${process.env.NODE_OPTIONS ?? ''}`,
+    `${store}, ${gpus} GPUs x 10 metrics x ${scrapes} scrapes, node flags: ${process.argv.includes('--no-node-flags') ? 'none' : NODE_FLAGS.join(' ')}${extraFlags.length > 0 ? ` ${extraFlags.join(' ')}` : ''}, NODE_OPTIONS=${process.env.NODE_OPTIONS ?? ''}`,
   );
   console.log(`  ${summary}`);
   console.log(

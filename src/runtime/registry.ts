@@ -275,14 +275,25 @@ registerQueueBackend({
   },
 });
 
+/**
+ * Watch-history events the embedded coordination store keeps: twice the API's event ring
+ * (EVENT_HISTORY), at least 1,000. A subscriber's cursor older than the ring replays from this
+ * history, and one older than the history gets a fresh snapshot. Each event holds a GPU record
+ * (about 1 KiB), so the history is most of the embedded heap that grows with ingest: the adapter's
+ * own default (100,000 events) grew `start`'s heap by about 100 MiB.
+ */
+export function embeddedHistoryLimit(config: Pick<Config, 'EVENT_HISTORY'>): number {
+  return Math.max(1_000, config.EVENT_HISTORY);
+}
+
 registerCoordinationBackend({
   kind: 'embedded',
   needs: [],
   shared: false,
   summary: 'in-process revisioned store of the `start` command',
-  async open() {
+  async open(config) {
     const { createEmbeddedCoordination } = await import('../adapters/embedded/coordination.js');
-    return createEmbeddedCoordination();
+    return createEmbeddedCoordination({ historyLimit: embeddedHistoryLimit(config) });
   },
 });
 

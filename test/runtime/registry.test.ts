@@ -17,7 +17,9 @@ import type { ClaimedItem, ClaimOptions, Queue, QueueOptions } from '../../src/p
 import { openConsumerQueues } from '../../src/runtime/backends.js';
 import { bundledSamplePath } from '../../src/runtime/bundled-sample.js';
 import {
+  embeddedHistoryLimit,
   listBackends,
+  openCoordination,
   openQueue,
   queueBackend,
   queueKinds,
@@ -224,5 +226,34 @@ describe('registry rules', () => {
     expect(run.stderr).toContain(
       "argument 'kafka' is invalid. Allowed choices are embedded, etcd, redis, nats.",
     );
+  });
+
+  it("bounds the embedded coordination's watch history by EVENT_HISTORY (at least 1,000 events)", async () => {
+    expect(embeddedHistoryLimit({ EVENT_HISTORY: 10_000 })).toBe(10_000);
+    expect(embeddedHistoryLimit({ EVENT_HISTORY: 0 })).toBe(1_000);
+    const coordination = await openCoordination(
+      'embedded',
+      loadConfig({}, { EVENT_HISTORY: '1500', LOG_LEVEL: 'silent' }),
+    );
+    try {
+      for (let i = 0; i < 1600; i++) await coordination.put(`/k/${i % 7}`, String(i));
+      const from = (revision: number): Promise<string> =>
+        new Promise((resolve) => {
+          const watching = coordination.watch('/k/', {
+            fromRevision: revision,
+            onEvent: () => resolve('replayed'),
+            onError: (error) => resolve((error as NexusError).code),
+          });
+          watching.then(
+            (watcher) => setTimeout(() => void watcher.cancel(), 100),
+            (error: unknown) => resolve((error as NexusError).code),
+          );
+        });
+      // 1,600 revisions written, 1,500 kept: the oldest ones are gone, the newer ones replay.
+      expect(await from(2)).toBe('COMPACTED');
+      expect(await from(1600 - 1400)).toBe('replayed');
+    } finally {
+      await coordination.close();
+    }
   });
 });

@@ -301,11 +301,15 @@ export class SqliteSampleStore implements SampleStore {
 
   #write(batch: Batch): WriteResult {
     const resolved: { key: SeriesKey; id: number }[] = [];
+    // Decoded batches carry columns: one series lookup per distinct series, no object per sample.
+    const columns = sampleColumns(batch);
+    const samples = columns === undefined ? batch.samples : undefined;
+    const count = columns?.times.length ?? samples!.length;
     const result = this.#transaction((): WriteResult => {
       const ledger = this.#stmt(
         `INSERT INTO batch_ledger (batch_id, source, sample_count, dead_letter_count, committed_ms)
          VALUES (?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`,
-      ).run([refuseNul(batch.id, 'a batch id'), pgText(batch.source), batch.samples.length, Date.now()]);
+      ).run([refuseNul(batch.id, 'a batch id'), pgText(batch.source), count, Date.now()]);
       if (ledger.changes === 0) {
         return { duplicate: true, inserted: 0, deadLetters: 0, unstorable: 0, conflicts: 0 };
       }
@@ -317,10 +321,6 @@ export class SqliteSampleStore implements SampleStore {
       const chunks: ChunkCache = new Map();
       const refused: RefusedSample[] = [];
       let inserted = 0;
-      // Decoded batches carry columns: one series lookup per distinct series, no object per sample.
-      const columns = sampleColumns(batch);
-      const samples = columns === undefined ? batch.samples : undefined;
-      const count = columns?.times.length ?? samples!.length;
       const idOfIndex: (number | undefined)[] = columns === undefined ? [] : new Array(columns.series.length);
       const idOf = (key: SeriesKey): number => {
         let id = this.#cache.get(key) ?? fresh.get(key);
