@@ -461,7 +461,11 @@ class Reader {
   }
 }
 
-/** Decode a queue payload of format 2 or 1; throws on a payload that is not a batch. */
+/**
+ * Decode a queue payload of format 2 or 1; throws on a payload that is not a batch. The batch's
+ * columns are views of `payload` where aligned: the caller must not reuse its bytes while the batch
+ * is in use (every queue adapter hands out a payload of its own).
+ */
 export function decodeBatch(payload: Uint8Array): Batch {
   if (payload[0] === OPEN_BRACE) return decodeLegacy(payload);
   const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -582,13 +586,21 @@ export function sampleColumns(batch: Batch): SampleColumns | undefined {
   return columnsOfBatch.get(batch);
 }
 
-/** A batch whose `samples` are built from `columns` when first read. */
+/**
+ * A batch whose `samples` are built from `columns` when first read. Assigning `samples` drops the
+ * columns (readers then take the new array); changing the built array in place is not seen by
+ * readers of the columns, and nothing does.
+ */
 function columnarBatch(id: string, source: string, columns: SampleColumns, deadLetters: DeadLetter[]): Batch {
   let samples: Sample[] | undefined;
   const batch = { id, source, deadLetters } as Batch;
   Object.defineProperty(batch, 'samples', {
     enumerable: true,
     get: () => (samples ??= samplesOf(columns)),
+    set: (value: Sample[]) => {
+      columnsOfBatch.delete(batch);
+      samples = value;
+    },
   });
   columnsOfBatch.set(batch, columns);
   return batch;

@@ -10,11 +10,23 @@
 import { execFileSync } from 'node:child_process';
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 
+/** A positive number of minutes from `name`, `fallback` when unset; 0 only where `zero` allows it. */
+function minutes(name: string, fallback: number, zero: boolean): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zero)) {
+    throw new Error(`${name} must be a number of minutes${zero ? ' (0: never)' : ' above 0'}, got '${text}'`);
+  }
+  return value;
+}
+
 /** The slowest file takes about 2 minutes on the 2-core machines CI uses. */
-const WARN_MIN = Number(process.env.NEXUS_TEST_FILE_WARN_MIN ?? 5);
-const LIMIT_MIN = Number(process.env.NEXUS_TEST_FILE_LIMIT_MIN ?? 15);
+const WARN_MIN = minutes('NEXUS_TEST_FILE_WARN_MIN', 5, false);
+const LIMIT_MIN = minutes('NEXUS_TEST_FILE_LIMIT_MIN', 15, true);
 
 interface Running {
+  readonly module: TestModule;
   readonly startedAt: number;
   /** The file's last reported step (a worker that blocks stops reporting). */
   doing: string;
@@ -34,7 +46,8 @@ function processTree(root: number): { lines: string[]; pids: number[] } {
   }
   const rows = table
     .split('\n')
-    .filter((l) => l.trim() !== '')
+    // Not the `ps` that printed the table (gone already; its pid may be reused).
+    .filter((l) => l.trim() !== '' && !/^\s*\d+\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s+ps -eo /.test(l))
     .map((line) => {
       const [pid, ppid] = line.trim().split(/\s+/, 2).map(Number);
       return { pid: pid ?? 0, ppid: ppid ?? 0, line: line.trim().slice(0, 220) };
@@ -68,7 +81,12 @@ export default class WatchdogReporter implements Reporter {
   }
 
   onTestModuleQueued(module: TestModule): void {
-    this.#running.set(module.moduleId, { startedAt: Date.now(), doing: 'queued, loading', warned: false });
+    this.#running.set(module.moduleId, {
+      module,
+      startedAt: Date.now(),
+      doing: 'queued, loading',
+      warned: false,
+    });
   }
 
   onTestModuleStart(module: TestModule): void {
@@ -98,7 +116,13 @@ export default class WatchdogReporter implements Reporter {
 
   #check(): void {
     const now = Date.now();
-    const late = [...this.#running].filter(([, r]) => now - r.startedAt >= WARN_MIN * 60_000);
+    // A module whose worker died without reporting its end is over too (Vitest moved on).
+    for (const [id, r] of this.#running) {
+      const state = r.module.state();
+      if (state !== 'queued' && state !== 'pending') this.#running.delete(id);
+    }
+    const firstLook = LIMIT_MIN > 0 ? Math.min(WARN_MIN, LIMIT_MIN) : WARN_MIN;
+    const late = [...this.#running].filter(([, r]) => now - r.startedAt >= firstLook * 60_000);
     if (late.length === 0) return;
     const overLimit = LIMIT_MIN > 0 && late.some(([, r]) => now - r.startedAt >= LIMIT_MIN * 60_000);
     if (!overLimit && late.every(([, r]) => r.warned)) return;

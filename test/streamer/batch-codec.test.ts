@@ -9,6 +9,7 @@ import {
   encodeLegacyBatch,
   encodeNewBatch,
   payloadText,
+  sampleColumns,
 } from '../../src/domain/batch-codec.js';
 import type { Batch, DeadLetter, Sample, ScrapePresence } from '../../src/domain/types.js';
 import { generateDcgmCsv } from '../../src/generate/generator.js';
@@ -146,6 +147,40 @@ describe('batch codec', () => {
       expect(decoded.samples).toHaveLength(series + 2);
       expect(decoded).toEqual(original);
     }
+  });
+
+  it('keeps the columns of a decoded batch, built into samples only when read, at any index width and offset', () => {
+    for (const series of [3, 300, 70_000]) {
+      const samples = Array.from({ length: series + 5 }, (_, i) =>
+        sample({ uuid: `GPU-${i % series}`, value: i * 1.5, timestampMs: 1_700_000_000_000 + i }),
+      );
+      const original = batch(samples);
+      const payload = encodeBatch(original);
+      // The same bytes at an odd offset of a larger buffer: unaligned columns are copied.
+      const shifted = new Uint8Array(payload.length + 1).subarray(1);
+      shifted.set(payload);
+      for (const bytes of [payload, shifted]) {
+        const decoded = decodeBatch(bytes);
+        const columns = sampleColumns(decoded)!;
+        expect(columns.series).toHaveLength(series);
+        expect(columns.seriesOf.BYTES_PER_ELEMENT).toBe(series <= 256 ? 1 : series <= 65_536 ? 2 : 4);
+        expect([...columns.seriesOf.slice(0, 4)]).toEqual(series === 3 ? [0, 1, 2, 0] : [0, 1, 2, 3]);
+        expect(columns.seriesOf[series + 4]).toBe(4 % series);
+        expect(columns.values[7]).toBe(10.5);
+        expect(columns.times[7]).toBe(1_700_000_000_007);
+        expect(columns.series[columns.seriesOf[series + 1]!]!.uuid).toBe(`GPU-${(series + 1) % series}`);
+        expect(decoded.samples).toEqual(samples);
+        expect(decoded.samples).toBe(decoded.samples); // built once
+      }
+    }
+    // A batch that did not come from decodeBatch, or a copy of one, has no columns.
+    const decoded = decodeBatch(encodeBatch(batch([sample({ value: 1 }), sample({ value: 2 })])));
+    expect(sampleColumns(batch([sample({})]))).toBeUndefined();
+    expect(sampleColumns({ ...decoded })).toBeUndefined();
+    // Replacing the samples drops the columns, so no reader sees the old rows.
+    decoded.samples = [decoded.samples[1]!];
+    expect(sampleColumns(decoded)).toBeUndefined();
+    expect(decoded.samples.map((s) => s.value)).toEqual([2]);
   });
 
   it('round-trips generated batches exactly (property)', () => {

@@ -43,7 +43,12 @@ export function spawnCli(
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
     : [];
   const entry = options.built ? [BUILT_CLI] : ['--import', 'tsx', CLI];
-  const child = spawn(process.execPath, [...profile, ...entry, ...args], {
+  // The memory flags `npm start` passes, when this process has them (`npm run bench` does): the
+  // CLI processes a bench starts then run as operators run them (docs/operations.md).
+  const memoryFlags = process.execArgv.filter(
+    (a) => a.startsWith('--max-semi-space-size') || a === '--no-allocation-site-pretenuring',
+  );
+  const child = spawn(process.execPath, [...memoryFlags, ...profile, ...entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
