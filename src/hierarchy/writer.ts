@@ -432,18 +432,7 @@ function mergePoints(
   return withHealth(merge(previous, points, nowMs, target, own), xids);
 }
 
-/** Merge samples of one MIG instance into its record (every sample given is the instance's). */
-export function mergeMigSamples(
-  previous: MigRecord | undefined,
-  instance: string,
-  samples: readonly Sample[],
-  nowMs: number,
-  target?: string,
-): MigRecord {
-  return mergeMigPoints(previous, instance, samples.map(pointOf), nowMs, target);
-}
-
-/** {@link mergeMigSamples} of points. */
+/** Merge the points of one MIG instance into its record (every point given is the instance's). */
 function mergeMigPoints(
   previous: MigRecord | undefined,
   instance: string,

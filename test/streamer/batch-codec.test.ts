@@ -335,6 +335,44 @@ describe('batch codec', () => {
     expect(decodeBatch(encodeLegacyBatch(finite))).toEqual(finite);
   });
 
+  it('a corrupted payload is refused with an Error or decodes to a batch whose every sample reads (property)', () => {
+    const payload = encodeBatch(
+      batch(
+        Array.from({ length: 40 }, (_, i) =>
+          sample({ gpuId: String(i % 5), value: i, timestampMs: 1_700_000_000_000 + i }),
+        ),
+      ),
+    );
+    // The series indexes are the payload's last bytes (one byte each here).
+    const lastIndex = payload.length - 1;
+    const bad = Buffer.from(payload);
+    bad[lastIndex] = 200;
+    expect(() => decodeBatch(bad)).toThrow(/unknown series 200/);
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ at: fc.nat({ max: payload.length - 1 }), byte: fc.nat({ max: 255 }) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        (flips) => {
+          const bytes = Buffer.from(payload);
+          for (const { at, byte } of flips) bytes[at] = byte;
+          let decoded: Batch;
+          try {
+            decoded = decodeBatch(bytes);
+          } catch (error) {
+            expect(error).toBeInstanceOf(Error);
+            return;
+          }
+          const columns = sampleColumns(decoded)!;
+          expect(decoded.samples).toHaveLength(columns.times.length);
+          for (const s of decoded.samples) expect(typeof s.metric).toBe('string');
+        },
+      ),
+      RUNS,
+    );
+  });
+
   it('rejects payloads that are not batches, truncated or with bytes after the end', () => {
     expect(() => decodeBatch(Buffer.from('{"v":99}'))).toThrow(/format/);
     expect(() => decodeBatch(Buffer.from('not json'))).toThrow(/format/);
