@@ -76,6 +76,8 @@ const ACKED_MEMORY_MS = 10 * 60_000;
 const ACKED_MEMORY_MAX = 100_000;
 /** Grace beyond a pull request's own expiry before the client gives up on the server's answer. */
 const PULL_GRACE_MS = 2_000;
+/** Longest a claim that does not wait gives the stream to signal its consumer of a stored item. */
+const SIGNAL_LAG_MS = 1_000;
 const encoder = new TextEncoder();
 const ACK = encoder.encode('+ACK');
 const NAK = encoder.encode('-NAK');
@@ -212,16 +214,41 @@ export class NatsQueue implements Queue {
     if (consumerId.length === 0) throw new NexusError('BAD_REQUEST', 'consumerId must not be empty');
     const deadline = performance.now() + waitMs;
     const ready = await this.pull(max, 0);
-    if (ready.length > 0 || waitMs === 0 || this.closed) return ready;
+    if (ready.length > 0 || this.closed) return ready;
+    if (waitMs === 0) return (await this.storedButUnannounced()) ? this.pullFirst(max, SIGNAL_LAG_MS) : [];
     for (;;) {
       const remaining = Math.floor(deadline - performance.now());
       if (remaining <= 0 || this.closed) return [];
-      // Wait for one item only: a larger waiting request would keep claiming after we return.
-      const first = await this.pull(1, remaining);
+      const items = await this.pullFirst(max, remaining);
       if (this.closed) return [];
-      if (first.length > 0) {
-        return max > 1 ? [...first, ...(await this.pull(max - 1, 0))] : first;
-      }
+      if (items.length > 0) return items;
+    }
+  }
+
+  /** Wait up to `waitMs` for one item, then take up to `max - 1` more that are ready. */
+  private async pullFirst(max: number, waitMs: number): Promise<ClaimedItem[]> {
+    // Wait for one item only: a larger waiting request would keep claiming after we return.
+    const first = await this.pull(1, waitMs);
+    if (this.closed) return [];
+    if (first.length === 0 || max === 1) return first;
+    return [...first, ...(await this.pull(max - 1, 0))];
+  }
+
+  /**
+   * Whether the stream holds items its consumer has not handed out yet. nats-server 2.9 confirms a
+   * publish before the stream signals its consumers (another goroutine), so a no_wait pull sent
+   * right after an enqueue returned can be answered "no messages" for an item that is stored: the
+   * stream's message count beyond the consumer's unacked deliveries shows it.
+   */
+  private async storedButUnannounced(): Promise<boolean> {
+    try {
+      const [stream, consumer] = await Promise.all([
+        this.jsm.streams.info(this.stream),
+        this.jsm.consumers.info(this.stream, this.consumer),
+      ]);
+      return stream.state.messages > consumer.num_ack_pending;
+    } catch {
+      return false; // an empty answer to a claim that does not wait is always allowed
     }
   }
 
