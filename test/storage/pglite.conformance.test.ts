@@ -2,13 +2,19 @@
  * PGlite sample store: the shared conformance suite in memory and on disk, plus what only an
  * embedded on-disk store has to show (data survives close and reopen of the same directory, and a
  * data directory of schema v1 upgrades to day partitions and rollups in place).
+ *
+ * A store opening a new directory runs initdb in a child process (3-9 s); opening a copy of an
+ * initdb'd directory takes under a second. So this file has the store initdb one template directory
+ * (then closes it, unmigrated), and the on-disk stores that do not test directory creation (the
+ * conformance suite's, the WAL, reopen and v1 upgrade cases) open a fresh copy of it. The cases
+ * about creating or refusing a directory still run initdb of their own.
  */
 import { statSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createPgliteSampleStore } from '../../src/adapters/pglite/sample-store.js';
 import type { Sample } from '../../src/domain/types.js';
 import { MIGRATIONS } from '../../src/storage/migrations.js';
@@ -26,6 +32,25 @@ const capabilities: SampleStoreCapabilities = {
   indexRowLimit: true,
 };
 
+let template: Promise<string> | undefined;
+/**
+ * A new data directory as initdb leaves it (no schema): a copy of one template directory, which
+ * the first call creates with a store (initdb) and closes.
+ */
+async function initdbCopy(prefix = 'nexus-pglite-'): Promise<string> {
+  template ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-template-'));
+    await (await createPgliteSampleStore({ dataDir: dir })).close();
+    return dir;
+  })();
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await cp(await template, dir, { recursive: true });
+  return dir;
+}
+afterAll(async () => {
+  if (template) await rm(await template, { recursive: true, force: true });
+});
+
 sampleStoreConformance(
   'PGlite in memory',
   async () => {
@@ -38,7 +63,7 @@ sampleStoreConformance(
 sampleStoreConformance(
   'PGlite on disk',
   async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    const dir = await initdbCopy();
     const store = await createPgliteSampleStore({ dataDir: dir });
     return {
       store,
@@ -53,7 +78,7 @@ sampleStoreConformance(
 
 describe('PGlite sample store on disk', () => {
   it('bounds its write-ahead log: 32 MB max_wal_size, a checkpoint on close leaves one segment on disk', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-wal-'));
+    const dir = await initdbCopy('nexus-pglite-wal-');
     try {
       const store = await createPgliteSampleStore({ dataDir: dir });
       await store.migrate();
@@ -84,7 +109,7 @@ describe('PGlite sample store on disk', () => {
   });
 
   it('keeps samples, series, ledger and dead letters across close and reopen', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    const dir = await initdbCopy();
     try {
       const key = {
         clusterId: 'c1',
@@ -147,7 +172,7 @@ describe('PGlite sample store on disk', () => {
   });
 
   it('upgrades a v1 data directory: samples move into day partitions, rollups are backfilled', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nexus-pglite-'));
+    const dir = await initdbCopy();
     try {
       const v1 = await PGlite.create(dir);
       await v1.exec(MIGRATIONS[0]!.sql);
