@@ -119,12 +119,15 @@ describe('alerting across leader failover (nexus mode, real processes)', () => {
     collector('c-b');
     await until('a maintenance leader', 60_000, async () => (await leader()) !== undefined);
 
-    // Samples with current times: cool, hot from +3 s to +45 s, cool again, up to +100 s.
+    // Samples with current times: cool, hot from +3 s to +32 s, cool again, up to +100 s. The alert
+    // fires about +19 s (activeAt + 15 s) and the evaluator is killed once that is recorded; the hot
+    // span ends late enough that the restarted collector leads while the alert still fires, so it is
+    // the one that sends the resolution (the log line at the end gives the times of a run).
     const store = await createPostgresSampleStore({ connectionString: env.DATABASE_URL! });
     await store.migrate();
     const w = Math.floor(Date.now() / S) * S;
     const hotFrom = w + 3 * S;
-    const hotTo = w + 45 * S;
+    const hotTo = w + 32 * S;
     await store.writeBatch({
       id: 'temps',
       source: 'test',
@@ -158,9 +161,11 @@ describe('alerting across leader failover (nexus mode, real processes)', () => {
     );
 
     // Restart of the evaluating process: SIGKILL it; the restarted first collector takes over.
+    const secondKilledAt = Date.now();
     processes.get(second)!.kill('SIGKILL');
     await processes.get(second)!.exited;
     await until('the restarted collector leading', 30_000, async () => (await leader()) === first);
+    const restartedLeadsAt = Date.now();
     collector(second);
 
     await until('the resolved webhook', 60_000, async () => receiver.received.length >= 2);
@@ -174,6 +179,12 @@ describe('alerting across leader failover (nexus mode, real processes)', () => {
       ['resolved', startsAt, true],
     ]);
     const resolvedAt = Date.parse(receiver.received[1]!.payload.alert.endsAt!);
+    const at = (t: number): string => `+${((t - w) / S).toFixed(1)} s`;
+    console.log(
+      `alerting failover: active ${at(pending.activeAt)}, fired ${at(firing.firedAt!)}, evaluator killed ` +
+        `${at(secondKilledAt)}, restarted collector leading ${at(restartedLeadsAt)}, hot until ` +
+        `${at(hotTo)}, resolved ${at(resolvedAt)}`,
+    );
     expect(resolvedAt).toBeGreaterThanOrEqual(hotTo);
     expect(receiver.received[0]!.payload.alert.labels).toMatchObject({
       alertname: 'HotGPU',
