@@ -3,6 +3,11 @@
  * port. PostgreSQL refuses to run as root, so when the tests run as root the directory is handed
  * to the `postgres` user and initdb/pg_ctl run through `runuser`. Password auth (scram) on TCP so
  * adapters are exercised with a real password; trust on the unix socket inside the temp dir.
+ *
+ * initdb takes about 2 s. Under Vitest, the global setup (test/setup/web-build.ts) names a per-run
+ * directory in NEXUS_PG_TEMPLATE_DIR: the first server of the run initdb's a template there and
+ * every server (of any test file) starts on a copy of it (`cp -a`, a fraction of a second), which
+ * is what initdb would have made. Without the variable (benchmarks), each server runs initdb.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import {
@@ -12,6 +17,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -86,6 +92,52 @@ async function run(binary: string, args: string[]): Promise<void> {
   }
 }
 
+/** initdb of a new cluster at `dataDir`, superuser password from `pwFile` (both the postgres user's). */
+async function initdb(dataDir: string, pwFile: string): Promise<void> {
+  await run('initdb', [
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    '--pwfile',
+    pwFile,
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    '-E',
+    'UTF8',
+    '--no-locale',
+    '--no-sync',
+  ]);
+}
+
+/**
+ * The run's initdb template (see the header), made on first use: initdb into a staging directory,
+ * renamed into place, so a second test process (`--maxWorkers=2`) racing it uses the first one's.
+ * Undefined without NEXUS_PG_TEMPLATE_DIR.
+ */
+async function initdbTemplate(): Promise<string | undefined> {
+  const dir = process.env.NEXUS_PG_TEMPLATE_DIR;
+  if (!dir || !existsSync(dir)) return undefined;
+  const template = join(dir, 'data');
+  if (existsSync(template)) return template;
+  const staging = mkdtempSync(join(dir, 'staging-'));
+  const pwFile = join(staging, 'pw');
+  writeFileSync(pwFile, `${TEST_PG_PASSWORD}\n`, { mode: 0o600 });
+  if (asRoot) {
+    const { uid, gid } = postgresUid();
+    for (const p of [dir, staging, pwFile]) chownSync(p, uid, gid);
+  }
+  try {
+    await initdb(join(staging, 'data'), pwFile);
+    if (!existsSync(template)) renameSync(join(staging, 'data'), template);
+  } catch (error) {
+    if (!existsSync(template)) throw error;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  return template;
+}
+
 const running = new Set<{ dataDir: string; root: string }>();
 let exitHookInstalled = false;
 
@@ -129,20 +181,10 @@ export async function startPostgres(startOptions: StartPostgresOptions = {}): Pr
   running.add(entry);
   installExitHook();
   try {
-    await run('initdb', [
-      '-D',
-      dataDir,
-      '-U',
-      'postgres',
-      '--pwfile',
-      pwFile,
-      '--auth-local=trust',
-      '--auth-host=scram-sha-256',
-      '-E',
-      'UTF8',
-      '--no-locale',
-      '--no-sync',
-    ]);
+    const template = await initdbTemplate();
+    // -a keeps the owner (postgres, when running as root) and the data directory's mode 0700.
+    if (template) await execFileAsync('cp', ['-a', template, dataDir], { timeout: 60_000 });
+    else await initdb(dataDir, pwFile);
   } catch (error) {
     running.delete(entry);
     rmSync(root, { recursive: true, force: true });
