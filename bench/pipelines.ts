@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/pipelines.ts [--rows N] [--runs K] [--modes floor,nexus,traditional,jetstream]
  *                              [--nexus-budget-s S] [--traditional-budget-s S] [--jetstream-budget-s S]
+ *                              [--batch-size N]
  *
  * Input: a file from the project's generator (`writeDcgmCsv`, 125 hosts x 8 GPUs x 10 metrics,
  * seed 7, as bench/run.ts). One throw-away PostgreSQL 15 (test/harness/postgres.ts: 127.0.0.1 on a
@@ -33,8 +34,8 @@
  *
  *    Both end-to-end modes spawn the real CLI as test/e2e/nexus.test.ts does (spawnCli in
  *    test/support/cli-process.ts), compiled: the bench builds dist/ first (bench/build.ts) and runs
- *    `node dist/cli/main.js`, as a deployment does (tsx would compile src/ inside the timed window). Settings are the defaults (BATCH_SIZE unset -> 500 rows per batch in shared
- *    mode, `batchSizeFor`; WORKERS 4 per collector; QUEUE_MAX_DEPTH 1000), LOG_LEVEL=warn. The
+ *    `node dist/cli/main.js`, as a deployment does (tsx would compile src/ inside the timed window). Settings are the defaults (BATCH_SIZE: 2,000 rows per batch in shared
+ *    mode, `batchSizeFor`, or `--batch-size`; WORKERS 4 per collector; QUEUE_MAX_DEPTH 1000), LOG_LEVEL=warn. The
  *    collectors are started and have printed "consuming" (migrations applied) before the clock
  *    starts. Timed: from spawning the streamer (its start-up included) until the batch ledger says
  *    the store holds all N rows (`sum(sample_count)` of `batch_ledger`, polled every 100 ms; the
@@ -138,6 +139,8 @@ export interface PipelineBenchOptions {
    * reports rows stored / seconds, marked partial, so a slow mode cannot blow the bench's time budget.
    */
   budgetSeconds?: Partial<Record<EndToEndMode, number>>;
+  /** Rows per batch of the end-to-end runs (default: BATCH_SIZE's shared-mode default). */
+  batchSize?: number;
   /** Fail a run (naming what it waited for) when the store did not grow for this long (default 60 s). */
   stallSeconds?: number;
 }
@@ -595,6 +598,7 @@ async function endToEndRun(
     postgres: PostgresHarness;
     budgetMs: number;
     stallMs: number;
+    batchSize: number;
     log: (line: string) => void;
   },
 ): Promise<E2eRun> {
@@ -616,7 +620,7 @@ async function endToEndRun(
       DATABASE_URL: databaseUrl,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
-      BATCH_SIZE: '',
+      BATCH_SIZE: String(ctx.batchSize),
       WORKERS: '',
       QUEUE_MAX_DEPTH: '',
       POLL_INTERVAL: '',
@@ -876,6 +880,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
   const wallStarted = performance.now();
   const loadAtStart = round(loadavg()[0]!, 2);
   const defaults = loadConfig({});
+  const batchSize = options.batchSize ?? batchSizeFor(defaults, 'shared');
   const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-pipelines-'));
   installExitHook();
   liveDirs.add(dir);
@@ -901,7 +906,16 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
         log(`bench: ${mode} end-to-end, run ${i + 1}/${runs} ...`);
         const budgetMs = budgetSeconds[mode] * 1000;
         const runStarted = performance.now();
-        const r = await endToEndRun(mode, { file, rows, run: i + 1, postgres, budgetMs, stallMs, log });
+        const r = await endToEndRun(mode, {
+          file,
+          rows,
+          run: i + 1,
+          postgres,
+          budgetMs,
+          stallMs,
+          batchSize,
+          log,
+        });
         const wall = (performance.now() - runStarted) / 1000;
         log(
           `bench:   ${mode}: ${fmtRows(r.storedRows / r.seconds)} rows/s (${fmtRows(r.storedRows)} rows in ${r.seconds.toFixed(1)} s` +
@@ -917,7 +931,7 @@ export async function benchPipelines(options: PipelineBenchOptions): Promise<Pip
       rows,
       runs,
       settings: {
-        batchSize: batchSizeFor(defaults, 'shared'),
+        batchSize,
         workersPerCollector: defaults.WORKERS,
         queueMaxDepth: queueDepthFor(defaults, 'shared'),
         collectors: COLLECTORS,
@@ -1153,7 +1167,8 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`bench: generating ${fmtRows(rows)} rows ...\n`);
     await writeDcgmCsv(file, { hosts: 125, gpusPerHost: 8, rows, seed: 7 });
-    const figures = await benchPipelines({ file, rows, runs, modes, budgetSeconds });
+    const batchSize = process.argv.includes('--batch-size') ? intArg('--batch-size', 0) : undefined;
+    const figures = await benchPipelines({ file, rows, runs, modes, budgetSeconds, batchSize });
     console.log(
       `\nnexus-telemetry pipeline bench: ${fmtRows(rows)} rows (${(statSync(file).size / MiB).toFixed(0)} MiB CSV), ` +
         `${cpus().length} cores, node ${process.version}`,

@@ -149,6 +149,7 @@ const schema = z.object({
   FLUSH_INTERVAL: duration.default(1000),
   WORKERS: int(1, 64).default(4),
   POLL_INTERVAL: duration.default(1000),
+  HIERARCHY_INTERVAL: duration.default(0),
   QUEUE_MAX_DEPTH: int(1, 1_000_000).optional(),
   STALE_AFTER: duration.default(300_000),
   ELECTION_TTL: duration
@@ -383,17 +384,18 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * Rows per batch: BATCH_SIZE when set; otherwise 5,000 in embedded mode (no queue backend to
- * protect, and fewer, larger batches cost less per row) and 500 on etcd or Redis (one batch is one
- * etcd key: tens of KiB, far below etcd's request limit).
+ * protect, and fewer, larger batches cost less per row) and 2,000 on etcd, Redis or NATS (one batch
+ * is one etcd key of 100-150 KiB, well below etcd's 1.5 MiB request limit; against 500, a quarter of
+ * the claims, acks and ledger rows: nexus end-to-end about 1.4x faster, docs/performance.md).
  */
 export function batchSizeFor(config: Config, mode: 'embedded' | 'shared'): number {
-  return config.BATCH_SIZE ?? (mode === 'embedded' ? 5000 : 500);
+  return config.BATCH_SIZE ?? (mode === 'embedded' ? 5000 : 2000);
 }
 
 /**
  * Batches the queue holds before producers wait: QUEUE_MAX_DEPTH, else 20 in embedded mode (100k
- * rows of 5,000-row batches, held in this process's memory) and 200 on etcd and Redis (100k rows,
- * about 6 MiB of 500-row binary batches in the backend).
+ * rows of 5,000-row batches, held in this process's memory) and 200 on etcd, Redis and NATS (400k
+ * rows, about 20-30 MiB of 2,000-row binary batches in the backend).
  */
 export function queueDepthFor(config: Config, mode: 'embedded' | 'shared'): number {
   return config.QUEUE_MAX_DEPTH ?? (mode === 'embedded' ? 20 : 200);

@@ -32,6 +32,13 @@ const HOST_REFRESH_MS = 10_000;
 export interface HierarchyWriterOptions {
   coordination: Coordination;
   now?: () => number;
+  /**
+   * Least time from the start of one write round to the start of the next (ms, default 0: a round
+   * starts as soon as the one before it ends). Samples arriving meanwhile wait and are merged, so a
+   * GPU record is written at most once per interval however many batches touch it; each batch's
+   * `apply` resolves (and the collector acks it) that much later.
+   */
+  minRoundIntervalMs?: number;
 }
 
 export class HierarchyWriter {
@@ -50,10 +57,18 @@ export class HierarchyWriter {
   /** The round being written, and the one that will start after it (shared by every caller meanwhile). */
   private inFlight: Promise<void> = Promise.resolve();
   private nextRound: Promise<void> | undefined;
+  private readonly minRoundIntervalMs: number;
+  /** When the last round started (performance.now()). */
+  private lastRoundAt = -Infinity;
 
   constructor(options: HierarchyWriterOptions) {
     this.coordination = options.coordination;
     this.now = options.now ?? Date.now;
+    this.minRoundIntervalMs = options.minRoundIntervalMs ?? 0;
+    if (!Number.isFinite(this.minRoundIntervalMs) || this.minRoundIntervalMs < 0)
+      throw new RangeError(
+        `minRoundIntervalMs must be a finite number >= 0, got ${String(options.minRoundIntervalMs)}`,
+      );
   }
 
   /** Create or refresh the cluster record (name and region come from configuration). */
@@ -80,11 +95,19 @@ export class HierarchyWriter {
         this.addPoint({ series: series[seriesOf[i]!]!, timestampMs: times[i]!, value: values[i]! }, target);
     }
     if (batch.presence) this.pendingPresence.push(batch.presence);
-    this.nextRound ??= this.inFlight.then(
-      () => this.runRound(),
-      () => this.runRound(),
-    );
+    this.nextRound ??= this.inFlight
+      .then(
+        () => this.untilRoundDue(),
+        () => this.untilRoundDue(),
+      )
+      .then(() => this.runRound());
     return this.nextRound;
+  }
+
+  /** Resolves when `minRoundIntervalMs` has passed since the last round started. */
+  private untilRoundDue(): Promise<void> {
+    const wait = this.lastRoundAt + this.minRoundIntervalMs - performance.now();
+    return wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : Promise.resolve();
   }
 
   private addPoint(point: Point, target: string | undefined): void {
@@ -105,6 +128,7 @@ export class HierarchyWriter {
   }
 
   private runRound(): Promise<void> {
+    this.lastRoundAt = performance.now();
     const groups = [...this.pending.values()];
     const presences = this.pendingPresence.sort((a, b) => a.scrapeMs - b.scrapeMs);
     this.pending = new Map();

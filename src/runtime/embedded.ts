@@ -144,7 +144,7 @@ export async function startEmbedded(options: EmbeddedRuntimeOptions): Promise<Em
     });
     opened.push(() => alerting.close());
 
-    const hierarchy = new HierarchyWriter({ coordination });
+    const hierarchy = new HierarchyWriter({ coordination, minRoundIntervalMs: config.HIERARCHY_INTERVAL });
     await hierarchy.registerCluster({
       clusterId: config.CLUSTER_ID,
       name: clusterName(config),

@@ -235,7 +235,7 @@ export async function startCollectorProcess(
   let maintenance: Maintenance | undefined;
   let alerting: Alerting | undefined;
   if (coordination) {
-    hierarchy = new HierarchyWriter({ coordination });
+    hierarchy = new HierarchyWriter({ coordination, minRoundIntervalMs: config.HIERARCHY_INTERVAL });
     await hierarchy.registerCluster({
       clusterId: config.CLUSTER_ID,
       name: clusterName(config),

@@ -1,7 +1,10 @@
 /**
  * Groups parsed rows into batches of at most `batchSize` samples (dead letters ride along with the
- * samples of the same span of input) and hands each full batch to `publish`, one at a time, in order.
- * `flush()` publishes a partial batch; the streamer calls it on its flush interval and at end of input.
+ * samples of the same span of input) and hands each full batch to `publish`, in order, with up to
+ * `maxInFlight` publishes outstanding at once (a queue round trip per batch would otherwise leave
+ * the reader idle: the etcd queue's enqueue is two round trips). `add` waits while the window is
+ * full, so a slow queue still holds the reader back. `flush()` publishes a partial batch and waits for
+ * every publish; the streamer calls it on its flush interval and at end of input.
  */
 import { encodeNewBatch } from '../domain/batch-codec.js';
 import type { Batch, DeadLetter, Sample, ScrapePresence } from '../domain/types.js';
@@ -10,7 +13,10 @@ import type { RowResult } from '../ingest/dcgm-reader.js';
 export class BatchAssembler {
   private samples: Sample[] = [];
   private deadLetters: DeadLetter[] = [];
-  private publishing: Promise<void> = Promise.resolve();
+  /** Publishes started and not settled yet. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** The first publish that failed: every later add or flush rejects with it. */
+  private failure: { error: unknown } | undefined;
   /** When the oldest pending row arrived (ms), or undefined when nothing is pending. */
   private oldestPendingAt: number | undefined;
 
@@ -19,20 +25,30 @@ export class BatchAssembler {
     private readonly batchSize: number,
     /** Receives each batch with its encoded queue payload. */
     private readonly publish: (batch: Batch, payload: Uint8Array) => Promise<void>,
-  ) {}
+    /** Publishes outstanding at once (1: each batch is published before the next one starts). */
+    private readonly maxInFlight = 1,
+  ) {
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+      throw new RangeError(`maxInFlight must be an integer >= 1, got ${String(maxInFlight)}`);
+  }
 
   /** Rows waiting for the next batch. */
   get pending(): number {
     return this.samples.length + this.deadLetters.length;
   }
 
-  /** Add parsed rows; resolves once every batch they completed has been published. */
+  /** Add parsed rows; resolves once the batches they completed are published or in the window. */
   async add(rows: RowResult[]): Promise<void> {
+    this.throwIfFailed();
     if (rows.length > 0) this.oldestPendingAt ??= Date.now();
     for (const row of rows) {
       if (row.ok) this.samples.push(row.sample);
       else this.deadLetters.push(row.deadLetter);
-      if (this.samples.length + this.deadLetters.length >= this.batchSize) await this.flush();
+      if (this.samples.length + this.deadLetters.length >= this.batchSize) {
+        this.cut();
+        while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
+        this.throwIfFailed();
+      }
     }
   }
 
@@ -43,26 +59,49 @@ export class BatchAssembler {
   flushIfOlderThan(maxAgeMs: number): Promise<void> {
     if (this.oldestPendingAt !== undefined && Date.now() - this.oldestPendingAt >= maxAgeMs)
       return this.flush();
-    return this.publishing;
+    return Promise.resolve();
   }
 
   /**
-   * Publish what is pending as one batch (nothing when empty); publishes stay in order. With
-   * `presence` (the end of a complete scrape) a batch is published even when nothing is pending,
-   * carrying it.
+   * Publish what is pending as one batch (nothing when empty) and wait for every publish started so
+   * far. With `presence` (the end of a complete scrape) a batch is published even when nothing is
+   * pending, carrying it.
    */
-  flush(presence?: ScrapePresence): Promise<void> {
-    if (this.pending > 0 || presence !== undefined) {
-      const samples = this.samples;
-      const deadLetters = this.deadLetters;
-      this.samples = [];
-      this.deadLetters = [];
-      this.oldestPendingAt = undefined;
-      const { id, payload } = encodeNewBatch(this.source, samples, deadLetters, presence);
-      const batch: Batch = { id, source: this.source, samples, deadLetters };
-      if (presence !== undefined) batch.presence = presence;
-      this.publishing = this.publishing.then(() => this.publish(batch, payload));
+  async flush(presence?: ScrapePresence): Promise<void> {
+    if (this.pending > 0 || presence !== undefined) this.cut(presence);
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    this.throwIfFailed();
+  }
+
+  /** Encode what is pending as the next batch and start publishing it. */
+  private cut(presence?: ScrapePresence): void {
+    const samples = this.samples;
+    const deadLetters = this.deadLetters;
+    this.samples = [];
+    this.deadLetters = [];
+    this.oldestPendingAt = undefined;
+    const { id, payload } = encodeNewBatch(this.source, samples, deadLetters, presence);
+    const batch: Batch = { id, source: this.source, samples, deadLetters };
+    if (presence !== undefined) batch.presence = presence;
+    let started: Promise<void>;
+    try {
+      started = this.publish(batch, payload);
+    } catch (error) {
+      started = Promise.reject(error);
     }
-    return this.publishing;
+    const publishing: Promise<void> = started.then(
+      () => {
+        this.inFlight.delete(publishing);
+      },
+      (error: unknown) => {
+        this.inFlight.delete(publishing);
+        this.failure ??= { error };
+      },
+    );
+    this.inFlight.add(publishing);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure.error;
   }
 }

@@ -5,6 +5,8 @@
  * It owns batching, the flush timer (a quiet input still publishes promptly) and shutdown: when the
  * signal aborts, what was read is published before it returns. A chunk that ends a unit of its input
  * (a file, a scrape) flushes that input's batch, the last one carrying the scrape's presence.
+ * Up to {@link PUBLISH_WINDOW} batches of an input are published at once; they start in input order
+ * and may land in another (collectors never relied on order: latest values only move forward).
  *
  * {@link runStreamer} picks the adapter for a {@link StreamInput} (files and stdin, or scrape
  * targets: src/ingest/open-source.ts); {@link streamSource} runs any {@link RowSource}.
@@ -32,7 +34,16 @@ export interface StreamerOptions {
   metrics?: PipelineMetrics;
   /** Show progress (terminal bar or periodic log lines). */
   progress?: boolean;
+  /** Batches of one input being published at once (default {@link PUBLISH_WINDOW}). */
+  publishWindow?: number;
 }
+
+/**
+ * Batches of one input published at once by default: enough to hide a queue's round trips behind
+ * reading and parsing (the etcd queue's enqueue is two), few enough that a stopped streamer has
+ * little in flight.
+ */
+export const PUBLISH_WINDOW = 4;
 
 /** What {@link runStreamer} reads (a file spec or scrape targets), and the signal that stops it. */
 export interface StreamInput extends SourceInput {
@@ -102,7 +113,12 @@ export async function streamSource(source: RowSource, options: StreamSourceOptio
     for await (const chunk of source.read({ signal: options.signal, resume: options.resume })) {
       let assembler = assemblers.get(chunk.source);
       if (assembler === undefined) {
-        assembler = new BatchAssembler(chunk.source, options.batchSize, publish);
+        assembler = new BatchAssembler(
+          chunk.source,
+          options.batchSize,
+          publish,
+          options.publishWindow ?? PUBLISH_WINDOW,
+        );
         assemblers.set(chunk.source, assembler);
       }
       count(chunk.rows);

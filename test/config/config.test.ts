@@ -8,7 +8,7 @@ describe('configuration', () => {
   it('applies defaults, then env, then flags', () => {
     expect(loadConfig({}).BATCH_SIZE).toBeUndefined();
     expect(batchSizeFor(loadConfig({}), 'embedded')).toBe(5000);
-    expect(batchSizeFor(loadConfig({}), 'shared')).toBe(500);
+    expect(batchSizeFor(loadConfig({}), 'shared')).toBe(2000);
     expect(batchSizeFor(loadConfig({ BATCH_SIZE: '250' }), 'embedded')).toBe(250);
     expect(loadConfig({ BATCH_SIZE: '250' }).BATCH_SIZE).toBe(250);
     expect(loadConfig({ BATCH_SIZE: '250' }, { BATCH_SIZE: '300' }).BATCH_SIZE).toBe(300);

@@ -1,6 +1,6 @@
 /**
  * etcd stays small while a million rows pass through the queue. 1,000,000 generated DCGM rows are
- * parsed and encoded into 2,000 batches of 500 rows (the streamer's BATCH_SIZE and binary codec:
+ * parsed and encoded into 2,000 batches of 500 rows (BATCH_SIZE=500 and the streamer's binary codec:
  * about 27 KiB each, 55 MiB in all; the JSON format 1 took 270 KiB and 531 MiB), enqueued through the etcd queue adapter (QUEUE_MAX_DEPTH 100),
  * claimed and acked by two consumers on a three-member etcd, while the elected maintenance leader
  * (the collectors' Maintenance class, fenced) compacts history every second keeping 300 revisions

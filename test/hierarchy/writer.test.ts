@@ -114,6 +114,52 @@ describe.each([
     }
   });
 
+  it('with minRoundIntervalMs, batches applied within the interval share one round: one write per GPU', async () => {
+    const pair = openPair();
+    try {
+      const plain = countingTxns(pair[0]!);
+      const spaced = countingTxns(pair[0]!);
+      const txnsPerRound = Math.ceil(GPUS / GPUS_PER_TXN);
+      // Default (0): a batch applied while no round runs starts one at once, so three batches
+      // applied a tick apart take three rounds after the first.
+      const eager = new HierarchyWriter({ coordination: plain.view });
+      await eager.apply(batch('DCGM_FI_DEV_GPU_UTIL', 1));
+      const before = plain.txns;
+      const eagerRounds: Array<Promise<void>> = [];
+      for (const metric of ['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK']) {
+        eagerRounds.push(eager.apply(batch(metric, 2)));
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      await Promise.all(eagerRounds);
+      expect(plain.txns - before).toBe(3 * txnsPerRound);
+
+      const writer = new HierarchyWriter({ coordination: spaced.view, minRoundIntervalMs: 400 });
+      const firstRoundAsked = performance.now();
+      await writer.apply(batch('DCGM_FI_DEV_GPU_UTIL', 3));
+      const start = spaced.txns;
+      const rounds: Array<Promise<void>> = [];
+      for (const metric of ['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK']) {
+        rounds.push(writer.apply(batch(metric, 4)));
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      await Promise.all(rounds);
+      // One round for the three batches, started no sooner than 400 ms after the first one started.
+      expect(spaced.txns - start).toBe(txnsPerRound);
+      expect(performance.now() - firstRoundAsked).toBeGreaterThanOrEqual(395);
+      const { kvs } = await pair[0]!.range(CLUSTERS_PREFIX);
+      const record = kvs.find((kv) => parseKey(kv.key)?.kind === 'gpu');
+      const metrics = (JSON.parse(record!.value) as GpuRecord).metrics;
+      for (const metric of ['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK'])
+        expect(metrics[metric]?.timestampMs).toBe(T0 + 4 * 1000);
+      expect(() => new HierarchyWriter({ coordination: pair[0]!, minRoundIntervalMs: -1 })).toThrow(
+        RangeError,
+      );
+    } finally {
+      await pair[0]!.deletePrefix(CLUSTERS_PREFIX); // etcd is shared by the cases of this file
+      await closeAll(pair);
+    }
+  });
+
   it('two writers on the same GPUs at once lose nothing: every record ends with both newest values', async () => {
     const pair = openPair();
     const [a, b] = pair as [Coordination, Coordination];

@@ -199,9 +199,13 @@ describe('nats queue on one server (R1)', () => {
       createNatsQueue({ topic: 't', servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500 }),
     );
     expect(hasCode(down, 'BACKEND_UNAVAILABLE')).toBe(true);
-    // R3 on a single server cannot be placed: refused when the queue is opened.
+    // R3 on a single server cannot be placed: refused when the queue is opened, at once (a permanent
+    // refusal, not retried for the 30 s a transient JetStream failure is).
+    const asked = performance.now();
     const tooMany = await errorOf(createNatsQueue({ topic: topic('r3'), servers: nats.url, replicas: 3 }));
     expect(hasCode(tooMany, 'BACKEND_UNAVAILABLE')).toBe(true);
+    expect(String(tooMany)).toMatch(/replicas > 1 not supported/);
+    expect(performance.now() - asked).toBeLessThan(10_000);
   });
 });
 

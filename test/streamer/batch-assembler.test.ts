@@ -42,4 +42,65 @@ describe('BatchAssembler', () => {
     expect(published).toHaveLength(1);
     expect(assembler.pending).toBe(0);
   });
+
+  it('keeps up to maxInFlight publishes outstanding, started in input order; add waits while the window is full', async () => {
+    const started: number[] = [];
+    const gates: Array<() => void> = [];
+    const assembler = new BatchAssembler(
+      's',
+      1,
+      (b) => {
+        started.push(b.samples[0]!.value);
+        return new Promise<void>((resolve) => gates.push(resolve));
+      },
+      3,
+    );
+    let added = false;
+    const adding = assembler.add([1, 2, 3, 4, 5].map((v) => ok(v, v))).then(() => {
+      added = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    // Three in flight; the fourth batch is cut and waits for room, the fifth row is not read yet.
+    expect(started).toEqual([1, 2, 3]);
+    expect(added).toBe(false);
+    gates[1]!(); // the second publish finishing first makes room for the fourth
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toEqual([1, 2, 3, 4]);
+    expect(added).toBe(false);
+    gates[0]!();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toEqual([1, 2, 3, 4, 5]);
+    expect(added).toBe(false); // the fifth filled the window again
+    gates[2]!();
+    await adding;
+    expect(added).toBe(true);
+    let flushed = false;
+    const flushing = assembler.flush().then(() => {
+      flushed = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(flushed).toBe(false); // flush waits for every publish still outstanding
+    for (const open of gates.slice(3)) open();
+    await flushing;
+    expect(flushed).toBe(true);
+  });
+
+  it('a failed publish rejects the next add and flush, with the first error', async () => {
+    let calls = 0;
+    const assembler = new BatchAssembler(
+      's',
+      1,
+      async () => {
+        calls += 1;
+        if (calls === 1) throw new Error('queue down');
+      },
+      4,
+    );
+    await assembler.add([ok(1, 1), ok(2, 2)]);
+    await new Promise((r) => setTimeout(r, 10));
+    await expect(assembler.add([ok(3, 3)])).rejects.toThrow('queue down');
+    await expect(assembler.flush()).rejects.toThrow('queue down');
+    expect(calls).toBe(2);
+    expect(() => new BatchAssembler('s', 1, async () => {}, 0)).toThrow(RangeError);
+  });
 });

@@ -67,6 +67,17 @@ const MAX_MESSAGES_EXCEEDED = 10077;
 /** JetStream's "no limit" for a stream's max_msgs. */
 const NO_LIMIT = -1;
 const STREAM_NOT_FOUND = 10059;
+/**
+ * JetStream API errors that no retry will change: replicas > 1 on a server without a cluster, a
+ * stream's replicas changed, a stream name in use with another configuration (with the two above).
+ */
+const PERMANENT_API_CODES: ReadonlySet<number> = new Set([
+  MAX_MESSAGES_EXCEEDED,
+  STREAM_NOT_FOUND,
+  10074,
+  10061,
+  10058,
+]);
 const CONSUMER_NOT_FOUND = 10014;
 /** Longest a producer held by backpressure waits for an ack announcement before counting again. */
 const BACKPRESSURE_RECHECK_MS = 250;
@@ -128,7 +139,7 @@ function parseToken(token: string): { deadline: number; reply: string } | undefi
 function transient(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = apiCode(e);
-    if (code !== undefined) return code !== MAX_MESSAGES_EXCEEDED && code !== STREAM_NOT_FOUND;
+    if (code !== undefined) return !PERMANENT_API_CODES.has(code);
     if (/Timeout|NoResponders|RequestError|ClosedConnection/.test(e.name)) return true;
     if (/timeout|no responders|not enabled|503|disconnect|reconnect|closed/i.test(e.message)) return true;
   }
