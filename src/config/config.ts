@@ -149,6 +149,7 @@ const schema = z.object({
   FLUSH_INTERVAL: duration.default(1000),
   WORKERS: int(1, 64).default(4),
   POLL_INTERVAL: duration.default(1000),
+  CLAIM_TTL: duration.default(30_000).refine((ms) => ms >= 1000, 'must be at least 1s'),
   HIERARCHY_INTERVAL: duration.default(0),
   QUEUE_MAX_DEPTH: int(1, 1_000_000).optional(),
   STALE_AFTER: duration.default(300_000),

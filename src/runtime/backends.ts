@@ -25,7 +25,7 @@ export async function openProducerQueue(topology: Topology, config: Config): Pro
     throw new NexusError('CONFIG_INVALID', `a ${topology.role} process publishes to no queue`);
   }
   const topic = queueTopics(kind, config)[0] ?? 'telemetry';
-  return openQueue(kind, config, { topic, maxDepth: maxDepthOf(kind, config) });
+  return openQueue(kind, config, { topic, maxDepth: maxDepthOf(kind, config), claimTtlMs: config.CLAIM_TTL });
 }
 
 /**
@@ -37,7 +37,13 @@ export async function openConsumerQueues(topology: Topology, config: Config): Pr
   try {
     for (const kind of topology.consume) {
       for (const topic of queueTopics(kind, config)) {
-        queues.push(await openQueue(kind, config, { topic, maxDepth: maxDepthOf(kind, config) }));
+        queues.push(
+          await openQueue(kind, config, {
+            topic,
+            maxDepth: maxDepthOf(kind, config),
+            claimTtlMs: config.CLAIM_TTL,
+          }),
+        );
       }
     }
   } catch (error) {

@@ -12,6 +12,10 @@ describe('configuration', () => {
     expect(batchSizeFor(loadConfig({ BATCH_SIZE: '250' }), 'embedded')).toBe(250);
     expect(loadConfig({ BATCH_SIZE: '250' }).BATCH_SIZE).toBe(250);
     expect(loadConfig({ BATCH_SIZE: '250' }, { BATCH_SIZE: '300' }).BATCH_SIZE).toBe(300);
+    expect(loadConfig({}).CLAIM_TTL).toBe(30_000);
+    expect(loadConfig({ CLAIM_TTL: '10s' }).CLAIM_TTL).toBe(10_000);
+    expect(() => loadConfig({ CLAIM_TTL: '500ms' })).toThrow(/CLAIM_TTL/);
+    expect(loadConfig({}).HIERARCHY_INTERVAL).toBe(0);
     expect(loadConfig({ POLL_INTERVAL: '2s', ENABLE_CORS: 'false' })).toMatchObject({
       POLL_INTERVAL: 2000,
       ENABLE_CORS: false,

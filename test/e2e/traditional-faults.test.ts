@@ -83,6 +83,8 @@ function pipelineEnv(redisUrl: string, databaseUrl: string): Record<string, stri
     // A short queue keeps the streamer publishing while the collector is being killed.
     QUEUE_MAX_DEPTH: '40',
     WORKERS: '4',
+    // Claims whose ack Redis refused during an outage come back after this (default 30 s).
+    CLAIM_TTL: '10s',
   };
 }
 
@@ -284,7 +286,7 @@ describe('traditional pipeline under faults (200k generated rows)', () => {
         expect(summary.batches).toBe(ROWS / BATCH_SIZE);
         expect(acknowledged.size).toBe(summary.batches);
 
-        // In-flight claims whose ack was refused during an outage come back after the claim TTL (30 s).
+        // In-flight claims whose ack was refused during an outage come back after CLAIM_TTL (10 s here).
         await waitUntil(
           'the queue to drain and every row to be stored',
           async () => (await queueHeld(client)) === 0 && (await storedRows(db)) === ROWS,

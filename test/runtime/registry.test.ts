@@ -160,6 +160,24 @@ describe('a queue backend registered at run time', () => {
     expect(collector).toMatchObject({ consume: ['memory-test'], samples: 'postgres' });
   });
 
+  it('opens queues with CLAIM_TTL: an unacked claim goes to another consumer after it', async () => {
+    const [consumer] = await openConsumerQueues(collector, { ...config, CLAIM_TTL: 1000 });
+    try {
+      await consumer!.enqueue(new TextEncoder().encode('held'));
+      const [first] = await consumer!.claim('dies');
+      expect(first?.deliveries).toBe(1);
+      const asked = performance.now();
+      // The default (30 s) would leave this wait empty.
+      const [again] = await consumer!.claim('survives', { waitMs: 5_000 });
+      expect(again?.id).toBe(first?.id);
+      expect(again?.deliveries).toBe(2);
+      expect(performance.now() - asked).toBeLessThan(4_000);
+      expect(await consumer!.ack(again!)).toBe(true);
+    } finally {
+      await consumer!.close();
+    }
+  });
+
   it('carries the streamer role unchanged: the bundled sample arrives as decodable batches', async () => {
     // The collector side's handle, opened through the topology openers (one per topic: 'telemetry').
     const [consumer] = await openConsumerQueues(collector, config);
