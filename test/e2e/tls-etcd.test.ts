@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient, etcdConnectionOptions, parseEndpoints } from '../../src/adapters/etcd/client.js';
 import { createEtcdQueue } from '../../src/adapters/etcd/queue.js';
-import { loadConfig } from '../../src/config/config.js';
+import { batchSizeFor, loadConfig } from '../../src/config/config.js';
 import { decodeBatch } from '../../src/domain/batch-codec.js';
 import { NexusError } from '../../src/errors.js';
 import type { Queue } from '../../src/ports/queue.js';
@@ -24,6 +24,9 @@ import { freePort } from '../harness/free-port.js';
 import { startPostgres } from '../harness/postgres.js';
 import { killAll, spawnCli } from '../support/cli-process.js';
 import { until } from '../support/until.js';
+
+/** Batches the bundled sample (2,470 rows) makes at the shared mode's default BATCH_SIZE (2,000: 2). */
+const SAMPLE_BATCHES = Math.ceil(2_470 / batchSizeFor(loadConfig({}), 'shared'));
 
 let dir: string;
 let etcd: EtcdHandle;
@@ -255,7 +258,7 @@ describe('etcd over TLS with client certificates', () => {
     try {
       const { rows, batches } = await drainRows(queue);
       expect(rows).toBe(2_470);
-      expect(batches).toBe(5);
+      expect(batches).toBe(SAMPLE_BATCHES);
       expect(await queue.depth()).toBe(0);
     } finally {
       await queue.close();
@@ -344,7 +347,7 @@ describe('etcd auth over TLS', () => {
       topic: 'batches',
     });
     try {
-      expect(await drainRows(queue)).toEqual({ rows: 2_470, batches: 5 });
+      expect(await drainRows(queue)).toEqual({ rows: 2_470, batches: SAMPLE_BATCHES });
     } finally {
       await queue.close();
     }

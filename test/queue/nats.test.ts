@@ -384,27 +384,30 @@ describe('nats queue on a three-node cluster (R3)', () => {
     expect(await producer.depth()).toBe(0);
   }, 120_000);
 
-  it('a claim that does not wait gets the item an enqueue just stored, whichever node each talks to', async () => {
+  it('a claim that does not wait gets the items an enqueue just stored, whichever node each talks to', async () => {
     // Regression: nats-server 2.9 confirms a publish before the consumer (on a replica, maybe) has
-    // heard of the message, so a no_wait pull answered "no messages" for 9 of 300 fresh items here
-    // (and once in CI, in the conformance suite's expiry case).
-    let missed = 0;
+    // heard of the message, so a no_wait pull answered "no messages" for 9 of 300 fresh items here,
+    // or fewer than were stored (CI failed once on each, in the conformance suite).
+    let short = 0;
     for (let round = 0; round < 3; round++) {
       const servers = [...nats.urls.slice(round), ...nats.urls.slice(0, round)];
       const queue = await createNatsQueue({ topic: topic(`fresh${round}`), servers, replicas: 3 });
       opened.push(queue);
-      for (let i = 0; i < 60; i++) {
-        const id = await queue.enqueue(new TextEncoder().encode(`fresh ${round}/${i}`));
-        let [item] = await queue.claim('c');
-        if (item === undefined) {
-          missed += 1;
-          [item] = await queue.claim('c', { waitMs: 5_000 });
+      for (let i = 0; i < 40; i++) {
+        const ids = [
+          await queue.enqueue(new TextEncoder().encode(`fresh ${round}/${i}/a`)),
+          await queue.enqueue(new TextEncoder().encode(`fresh ${round}/${i}/b`)),
+        ];
+        let items = await queue.claim('c', { max: 2 });
+        if (items.length < 2) {
+          short += 1;
+          items = [...items, ...(await queue.claim('c', { max: 2 - items.length, waitMs: 5_000 }))];
         }
-        expect(item?.id).toBe(id);
-        expect(await queue.ack(item as ClaimedItem)).toBe(true);
+        expect(items.map((item) => item.id).sort()).toEqual([...ids].sort());
+        for (const item of items) expect(await queue.ack(item)).toBe(true);
       }
     }
-    expect(missed).toBe(0);
+    expect(short).toBe(0);
   }, 120_000);
 
   it('keeps every replica identical while producers are held at maxDepth', async () => {

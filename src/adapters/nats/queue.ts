@@ -224,16 +224,19 @@ export class NatsQueue implements Queue {
     const { max, waitMs } = normalizeClaimOptions(options);
     if (consumerId.length === 0) throw new NexusError('BAD_REQUEST', 'consumerId must not be empty');
     const deadline = performance.now() + waitMs;
-    const ready = await this.pull(max, 0);
-    if (ready.length > 0 || this.closed) return ready;
-    if (waitMs === 0) return (await this.storedButUnannounced()) ? this.pullFirst(max, SIGNAL_LAG_MS) : [];
-    for (;;) {
+    let items = await this.pull(max, 0);
+    // A waiting pull is answered as soon as the consumer hears of an item, so only what a no_wait
+    // pull returned (nothing while not waiting, or part of `max`) may miss stored items.
+    while (items.length === 0 && waitMs > 0 && !this.closed) {
       const remaining = Math.floor(deadline - performance.now());
-      if (remaining <= 0 || this.closed) return [];
-      const items = await this.pullFirst(max, remaining);
-      if (this.closed) return [];
-      if (items.length > 0) return items;
+      if (remaining <= 0) return [];
+      items = await this.pullFirst(max, remaining);
     }
+    if (this.closed) return [];
+    if (items.length < max && (await this.storedButUnannounced())) {
+      items = [...items, ...(await this.pullFirst(max - items.length, SIGNAL_LAG_MS))];
+    }
+    return this.closed ? [] : items;
   }
 
   /** Wait up to `waitMs` for one item, then take up to `max - 1` more that are ready. */
