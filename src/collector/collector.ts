@@ -6,7 +6,7 @@
  * With a live hierarchy, a worker claims its next batch as soon as the current one is durable in the
  * store; the batch is acked when its hierarchy round has been written. Rounds coalesce every batch
  * that arrived meanwhile (up to WORKERS x MAX_UNACKED_PER_WORKER), so a GPU record is written once
- * per round instead of once per batch: DCGM exports are metric-major, and a 500-row batch touches
+ * per round instead of once per batch: DCGM exports are metric-major, and a 500-row batch touched
  * 500 GPUs, so acking batch by batch made etcd write about one GPU record per row.
  *
  * Bad rows: the store isolates the samples the database refuses (`unstorable_row`) and the samples

@@ -149,7 +149,9 @@ const schema = z.object({
   FLUSH_INTERVAL: duration.default(1000),
   WORKERS: int(1, 64).default(4),
   POLL_INTERVAL: duration.default(1000),
-  CLAIM_TTL: duration.default(30_000).refine((ms) => ms >= 1000, 'must be at least 1s'),
+  CLAIM_TTL: duration
+    .default(30_000)
+    .refine((ms) => ms >= 1000 && ms <= 86_400_000, 'must be between 1s and 24h'),
   HIERARCHY_INTERVAL: duration.default(0),
   QUEUE_MAX_DEPTH: int(1, 1_000_000).optional(),
   STALE_AFTER: duration.default(300_000),
@@ -357,6 +359,15 @@ export function loadConfig(
       'CONFIG_INVALID',
       `invalid configuration: SCRAPE_TIMEOUT: ${config.SCRAPE_TIMEOUT} ms is longer than SCRAPE_INTERVAL (${config.SCRAPE_INTERVAL} ms)`,
       { details: { problems: ['SCRAPE_TIMEOUT'] } },
+    );
+  }
+  if (config.HIERARCHY_INTERVAL * 4 > config.CLAIM_TTL) {
+    // A batch is acked after its hierarchy round: with rounds this far apart its claim would lapse
+    // first, and the batch would be redelivered for ever.
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `invalid configuration: HIERARCHY_INTERVAL: ${config.HIERARCHY_INTERVAL} ms is more than a quarter of CLAIM_TTL (${config.CLAIM_TTL} ms)`,
+      { details: { problems: ['HIERARCHY_INTERVAL'] } },
     );
   }
   return Object.freeze(config);

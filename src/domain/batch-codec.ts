@@ -360,6 +360,50 @@ export function encodeNewBatch(
   return { id, payload: out };
 }
 
+/**
+ * Largest queue payload a producer makes: below NATS's default `max_payload` (1 MiB) and etcd's
+ * request limit (1.5 MiB). 2,000 rows of samples take about 140 KiB; 2,000 dead letters (each
+ * keeps its raw line) can take over 1 MiB, so a batch of them is split.
+ */
+export const MAX_BATCH_BYTES = 512 * 1024;
+
+/** One batch of {@link encodeBatchesWithin}: its rows, id and payload. */
+export interface EncodedBatch {
+  id: string;
+  payload: Uint8Array;
+  samples: Sample[];
+  deadLetters: DeadLetter[];
+  presence?: ScrapePresence;
+}
+
+/**
+ * Encode rows as one batch, or, when its payload would pass `maxBytes`, as consecutive halves
+ * (recursively; the rows keep their order, a scrape's `presence` rides on the last part). Splitting
+ * is a function of the rows, so the same rows give the same batch ids again.
+ */
+export function encodeBatchesWithin(
+  source: string,
+  samples: Sample[],
+  deadLetters: DeadLetter[],
+  presence?: ScrapePresence,
+  maxBytes = MAX_BATCH_BYTES,
+): EncodedBatch[] {
+  const { id, payload } = encodeNewBatch(source, samples, deadLetters, presence);
+  const rows = samples.length + deadLetters.length;
+  if (payload.byteLength <= maxBytes || rows <= 1) {
+    const batch: EncodedBatch = { id, payload, samples, deadLetters };
+    if (presence !== undefined) batch.presence = presence;
+    return [batch];
+  }
+  const half = Math.ceil(rows / 2);
+  const cut = Math.min(half, samples.length);
+  const deadCut = half - cut;
+  return [
+    ...encodeBatchesWithin(source, samples.slice(0, cut), deadLetters.slice(0, deadCut), undefined, maxBytes),
+    ...encodeBatchesWithin(source, samples.slice(cut), deadLetters.slice(deadCut), presence, maxBytes),
+  ];
+}
+
 /** The id {@link encodeNewBatch} gives these rows. */
 export function batchIdFor(source: string, samples: Sample[], deadLetters: DeadLetter[]): string {
   return encodeNewBatch(source, samples, deadLetters).id;

@@ -25,7 +25,8 @@ export async function openProducerQueue(topology: Topology, config: Config): Pro
     throw new NexusError('CONFIG_INVALID', `a ${topology.role} process publishes to no queue`);
   }
   const topic = queueTopics(kind, config)[0] ?? 'telemetry';
-  return openQueue(kind, config, { topic, maxDepth: maxDepthOf(kind, config), claimTtlMs: config.CLAIM_TTL });
+  // No claimTtlMs: a producer claims nothing, and on NATS it would reset the collectors' ack_wait.
+  return openQueue(kind, config, { topic, maxDepth: maxDepthOf(kind, config) });
 }
 
 /**

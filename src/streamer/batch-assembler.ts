@@ -4,9 +4,10 @@
  * `maxInFlight` publishes outstanding at once (a queue round trip per batch would otherwise leave
  * the reader idle: the etcd queue's enqueue is two round trips). `add` waits while the window is
  * full, so a slow queue still holds the reader back. `flush()` publishes a partial batch and waits for
- * every publish; the streamer calls it on its flush interval and at end of input.
+ * every publish; the streamer calls it on its flush interval and at end of input. A batch whose
+ * payload would pass MAX_BATCH_BYTES (many dead letters, long label sets) goes out as several.
  */
-import { encodeNewBatch } from '../domain/batch-codec.js';
+import { encodeBatchesWithin } from '../domain/batch-codec.js';
 import type { Batch, DeadLetter, Sample, ScrapePresence } from '../domain/types.js';
 import type { RowResult } from '../ingest/dcgm-reader.js';
 
@@ -50,6 +51,8 @@ export class BatchAssembler {
         this.throwIfFailed();
       }
     }
+    // Rows after the last cut wait for the flush timer from now.
+    if (this.pending > 0) this.oldestPendingAt ??= Date.now();
   }
 
   /**
@@ -68,7 +71,9 @@ export class BatchAssembler {
    * pending, carrying it.
    */
   async flush(presence?: ScrapePresence): Promise<void> {
-    if (this.pending > 0 || presence !== undefined) this.cut(presence);
+    // After a failed publish nothing more is started (the caller stops; a rerun publishes again),
+    // but the publishes still outstanding settle before this rejects.
+    if (this.failure === undefined && (this.pending > 0 || presence !== undefined)) this.cut(presence);
     while (this.inFlight.size > 0) await Promise.all(this.inFlight);
     this.throwIfFailed();
   }
@@ -80,9 +85,20 @@ export class BatchAssembler {
     this.samples = [];
     this.deadLetters = [];
     this.oldestPendingAt = undefined;
-    const { id, payload } = encodeNewBatch(this.source, samples, deadLetters, presence);
-    const batch: Batch = { id, source: this.source, samples, deadLetters };
-    if (presence !== undefined) batch.presence = presence;
+    for (const encoded of encodeBatchesWithin(this.source, samples, deadLetters, presence)) {
+      const batch: Batch = {
+        id: encoded.id,
+        source: this.source,
+        samples: encoded.samples,
+        deadLetters: encoded.deadLetters,
+      };
+      if (encoded.presence !== undefined) batch.presence = encoded.presence;
+      this.start(batch, encoded.payload);
+    }
+  }
+
+  /** Start publishing one batch, tracked in the window. */
+  private start(batch: Batch, payload: Uint8Array): void {
     let started: Promise<void>;
     try {
       started = this.publish(batch, payload);

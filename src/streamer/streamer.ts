@@ -108,6 +108,7 @@ export async function streamSource(source: RowSource, options: StreamSourceOptio
     Math.max(50, Math.floor(options.flushIntervalMs / 4)),
   );
   let summary: StreamSummary | undefined;
+  let flushFailure: { reason: unknown } | undefined;
   try {
     log.debug({ source: source.description }, 'reading');
     for await (const chunk of source.read({ signal: options.signal, resume: options.resume })) {
@@ -134,11 +135,15 @@ export async function streamSource(source: RowSource, options: StreamSourceOptio
     clearInterval(flushTimer);
     // Stopped or failed: what was read is still published (a failed publish rejects here).
     try {
-      await Promise.all([...assemblers.values()].map((a) => a.flush()));
+      // Every input's publishes settle before the caller may close the queue; then the first failure.
+      const flushed = await Promise.allSettled([...assemblers.values()].map((a) => a.flush()));
+      const failed = flushed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) flushFailure = { reason: failed.reason };
     } finally {
       summary = progress.stop();
       if (options.progress) log.info(summary, 'ingest finished');
     }
   }
+  if (flushFailure !== undefined) throw flushFailure.reason;
   return summary;
 }

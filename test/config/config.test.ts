@@ -16,6 +16,11 @@ describe('configuration', () => {
     expect(loadConfig({ CLAIM_TTL: '10s' }).CLAIM_TTL).toBe(10_000);
     expect(() => loadConfig({ CLAIM_TTL: '500ms' })).toThrow(/CLAIM_TTL/);
     expect(loadConfig({}).HIERARCHY_INTERVAL).toBe(0);
+    expect(loadConfig({ HIERARCHY_INTERVAL: '1s', CLAIM_TTL: '4s' }).HIERARCHY_INTERVAL).toBe(1000);
+    expect(() => loadConfig({ HIERARCHY_INTERVAL: '10s' })).toThrow(
+      /HIERARCHY_INTERVAL.*quarter of CLAIM_TTL/,
+    );
+    expect(() => loadConfig({ CLAIM_TTL: '2d' })).toThrow(/CLAIM_TTL/);
     expect(loadConfig({ POLL_INTERVAL: '2s', ENABLE_CORS: 'false' })).toMatchObject({
       POLL_INTERVAL: 2000,
       ENABLE_CORS: false,

@@ -96,6 +96,14 @@ describe('nats queue on one server (R1)', () => {
     await open(nats, { topic: name, maxDepth: 9, claimTtlMs: 2_000 });
     expect((await jsm.streams.info(`NEXUS_${name}`)).config.max_msgs).toBe(-1);
     expect((await jsm.consumers.info(`NEXUS_${name}`, 'collectors')).config.ack_wait).toBe(2e9);
+    // One opened without claimTtlMs (a streamer) keeps the consumer's ack_wait and claims by it.
+    const producer = await open(nats, { topic: name, maxDepth: 9 });
+    expect((await jsm.consumers.info(`NEXUS_${name}`, 'collectors')).config.ack_wait).toBe(2e9);
+    const held = await producer.claim('p', { max: 2 });
+    expect(held.map((i) => i.id)).toEqual(['2', '3']);
+    const [again] = await queue.claim('collector-2', { waitMs: 10_000 });
+    expect(again?.id).toBe('2'); // back after 2 s, not the default 30 s
+    expect(again?.deliveries).toBe(2);
   });
 
   it('removes the message limit an earlier version set on the stream', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Batch } from '../../src/domain/types.js';
 import type { RowResult } from '../../src/ingest/dcgm-reader.js';
+import { MAX_BATCH_BYTES } from '../../src/domain/batch-codec.js';
 import { BatchAssembler } from '../../src/streamer/batch-assembler.js';
 import { sample } from '../support/samples.js';
 
@@ -102,5 +103,59 @@ describe('BatchAssembler', () => {
     await expect(assembler.flush()).rejects.toThrow('queue down');
     expect(calls).toBe(2);
     expect(() => new BatchAssembler('s', 1, async () => {}, 0)).toThrow(RangeError);
+  });
+
+  it('rows left after a cut in the same add are flushed by age, not held until the next add', async () => {
+    const published: Batch[] = [];
+    const assembler = new BatchAssembler('s', 2, async (b) => {
+      published.push(b);
+    });
+    await assembler.add([ok(1, 1), ok(2, 2), ok(3, 3)]);
+    expect(published).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 30));
+    await assembler.flushIfOlderThan(20);
+    expect(published.map((b) => b.samples.map((x) => x.value))).toEqual([[1, 2], [3]]);
+  });
+
+  it('after a failed publish, flush starts nothing more and rejects', async () => {
+    const published: number[][] = [];
+    const assembler = new BatchAssembler(
+      's',
+      2,
+      async (b) => {
+        if (b.samples[0]!.value === 1) throw new Error('queue down');
+        published.push(b.samples.map((x) => x.value));
+      },
+      2,
+    );
+    await assembler.add([ok(1, 1), ok(2, 2), ok(3, 3)]); // [1, 2] publishing, 3 pending
+    await new Promise((r) => setTimeout(r, 10));
+    expect(assembler.pending).toBe(1);
+    await expect(assembler.flush()).rejects.toThrow('queue down');
+    expect(published).toEqual([]);
+  });
+
+  it('splits a batch of long dead letters into payloads under MAX_BATCH_BYTES', async () => {
+    const sizes: number[] = [];
+    const lines: number[] = [];
+    const assembler = new BatchAssembler('s', 2000, async (b, payload) => {
+      sizes.push(payload.byteLength);
+      lines.push(...b.deadLetters.map((d) => d.line));
+    });
+    const rows: RowResult[] = Array.from({ length: 2000 }, (_, i) => ({
+      ok: false,
+      deadLetter: {
+        source: 's',
+        line: i + 2,
+        raw: 'y'.repeat(1000),
+        reason: 'non_numeric_value',
+        detail: '',
+      },
+    }));
+    await assembler.add(rows);
+    await assembler.flush();
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_BATCH_BYTES);
+    expect(lines).toEqual(rows.map((_, i) => i + 2));
   });
 });

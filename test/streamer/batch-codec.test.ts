@@ -6,7 +6,9 @@ import {
   batchIdFor,
   decodeBatch,
   encodeBatch,
+  encodeBatchesWithin,
   encodeLegacyBatch,
+  MAX_BATCH_BYTES,
   encodeNewBatch,
   payloadText,
   sampleColumns,
@@ -438,5 +440,54 @@ describe('batch codec', () => {
     expect(payloadText(Buffer.from([0x4e, 0x58, 0x42, 2, 9]), 1000)).toBe(
       'undecodable batch payload of 5 bytes: TlhCAgk=',
     );
+  });
+});
+
+describe('encodeBatchesWithin', () => {
+  const deadLetter = (line: number): DeadLetter => ({
+    source: 'bad.csv',
+    line,
+    raw: `${'x'.repeat(900)},${line}`,
+    reason: 'non_numeric_value',
+    detail: 'value "x" is not a number',
+  });
+
+  it('keeps a batch whole under the bound, and splits 2,000 long dead letters into parts under it', () => {
+    const samples = Array.from({ length: 2000 }, (_, i) =>
+      sample({ gpuId: String(i % 8), value: i, timestampMs: 1e12 + i }),
+    );
+    const whole = encodeBatchesWithin('s', samples, []);
+    expect(whole).toHaveLength(1);
+    expect(whole[0]!.id).toBe(encodeNewBatch('s', samples, []).id);
+
+    const dead = Array.from({ length: 2000 }, (_, i) => deadLetter(i + 2));
+    const mixed = [...samples.slice(0, 10)];
+    const presence: ScrapePresence = {
+      target: 'http://h:9400/metrics',
+      clusterId: 'c1',
+      scrapeMs: 1e12,
+      gpus: [],
+    };
+    expect(encodeNewBatch('bad.csv', mixed, dead, presence).payload.byteLength).toBeGreaterThan(
+      MAX_BATCH_BYTES,
+    );
+    const parts = encodeBatchesWithin('bad.csv', mixed, dead, presence);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const part of parts) expect(part.payload.byteLength).toBeLessThanOrEqual(MAX_BATCH_BYTES);
+    // Every row once, in order; the presence only on the last part; each payload decodes to its part.
+    expect(parts.flatMap((p) => p.samples.map((x) => x.value))).toEqual(mixed.map((x) => x.value));
+    expect(parts.flatMap((p) => p.deadLetters.map((d) => d.line))).toEqual(dead.map((d) => d.line));
+    expect(parts.map((p) => p.presence !== undefined)).toEqual(parts.map((_, i) => i === parts.length - 1));
+    for (const part of parts) {
+      const decoded = decodeBatch(part.payload);
+      expect(decoded.id).toBe(part.id);
+      expect(decoded.deadLetters).toHaveLength(part.deadLetters.length);
+      expect(decoded.samples).toHaveLength(part.samples.length);
+    }
+    // The same rows split the same way: the same ids again (a rerun is deduplicated).
+    expect(encodeBatchesWithin('bad.csv', mixed, dead, presence).map((p) => p.id)).toEqual(
+      parts.map((p) => p.id),
+    );
+    expect(new Set(parts.map((p) => p.id)).size).toBe(parts.length);
   });
 });

@@ -93,3 +93,42 @@ describe('runStreamer when stopped', () => {
     expect(summary).toMatchObject({ rows: 2, badRows: 0 });
   });
 });
+
+describe('runStreamer when a publish fails mid-window', () => {
+  it('rejects with that failure once every outstanding publish has settled, and reads no further', async () => {
+    // 2,000 rows in 20 batches of 100; the third enqueue fails after the fourth has started.
+    await writeFile(
+      join(dir, 'big.csv'),
+      HEADER + Array.from({ length: 2000 }, (_, i) => row(i, i % 8)).join(''),
+    );
+    const { queue, batches } = recordingQueue();
+    let calls = 0;
+    let outstanding = 0;
+    let settledAtReject = -1;
+    const failing: Queue = {
+      ...queue,
+      topic: queue.topic,
+      async enqueue(payload) {
+        calls += 1;
+        const call = calls;
+        outstanding += 1;
+        try {
+          await new Promise((r) => setTimeout(r, call === 3 ? 5 : 30));
+          if (call === 3) throw new Error('enqueue refused');
+          return await queue.enqueue(payload);
+        } finally {
+          outstanding -= 1;
+        }
+      },
+    };
+    await expect(
+      runStreamer({ spec: join(dir, 'big.csv') }, options(failing)).catch((error: unknown) => {
+        settledAtReject = outstanding;
+        throw error;
+      }),
+    ).rejects.toThrow('enqueue refused');
+    expect(settledAtReject).toBe(0); // nothing left publishing behind the caller's back
+    expect(calls).toBeLessThanOrEqual(3 + 4); // the window, not the whole file
+    expect(batches.length).toBe(calls - 1);
+  });
+});

@@ -234,7 +234,9 @@ export class NatsQueue implements Queue {
     }
     if (this.closed) return [];
     if (items.length < max && (await this.storedButUnannounced())) {
-      items = [...items, ...(await this.pullFirst(max - items.length, SIGNAL_LAG_MS))];
+      // Bounded well inside the claims already taken (their deadlines run meanwhile).
+      const lag = Math.max(1, Math.min(SIGNAL_LAG_MS, Math.floor(this.claimTtlMs / 4)));
+      items = [...items, ...(await this.pullFirst(max - items.length, lag))];
     }
     return this.closed ? [] : items;
   }
@@ -536,11 +538,13 @@ export class NatsQueue implements Queue {
 }
 
 /**
- * Create the topic's stream and shared consumer, or bring the duplicate window / ack_wait of
- * existing ones in line. The stream gets no message limit, and one an earlier version set
- * (max_msgs = maxDepth) is removed: see the header for why backpressure is the handle's.
+ * Create the topic's stream and shared consumer, or bring the duplicate window (and, when the
+ * options name a claimTtlMs, the ack_wait) of existing ones in line. The stream gets no message
+ * limit, and one an earlier version set (max_msgs = maxDepth) is removed: see the header for why
+ * backpressure is the handle's. Resolves to the consumer's ack_wait in ms: a handle opened without
+ * claimTtlMs (a producer) adopts it instead of resetting the collectors' setting.
  */
-async function ensureStreamAndConsumer(jsm: JetStreamManager, options: NatsQueueOptions): Promise<void> {
+async function ensureStreamAndConsumer(jsm: JetStreamManager, options: NatsQueueOptions): Promise<number> {
   const { topic, claimTtlMs } = normalizeQueueOptions(options);
   const name = streamName(topic);
   const duplicateWindow = (options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS) * 1_000_000;
@@ -590,8 +594,13 @@ async function ensureStreamAndConsumer(jsm: JetStreamManager, options: NatsQueue
       });
   }
   const now = await jsm.consumers.info(name, consumer);
-  if (now.config.ack_wait !== ackWait) await jsm.consumers.update(name, consumer, { ack_wait: ackWait });
+  let effective = now.config.ack_wait ?? ackWait;
+  if (options.claimTtlMs !== undefined && effective !== ackWait) {
+    await jsm.consumers.update(name, consumer, { ack_wait: ackWait });
+    effective = ackWait;
+  }
   await awaitSettled(jsm, name, consumer);
+  return effective / 1_000_000;
 }
 
 /**
@@ -615,8 +624,9 @@ const OPEN_RETRY_MS = 30_000;
 
 /**
  * Connect to NATS (`options.servers`) and open the queue `options.topic` there, creating its stream
- * (with `replicas`) and shared consumer when missing; the last handle opened sets ack_wait
- * (claimTtlMs) for all, while each handle holds its own producers at its own maxDepth. Rejects
+ * (with `replicas`) and shared consumer when missing; the last handle opened with a claimTtlMs sets
+ * ack_wait for all (one opened without adopts the consumer's), while each handle holds its own
+ * producers at its own maxDepth. Rejects
  * with BACKEND_UNAVAILABLE when NATS or JetStream cannot be reached, CONFIG_INVALID on a bad option.
  */
 export async function createNatsQueue(options: NatsQueueOptions): Promise<NatsQueue> {
@@ -633,8 +643,8 @@ export async function createNatsQueue(options: NatsQueueOptions): Promise<NatsQu
     for (;;) {
       try {
         const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-        await ensureStreamAndConsumer(jsm, options);
-        return new NatsQueue(nc, jsm, options);
+        const claimTtlMs = await ensureStreamAndConsumer(jsm, options);
+        return new NatsQueue(nc, jsm, { ...options, claimTtlMs });
       } catch (error) {
         if (!transient(error) || Date.now() >= deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 500));

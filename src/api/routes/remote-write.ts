@@ -19,7 +19,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
-import { encodeNewBatch } from '../../domain/batch-codec.js';
+import { encodeBatchesWithin } from '../../domain/batch-codec.js';
 import type { DeadLetter, Sample } from '../../domain/types.js';
 import type { RowResult } from '../../ingest/exposition.js';
 import {
@@ -64,6 +64,26 @@ export function queueRemoteWriteSink(options: QueueSinkOptions): RemoteWriteSink
   const timeoutMs = options.enqueueTimeoutMs ?? 2000;
   /** Enqueues that timed out and have not settled yet. */
   let stuck = 0;
+  /** Enqueue one payload; false when it did not land within `timeoutMs` (it may land later). */
+  const enqueueWithin = async (payload: Uint8Array): Promise<boolean> => {
+    const enqueued = options.queue.enqueue(payload);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      if ((await Promise.race([enqueued, timedOut])) !== 'timeout') return true;
+      // It lands later, or not; a retry of the same request is idempotent either way.
+      stuck++;
+      enqueued.then(
+        () => stuck--,
+        () => stuck--,
+      );
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return {
     async write(rows) {
       if (rows.length === 0) return 'queued';
@@ -75,27 +95,10 @@ export function queueRemoteWriteSink(options: QueueSinkOptions): RemoteWriteSink
           if (row.ok) samples.push(row.sample);
           else deadLetters.push(row.deadLetter);
         }
-        const { payload } = encodeNewBatch(source, samples, deadLetters);
-        const enqueued = options.queue.enqueue(payload);
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), timeoutMs);
-        });
-        try {
-          const outcome = await Promise.race([enqueued, timedOut]);
-          if (outcome === 'timeout') {
-            // It lands later, or not; a retry of the same request is idempotent either way.
-            stuck++;
-            enqueued.then(
-              () => stuck--,
-              () => stuck--,
-            );
-            return 'full';
-          }
-        } finally {
-          clearTimeout(timer);
+        for (const { payload } of encodeBatchesWithin(source, samples, deadLetters)) {
+          if (!(await enqueueWithin(payload))) return 'full';
+          options.metrics?.batchesQueued.inc();
         }
-        options.metrics?.batchesQueued.inc();
       }
       return 'queued';
     },
