@@ -16,8 +16,8 @@
  *   exporters) are dropped and counted, never dead-lettered.
  */
 import protobuf from 'protobufjs';
-import snappy from 'snappyjs';
 import { ExpositionParser, type RowResult } from './exposition.js';
+import { SnappyBlockError, uncompressSnappyBlock } from './snappy-block.js';
 
 /** Source name of remote-write dead letters and batches. */
 export const REMOTE_WRITE_SOURCE = 'remote-write';
@@ -149,14 +149,14 @@ export function decodeWriteRequest(
 ): RemoteSeries[] {
   let raw: Uint8Array;
   try {
-    raw = snappy.uncompress(body, maxBytes);
+    raw = uncompressSnappyBlock(body, maxBytes);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/too big/.test(message))
+    if (error instanceof SnappyBlockError && error.reason === 'too_large')
       throw new RemoteWriteDecodeError(
         `decompressed body is larger than the limit of ${maxBytes} bytes`,
         'too_large',
       );
+    const message = error instanceof Error ? error.message : String(error);
     throw new RemoteWriteDecodeError(`body is not snappy block-compressed: ${message}`, 'not_snappy');
   }
   try {
