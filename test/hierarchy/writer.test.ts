@@ -115,6 +115,15 @@ describe.each([
   });
 
   it('with minRoundIntervalMs, batches applied within the interval share one round: one write per GPU', async () => {
+    /** Apply three metrics' batches of `round`, 60 ms apart, and wait for all of them. */
+    const applySpaced = async (writer: HierarchyWriter, round: number): Promise<void> => {
+      const applied: Array<Promise<void>> = [];
+      for (const metric of ['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK']) {
+        applied.push(writer.apply(batch(metric, round)));
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      await Promise.all(applied);
+    };
     const pair = openPair();
     try {
       const plain = countingTxns(pair[0]!);
@@ -125,24 +134,14 @@ describe.each([
       const eager = new HierarchyWriter({ coordination: plain.view });
       await eager.apply(batch('DCGM_FI_DEV_GPU_UTIL', 1));
       const before = plain.txns;
-      const eagerRounds: Array<Promise<void>> = [];
-      for (const metric of ['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK']) {
-        eagerRounds.push(eager.apply(batch(metric, 2)));
-        await new Promise((r) => setTimeout(r, 60));
-      }
-      await Promise.all(eagerRounds);
+      await applySpaced(eager, 2);
       expect(plain.txns - before).toBe(3 * txnsPerRound);
 
       const writer = new HierarchyWriter({ coordination: spaced.view, minRoundIntervalMs: 400 });
       const firstRoundAsked = performance.now();
       await writer.apply(batch('DCGM_FI_DEV_GPU_UTIL', 3));
       const start = spaced.txns;
-      const rounds: Array<Promise<void>> = [];
-      for (const metric of ['DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_SM_CLOCK']) {
-        rounds.push(writer.apply(batch(metric, 4)));
-        await new Promise((r) => setTimeout(r, 60));
-      }
-      await Promise.all(rounds);
+      await applySpaced(writer, 4);
       // One round for the three batches, started no sooner than 400 ms after the first one started.
       expect(spaced.txns - start).toBe(txnsPerRound);
       expect(performance.now() - firstRoundAsked).toBeGreaterThanOrEqual(395);
