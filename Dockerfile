@@ -54,5 +54,5 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs"]
 # No allocation-site pretenuring, a 16 MiB semi-space: each sample's short-lived objects die in the
 # young generation instead of filling the old one (docs/operations.md, "Node.js flags").
-ENTRYPOINT ["node", "--max-semi-space-size=16", "--no-allocation-site-pretenuring", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=16", "--no-allocation-site-pretenuring", "--heap-growing-percent=20", "/app/dist/cli/main.js"]
 CMD ["start"]

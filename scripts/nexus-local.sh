@@ -31,7 +31,7 @@ REDIS_PORT=${REDIS_PORT:-6379}
 API_PORT=${API_PORT:-${PORT:-8080}}
 CLI_JS=$ROOT/dist/cli/main.js
 # As `npm start` and the image run it (docs/operations.md, "Node.js flags").
-NODE_FLAGS=(--max-semi-space-size=16 --no-allocation-site-pretenuring)
+NODE_FLAGS=(--max-semi-space-size=16 --no-allocation-site-pretenuring --heap-growing-percent=20)
 
 # Application settings (docs/configuration.md), defaulting to the guide's local development values.
 export CLUSTER_ID=${CLUSTER_ID:-my-cluster}

@@ -4,7 +4,7 @@
 # Installs Node.js $SMOKE_NODE (default 24, the current LTS) from the npm registry's `node` package
 # into a temporary folder (nothing system-wide), compiles src/ with it (tsc run by that node, into a
 # temporary dist/, so a shared working tree's dist/ is left alone), starts
-#   node --max-semi-space-size=16 --no-allocation-site-pretenuring dist/cli/main.js start --port <free port> --data-dir <tmp>
+#   node --max-semi-space-size=16 --no-allocation-site-pretenuring --heap-growing-percent=20 dist/cli/main.js start --port <free port> --data-dir <tmp>
 # on the bundled sample, waits for "ingested ... rows", runs the README's curl commands (cluster,
 # hosts, gpus, telemetry, dead-letters, GraphQL) and checks each answers 200 with the expected content,
 # then sends SIGTERM and requires exit status 0. Fails loudly (exit 1, "SMOKE FAILED: ...") otherwise.
@@ -71,8 +71,8 @@ say "built in $((SECONDS - t0)) s"
 # 3. Start the embedded pipeline on a free port with a fresh data directory.
 port=$("$NODE" -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 base=http://127.0.0.1:$port
-say "starting: node --max-semi-space-size=16 --no-allocation-site-pretenuring dist/cli/main.js start --port $port --data-dir $work/data"
-(cd "$app" && exec "$NODE" --max-semi-space-size=16 --no-allocation-site-pretenuring dist/cli/main.js start --port "$port" --host 127.0.0.1 --data-dir "$work/data") >"$work/server.log" 2>&1 &
+say "starting: node --max-semi-space-size=16 --no-allocation-site-pretenuring --heap-growing-percent=20 dist/cli/main.js start --port $port --data-dir $work/data"
+(cd "$app" && exec "$NODE" --max-semi-space-size=16 --no-allocation-site-pretenuring --heap-growing-percent=20 dist/cli/main.js start --port "$port" --host 127.0.0.1 --data-dir "$work/data") >"$work/server.log" 2>&1 &
 server_pid=$!
 deadline=$((SECONDS + INGEST_TIMEOUT))
 until grep -qE '^ingested [0-9,]+ rows' "$work/server.log"; do

@@ -3,13 +3,13 @@
  * served from. It drops the oldest whole revisions when full and keeps a `floor`: every event with
  * revision >= floor that the source delivered is still here, so a resume after `floor - 1` is exact.
  */
+import { RevisionLog } from '../util/revision-log.js';
 import { type Cursor, isAfter, WHOLE_REVISION } from './cursor.js';
 import type { TelemetryEvent } from './types.js';
 
 /** Recent events in revision order, at most `capacity` of them. */
 export class EventRing {
-  private events: TelemetryEvent[] = [];
-  private start = 0;
+  private readonly events = new RevisionLog<TelemetryEvent>();
   private floorRevision: number;
 
   /**
@@ -30,29 +30,21 @@ export class EventRing {
 
   /** Number of events held. */
   get size(): number {
-    return this.events.length - this.start;
+    return this.events.size;
   }
 
   /** Revision of the newest event held, or `floor - 1` when empty. */
   get head(): number {
-    return this.size > 0 ? this.events[this.events.length - 1]!.revision : this.floorRevision - 1;
+    return this.events.last?.revision ?? this.floorRevision - 1;
   }
 
   /** Append an event (revisions must not decrease), dropping the oldest whole revisions when full. */
   push(event: TelemetryEvent): void {
     if (event.revision < this.floorRevision) return;
     this.events.push(event);
-    if (this.size <= this.capacity) return;
-    // Drop whole revisions: a txn's events all go, or none, so replay never starts mid-revision.
-    let dropTo = this.events.length - this.capacity;
-    const boundary = this.events[dropTo - 1]!.revision;
-    while (dropTo < this.events.length && this.events[dropTo]!.revision === boundary) dropTo++;
-    this.start = dropTo;
-    this.floorRevision = boundary + 1;
-    if (this.start > 1024 && this.start * 2 >= this.events.length) {
-      this.events = this.events.slice(this.start);
-      this.start = 0;
-    }
+    // Whole revisions go: a txn's events all go, or none, so replay never starts mid-revision.
+    const dropped = this.events.trimTo(this.capacity);
+    if (dropped !== undefined) this.floorRevision = dropped + 1;
   }
 
   /** Whether every event after `after` can be served from here. */
@@ -64,20 +56,12 @@ export class EventRing {
 
   /** Events after `after`, oldest first (call only when `covers(after)`). */
   since(after: Cursor): TelemetryEvent[] {
-    let lo = this.start;
-    let hi = this.events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (!isAfter(this.events[mid]!, after)) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.events.slice(lo);
+    return this.events.sliceFrom(this.events.firstIndex((event) => isAfter(event, after)));
   }
 
   /** Forget everything; the history is complete again from `floor`. */
   reset(floor: number): void {
-    this.events = [];
-    this.start = 0;
+    this.events.clear();
     this.floorRevision = floor;
   }
 }

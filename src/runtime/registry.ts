@@ -276,15 +276,16 @@ registerQueueBackend({
 });
 
 /**
- * Watch-history events the embedded coordination store keeps: twice the API's event ring
+ * Watch-history events the embedded coordination store keeps: as many as the API's event ring
  * (EVENT_HISTORY), at least 1,000. A subscriber's cursor older than the ring replays from this
- * history (which also holds events the ring leaves out), and one older than the history gets a
- * fresh snapshot. Each event holds a GPU record (about 1 KiB), so the history is most of the
- * embedded heap that grows with ingest: the adapter's own default (100,000 events) grew `start`'s
- * heap by about 100 MiB.
+ * history (which also holds events the ring leaves out: non-GPU records), and one older than the
+ * history gets a fresh snapshot. Each event holds a GPU record (about 700 bytes of JSON), so the
+ * history is the largest part of the embedded heap that fills with ingest: the adapter's own
+ * default (100,000 events) grew `start`'s heap by about 100 MiB, twice EVENT_HISTORY (session 18)
+ * peaked 13 MiB higher at 40M samples than this (docs/performance.md, session 20).
  */
 export function embeddedHistoryLimit(config: Pick<Config, 'EVENT_HISTORY'>): number {
-  return Math.max(1_000, 2 * config.EVENT_HISTORY);
+  return Math.max(1_000, config.EVENT_HISTORY);
 }
 
 registerCoordinationBackend({

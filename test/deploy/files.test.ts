@@ -67,7 +67,7 @@ describe('Dockerfile', () => {
     expect(user).toBeDefined();
     expect(user).not.toMatch(/^USER\s+(root|0)(:|$)/);
     expect(dockerfile).toMatch(
-      /ENTRYPOINT \["node", "--max-semi-space-size=16", "--no-allocation-site-pretenuring", "\/app\/dist\/cli\/main\.js"\]/,
+      /ENTRYPOINT \["node", "--max-semi-space-size=16", "--no-allocation-site-pretenuring", "--heap-growing-percent=20", "\/app\/dist\/cli\/main\.js"\]/,
     );
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(dockerfile).toContain('scripts/healthcheck.mjs');

@@ -246,12 +246,12 @@ describe('registry rules', () => {
     );
   });
 
-  it("bounds the embedded coordination's watch history by twice EVENT_HISTORY (at least 1,000 events)", async () => {
-    expect(embeddedHistoryLimit({ EVENT_HISTORY: 10_000 })).toBe(20_000);
+  it("bounds the embedded coordination's watch history by EVENT_HISTORY (at least 1,000 events)", async () => {
+    expect(embeddedHistoryLimit({ EVENT_HISTORY: 10_000 })).toBe(10_000);
     expect(embeddedHistoryLimit({ EVENT_HISTORY: 0 })).toBe(1_000);
     const coordination = await openCoordination(
       'embedded',
-      loadConfig({}, { EVENT_HISTORY: '750', LOG_LEVEL: 'silent' }),
+      loadConfig({}, { EVENT_HISTORY: '1500', LOG_LEVEL: 'silent' }),
     );
     try {
       for (let i = 0; i < 1600; i++) await coordination.put(`/k/${i % 7}`, String(i));

@@ -46,7 +46,10 @@ export function spawnCli(
   // The memory flags `npm start` passes, when this process has them (`npm run bench` does): the
   // CLI processes a bench starts then run as operators run them (docs/operations.md).
   const memoryFlags = process.execArgv.filter(
-    (a) => a.startsWith('--max-semi-space-size') || a === '--no-allocation-site-pretenuring',
+    (a) =>
+      a.startsWith('--max-semi-space-size') ||
+      a.startsWith('--heap-growing-percent') ||
+      a === '--no-allocation-site-pretenuring',
   );
   const child = spawn(process.execPath, [...memoryFlags, ...profile, ...entry, ...args], {
     cwd: ROOT,

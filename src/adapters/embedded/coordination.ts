@@ -6,6 +6,7 @@
  * operation is atomic; watch events are delivered asynchronously (microtasks) but in revision order.
  */
 import { NexusError } from '../../errors.js';
+import { RevisionLog } from '../../util/revision-log.js';
 import type {
   Compare,
   Coordination,
@@ -138,9 +139,8 @@ export class EmbeddedCoordination implements Coordination {
   private readonly kvs = new Map<string, KeyValue>();
   /** All current keys in byte order, for prefix ranges. */
   private readonly sortedKeys: string[] = [];
-  /** Watch history: events in revision order; entries before `historyStart` are dead. */
-  private history: WatchEvent[] = [];
-  private historyStart = 0;
+  /** Watch history: events in revision order, at most `historyLimit`. */
+  private readonly history = new RevisionLog<WatchEvent>();
   /** Smallest revision a watch may start from; 0 until the first compaction. */
   private compactRevision = 0;
   private currentRevision = 1;
@@ -278,8 +278,8 @@ export class EmbeddedCoordination implements Coordination {
       );
       return { cancel };
     }
-    for (let i = this.historyIndexOf(from); i < this.history.length; i++) {
-      const event = this.history[i]!;
+    for (let i = this.history.firstIndex((event) => event.revision >= from); i < this.history.size; i++) {
+      const event = this.history.at(i);
       if (eventKey(event).startsWith(prefix)) state.pending.push(event);
     }
     this.watchers.add(state);
@@ -338,11 +338,8 @@ export class EmbeddedCoordination implements Coordination {
       });
     }
     if (revision <= this.compactRevision) return;
-    while (this.historyStart < this.history.length && this.history[this.historyStart]!.revision < revision) {
-      this.historyStart++;
-    }
+    this.history.dropBelow(revision);
     this.compactRevision = revision;
-    this.reclaimHistory();
   }
 
   async close(): Promise<void> {
@@ -365,8 +362,7 @@ export class EmbeddedCoordination implements Coordination {
     }
     this.kvs.clear();
     this.sortedKeys.length = 0;
-    this.history = [];
-    this.historyStart = 0;
+    this.history.clear();
   }
 
   // --- internals ---
@@ -467,33 +463,8 @@ export class EmbeddedCoordination implements Coordination {
 
   /** Keep at most `historyLimit` events, dropping whole revisions so a replay never starts mid-txn. */
   private trimHistory(): void {
-    if (this.history.length - this.historyStart <= this.historyLimit) return;
-    let dropTo = this.history.length - this.historyLimit;
-    const boundary = this.history[dropTo - 1]!.revision;
-    while (dropTo < this.history.length && this.history[dropTo]!.revision === boundary) dropTo++;
-    this.historyStart = dropTo;
-    this.compactRevision = boundary + 1;
-    this.reclaimHistory();
-  }
-
-  /** Physically drop dead history entries once they make up half the array (amortised O(1)). */
-  private reclaimHistory(): void {
-    if (this.historyStart > 1024 && this.historyStart * 2 >= this.history.length) {
-      this.history = this.history.slice(this.historyStart);
-      this.historyStart = 0;
-    }
-  }
-
-  /** Index of the first live history event with revision >= `revision`. */
-  private historyIndexOf(revision: number): number {
-    let lo = this.historyStart;
-    let hi = this.history.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.history[mid]!.revision < revision) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    const dropped = this.history.trimTo(this.historyLimit);
+    if (dropped !== undefined) this.compactRevision = dropped + 1;
   }
 
   private schedule(w: WatchState): void {

@@ -86,7 +86,7 @@ export interface SqliteSampleStoreOptions {
   file?: string;
   /** Keep everything in memory and nothing on disk. */
   memory?: boolean;
-  /** SQLite page cache in KiB (default 32768: 32 MiB). */
+  /** SQLite page cache in KiB (default 16384: 16 MiB; it lives in WebAssembly memory, which never shrinks). */
   cacheKib?: number;
   /** Prepared statements kept before the cache starts over (default 256). */
   maxStatements?: number;
@@ -989,7 +989,7 @@ export function createSqliteSampleStore(options: SqliteSampleStoreOptions): Sqli
     // With the WAL, NORMAL syncs at checkpoints, not at every commit: a commit survives a crash of
     // the process; an operating system crash can lose the last ones (PGlite runs with fsync off).
     db.exec('PRAGMA synchronous = NORMAL');
-    db.exec(`PRAGMA cache_size = -${options.cacheKib ?? 32_768}`);
+    db.exec(`PRAGMA cache_size = -${options.cacheKib ?? 16_384}`);
     // Reading the schema fails here, not at the first write, when the file is no database.
     db.get('PRAGMA user_version');
     return new SqliteSampleStore(db, options.maxStatements);
