@@ -5,13 +5,15 @@
  * DNS rebinding is refused), the path's connection limit (503) and, with authentication on, the
  * bearer header if one is sent (401/403, ../auth/ws.ts). Any other path gets 404. Refusals
  * are plain HTTP responses with a JSON error body, before any WebSocket exists. Nothing thrown while
- * routing a handshake escapes the listener: the socket is destroyed and the error logged.
+ * routing a handshake escapes the listener: the socket is destroyed and the error logged. An
+ * accepted connection's sends are written once per turn of the event loop (./coalesce-sends.ts).
  */
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import type { Logger } from '../../util/logger.js';
 import { authenticateHandshake, type WsAuth } from '../auth/ws.js';
+import { coalesceSends } from './coalesce-sends.js';
 
 /** Where handshakes for one path go. */
 export interface UpgradeTarget {
@@ -79,7 +81,10 @@ export function installUpgradeRouter(server: Server, options: UpgradeRouterOptio
       );
     }
     const accept = (): void =>
-      target.wss.handleUpgrade(request, socket, head, (ws) => target.wss.emit('connection', ws, request));
+      target.wss.handleUpgrade(request, socket, head, (ws) => {
+        coalesceSends(ws, socket);
+        target.wss.emit('connection', ws, request);
+      });
     if (!options.auth) return accept();
     authenticateHandshake(request, options.auth).then(
       (refusal) =>

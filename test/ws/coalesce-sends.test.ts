@@ -1,0 +1,104 @@
+// coalesceSends: a burst of sends in one turn reaches the TCP socket as one write, and the client
+// still gets every message, whole and in order. Real HTTP server, real ws client; the server
+// socket's write calls are counted.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { coalesceSends } from '../../src/api/ws/coalesce-sends.js';
+
+interface Counted {
+  writes: number;
+}
+
+/** A server whose one connection gets `burst` messages in one turn; its socket's writes counted. */
+async function serve(
+  coalesce: boolean,
+  burst: number,
+  later = 0,
+): Promise<{ server: Server; counted: Counted }> {
+  const counted: Counted = { writes: 0 };
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const server = createServer();
+  server.on('upgrade', (request, socket: Duplex, head) => {
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      if (coalesce) coalesceSends(ws, socket);
+      const raw = socket as Duplex & {
+        _write: Duplex['_write'];
+        _writev?: Duplex['_writev'];
+      };
+      const write = raw._write.bind(raw);
+      raw._write = (chunk, encoding, callback) => {
+        counted.writes += 1;
+        write(chunk, encoding, callback);
+      };
+      const writev = raw._writev?.bind(raw);
+      if (writev) {
+        raw._writev = (chunks, callback) => {
+          counted.writes += 1;
+          writev(chunks, callback);
+        };
+      }
+      for (let i = 0; i < burst; i++) ws.send(JSON.stringify({ i, text: 'x'.repeat(200) }));
+      // A second burst in a later turn of the loop.
+      setTimeout(() => {
+        for (let i = burst; i < burst + later; i++) ws.send(JSON.stringify({ i, text: 'x'.repeat(200) }));
+      }, 20);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, counted };
+}
+
+async function receive(server: Server, count: number): Promise<number[]> {
+  const { port } = server.address() as AddressInfo;
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const seen: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    client.on('message', (data) => {
+      const message = JSON.parse(String(data)) as { i: number; text: string };
+      expect(message.text).toHaveLength(200);
+      seen.push(message.i);
+      if (seen.length === count) resolve();
+    });
+    client.on('error', reject);
+  });
+  client.close();
+  return seen;
+}
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+describe('coalesceSends', () => {
+  it('writes a burst of 50 messages in one turn as one socket write, every message whole and in order', async () => {
+    const { server, counted } = await serve(true, 50);
+    servers.push(server);
+    const seen = await receive(server, 50);
+    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    // The handshake's 101 response is written before the connection callback; the burst is one.
+    expect(counted.writes).toBe(1);
+  });
+
+  it('without it the same burst is a write per message (the test can tell)', async () => {
+    const { server, counted } = await serve(false, 50);
+    servers.push(server);
+    const seen = await receive(server, 50);
+    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(counted.writes).toBeGreaterThanOrEqual(50);
+  });
+
+  it('a burst in a later turn is written on its own, after the first', async () => {
+    const { server, counted } = await serve(true, 3, 4);
+    servers.push(server);
+    const seen = await receive(server, 7);
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(counted.writes).toBe(2);
+  });
+});
