@@ -73,18 +73,46 @@ function seriesJson(s: StoredSample): SeriesJson {
 /** A finite number as JSON; anything else (never stored: ingest refuses it) as null. */
 const num = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
 
+/** Whether two samples belong to one series (labels compared by object: a series shares one). */
+const sameSeries = (a: StoredSample, b: StoredSample): boolean =>
+  a.labels === b.labels &&
+  a.metric === b.metric &&
+  a.gpuId === b.gpuId &&
+  a.uuid === b.uuid &&
+  a.hostname === b.hostname &&
+  a.clusterId === b.clusterId &&
+  a.device === b.device &&
+  a.modelName === b.modelName &&
+  a.container === b.container &&
+  a.pod === b.pod &&
+  a.namespace === b.namespace;
+
 /** The telemetry items of `samples` as a JSON array of `TelemetryItemView` (see the module comment). */
 export function telemetryItemsJson(samples: readonly StoredSample[]): string {
-  const bySeries = new Map<Record<string, string>, Map<string, SeriesJson>>();
+  // Series by labels object (one series per object as the stores read them; more are compared
+  // field by field), and the last timestamp's text (a page's samples come in time order, the
+  // series of one instant together).
+  const bySeries = new Map<Record<string, string>, { sample: StoredSample; json: SeriesJson }[]>();
   const parts: string[] = new Array<string>(samples.length);
+  let lastMs = Number.NaN;
+  let lastTime = '';
   for (let i = 0; i < samples.length; i++) {
     const s = samples[i]!;
-    let byIdentity = bySeries.get(s.labels);
-    if (!byIdentity) bySeries.set(s.labels, (byIdentity = new Map()));
-    const identity = seriesIdentity(s);
-    let series = byIdentity.get(identity);
-    if (!series) byIdentity.set(identity, (series = seriesJson(s)));
-    let item = `{"timestamp":"${rfc3339(s.timestampMs)}",${series.head},"value":${num(s.value)},${series.tail}`;
+    let candidates = bySeries.get(s.labels);
+    if (!candidates) bySeries.set(s.labels, (candidates = []));
+    let series: SeriesJson | undefined;
+    for (const c of candidates) {
+      if (sameSeries(c.sample, s)) {
+        series = c.json;
+        break;
+      }
+    }
+    if (!series) candidates.push({ sample: s, json: (series = seriesJson(s)) });
+    if (s.timestampMs !== lastMs) {
+      lastMs = s.timestampMs;
+      lastTime = rfc3339(lastMs);
+    }
+    let item = `{"timestamp":"${lastTime}",${series.head},"value":${num(s.value)},${series.tail}`;
     const a = s.aggregate;
     if (a) {
       item += `,"aggregate":{"min":${num(a.min)},"max":${num(a.max)},"avg":${num(a.avg)},"count":${num(a.count)},"last":${num(a.last)}}`;
