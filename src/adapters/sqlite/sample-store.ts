@@ -548,8 +548,9 @@ export class SqliteSampleStore implements SampleStore {
         }
       });
       points.sort((a, b) => (desc ? b.t - a.t || b.rank - a.rank : a.t - b.t || a.rank - b.rank));
+      const keys = series.map(keyOf);
       return points.slice(0, limit).map((p) => {
-        const key = keyOf(series[p.rank]!);
+        const key = keys[p.rank]!;
         return p.aggregate === undefined
           ? { ...key, timestampMs: p.t, value: p.value }
           : { ...key, timestampMs: p.t, value: p.value, aggregate: p.aggregate };
