@@ -4,8 +4,8 @@
  *   npm run build && npx tsx bench/embedded-rss.ts [--store sqlite|pglite] [--gpus 1400] [--scrapes 720] [--no-node-flags]
  *
  * The data (test/support/promql-data.ts, 10 gauges a GPU, 30 s apart) is written once to
- * `/tmp/nexus-rss-<gpus>x<scrapes>.prom` and reused. `node --max-semi-space-size=16
- * --no-allocation-site-pretenuring dist/cli/main.js start <file>` (as `npm start`; `--no-node-flags`
+ * `/tmp/nexus-rss-<gpus>x<scrapes>.prom` and reused. `node <the flags of npm start in package.json>
+ * dist/cli/main.js start <file>` (as `npm start`; `--no-node-flags`
  * drops the flags; RSS_EXTRA_FLAGS adds more, after them) runs in a
  * child process (EMBEDDED_STORE as asked, a temporary DATA_DIR, NODE_OPTIONS passed through, so
  * `NODE_OPTIONS=--max-old-space-size=192` measures a bounded heap); its VmHWM and VmRSS are read from

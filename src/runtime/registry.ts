@@ -277,9 +277,10 @@ registerQueueBackend({
 
 /**
  * Watch-history events the embedded coordination store keeps: as many as the API's event ring
- * (EVENT_HISTORY), at least 1,000. A subscriber's cursor older than the ring replays from this
- * history (which also holds events the ring leaves out: non-GPU records), and one older than the
- * history gets a fresh snapshot. Each event holds a GPU record (about 700 bytes of JSON), so the
+ * (EVENT_HISTORY), at least 1,000. The history holds every store write and the ring only the
+ * hierarchy's, so it reaches no further back than the ring: in `start` a subscriber whose cursor
+ * is older than the ring gets a RESYNC and a fresh snapshot (the hub's own watch still resumes
+ * from it after a short gap). Each event holds a GPU record (about 700 bytes of JSON), so the
  * history is the largest part of the embedded heap that fills with ingest: the adapter's own
  * default (100,000 events) grew `start`'s heap by about 100 MiB, twice EVENT_HISTORY (session 18)
  * peaked 13 MiB higher at 40M samples than this (docs/performance.md, session 20).

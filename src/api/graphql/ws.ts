@@ -21,6 +21,7 @@ import { CloseCode as GqlCloseCode, handleProtocols, makeServer } from 'graphql-
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../../util/logger.js';
 import { closeReason, dropSlowSocket } from '../ws/close.js';
+import { unsentBytes } from '../ws/coalesce-sends.js';
 import { jsonDepthExceeds, MAX_MESSAGE_DEPTH } from '../ws/protocol.js';
 import { execute } from './graphql.js';
 import { sharedSubscribe } from './shared-subscribe.js';
@@ -99,6 +100,8 @@ function closeSocket(socket: WebSocket, code: number, reason: string): void {
 /** Create the graphql-ws server (connections arrive through `wss.handleUpgrade`). */
 export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServer {
   const { schema, services, settings, logger } = options;
+  /** Bytes a client may have unsent: WS_MAX_BUFFERED (its event queue holds a 1,024th of it). */
+  const maxBuffered = services.maxQueuedEvents * 1024;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxPayload,
@@ -193,11 +196,23 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
     const closed = engine.opened(
       {
         protocol: socket.protocol,
-        send: (data) =>
-          new Promise<void>((resolve, reject) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
-            socket.send(data, (error) => (error ? reject(error) : resolve()));
-          }),
+        // Returns at once instead of when the frame is written: graphql-ws awaits each send
+        // before a subscription's next result, so waiting for the write cost every subscriber a
+        // turn of the event loop per event (and kept its results out of the turn's coalesced
+        // write, ../ws/coalesce-sends.ts). A client that does not read is bounded here instead:
+        // over the byte bound /ws uses (WS_MAX_BUFFERED) it is dropped (4503).
+        send: (data) => {
+          if (socket.readyState !== socket.OPEN) return;
+          const unsent = unsentBytes(socket);
+          if (unsent + data.length > maxBuffered) {
+            logger.warn({ buffered: unsent, limit: maxBuffered }, 'dropping a slow GraphQL client');
+            dropSlowSocket(socket, `send buffer over ${maxBuffered} bytes`);
+            return;
+          }
+          socket.send(data, (error) => {
+            if (error) logger.debug({ err: error }, 'graphql-ws send failed; the connection is closing');
+          });
+        },
         close: (code, reason) => closeSocket(socket, code ?? 1000, reason ?? ''),
         onMessage: (handle) =>
           socket.on('message', (data: RawData) => {

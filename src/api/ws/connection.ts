@@ -1,10 +1,11 @@
 /**
  * One /ws client: its subscriptions on the event hub, the protocol's replies, liveness for the
- * heartbeat, and the send-buffer bound. Before each send the socket's bufferedAmount (bytes the
- * kernel has not taken yet) is checked: a client over the bound is dropped (close 4503), so a reader
- * that stalls costs at most the bound, never the whole stream. A message nested deeper than
- * MAX_MESSAGE_DEPTH is refused unparsed (close 4400), and nothing thrown while handling one message
- * leaves the 'message' handler: it is logged and that connection alone is closed with 1011.
+ * heartbeat, and the send-buffer bound. Before each send the socket's unsent bytes (what the kernel
+ * has not taken yet from before this turn: ./coalesce-sends.ts) are checked: a client over the bound
+ * is dropped (close 4503), so a reader that stalls costs at most the bound, never the whole stream.
+ * A message nested deeper than MAX_MESSAGE_DEPTH is refused unparsed (close 4400), and nothing
+ * thrown while handling one message leaves the 'message' handler: it is logged and that connection
+ * alone is closed with 1011.
  *
  * A subscription whose filter names a cluster the live hierarchy does not hold gets an `error` with
  * code NOT_FOUND naming the cluster and the known ones (the guide's `my-cluster` on a server started
@@ -24,6 +25,7 @@ import type { Coordination } from '../../ports/coordination.js';
 import type { Logger } from '../../util/logger.js';
 import { unknownCluster } from '../graphql/resolvers.js';
 import { CloseCode, closeThenTerminate, dropSlowSocket } from './close.js';
+import { unsentBytes } from './coalesce-sends.js';
 import { jsonDepthExceeds, MAX_MESSAGE_DEPTH, parseClientMessage, WS_PROTOCOL } from './protocol.js';
 import { alertJson, eventText } from './views.js';
 
@@ -430,9 +432,10 @@ export class StreamConnection {
   /** Send unless the client's buffer would go over its bound (then drop the client). */
   private sendText(text: string): boolean {
     if (this.disposed || this.socket.readyState !== this.socket.OPEN) return false;
-    if (this.socket.bufferedAmount + text.length > this.options.maxBuffered) {
+    const unsent = unsentBytes(this.socket);
+    if (unsent + text.length > this.options.maxBuffered) {
       this.options.log.warn(
-        { buffered: this.socket.bufferedAmount, limit: this.options.maxBuffered },
+        { buffered: unsent, limit: this.options.maxBuffered },
         'dropping a slow WebSocket client',
       );
       this.dispose();
