@@ -106,29 +106,35 @@ describe('make targets without Docker', () => {
     );
   }, 320_000);
 
-  it.each(['health-nexus', 'validate-nexus', 'test-graphql', 'test-websocket'])(
+  // The checks and the bounded load test only read from the pipeline (no rate limit by default), so
+  // they run against it concurrently; the tests before and after them still run alone, in order.
+  it.concurrent.for(['health-nexus', 'validate-nexus', 'test-graphql', 'test-websocket'])(
     'make %s passes against it',
-    async (target) => {
+    { timeout: 130_000 },
+    async (target, { expect }) => {
       const { code, output } = await make(target);
       expect(code, output).toBe(0);
     },
-    130_000,
   );
 
-  it('make load-test-nexus prints REST, GraphQL and WebSocket figures without errors', async () => {
-    // Bounded: 40 requests per endpoint, 10 /ws clients for 2 s.
-    const { code, output } = await make('load-test-nexus', 120_000, {
-      LOAD_REQUESTS: '40',
-      LOAD_CONNECTIONS: '4',
-      LOAD_DURATION: '2',
-      LOAD_WS_CLIENTS: '10',
-    });
-    expect(code, output).toBe(0);
-    for (const endpoint of ['GET /health', 'GET /api/v1/clusters/{id}', 'POST /graphql (cluster)'])
-      expect(output).toContain(endpoint);
-    expect(output).toMatch(/WebSocket fan-out, 10 \/ws clients/);
-    expect(output).toContain('load-test: no errors');
-  }, 130_000);
+  it.concurrent(
+    'make load-test-nexus prints REST, GraphQL and WebSocket figures without errors',
+    async ({ expect }) => {
+      // Bounded: 40 requests per endpoint, 10 /ws clients for 2 s.
+      const { code, output } = await make('load-test-nexus', 120_000, {
+        LOAD_REQUESTS: '40',
+        LOAD_CONNECTIONS: '4',
+        LOAD_DURATION: '2',
+        LOAD_WS_CLIENTS: '10',
+      });
+      expect(code, output).toBe(0);
+      for (const endpoint of ['GET /health', 'GET /api/v1/clusters/{id}', 'POST /graphql (cluster)'])
+        expect(output).toContain(endpoint);
+      expect(output).toMatch(/WebSocket fan-out, 10 \/ws clients/);
+      expect(output).toContain('load-test: no errors');
+    },
+    130_000,
+  );
 
   it('make stop-nexus leaves no process', async () => {
     expect(pidsSeen.size).toBeGreaterThanOrEqual(6);

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDcgmCsv } from '../../src/generate/generator.js';
 import { killAll, spawnCli, type CliProcess } from '../support/cli-process.js';
 import { storedCounts } from '../support/data-dir-store.js';
+import { until } from '../support/until.js';
 import { freePort } from '../harness/free-port.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nexus-lifecycle-'));
@@ -42,9 +43,21 @@ async function startServing(
   return { cli, port };
 }
 
+/** `nexus_samples_written_total` of the server on `port` (0 while /metrics does not answer yet). */
+async function samplesWritten(port: number): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined);
+  if (response?.status !== 200) return 0;
+  const line = /^nexus_samples_written_total(?:\{[^}]*\})? (\S+)$/m.exec(await response.text());
+  return line ? Number(line[1]) : 0;
+}
+
+// Every test has its own data directory and port, so they run concurrently: each mostly waits on
+// its child processes (PGlite's start, an ingest), and one after another they took most of a minute.
 // Both embedded stores: SQLite is what a new directory gets; PGlite is what older ones keep.
-describe.each(['sqlite', 'pglite'] as const)('one process per data directory (%s)', (store) => {
-  it('refuses a second start with the holder named, and recovers at once after the holder is SIGKILLed', async () => {
+describe.concurrent.each(['sqlite', 'pglite'] as const)('one process per data directory (%s)', (store) => {
+  it('refuses a second start with the holder named, and recovers at once after the holder is SIGKILLed', async ({
+    expect,
+  }) => {
     const dataDir = join(work, `locked-${store}`);
     const storeEnv = { EMBEDDED_STORE: store };
     // The bundled sample, stored before the kill.
@@ -85,9 +98,9 @@ describe.each(['sqlite', 'pglite'] as const)('one process per data directory (%s
   }, 240_000);
 });
 
-describe('a signal during ingest', () => {
+describe.concurrent('a signal during ingest', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    it(`${signal} during --loop exits 0 after storing every row read, none half-read`, async () => {
+    it(`${signal} during --loop exits 0 after storing every row read, none half-read`, async ({ expect }) => {
       const dataDir = join(work, `signal-${signal}`);
       const port = await freePort();
       const cli = spawnCli(
@@ -95,7 +108,14 @@ describe('a signal during ingest', () => {
         env,
       );
       await cli.waitFor(/ingesting .* \(looping\)/, 90_000);
-      await new Promise((resolve) => setTimeout(resolve, 3000));
+      // Signal in the middle of the ingest: once some rows are stored (the loop never ends by itself).
+      await until(
+        'samples stored (nexus_samples_written_total > 0)',
+        90_000,
+        async () => (await samplesWritten(port)) > 0,
+        () => cli.output().slice(-3000),
+        100,
+      );
       cli.kill(signal);
       expect(await cli.exited).toBe(0);
       const output = cli.output();
