@@ -12,6 +12,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import type { SeriesKey } from '../domain/types.js';
 import type { Resolution, SelectedSeries, StoredGpu, StoredSample } from '../ports/sample-store.js';
+import { sameSeries } from '../storage/series.js';
 import type { telemetryCompactResponseSchema } from './schemas.js';
 import { rfc3339, type TelemetryItemView } from './views.js';
 
@@ -72,20 +73,6 @@ function seriesJson(s: StoredSample): SeriesJson {
 
 /** A finite number as JSON; anything else (never stored: ingest refuses it) as null. */
 const num = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
-
-/** Whether two samples belong to one series (labels compared by object: a series shares one). */
-const sameSeries = (a: StoredSample, b: StoredSample): boolean =>
-  a.labels === b.labels &&
-  a.metric === b.metric &&
-  a.gpuId === b.gpuId &&
-  a.uuid === b.uuid &&
-  a.hostname === b.hostname &&
-  a.clusterId === b.clusterId &&
-  a.device === b.device &&
-  a.modelName === b.modelName &&
-  a.container === b.container &&
-  a.pod === b.pod &&
-  a.namespace === b.namespace;
 
 /** The telemetry items of `samples` as a JSON array of `TelemetryItemView` (see the module comment). */
 export function telemetryItemsJson(samples: readonly StoredSample[]): string {

@@ -48,6 +48,7 @@ export function pgLabelsJson(labels: Record<string, string>): string {
 
 /** Same label set (order-insensitive)? Values are strings, so a missing key never matches. */
 export function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  if (a === b) return true;
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
   for (const k of keys) if (a[k] !== b[k]) return false;
