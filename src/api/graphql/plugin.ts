@@ -34,6 +34,8 @@ export interface GraphqlSettings extends PipelineSettings {
     maxConnections: number;
     /** Most operations at once on one connection. */
     maxOperations: number;
+    /** Bytes a client may have unsent before it is dropped (WS_MAX_BUFFERED). */
+    maxBuffered: number;
   };
   /** Events queued for a subscription before its client is dropped (default 1000). */
   maxQueuedEvents?: number;
@@ -90,6 +92,7 @@ export const graphqlPlugin: FastifyPluginAsync<GraphqlPluginOptions> = async (ap
       keepAliveMs: subs.keepAliveMs,
       maxPayload: subs.maxPayload,
       maxOperations: subs.maxOperations,
+      maxBuffered: subs.maxBuffered,
       logger,
     });
     options.upgrades.set(GRAPHQL_PATH, { wss: server.wss, maxConnections: subs.maxConnections });

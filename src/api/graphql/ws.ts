@@ -43,6 +43,8 @@ export interface GraphqlWsOptions {
   maxPayload: number;
   /** Most operations running at once on one connection. */
   maxOperations: number;
+  /** Bytes a client may have unsent before it is dropped (4503; WS_MAX_BUFFERED). */
+  maxBuffered: number;
   logger: Logger;
 }
 
@@ -99,9 +101,7 @@ function closeSocket(socket: WebSocket, code: number, reason: string): void {
 
 /** Create the graphql-ws server (connections arrive through `wss.handleUpgrade`). */
 export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServer {
-  const { schema, services, settings, logger } = options;
-  /** Bytes a client may have unsent: WS_MAX_BUFFERED (its event queue holds a 1,024th of it). */
-  const maxBuffered = services.maxQueuedEvents * 1024;
+  const { schema, services, settings, logger, maxBuffered } = options;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxPayload,
