@@ -47,9 +47,6 @@ import { CREDENTIAL_LOG_PATHS } from './auth/redact.js';
 import type { WsAuth } from './auth/ws.js';
 import { readTlsPair, watchTlsPair, type TlsSettings } from './auth/tls.js';
 
-/** Least events a GraphQL subscription may have queued (a snapshot of a 100,000-GPU fleet). */
-const MIN_QUEUED_EVENTS = 100_000;
-
 export type { ApiDeps } from './context.js';
 
 /** Options of {@link buildApp}. */
@@ -143,10 +140,10 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
         maxOperations: config.WS_MAX_SUBSCRIPTIONS,
         maxBuffered: config.WS_MAX_BUFFERED,
       },
-      // A snapshot or a hierarchy round reaches a subscription in one turn (one event per GPU), before
-      // graphql-ws takes any: the queue holds references to events every subscriber shares, so it is
-      // sized for a fleet. A client that does not read is bounded in bytes at its socket instead.
-      maxQueuedEvents: Math.max(MIN_QUEUED_EVENTS, Math.floor(config.WS_MAX_BUFFERED / 1024)),
+      // About one event per KiB of the send-buffer bound. A snapshot (one event per GPU) reaches a
+      // subscription in one turn, before graphql-ws takes any: a fleet larger than this needs a
+      // larger WS_MAX_BUFFERED (docs/graphql.md).
+      maxQueuedEvents: Math.max(16, Math.floor(config.WS_MAX_BUFFERED / 1024)),
     };
   }
   if (config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined)

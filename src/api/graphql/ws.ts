@@ -200,14 +200,16 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
         // before a subscription's next result, so waiting for the write cost every subscriber a
         // turn of the event loop per event (and kept its results out of the turn's coalesced
         // write, ../ws/coalesce-sends.ts). A client that does not read is bounded here instead:
-        // over the byte bound /ws uses (WS_MAX_BUFFERED) it is dropped (4503).
+        // over the byte bound /ws uses (WS_MAX_BUFFERED) it is dropped (4503). Once the socket is
+        // not open, sending throws: that ends the subscription's loop (and discards its queue)
+        // instead of executing every queued event for nobody.
         send: (data) => {
-          if (socket.readyState !== socket.OPEN) return;
+          if (socket.readyState !== socket.OPEN) throw new Error('the GraphQL connection is closed');
           const unsent = unsentBytes(socket);
           if (unsent + data.length > maxBuffered) {
             logger.warn({ buffered: unsent, limit: maxBuffered }, 'dropping a slow GraphQL client');
             dropSlowSocket(socket, `send buffer over ${maxBuffered} bytes`);
-            return;
+            throw new Error(`the GraphQL client was dropped: send buffer over ${maxBuffered} bytes`);
           }
           socket.send(data, (error) => {
             if (error) logger.debug({ err: error }, 'graphql-ws send failed; the connection is closing');
