@@ -6,22 +6,29 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { coalesceSends } from '../../src/api/ws/coalesce-sends.js';
+import { coalesceSends, FLUSH_BYTES } from '../../src/api/ws/coalesce-sends.js';
 import { startSampleServer, waitUntil, type SampleServer } from './harness.js';
 
 interface Counted {
   writes: number;
 }
 
-/** A server whose one connection gets `burst` messages in one turn; its socket's writes counted. */
-async function serve(
-  coalesce: boolean,
-  burst: number,
-  later = 0,
-): Promise<{ server: Server; counted: Counted }> {
+/** What a burst looked like: the messages the client got (their `i`, in order) and the socket writes. */
+interface Burst {
+  seen: number[];
+  writes: number;
+}
+
+/**
+ * A server whose one connection gets `first` messages of `size` characters in one turn and `later`
+ * more in a later turn (its socket's writes counted), and a client that reads them all.
+ */
+async function burst(coalesce: boolean, first: number, later = 0, size = 200): Promise<Burst> {
   const counted: Counted = { writes: 0 };
+  const message = (i: number): string => JSON.stringify({ i, text: 'x'.repeat(size) });
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   const server = createServer();
+  servers.push(server);
   server.on('upgrade', (request, socket: Duplex, head) => {
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (coalesce) coalesceSends(ws, socket);
@@ -41,33 +48,31 @@ async function serve(
           writev(chunks, callback);
         };
       }
-      for (let i = 0; i < burst; i++) ws.send(JSON.stringify({ i, text: 'x'.repeat(200) }));
-      // A second burst in a later turn of the loop.
+      for (let i = 0; i < first; i++) ws.send(message(i));
       setTimeout(() => {
-        for (let i = burst; i < burst + later; i++) ws.send(JSON.stringify({ i, text: 'x'.repeat(200) }));
+        for (let i = first; i < first + later; i++) ws.send(message(i));
       }, 20);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, counted };
-}
 
-async function receive(server: Server, count: number): Promise<number[]> {
   const { port } = server.address() as AddressInfo;
   const client = new WebSocket(`ws://127.0.0.1:${port}/`);
   const seen: number[] = [];
   await new Promise<void>((resolve, reject) => {
     client.on('message', (data) => {
-      const message = JSON.parse(String(data)) as { i: number; text: string };
-      expect(message.text).toHaveLength(200);
-      seen.push(message.i);
-      if (seen.length === count) resolve();
+      const got = JSON.parse(String(data)) as { i: number; text: string };
+      expect(got.text).toHaveLength(size);
+      seen.push(got.i);
+      if (seen.length === first + later) resolve();
     });
     client.on('error', reject);
   });
   client.close();
-  return seen;
+  return { seen, writes: counted.writes };
 }
+
+const upTo = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -79,29 +84,31 @@ afterEach(async () => {
 
 describe('coalesceSends', () => {
   it('writes a burst of 50 messages in one turn as one socket write, every message whole and in order', async () => {
-    const { server, counted } = await serve(true, 50);
-    servers.push(server);
-    const seen = await receive(server, 50);
-    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const { seen, writes } = await burst(true, 50);
+    expect(seen).toEqual(upTo(50));
     // The handshake's 101 response is written before the connection callback; the burst is one.
-    expect(counted.writes).toBe(1);
+    expect(writes).toBe(1);
   });
 
   it('without it the same burst is a write per message (the test can tell)', async () => {
-    const { server, counted } = await serve(false, 50);
-    servers.push(server);
-    const seen = await receive(server, 50);
-    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const { seen, writes } = await burst(false, 50);
+    expect(seen).toEqual(upTo(50));
     // Each write completes at once on loopback; a busy machine may merge a few.
-    expect(counted.writes).toBeGreaterThan(10);
+    expect(writes).toBeGreaterThan(10);
   });
 
   it('a burst in a later turn is written on its own, after the first', async () => {
-    const { server, counted } = await serve(true, 3, 4);
-    servers.push(server);
-    const seen = await receive(server, 7);
-    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    expect(counted.writes).toBe(2);
+    const { seen, writes } = await burst(true, 3, 4);
+    expect(seen).toEqual(upTo(7));
+    expect(writes).toBe(2);
+  });
+
+  it(`a burst over FLUSH_BYTES goes out in writes of about that size`, async () => {
+    // 50 frames of about 1 KiB: 16 or 17 of them pass 16 KiB, so three or four writes.
+    const { seen, writes } = await burst(true, 50, 0, 1000);
+    expect(seen).toEqual(upTo(50));
+    expect(writes).toBeGreaterThanOrEqual(Math.floor((50 * 1000) / FLUSH_BYTES));
+    expect(writes).toBeLessThanOrEqual(Math.ceil((50 * 1024) / FLUSH_BYTES) + 1);
   });
 });
 
