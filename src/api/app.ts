@@ -140,9 +140,8 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
         maxOperations: config.WS_MAX_SUBSCRIPTIONS,
         maxBuffered: config.WS_MAX_BUFFERED,
       },
-      // About one event per KiB of the send-buffer bound. A snapshot (one event per GPU) reaches a
-      // subscription in one turn, before graphql-ws takes any: a fleet larger than this needs a
-      // larger WS_MAX_BUFFERED (docs/graphql.md).
+      // About one event per KiB of the send-buffer bound, left unread from earlier turns; one
+      // delivery (a snapshot or a round of the whole fleet) is queued whole (events/iterator.ts).
       maxQueuedEvents: Math.max(16, Math.floor(config.WS_MAX_BUFFERED / 1024)),
     };
   }

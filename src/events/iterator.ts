@@ -1,14 +1,20 @@
 /**
  * A hub subscription as an async iterator (what GraphQL subscriptions consume), with a bounded
- * queue: a consumer that falls `maxQueued` events behind is cut off (`onOverflow`, then the iterator
- * fails) instead of growing memory.
+ * queue: a consumer that still has `maxQueued` events from earlier turns of the event loop waiting
+ * when new ones arrive is cut off (`onOverflow`, then the iterator fails) instead of growing memory.
+ * One delivery of the hub (a store revision's changes, a snapshot: up to one event per GPU) is
+ * queued whole, whatever its size, so a fleet larger than the bound does not cut off a consumer
+ * that keeps up.
  */
 import type { EventHub, EventSubscription, SubscribeOptions } from './hub.js';
 import type { TelemetryEvent } from './types.js';
 
 /** Options of {@link subscribeIterator}. */
 export interface EventIteratorOptions extends Pick<SubscribeOptions, 'filter' | 'after' | 'snapshot'> {
-  /** Most events queued for a consumer that has not asked for them yet. */
+  /**
+   * Most events a consumer may leave queued from earlier turns of the event loop: more when the
+   * next event arrives, and it is cut off. The events of the current turn are not counted.
+   */
   maxQueued: number;
   /** Called once when the queue overflows (the transport drops the client). */
   onOverflow?: () => void;
@@ -20,9 +26,26 @@ export interface EventIterator extends AsyncGenerator<TelemetryEvent, undefined,
   takeQueued(max: number): TelemetryEvent[];
 }
 
+/** Turns of the event loop in which an iterator was handed events (one immediate per turn, shared). */
+let turn = 0;
+let turnEnding = false;
+const endTurn = (): void => {
+  turn += 1;
+  turnEnding = false;
+};
+function currentTurn(): number {
+  if (!turnEnding) {
+    turnEnding = true;
+    setImmediate(endTurn);
+  }
+  return turn;
+}
+
 /** Subscribe to `hub` and iterate over the events; `return()` unsubscribes. */
 export function subscribeIterator(hub: EventHub, options: EventIteratorOptions): EventIterator {
   const queue: TelemetryEvent[] = [];
+  /** The turn of the last push: the queue's length is checked once per turn, at its first event. */
+  let pushedIn = -1;
   let waiting:
     | { resolve: (r: IteratorResult<TelemetryEvent, undefined>) => void; reject: (e: unknown) => void }
     | undefined;
@@ -52,10 +75,15 @@ export function subscribeIterator(hub: EventHub, options: EventIteratorOptions):
       w.resolve({ done: false, value: event });
       return;
     }
-    if (queue.length >= options.maxQueued) {
-      options.onOverflow?.();
-      finish(new Error(`slow consumer: fell ${options.maxQueued} events behind and was dropped`));
-      return;
+    const now = currentTurn();
+    if (now !== pushedIn) {
+      pushedIn = now;
+      // Everything queued now came in earlier turns: what the consumer has not taken yet.
+      if (queue.length >= options.maxQueued) {
+        options.onOverflow?.();
+        finish(new Error(`slow consumer: fell ${options.maxQueued} events behind and was dropped`));
+        return;
+      }
     }
     queue.push(event);
   };

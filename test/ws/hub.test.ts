@@ -443,6 +443,10 @@ describe('subscribeIterator', () => {
     const a = await putGpu('h1', 0, 1);
     expect((await it1.next()).value?.revision).toBe(a);
     for (let i = 0; i < 5; i++) await putGpu('h1', 0, 10 + i);
+    // The queue is checked at a turn's first event: those five are still waiting, so the next one cuts it off.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(overflowed).toBe(0);
+    await putGpu('h1', 0, 20);
     await waitUntil(() => overflowed === 1, 'overflow');
     await expect(async () => {
       for (;;) if ((await it1.next()).done) break;
@@ -452,6 +456,44 @@ describe('subscribeIterator', () => {
     const it2 = subscribeIterator(hub, { filter: compileFilter({}), maxQueued: 10 });
     await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
     await it2.return(undefined);
+    expect(hub.stats.subscribers).toBe(0);
+  });
+
+  it('queues one revision bigger than its bound whole; the consumer that reads it is not cut off', async () => {
+    const putGpus = async (round: number, gpus: number): Promise<number> => {
+      const ops = Array.from({ length: gpus }, (_, gpu) => ({
+        type: 'put' as const,
+        key: gpuKey('c1', 'h9', String(gpu)),
+        value: gpuRecord('h9', gpu, round),
+      }));
+      return (await coordination.txn([], ops)).revision;
+    };
+    let overflowed = 0;
+    const events = subscribeIterator(hub, {
+      filter: compileFilter({}),
+      maxQueued: 3,
+      onOverflow: () => overflowed++,
+    });
+    await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+    // Twelve GPUs written in one revision (a hierarchy round, or a snapshot, of a fleet larger than
+    // the bound): all twelve are queued and read, twice.
+    for (const round of [1, 2]) {
+      const revision = await putGpus(round, 12);
+      const got: string[] = [];
+      while (got.length < 12) {
+        const step = await events.next();
+        expect(step.done).toBe(false);
+        got.push(`${step.value!.revision}:${step.value!.gpuIndex}`);
+      }
+      expect(got).toEqual(Array.from({ length: 12 }, (_, i) => `${revision}:${i}`));
+    }
+    expect(overflowed).toBe(0);
+    // A consumer that leaves such a revision unread is cut off by the next event of a later turn.
+    await putGpus(3, 12);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(overflowed).toBe(0);
+    await putGpu('h9', 0, 99);
+    await waitUntil(() => overflowed === 1, 'overflow');
     expect(hub.stats.subscribers).toBe(0);
   });
 });

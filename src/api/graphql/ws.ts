@@ -4,7 +4,9 @@
  * the same pipeline and limits as HTTP. Protocol violations close the socket with the protocol's
  * codes (4400 bad message, 4401 subscribe before init, 4406 wrong subprotocol, 4408 no init in time,
  * 4409 duplicate id, 4429 duplicate init); a subscriber that falls too far behind is closed with
- * 4503 and cut off.
+ * 4503 and cut off. Sends wait for the network when a client has bytes left unread (backpressure):
+ * a subscription that cannot send queues its events (../../events/iterator.ts), and one that falls
+ * too far behind there is the slow client that is dropped.
  *
  * graphql-ws's protocol engine (`makeServer`) is wired to the sockets here rather than through its
  * `useServer`, so that every frame is screened before the engine sees it: a message nested more than
@@ -43,7 +45,11 @@ export interface GraphqlWsOptions {
   maxPayload: number;
   /** Most operations running at once on one connection. */
   maxOperations: number;
-  /** Bytes a client may have unsent before it is dropped (4503; WS_MAX_BUFFERED). */
+  /**
+   * Bytes a connection may have unsent before its sends wait for the network (WS_MAX_BUFFERED):
+   * a send waits when the bytes of earlier turns pass 64 KiB (or half of this, if less), or all
+   * unsent bytes pass this.
+   */
   maxBuffered: number;
   logger: Logger;
 }
@@ -53,6 +59,25 @@ export interface GraphqlWsServer {
   readonly wss: WebSocketServer;
   /** Close every connection (1001) and the server. */
   close(): Promise<void>;
+}
+
+/** Longest the sends of one turn of the event loop run before a send lets the loop turn, ms. */
+const MAX_TURN_MS = 10;
+
+/** When the current turn's first send was made (undefined: none yet in this turn). */
+let turnStartedAt: number | undefined;
+const endTurn = (): void => {
+  turnStartedAt = undefined;
+};
+
+/** How long sends have been running in this turn of the event loop, ms. */
+function turnRunningMs(): number {
+  const now = performance.now();
+  if (turnStartedAt === undefined) {
+    turnStartedAt = now;
+    setImmediate(endTurn);
+  }
+  return now - turnStartedAt;
 }
 
 /** Message types a client may send (graphql-transport-ws); the others are the server's. */
@@ -102,6 +127,7 @@ function closeSocket(socket: WebSocket, code: number, reason: string): void {
 /** Create the graphql-ws server (connections arrive through `wss.handleUpgrade`). */
 export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServer {
   const { schema, services, settings, logger, maxBuffered } = options;
+  const pauseBytes = Math.min(64 * 1024, Math.floor(maxBuffered / 2));
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxPayload,
@@ -196,24 +222,31 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
     const closed = engine.opened(
       {
         protocol: socket.protocol,
-        // Returns at once instead of when the frame is written: graphql-ws awaits each send
-        // before a subscription's next result, so waiting for the write cost every subscriber a
-        // turn of the event loop per event (and kept its results out of the turn's coalesced
-        // write, ../ws/coalesce-sends.ts). A client that does not read is bounded here instead:
-        // over the byte bound /ws uses (WS_MAX_BUFFERED) it is dropped (4503). Once the socket is
-        // not open, sending throws: that ends the subscription's loop (and discards its queue)
-        // instead of executing every queued event for nobody.
+        // Returns at once while the client keeps up: graphql-ws awaits each send before a
+        // subscription's next result, so waiting for every write cost every subscriber a turn of
+        // the event loop per event (and kept its results out of the turn's coalesced write,
+        // ../ws/coalesce-sends.ts). When the client has bytes left unread from earlier turns, or
+        // unsent bytes pass WS_MAX_BUFFERED, the send waits until its frame is written: the
+        // subscription's events then queue in its iterator, whose bound drops a client that stays
+        // behind (4503); a client that reads slowly gets a snapshot or a large round at the
+        // network's pace instead of being dropped. A long burst (a snapshot of a large fleet)
+        // lets the event loop turn every MAX_TURN_MS. Once the socket is not open, sending throws:
+        // that ends the subscription's loop (and discards its queue) instead of executing every
+        // queued event for nobody.
         send: (data) => {
           if (socket.readyState !== socket.OPEN) throw new Error('the GraphQL connection is closed');
-          const unsent = unsentBytes(socket);
-          if (unsent + data.length > maxBuffered) {
-            logger.warn({ buffered: unsent, limit: maxBuffered }, 'dropping a slow GraphQL client');
-            dropSlowSocket(socket, `send buffer over ${maxBuffered} bytes`);
-            throw new Error(`the GraphQL client was dropped: send buffer over ${maxBuffered} bytes`);
+          if (unsentBytes(socket) >= pauseBytes || socket.bufferedAmount >= maxBuffered) {
+            return new Promise<void>((resolve) =>
+              socket.send(data, (error) => {
+                if (error) logger.debug({ err: error }, 'graphql-ws send failed; the connection is closing');
+                resolve();
+              }),
+            );
           }
           socket.send(data, (error) => {
             if (error) logger.debug({ err: error }, 'graphql-ws send failed; the connection is closing');
           });
+          if (turnRunningMs() > MAX_TURN_MS) return new Promise<void>((resolve) => setImmediate(resolve));
         },
         close: (code, reason) => closeSocket(socket, code ?? 1000, reason ?? ''),
         onMessage: (handle) =>

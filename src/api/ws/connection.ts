@@ -1,8 +1,10 @@
 /**
  * One /ws client: its subscriptions on the event hub, the protocol's replies, liveness for the
  * heartbeat, and the send-buffer bound. Before each send the socket's unsent bytes (what the kernel
- * has not taken yet from before this turn: ./coalesce-sends.ts) are checked: a client over the bound
- * is dropped (close 4503), so a reader that stalls costs at most the bound, never the whole stream.
+ * has not taken yet from earlier turns of the event loop: ./coalesce-sends.ts) are checked: a client
+ * over the bound is dropped (close 4503), so a reader that stalls costs at most the bound and one
+ * delivery (a snapshot or a round, whatever its size, is never held against a client in the turn it
+ * is sent), never the whole stream.
  * A message nested deeper than MAX_MESSAGE_DEPTH is refused unparsed (close 4400), and nothing
  * thrown while handling one message leaves the 'message' handler: it is logged and that connection
  * alone is closed with 1011.
