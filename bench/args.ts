@@ -19,3 +19,21 @@ export function intListArg(name: string): number[] | undefined {
     throw new Error(`${name} needs comma-separated positive integers, got ${process.argv[i + 1]}`);
   return values;
 }
+
+/**
+ * Handle `--help` (print `usage` and exit 0) and refuse flags not in `known`, before a long run
+ * starts: a mistyped flag would otherwise be ignored and the whole bench run with defaults.
+ */
+export function checkArgs(usage: string, known: readonly string[]): void {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage);
+    process.exit(0);
+  }
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!known.includes(arg))
+      throw new Error(`unknown argument ${JSON.stringify(arg)}; known: ${known.join(', ')}, --help`);
+    i += 1; // every known flag takes one value
+  }
+}

@@ -31,7 +31,7 @@ import { loadConfig } from '../src/config/config.js';
 import { writeDcgmCsv } from '../src/generate/generator.js';
 import { startEmbedded } from '../src/runtime/embedded.js';
 import { createLogger } from '../src/util/logger.js';
-import { intArg, intListArg } from './args.js';
+import { checkArgs, intArg, intListArg } from './args.js';
 import { benchEvents, formatEventFigures } from './events.js';
 import { benchEventsNexus, formatNexusEventFigures } from './events-nexus.js';
 import { figure } from './figure.js';
@@ -65,7 +65,31 @@ async function embeddedEndToEnd(file: string, rows: number): Promise<{ rowsPerSe
   }
 }
 
+const USAGE = `npm run bench [-- flags]: every stage of the project's benchmark in one run (about 30 minutes
+on 2 cores); prints each table and writes one JSON file to bench/results/.
+  --rows N                  rows of the generated DCGM file (default 1000000)
+  --runs K                  runs per figure, median and spread (default 3)
+  --query-sizes A,B         stored samples of the REST query stage (default 1000000,10000000)
+  --nexus-budget-s S        longest timed window of a nexus end-to-end run (default 45)
+  --traditional-budget-s S  the same for traditional (default ${DEFAULT_BUDGET_SECONDS.traditional})
+  --jetstream-budget-s S    the same for jetstream (default ${DEFAULT_BUDGET_SECONDS.jetstream})
+  --cost-gpus G             GPUs of the cost-per-sample stage (default 1000)
+  --analytics-gpus G        GPUs of the analytics stage (default 1000)
+  --analytics-days D        days of the analytics stage (default 30)
+Each stage also runs alone: npx tsx bench/<stage>.ts (its flags are in its header comment).`;
+
 async function main(): Promise<void> {
+  checkArgs(USAGE, [
+    '--rows',
+    '--runs',
+    '--query-sizes',
+    '--nexus-budget-s',
+    '--traditional-budget-s',
+    '--jetstream-budget-s',
+    '--cost-gpus',
+    '--analytics-gpus',
+    '--analytics-days',
+  ]);
   const rows = intArg('--rows', 1_000_000);
   const runs = intArg('--runs', 3);
   const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-data-'));
