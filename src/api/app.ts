@@ -140,8 +140,8 @@ export function apiOptionsFromConfig(config: Config, mode: ApiMode): ApiOptions 
         maxOperations: config.WS_MAX_SUBSCRIPTIONS,
         maxBuffered: config.WS_MAX_BUFFERED,
       },
-      // About one event per KiB of the send-buffer bound, left unread from earlier turns; one
-      // delivery (a snapshot or a round of the whole fleet) is queued whole (events/iterator.ts).
+      // About one event per KiB of the send-buffer bound, beyond twice the largest delivery (a
+      // snapshot, a round) the subscription was handed (events/iterator.ts).
       maxQueuedEvents: Math.max(16, Math.floor(config.WS_MAX_BUFFERED / 1024)),
     };
   }

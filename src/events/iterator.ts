@@ -1,10 +1,11 @@
 /**
  * A hub subscription as an async iterator (what GraphQL subscriptions consume), with a bounded
- * queue: a consumer that still has `maxQueued` events from earlier turns of the event loop waiting
- * when new ones arrive is cut off (`onOverflow`, then the iterator fails) instead of growing memory.
- * One delivery of the hub (a store revision's changes, a snapshot: up to one event per GPU) is
- * queued whole, whatever its size, so a fleet larger than the bound does not cut off a consumer
- * that keeps up.
+ * queue: a consumer that has more events waiting than `maxQueued` plus twice the largest delivery
+ * it has been handed is cut off (`onOverflow`, then the iterator fails) instead of growing memory.
+ * A delivery is what the hub hands over in one turn of the event loop (a store revision's changes,
+ * a snapshot: up to one event per GPU), so a consumer that keeps up is never cut off by the size of
+ * the fleet, even while a large delivery drains over several turns and the next ones arrive; one
+ * that stops reading is cut off within about three deliveries.
  */
 import type { EventHub, EventSubscription, SubscribeOptions } from './hub.js';
 import type { TelemetryEvent } from './types.js';
@@ -12,8 +13,8 @@ import type { TelemetryEvent } from './types.js';
 /** Options of {@link subscribeIterator}. */
 export interface EventIteratorOptions extends Pick<SubscribeOptions, 'filter' | 'after' | 'snapshot'> {
   /**
-   * Most events a consumer may leave queued from earlier turns of the event loop: more when the
-   * next event arrives, and it is cut off. The events of the current turn are not counted.
+   * Most events a consumer may leave queued beyond twice the largest delivery (events handed over
+   * in one turn of the event loop) it has been handed; past that it is cut off.
    */
   maxQueued: number;
   /** Called once when the queue overflows (the transport drops the client). */
@@ -44,8 +45,10 @@ function currentTurn(): number {
 /** Subscribe to `hub` and iterate over the events; `return()` unsubscribes. */
 export function subscribeIterator(hub: EventHub, options: EventIteratorOptions): EventIterator {
   const queue: TelemetryEvent[] = [];
-  /** The turn of the last push: the queue's length is checked once per turn, at its first event. */
+  /** The turn of the last event, the events handed over in it, and the most in any one turn. */
   let pushedIn = -1;
+  let delivery = 0;
+  let largestDelivery = 0;
   let waiting:
     | { resolve: (r: IteratorResult<TelemetryEvent, undefined>) => void; reject: (e: unknown) => void }
     | undefined;
@@ -69,21 +72,27 @@ export function subscribeIterator(hub: EventHub, options: EventIteratorOptions):
 
   const push = (event: TelemetryEvent): void => {
     if (done) return;
+    const now = currentTurn();
+    if (now !== pushedIn) {
+      pushedIn = now;
+      delivery = 0;
+    }
+    delivery += 1;
+    if (delivery > largestDelivery) largestDelivery = delivery;
     if (waiting) {
       const w = waiting;
       waiting = undefined;
       w.resolve({ done: false, value: event });
       return;
     }
-    const now = currentTurn();
-    if (now !== pushedIn) {
-      pushedIn = now;
-      // Everything queued now came in earlier turns: what the consumer has not taken yet.
-      if (queue.length >= options.maxQueued) {
-        options.onOverflow?.();
-        finish(new Error(`slow consumer: fell ${options.maxQueued} events behind and was dropped`));
-        return;
-      }
+    if (queue.length >= options.maxQueued + 2 * largestDelivery) {
+      options.onOverflow?.();
+      finish(
+        new Error(
+          `slow consumer: fell ${queue.length} events behind (bound ${options.maxQueued} + twice the largest delivery, ${largestDelivery}) and was dropped`,
+        ),
+      );
+      return;
     }
     queue.push(event);
   };

@@ -20,7 +20,7 @@ import { EventHub } from '../../src/events/hub.js';
 import { subscribeBatchIterator, subscribeIterator } from '../../src/events/iterator.js';
 import { EventRing } from '../../src/events/ring.js';
 import type { TelemetryEvent } from '../../src/events/types.js';
-import { clusterKey, CLUSTERS_PREFIX, gpuKey, hostKey } from '../../src/hierarchy/paths.js';
+import { clusterKey, CLUSTERS_PREFIX, gpuKey, hostKey, parseKey } from '../../src/hierarchy/paths.js';
 import type { Coordination, WatchOptions } from '../../src/ports/coordination.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { startTcpProxy } from '../sync/tcp-proxy.js';
@@ -431,6 +431,19 @@ describe('EventHub', () => {
   });
 });
 
+/** A turn of the event loop or more: events put on either side are two deliveries. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 5));
+
+/** Write `gpus` GPU records of host `host` in one revision (one delivery of the hub). */
+async function putGpus(host: string, round: number, gpus: number): Promise<number> {
+  const ops = Array.from({ length: gpus }, (_, gpu) => ({
+    type: 'put' as const,
+    key: gpuKey('c1', host, String(gpu)),
+    value: gpuRecord(host, gpu, round),
+  }));
+  return (await coordination.txn([], ops)).revision;
+}
+
 describe('subscribeIterator', () => {
   it('yields events in order and cuts off a consumer that falls behind', async () => {
     let overflowed = 0;
@@ -442,9 +455,12 @@ describe('subscribeIterator', () => {
     await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
     const a = await putGpu('h1', 0, 1);
     expect((await it1.next()).value?.revision).toBe(a);
-    for (let i = 0; i < 5; i++) await putGpu('h1', 0, 10 + i);
-    // The queue is checked at a turn's first event: those five are still waiting, so the next one cuts it off.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await nextTurn();
+    // One event per delivery: the bound is 3 + 2 x 1 waiting events; the sixth cuts it off.
+    for (let i = 0; i < 5; i++) {
+      await putGpu('h1', 0, 10 + i);
+      await nextTurn();
+    }
     expect(overflowed).toBe(0);
     await putGpu('h1', 0, 20);
     await waitUntil(() => overflowed === 1, 'overflow');
@@ -459,15 +475,7 @@ describe('subscribeIterator', () => {
     expect(hub.stats.subscribers).toBe(0);
   });
 
-  it('queues one revision bigger than its bound whole; the consumer that reads it is not cut off', async () => {
-    const putGpus = async (round: number, gpus: number): Promise<number> => {
-      const ops = Array.from({ length: gpus }, (_, gpu) => ({
-        type: 'put' as const,
-        key: gpuKey('c1', 'h9', String(gpu)),
-        value: gpuRecord('h9', gpu, round),
-      }));
-      return (await coordination.txn([], ops)).revision;
-    };
+  it('queues a revision bigger than its bound whole, keeps a consumer that reads while more arrive, cuts off one that stops', async () => {
     let overflowed = 0;
     const events = subscribeIterator(hub, {
       filter: compileFilter({}),
@@ -475,24 +483,45 @@ describe('subscribeIterator', () => {
       onOverflow: () => overflowed++,
     });
     await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
-    // Twelve GPUs written in one revision (a hierarchy round, or a snapshot, of a fleet larger than
-    // the bound): all twelve are queued and read, twice.
-    for (const round of [1, 2]) {
-      const revision = await putGpus(round, 12);
+    const read = async (n: number, slowly: boolean): Promise<string[]> => {
       const got: string[] = [];
-      while (got.length < 12) {
+      while (got.length < n) {
         const step = await events.next();
         expect(step.done).toBe(false);
-        got.push(`${step.value!.revision}:${step.value!.gpuIndex}`);
+        got.push(`${step.value!.revision}:${step.value!.hostId}:${step.value!.gpuIndex}`);
+        if (slowly) await new Promise((resolve) => setTimeout(resolve, 1));
       }
-      expect(got).toEqual(Array.from({ length: 12 }, (_, i) => `${revision}:${i}`));
+      return got;
+    };
+    // Twelve GPUs written in one revision (a hierarchy round, or a snapshot, of a fleet larger than
+    // the bound): all twelve are queued and read.
+    await nextTurn();
+    const first = await putGpus('h9', 1, 12);
+    expect(await read(12, false)).toEqual(Array.from({ length: 12 }, (_, i) => `${first}:h9:${i}`));
+    // The same again, read slowly while six one-GPU revisions arrive in later turns.
+    await nextTurn();
+    const reading = read(18, true);
+    const second = await putGpus('h9', 2, 12);
+    const singles: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await nextTurn();
+      singles.push(await putGpu('h8', 0, 30 + i));
     }
+    expect(await reading).toEqual([
+      ...Array.from({ length: 12 }, (_, i) => `${second}:h9:${i}`),
+      ...singles.map((r) => `${r}:h8:0`),
+    ]);
     expect(overflowed).toBe(0);
-    // A consumer that leaves such a revision unread is cut off by the next event of a later turn.
-    await putGpus(3, 12);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A consumer that stops reading: 12 + 15 one-GPU revisions wait (3 + 2 x 12), the next cuts it off.
+    await nextTurn();
+    await putGpus('h9', 3, 12);
+    for (let i = 0; i < 15; i++) {
+      await nextTurn();
+      await putGpu('h8', 0, 40 + i);
+    }
+    await nextTurn();
     expect(overflowed).toBe(0);
-    await putGpu('h9', 0, 99);
+    await putGpu('h8', 0, 99);
     await waitUntil(() => overflowed === 1, 'overflow');
     expect(hub.stats.subscribers).toBe(0);
   });
@@ -539,6 +568,51 @@ describe('subscribeBatchIterator', () => {
     await new Promise((resolve) => setImmediate(resolve)); // its first event is in: gathering
     await c.return(undefined);
     expect(await pendingC).toEqual({ done: true, value: undefined });
+    expect(hub.stats.subscribers).toBe(0);
+  });
+});
+
+describe('subscribeBatchIterator and large deliveries', () => {
+  it('delivers a snapshot of 1,200 GPUs in batches of 500 and the event after it, without cutting off its reader', async () => {
+    for (let part = 0; part < 10; part++) {
+      const ops = Array.from({ length: 120 }, (_, i) => ({
+        type: 'put' as const,
+        key: gpuKey('c1', 'h7', String(part * 120 + i)),
+        value: gpuRecord('h7', part * 120 + i, 1),
+      }));
+      await coordination.txn([], ops);
+    }
+    const gpus = (await coordination.range(CLUSTERS_PREFIX, { keysOnly: true })).kvs.filter(
+      (kv) => parseKey(kv.key)?.kind === 'gpu',
+    ).length;
+    expect(gpus).toBeGreaterThanOrEqual(1200);
+    let overflowed = 0;
+    const batches = subscribeBatchIterator(hub, {
+      filter: compileFilter({}),
+      snapshot: true,
+      maxQueued: 3,
+      onOverflow: () => overflowed++,
+    });
+    const got: TelemetryEvent[] = [];
+    const sizes: number[] = [];
+    let written: Promise<number> | undefined;
+    const reading = (async () => {
+      while (got.length < gpus + 1) {
+        const step = await batches.next();
+        if (step.done) break;
+        sizes.push(step.value.length);
+        got.push(...step.value);
+        // A live event arrives while the rest of the snapshot still waits to be read.
+        written ??= putGpu('h6', 0, 1);
+      }
+    })();
+    await reading;
+    const after = await written!;
+    expect(overflowed).toBe(0);
+    expect(got.slice(0, gpus).every((e) => e.eventType === 'SNAPSHOT')).toBe(true);
+    expect(got.at(-1)).toMatchObject({ eventType: 'GPU_UPDATE', revision: after });
+    expect(Math.max(...sizes)).toBe(500);
+    await batches.return(undefined);
     expect(hub.stats.subscribers).toBe(0);
   });
 });

@@ -150,3 +150,31 @@ describe('GraphQL snapshots larger than WS_MAX_BUFFERED (16 KiB: 16 queued event
     client.socket.close();
   });
 });
+
+describe('GraphQL frames no subscription paces (WS_MAX_BUFFERED 16 KiB, 20 operations)', () => {
+  it('a client that sends pings and reads no pongs is dropped; the server never holds more than the bound and the waiting frames', async () => {
+    sample = await startSampleServer({ WS_MAX_BUFFERED: 16 * 1024, WS_MAX_SUBSCRIPTIONS: 20 });
+    const socket = new WebSocket(`${sample.wsBase}/graphql`, 'graphql-transport-ws');
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('open', () => resolve()));
+    socket.send(JSON.stringify({ type: 'connection_init' }));
+    await new Promise<void>((resolve) => socket.once('message', () => resolve())); // connection_ack
+    socket.pause();
+    const gqlWss = sample.realtime.endpoints.get('/graphql')!.wss;
+    const server = [...gqlWss.clients][0]!;
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, server.bufferedAmount)), 1);
+    // 2,000 pings of 4 KB each: 8 MB of pongs the client never reads.
+    const ping = JSON.stringify({ type: 'ping', payload: { pad: 'x'.repeat(4000) } });
+    for (let i = 0; i < 2000 && gqlWss.clients.size > 0; i++) {
+      socket.send(ping);
+      if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await waitUntil(() => gqlWss.clients.size === 0, 'the client to be dropped', 10_000);
+    clearInterval(sampler);
+    peak = Math.max(peak, server.bufferedAmount);
+    // The bound, 2 x 20 + 2 waiting pongs and one more (about 4 KB each).
+    expect(peak).toBeLessThanOrEqual(16 * 1024 + 43 * 4100);
+  });
+});

@@ -211,6 +211,13 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
         : undefined;
     keepAlive?.unref();
 
+    /**
+     * Sends waiting for their frame to be written, and how many may: a subscription waits on one at
+     * a time; twice the operations (one ending while its successor starts) and two more.
+     */
+    let waitingSends = 0;
+    const maxWaitingSends = 2 * options.maxOperations + 2;
+
     const failed = (error: unknown): void => {
       // A send that failed because the client went away is not the server's fault.
       if (socket.readyState === socket.OPEN)
@@ -229,15 +236,27 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
         // unsent bytes pass WS_MAX_BUFFERED, the send waits until its frame is written: the
         // subscription's events then queue in its iterator, whose bound drops a client that stays
         // behind (4503); a client that reads slowly gets a snapshot or a large round at the
-        // network's pace instead of being dropped. A long burst (a snapshot of a large fleet)
-        // lets the event loop turn every MAX_TURN_MS. Once the socket is not open, sending throws:
-        // that ends the subscription's loop (and discards its queue) instead of executing every
-        // queued event for nobody.
+        // network's pace instead of being dropped. Frames not paced by a subscription (pongs,
+        // errors, query results: graphql-ws handles each message on its own) are bounded by the
+        // number of sends left waiting: more than twice the operations and two more, and the
+        // client is dropped (4503). A long burst lets the event loop turn every MAX_TURN_MS. Once the
+        // socket is not open, sending throws: that ends the subscription's loop (and discards its
+        // queue) instead of executing every queued event for nobody.
         send: (data) => {
           if (socket.readyState !== socket.OPEN) throw new Error('the GraphQL connection is closed');
           if (unsentBytes(socket) >= pauseBytes || socket.bufferedAmount >= maxBuffered) {
+            if (waitingSends >= maxWaitingSends) {
+              logger.warn(
+                { buffered: socket.bufferedAmount, waiting: waitingSends },
+                'dropping a slow GraphQL client',
+              );
+              dropSlowSocket(socket, `more than ${maxWaitingSends} messages waiting to be sent`);
+              throw new Error('the GraphQL client was dropped: it does not read what it is sent');
+            }
+            waitingSends += 1;
             return new Promise<void>((resolve) =>
               socket.send(data, (error) => {
+                waitingSends -= 1;
                 if (error) logger.debug({ err: error }, 'graphql-ws send failed; the connection is closing');
                 resolve();
               }),

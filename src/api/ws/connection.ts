@@ -317,28 +317,45 @@ export class StreamConnection {
    * Gather a batched subscription's events and send them as one `events` message at the end of the
    * current turn of the event loop: the hub delivers a store revision's changes (or a snapshot)
    * together, so a write of many GPUs costs the client one message, and no event waits on a timer.
+   * A delivery of more than MAX_BATCH_EVENTS goes out as full messages in its own turn and its
+   * rest in the next: that rest is part of the same delivery, so the send-buffer bound, which
+   * leaves a turn's own sends out, does not count the delivery's earlier messages against it.
    */
   private batcher(idJson: string, entry: Entry): (cursor: string, eventJson: string) => void {
     let items: string[] = [];
     let chars = 0;
     let last = '';
     let scheduled: NodeJS.Immediate | undefined;
-    entry.flush = () => {
-      if (scheduled) clearImmediate(scheduled);
-      scheduled = undefined;
+    /** A full message of the current delivery was sent: its rest is exempt from the bound. */
+    let partSent = false;
+    const send = (bounded: boolean): void => {
       if (items.length === 0) return;
       const text = `{"type":"events","id":${idJson},"cursor":"${last}","events":[${items.join(',')}]}`;
       items = [];
       chars = 0;
-      if (!entry.closed) this.sendText(text);
+      if (!entry.closed) this.sendText(text, bounded);
+    };
+    const rest = (): void => {
+      scheduled = undefined;
+      send(!partSent);
+      partSent = false;
+    };
+    entry.flush = () => {
+      if (scheduled) clearImmediate(scheduled);
+      scheduled = undefined;
+      send(true);
+      partSent = false;
     };
     return (cursor, eventJson) => {
       const item = `{"cursor":"${cursor}","event":${eventJson}}`;
       items.push(item);
       chars += item.length;
       last = cursor;
-      if (items.length >= MAX_BATCH_EVENTS || chars >= MAX_BATCH_CHARS) entry.flush();
-      else scheduled ??= setImmediate(entry.flush);
+      if (items.length >= MAX_BATCH_EVENTS || chars >= MAX_BATCH_CHARS) {
+        send(true);
+        partSent = true;
+      }
+      scheduled ??= setImmediate(rest);
     };
   }
 
@@ -431,11 +448,15 @@ export class StreamConnection {
     this.sendText(JSON.stringify(value));
   }
 
-  /** Send unless the client's buffer would go over its bound (then drop the client). */
-  private sendText(text: string): boolean {
+  /**
+   * Send `text` unless the client has more than `maxBuffered` bytes left unsent from earlier turns
+   * (then it is dropped); `bounded` false for the rest of a delivery whose first part was sent in
+   * an earlier turn.
+   */
+  private sendText(text: string, bounded = true): boolean {
     if (this.disposed || this.socket.readyState !== this.socket.OPEN) return false;
     const unsent = unsentBytes(this.socket);
-    if (unsent + text.length > this.options.maxBuffered) {
+    if (bounded && unsent + text.length > this.options.maxBuffered) {
       this.options.log.warn(
         { buffered: unsent, limit: this.options.maxBuffered },
         'dropping a slow WebSocket client',
