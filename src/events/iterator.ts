@@ -1,9 +1,10 @@
 /**
  * A hub subscription as an async iterator (what GraphQL subscriptions consume), with a bounded
  * queue: a consumer that has more events waiting than `maxQueued` plus twice the largest delivery
- * it has been handed is cut off (`onOverflow`, then the iterator fails) instead of growing memory.
+ * it has been handed since it last caught up is cut off (`onOverflow`, then the iterator fails)
+ * instead of growing memory.
  * A delivery is what the hub hands over in one turn of the event loop (a store revision's changes,
- * a snapshot: up to one event per GPU), so a consumer that keeps up is never cut off by the size of
+ * a snapshot: up to one event per GPU; a catch-up from a cursor: up to EVENT_HISTORY events), so a consumer that keeps up is never cut off by the size of
  * the fleet, even while a large delivery drains over several turns and the next ones arrive; one
  * that stops reading is cut off within about three deliveries.
  */
@@ -45,7 +46,10 @@ function currentTurn(): number {
 /** Subscribe to `hub` and iterate over the events; `return()` unsubscribes. */
 export function subscribeIterator(hub: EventHub, options: EventIteratorOptions): EventIterator {
   const queue: TelemetryEvent[] = [];
-  /** The turn of the last event, the events handed over in it, and the most in any one turn. */
+  /**
+   * The turn of the last event, the events handed over in it, and the most in any one turn since
+   * the consumer last caught up (had at most `maxQueued` waiting).
+   */
   let pushedIn = -1;
   let delivery = 0;
   let largestDelivery = 0;
@@ -78,7 +82,8 @@ export function subscribeIterator(hub: EventHub, options: EventIteratorOptions):
       delivery = 0;
     }
     delivery += 1;
-    if (delivery > largestDelivery) largestDelivery = delivery;
+    // Once the consumer has caught up, earlier deliveries no longer widen its bound.
+    if (queue.length <= options.maxQueued || delivery > largestDelivery) largestDelivery = delivery;
     if (waiting) {
       const w = waiting;
       waiting = undefined;

@@ -527,6 +527,31 @@ describe('subscribeIterator', () => {
   });
 });
 
+describe('subscribeIterator after catching up', () => {
+  it('forgets a large delivery once the consumer caught up: a stall later is cut off by the bound for small ones', async () => {
+    let overflowed = 0;
+    const events = subscribeIterator(hub, {
+      filter: compileFilter({}),
+      maxQueued: 3,
+      onOverflow: () => overflowed++,
+    });
+    await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+    await nextTurn();
+    await putGpus('h5', 1, 12);
+    for (let i = 0; i < 12; i++) expect((await events.next()).done).toBe(false);
+    await nextTurn();
+    // Caught up; now one GPU per delivery, unread: 3 + 2 x 1 wait, the sixth cuts it off.
+    for (let i = 0; i < 5; i++) {
+      await putGpu('h5', 0, 10 + i);
+      await nextTurn();
+    }
+    expect(overflowed).toBe(0);
+    await putGpu('h5', 0, 20);
+    await waitUntil(() => overflowed === 1, 'overflow');
+    expect(hub.stats.subscribers).toBe(0);
+  });
+});
+
 describe('subscribeBatchIterator', () => {
   it("yields a revision's events as one batch, the same array object for every subscriber", async () => {
     const putGpus = async (round: number, gpus: number): Promise<number> => {

@@ -178,3 +178,27 @@ describe('GraphQL frames no subscription paces (WS_MAX_BUFFERED 16 KiB, 20 opera
     expect(peak).toBeLessThanOrEqual(16 * 1024 + 43 * 4100);
   });
 });
+
+describe('GraphQL operation ids', () => {
+  it('refuses (4409) an id reused while the operation completed under it still waits on a send', async () => {
+    sample = await startSampleServer({ WS_MAX_BUFFERED: 16 * 1024 });
+    const query =
+      'subscription { telemetryUpdates(snapshot: true) { cursor eventType hostId gpuId data { values { field name unit kind value timestamp } } } }';
+    const client = await gqlClient(sample, query, 20, true);
+    const server = [...sample.realtime.endpoints.get('/graphql')!.wss.clients][0]!;
+    await waitUntil(() => server.bufferedAmount > 16 * 1024, 'the server to have unsent bytes');
+    // Operation 0 is completed by the client while its loop waits on a send, and 0 is reused.
+    client.socket.send(JSON.stringify({ id: '0', type: 'complete' }));
+    client.socket.send(
+      JSON.stringify({
+        id: '0',
+        type: 'subscribe',
+        payload: { query: 'subscription { telemetryUpdates { cursor } }' },
+      }),
+    );
+    await waitUntil(() => server.readyState !== server.OPEN, 'the server to close the connection');
+    client.socket.resume();
+    await waitUntil(() => client.closeCode !== undefined, 'the close frame');
+    expect(client.closeCode).toBe(4409);
+  });
+});

@@ -87,6 +87,33 @@ const CLIENT_MESSAGE_TYPES = new Set(['connection_init', 'ping', 'pong', 'subscr
 interface Extra {
   socket: WebSocket;
   request: IncomingMessage;
+  /**
+   * Ids of the operations whose handling has not ended. graphql-ws forgets an operation when the
+   * client completes it, while its loop may still wait on a send; an id reused meanwhile would be
+   * taken for the old operation's and the new one lost track of, so it is refused (4409), and the
+   * operation limit counts these.
+   */
+  running: Set<string>;
+}
+
+/** A client frame as screened: why it must not reach the protocol engine, or its type and id. */
+type Screened = { refusal: string } | { refusal?: undefined; type: unknown; id: unknown };
+
+function screen(text: string): Screened {
+  if (jsonDepthExceeds(text, MAX_MESSAGE_DEPTH))
+    return { refusal: `Message nested more than ${MAX_MESSAGE_DEPTH} levels deep` };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { refusal: 'Invalid message received' };
+  }
+  const message =
+    typeof value === 'object' && value !== null ? (value as { type?: unknown; id?: unknown }) : {};
+  const type = message.type;
+  if (typeof type === 'string' && type !== '' && !CLIENT_MESSAGE_TYPES.has(type))
+    return { refusal: `Unexpected message of type ${type.slice(0, 40)} received` };
+  return { type, id: message.id };
 }
 
 /**
@@ -94,18 +121,7 @@ interface Extra {
  * Only the nesting depth, JSON syntax and `type` are judged here; the engine checks the rest.
  */
 export function screenGraphqlWsMessage(text: string): string | undefined {
-  if (jsonDepthExceeds(text, MAX_MESSAGE_DEPTH))
-    return `Message nested more than ${MAX_MESSAGE_DEPTH} levels deep`;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return 'Invalid message received';
-  }
-  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
-  if (typeof type === 'string' && type !== '' && !CLIENT_MESSAGE_TYPES.has(type))
-    return `Unexpected message of type ${type.slice(0, 40)} received`;
-  return undefined;
+  return screen(text).refusal;
 }
 
 function rawText(data: RawData): string {
@@ -155,7 +171,7 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
       return true;
     },
     onSubscribe: (ctx, _id, payload) => {
-      if (Object.keys(ctx.subscriptions).length > options.maxOperations) {
+      if (ctx.extra.running.size > options.maxOperations) {
         return [
           limitError(
             'TOO_MANY_OPERATIONS',
@@ -211,6 +227,7 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
         : undefined;
     keepAlive?.unref();
 
+    const running = new Set<string>();
     /**
      * Sends waiting for their frame to be written, and how many may: a subscription waits on one at
      * a time; twice the operations (one ending while its successor starts) and two more.
@@ -272,15 +289,30 @@ export function createGraphqlWsServer(options: GraphqlWsOptions): GraphqlWsServe
           socket.on('message', (data: RawData) => {
             try {
               const text = rawText(data);
-              const refusal = screenGraphqlWsMessage(text);
-              if (refusal !== undefined) return closeSocket(socket, GqlCloseCode.BadRequest, refusal);
+              const screened = screen(text);
+              if (screened.refusal !== undefined)
+                return closeSocket(socket, GqlCloseCode.BadRequest, screened.refusal);
+              const { type, id } = screened;
+              if (type === 'subscribe' && typeof id === 'string') {
+                if (running.has(id))
+                  return closeSocket(
+                    socket,
+                    GqlCloseCode.SubscriberAlreadyExists,
+                    `Subscriber for ${id} already exists`,
+                  );
+                running.add(id);
+                handle(text)
+                  .catch(failed)
+                  .finally(() => running.delete(id));
+                return;
+              }
               handle(text).catch(failed);
             } catch (error) {
               failed(error);
             }
           }),
       },
-      { socket, request },
+      { socket, request, running },
     );
 
     socket.once('close', (code, reason) => {

@@ -317,8 +317,8 @@ export class StreamConnection {
    * Gather a batched subscription's events and send them as one `events` message at the end of the
    * current turn of the event loop: the hub delivers a store revision's changes (or a snapshot)
    * together, so a write of many GPUs costs the client one message, and no event waits on a timer.
-   * A delivery of more than MAX_BATCH_EVENTS goes out as full messages in its own turn and its
-   * rest in the next: that rest is part of the same delivery, so the send-buffer bound, which
+   * A delivery of more than MAX_BATCH_EVENTS (or MAX_BATCH_CHARS) goes out as full messages in its
+   * own turn and its rest in the next: that rest is part of the same delivery, so the send-buffer bound, which
    * leaves a turn's own sends out, does not count the delivery's earlier messages against it.
    */
   private batcher(idJson: string, entry: Entry): (cursor: string, eventJson: string) => void {
@@ -343,7 +343,7 @@ export class StreamConnection {
     entry.flush = () => {
       if (scheduled) clearImmediate(scheduled);
       scheduled = undefined;
-      send(true);
+      send(!partSent);
       partSent = false;
     };
     return (cursor, eventJson) => {
