@@ -5,6 +5,7 @@
  * per change of state: PENDING, FIRING, RESOLVED, or CANCELLED when a pending alert's condition ended
  * before its `for` passed.
  */
+import { DeliveryBound } from '../events/delivery-bound.js';
 import type { Coordination, Watcher } from '../ports/coordination.js';
 import type { StoredAlert } from './state-store.js';
 
@@ -86,7 +87,11 @@ export async function listAlerts(coordination: Coordination, clusterId?: string)
 /** Options of {@link alertEvents}. */
 export interface AlertEventsOptions {
   clusterId?: string;
-  /** Most events queued for a consumer that has not asked for them yet; beyond, the stream fails. */
+  /**
+   * Most events a consumer may leave queued beyond twice the largest burst (the changes of one
+   * turn of the event loop) since it last caught up; beyond, the stream fails
+   * (../events/delivery-bound.ts).
+   */
   maxQueued: number;
   onOverflow?: () => void;
   /** Called once with the alerts held when the stream starts, and the revision they were read at. */
@@ -119,8 +124,9 @@ export async function* alertEvents(
   const queue: AlertEventNode[] = [];
   let wake: (() => void) | undefined;
   let failure: Error | undefined;
+  const bound = new DeliveryBound(options.maxQueued);
   const push = (event: AlertEventNode): void => {
-    if (queue.length >= options.maxQueued) {
+    if (bound.overflows(queue.length)) {
       failure ??= new Error('alert event queue overflow: the client is too slow');
       options.onOverflow?.();
     } else queue.push(event);

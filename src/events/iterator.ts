@@ -2,12 +2,11 @@
  * A hub subscription as an async iterator (what GraphQL subscriptions consume), with a bounded
  * queue: a consumer that has more events waiting than `maxQueued` plus twice the largest delivery
  * it has been handed since it last caught up is cut off (`onOverflow`, then the iterator fails)
- * instead of growing memory.
- * A delivery is what the hub hands over in one turn of the event loop (a store revision's changes,
- * a snapshot: up to one event per GPU; a catch-up from a cursor: up to EVENT_HISTORY events), so a consumer that keeps up is never cut off by the size of
- * the fleet, even while a large delivery drains over several turns and the next ones arrive; one
- * that stops reading is cut off within about three deliveries.
+ * instead of growing memory (./delivery-bound.ts). A delivery is what the hub hands over in one
+ * turn of the event loop: a store revision's changes, a snapshot (up to one event per GPU), a
+ * catch-up from a cursor (up to EVENT_HISTORY events).
  */
+import { DeliveryBound } from './delivery-bound.js';
 import type { EventHub, EventSubscription, SubscribeOptions } from './hub.js';
 import type { TelemetryEvent } from './types.js';
 
@@ -15,7 +14,8 @@ import type { TelemetryEvent } from './types.js';
 export interface EventIteratorOptions extends Pick<SubscribeOptions, 'filter' | 'after' | 'snapshot'> {
   /**
    * Most events a consumer may leave queued beyond twice the largest delivery (events handed over
-   * in one turn of the event loop) it has been handed; past that it is cut off.
+   * in one turn of the event loop) it has been handed since it last caught up; past that it is cut
+   * off.
    */
   maxQueued: number;
   /** Called once when the queue overflows (the transport drops the client). */
@@ -28,31 +28,10 @@ export interface EventIterator extends AsyncGenerator<TelemetryEvent, undefined,
   takeQueued(max: number): TelemetryEvent[];
 }
 
-/** Turns of the event loop in which an iterator was handed events (one immediate per turn, shared). */
-let turn = 0;
-let turnEnding = false;
-const endTurn = (): void => {
-  turn += 1;
-  turnEnding = false;
-};
-function currentTurn(): number {
-  if (!turnEnding) {
-    turnEnding = true;
-    setImmediate(endTurn);
-  }
-  return turn;
-}
-
 /** Subscribe to `hub` and iterate over the events; `return()` unsubscribes. */
 export function subscribeIterator(hub: EventHub, options: EventIteratorOptions): EventIterator {
   const queue: TelemetryEvent[] = [];
-  /**
-   * The turn of the last event, the events handed over in it, and the most in any one turn since
-   * the consumer last caught up (had at most `maxQueued` waiting).
-   */
-  let pushedIn = -1;
-  let delivery = 0;
-  let largestDelivery = 0;
+  const bound = new DeliveryBound(options.maxQueued);
   let waiting:
     | { resolve: (r: IteratorResult<TelemetryEvent, undefined>) => void; reject: (e: unknown) => void }
     | undefined;
@@ -76,25 +55,18 @@ export function subscribeIterator(hub: EventHub, options: EventIteratorOptions):
 
   const push = (event: TelemetryEvent): void => {
     if (done) return;
-    const now = currentTurn();
-    if (now !== pushedIn) {
-      pushedIn = now;
-      delivery = 0;
-    }
-    delivery += 1;
-    // Once the consumer has caught up, earlier deliveries no longer widen its bound.
-    if (queue.length <= options.maxQueued || delivery > largestDelivery) largestDelivery = delivery;
     if (waiting) {
+      bound.overflows(0);
       const w = waiting;
       waiting = undefined;
       w.resolve({ done: false, value: event });
       return;
     }
-    if (queue.length >= options.maxQueued + 2 * largestDelivery) {
+    if (bound.overflows(queue.length)) {
       options.onOverflow?.();
       finish(
         new Error(
-          `slow consumer: fell ${queue.length} events behind (bound ${options.maxQueued} + twice the largest delivery, ${largestDelivery}) and was dropped`,
+          `slow consumer: fell ${queue.length} events behind (bound ${options.maxQueued} + twice the largest delivery, ${bound.largestDelivery}) and was dropped`,
         ),
       );
       return;

@@ -78,3 +78,56 @@ describe('alert event streams end at once', () => {
     await inner.close();
   });
 });
+
+describe('alert event streams and bursts', () => {
+  const alert = (id: string, state: string): string =>
+    JSON.stringify({
+      id,
+      fingerprint: `f-${id}`,
+      state,
+      labels: { alertname: 'X' },
+      annotations: {},
+      value: 1,
+      activeAt: 1,
+    });
+
+  it('a burst of 30 alert changes in one transaction reaches a consumer with a bound of 10; one that stops reading is cut off', async () => {
+    const store = createEmbeddedCoordination();
+    let overflowed = 0;
+    const events = alertEvents(store, { maxQueued: 10, onOverflow: () => overflowed++ });
+    const first = events.next();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const burst = (state: string) =>
+      store.txn(
+        [],
+        Array.from({ length: 30 }, (_, i) => ({
+          type: 'put' as const,
+          key: `/telemetry/alerts/c/active/a${i}`,
+          value: alert(`a${i}`, state),
+        })),
+      );
+    await burst('pending');
+    const kinds = [(await first).value!.kind];
+    while (kinds.length < 30) kinds.push((await events.next()).value!.kind);
+    expect(kinds).toEqual(Array.from({ length: 30 }, () => 'PENDING'));
+    expect(overflowed).toBe(0);
+    // Unread: 30 firing changes, then one change per turn: 10 + 2 x 30 may wait, the next is one too many.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await burst('firing');
+    for (let i = 0; i < 40; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await store.put(`/telemetry/alerts/c/active/b${i}`, alert(`b${i}`, 'pending'));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(overflowed).toBe(0);
+    await store.put('/telemetry/alerts/c/active/z', alert('z', 'pending'));
+    await waitUntil(() => overflowed === 1, 'the overflow');
+    // What was queued is still handed over, then the stream fails.
+    await expect(
+      (async () => {
+        for (;;) if ((await events.next()).done) break;
+      })(),
+    ).rejects.toThrow(/too slow/);
+    await store.close();
+  });
+});
