@@ -1,7 +1,8 @@
 /**
- * Runs `nexus-telemetry` subcommands as real child processes (through tsx, no build needed; or the
- * compiled dist/ when asked, as benchmarks do), with output captured for assertions and failure
- * messages, and a kill-all for teardown.
+ * Runs `nexus-telemetry` subcommands as real child processes, with output captured for assertions
+ * and failure messages, and a kill-all for teardown: the compiled dist/ when asked (benchmarks) or
+ * when the test run built it (NEXUS_TEST_BUILT=1, set by test/setup/web-build.ts), else src/
+ * through tsx (no build needed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,8 @@ const BUILT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.ur
 export interface SpawnCliOptions {
   /**
    * Run the compiled `dist/cli/main.js` (build it first, `npm run build`) instead of `src/` through
-   * tsx: what a deployment runs, without tsx compiling every module at start (about 2 CPU-seconds).
+   * tsx: what a deployment runs, without tsx compiling every module at start (about 1 CPU-second).
+   * Default: whether the test run built dist/ (NEXUS_TEST_BUILT=1).
    */
   built?: boolean;
 }
@@ -42,7 +44,8 @@ export function spawnCli(
   const profile = process.env.BENCH_CPU_PROF
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
     : [];
-  const entry = options.built ? [BUILT_CLI] : ['--import', 'tsx', CLI];
+  const built = options.built ?? process.env.NEXUS_TEST_BUILT === '1';
+  const entry = built ? [BUILT_CLI] : ['--import', 'tsx', CLI];
   // The memory flags `npm start` passes, when this process has them (`npm run bench` does): the
   // CLI processes a bench starts then run as operators run them (docs/operations.md).
   const memoryFlags = process.execArgv.filter(
