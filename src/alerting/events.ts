@@ -126,7 +126,10 @@ export async function* alertEvents(
   let failure: Error | undefined;
   const bound = new DeliveryBound(options.maxQueued);
   const push = (event: AlertEventNode): void => {
-    if (bound.overflows(queue.length)) {
+    if (failure !== undefined) return;
+    // One evaluation may change every alert held, written in several transactions (several
+    // turns on etcd): allow that burst whole.
+    if (bound.overflows(queue.length, last.size)) {
       failure ??= new Error('alert event queue overflow: the client is too slow');
       options.onOverflow?.();
     } else queue.push(event);

@@ -35,8 +35,10 @@ export class DeliveryBound {
   /**
    * Count one arriving event while `queued` others wait (0 for an event handed straight to a
    * waiting consumer); true when it must not be queued: the consumer is too far behind.
+   * @param atLeast a delivery size to allow even when none this large has arrived yet (a burst the
+   *   source may split over several turns, such as one change per alert held)
    */
-  overflows(queued: number): boolean {
+  overflows(queued: number, atLeast = 0): boolean {
     const now = currentTurn();
     if (now !== this.arrivedIn) {
       this.arrivedIn = now;
@@ -45,12 +47,7 @@ export class DeliveryBound {
     this.delivery += 1;
     // Once the consumer has caught up, earlier deliveries no longer widen its bound.
     if (queued <= this.maxQueued || this.delivery > this.largest) this.largest = this.delivery;
-    return queued >= this.limit;
-  }
-
-  /** Events the queue may hold now. */
-  get limit(): number {
-    return this.maxQueued + 2 * this.largest;
+    return queued >= this.maxQueued + 2 * Math.max(this.largest, atLeast);
   }
 
   /** The largest delivery the bound counts now. */

@@ -111,16 +111,17 @@ describe('alert event streams and bursts', () => {
     while (kinds.length < 30) kinds.push((await events.next()).value!.kind);
     expect(kinds).toEqual(Array.from({ length: 30 }, () => 'PENDING'));
     expect(overflowed).toBe(0);
-    // Unread: 30 firing changes, then one change per turn: 10 + 2 x 30 may wait, the next is one too many.
+    // Unread: 30 firing changes, then one change of a held alert per turn: 10 + 2 x 30 may wait
+    // (the burst, or the 30 alerts held, whichever is more), the next is one too many.
     await new Promise((resolve) => setTimeout(resolve, 5));
     await burst('firing');
     for (let i = 0; i < 40; i++) {
       await new Promise((resolve) => setTimeout(resolve, 5));
-      await store.put(`/telemetry/alerts/c/active/b${i}`, alert(`b${i}`, 'pending'));
+      await store.put('/telemetry/alerts/c/active/a0', alert('a0', i % 2 === 0 ? 'pending' : 'firing'));
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(overflowed).toBe(0);
-    await store.put('/telemetry/alerts/c/active/z', alert('z', 'pending'));
+    await store.put('/telemetry/alerts/c/active/a0', alert('a0', 'pending'));
     await waitUntil(() => overflowed === 1, 'the overflow');
     // What was queued is still handed over, then the stream fails.
     await expect(
@@ -128,6 +129,37 @@ describe('alert event streams and bursts', () => {
         for (;;) if ((await events.next()).done) break;
       })(),
     ).rejects.toThrow(/too slow/);
+    await store.close();
+  });
+  it('a burst of 150 changes written in three transactions (turns apart, as on etcd) reaches a reader slower than it', async () => {
+    const store = createEmbeddedCoordination();
+    let overflowed = 0;
+    const events = alertEvents(store, { maxQueued: 10, onOverflow: () => overflowed++ });
+    const got: string[] = [];
+    const reading = (async () => {
+      while (got.length < 150) {
+        const step = await events.next();
+        if (step.done) break;
+        got.push(step.value.alert.id);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let part = 0; part < 3; part++) {
+      await store.txn(
+        [],
+        Array.from({ length: 50 }, (_, i) => ({
+          type: 'put' as const,
+          key: `/telemetry/alerts/c/active/s${part * 50 + i}`,
+          value: alert(`s${part * 50 + i}`, 'pending'),
+        })),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await reading;
+    expect(overflowed).toBe(0);
+    expect(got).toEqual(Array.from({ length: 150 }, (_, i) => `c/s${i}`));
+    await events.return(undefined);
     await store.close();
   });
 });

@@ -62,7 +62,11 @@ export interface InitialSubscription {
   stream?: 'telemetry' | 'alerts';
 }
 
-/** Alert changes a slow client may have queued before it is dropped. */
+/**
+ * Alert changes the /ws alerts stream may queue beyond its bursts (src/events/delivery-bound.ts).
+ * Its consumer sends each change at once, so the queue only holds the current turn's changes; a
+ * client that does not read is bounded by the send buffer (WS_MAX_BUFFERED, 4503).
+ */
 const MAX_QUEUED_ALERTS = 10_000;
 
 /** The clusters of the live hierarchy, for the unknown-cluster check. */
