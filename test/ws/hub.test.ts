@@ -17,7 +17,7 @@ import { NexusError } from '../../src/errors.js';
 import { type Cursor, parseCursor, wholeRevision } from '../../src/events/cursor.js';
 import { compileFilter } from '../../src/events/filter.js';
 import { EventHub } from '../../src/events/hub.js';
-import { subscribeBatchIterator, subscribeIterator } from '../../src/events/iterator.js';
+import { subscribeBatchIterator, subscribeIterator, type EventIterator } from '../../src/events/iterator.js';
 import { EventRing } from '../../src/events/ring.js';
 import type { TelemetryEvent } from '../../src/events/types.js';
 import { clusterKey, CLUSTERS_PREFIX, gpuKey, hostKey, parseKey } from '../../src/hierarchy/paths.js';
@@ -444,26 +444,40 @@ async function putGpus(host: string, round: number, gpus: number): Promise<numbe
   return (await coordination.txn([], ops)).revision;
 }
 
+/**
+ * Write `n` one-GPU revisions of `host`, a turn apart, that an unread subscription must still hold,
+ * then one more, which must cut it off.
+ */
+async function expectCutOffAfter(n: number, host: string, overflowed: () => number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await nextTurn();
+    await putGpu(host, 0, 100 + i);
+  }
+  await nextTurn();
+  expect(overflowed()).toBe(0);
+  await putGpu(host, 0, 999);
+  await waitUntil(() => overflowed() === 1, 'overflow');
+}
+
+/** A subscription to everything with a bound of 3, counting its overflows, once the hub has it. */
+async function boundedSubscription(): Promise<{ events: EventIterator; overflowed: () => number }> {
+  let overflows = 0;
+  const events = subscribeIterator(hub, {
+    filter: compileFilter({}),
+    maxQueued: 3,
+    onOverflow: () => overflows++,
+  });
+  await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+  return { events, overflowed: () => overflows };
+}
+
 describe('subscribeIterator', () => {
   it('yields events in order and cuts off a consumer that falls behind', async () => {
-    let overflowed = 0;
-    const it1 = subscribeIterator(hub, {
-      filter: compileFilter({}),
-      maxQueued: 3,
-      onOverflow: () => overflowed++,
-    });
-    await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+    const { events: it1, overflowed } = await boundedSubscription();
     const a = await putGpu('h1', 0, 1);
     expect((await it1.next()).value?.revision).toBe(a);
-    await nextTurn();
     // One event per delivery: the bound is 3 + 2 x 1 waiting events; the sixth cuts it off.
-    for (let i = 0; i < 5; i++) {
-      await putGpu('h1', 0, 10 + i);
-      await nextTurn();
-    }
-    expect(overflowed).toBe(0);
-    await putGpu('h1', 0, 20);
-    await waitUntil(() => overflowed === 1, 'overflow');
+    await expectCutOffAfter(5, 'h1', overflowed);
     await expect(async () => {
       for (;;) if ((await it1.next()).done) break;
     }).rejects.toThrow(/slow consumer/);
@@ -476,13 +490,7 @@ describe('subscribeIterator', () => {
   });
 
   it('queues a revision bigger than its bound whole, keeps a consumer that reads while more arrive, cuts off one that stops', async () => {
-    let overflowed = 0;
-    const events = subscribeIterator(hub, {
-      filter: compileFilter({}),
-      maxQueued: 3,
-      onOverflow: () => overflowed++,
-    });
-    await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+    const { events, overflowed } = await boundedSubscription();
     const read = async (n: number, slowly: boolean): Promise<string[]> => {
       const got: string[] = [];
       while (got.length < n) {
@@ -511,43 +519,23 @@ describe('subscribeIterator', () => {
       ...Array.from({ length: 12 }, (_, i) => `${second}:h9:${i}`),
       ...singles.map((r) => `${r}:h8:0`),
     ]);
-    expect(overflowed).toBe(0);
+    expect(overflowed()).toBe(0);
     // A consumer that stops reading: 12 + 15 one-GPU revisions wait (3 + 2 x 12), the next cuts it off.
     await nextTurn();
     await putGpus('h9', 3, 12);
-    for (let i = 0; i < 15; i++) {
-      await nextTurn();
-      await putGpu('h8', 0, 40 + i);
-    }
-    await nextTurn();
-    expect(overflowed).toBe(0);
-    await putGpu('h8', 0, 99);
-    await waitUntil(() => overflowed === 1, 'overflow');
+    await expectCutOffAfter(15, 'h8', overflowed);
     expect(hub.stats.subscribers).toBe(0);
   });
 });
 
 describe('subscribeIterator after catching up', () => {
   it('forgets a large delivery once the consumer caught up: a stall later is cut off by the bound for small ones', async () => {
-    let overflowed = 0;
-    const events = subscribeIterator(hub, {
-      filter: compileFilter({}),
-      maxQueued: 3,
-      onOverflow: () => overflowed++,
-    });
-    await waitUntil(() => hub.stats.subscribers === 1, 'subscribed');
+    const { events, overflowed } = await boundedSubscription();
     await nextTurn();
     await putGpus('h5', 1, 12);
     for (let i = 0; i < 12; i++) expect((await events.next()).done).toBe(false);
-    await nextTurn();
     // Caught up; now one GPU per delivery, unread: 3 + 2 x 1 wait, the sixth cuts it off.
-    for (let i = 0; i < 5; i++) {
-      await putGpu('h5', 0, 10 + i);
-      await nextTurn();
-    }
-    expect(overflowed).toBe(0);
-    await putGpu('h5', 0, 20);
-    await waitUntil(() => overflowed === 1, 'overflow');
+    await expectCutOffAfter(5, 'h5', overflowed);
     expect(hub.stats.subscribers).toBe(0);
   });
 });
