@@ -31,6 +31,8 @@ const standins: Standin[] = [];
 /** Request times (ms since the epoch) of each stand-in, by target URL. */
 const hits = new Map<string, number[]>();
 const streamers = new Map<string, { process: CliProcess; health: string }>();
+/** Streamers the test killed on purpose. */
+const killed = new Set<string>();
 const dirs: string[] = [];
 
 /** One GPU of host `node-{i}`: four metrics, so every target is told apart by its Hostname. */
@@ -51,10 +53,30 @@ function exposition(i: number): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** What each streamer printed last, for a failure message. */
+function streamerOutput(): string {
+  return [...streamers]
+    .map(
+      ([id, s]) =>
+        `--- ${id} (exit ${s.process.child.exitCode ?? s.process.child.signalCode ?? 'running'}):\n${s.process.output().slice(-1500)}`,
+    )
+    .join('\n');
+}
+
+/**
+ * Poll `check` until true; fails after `timeoutMs`, or at once when a streamer that should run has
+ * exited (named, with every streamer's last output).
+ */
 async function until(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    const gone = [...streamers].find(
+      ([id, s]) =>
+        !killed.has(id) && (s.process.child.exitCode !== null || s.process.child.signalCode !== null),
+    );
+    if (gone) throw new Error(`${gone[0]} exited while waiting for: ${what}\n${streamerOutput()}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms: ${what}\n${streamerOutput()}`);
     await sleep(50);
   }
 }
@@ -206,6 +228,7 @@ describe('streamers share scrape targets through etcd', () => {
     const survivors = IDS.filter((id) => id !== VICTIM);
     const two = new Map(targets.map((url) => [url, rendezvousOwner(url, survivors)!]));
     const killedAt = Date.now();
+    killed.add(VICTIM);
     streamers.get(VICTIM)!.process.kill('SIGKILL');
     expect(await streamers.get(VICTIM)!.process.exited).toBe('SIGKILL');
     await until(async () => sameMap(await owners(), two), 'the survivors own every target', 30_000);
@@ -253,6 +276,7 @@ describe('streamers share scrape targets through etcd', () => {
 
     // SIGTERM: a survivor leaves cleanly (its lease revoked at once).
     const leaver = streamers.get(survivors[0]!)!.process;
+    killed.add(survivors[0]!);
     leaver.kill('SIGTERM');
     expect(await leaver.exited).toBe(0);
     const one = new Map(targets.map((url) => [url, survivors[1]!]));
