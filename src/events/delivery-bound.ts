@@ -7,20 +7,7 @@
  * the next ones arrive, and one that stops reading is cut off within about three deliveries.
  */
 
-/** Turns of the event loop in which events arrived (one immediate per turn, shared by all bounds). */
-let turn = 0;
-let turnEnding = false;
-const endTurn = (): void => {
-  turn += 1;
-  turnEnding = false;
-};
-function currentTurn(): number {
-  if (!turnEnding) {
-    turnEnding = true;
-    setImmediate(endTurn);
-  }
-  return turn;
-}
+import { currentTurn } from '../util/loop-turn.js';
 
 /** The queue bound of one subscriber (see the module comment). */
 export class DeliveryBound {

@@ -24,6 +24,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../../util/logger.js';
 import { closeReason, dropSlowSocket } from '../ws/close.js';
 import { unsentBytes } from '../ws/coalesce-sends.js';
+import { turnRunningMs } from '../../util/loop-turn.js';
 import { jsonDepthExceeds, MAX_MESSAGE_DEPTH } from '../ws/protocol.js';
 import { execute } from './graphql.js';
 import { sharedSubscribe } from './shared-subscribe.js';
@@ -63,22 +64,6 @@ export interface GraphqlWsServer {
 
 /** Longest the sends of one turn of the event loop run before a send lets the loop turn, ms. */
 const MAX_TURN_MS = 10;
-
-/** When the current turn's first send was made (undefined: none yet in this turn). */
-let turnStartedAt: number | undefined;
-const endTurn = (): void => {
-  turnStartedAt = undefined;
-};
-
-/** How long sends have been running in this turn of the event loop, ms. */
-function turnRunningMs(): number {
-  const now = performance.now();
-  if (turnStartedAt === undefined) {
-    turnStartedAt = now;
-    setImmediate(endTurn);
-  }
-  return now - turnStartedAt;
-}
 
 /** Message types a client may send (graphql-transport-ws); the others are the server's. */
 const CLIENT_MESSAGE_TYPES = new Set(['connection_init', 'ping', 'pong', 'subscribe', 'complete']);
